@@ -1,0 +1,113 @@
+// Package pseudowire implements the ginzado-pseudowire wire format (see
+// WIRE.md in the shared directory): Ethernet frames carried in Ethernet
+// (EtherType 0x96fc, "eth" mode) or in IPv6 (next header 252, "ip6" mode)
+// behind a two-byte little-endian control word, split into at most two
+// pieces when they do not fit the uplink, and put back together in order by
+// the receiver.
+//
+// Everything here is a pure function or a small state machine over buffers
+// that belong to the caller: nothing does I/O, nothing allocates per frame,
+// and no method is safe for concurrent use. Each data-path goroutine owns
+// its own Encapsulator or Decapsulator.
+package pseudowire
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+)
+
+// Protocol constants of the wire format.
+const (
+	EtherType      = 0x96fc // outer EtherType in eth mode
+	IPProto        = 252    // IPv6 next header in ip6 mode
+	HopLimit       = 64     // IPv6 hop limit the sender writes
+	ControlWordLen = 2
+
+	// EthOverhead and IP6Overhead are the bytes added in front of the inner
+	// frame, counted from the outer Ethernet header.
+	EthOverhead = frame.EthernetLen + ControlWordLen
+	IP6Overhead = frame.EthernetLen + frame.IPv6Len + ControlWordLen
+	// MaxOverhead is the headroom a caller must leave in front of a frame
+	// for any mode.
+	MaxOverhead = IP6Overhead
+)
+
+// Mode is the encapsulation: Ethernet over Ethernet or Ethernet over IPv6.
+type Mode uint8
+
+// The two modes of the reference.
+const (
+	ModeEth Mode = 1
+	ModeIP6 Mode = 2
+)
+
+// ParseMode parses "eth" or "ip6".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "eth":
+		return ModeEth, nil
+	case "ip6":
+		return ModeIP6, nil
+	}
+	return 0, fmt.Errorf("unknown mode %q (want eth or ip6)", s)
+}
+
+func (m Mode) String() string {
+	switch m {
+	case ModeEth:
+		return "eth"
+	case ModeIP6:
+		return "ip6"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// Overhead returns the bytes m adds in front of a frame.
+func (m Mode) Overhead() int {
+	if m == ModeIP6 {
+		return IP6Overhead
+	}
+	return EthOverhead
+}
+
+// ControlWord is the 16-bit word in front of every inner frame: bit 15 says
+// the frame is one of two pieces, bit 14 that it is the second, and bits
+// 13..0 carry the fragment ID shared by both pieces. The reference writes it
+// in host order on x86, so it travels little-endian.
+type ControlWord uint16
+
+// Control word fields.
+const (
+	CWFragment ControlWord = 0x8000
+	CWSecond   ControlWord = 0x4000
+	CWIDMask   ControlWord = 0x3fff
+)
+
+// FirstHalf returns the control word of the first piece of fragment id.
+func FirstHalf(id uint16) ControlWord { return CWFragment | ControlWord(id)&CWIDMask }
+
+// SecondHalf returns the control word of the second piece of fragment id.
+func SecondHalf(id uint16) ControlWord { return CWFragment | CWSecond | ControlWord(id)&CWIDMask }
+
+// ID returns the 14-bit fragment ID.
+func (c ControlWord) ID() uint16 { return uint16(c & CWIDMask) }
+
+// Valid reports whether c is one of the forms a sender may write: 0 for a
+// whole frame, or the fragment bit with or without the second-half bit. The
+// second-half bit without the fragment bit, or an ID without the fragment
+// bit, is reserved and refused.
+func (c ControlWord) Valid() bool { return c == 0 || c&CWFragment != 0 }
+
+// IsFragment reports whether c marks a piece of a split frame.
+func (c ControlWord) IsFragment() bool { return c&CWFragment != 0 }
+
+// IsSecond reports whether c marks the second piece.
+func (c ControlWord) IsSecond() bool { return c&CWSecond != 0 }
+
+// PutControlWord writes c little-endian into b[0:2].
+func PutControlWord(b []byte, c ControlWord) { binary.LittleEndian.PutUint16(b, uint16(c)) }
+
+// ReadControlWord reads a little-endian control word from b[0:2].
+func ReadControlWord(b []byte) ControlWord { return ControlWord(binary.LittleEndian.Uint16(b)) }

@@ -1,0 +1,270 @@
+// Package lab builds network-namespace topologies for pwgate's integration
+// tests, demo and benchmarks, and tears them down again, also after a
+// failure: every namespace it makes carries its prefix, every process it
+// starts is killed, and Close removes both.
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// Lab is a set of namespaces and processes with a common name prefix.
+type Lab struct {
+	Prefix string
+	Log    func(format string, args ...any) // nil: quiet
+
+	mu    sync.Mutex
+	ns    []string
+	procs []*Proc
+}
+
+// New returns an empty lab whose namespaces are named prefix+name.
+func New(prefix string) *Lab { return &Lab{Prefix: prefix} }
+
+// NS returns the full name of namespace name.
+func (l *Lab) NS(name string) string { return l.Prefix + name }
+
+func (l *Lab) logf(format string, args ...any) {
+	if l.Log != nil {
+		l.Log(format, args...)
+	}
+}
+
+// AddNS creates namespace name with its loopback up.
+func (l *Lab) AddNS(names ...string) error {
+	for _, name := range names {
+		full := l.NS(name)
+		if _, err := run("ip", "netns", "add", full); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.ns = append(l.ns, full)
+		l.mu.Unlock()
+		if _, err := l.Exec(name, "ip", "link", "set", "lo", "up"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Exec runs a command inside namespace ns ("" for the lab's host namespace)
+// and returns its combined output.
+func (l *Lab) Exec(ns string, argv ...string) (string, error) {
+	if ns != "" {
+		argv = append([]string{"ip", "netns", "exec", l.NS(ns)}, argv...)
+	}
+	l.logf("%s", strings.Join(argv, " "))
+	return run(argv[0], argv[1:]...)
+}
+
+// Script runs commands (split on spaces) in namespace ns in order and stops
+// at the first that fails.
+func (l *Lab) Script(ns string, cmds ...string) error {
+	for _, c := range cmds {
+		if _, err := l.Exec(ns, strings.Fields(c)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func run(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
+
+// Veth creates a veth pair: ifA in namespace nsA and ifB in nsB, both up,
+// with the given MTU (0 for the default).
+func (l *Lab) Veth(nsA, ifA, nsB, ifB string, mtu int) error {
+	args := []string{"ip", "link", "add", ifA, "netns", l.NS(nsA)}
+	if mtu > 0 {
+		args = append(args, "mtu", fmt.Sprint(mtu))
+	}
+	args = append(args, "type", "veth", "peer", "name", ifB, "netns", l.NS(nsB))
+	if mtu > 0 {
+		args = append(args, "mtu", fmt.Sprint(mtu))
+	}
+	if _, err := l.Exec("", args...); err != nil {
+		return err
+	}
+	if _, err := l.Exec(nsA, "ip", "link", "set", ifA, "up"); err != nil {
+		return err
+	}
+	_, err := l.Exec(nsB, "ip", "link", "set", ifB, "up")
+	return err
+}
+
+// Proc is a process started in a namespace.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Out  *SyncBuffer
+	done chan struct{}
+	err  error
+}
+
+// Start starts a long-running command in namespace ns; Close kills it.
+func (l *Lab) Start(ns string, argv ...string) (*Proc, error) {
+	if ns != "" {
+		argv = append([]string{"ip", "netns", "exec", l.NS(ns)}, argv...)
+	}
+	l.logf("start: %s", strings.Join(argv, " "))
+	p := &Proc{Cmd: exec.Command(argv[0], argv[1:]...), Out: new(SyncBuffer), done: make(chan struct{})}
+	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
+	// A process group of its own, so that a kill reaches its children too.
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.Cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
+	l.mu.Lock()
+	l.procs = append(l.procs, p)
+	l.mu.Unlock()
+	return p, nil
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig syscall.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// Wait waits up to timeout for the process to exit and returns its exit
+// code (-1 if it was killed by a signal).
+func (p *Proc) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-p.done:
+		var ee *exec.ExitError
+		if errors.As(p.err, &ee) {
+			return ee.ExitCode(), nil
+		}
+		if p.err != nil {
+			return -1, p.err
+		}
+		return 0, nil
+	case <-time.After(timeout):
+		return -1, fmt.Errorf("process %d still running after %v", p.Cmd.Process.Pid, timeout)
+	}
+}
+
+// Exited reports whether the process has exited.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *Proc) kill() {
+	if !p.Exited() {
+		syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Close kills the processes and deletes the namespaces, returning the
+// first error met; it keeps going after errors.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	procs, nss := l.procs, l.ns
+	l.procs, l.ns = nil, nil
+	l.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].kill()
+	}
+	var errs []error
+	for i := len(nss) - 1; i >= 0; i-- {
+		if _, err := run("ip", "netns", "del", nss[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Leftovers lists namespaces whose names start with prefix: what a crashed
+// run left behind.
+func Leftovers(prefix string) ([]string, error) {
+	out, err := run("ip", "netns", "list")
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
+			left = append(left, f[0])
+		}
+	}
+	return left, nil
+}
+
+// Do runs f on an OS thread switched into namespace ns, for Go code that
+// opens sockets or links inside the lab. The thread is returned to its
+// original namespace afterwards.
+func (l *Lab) Do(ns string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(l.NS(ns))
+		if err != nil {
+			errc <- fmt.Errorf("namespace %s: %w", l.NS(ns), err)
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		err = f()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread() // otherwise the thread dies with the goroutine
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// IsRoot reports whether the process may build labs.
+func IsRoot() bool { return os.Geteuid() == 0 }

@@ -1,0 +1,225 @@
+// Package dataplane runs pwgate's data path: the encap goroutine (downlink
+// to uplink) and the decap goroutine (uplink to downlink), each on an OS
+// thread of its own pinned to a configured core, moving batches of frames
+// between two ports that share one UMEM.
+//
+// The main goroutine (package control) owns the configuration and hands it
+// to the data path as immutable *Params snapshots through SetParams; each
+// data goroutine picks up a new snapshot at its next batch. Counters live in
+// one stats.Shard per goroutine and are read with Snapshot.
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+// PollMode says how a data goroutine waits for frames.
+type PollMode int
+
+// Poll modes.
+const (
+	// Adaptive spins briefly when the RX ring is empty, then sleeps in
+	// poll(2): for shared cores, tests and CI.
+	Adaptive PollMode = iota
+	// Busy never sleeps: for cores dedicated to the data path.
+	Busy
+)
+
+// ParsePollMode parses "adaptive" or "busy".
+func ParsePollMode(s string) (PollMode, error) {
+	switch s {
+	case "adaptive":
+		return Adaptive, nil
+	case "busy":
+		return Busy, nil
+	}
+	return 0, fmt.Errorf("unknown poll mode %q (want busy or adaptive)", s)
+}
+
+func (m PollMode) String() string {
+	if m == Busy {
+		return "busy"
+	}
+	return "adaptive"
+}
+
+// Params is one immutable configuration of the data path. The main
+// goroutine builds a new one for every change and never modifies one it
+// has passed to SetParams.
+type Params struct {
+	Encap pseudowire.EncapConfig
+	Decap pseudowire.DecapConfig
+	// NotReady, when not empty, says why frames from the LAN cannot be sent
+	// yet (ip6 mode: no next hop or no own address); they are dropped and
+	// counted as dl_drop_no_next_hop.
+	NotReady string
+}
+
+// PeerString describes the peer of p for logs.
+func (p *Params) PeerString() string {
+	if p.Encap.Mode == pseudowire.ModeIP6 {
+		return p.Decap.PeerAddr.String()
+	}
+	return p.Decap.PeerMAC.String()
+}
+
+// NextHop returns the outer destination MAC frames are sent to.
+func (p *Params) NextHop() frame.MAC { return p.Encap.Dst }
+
+// Local returns our own uplink address (ip6 mode).
+func (p *Params) Local() netip.Addr { return p.Encap.SrcAddr }
+
+// Config is what an Engine runs on.
+type Config struct {
+	UMEM   *xsk.UMEM
+	DL, UL xsk.Port
+	Poll   PollMode
+	// EncapCore and DecapCore pin the data goroutines; -1 leaves a
+	// goroutine unpinned.
+	EncapCore, DecapCore int
+	// Batch is the most descriptors handled per ring operation (default 64).
+	Batch int
+}
+
+// Engine is a running data path.
+type Engine struct {
+	cfg    Config
+	params atomic.Pointer[Params]
+	stop   atomic.Bool
+	wg     sync.WaitGroup
+	enc    *encapWorker
+	dec    *decapWorker
+	errMu  sync.Mutex
+	errs   []error // I/O errors reported by the workers, for the main goroutine to log
+}
+
+// New prepares an engine; Start runs it.
+func New(c Config, p *Params) (*Engine, error) {
+	if c.Batch == 0 {
+		c.Batch = 64
+	}
+	if c.Batch < 1 || c.UMEM == nil || c.DL == nil || c.UL == nil {
+		return nil, errors.New("dataplane: incomplete configuration")
+	}
+	if c.UMEM.NumChunks < 4*c.Batch {
+		return nil, fmt.Errorf("dataplane: %d chunks are too few for batches of %d", c.UMEM.NumChunks, c.Batch)
+	}
+	e := &Engine{cfg: c}
+	half := c.UMEM.NumChunks / 2
+	// The encap goroutine owns the first half of the chunks: DL fill and
+	// RX, UL TX and completion. The decap goroutine owns the second half:
+	// UL fill and RX, DL TX and completion. A chunk never changes owner.
+	e.enc, e.dec = new(encapWorker), new(decapWorker)
+	e.enc.init(e, c.DL, c.UL, 0, half, c.EncapCore)
+	e.dec.init(e, c.UL, c.DL, half, c.UMEM.NumChunks, c.DecapCore)
+	if err := e.enc.apply(p); err != nil {
+		return nil, err
+	}
+	if err := e.dec.apply(p); err != nil {
+		return nil, err
+	}
+	e.params.Store(p)
+	return e, nil
+}
+
+// SetParams hands a new configuration to the data path. p must not be
+// modified afterwards. It is checked here, so that a bad one is refused
+// before the data path sees it.
+func (e *Engine) SetParams(p *Params) error {
+	if err := check(p); err != nil {
+		return err
+	}
+	e.params.Store(p)
+	return nil
+}
+
+// Params returns the configuration in force.
+func (e *Engine) Params() *Params { return e.params.Load() }
+
+func check(p *Params) error {
+	if p.NotReady == "" {
+		if _, err := pseudowire.NewEncapsulator(p.Encap); err != nil {
+			return err
+		}
+	}
+	_, err := pseudowire.NewDecapsulator(p.Decap)
+	return err
+}
+
+// Start runs the two data goroutines and returns once both are pinned.
+func (e *Engine) Start() error {
+	ready := make(chan error, 2)
+	for _, run := range []func(chan<- error){e.enc.run, e.dec.run} {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			run(ready)
+		}()
+	}
+	var errs []error
+	for i := 0; i < 2; i++ {
+		errs = append(errs, <-ready)
+	}
+	if err := errors.Join(errs...); err != nil {
+		e.Stop()
+		return err
+	}
+	return nil
+}
+
+// Stop ends the data goroutines and waits for them. Frames in flight are
+// abandoned; the ports can then be closed.
+func (e *Engine) Stop() {
+	e.stop.Store(true)
+	e.cfg.DL.Wake()
+	e.cfg.UL.Wake()
+	e.wg.Wait()
+}
+
+// Snapshot adds the data goroutines' published counters into s.
+func (e *Engine) Snapshot(s *stats.Snapshot) { s.Merge(&e.enc.st, &e.dec.st) }
+
+// TakeErrors returns and forgets the I/O errors the data goroutines have
+// met since the last call (each distinct error once in a row).
+func (e *Engine) TakeErrors() []error {
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	errs := e.errs
+	e.errs = nil
+	return errs
+}
+
+func (e *Engine) report(err error) {
+	e.errMu.Lock()
+	if len(e.errs) < 16 {
+		e.errs = append(e.errs, err)
+	}
+	e.errMu.Unlock()
+}
+
+// pin locks the calling goroutine to its thread and the thread to core.
+func pin(core int) error {
+	runtime.LockOSThread()
+	if core < 0 {
+		return nil
+	}
+	return setAffinity(0, core)
+}
+
+// Timing of the adaptive poll mode.
+const (
+	spinBeforeSleep = 1024                  // empty polls before sleeping
+	sleepIdle       = 200 * time.Millisecond // nothing in flight
+	sleepInFlight   = time.Millisecond      // sent frames still to be completed
+)

@@ -1,0 +1,317 @@
+package dataplane
+
+import (
+	"time"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+// worker is what the encap and decap goroutines have in common: frames come
+// in on rx, go out on tx, and the chunks of one half of the UMEM circulate
+// between the free list, rx's fill ring, tx's ring and tx's completion ring.
+type worker struct {
+	e      *Engine
+	umem   *xsk.UMEM
+	rx, tx xsk.Port
+	core   int
+	batch  int
+
+	free  []uint64   // bases of chunks owned and unused, as a stack
+	rxd   []xsk.Desc // received this batch
+	txd   []xsk.Desc // to send this batch (up to two per received frame)
+	comp  []uint64   // completions
+	txOut int        // descriptors sent and not yet completed
+
+	cur     *Params
+	lastErr string
+	st      stats.Shard
+
+	// Counters for frames this worker sends or fails to send.
+	txPackets, txBytes, txErrors, txRingFull stats.Counter
+}
+
+// init makes w own chunks [from, to) of the UMEM.
+func (w *worker) init(e *Engine, rx, tx xsk.Port, from, to, core int) {
+	w.e, w.umem, w.rx, w.tx, w.core, w.batch = e, e.cfg.UMEM, rx, tx, core, e.cfg.Batch
+	w.rxd, w.txd, w.comp = make([]xsk.Desc, w.batch), make([]xsk.Desc, 2*w.batch), make([]uint64, 2*w.batch)
+	w.free = make([]uint64, 0, to-from)
+	for i := to - 1; i >= from; i-- {
+		w.free = append(w.free, uint64(i)*w.umem.ChunkSize)
+	}
+}
+
+// loop is the body of a data goroutine: pin, fill, then receive, process
+// and send batches until the engine stops. process handles w.rxd[:n].
+func (w *worker) loop(ready chan<- error, process func(n int)) {
+	if err := pin(w.core); err != nil {
+		ready <- err
+		return
+	}
+	for w.refill() > 0 {
+	}
+	ready <- nil
+	busy := w.e.cfg.Poll == Busy
+	idle := 0
+	for !w.e.stop.Load() {
+		if n := w.step(process); n == 0 {
+			if busy {
+				continue
+			}
+			if idle++; idle < spinBeforeSleep {
+				continue
+			}
+			idle = 0
+			w.st.Publish()
+			timeout := sleepIdle
+			if w.txOut > 0 {
+				w.kick() // retry what the kernel left queued
+				timeout = sleepInFlight
+			}
+			if err := w.rx.Wait(timeout); err != nil {
+				w.fail(err)
+			}
+			continue
+		}
+		idle = 0
+	}
+	w.st.Publish()
+}
+
+// step does one round: take back sent chunks, refill, receive a batch,
+// process and send it. It returns the number of frames received.
+func (w *worker) step(process func(n int)) int {
+	w.reap()
+	w.refill()
+	n := w.rx.Receive(w.rxd)
+	if n > 0 {
+		process(n)
+		w.st.Publish()
+	}
+	return n
+}
+
+// reap takes completed chunks back from tx.
+func (w *worker) reap() {
+	n := w.tx.Complete(w.comp)
+	for _, a := range w.comp[:n] {
+		w.free = append(w.free, w.umem.Base(a))
+	}
+	w.txOut -= n
+}
+
+// refill hands up to one batch of free chunks to rx's fill ring and returns
+// how many it took. It keeps one batch back: the encap goroutine needs a
+// spare chunk for the second piece of each split frame.
+func (w *worker) refill() int {
+	k := len(w.free) - w.batch
+	if k <= 0 {
+		return 0
+	}
+	tail := w.free[len(w.free)-min(k, w.batch):]
+	n := w.rx.Fill(tail)
+	copy(tail, tail[n:])
+	w.free = w.free[:len(w.free)-n]
+	return n
+}
+
+// drop returns a received chunk to the free list and counts why.
+func (w *worker) drop(base uint64, why stats.Counter) {
+	w.free = append(w.free, base)
+	w.st.Inc(why)
+}
+
+// send queues w.txd[:k] on tx; what does not fit is dropped and counted.
+func (w *worker) send(k int) {
+	if k == 0 {
+		return
+	}
+	q := w.tx.Transmit(w.txd[:k])
+	for _, d := range w.txd[:q] {
+		w.st.Add(w.txBytes, uint64(d.Len))
+	}
+	w.st.Add(w.txPackets, uint64(q))
+	for _, d := range w.txd[q:k] {
+		w.free = append(w.free, w.umem.Base(d.Addr))
+		w.st.Inc(w.txErrors)
+		w.st.Inc(w.txRingFull)
+	}
+	w.txOut += q
+	w.kick()
+}
+
+func (w *worker) kick() {
+	if err := w.tx.Kick(); err != nil {
+		w.fail(err)
+	}
+}
+
+// fail reports an I/O error to the main goroutine, once per change.
+func (w *worker) fail(err error) {
+	if s := err.Error(); s != w.lastErr {
+		w.lastErr = s
+		w.e.report(err)
+	}
+}
+
+func (w *worker) bpdu(count, last stats.Counter) {
+	w.st.Inc(count)
+	w.st.Set(last, uint64(time.Now().UnixNano()))
+}
+
+// encapWorker carries frames from the LAN to the uplink.
+type encapWorker struct {
+	worker
+	enc   pseudowire.Encapsulator
+	ready bool
+}
+
+func (w *encapWorker) run(ready chan<- error) {
+	w.txPackets, w.txBytes, w.txErrors, w.txRingFull = stats.ULTxPackets, stats.ULTxBytes, stats.ULTxErrors, stats.DLDropTxRingFull
+	w.loop(ready, w.process)
+}
+
+// apply takes p into use. p was checked by SetParams.
+func (w *encapWorker) apply(p *Params) error {
+	w.cur = p
+	w.ready = p.NotReady == ""
+	if !w.ready {
+		return nil
+	}
+	return w.enc.Configure(p.Encap)
+}
+
+func (w *encapWorker) process(n int) {
+	if p := w.e.params.Load(); p != w.cur {
+		w.apply(p)
+	}
+	mem, size := w.umem.Mem, w.umem.ChunkSize
+	k := 0
+	for _, d := range w.rxd[:n] {
+		base := d.Addr &^ (size - 1)
+		off, ln := int(d.Addr-base), int(d.Len)
+		chunk := mem[base : base+size]
+		w.st.Inc(stats.DLRxPackets)
+		w.st.Add(stats.DLRxBytes, uint64(ln))
+		if off+ln > len(chunk) {
+			w.drop(base, stats.DLDropOversize)
+			continue
+		}
+		if frame.ClassifyBPDU(chunk[off:off+ln]) != frame.NotBPDU {
+			w.bpdu(stats.DLRxBPDUs, stats.DLLastBPDU)
+		}
+		if !w.ready {
+			w.drop(base, stats.DLDropNoNextHop)
+			continue
+		}
+		switch w.enc.Pieces(ln) {
+		case 1:
+			start, err := w.enc.Encap(chunk, off, ln)
+			if err != nil {
+				w.drop(base, stats.DLDropRunt)
+				continue
+			}
+			w.txd[k] = xsk.Desc{Addr: base + uint64(start), Len: uint32(off + ln - start)}
+			k++
+		case 2:
+			if len(w.free) == 0 {
+				w.drop(base, stats.DLDropNoBuffer)
+				continue
+			}
+			s := w.free[len(w.free)-1]
+			w.free = w.free[:len(w.free)-1]
+			n1, n2, err := w.enc.Fragment(chunk, off, ln, mem[s:s+size])
+			if err != nil {
+				w.free = append(w.free, s)
+				w.drop(base, stats.DLDropRunt)
+				continue
+			}
+			w.txd[k] = xsk.Desc{Addr: base + uint64(off-w.enc.Overhead()), Len: uint32(n1)}
+			w.txd[k+1] = xsk.Desc{Addr: s, Len: uint32(n2)}
+			k += 2
+			w.st.Add(stats.ULTxFragments, 2)
+		default:
+			w.drop(base, stats.DLDropOversize)
+		}
+	}
+	w.send(k)
+}
+
+// ulDrops maps the receiver's drop reasons to counters.
+var ulDrops = [pseudowire.NumDropReasons]stats.Counter{
+	pseudowire.DropTruncated:      stats.ULDropTruncated,
+	pseudowire.DropNotPseudowire:  stats.ULDropNotPseudowire,
+	pseudowire.DropWrongPeer:      stats.ULDropWrongPeer,
+	pseudowire.DropBadLength:      stats.ULDropBadLength,
+	pseudowire.DropBadControlWord: stats.ULDropBadControlWord,
+	pseudowire.DropRunt:           stats.ULDropRunt,
+	pseudowire.DropLoneSecond:     stats.ULDropLoneSecond,
+	pseudowire.DropIDMismatch:     stats.ULDropIDMismatch,
+	pseudowire.DropReplaced:       stats.ULDropReplaced,
+	pseudowire.DropOversize:       stats.ULDropOversize,
+}
+
+// decapWorker carries frames from the uplink to the LAN.
+type decapWorker struct {
+	worker
+	dec pseudowire.Decapsulator
+}
+
+func (w *decapWorker) run(ready chan<- error) {
+	w.txPackets, w.txBytes, w.txErrors, w.txRingFull = stats.DLTxPackets, stats.DLTxBytes, stats.DLTxErrors, stats.ULDropTxRingFull
+	w.loop(ready, w.process)
+}
+
+// apply takes p into use; a held first half is dropped when the peer
+// changes, since its second half will not come.
+func (w *decapWorker) apply(p *Params) error {
+	old := w.cur
+	w.cur = p
+	if err := w.dec.Configure(p.Decap); err != nil {
+		return err
+	}
+	if old != nil && (old.Decap.PeerMAC != p.Decap.PeerMAC || old.Decap.PeerAddr != p.Decap.PeerAddr) {
+		if tok, ok := w.dec.Flush(); ok {
+			w.drop(tok, stats.ULDropReplaced)
+		}
+	}
+	return nil
+}
+
+func (w *decapWorker) process(n int) {
+	if p := w.e.params.Load(); p != w.cur {
+		w.apply(p)
+	}
+	size := w.umem.ChunkSize
+	k := 0
+	for _, d := range w.rxd[:n] {
+		base := d.Addr &^ (size - 1)
+		w.st.Inc(stats.ULRxPackets)
+		w.st.Add(stats.ULRxBytes, uint64(d.Len))
+		if d.Addr-base+uint64(d.Len) > size {
+			w.drop(base, stats.ULDropOversize)
+			continue
+		}
+		out := w.dec.Receive(w.umem.Frame(d.Addr, d.Len), base)
+		for _, r := range out.Released[:out.NReleased] {
+			w.free = append(w.free, r.Token)
+			if r.Reason != pseudowire.DropNone {
+				w.st.Inc(ulDrops[r.Reason])
+			}
+		}
+		if out.Frame == nil {
+			continue
+		}
+		if out.FrameToken != base {
+			w.st.Inc(stats.ULRxReassembled)
+		}
+		if frame.ClassifyBPDU(out.Frame) != frame.NotBPDU {
+			w.bpdu(stats.ULRxBPDUs, stats.ULLastBPDU)
+		}
+		w.txd[k] = xsk.Desc{Addr: w.umem.Addr(out.Frame), Len: uint32(len(out.Frame))}
+		k++
+	}
+	w.send(k)
+}

@@ -107,10 +107,10 @@ func (l *Lab) Veth(nsA, ifA, nsB, ifB string, mtu int) error {
 	if _, err := l.Exec("", args...); err != nil {
 		return err
 	}
-	if _, err := l.Exec(nsA, "ip", "link", "set", ifA, "up"); err != nil {
+	if _, err := l.Exec(nsA, "ip", "link", "set", "dev", ifA, "up"); err != nil {
 		return err
 	}
-	_, err := l.Exec(nsB, "ip", "link", "set", ifB, "up")
+	_, err := l.Exec(nsB, "ip", "link", "set", "dev", ifB, "up")
 	return err
 }
 

@@ -1,0 +1,300 @@
+package lab
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The addresses of the two-site lab. The uplinks use the reference
+// captures' MACs and, in ip6 mode, its addresses, so that what the lab
+// sends can be compared byte for byte with ../shared/vectors/reference.
+const (
+	ULMAC      = "02:70:63:61:70:01" // both appliances' uplinks, as in the captures
+	RouterMACA = "02:00:00:00:0f:0a"
+	RouterMACB = "02:00:00:00:0f:0b"
+	PrefixA    = "2001:db8:a::/64"
+	PrefixB    = "2001:db8:b::/64"
+	AddrA      = "2001:db8:a::a" // prefix A + token ::a
+	AddrB      = "2001:db8:b::b"
+	HostA4     = "10.77.0.1"
+	HostB4     = "10.77.0.2"
+	HostMTU    = 1600 // LAN links: 1600-byte IP packets must cross whole
+)
+
+// SitesOptions shape a two-site lab.
+type SitesOptions struct {
+	Mode    string // "eth" or "ip6"
+	Pwgated string // path of the pwgated binary
+	Dir     string // directory for configurations, sockets and logs
+	// STP puts a Linux bridge with STP on each host (br0, holding the link
+	// to the appliance), so that real BPDUs cross the pseudowire.
+	STP bool
+	// Extra is appended to both appliances' YAML configuration.
+	Extra string
+}
+
+// Site is one end: a host namespace and an appliance namespace.
+type Site struct {
+	Name     string // "a" or "b"
+	Host     string // namespace of the host (LAN side)
+	PW       string // namespace of the appliance
+	HostIf   string // the host's interface toward the appliance (eth0)
+	HostIP   string // IPv4 address of the host
+	LANIf    string // the host's L3 interface: br0 with STP, else eth0
+	Config   string // the appliance's configuration file
+	Socket   string // its statistics socket
+	Log      string // its log file
+	Proc     *Proc  // the running pwgated, if started
+	Peer     string // the peer's MAC (eth) or address (ip6)
+	Token    string // ip6: the token of its own address
+}
+
+// Sites is the two-site lab:
+//
+//	hosta ── pwa ══ net ══ pwb ── hostb
+//
+// "net" is the access network: in eth mode a bridge working as a hub (so
+// that both uplinks may carry the reference's one MAC), in ip6 mode a Linux
+// router with radvd joining 2001:db8:a::/64 and 2001:db8:b::/64.
+type Sites struct {
+	*Lab
+	Opt  SitesOptions
+	A, B *Site
+}
+
+// NewSites builds the topology (without starting the appliances).
+func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
+	if o.Mode != "eth" && o.Mode != "ip6" {
+		return nil, fmt.Errorf("mode %q: want eth or ip6", o.Mode)
+	}
+	s := &Sites{Lab: l, Opt: o}
+	s.A = &Site{Name: "a", Host: "hosta", PW: "pwa", HostIf: "eth0", HostIP: HostA4}
+	s.B = &Site{Name: "b", Host: "hostb", PW: "pwb", HostIf: "eth0", HostIP: HostB4}
+	if err := l.AddNS("hosta", "pwa", "net", "pwb", "hostb"); err != nil {
+		return nil, err
+	}
+	for _, site := range []*Site{s.A, s.B} {
+		if err := s.buildSite(site); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if o.Mode == "eth" {
+		err = s.buildHub()
+	} else {
+		err = s.buildRouter()
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.A.Peer, s.B.Peer = ULMAC, ULMAC
+	if o.Mode == "ip6" {
+		s.A.Peer, s.B.Peer, s.A.Token, s.B.Token = AddrB, AddrA, "::a", "::b"
+	}
+	for _, site := range []*Site{s.A, s.B} {
+		site.Config = filepath.Join(o.Dir, "pw"+site.Name+".yaml")
+		site.Socket = filepath.Join(o.Dir, "pw"+site.Name+".sock")
+		site.Log = filepath.Join(o.Dir, "pw"+site.Name+".log")
+		if err := os.WriteFile(site.Config, []byte(s.ConfigFor(site, site.Peer)), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// ConfigFor returns site's YAML configuration with the given peer.
+func (s *Sites) ConfigFor(site *Site, peer string) string {
+	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\nstats:\n  socket: %s\n",
+		s.Opt.Mode, filepath.Join(s.Opt.Dir, "pw"+site.Name+".sock"))
+	if s.Opt.Mode == "eth" {
+		c += fmt.Sprintf("peer:\n  mac: %q\n", peer)
+	} else {
+		c += fmt.Sprintf("peer:\n  address: %s\nlocal:\n  token: %q\n", peer, site.Token)
+	}
+	return c + s.Opt.Extra
+}
+
+func (s *Sites) buildSite(site *Site) error {
+	if err := s.Veth(site.Host, site.HostIf, site.PW, "dl0", HostMTU); err != nil {
+		return err
+	}
+	// XDP sees frames before the sending kernel fills in offloaded
+	// checksums; a real LAN delivers finished frames, so the lab's hosts
+	// must compute theirs.
+	if _, err := s.Exec(site.Host, "ethtool", "-K", site.HostIf, "tx", "off"); err != nil {
+		return err
+	}
+	site.LANIf = site.HostIf
+	if s.Opt.STP {
+		site.LANIf = "br0"
+		prio := "32768"
+		if site.Name == "a" {
+			prio = "4096" // the root bridge, whatever the MACs are
+		}
+		if err := s.Script(site.Host,
+			"ip link add br0 mtu 1600 type bridge stp_state 1 hello_time 100 forward_delay 200 max_age 600 priority "+prio,
+			"ip link set "+site.HostIf+" master br0",
+			"ip link set br0 up"); err != nil {
+			return err
+		}
+	}
+	return s.Script(site.Host,
+		"ip addr add "+site.HostIP+"/24 dev "+site.LANIf,
+		"sysctl -qw net.ipv4.icmp_echo_ignore_broadcasts=0")
+}
+
+func (s *Sites) buildHub() error {
+	for _, site := range []*Site{s.A, s.B} {
+		if err := s.Veth(site.PW, "ul0", "net", site.Name, 0); err != nil {
+			return err
+		}
+		if _, err := s.Exec(site.PW, "ip", "link", "set", "dev", "ul0", "address", ULMAC); err != nil {
+			return err
+		}
+	}
+	return s.Script("net",
+		"ip link add br0 type bridge ageing_time 0 stp_state 0",
+		"ip link set dev a master br0", "ip link set dev b master br0", "ip link set br0 up")
+}
+
+func (s *Sites) buildRouter() error {
+	for _, r := range []struct {
+		site        *Site
+		mac, prefix string
+	}{{s.A, RouterMACA, "2001:db8:a::1/64"}, {s.B, RouterMACB, "2001:db8:b::1/64"}} {
+		if err := s.Veth(r.site.PW, "ul0", "net", r.site.Name, 0); err != nil {
+			return err
+		}
+		if err := s.Script(r.site.PW, "ip link set dev ul0 address "+ULMAC); err != nil {
+			return err
+		}
+		if err := s.Script("net", "ip link set dev "+r.site.Name+" address "+r.mac,
+			"ip -6 addr add "+r.prefix+" dev "+r.site.Name+" nodad"); err != nil {
+			return err
+		}
+	}
+	if _, err := s.Exec("net", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"); err != nil {
+		return err
+	}
+	conf := filepath.Join(s.Opt.Dir, "radvd.conf")
+	var b strings.Builder
+	for _, r := range [][2]string{{"a", PrefixA}, {"b", PrefixB}} {
+		fmt.Fprintf(&b, "interface %s {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  prefix %s {\n    AdvOnLink on;\n    AdvAutonomous on;\n  };\n};\n", r[0], r[1])
+	}
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	_, err := s.Start("net", "radvd", "--nodaemon", "--config", conf, "--pidfile", filepath.Join(s.Opt.Dir, "radvd.pid"), "--logmethod", "stderr")
+	return err
+}
+
+// StartPwgated starts site's appliance and waits until its statistics
+// socket answers.
+func (s *Sites) StartPwgated(site *Site, args ...string) error {
+	if len(args) == 0 {
+		args = []string{"--config", site.Config}
+	}
+	p, err := s.Start(site.PW, append([]string{s.Opt.Pwgated}, args...)...)
+	if err != nil {
+		return err
+	}
+	site.Proc = p
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if p.Exited() {
+			return fmt.Errorf("pwgated %s exited: %s", site.Name, p.Out.String())
+		}
+		if _, err := Query(site.Socket, "status"); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("pwgated %s did not open %s: %s", site.Name, site.Socket, p.Out.String())
+}
+
+// StopPwgated sends SIGTERM and returns the exit code.
+func (s *Sites) StopPwgated(site *Site) (int, error) {
+	if site.Proc == nil {
+		return 0, errors.New("not started")
+	}
+	if err := site.Proc.Signal(syscall.SIGTERM); err != nil {
+		return -1, err
+	}
+	return site.Proc.Wait(10 * time.Second)
+}
+
+// WaitReady waits until site's appliance says it can send (ip6 mode: own
+// address and next hop known).
+func (s *Sites) WaitReady(site *Site, timeout time.Duration) error {
+	var last string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		st, err := Query(site.Socket, "status")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		var v struct {
+			Ready    bool   `json:"ready"`
+			NotReady string `json:"not_ready"`
+		}
+		if err := json.Unmarshal(st, &v); err != nil {
+			return err
+		}
+		if v.Ready {
+			return nil
+		}
+		last = v.NotReady
+	}
+	return fmt.Errorf("pwgated %s not ready after %v: %s", site.Name, timeout, last)
+}
+
+// WaitForwarding waits until the STP bridges of both hosts forward.
+func (s *Sites) WaitForwarding(timeout time.Duration) error {
+	if !s.Opt.STP {
+		return nil
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		ok := true
+		for _, site := range []*Site{s.A, s.B} {
+			out, err := s.Exec(site.Host, "bridge", "link", "show", "dev", site.HostIf)
+			if err != nil || !strings.Contains(out, "state forwarding") {
+				ok = false
+			}
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("host bridges not forwarding after %v", timeout)
+}
+
+// Counters returns site's counters.
+func (s *Sites) Counters(site *Site) (map[string]uint64, error) {
+	b, err := Query(site.Socket, "stats")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]uint64{}
+	return m, json.Unmarshal(b, &m)
+}
+
+// Query sends one request line to a pwgated statistics socket and returns
+// the answer.
+func Query(socket, req string) ([]byte, error) {
+	c, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(req + "\n")); err != nil {
+		return nil, err
+	}
+	return bufio.NewReader(c).ReadBytes('\n')
+}

@@ -1,0 +1,118 @@
+// Command pwgated is the pwgate appliance: it carries every Ethernet frame
+// between its downlink (LAN) port and a peer on the far side of its uplink
+// (access network) port, wire-compatible with ginzado-pseudowire.
+//
+//	pwgated --config /etc/pwgate/pwgated.yaml [--profile in-1]
+//	pwgated --gpw-config /etc/gpw.conf --downlink enp1s0 --uplink enp2s0
+//
+// SIGHUP reloads the configuration; SIGTERM or SIGINT stop it cleanly.
+// Exit status: 0 after a clean stop, 2 when the configuration or the
+// machine does not allow starting (nothing is left attached), 1 for a
+// failure while running.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/hw"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		config    = flag.String("config", "", "YAML configuration `file`")
+		gpwConfig = flag.String("gpw-config", "", "the reference's (ginzado-pseudowire's) configuration `file`, used unchanged")
+		downlink  = flag.String("downlink", "", "downlink `interface` (with --gpw-config)")
+		uplink    = flag.String("uplink", "", "uplink `interface` (with --gpw-config)")
+		profile   = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings)")
+		check     = flag.Bool("check", false, "check the configuration and exit")
+		version   = flag.Bool("version", false, "print the version and exit")
+	)
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: pwgated --config FILE [--profile NAME] [--check]\n       pwgated --gpw-config FILE --downlink IF --uplink IF\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if *version {
+		fmt.Println("pwgated", control.Version)
+		return 0
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "pwgated: unexpected argument %q\n", flag.Arg(0))
+		return 2
+	}
+	load := func() (*control.Config, error) {
+		switch {
+		case *config != "" && *gpwConfig != "":
+			return nil, errors.New("give --config or --gpw-config, not both")
+		case *config != "":
+			return control.LoadFile(*config)
+		case *gpwConfig != "":
+			return control.LoadGPWFile(*gpwConfig, control.Interfaces{Downlink: *downlink, Uplink: *uplink})
+		}
+		return nil, control.ErrNoConfig
+	}
+	var prof *hw.Profile
+	if *profile != "" {
+		p, err := hw.Lookup(*profile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
+			return 2
+		}
+		prof = &p
+	}
+	// Reloads read the file again and apply the same profile.
+	loadAll := func() (*control.Config, error) {
+		c, err := load()
+		if err == nil && prof != nil {
+			err = c.UseProfile(*prof)
+		}
+		return c, err
+	}
+	c, err := loadAll()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
+		return 2
+	}
+	if *check {
+		fmt.Printf("%s: ok (%v mode, downlink %s, uplink %s)\n", c.Source, c.Mode, c.Downlink, c.Uplink)
+		return 0
+	}
+	if prof != nil {
+		control.ApplyNIC(*prof, c, log)
+	}
+	// Signals are caught before anything is attached, so that a stop
+	// request during start-up still detaches everything.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	d, err := control.Start(c, loadAll, log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
+		return 2
+	}
+	reload := make(chan struct{})
+	go func() {
+		for range hup {
+			reload <- struct{}{}
+		}
+	}()
+	if err := d.Run(ctx, reload); err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,364 @@
+// Package control is pwgated's slow path: configuration (strict YAML, or
+// the reference's two- or three-line file), reload, the uplink's next hop
+// and own address in ip6 mode (from the kernel, over netlink), the counters'
+// sockets, and the main goroutine that ties them together.
+package control
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/dataplane"
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/pseudowire"
+)
+
+// Defaults of the configuration.
+const (
+	DefaultStatsSocket = "/run/pwgate/pwgated.sock"
+	DefaultGPWSocket   = "/run/gpwstats.socket"
+	NoCore             = -1
+)
+
+// Config is a validated configuration. Zero values mean "not set" where
+// the key is optional.
+type Config struct {
+	Source string // file it came from, for messages
+
+	Mode      pseudowire.Mode
+	Downlink  string
+	Uplink    string
+	UplinkMTU int // 0: the interface's MTU
+
+	PeerMAC  frame.MAC  // eth mode
+	PeerAddr netip.Addr // ip6 mode
+
+	LocalAddr   netip.Prefix // ip6 mode: own address and prefix length, or
+	LocalToken  netip.Addr   // ip6 mode: interface identifier joined to the SLAAC prefix
+	CoreMain    int          // NoCore: not pinned
+	CoreEncap   int
+	CoreDecap   int
+	Poll        dataplane.PollMode
+	XDPMode     bpf.AttachMode
+	StatsSocket string
+	StatsGroup  string // group owning the socket; "" keeps the daemon's
+	GPWSocket   string // reference protocol socket; "" is off
+	Prometheus  string // listen address; "" is off
+
+	lines map[string]int // keys set in the file, with their lines
+}
+
+// IsSet reports whether the file set key (such as "cores.main").
+func (c *Config) IsSet(key string) bool {
+	_, ok := c.lines[key]
+	return ok
+}
+
+// ConfigError is an error in a configuration file, with its place.
+type ConfigError struct {
+	File string
+	Line int // 0 when the error is not tied to a line
+	Key  string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// setter parses one scalar value into c.
+type setter func(c *Config, v string) error
+
+// schema lists every key the file may hold; a nested map is a section.
+var schema = map[string]any{
+	"mode": setter(func(c *Config, v string) (err error) { c.Mode, err = pseudowire.ParseMode(v); return }),
+	"downlink": map[string]any{
+		"interface": setter(func(c *Config, v string) error { return ifname(&c.Downlink, v) }),
+	},
+	"uplink": map[string]any{
+		"interface": setter(func(c *Config, v string) error { return ifname(&c.Uplink, v) }),
+		"mtu": setter(func(c *Config, v string) (err error) {
+			c.UplinkMTU, err = intIn(v, pseudowire.MinMTU, MaxUplinkMTU)
+			return
+		}),
+	},
+	"peer": map[string]any{
+		"mac": setter(func(c *Config, v string) (err error) {
+			c.PeerMAC, err = frame.ParseMAC(v)
+			if err == nil && (c.PeerMAC.IsZero() || c.PeerMAC.IsMulticast()) {
+				err = fmt.Errorf("%s is not a unicast MAC address", v)
+			}
+			return
+		}),
+		"address": setter(func(c *Config, v string) (err error) { c.PeerAddr, err = unicast6(v); return }),
+	},
+	"local": map[string]any{
+		"address": setter(func(c *Config, v string) error {
+			if !strings.Contains(v, "/") {
+				v += "/64"
+			}
+			p, err := netip.ParsePrefix(v)
+			if err != nil {
+				return fmt.Errorf("%q is not an IPv6 address", v)
+			}
+			if _, err := unicast6(p.Addr().String()); err != nil {
+				return err
+			}
+			c.LocalAddr = p
+			return nil
+		}),
+		"token": setter(func(c *Config, v string) error {
+			a, err := netip.ParseAddr(v)
+			if err != nil || !a.Is6() || a.Is4In6() {
+				return fmt.Errorf("%q is not an IPv6 interface identifier such as ::feed", v)
+			}
+			b := a.As16()
+			if a.IsUnspecified() || !bytes.Equal(b[:8], make([]byte, 8)) {
+				return fmt.Errorf("%s is not an interface identifier: the first 64 bits must be zero and the rest not", v)
+			}
+			c.LocalToken = a
+			return nil
+		}),
+	},
+	"cores": map[string]any{
+		"main":  setter(func(c *Config, v string) (err error) { c.CoreMain, err = intIn(v, 0, 4095); return }),
+		"encap": setter(func(c *Config, v string) (err error) { c.CoreEncap, err = intIn(v, 0, 4095); return }),
+		"decap": setter(func(c *Config, v string) (err error) { c.CoreDecap, err = intIn(v, 0, 4095); return }),
+	},
+	"poll": setter(func(c *Config, v string) (err error) { c.Poll, err = dataplane.ParsePollMode(v); return }),
+	"xdp_mode": setter(func(c *Config, v string) error {
+		switch v {
+		case "native":
+			c.XDPMode = bpf.Native
+		case "generic":
+			c.XDPMode = bpf.Generic
+		default:
+			return fmt.Errorf("unknown XDP mode %q (want native or generic)", v)
+		}
+		return nil
+	}),
+	"stats": map[string]any{
+		"socket":          setter(func(c *Config, v string) error { return absPath(&c.StatsSocket, v) }),
+		"group":           setter(func(c *Config, v string) error { c.StatsGroup = v; return nil }),
+		"gpwstats_socket": setter(func(c *Config, v string) error { return absPath(&c.GPWSocket, v) }),
+		"prometheus":      setter(func(c *Config, v string) error { c.Prometheus = v; return nil }),
+	},
+}
+
+// MaxUplinkMTU is the largest uplink MTU a 4096-byte buffer can receive:
+// 4096 - 256 bytes of headroom - 14 bytes of Ethernet header.
+const MaxUplinkMTU = 3826
+
+func ifname(dst *string, v string) error {
+	if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t:") {
+		return fmt.Errorf("%q is not an interface name", v)
+	}
+	*dst = v
+	return nil
+}
+
+func intIn(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an integer", v)
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d is out of range %d..%d", n, lo, hi)
+	}
+	return n, nil
+}
+
+func unicast6(v string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return a, fmt.Errorf("%q is not an IP address", v)
+	}
+	if !a.Is6() || a.Is4In6() {
+		return a, fmt.Errorf("%s is not an IPv6 address (the pseudowire runs over IPv6)", v)
+	}
+	if a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.Zone() != "" {
+		return a, fmt.Errorf("%s is not a global unicast IPv6 address", v)
+	}
+	return a, nil
+}
+
+func absPath(dst *string, v string) error {
+	if v != "" && !strings.HasPrefix(v, "/") {
+		return fmt.Errorf("%q is not an absolute path", v)
+	}
+	*dst = v
+	return nil
+}
+
+// LoadFile reads and validates a YAML configuration file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse validates a YAML configuration; name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	c := &Config{Source: name, CoreMain: NoCore, CoreEncap: NoCore, CoreDecap: NoCore, StatsSocket: DefaultStatsSocket}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &ConfigError{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &ConfigError{File: name, Msg: "empty configuration"}
+	}
+	lines := map[string]int{}
+	if err := walk(name, doc.Content[0], "", schema, c, lines); err != nil {
+		return nil, err
+	}
+	if err := c.check(lines); err != nil {
+		return nil, err
+	}
+	c.lines = lines
+	return c, nil
+}
+
+func walk(file string, n *yaml.Node, path string, sch map[string]any, c *Config, lines map[string]int) error {
+	if n.Kind != yaml.MappingNode {
+		return &ConfigError{File: file, Line: n.Line, Key: path, Msg: "want a mapping of keys"}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := k.Value
+		if path != "" {
+			key = path + "." + k.Value
+		}
+		if _, dup := lines[key]; dup {
+			return &ConfigError{File: file, Line: k.Line, Key: key, Msg: fmt.Sprintf("repeated (first on line %d)", lines[key])}
+		}
+		lines[key] = k.Line
+		switch s := sch[k.Value].(type) {
+		case map[string]any:
+			if err := walk(file, v, key, s, c, lines); err != nil {
+				return err
+			}
+		case setter:
+			if v.Kind != yaml.ScalarNode {
+				return &ConfigError{File: file, Line: v.Line, Key: key, Msg: "want a single value"}
+			}
+			if err := s(c, v.Value); err != nil {
+				return &ConfigError{File: file, Line: v.Line, Key: key, Msg: err.Error()}
+			}
+		default:
+			return &ConfigError{File: file, Line: k.Line, Key: key, Msg: "unknown key"}
+		}
+	}
+	return nil
+}
+
+// check validates what single values cannot: keys that belong together.
+func (c *Config) check(lines map[string]int) error {
+	fail := func(key, format string, args ...any) error {
+		return &ConfigError{File: c.Source, Line: lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case c.Mode == 0:
+		return fail("mode", "missing (eth or ip6)")
+	case c.Downlink == "":
+		return fail("downlink.interface", "missing")
+	case c.Uplink == "":
+		return fail("uplink.interface", "missing")
+	case c.Downlink == c.Uplink:
+		return fail("uplink.interface", "the same interface as downlink.interface")
+	}
+	if c.Mode == pseudowire.ModeEth {
+		if c.PeerMAC.IsZero() {
+			return fail("peer.mac", "missing: eth mode sends to the peer's MAC address")
+		}
+		for _, k := range []string{"peer.address", "local.address", "local.token"} {
+			if _, ok := lines[k]; ok {
+				return fail(k, "only for ip6 mode")
+			}
+		}
+	} else {
+		if !c.PeerAddr.IsValid() {
+			return fail("peer.address", "missing: ip6 mode sends to the peer's IPv6 address")
+		}
+		if _, ok := lines["peer.mac"]; ok {
+			return fail("peer.mac", "only for eth mode (ip6 mode sends to the next hop)")
+		}
+		if c.LocalAddr.IsValid() == c.LocalToken.IsValid() {
+			return fail("local", "set exactly one of local.address and local.token")
+		}
+		if c.LocalAddr.IsValid() && c.LocalAddr.Addr() == c.PeerAddr {
+			return fail("local.address", "the same as peer.address")
+		}
+	}
+	if c.Prometheus != "" {
+		if _, err := netip.ParseAddrPort(c.Prometheus); err != nil {
+			return fail("stats.prometheus", "%q is not an address:port such as 127.0.0.1:9469", c.Prometheus)
+		}
+	}
+	return c.checkCores(lines)
+}
+
+// checkCores refuses cores this process cannot run on.
+func (c *Config) checkCores(lines map[string]int) error {
+	avail, err := dataplane.AvailableCores()
+	if err != nil {
+		return err
+	}
+	ok := map[int]bool{}
+	for _, a := range avail {
+		ok[a] = true
+	}
+	for _, k := range []struct {
+		key  string
+		core int
+	}{{"cores.main", c.CoreMain}, {"cores.encap", c.CoreEncap}, {"cores.decap", c.CoreDecap}} {
+		if k.core != NoCore && !ok[k.core] {
+			return &ConfigError{File: c.Source, Line: lines[k.key], Key: k.key,
+				Msg: fmt.Sprintf("core %d does not exist or is not available (available: %v)", k.core, avail)}
+		}
+	}
+	return nil
+}
+
+// Reloadable reports the first key whose change needs a restart, or "".
+func (c *Config) Reloadable(next *Config) string {
+	switch {
+	case c.Mode != next.Mode:
+		return "mode"
+	case c.Downlink != next.Downlink:
+		return "downlink.interface"
+	case c.Uplink != next.Uplink:
+		return "uplink.interface"
+	case c.CoreMain != next.CoreMain || c.CoreEncap != next.CoreEncap || c.CoreDecap != next.CoreDecap:
+		return "cores"
+	case c.Poll != next.Poll:
+		return "poll"
+	case c.XDPMode != next.XDPMode:
+		return "xdp_mode"
+	case c.StatsSocket != next.StatsSocket || c.StatsGroup != next.StatsGroup || c.GPWSocket != next.GPWSocket || c.Prometheus != next.Prometheus:
+		return "stats"
+	}
+	return ""
+}
+
+// ErrNoConfig is returned when neither kind of configuration is given.
+var ErrNoConfig = errors.New("no configuration: give --config FILE or --gpw-config FILE")

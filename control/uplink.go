@@ -1,0 +1,199 @@
+package control
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+)
+
+// uplinkView is what the kernel says about the uplink in ip6 mode: our
+// own address, and the MAC to send to for the peer.
+type uplinkView struct {
+	Local    netip.Addr
+	Via      netip.Addr // the router, or the peer itself when on-link
+	NextHop  frame.MAC
+	NotReady string // why frames cannot be sent yet; "" when they can
+}
+
+// tracker reads the uplink's state from the kernel. The kernel owns the
+// address (SLAAC, with our token as interface identifier, or the configured
+// address, which tracker adds if it is missing) and resolves the next hop
+// by NDP; tracker only reads, and prods the kernel with an echo request
+// when the next hop is not resolved.
+type tracker struct {
+	link      netlink.Link
+	peer      netip.Addr
+	token     netip.Addr   // use the SLAAC address with this identifier, or
+	addr      netip.Prefix // use this address
+	added     bool         // addr was added by us and is removed by close
+	lastProbe time.Time
+	probe     *net.IPConn
+	seq       uint16
+}
+
+func newTracker(ifname string, c *Config) (*tracker, error) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("uplink %s: %w", ifname, err)
+	}
+	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr}
+	if t.token.IsValid() {
+		if err := setToken(l.Attrs().Index, t.token); err != nil {
+			return nil, fmt.Errorf("set IPv6 token %s on %s (is accept_ra on?): %w", t.token, ifname, err)
+		}
+	}
+	return t, nil
+}
+
+// setToken does what "ip token set TOKEN dev IF" does: the kernel then
+// forms its SLAAC addresses on the interface from TOKEN.
+func setToken(ifindex int, token netip.Addr) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_INET6)
+	msg.Index = int32(ifindex)
+	req.AddData(msg)
+	spec := nl.NewRtAttr(unix.IFLA_AF_SPEC, nil)
+	t := token.As16()
+	spec.AddRtAttr(unix.AF_INET6, nil).AddRtAttr(unix.IFLA_INET6_TOKEN, t[:])
+	req.AddData(spec)
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+// update points the tracker at a new configuration (reload).
+func (t *tracker) update(c *Config) error {
+	if c.LocalToken != t.token && c.LocalToken.IsValid() {
+		if err := setToken(t.link.Attrs().Index, c.LocalToken); err != nil {
+			return fmt.Errorf("set IPv6 token %s: %w", c.LocalToken, err)
+		}
+	}
+	if t.added && c.LocalAddr != t.addr {
+		t.removeAddr()
+	}
+	t.peer, t.token, t.addr = c.PeerAddr, c.LocalToken, c.LocalAddr
+	return nil
+}
+
+func (t *tracker) view() uplinkView {
+	local, why := t.local()
+	if why != "" {
+		return uplinkView{NotReady: why}
+	}
+	v := uplinkView{Local: local}
+	v.Via, v.NextHop, v.NotReady = t.nextHop()
+	return v
+}
+
+// local finds our address on the uplink.
+func (t *tracker) local() (netip.Addr, string) {
+	addrs, err := netlink.AddrList(t.link, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}, fmt.Sprintf("cannot read the uplink's addresses: %v", err)
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 || !ip.IsGlobalUnicast() {
+			continue
+		}
+		if t.addr.IsValid() && ip == t.addr.Addr() {
+			return ip, ""
+		}
+		if t.token.IsValid() && iid(ip) == iid(t.token) {
+			return ip, ""
+		}
+	}
+	if t.token.IsValid() {
+		return netip.Addr{}, fmt.Sprintf("no SLAAC address with identifier %s on %s yet (no router advertisement?)", t.token, t.link.Attrs().Name)
+	}
+	if !t.added {
+		err := netlink.AddrAdd(t.link, &netlink.Addr{IPNet: &net.IPNet{IP: t.addr.Addr().AsSlice(), Mask: net.CIDRMask(t.addr.Bits(), 128)}})
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return netip.Addr{}, fmt.Sprintf("cannot add %s to %s: %v", t.addr, t.link.Attrs().Name, err)
+		}
+		t.added = err == nil
+	}
+	return netip.Addr{}, fmt.Sprintf("address %s on %s is not usable yet (duplicate address detection)", t.addr.Addr(), t.link.Attrs().Name)
+}
+
+func iid(a netip.Addr) uint64 {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[8:])
+}
+
+// usable neighbour states: the kernel has a link-layer address it trusts
+// enough to send to.
+const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT | netlink.NUD_NOARP
+
+// nextHop asks the kernel's routing table how to reach the peer and its
+// neighbour table for the MAC of that next hop.
+func (t *tracker) nextHop() (netip.Addr, frame.MAC, string) {
+	routes, err := netlink.RouteGet(t.peer.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("no route to peer %s (no router advertisement yet?)", t.peer)
+	}
+	r := routes[0]
+	if r.LinkIndex != t.link.Attrs().Index {
+		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("the route to peer %s does not leave by the uplink %s", t.peer, t.link.Attrs().Name)
+	}
+	via := t.peer
+	if gw, ok := netip.AddrFromSlice(r.Gw); ok && r.Gw != nil {
+		via = gw
+	}
+	neighs, err := netlink.NeighList(t.link.Attrs().Index, netlink.FAMILY_V6)
+	if err == nil {
+		for _, n := range neighs {
+			ip, _ := netip.AddrFromSlice(n.IP)
+			if ip == via && n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 {
+				return via, frame.MAC(n.HardwareAddr), ""
+			}
+		}
+	}
+	t.prod(via)
+	return via, frame.MAC{}, fmt.Sprintf("next hop %s not resolved on %s yet", via, t.link.Attrs().Name)
+}
+
+// prod sends an ICMPv6 echo request to addr, at most once a second, so that
+// the kernel resolves it by neighbour discovery.
+func (t *tracker) prod(addr netip.Addr) {
+	if time.Since(t.lastProbe) < time.Second {
+		return
+	}
+	t.lastProbe = time.Now()
+	if t.probe == nil {
+		c, err := net.ListenIP("ip6:ipv6-icmp", nil)
+		if err != nil {
+			return
+		}
+		t.probe = c
+	}
+	t.seq++
+	echo := []byte{128, 0, 0, 0, 0x70, 0x77, byte(t.seq >> 8), byte(t.seq), 'p', 'w', 'g', 'a', 't', 'e'}
+	dst := &net.IPAddr{IP: addr.AsSlice()}
+	if addr.IsLinkLocalUnicast() {
+		dst.Zone = t.link.Attrs().Name
+	}
+	t.probe.WriteTo(echo, dst)
+}
+
+func (t *tracker) removeAddr() {
+	if t.added {
+		netlink.AddrDel(t.link, &netlink.Addr{IPNet: &net.IPNet{IP: t.addr.Addr().AsSlice(), Mask: net.CIDRMask(t.addr.Bits(), 128)}})
+		t.added = false
+	}
+}
+
+func (t *tracker) close() {
+	t.removeAddr()
+	if t.probe != nil {
+		t.probe.Close()
+	}
+}

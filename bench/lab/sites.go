@@ -43,18 +43,18 @@ type SitesOptions struct {
 
 // Site is one end: a host namespace and an appliance namespace.
 type Site struct {
-	Name     string // "a" or "b"
-	Host     string // namespace of the host (LAN side)
-	PW       string // namespace of the appliance
-	HostIf   string // the host's interface toward the appliance (eth0)
-	HostIP   string // IPv4 address of the host
-	LANIf    string // the host's L3 interface: br0 with STP, else eth0
-	Config   string // the appliance's configuration file
-	Socket   string // its statistics socket
-	Log      string // its log file
-	Proc     *Proc  // the running pwgated, if started
-	Peer     string // the peer's MAC (eth) or address (ip6)
-	Token    string // ip6: the token of its own address
+	Name   string // "a" or "b"
+	Host   string // namespace of the host (LAN side)
+	PW     string // namespace of the appliance
+	HostIf string // the host's interface toward the appliance (eth0)
+	HostIP string // IPv4 address of the host
+	LANIf  string // the host's L3 interface: br0 with STP, else eth0
+	Config string // the appliance's configuration file
+	Socket string // its statistics socket
+	Log    string // its log file
+	Proc   *Proc  // the running pwgated, if started
+	Peer   string // the peer's MAC (eth) or address (ip6)
+	Token  string // ip6: the token of its own address
 }
 
 // Sites is the two-site lab:

@@ -41,12 +41,11 @@ type closer interface{ Close() error }
 // Start opens the ports, starts the data path and the statistics sockets.
 // load is called again on every reload. On error nothing is left attached
 // or running.
-func Start(c *Config, load func() (*Config, error), log *slog.Logger) (d *Daemon, err error) {
-	d = &Daemon{log: log, cfg: c, load: load, started: time.Now()}
+func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon, err error) {
+	d := &Daemon{log: log, cfg: c, load: load, started: time.Now()}
 	defer func() {
 		if err != nil {
 			d.Close()
-			d = nil
 		}
 	}()
 	ul, err := net.InterfaceByName(c.Uplink)

@@ -52,8 +52,8 @@ var labSeq atomic.Int32
 // ends.
 func newLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	if !lab.IsRoot() {
-		t.Skip("integration test: needs root for network namespaces and XDP")
+	if testing.Short() || !lab.IsRoot() {
+		t.Skip("integration test: needs root for network namespaces and XDP, and not -short")
 	}
 	l := lab.New(fmt.Sprintf("pwt%d-%d-", os.Getpid(), labSeq.Add(1)))
 	if testing.Verbose() {

@@ -45,7 +45,7 @@ type Pair struct {
 
 // Open loads and attaches the XDP programs and opens both sockets. On error
 // everything it did is undone.
-func Open(c Config) (p *Pair, err error) {
+func Open(c Config) (_ *Pair, err error) {
 	if c.Chunks == 0 {
 		c.Chunks = DefaultChunks
 	}
@@ -66,11 +66,10 @@ func Open(c Config) (p *Pair, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", c.Uplink, err)
 	}
-	p = &Pair{}
+	p := &Pair{}
 	defer func() {
 		if err != nil {
 			p.Close()
-			p = nil
 		}
 	}()
 	if p.BPF, err = bpf.Load(); err != nil {

@@ -17,8 +17,8 @@ import (
 // their veth peers dlp/ulp.
 func newLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	if !lab.IsRoot() {
-		t.Skip("needs root for network namespaces and XDP")
+	if testing.Short() || !lab.IsRoot() {
+		t.Skip("privileged test: needs root for network namespaces and XDP, and not -short")
 	}
 	l := lab.New(fmt.Sprintf("pwx%d-", os.Getpid()))
 	t.Cleanup(func() {

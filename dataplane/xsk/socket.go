@@ -41,8 +41,8 @@ var _ Port = (*Socket)(nil)
 // registers u as a new UMEM; otherwise it binds with XDP_SHARED_UMEM to
 // shared's UMEM, with fill and completion rings of its own (allowed for
 // another interface or queue since Linux 5.10).
-func newSocket(u *UMEM, ifname string, ifindex, queue int, ringSize uint32, bindFlags uint16, shared *Socket) (s *Socket, err error) {
-	s = &Socket{fd: -1, wakeFD: -1, umem: u, ifname: ifname}
+func newSocket(u *UMEM, ifname string, ifindex, queue int, ringSize uint32, bindFlags uint16, shared *Socket) (_ *Socket, err error) {
+	s := &Socket{fd: -1, wakeFD: -1, umem: u, ifname: ifname}
 	defer func() {
 		if err != nil {
 			s.Close()

@@ -1,0 +1,68 @@
+# pwgate: see README.md. The two commands a newcomer needs:
+#   make demo   the two-site lab in network namespaces (MODE=eth or ip6)
+#   make test   everything CI runs
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin
+
+# eBPF: compiler and flags pinned; the generated object is committed and
+# check-generate proves that regenerating it changes nothing.
+BPF_CLANG ?= clang-14
+BPF_CFLAGS ?= -O2 -g -Wall -Werror
+export BPF_CLANG BPF_CFLAGS
+
+# Debian packages the tests, the demo and the benchmarks use.
+PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 radvd \
+	netsniff-ng procps monitoring-plugins-basic python3
+MODE ?= ip6
+
+.PHONY: all build deps generate check-generate test unit integration lint demo lab-up lab-down bench bench-quick clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# deps installs what is missing, as root, from Debian's packages.
+deps:
+	@missing=$$(for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "missing packages: $$missing (run as root to install them)"; exit 1; fi; \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+generate:
+	cd bpf && $(GO) generate ./...
+
+check-generate:
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && cp -r . $$tmp/src && \
+	(cd $$tmp/src/bpf && $(GO) generate ./... >/dev/null) && \
+	for f in bpf/pwgate_bpfel.go bpf/pwgate_bpfel.o; do \
+		cmp -s $$f $$tmp/src/$$f || { echo "$$f differs when regenerated with $(BPF_CLANG): run make generate and commit"; exit 1; }; \
+	done && echo "bpf: generated files are up to date"
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit tests, race detector on, fuzz targets' seed corpora included;
+# -short skips the privileged tests.
+unit:
+	$(GO) test -race -short -count=1 ./...
+
+# Privileged tests: real namespaces, XDP and pwgated processes.
+integration:
+	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root"; exit 1; }
+	$(GO) test -count=1 -timeout 10m -run . ./dataplane/xsk/ ./cmd/...
+
+test: deps
+	@bash bench/run-steps.sh \
+		"lint" "$(MAKE) --no-print-directory lint" \
+		"generated eBPF up to date" "$(MAKE) --no-print-directory check-generate" \
+		"unit tests (-race, fuzz seeds)" "$(MAKE) --no-print-directory unit" \
+		"integration tests (root)" "$(MAKE) --no-print-directory integration"
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBadInput: each mistake gets one line on stderr and exit status 2,
+// and nothing stays attached or running.
+func TestBadInput(t *testing.T) {
+	l := newLab(t)
+	if err := l.AddNS("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Veth("x", "dl0", "x", "dlp", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Veth("x", "ul0", "x", "ulp", 0); err != nil {
+		t.Fatal(err)
+	}
+	// A bridge device has no native XDP support.
+	if err := l.Script("x", "ip link add nx0 type bridge", "ip link set dev nx0 up"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	eth := "mode: eth\ndownlink:\n  interface: %s\nuplink:\n  interface: %s\npeer:\n  mac: 02:00:00:00:00:02\nstats:\n  socket: " + dir + "/s.sock\n"
+	tests := []struct {
+		name, config, want string
+	}{
+		{"missing interface", fmt.Sprintf(eth, "dl0", "nosuch0"), "uplink nosuch0"},
+		{"no native xdp", fmt.Sprintf(eth, "dl0", "nx0"), "no native XDP support"},
+		{"core that does not exist", fmt.Sprintf(eth, "dl0", "ul0") + "cores:\n  encap: 4000\n", ":11: cores.encap: core 4000 does not exist"},
+		{"peer address of the wrong family", "mode: ip6\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npeer:\n  address: 192.0.2.1\nlocal:\n  token: ::a\n",
+			":7: peer.address: 192.0.2.1 is not an IPv6 address"},
+		{"unknown key", fmt.Sprintf(eth, "dl0", "ul0") + "pol: busy\n", ":10: pol: unknown key"},
+		{"same interface twice", fmt.Sprintf(eth, "ul0", "ul0"), "uplink.interface: the same interface as downlink.interface"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yaml")
+			if err := os.WriteFile(cfg, []byte(tt.config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p, err := l.Start("x", pwgatedBin, "--config", cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, err := p.Wait(10 * time.Second)
+			out := p.Out.String()
+			if err != nil || code != 2 {
+				t.Fatalf("exit %d (%v), want 2:\n%s", code, err, out)
+			}
+			if strings.Count(out, "\n") != 1 || !strings.Contains(out, tt.want) {
+				t.Errorf("want one line containing %q, got:\n%s", tt.want, out)
+			}
+			if links, _ := l.Exec("x", "ip", "link", "show"); strings.Contains(links, "xdp") {
+				t.Errorf("XDP program left attached:\n%s", links)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "s.sock")); err == nil {
+				t.Error("statistics socket left behind")
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -32,11 +33,9 @@ type Daemon struct {
 	ulMTU   int // the uplink interface's own MTU
 	started time.Time
 	status  atomic.Pointer[Status]
-	servers []closer
+	servers []io.Closer
 	view    uplinkView
 }
-
-type closer interface{ Close() error }
 
 // Start opens the ports, starts the data path and the statistics sockets.
 // load is called again on every reload. On error nothing is left attached

@@ -80,6 +80,15 @@ func (d *Daemon) Status() Status {
 	return s
 }
 
+// Source is what the statistics sockets report on: the running Daemon, or
+// a fake in tests. Both methods are called from the sockets' goroutines.
+type Source interface {
+	Snapshot() stats.Snapshot
+	Status() Status
+}
+
+var _ Source = (*Daemon)(nil)
+
 // Requests of the statistics socket: a line with one of these words; the
 // answer is one JSON document, then the connection closes.
 const (
@@ -87,7 +96,8 @@ const (
 	ReqStatus = "status" // Status
 )
 
-// MarshalCounters renders s as a JSON object in counter order.
+// MarshalCounters renders s as a JSON object in counter order, with
+// timestamps in Unix seconds.
 func MarshalCounters(s *stats.Snapshot) []byte {
 	b := []byte{'{'}
 	for c := stats.Counter(0); c < stats.NumCounters; c++ {
@@ -96,26 +106,53 @@ func MarshalCounters(s *stats.Snapshot) []byte {
 		}
 		b = strconv.AppendQuote(b, c.Name())
 		b = append(b, ':')
-		b = strconv.AppendUint(b, s[c], 10)
+		b = strconv.AppendUint(b, s.Value(c), 10)
 	}
 	return append(b, '}', '\n')
 }
 
-// serve starts the statistics sockets of c.
+// serve starts the statistics endpoints of c.
 func (d *Daemon) serve(c *Config) error {
-	ln, err := listenUnix(c.StatsSocket, c.StatsGroup)
+	srv, err := ServeStats(c.StatsSocket, c.StatsGroup, d)
 	if err != nil {
 		return fmt.Errorf("stats.socket: %w", err)
 	}
-	d.servers = append(d.servers, startServer(ln, d.answer))
+	d.servers = append(d.servers, srv)
 	if c.GPWSocket != "" {
-		ln, err := listenUnix(c.GPWSocket, c.StatsGroup)
+		srv, err := ServeGPW(c.GPWSocket, c.StatsGroup, d)
 		if err != nil {
 			return fmt.Errorf("stats.gpwstats_socket: %w", err)
 		}
-		d.servers = append(d.servers, startServer(ln, d.answerGPW))
+		d.servers = append(d.servers, srv)
+	}
+	if c.Prometheus != "" {
+		srv, err := ServePrometheus(c.Prometheus, d)
+		if err != nil {
+			return fmt.Errorf("stats.prometheus: %w", err)
+		}
+		d.servers = append(d.servers, srv)
 	}
 	return nil
+}
+
+// ServeStats answers pwctl's requests about src on the unix socket path
+// (made 0660, owned by group if not ""), until closed.
+func ServeStats(path, group string, src Source) (io.Closer, error) {
+	ln, err := listenUnix(path, group)
+	if err != nil {
+		return nil, err
+	}
+	return startServer(ln, func(c net.Conn) { answer(c, src) }), nil
+}
+
+// ServeGPW answers the reference's binary protocol about src on the unix
+// socket path, until closed.
+func ServeGPW(path, group string, src Source) (io.Closer, error) {
+	ln, err := listenUnix(path, group)
+	if err != nil {
+		return nil, err
+	}
+	return startServer(ln, func(c net.Conn) { answerGPW(c, src) }), nil
 }
 
 // listenUnix listens on path, made 0660 and owned by group if given. A
@@ -211,7 +248,7 @@ func (s *server) Close() error {
 }
 
 // answer serves pwctl: one request line, one JSON answer.
-func (d *Daemon) answer(c net.Conn) {
+func answer(c net.Conn, src Source) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
 	if err != nil && line == "" {
@@ -219,10 +256,10 @@ func (d *Daemon) answer(c net.Conn) {
 	}
 	switch strings.TrimSpace(line) {
 	case ReqStats:
-		s := d.Snapshot()
+		s := src.Snapshot()
 		c.Write(MarshalCounters(&s))
 	case ReqStatus:
-		json.NewEncoder(c).Encode(d.Status())
+		json.NewEncoder(c).Encode(src.Status())
 	default:
 		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request (want stats or status)")
 	}
@@ -230,14 +267,14 @@ func (d *Daemon) answer(c net.Conn) {
 
 // answerGPW speaks the reference's binary protocol: for every 4-byte
 // request, the twelve reference counters as host-order uint64s.
-func (d *Daemon) answerGPW(c net.Conn) {
+func answerGPW(c net.Conn, src Source) {
 	var req [4]byte
 	for {
 		c.SetDeadline(time.Now().Add(time.Minute))
 		if _, err := io.ReadFull(c, req[:]); err != nil {
 			return
 		}
-		s := d.Snapshot()
+		s := src.Snapshot()
 		if _, err := c.Write(EncodeGPW(&s)); err != nil {
 			return
 		}

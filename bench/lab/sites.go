@@ -1,16 +1,15 @@
 package lab
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pwgate/pwgate/control"
 )
 
 // The addresses of the two-site lab. The uplinks use the reference
@@ -37,8 +36,9 @@ type SitesOptions struct {
 	// STP puts a Linux bridge with STP on each host (br0, holding the link
 	// to the appliance), so that real BPDUs cross the pseudowire.
 	STP bool
-	// Extra is appended to both appliances' YAML configuration.
-	Extra string
+	// Stats, if set, returns more keys of a site's stats section (indented
+	// by two spaces), such as its Prometheus address.
+	Stats func(*Site) string
 }
 
 // Site is one end: a host namespace and an appliance namespace.
@@ -112,14 +112,17 @@ func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
 
 // ConfigFor returns site's YAML configuration with the given peer.
 func (s *Sites) ConfigFor(site *Site, peer string) string {
-	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\nstats:\n  socket: %s\n",
-		s.Opt.Mode, filepath.Join(s.Opt.Dir, "pw"+site.Name+".sock"))
+	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\n", s.Opt.Mode)
 	if s.Opt.Mode == "eth" {
 		c += fmt.Sprintf("peer:\n  mac: %q\n", peer)
 	} else {
 		c += fmt.Sprintf("peer:\n  address: %s\nlocal:\n  token: %q\n", peer, site.Token)
 	}
-	return c + s.Opt.Extra
+	c += fmt.Sprintf("stats:\n  socket: %s\n", filepath.Join(s.Opt.Dir, "pw"+site.Name+".sock"))
+	if s.Opt.Stats != nil {
+		c += s.Opt.Stats(site)
+	}
+	return c
 }
 
 func (s *Sites) buildSite(site *Site) error {
@@ -211,7 +214,7 @@ func (s *Sites) StartPwgated(site *Site, args ...string) error {
 		if p.Exited() {
 			return fmt.Errorf("pwgated %s exited: %s", site.Name, p.Out.String())
 		}
-		if _, err := Query(site.Socket, "status"); err == nil {
+		if _, err := control.FetchStatus(site.Socket, time.Second); err == nil {
 			return nil
 		}
 	}
@@ -234,22 +237,15 @@ func (s *Sites) StopPwgated(site *Site) (int, error) {
 func (s *Sites) WaitReady(site *Site, timeout time.Duration) error {
 	var last string
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		st, err := Query(site.Socket, "status")
+		st, err := control.FetchStatus(site.Socket, time.Second)
 		if err != nil {
 			last = err.Error()
 			continue
 		}
-		var v struct {
-			Ready    bool   `json:"ready"`
-			NotReady string `json:"not_ready"`
-		}
-		if err := json.Unmarshal(st, &v); err != nil {
-			return err
-		}
-		if v.Ready {
+		if st.Ready {
 			return nil
 		}
-		last = v.NotReady
+		last = st.NotReady
 	}
 	return fmt.Errorf("pwgated %s not ready after %v: %s", site.Name, timeout, last)
 }
@@ -274,27 +270,12 @@ func (s *Sites) WaitForwarding(timeout time.Duration) error {
 	return fmt.Errorf("host bridges not forwarding after %v", timeout)
 }
 
-// Counters returns site's counters.
+// Counters returns site's counters by name.
 func (s *Sites) Counters(site *Site) (map[string]uint64, error) {
-	b, err := Query(site.Socket, "stats")
-	if err != nil {
-		return nil, err
-	}
+	cs, err := control.FetchCounters(site.Socket, 5*time.Second)
 	m := map[string]uint64{}
-	return m, json.Unmarshal(b, &m)
-}
-
-// Query sends one request line to a pwgated statistics socket and returns
-// the answer.
-func Query(socket, req string) ([]byte, error) {
-	c, err := net.DialTimeout("unix", socket, time.Second)
-	if err != nil {
-		return nil, err
+	for _, c := range cs {
+		m[c.Name] = c.Value
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(req + "\n")); err != nil {
-		return nil, err
-	}
-	return bufio.NewReader(c).ReadBytes('\n')
+	return m, err
 }

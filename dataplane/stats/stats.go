@@ -14,49 +14,49 @@ import (
 type Counter uint16
 
 // The first twelve counters are the reference's (gpwstats), in the
-// reference's order; the rest are pwgate's own. "ul" is the uplink (access
-// network) port and "dl" the downlink (LAN) port; a drop is counted under
-// the port the frame came in on.
+// reference's order; the rest are pwgate's own. Their meanings are in Help.
+// "ul" is the uplink (access network) port and "dl" the downlink (LAN)
+// port; a drop is counted under the port the frame came in on.
 const (
-	ULRxPackets Counter = iota // pseudowire packets received from the peer
-	ULRxBytes                  // their bytes, outer headers included
-	ULRxBPDUs                  // BPDUs among the frames decapsulated from the uplink
-	ULTxPackets                // packets sent on the uplink (each piece of a split frame counts)
-	ULTxBytes                  // their bytes, outer headers included
-	ULTxErrors                 // packets not sent on the uplink: its TX ring was full
-	DLRxPackets                // frames received from the LAN
-	DLRxBytes                  // their bytes
-	DLRxBPDUs                  // BPDUs among them
-	DLTxPackets                // frames sent to the LAN
-	DLTxBytes                  // their bytes
-	DLTxErrors                 // frames not sent to the LAN: its TX ring was full
+	ULRxPackets Counter = iota
+	ULRxBytes
+	ULRxBPDUs
+	ULTxPackets
+	ULTxBytes
+	ULTxErrors
+	DLRxPackets
+	DLRxBytes
+	DLRxBPDUs
+	DLTxPackets
+	DLTxBytes
+	DLTxErrors
 
-	ULTxFragments   // uplink packets that are pieces of a split frame (two per frame)
-	ULRxReassembled // frames put back together from two pieces
-	ULLastBPDU      // Unix time in ns of the last BPDU from the uplink (0: never)
-	DLLastBPDU      // Unix time in ns of the last BPDU from the LAN (0: never)
+	ULTxFragments
+	ULRxReassembled
+	ULLastBPDU
+	DLLastBPDU
 
-	ULDropTruncated      // shorter than the outer headers and control word
-	ULDropNotPseudowire  // wrong EtherType, IP version or next header
-	ULDropWrongPeer      // pseudowire from someone other than the peer (mostly dropped in XDP)
-	ULDropBadLength      // IPv6 payload length inconsistent with the packet
-	ULDropBadControlWord // reserved control word
-	ULDropRunt           // inner frame shorter than an Ethernet header
-	ULDropLoneSecond     // second half with no first half held
-	ULDropIDMismatch     // halves with different IDs (both counted)
-	ULDropReplaced       // first half replaced by a newer first half
-	ULDropOversize       // frame over the maximum frame size
-	ULDropTxRingFull     // decapsulated frame not sent: LAN TX ring full
-	ULDropRxRingFull     // dropped by the kernel: uplink socket's RX ring full or no buffer
-	ULDropNoSocket       // peer packet dropped in XDP: no socket on the queue
+	ULDropTruncated
+	ULDropNotPseudowire
+	ULDropWrongPeer
+	ULDropBadLength
+	ULDropBadControlWord
+	ULDropRunt
+	ULDropLoneSecond
+	ULDropIDMismatch
+	ULDropReplaced
+	ULDropOversize
+	ULDropTxRingFull
+	ULDropRxRingFull
+	ULDropNoSocket
 
-	DLDropRunt       // frame shorter than an Ethernet header
-	DLDropOversize   // frame too big for two pieces
-	DLDropNoNextHop  // ip6 mode: no next hop (or no own address) yet
-	DLDropNoBuffer   // no spare buffer for the second piece
-	DLDropTxRingFull // not sent: uplink TX ring full
-	DLDropRxRingFull // dropped by the kernel: LAN socket's RX ring full or no buffer
-	DLDropNoSocket   // dropped in XDP: no socket on the queue
+	DLDropRunt
+	DLDropOversize
+	DLDropNoNextHop
+	DLDropNoBuffer
+	DLDropTxRingFull
+	DLDropRxRingFull
+	DLDropNoSocket
 
 	NumCounters
 )
@@ -65,27 +65,63 @@ const (
 // socket carries: the first NumReference counters, in order.
 const NumReference = 12
 
-var names = [NumCounters]string{
-	"ul_rx_packets", "ul_rx_bytes", "ul_rx_bpdus", "ul_tx_packets", "ul_tx_bytes", "ul_tx_errors",
-	"dl_rx_packets", "dl_rx_bytes", "dl_rx_bpdus", "dl_tx_packets", "dl_tx_bytes", "dl_tx_errors",
-	"ul_tx_fragments", "ul_rx_reassembled", "ul_last_bpdu", "dl_last_bpdu",
-	"ul_drop_truncated", "ul_drop_not_pseudowire", "ul_drop_wrong_peer", "ul_drop_bad_length",
-	"ul_drop_bad_control_word", "ul_drop_runt", "ul_drop_lone_second", "ul_drop_id_mismatch",
-	"ul_drop_replaced", "ul_drop_oversize", "ul_drop_tx_ring_full", "ul_drop_rx_ring_full", "ul_drop_no_socket",
-	"dl_drop_runt", "dl_drop_oversize", "dl_drop_no_next_hop", "dl_drop_no_buffer",
-	"dl_drop_tx_ring_full", "dl_drop_rx_ring_full", "dl_drop_no_socket",
+var table = [NumCounters]struct{ name, help string }{
+	{"ul_rx_packets", "pseudowire packets received from the peer"},
+	{"ul_rx_bytes", "bytes of those packets, outer headers included"},
+	{"ul_rx_bpdus", "BPDUs among the frames decapsulated from the uplink"},
+	{"ul_tx_packets", "packets sent on the uplink; each piece of a split frame counts"},
+	{"ul_tx_bytes", "bytes of those packets, outer headers included"},
+	{"ul_tx_errors", "packets not sent on the uplink because its TX ring was full"},
+	{"dl_rx_packets", "frames received from the LAN"},
+	{"dl_rx_bytes", "bytes of those frames"},
+	{"dl_rx_bpdus", "BPDUs among the frames received from the LAN"},
+	{"dl_tx_packets", "frames sent to the LAN"},
+	{"dl_tx_bytes", "bytes of those frames"},
+	{"dl_tx_errors", "frames not sent to the LAN because its TX ring was full"},
+	{"ul_tx_fragments", "pieces of split frames built for the uplink (two per frame)"},
+	{"ul_rx_reassembled", "frames put back together from two pieces"},
+	{"ul_last_bpdu", "Unix time of the last BPDU from the uplink, 0 if none yet"},
+	{"dl_last_bpdu", "Unix time of the last BPDU from the LAN, 0 if none yet"},
+	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
+	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
+	{"ul_drop_wrong_peer", "pseudowire packets from someone other than the peer (most are dropped in XDP)"},
+	{"ul_drop_bad_length", "uplink packets whose IPv6 payload length does not match"},
+	{"ul_drop_bad_control_word", "uplink packets with a reserved control word"},
+	{"ul_drop_runt", "uplink packets whose inner frame is shorter than an Ethernet header"},
+	{"ul_drop_lone_second", "second halves with no first half held"},
+	{"ul_drop_id_mismatch", "halves with different fragment IDs (both counted)"},
+	{"ul_drop_replaced", "first halves replaced by a newer first half"},
+	{"ul_drop_oversize", "frames longer than the largest frame accepted"},
+	{"ul_drop_tx_ring_full", "frames for the LAN not sent because its TX ring was full"},
+	{"ul_drop_rx_ring_full", "uplink packets the kernel dropped: RX ring full or no free buffer"},
+	{"ul_drop_no_socket", "peer packets dropped in XDP because no socket served the queue"},
+	{"dl_drop_runt", "LAN frames shorter than an Ethernet header"},
+	{"dl_drop_oversize", "LAN frames too big to carry in two pieces"},
+	{"dl_drop_no_next_hop", "LAN frames dropped because the next hop or own address is not known yet (ip6)"},
+	{"dl_drop_no_buffer", "LAN frames dropped for want of a buffer for the second piece"},
+	{"dl_drop_tx_ring_full", "packets for the uplink not sent because its TX ring was full"},
+	{"dl_drop_rx_ring_full", "LAN frames the kernel dropped: RX ring full or no free buffer"},
+	{"dl_drop_no_socket", "LAN frames dropped in XDP because no socket served the queue"},
 }
 
 // Name returns the counter's name, such as "ul_rx_bpdus".
 func (c Counter) Name() string {
 	if c < NumCounters {
-		return names[c]
+		return table[c].name
 	}
 	return "unknown"
 }
 
-// IsTimestamp reports whether c holds a time rather than a count: summed
-// as the latest, not added.
+// Help says what the counter counts.
+func (c Counter) Help() string {
+	if c < NumCounters {
+		return table[c].help
+	}
+	return ""
+}
+
+// IsTimestamp reports whether c holds a time (Unix nanoseconds in a
+// Snapshot) rather than a count: merged as the latest, not added.
 func (c Counter) IsTimestamp() bool { return c == ULLastBPDU || c == DLLastBPDU }
 
 // Drop splits a drop counter's name into its port and reason
@@ -97,8 +133,8 @@ func (c Counter) Drop() (port, reason string, ok bool) {
 
 // Lookup returns the counter with the given name.
 func Lookup(name string) (Counter, bool) {
-	for i, n := range names {
-		if n == name {
+	for i, t := range table {
+		if t.name == name {
 			return Counter(i), true
 		}
 	}
@@ -155,6 +191,15 @@ func (s *Snapshot) Merge(shards ...*Shard) {
 			}
 		}
 	}
+}
+
+// Value returns c as shown to people and programs: counts as they are,
+// timestamps in whole Unix seconds (0: never).
+func (s *Snapshot) Value(c Counter) uint64 {
+	if c.IsTimestamp() {
+		return s[c] / 1e9
+	}
+	return s[c]
 }
 
 // Reference returns the counters the reference's statistics socket sends.

@@ -1,4 +1,4 @@
-package xsk
+package xsk_test
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/asavie/xdp"
+
+	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
 // TestAsavieTransmitPanicsOnLinkDown records why this package does not use
@@ -50,7 +52,7 @@ func TestAsavieTransmitPanicsOnLinkDown(t *testing.T) {
 func TestKickReportsLinkDown(t *testing.T) {
 	l := newLab(t)
 	err := l.Do("x", func() error {
-		p, err := Open(Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16})
+		p, err := xsk.Open(xsk.Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16})
 		if err != nil {
 			return err
 		}
@@ -58,7 +60,7 @@ func TestKickReportsLinkDown(t *testing.T) {
 		if _, err := l.Exec("x", "ip", "link", "set", "ul0", "down"); err != nil {
 			return err
 		}
-		if p.UL.Transmit([]Desc{{Addr: 0, Len: 60}}) != 1 {
+		if p.UL.Transmit([]xsk.Desc{{Addr: 0, Len: 60}}) != 1 {
 			return fmt.Errorf("nothing queued")
 		}
 		if err := p.UL.Kick(); err == nil || !strings.Contains(err.Error(), "network is down") {

@@ -1,4 +1,4 @@
-package xsk
+package xsk_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
 // newLab makes namespace "x" holding dl0/ul0 (the ports under test) and
@@ -60,12 +61,12 @@ func rawSocket(ifname string) (int, error) {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // TestPairForwardsInSharedUMEM sends a frame into the downlink, finds it in
-// the UMEM RxHeadroom bytes into a chunk, transmits it in place with a
+// the UMEM xsk.RxHeadroom bytes into a chunk, transmits it in place with a
 // header written in front on the uplink, and reads it on the other side.
 func TestPairForwardsInSharedUMEM(t *testing.T) {
 	l := newLab(t)
 	err := l.Do("x", func() error {
-		p, err := Open(Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16})
+		p, err := xsk.Open(xsk.Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16})
 		if err != nil {
 			return err
 		}
@@ -74,7 +75,7 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 		// only the downlink socket is exercised for RX here.
 		addrs := make([]uint64, 16)
 		for i := range addrs {
-			addrs[i] = uint64(i) * ChunkSize
+			addrs[i] = uint64(i) * xsk.ChunkSize
 		}
 		if n := p.DL.Fill(addrs); n != 16 {
 			return fmt.Errorf("filled %d of 16", n)
@@ -93,7 +94,7 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 		if _, err := unix.Write(in, frame); err != nil {
 			return fmt.Errorf("inject: %w", err)
 		}
-		var descs [4]Desc
+		var descs [4]xsk.Desc
 		n := 0
 		for deadline := time.Now().Add(2 * time.Second); n == 0 && time.Now().Before(deadline); {
 			if err := p.DL.Wait(100 * time.Millisecond); err != nil {
@@ -105,8 +106,8 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 			return fmt.Errorf("received %d frames, want 1", n)
 		}
 		d := descs[0]
-		if off := d.Addr - p.UMEM.Base(d.Addr); off != RxHeadroom {
-			return fmt.Errorf("frame at offset %d in its chunk, want %d", off, RxHeadroom)
+		if off := d.Addr - p.UMEM.Base(d.Addr); off != xsk.RxHeadroom {
+			return fmt.Errorf("frame at offset %d in its chunk, want %d", off, xsk.RxHeadroom)
 		}
 		got := p.UMEM.Frame(d.Addr, d.Len)
 		if !bytes.Equal(got, frame) {
@@ -115,7 +116,7 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 		// Prepend a 16-byte header in place and send on the uplink.
 		hdr := []byte{0x02, 0xcc, 0, 0, 0, 3, 0x02, 0xdd, 0, 0, 0, 4, 0x96, 0xfc, 0, 0}
 		copy(p.UMEM.Mem[d.Addr-16:], hdr)
-		if p.UL.Transmit([]Desc{{Addr: d.Addr - 16, Len: d.Len + 16}}) != 1 {
+		if p.UL.Transmit([]xsk.Desc{{Addr: d.Addr - 16, Len: d.Len + 16}}) != 1 {
 			return fmt.Errorf("transmit queued nothing")
 		}
 		if err := p.UL.Kick(); err != nil {

@@ -1,0 +1,269 @@
+// Command check_pwbpdu is a Nagios / monitoring-plugins plugin that says
+// whether spanning-tree BPDUs cross a pwgate pseudowire: with MST across
+// two pseudowires, the backup path must be seen alive before the main one
+// fails.
+//
+// By default it reads the BPDU counter of one direction twice, an interval
+// apart, and checks the difference against the thresholds (as the
+// reference's check_gpwbpdu.pl did, with its defaults -w 4: -c 1:). With
+// --max-age it reads the time of the last BPDU instead and does not sleep.
+//
+// Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (pwgated cannot be
+// reached, bad arguments, timeout).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/pwgate/pwgate/control"
+)
+
+// Nagios plugin exit codes.
+const (
+	OK = iota
+	Warning
+	Critical
+	Unknown
+)
+
+var stateNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usageText = `Usage:
+  check_pwbpdu [-w RANGE] [-c RANGE] [-i SECONDS] [-t SECONDS] [--direction ul|dl] [--socket PATH]
+  check_pwbpdu --max-age SECONDS [-t SECONDS] [--direction ul|dl] [--socket PATH]
+  check_pwbpdu --help | --version
+
+Checks that spanning-tree BPDUs cross a pwgate pseudowire.
+
+Options:
+  -w, --warning RANGE    warning threshold for the BPDUs counted in the interval (default 4:)
+  -c, --critical RANGE   critical threshold (default 1:)
+  -i, --interval SECONDS how long to count BPDUs (default 5)
+      --max-age SECONDS  instead of counting, CRITICAL when the last BPDU is older than this
+  -t, --timeout SECONDS  give up with UNKNOWN after this long (default 10)
+      --direction ul|dl  BPDUs from the uplink (from the far site, default) or from the LAN
+      --socket PATH      pwgated's statistics socket (default /run/pwgate/pwgated.sock)
+  -h, --help             print this help
+  -V, --version          print the version
+
+Ranges follow the monitoring-plugins guidelines: "4:" alerts below 4, "10"
+alerts outside 0..10, "~:10" above 10, "@1:3" inside 1..3.
+`
+
+type options struct {
+	warn, crit     Range
+	interval       time.Duration
+	maxAge         time.Duration
+	timeout        time.Duration
+	direction      string
+	socket         string
+	help, version  bool
+	warnS, critS   string
+	intervalS      string
+	maxAgeS, timeS string
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("check_pwbpdu", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, n := range []string{"w", "warning"} {
+		fs.StringVar(&o.warnS, n, "4:", "")
+	}
+	for _, n := range []string{"c", "critical"} {
+		fs.StringVar(&o.critS, n, "1:", "")
+	}
+	for _, n := range []string{"i", "interval"} {
+		fs.StringVar(&o.intervalS, n, "5", "")
+	}
+	for _, n := range []string{"t", "timeout"} {
+		fs.StringVar(&o.timeS, n, "10", "")
+	}
+	fs.StringVar(&o.maxAgeS, "max-age", "", "")
+	fs.StringVar(&o.direction, "direction", "ul", "")
+	fs.StringVar(&o.socket, "socket", control.DefaultStatsSocket, "")
+	for _, n := range []string{"h", "help"} {
+		fs.BoolVar(&o.help, n, false, "")
+	}
+	for _, n := range []string{"V", "version"} {
+		fs.BoolVar(&o.version, n, false, "")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.help || o.version {
+		return o, nil
+	}
+	var err error
+	if o.warn, err = ParseRange(o.warnS); err != nil {
+		return nil, fmt.Errorf("-w: %w", err)
+	}
+	if o.crit, err = ParseRange(o.critS); err != nil {
+		return nil, fmt.Errorf("-c: %w", err)
+	}
+	if o.interval, err = seconds("-i", o.intervalS); err != nil {
+		return nil, err
+	}
+	if o.timeout, err = seconds("-t", o.timeS); err != nil {
+		return nil, err
+	}
+	if o.maxAgeS != "" {
+		if o.maxAge, err = seconds("--max-age", o.maxAgeS); err != nil {
+			return nil, err
+		}
+	} else if o.interval >= o.timeout {
+		return nil, fmt.Errorf("the interval (%v) must be shorter than the timeout (%v)", o.interval, o.timeout)
+	}
+	if o.direction != "ul" && o.direction != "dl" {
+		return nil, fmt.Errorf("--direction %q: want ul or dl", o.direction)
+	}
+	return o, nil
+}
+
+func seconds(flag, s string) (time.Duration, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 || v > 86400 {
+		return 0, fmt.Errorf("%s %q: want a number of seconds above 0", flag, s)
+	}
+	return time.Duration(v * float64(time.Second)), nil
+}
+
+// result is one plugin answer.
+type result struct {
+	state int
+	text  string
+	perf  string
+}
+
+func (r result) line() string {
+	s := "BPDU " + stateNames[r.state] + " - " + r.text
+	if r.perf != "" {
+		s += " | " + r.perf
+	}
+	return s
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parse(args)
+	switch {
+	case err != nil:
+		fmt.Fprintln(stdout, result{state: Unknown, text: err.Error() + " (see --help)"}.line())
+		return Unknown
+	case o.help:
+		fmt.Fprint(stdout, usageText)
+		return OK
+	case o.version:
+		fmt.Fprintf(stdout, "check_pwbpdu %s (pwgate)\n", control.Version)
+		return OK
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	var r result
+	if o.maxAge > 0 {
+		r = checkAge(ctx, o)
+	} else {
+		r = checkCount(ctx, o)
+	}
+	fmt.Fprintln(stdout, r.line())
+	return r.state
+}
+
+func counterName(dir string) string { return dir + "_rx_bpdus" }
+
+// readBPDUs returns the BPDU counter of the direction.
+func readBPDUs(ctx context.Context, o *options) (uint64, error) {
+	cs, err := control.FetchCounters(o.socket, remaining(ctx))
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range cs {
+		if c.Name == counterName(o.direction) {
+			return c.Value, nil
+		}
+	}
+	return 0, fmt.Errorf("pwgated at %s has no %s counter", o.socket, counterName(o.direction))
+}
+
+func remaining(ctx context.Context) time.Duration {
+	d, _ := ctx.Deadline()
+	return max(time.Until(d), time.Millisecond)
+}
+
+func unknown(ctx context.Context, o *options, err error) result {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return result{state: Unknown, text: fmt.Sprintf("no answer within the %v timeout", o.timeout)}
+	}
+	return result{state: Unknown, text: err.Error()}
+}
+
+func checkCount(ctx context.Context, o *options) result {
+	first, err := readBPDUs(ctx, o)
+	if err != nil {
+		return unknown(ctx, o, err)
+	}
+	select {
+	case <-time.After(o.interval):
+	case <-ctx.Done():
+		return unknown(ctx, o, ctx.Err())
+	}
+	second, err := readBPDUs(ctx, o)
+	if err != nil {
+		return unknown(ctx, o, err)
+	}
+	if second < first {
+		return result{state: Unknown, text: "the BPDU counter went back: pwgated restarted during the check"}
+	}
+	n := float64(second - first)
+	r := result{state: OK, text: fmt.Sprintf("%d BPDUs in %gs from the %s", second-first, o.interval.Seconds(), place(o.direction)),
+		perf: fmt.Sprintf("bpdus=%d;%s;%s;0;", second-first, o.warn, o.crit)}
+	switch {
+	case o.crit.Alert(n):
+		r.state = Critical
+	case o.warn.Alert(n):
+		r.state = Warning
+	}
+	return r
+}
+
+func place(dir string) string {
+	if dir == "ul" {
+		return "uplink"
+	}
+	return "LAN"
+}
+
+func checkAge(ctx context.Context, o *options) result {
+	s, err := control.FetchStatus(o.socket, remaining(ctx))
+	if err != nil {
+		return unknown(ctx, o, err)
+	}
+	last := s.LastBPDU.UL
+	if o.direction == "dl" {
+		last = s.LastBPDU.DL
+	}
+	if last == nil {
+		return result{state: Critical, text: fmt.Sprintf("no BPDU from the %s since pwgated started %s ago", place(o.direction),
+			(time.Duration(s.Uptime) * time.Second).String())}
+	}
+	a := time.Since(*last)
+	r := result{state: OK, text: fmt.Sprintf("last BPDU from the %s %.1fs ago", place(o.direction), a.Seconds()),
+		perf: fmt.Sprintf("age=%.3fs;;%g;0;", a.Seconds(), o.maxAge.Seconds())}
+	if a > o.maxAge {
+		r.state = Critical
+	}
+	return r
+}

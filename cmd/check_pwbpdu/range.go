@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Range is a Nagios threshold range as the monitoring-plugins developer
+// guidelines define it: "start:end" alerts when the value is outside
+// start..end (inclusive); "@start:end" when it is inside. A missing start
+// is 0, "~" as start is minus infinity, a missing end is plus infinity, and
+// a bare "end" means "0:end".
+type Range struct {
+	Start, End float64
+	Inside     bool // "@": alert inside the range
+	text       string
+}
+
+// ParseRange parses a threshold range such as "4:", "@10:20", "~:10" or "5".
+func ParseRange(s string) (Range, error) {
+	r := Range{text: s, End: math.Inf(1)}
+	t := s
+	if strings.HasPrefix(t, "@") {
+		r.Inside, t = true, t[1:]
+	}
+	if t == "" {
+		return r, fmt.Errorf("empty range %q", s)
+	}
+	start, end, hasColon := strings.Cut(t, ":")
+	if !hasColon {
+		start, end = "", t
+	}
+	switch start {
+	case "~":
+		r.Start = math.Inf(-1)
+	case "":
+		r.Start = 0
+	default:
+		v, err := strconv.ParseFloat(start, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return r, fmt.Errorf("range %q: bad start %q", s, start)
+		}
+		r.Start = v
+	}
+	if end != "" {
+		v, err := strconv.ParseFloat(end, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return r, fmt.Errorf("range %q: bad end %q", s, end)
+		}
+		r.End = v
+	}
+	if r.Start > r.End {
+		return r, fmt.Errorf("range %q: start is greater than end", s)
+	}
+	return r, nil
+}
+
+// Alert reports whether v should raise the alert this range describes.
+func (r Range) Alert(v float64) bool {
+	in := v >= r.Start && v <= r.End
+	if r.Inside {
+		return in
+	}
+	return !in
+}
+
+// String returns the range as written, for performance data.
+func (r Range) String() string { return r.text }

@@ -1,0 +1,188 @@
+// Command pwctl reads a running pwgated's counters and status.
+//
+//	pwctl [--socket PATH | --config FILE] stats [--json]
+//	pwctl [--socket PATH | --config FILE] status [--json]
+//
+// Invoked as "gpwstats" (a symlink), it prints the reference's twelve
+// counters in the reference tool's format from the reference protocol
+// socket, so that scripts written for ginzado-pseudowire keep working.
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+const timeout = 5 * time.Second
+
+func main() {
+	if filepath.Base(os.Args[0]) == "gpwstats" {
+		os.Exit(gpwstats(os.Stdout, control.DefaultGPWSocket))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: pwctl [--socket PATH | --config FILE] stats [--json]
+       pwctl [--socket PATH | --config FILE] status [--json]
+       pwctl --version
+
+  stats   every counter, one a line (the reference's twelve first)
+  status  mode, peer, next hop, uptime, age of the last BPDU each way
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pwctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(stderr) }
+	socket := fs.String("socket", control.DefaultStatsSocket, "pwgated's statistics `socket`")
+	config := fs.String("config", "", "read the socket's path from pwgated's configuration `file`")
+	version := fs.Bool("version", false, "print the version")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, "pwctl", control.Version)
+		return 0
+	}
+	if *config != "" {
+		c, err := control.LoadFile(*config)
+		if err != nil {
+			fmt.Fprintf(stderr, "pwctl: %v\n", err)
+			return 2
+		}
+		*socket = c.StatsSocket
+	}
+	if fs.NArg() == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	sub := flag.NewFlagSet("pwctl "+cmd, flag.ContinueOnError)
+	sub.SetOutput(stderr)
+	asJSON := sub.Bool("json", false, "print JSON")
+	if err := sub.Parse(rest); err != nil {
+		return 2
+	}
+	if sub.NArg() > 0 {
+		fmt.Fprintf(stderr, "pwctl: unexpected argument %q\n", sub.Arg(0))
+		return 2
+	}
+	var err error
+	switch cmd {
+	case "stats":
+		err = printStats(stdout, *socket, *asJSON)
+	case "status":
+		err = printStatus(stdout, *socket, *asJSON)
+	default:
+		fmt.Fprintf(stderr, "pwctl: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pwctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func printStats(w io.Writer, socket string, asJSON bool) error {
+	if asJSON {
+		b, err := control.Query(socket, control.ReqStats, timeout)
+		if err == nil {
+			_, err = w.Write(b)
+		}
+		return err
+	}
+	cs, err := control.FetchCounters(socket, timeout)
+	if err != nil {
+		return err
+	}
+	width := 0
+	for _, c := range cs {
+		width = max(width, len(c.Name))
+	}
+	for _, c := range cs {
+		fmt.Fprintf(w, "pwgate.%-*s %20d\n", width, c.Name, c.Value)
+	}
+	return nil
+}
+
+func printStatus(w io.Writer, socket string, asJSON bool) error {
+	s, err := control.FetchStatus(socket, timeout)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(s)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("mode", s.Mode)
+	row("downlink", s.Downlink)
+	row("uplink", fmt.Sprintf("%s (MTU %d)", s.Uplink, s.UplinkMTU))
+	row("peer", s.Peer)
+	if s.Local != "" {
+		row("local", s.Local)
+	}
+	nh := s.NextHop
+	if s.Via != "" {
+		nh += " via " + s.Via
+	}
+	row("next hop", nh)
+	if s.Ready {
+		row("ready", "yes")
+	} else {
+		row("ready", "no: "+s.NotReady)
+	}
+	row("poll", s.Poll)
+	row("uptime", (time.Duration(s.Uptime) * time.Second).String())
+	row("last BPDU", fmt.Sprintf("from uplink %s, from LAN %s", age(s.LastBPDU.UL), age(s.LastBPDU.DL)))
+	row("config", s.Config)
+	row("version", fmt.Sprintf("%s (pid %d)", s.Version, s.PID))
+	return tw.Flush()
+}
+
+func age(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return time.Since(*t).Round(100*time.Millisecond).String() + " ago"
+}
+
+// gpwstats is the reference's client: send a 4-byte 0, read twelve
+// host-order uint64s, print them as the reference's tool did.
+func gpwstats(w io.Writer, socket string) int {
+	fail := func(what string) int { fmt.Fprintln(w, what); return 255 }
+	c, err := net.DialTimeout("unix", socket, timeout)
+	if err != nil {
+		return fail("connect failed")
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(make([]byte, 4)); err != nil {
+		return fail("send failed")
+	}
+	b := make([]byte, 8*stats.NumReference)
+	if _, err := io.ReadFull(c, b); err != nil {
+		return fail("recv failed")
+	}
+	for i := 0; i < stats.NumReference; i++ {
+		name := "gpwstats." + stats.Counter(i).Name()
+		fmt.Fprintf(w, "%s%s %20d\n", name, strings.Repeat(" ", len("gpwstats.ul_rx_packets")-len(name)), binary.NativeEndian.Uint64(b[8*i:]))
+	}
+	return 0
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/controltest"
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+func pwctl(args ...string) (string, string, int) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestStatsText(t *testing.T) {
+	d := controltest.Start(t)
+	d.Set(stats.ULRxBPDUs, 12)
+	d.Set(stats.DLTxBytes, 123456789)
+	out, _, code := pwctl("--socket", d.Socket, "stats")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || len(lines) != int(stats.NumCounters) {
+		t.Fatalf("exit %d, %d lines:\n%s", code, len(lines), out)
+	}
+	// One counter a line, aligned, the reference's twelve first; each line
+	// matches the pattern Telegraf's gpwstats input parses.
+	telegraf := regexp.MustCompile(`^(\S+)\s+(\d+)$`)
+	width := len(lines[0])
+	for i, l := range lines {
+		if len(l) != width || !telegraf.MatchString(l) {
+			t.Errorf("line %d %q not aligned or not name-value", i, l)
+		}
+	}
+	if !strings.HasPrefix(lines[2], "pwgate.ul_rx_bpdus ") || !strings.HasSuffix(lines[2], " 12") ||
+		!strings.HasPrefix(lines[10], "pwgate.dl_tx_bytes") || !strings.HasSuffix(lines[10], " 123456789") {
+		t.Errorf("order or values wrong:\n%s", out)
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	d := controltest.Start(t)
+	d.Set(stats.ULRxPackets, 7)
+	out, _, code := pwctl("--socket", d.Socket, "stats", "--json")
+	var m map[string]uint64
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil || m["ul_rx_packets"] != 7 || len(m) != int(stats.NumCounters) {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	d := controltest.Start(t)
+	bpdu := time.Now().Add(-1500 * time.Millisecond)
+	d.SetStatus(control.Status{Mode: "ip6", Peer: "2001:db8:b::b", Local: "2001:db8:a::a", NextHop: "02:00:00:00:0f:0a", Via: "fe80::1",
+		Ready: true, Started: time.Now().Add(-90 * time.Second), LastBPDU: control.BPDUTimes{UL: &bpdu}, Uplink: "ul0", UplinkMTU: 1500})
+	out, _, code := pwctl("--socket", d.Socket, "status")
+	for _, want := range []string{"mode       ip6", "peer       2001:db8:b::b", "next hop   02:00:00:00:0f:0a via fe80::1", "ready      yes",
+		"uptime     1m30s", "last BPDU  from uplink 1.5s ago, from LAN never", "uplink     ul0 (MTU 1500)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	out, _, _ = pwctl("--socket", d.Socket, "status", "--json")
+	var s control.Status
+	if json.Unmarshal([]byte(out), &s) != nil || s.Peer != "2001:db8:b::b" || s.LastBPDU.UL == nil {
+		t.Errorf("status --json: %s", out)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--socket", filepath.Join(dir, "none.sock"), "stats"}, 1, "pwctl: cannot reach pwgated at " + filepath.Join(dir, "none.sock") + ": is it running?"},
+		{[]string{"--socket", filepath.Join(dir, "none.sock"), "status"}, 1, "is it running?"},
+		{nil, 2, "usage: pwctl"},
+		{[]string{"reboot"}, 2, `unknown command "reboot"`},
+		{[]string{"stats", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"--config", filepath.Join(dir, "none.yaml"), "stats"}, 2, "no such file"},
+		{[]string{"--bogus"}, 2, "flag provided but not defined"},
+	} {
+		_, errOut, code := pwctl(tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d %q, want %d with %q", tt.args, code, errOut, tt.code, tt.want)
+		}
+	}
+}
+
+func TestGPWStatsPersonality(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gpw.sock")
+	d := controltest.Start(t)
+	d.Set(stats.ULRxBPDUs, 42)
+	srv, err := control.ServeGPW(path, "", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var out bytes.Buffer
+	if code := gpwstats(&out, path); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	// The reference tool's exact format: "gpwstats.ul_rx_bpdus   %20lld".
+	want := "gpwstats.ul_rx_bpdus   " + strings.Repeat(" ", 18) + "42\n"
+	lines := strings.SplitAfter(out.String(), "\n")
+	if len(lines) != 13 || lines[2] != want || !strings.HasPrefix(lines[11], "gpwstats.dl_tx_errors  ") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	out.Reset()
+	if code := gpwstats(&out, path+".none"); code != 255 || out.String() != "connect failed\n" {
+		t.Errorf("no daemon: %d %q", code, out.String())
+	}
+}

@@ -1,0 +1,136 @@
+package control
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+// collector exports a Source's counters in the node_exporter style:
+// pwgate_<counter>_total for counts, pwgate_drops_total{direction,reason}
+// for drops, pwgate_last_bpdu_timestamp_seconds{direction} for the BPDU
+// times, and pwgate_ready, pwgate_start_time_seconds and pwgate_info.
+type collector struct {
+	src      Source
+	counts   [stats.NumCounters]*prometheus.Desc
+	drops    *prometheus.Desc
+	lastBPDU *prometheus.Desc
+	ready    *prometheus.Desc
+	start    *prometheus.Desc
+	info     *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+func newCollector(src Source) *collector {
+	c := &collector{
+		src:      src,
+		drops:    prometheus.NewDesc("pwgate_drops_total", "Frames dropped, by the port they came in on (direction) and why.", []string{"direction", "reason"}, nil),
+		lastBPDU: prometheus.NewDesc("pwgate_last_bpdu_timestamp_seconds", "Unix time of the last BPDU received from the port (direction); 0 if none yet.", []string{"direction"}, nil),
+		ready:    prometheus.NewDesc("pwgate_ready", "1 when frames from the LAN can be sent to the peer, 0 while the next hop or own address is unknown.", nil, nil),
+		start:    prometheus.NewDesc("pwgate_start_time_seconds", "Unix time pwgated started.", nil, nil),
+		info:     prometheus.NewDesc("pwgate_info", "pwgated's version, mode and peer.", []string{"version", "mode", "peer"}, nil),
+	}
+	for i := stats.Counter(0); i < stats.NumCounters; i++ {
+		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() {
+			c.counts[i] = prometheus.NewDesc("pwgate_"+i.Name()+"_total", capitalize(i.Help())+".", nil, nil)
+		}
+	}
+	return c
+}
+
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.counts {
+		if d != nil {
+			ch <- d
+		}
+	}
+	ch <- c.drops
+	ch <- c.lastBPDU
+	ch <- c.ready
+	ch <- c.start
+	ch <- c.info
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Snapshot()
+	for i := stats.Counter(0); i < stats.NumCounters; i++ {
+		switch port, reason, drop := i.Drop(); {
+		case drop:
+			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(s[i]), port, reason)
+		case i.IsTimestamp():
+			dir := map[stats.Counter]string{stats.ULLastBPDU: "ul", stats.DLLastBPDU: "dl"}[i]
+			ch <- prometheus.MustNewConstMetric(c.lastBPDU, prometheus.GaugeValue, float64(s[i])/1e9, dir)
+		default:
+			ch <- prometheus.MustNewConstMetric(c.counts[i], prometheus.CounterValue, float64(s[i]))
+		}
+	}
+	st := c.src.Status()
+	ready := 0.0
+	if st.Ready {
+		ready = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, ready)
+	ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, float64(st.Started.UnixNano())/1e9)
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, st.Version, st.Mode, st.Peer)
+}
+
+// promServer is the metrics endpoint.
+type promServer struct {
+	srv  *http.Server
+	addr string // where it listens
+	done chan struct{}
+}
+
+// ServePrometheus serves /metrics about src on addr (host:port), until
+// closed.
+func ServePrometheus(addr string, src Source) (io.Closer, error) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(newCollector(src)); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("pwgated: metrics at /metrics\n"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	p := &promServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, addr: ln.Addr().String(), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.srv.Serve(ln)
+	}()
+	return p, nil
+}
+
+// Close stops the endpoint.
+func (p *promServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := p.srv.Shutdown(ctx)
+	<-p.done
+	return err
+}

@@ -1,0 +1,220 @@
+package control
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+// fakeSource is a Source whose counters the test sets.
+type fakeSource struct {
+	mu sync.Mutex
+	s  stats.Snapshot
+	st Status
+}
+
+func (f *fakeSource) Snapshot() stats.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.s }
+func (f *fakeSource) Status() Status           { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
+
+func newFake() *fakeSource {
+	f := &fakeSource{st: Status{Mode: "ip6", Peer: "2001:db8:b::b", Ready: true, Started: time.Unix(1700000000, 0), Version: "test"}}
+	for c := stats.Counter(0); c < stats.NumCounters; c++ {
+		f.s[c] = uint64(c) + 1
+	}
+	f.s[stats.ULLastBPDU] = 1700000123_456_000_000
+	f.s[stats.DLLastBPDU] = 0
+	return f
+}
+
+func TestMarshalCounters(t *testing.T) {
+	f := newFake()
+	b := MarshalCounters(&f.s)
+	var m map[string]uint64
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if len(m) != int(stats.NumCounters) || m["ul_rx_packets"] != 1 || m["dl_tx_errors"] != 12 || m["ul_last_bpdu"] != 1700000123 || m["dl_last_bpdu"] != 0 {
+		t.Errorf("counters: %v", m)
+	}
+	if !bytes.HasPrefix(b, []byte(`{"ul_rx_packets":1,"ul_rx_bytes":2,`)) || !bytes.HasSuffix(b, []byte("}\n")) {
+		t.Errorf("not in counter order or not one line: %s", b)
+	}
+}
+
+// TestEncodeGPW checks the reference's byte layout (WIRE.md): twelve
+// host-order uint64s, ul_rx_packets first, dl_tx_errors last.
+func TestEncodeGPW(t *testing.T) {
+	f := newFake()
+	b := EncodeGPW(&f.s)
+	if len(b) != 96 {
+		t.Fatalf("%d bytes, want 96", len(b))
+	}
+	names := []string{"ul_rx_packets", "ul_rx_bytes", "ul_rx_bpdus", "ul_tx_packets", "ul_tx_bytes", "ul_tx_errors",
+		"dl_rx_packets", "dl_rx_bytes", "dl_rx_bpdus", "dl_tx_packets", "dl_tx_bytes", "dl_tx_errors"}
+	for i, n := range names {
+		c, _ := stats.Lookup(n)
+		if got := binary.NativeEndian.Uint64(b[8*i:]); got != f.s[c] {
+			t.Errorf("word %d (%s) = %d, want %d", i, n, got, f.s[c])
+		}
+	}
+	// On the little-endian machines pwgate runs on, ul_rx_packets = 1 is
+	// 01 00 00 00 00 00 00 00.
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 && !bytes.Equal(b[:8], []byte{1, 0, 0, 0, 0, 0, 0, 0}) {
+		t.Errorf("first word % x", b[:8])
+	}
+}
+
+func TestStatsSocket(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "pw.sock")
+	f := newFake()
+	srv, err := ServeStats(path, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket %v %v, want a 0660 socket", fi.Mode(), err)
+	}
+	cs, err := FetchCounters(path, time.Second)
+	if err != nil || len(cs) != int(stats.NumCounters) || cs[0] != (Counter{"ul_rx_packets", 1}) || cs[14].Value != 1700000123 {
+		t.Fatalf("FetchCounters: %v %v", cs, err)
+	}
+	st, err := FetchStatus(path, time.Second)
+	if err != nil || st.Peer != "2001:db8:b::b" || !st.Ready || !st.Started.Equal(f.st.Started) {
+		t.Fatalf("FetchStatus: %+v %v", st, err)
+	}
+	if _, err := Query(path, "reboot", time.Second); err == nil || !strings.Contains(err.Error(), "unknown request") {
+		t.Fatalf("unknown request: %v", err)
+	}
+	// A second daemon must not steal the socket.
+	if _, err := ServeStats(path, "", f); err == nil || !strings.Contains(err.Error(), "is another pwgated running") {
+		t.Fatalf("second server: %v", err)
+	}
+	if _, err := ServeStats(filepath.Join(dir, "x.sock"), "no-such-group-here", f); err == nil {
+		t.Fatal("unknown group accepted")
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket file left after Close: %v", err)
+	}
+	if _, err := FetchCounters(path, time.Second); err == nil || !strings.Contains(err.Error(), "is it running?") {
+		t.Fatalf("daemon gone: %v", err)
+	}
+	// A stale socket file from a dead daemon is replaced.
+	ln, _ := net.Listen("unix", path)
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	srv, err = ServeStats(path, "", f)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	srv.Close()
+}
+
+func TestQueryPermission(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may open any socket; the integration test checks this as an ordinary user")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pw.sock")
+	srv, err := ServeStats(path, "", newFake())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	os.Chmod(path, 0)
+	if _, err := Query(path, ReqStats, time.Second); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("want permission denied, got %v", err)
+	}
+}
+
+func TestGPWSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gpw.sock")
+	f := newFake()
+	srv, err := ServeGPW(path, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The reference's client sends an int 0 and reads 96 bytes; a client
+	// may ask again on the same connection.
+	for i := 0; i < 2; i++ {
+		if _, err := c.Write([]byte{0, 0, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 96)
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, EncodeGPW(&f.s)) {
+			t.Fatalf("answer %d: % x", i, b)
+		}
+		f.mu.Lock()
+		f.s[stats.ULRxBPDUs] += 5
+		f.mu.Unlock()
+	}
+}
+
+func TestPrometheus(t *testing.T) {
+	f := newFake()
+	srv, err := ServePrometheus("127.0.0.1:0", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.(*promServer).addr
+	defer srv.Close()
+	get := func() string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	out := get()
+	for _, want := range []string{
+		"# TYPE pwgate_ul_rx_packets_total counter\npwgate_ul_rx_packets_total 1\n",
+		"# HELP pwgate_ul_rx_bpdus_total BPDUs among the frames decapsulated from the uplink.\n",
+		`pwgate_drops_total{direction="ul",reason="lone_second"} 23`,
+		`pwgate_drops_total{direction="dl",reason="no_next_hop"} 32`,
+		`pwgate_last_bpdu_timestamp_seconds{direction="ul"} 1.700000123456e+09`,
+		`pwgate_last_bpdu_timestamp_seconds{direction="dl"} 0`,
+		"pwgate_ready 1\n",
+		"pwgate_start_time_seconds 1.7e+09\n",
+		`pwgate_info{mode="ip6",peer="2001:db8:b::b",version="test"} 1`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(out, "last_bpdu_total") || strings.Contains(out, "drop_lone_second_total") {
+		t.Error("timestamps or drops exported as plain counters")
+	}
+	f.mu.Lock()
+	f.s[stats.ULRxPackets] = 99
+	f.mu.Unlock()
+	if !strings.Contains(get(), "pwgate_ul_rx_packets_total 99\n") {
+		t.Error("metrics do not follow the counters")
+	}
+}

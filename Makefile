@@ -17,7 +17,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 	netsniff-ng procps util-linux curl python3
 MODE ?= ip6
 
-.PHONY: all build deps generate check-generate test unit integration lint demo lab-up lab-down bench bench-quick clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick clean
 
 all: build
 
@@ -63,6 +63,19 @@ test: deps
 		"generated eBPF up to date" "$(MAKE) --no-print-directory check-generate" \
 		"unit tests (-race, fuzz seeds)" "$(MAKE) --no-print-directory unit" \
 		"integration tests (root)" "$(MAKE) --no-print-directory integration"
+
+# The two-site lab in network namespaces (MODE=ip6 or MODE=eth).
+root-check:
+	@[ "$$(id -u)" = 0 ] || { echo "make $(MAKECMDGOALS): must run as root (it creates network namespaces and attaches XDP programs)"; exit 1; }
+
+demo: root-check deps build
+	$(BIN)/pwlab demo --mode $(MODE)
+
+lab-up: root-check deps build
+	$(BIN)/pwlab up --mode $(MODE)
+
+lab-down: root-check build
+	$(BIN)/pwlab down
 
 clean:
 	rm -rf $(BIN)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -24,6 +25,11 @@ import (
 type Lab struct {
 	Prefix string
 	Log    func(format string, args ...any) // nil: quiet
+	// Detach starts processes in a session of their own, without the
+	// signal that kills them when the builder exits, writing their output
+	// to NS-PROGRAM.log files in LogDir: for labs that stay up.
+	Detach bool
+	LogDir string
 
 	mu    sync.Mutex
 	ns    []string
@@ -124,6 +130,7 @@ type Proc struct {
 
 // Start starts a long-running command in namespace ns; Close kills it.
 func (l *Lab) Start(ns string, argv ...string) (*Proc, error) {
+	prog := filepath.Base(argv[0])
 	if ns != "" {
 		argv = append([]string{"ip", "netns", "exec", l.NS(ns)}, argv...)
 	}
@@ -132,6 +139,15 @@ func (l *Lab) Start(ns string, argv ...string) (*Proc, error) {
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Out, p.Out
 	// A process group of its own, so that a kill reaches its children too.
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if l.Detach {
+		f, err := os.Create(filepath.Join(l.LogDir, ns+"-"+prog+".log"))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		p.Cmd.Stdout, p.Cmd.Stderr = f, f
+		p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	if err := p.Cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
@@ -268,3 +284,51 @@ func (s *SyncBuffer) String() string {
 
 // IsRoot reports whether the process may build labs.
 func IsRoot() bool { return os.Geteuid() == 0 }
+
+// Teardown removes what a lab with this prefix left, even one built by
+// another process: every process inside its namespaces gets SIGTERM (so
+// that pwgated detaches cleanly), then SIGKILL, and the namespaces are
+// deleted.
+func Teardown(prefix string) error {
+	nss, err := Leftovers(prefix)
+	if err != nil {
+		return err
+	}
+	pids := map[int]bool{}
+	for _, ns := range nss {
+		out, _ := run("ip", "netns", "pids", ns)
+		for _, f := range strings.Fields(out) {
+			var pid int
+			if _, err := fmt.Sscan(f, &pid); err == nil && pid > 1 {
+				pids[pid] = true
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(pids) > 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for pid := range pids {
+			if syscall.Kill(pid, 0) != nil {
+				delete(pids, pid)
+			}
+		}
+	}
+	for pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	var errs []error
+	for _, ns := range nss {
+		if _, err := run("ip", "netns", "del", ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Forget stops tracking the lab's namespaces and processes, so that Close
+// leaves them running: for a lab that outlives its builder (started with
+// Detach), which Teardown removes later.
+func (l *Lab) Forget() {
+	l.mu.Lock()
+	l.ns, l.procs = nil, nil
+	l.mu.Unlock()
+}

@@ -14,7 +14,7 @@ export BPF_CLANG BPF_CFLAGS
 
 # Debian packages the tests, the demo and the benchmarks use.
 PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 radvd \
-	netsniff-ng procps util-linux curl python3
+	netsniff-ng procps util-linux curl linux-perf python3
 MODE ?= ip6
 
 .PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick clean
@@ -22,7 +22,7 @@ MODE ?= ip6
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 # deps installs what is missing, as root, from Debian's packages.
 deps:
@@ -33,15 +33,18 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# XDP programs: pwgated's (bpf/) and the benchmark's sink (bench/sink/).
+BPF_DIRS := bpf bench/sink
+
 generate:
-	cd bpf && $(GO) generate ./...
+	for d in $(BPF_DIRS); do (cd $$d && $(GO) generate ./...) || exit 1; done
 
 check-generate:
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && cp -r . $$tmp/src && \
-	(cd $$tmp/src/bpf && $(GO) generate ./... >/dev/null) && \
-	for f in bpf/pwgate_bpfel.go bpf/pwgate_bpfel.o; do \
+	for d in $(BPF_DIRS); do (cd $$tmp/src/$$d && $(GO) generate ./... >/dev/null) || exit 1; done && \
+	for f in $$(git ls-files $(addsuffix /*_bpfel.*,$(BPF_DIRS))); do \
 		cmp -s $$f $$tmp/src/$$f || { echo "$$f differs when regenerated with $(BPF_CLANG): run make generate and commit"; exit 1; }; \
-	done && echo "bpf: generated files are up to date"
+	done && echo "eBPF: generated files are up to date"
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
@@ -76,6 +79,14 @@ lab-up: root-check deps build
 
 lab-down: root-check build
 	$(BIN)/pwlab down
+
+# Throughput and CPU per frame against a Linux bridge and kernel VXLAN on
+# the same topology; writes bench/results and the README's bench section.
+bench: root-check deps build
+	$(GO) run ./bench/pwbench --bin $(BIN)
+
+bench-quick: root-check deps build
+	$(GO) run ./bench/pwbench --bin $(BIN) --quick --readme ""
 
 clean:
 	rm -rf $(BIN)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ type Status struct {
 	PID       int       `json:"pid"`
 	Version   string    `json:"version"`
 	UplinkMTU int       `json:"uplink_mtu"`
+	GCCycles  uint64    `json:"gc_cycles"` // Go garbage collections since start: 0 in steady state
 }
 
 // BPDUTimes is when the last BPDU was seen in each direction; nil: never.
@@ -63,10 +65,26 @@ func (d *Daemon) publishStatus() {
 	d.status.Store(s)
 }
 
+var gcSample = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+var gcMu sync.Mutex
+
+// gcCycles returns the number of garbage collections so far, without
+// stopping the world.
+func gcCycles() uint64 {
+	gcMu.Lock()
+	defer gcMu.Unlock()
+	metrics.Read(gcSample)
+	if gcSample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return gcSample[0].Value.Uint64()
+}
+
 // Status returns the daemon's status with the counters' BPDU times.
 func (d *Daemon) Status() Status {
 	s := *d.status.Load()
 	s.Uptime = time.Since(s.Started).Seconds()
+	s.GCCycles = gcCycles()
 	snap := d.Snapshot()
 	for _, b := range []struct {
 		c   stats.Counter

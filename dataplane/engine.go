@@ -219,7 +219,7 @@ func pin(core int) error {
 
 // Timing of the adaptive poll mode.
 const (
-	spinBeforeSleep = 1024                   // empty polls before sleeping
+	spinBeforeSleep = 256                    // empty polls before sleeping
 	sleepIdle       = 200 * time.Millisecond // nothing in flight
 	sleepInFlight   = time.Millisecond       // sent frames still to be completed
 )

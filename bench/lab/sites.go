@@ -51,7 +51,6 @@ type Site struct {
 	LANIf  string // the host's L3 interface: br0 with STP, else eth0
 	Config string // the appliance's configuration file
 	Socket string // its statistics socket
-	Log    string // its log file
 	Proc   *Proc  // the running pwgated, if started
 	Peer   string // the peer's MAC (eth) or address (ip6)
 	Token  string // ip6: the token of its own address
@@ -102,7 +101,6 @@ func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
 	for _, site := range []*Site{s.A, s.B} {
 		site.Config = filepath.Join(o.Dir, "pw"+site.Name+".yaml")
 		site.Socket = filepath.Join(o.Dir, "pw"+site.Name+".sock")
-		site.Log = filepath.Join(o.Dir, "pw"+site.Name+".log")
 		if err := os.WriteFile(site.Config, []byte(s.ConfigFor(site, site.Peer)), 0o644); err != nil {
 			return nil, err
 		}

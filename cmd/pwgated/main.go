@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/pwgate/pwgate/control"
@@ -37,6 +38,7 @@ func run() int {
 		uplink    = flag.String("uplink", "", "uplink `interface` (with --gpw-config)")
 		profile   = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings)")
 		check     = flag.Bool("check", false, "check the configuration and exit")
+		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
 		version   = flag.Bool("version", false, "print the version and exit")
 	)
 	flag.Usage = func() {
@@ -99,6 +101,18 @@ func run() int {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pwgated: cpu profile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	d, err := control.Start(c, loadAll, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)

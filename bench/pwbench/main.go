@@ -1,0 +1,285 @@
+// Command pwbench is make bench: it measures pwgate and two kernel
+// baselines (a Linux bridge, and VXLAN over IPv6 bridged) on the same
+// namespace topology with traffic from trafgen, and writes the results to
+// bench/results (markdown and JSON) and the summary into the README.
+//
+//	pwbench [--quick] [--duration 4s] [--soak 60s] [--out bench/results] [--readme README.md]
+//
+// It needs root, two cores or more, trafgen, and pwgated in --bin. It leaves
+// no namespace or process behind, and restores the socket buffer limits
+// it raises.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/pwgate/pwgate/bench/lab"
+)
+
+// wholeSize is the largest frame carried whole in both modes at MTU 1500
+// (1514 - 56): the unfragmented reference for the 1600-byte case.
+const wholeSize = 1458
+
+func sizes(quick bool) []int {
+	if quick {
+		return []int{64, 1514}
+	}
+	return []int{64, 512, wholeSize, 1514, 1600}
+}
+
+func main() {
+	quick := flag.Bool("quick", false, "a one-minute subset: 64 and 1514 bytes, encap direction, no steady-load run")
+	dur := flag.Duration("duration", 0, "measurement time per case (default 3s, 2s with --quick)")
+	soak := flag.Duration("soak", 60*time.Second, "steady-load run of pwgate (eth, 64 bytes both ways) for the GC check; 0 skips it")
+	out := flag.String("out", "bench/results", "results directory")
+	bin := flag.String("bin", "bin", "directory holding pwgated")
+	readme := flag.String("readme", "README.md", "file whose bench section gets the summary; empty: none")
+	flag.Parse()
+	if *dur == 0 {
+		*dur = 3 * time.Second
+		if *quick {
+			*dur = 2 * time.Second
+		}
+	}
+	if *quick {
+		*soak = 0
+	}
+	if err := run(*quick, *dur, *soak, *out, *bin, *readme); err != nil {
+		fmt.Fprintf(os.Stderr, "pwbench: %v\n", err)
+		lab.Teardown(prefix)
+		os.Exit(1)
+	}
+}
+
+func preflight(bin string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root: it builds network namespaces and attaches XDP programs")
+	}
+	if runtime.NumCPU() < 2 {
+		return errors.New("needs two cores: one for the device under test, one for the generators")
+	}
+	if _, err := exec.LookPath("trafgen"); err != nil {
+		return errors.New("trafgen not found (Debian package netsniff-ng)")
+	}
+	if _, err := os.Stat(filepath.Join(bin, "pwgated")); err != nil {
+		return fmt.Errorf("pwgated not built in %s: %w", bin, err)
+	}
+	return nil
+}
+
+// raiseSocketBuffers lets trafgen keep frames in flight to another core
+// (net.core.wmem_max is not per namespace); it returns the undo.
+func raiseSocketBuffers() func() {
+	keys := []string{"wmem_max", "wmem_default"}
+	old := map[string][]byte{}
+	for _, k := range keys {
+		p := "/proc/sys/net/core/" + k
+		if v, err := os.ReadFile(p); err == nil {
+			old[p] = v
+			os.WriteFile(p, []byte("67108864"), 0)
+		}
+	}
+	return func() {
+		for p, v := range old {
+			os.WriteFile(p, v, 0)
+		}
+	}
+}
+
+func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
+	if err := preflight(bin); err != nil {
+		return err
+	}
+	if err := lab.Teardown(prefix); err != nil {
+		return err
+	}
+	// This program is a generator-side process: keep it off the DUT core.
+	if err := pinSelf(genCore); err != nil {
+		return err
+	}
+	defer raiseSocketBuffers()()
+	dir, err := os.MkdirTemp("", "pwbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cmd := "make bench"
+	if quick {
+		cmd = "make bench-quick"
+	}
+	rep := &report{Meta: metadata(cmd, dur)}
+	dirs := []string{dirEncap, dirDecap, dirBoth}
+	if quick {
+		dirs = dirs[:1]
+	}
+	for _, kind := range []string{dutBridge, dutVXLAN, dutPWEth, dutPWIP6} {
+		profile := ""
+		if kind == dutPWEth && !quick {
+			profile = filepath.Join(dir, "pwgated.pprof")
+		}
+		t, err := build(kind, filepath.Join(dir, kind), bin, profile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		for _, size := range sizes(quick) {
+			for _, d := range dirs {
+				r := t.run(size, d, dur, nil)
+				fmt.Printf("%-11s %5d %-6s %8.0f kfps  loss %5.1f%%  DUT %6.0f ns/frame %s\n", r.DUT, r.Size, r.Direction, r.FPS/1000, 100*r.Loss, r.CPUPerFrame, r.Error)
+				rep.Results = append(rep.Results, r)
+			}
+		}
+		if kind == dutPWEth && soak > 0 {
+			fmt.Printf("steady load: pwgate eth, 64 bytes both ways for %v\n", soak)
+			r := t.run(64, dirBoth, soak, func() { go func() { rep.Perf = perfTop(dir) }() })
+			rep.Soak = &r
+			fmt.Printf("  %.0f kfps, %d GC cycles %s\n", r.FPS/1000, r.GCCycles, r.Error)
+		}
+		t.stopPwgated()
+		t.close()
+		if profile != "" {
+			rep.Profile = pprofTop(filepath.Join(bin, "pwgated"), profile)
+		}
+	}
+	if left, _ := lab.Leftovers(prefix); len(left) > 0 {
+		return fmt.Errorf("namespaces left behind: %v", left)
+	}
+	fmt.Println("microbenchmarks")
+	rep.Micro, rep.Benchstat = micro(quick, out)
+	rep.evaluate()
+	stamp := time.Now().UTC().Format("20060102-150405")
+	if err := rep.write(out, stamp, readme); err != nil {
+		return err
+	}
+	fmt.Printf("\n%s\n%s\nwritten to %s/%s.md and %s/latest.md\n", rep.summary(), rep.goals(), out, stamp, out)
+	return nil
+}
+
+func metadata(cmd string, dur time.Duration) meta {
+	m := meta{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Cores: runtime.NumCPU(), Go: runtime.Version(), Command: cmd, Duration: dur.String()}
+	if b, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := exec.Command("trafgen", "--version").Output(); err == nil {
+		m.Trafgen = strings.SplitN(strings.TrimSpace(string(b)), "\n", 2)[0]
+	}
+	return m
+}
+
+// perfTop records the DUT core for 5 s and returns its hottest symbols, or
+// "" without perf.
+func perfTop(dir string) string {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return ""
+	}
+	data := filepath.Join(dir, "perf.data")
+	time.Sleep(2 * time.Second)
+	if err := exec.Command("perf", "record", "-q", "-o", data, "-F", "999", "-C", fmt.Sprint(dutCore), "--", "sleep", "5").Run(); err != nil {
+		return ""
+	}
+	byThread, err := exec.Command("perf", "report", "-q", "-i", data, "--no-children", "--sort", "comm", "--stdio", "-g", "none").Output()
+	if err != nil {
+		return ""
+	}
+	bySym, err := exec.Command("perf", "report", "-q", "-i", data, "--no-children", "--sort", "comm,sym", "--stdio", "-g", "none", "--percent-limit", "0.8").Output()
+	if err != nil {
+		return ""
+	}
+	return "by thread:\n" + firstLines(strings.TrimRight(string(byThread), "\n"), 10) + "\nby symbol:\n" + firstLines(strings.TrimRight(string(bySym), "\n"), 40)
+}
+
+func pprofTop(binary, profile string) string {
+	b, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=20", binary, profile).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return firstLines(string(b), 30)
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// benchstatCmd is pinned: the module proxy refuses some listings.
+const benchstatCmd = "golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da"
+
+// micro runs the data path's Go benchmarks, keeps their output in out, and
+// compares them with the previous run's with benchstat.
+func micro(quick bool, out string) (text, stat string) {
+	count, benchtime := "5", "200000x"
+	if quick {
+		count, benchtime = "1", "20000x"
+	}
+	b, err := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-count", count, "-benchtime", benchtime,
+		"./dataplane/...").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("go test -bench failed: %v\n%s", err, b), ""
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "goos") || strings.HasPrefix(l, "goarch") || strings.HasPrefix(l, "cpu") || strings.HasPrefix(l, "pkg") {
+			keep = append(keep, l)
+		}
+	}
+	text = strings.Join(keep, "\n") + "\n"
+	prev := filepath.Join(out, "micro.txt")
+	if old, err := os.ReadFile(prev); err == nil && !quick {
+		tmp, _ := os.CreateTemp("", "micro-new")
+		tmp.WriteString(text)
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		oldF, _ := os.CreateTemp("", "micro-old")
+		oldF.Write(old)
+		oldF.Close()
+		defer os.Remove(oldF.Name())
+		if s, err := exec.Command("go", "run", benchstatCmd, oldF.Name(), tmp.Name()).CombinedOutput(); err == nil {
+			stat = string(s)
+		} else {
+			stat = fmt.Sprintf("benchstat failed: %v\n%s", err, s)
+		}
+	}
+	if !quick {
+		os.MkdirAll(out, 0o755)
+		os.WriteFile(prev, []byte(text), 0o644)
+	}
+	return text, stat
+}
+
+// pinSelf pins every thread of this process to core.
+func pinSelf(core int) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		var tid int
+		if _, err := fmt.Sscan(t.Name(), &tid); err == nil {
+			if err := pinTask(tid, core); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/bench/sink"
+	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/dataplane/frame"
+)
+
+// The bench topology, one per device under test:
+//
+//	lan (g0) ── dl0 [dut] ul0 ── (s0) wan
+//
+// Traffic from lan to wan is the encap direction, from wan to lan the
+// decap direction. Each side generates with trafgen and counts what arrives
+// with the XDP sink. The device under test owns core dutCore: its NAPI
+// threads and pwgated run there and nothing else does; generators, sinks
+// and this program run on core genCore.
+const (
+	prefix  = "pwbench-"
+	dutCore = 1
+	genCore = 0
+	lanMTU  = 1600 // frames of 1614 bytes must reach the DUT whole
+	wanMTU  = 1500 // the access network
+)
+
+var (
+	macG0  = frame.MAC{0x02, 0x00, 0x00, 0x00, 0x0c, 0x01}
+	macDL0 = frame.MAC{0x02, 0x00, 0x00, 0x00, 0x0d, 0x01}
+	macUL0 = frame.MAC{0x02, 0x70, 0x63, 0x61, 0x70, 0x01}
+	macS0  = frame.MAC{0x02, 0x70, 0x63, 0x61, 0x70, 0x02}
+	addrUL = netip.MustParseAddr("2001:db8:1::1")
+	addrS0 = netip.MustParseAddr("2001:db8:1::2")
+)
+
+// DUT kinds.
+const (
+	dutBridge = "bridge"
+	dutVXLAN  = "vxlan"
+	dutPWEth  = "pwgate-eth"
+	dutPWIP6  = "pwgate-ip6"
+)
+
+// topo is one built topology.
+type topo struct {
+	kind     string
+	l        *lab.Lab
+	dir      string
+	lan, wan *sink.Sink
+	pwgated  *lab.Proc
+	socket   string
+}
+
+func (t *topo) isPW() bool { return t.kind == dutPWEth || t.kind == dutPWIP6 }
+
+func build(kind, dir, bin string, profile string) (_ *topo, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	t := &topo{kind: kind, l: lab.New(prefix), dir: dir}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	l := t.l
+	if err := l.AddNS("lan", "dut", "wan"); err != nil {
+		return nil, err
+	}
+	mtu := wanMTU
+	if kind == dutBridge {
+		mtu = lanMTU // a software wire: both sides are LAN
+	}
+	if err := l.Veth("lan", "g0", "dut", "dl0", lanMTU); err != nil {
+		return nil, err
+	}
+	if err := l.Veth("dut", "ul0", "wan", "s0", mtu); err != nil {
+		return nil, err
+	}
+	for _, x := range []struct {
+		ns, ifname string
+		mac        frame.MAC
+	}{{"lan", "g0", macG0}, {"dut", "dl0", macDL0}, {"dut", "ul0", macUL0}, {"wan", "s0", macS0}} {
+		// NAPI in a thread of its own (so that its work can be placed on a
+		// core), which veth uses only for senders without TSO.
+		if err := l.Script(x.ns, "ip link set dev "+x.ifname+" address "+x.mac.String(),
+			"ethtool -K "+x.ifname+" tso off gso off gro on"); err != nil {
+			return nil, err
+		}
+		if _, err := l.Exec(x.ns, "sh", "-c", "echo 1 > /sys/class/net/"+x.ifname+"/threaded"); err != nil {
+			return nil, err
+		}
+	}
+	for _, x := range [][2]string{{"lan", "g0"}, {"wan", "s0"}} {
+		// trafgen sends through a queue that absorbs the DUT's backpressure.
+		if _, err := l.Exec(x[0], "tc", "qdisc", "add", "dev", x[1], "root", "pfifo", "limit", "4096"); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.Do("lan", func() (err error) { t.lan, err = sink.Attach("g0"); return }); err != nil {
+		return nil, err
+	}
+	if err := l.Do("wan", func() (err error) { t.wan, err = sink.Attach("s0"); return }); err != nil {
+		return nil, err
+	}
+	switch kind {
+	case dutBridge:
+		err = l.Script("dut", "ip link add br0 type bridge", "ip link set dev dl0 master br0", "ip link set dev ul0 master br0", "ip link set dev br0 up")
+	case dutVXLAN:
+		err = l.Script("dut",
+			"ip -6 addr add "+addrUL.String()+"/64 dev ul0 nodad",
+			"ip -6 neigh add "+addrS0.String()+" lladdr "+macS0.String()+" dev ul0 nud permanent",
+			"ip link add vx0 mtu "+strconv.Itoa(lanMTU)+" type vxlan id 42 local "+addrUL.String()+" remote "+addrS0.String()+
+				" dstport 4789 udp6zerocsumtx udp6zerocsumrx dev ul0",
+			"ip link add br0 type bridge", "ip link set dev dl0 master br0", "ip link set dev vx0 master br0",
+			"ip link set dev vx0 up", "ip link set dev br0 up")
+	case dutPWEth, dutPWIP6:
+		err = t.startPwgated(bin, profile)
+	}
+	if err == nil {
+		err = t.pin()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *topo) startPwgated(bin, profile string) error {
+	t.socket = filepath.Join(t.dir, "pwgated.sock")
+	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\n"+
+		"cores:\n  main: %d\n  encap: %d\n  decap: %d\nstats:\n  socket: %s\n", map[string]string{dutPWEth: "eth", dutPWIP6: "ip6"}[t.kind], dutCore, dutCore, dutCore, t.socket)
+	if t.kind == dutPWEth {
+		c += fmt.Sprintf("peer:\n  mac: %q\n", macS0)
+	} else {
+		c += fmt.Sprintf("peer:\n  address: %s\nlocal:\n  address: %s/64\n", addrS0, addrUL)
+		// The access network's other end is on-link and answers no NDP (its
+		// sink drops nothing but test traffic, but nothing there speaks
+		// IPv6): a permanent neighbour entry stands in.
+		if err := t.l.Script("dut", "ip -6 addr add "+addrUL.String()+"/64 dev ul0 nodad",
+			"ip -6 neigh add "+addrS0.String()+" lladdr "+macS0.String()+" dev ul0 nud permanent"); err != nil {
+			return err
+		}
+	}
+	cfg := filepath.Join(t.dir, "pwgated.yaml")
+	if err := os.WriteFile(cfg, []byte(c), 0o644); err != nil {
+		return err
+	}
+	// This program runs pinned to genCore; pwgated pins itself to dutCore.
+	args := []string{"taskset", "-c", fmt.Sprintf("0-%d", runtime.NumCPU()-1), filepath.Join(bin, "pwgated"), "--config", cfg}
+	if profile != "" {
+		args = append(args, "--cpuprofile", profile)
+	}
+	p, err := t.l.Start("dut", args...)
+	if err != nil {
+		return err
+	}
+	t.pwgated = p
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if p.Exited() {
+			return fmt.Errorf("pwgated exited: %s", p.Out.String())
+		}
+		if st, err := control.FetchStatus(t.socket, time.Second); err == nil && st.Ready {
+			return nil
+		}
+	}
+	return fmt.Errorf("pwgated not ready: %s", p.Out.String())
+}
+
+// pin puts the DUT's NAPI threads on dutCore and the generators' and
+// sinks' on genCore.
+func (t *topo) pin() error {
+	tasks, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range tasks {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || !strings.HasPrefix(string(comm), "napi/") {
+			continue
+		}
+		core := genCore
+		if strings.HasPrefix(string(comm), "napi/dl0-") || strings.HasPrefix(string(comm), "napi/ul0-") {
+			core = dutCore
+		}
+		if err := pinTask(pid, core); err != nil {
+			return fmt.Errorf("pin %s: %w", strings.TrimSpace(string(comm)), err)
+		}
+	}
+	return nil
+}
+
+// stopPwgated stops the daemon (so that it writes its profile) and returns
+// its log.
+func (t *topo) stopPwgated() string {
+	if t.pwgated == nil || t.pwgated.Exited() {
+		return ""
+	}
+	t.pwgated.Signal(syscall.SIGTERM)
+	t.pwgated.Wait(10 * time.Second)
+	return t.pwgated.Out.String()
+}
+
+func (t *topo) close() {
+	t.stopPwgated()
+	for _, s := range []*sink.Sink{t.lan, t.wan} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	t.l.Close()
+}

@@ -14,7 +14,7 @@ export BPF_CLANG BPF_CFLAGS
 
 # Debian packages the tests, the demo and the benchmarks use.
 PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 radvd \
-	netsniff-ng procps util-linux curl linux-perf python3
+	netsniff-ng procps util-linux curl linux-perf
 MODE ?= ip6
 
 .PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick clean

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/dataplane"
 )
 
 // wholeSize is the largest frame carried whole in both modes at MTU 1500
@@ -102,7 +103,7 @@ func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
 		return err
 	}
 	// This program is a generator-side process: keep it off the DUT core.
-	if err := pinSelf(genCore); err != nil {
+	if err := dataplane.PinProcess(genCore); err != nil {
 		return err
 	}
 	defer raiseSocketBuffers()()
@@ -203,7 +204,7 @@ func perfTop(dir string) string {
 	if err != nil {
 		return ""
 	}
-	return "by thread:\n" + firstLines(strings.TrimRight(string(byThread), "\n"), 10) + "\nby symbol:\n" + firstLines(strings.TrimRight(string(bySym), "\n"), 40)
+	return "by thread:\n" + firstLines(string(byThread), 10) + "\nby symbol:\n" + firstLines(string(bySym), 40)
 }
 
 func pprofTop(binary, profile string) string {
@@ -214,8 +215,14 @@ func pprofTop(binary, profile string) string {
 	return firstLines(string(b), 30)
 }
 
+// firstLines returns the first n non-blank lines of s.
 func firstLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > n {
 		lines = lines[:n]
 	}
@@ -265,21 +272,4 @@ func micro(quick bool, out string) (text, stat string) {
 		os.WriteFile(prev, []byte(text), 0o644)
 	}
 	return text, stat
-}
-
-// pinSelf pins every thread of this process to core.
-func pinSelf(core int) error {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		var tid int
-		if _, err := fmt.Sscan(t.Name(), &tid); err == nil {
-			if err := pinTask(tid, core); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -230,7 +230,9 @@ on core 0. DUT CPU is core 1's busy time from /proc/stat divided by the
 frames delivered. Baselines on the same topology: a Linux bridge of dl0 and
 ul0 (the software wire), and a bridge of dl0 and a kernel VXLAN device over
 IPv6 on ul0 (the kernel's own L2 tunnel; no L2TP here). A frame split in
-two pieces counts once.
+two pieces counts once. Repeated runs of the same case differ by up to
+about 30% for pwgate (less for the baselines): how the NAPI threads and
+pwgated take turns on the one core settles differently from run to run.
 `
 
 // write stores the report as JSON and markdown in dir, as latest.md too,

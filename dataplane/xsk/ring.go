@@ -68,46 +68,24 @@ func (r *ring) needWakeup() bool { return atomic.LoadUint32(r.flags)&unix.XDP_RI
 // outstanding returns entries produced but not yet consumed by the other side.
 func (r *ring) outstanding() uint32 { return r.cachedProd - atomic.LoadUint32(r.consumer) }
 
-// addrRing is a fill or completion ring: UMEM addresses.
-type addrRing struct {
+// entryRing is a ring with its entries: UMEM addresses (fill and
+// completion rings) or descriptors (RX and TX rings).
+type entryRing[T uint64 | Desc] struct {
 	ring
-	entries []uint64
+	entries []T
 }
 
-// put writes up to len(addrs) addresses and returns how many it wrote.
-func (r *addrRing) put(addrs []uint64) int {
-	n := min(uint32(len(addrs)), r.prodFree(uint32(len(addrs))))
-	for i := uint32(0); i < n; i++ {
-		r.entries[(r.cachedProd+i)&r.mask] = addrs[i]
-	}
-	if n > 0 {
-		r.submit(n)
-	}
-	return int(n)
-}
-
-// get reads up to len(addrs) addresses and returns how many it read.
-func (r *addrRing) get(addrs []uint64) int {
-	n := min(uint32(len(addrs)), r.consAvail(uint32(len(addrs))))
-	for i := uint32(0); i < n; i++ {
-		addrs[i] = r.entries[(r.cachedCons+i)&r.mask]
-	}
-	if n > 0 {
-		r.release(n)
-	}
-	return int(n)
-}
+// addrRing is a fill or completion ring.
+type addrRing = entryRing[uint64]
 
 // descRing is an RX or TX ring.
-type descRing struct {
-	ring
-	entries []Desc
-}
+type descRing = entryRing[Desc]
 
-func (r *descRing) put(descs []Desc) int {
-	n := min(uint32(len(descs)), r.prodFree(uint32(len(descs))))
+// put writes up to len(v) entries and returns how many it wrote.
+func (r *entryRing[T]) put(v []T) int {
+	n := min(uint32(len(v)), r.prodFree(uint32(len(v))))
 	for i := uint32(0); i < n; i++ {
-		r.entries[(r.cachedProd+i)&r.mask] = descs[i]
+		r.entries[(r.cachedProd+i)&r.mask] = v[i]
 	}
 	if n > 0 {
 		r.submit(n)
@@ -115,10 +93,11 @@ func (r *descRing) put(descs []Desc) int {
 	return int(n)
 }
 
-func (r *descRing) get(descs []Desc) int {
-	n := min(uint32(len(descs)), r.consAvail(uint32(len(descs))))
+// get reads up to len(v) entries and returns how many it read.
+func (r *entryRing[T]) get(v []T) int {
+	n := min(uint32(len(v)), r.consAvail(uint32(len(v))))
 	for i := uint32(0); i < n; i++ {
-		descs[i] = r.entries[(r.cachedCons+i)&r.mask]
+		v[i] = r.entries[(r.cachedCons+i)&r.mask]
 	}
 	if n > 0 {
 		r.release(n)

@@ -70,6 +70,7 @@ type ConfigError struct {
 	Msg  string
 }
 
+// Error formats the error as FILE:LINE: KEY: message.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)

@@ -47,6 +47,7 @@ func ParsePollMode(s string) (PollMode, error) {
 	return 0, fmt.Errorf("unknown poll mode %q (want busy or adaptive)", s)
 }
 
+// String returns "busy" or "adaptive".
 func (m PollMode) String() string {
 	if m == Busy {
 		return "busy"

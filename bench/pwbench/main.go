@@ -235,7 +235,7 @@ const benchstatCmd = "golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9
 // micro runs the data path's Go benchmarks, keeps their output in out, and
 // compares them with the previous run's with benchstat.
 func micro(quick bool, out string) (text, stat string) {
-	count, benchtime := "5", "200000x"
+	count, benchtime := "6", "200000x"
 	if quick {
 		count, benchtime = "1", "20000x"
 	}

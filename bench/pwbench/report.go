@@ -121,8 +121,11 @@ func (r *report) evaluate() {
 			maxCPU < 1000, fmt.Sprintf("worst %.0f ns; %s", maxCPU, strings.Join(cpu, ", "))})
 	}
 	if r.Soak != nil {
-		r.Goals = append(r.Goals, goal{"no GC cycle during a steady-load run", r.Soak.GCCycles == 0 && r.Soak.Error == "",
-			fmt.Sprintf("%d GC cycles in %.0f s at %.0f kframes/s (%s)", r.Soak.GCCycles, r.Soak.Seconds, r.Soak.FPS/1000, r.Soak.Error)})
+		d := fmt.Sprintf("%d GC cycles in %.0f s at %.0f kframes/s", r.Soak.GCCycles, r.Soak.Seconds, r.Soak.FPS/1000)
+		if r.Soak.Error != "" {
+			d += " (" + r.Soak.Error + ")"
+		}
+		r.Goals = append(r.Goals, goal{"no GC cycle during a steady-load run", r.Soak.GCCycles == 0 && r.Soak.Error == "", d})
 	}
 	w, d := worst(func(pw, dir string) (float64, string) {
 		a, b := r.find(pw, 1600, dir), r.find(pw, wholeSize, dir)

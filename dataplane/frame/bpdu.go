@@ -17,6 +17,7 @@ const (
 
 var bpduKindNames = [...]string{"not-bpdu", "stp", "rstp", "mstp", "pvst+", "rapid-pvst+"}
 
+// String returns the protocol's short name, such as "rstp".
 func (k BPDUKind) String() string {
 	if int(k) < len(bpduKindNames) {
 		return bpduKindNames[k]

@@ -54,6 +54,7 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("unknown mode %q (want eth or ip6)", s)
 }
 
+// String returns "eth" or "ip6".
 func (m Mode) String() string {
 	switch m {
 	case ModeEth:

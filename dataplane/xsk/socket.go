@@ -28,9 +28,8 @@ type Socket struct {
 	pfds [2]unix.PollFd
 
 	// TX half.
-	tx         descRing
-	comp       addrRing
-	kickErrors uint64
+	tx   descRing
+	comp addrRing
 
 	maps [][]byte
 }
@@ -164,7 +163,6 @@ func (s *Socket) Kick() error {
 		case unix.EBUSY, unix.ENOBUFS:
 			return nil
 		default:
-			s.kickErrors++
 			return fmt.Errorf("send on %s: %w", s.ifname, e)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Lab is a set of namespaces and processes with a common name prefix.
@@ -36,8 +37,14 @@ type Lab struct {
 	procs []*Proc
 }
 
-// New returns an empty lab whose namespaces are named prefix+name.
-func New(prefix string) *Lab { return &Lab{Prefix: prefix} }
+// New returns an empty lab whose namespaces are named prefix+name. The
+// calling process becomes a child subreaper, so that what the lab's
+// processes leave orphaned (radvd's privilege-separation child) is reaped
+// by Close rather than left to an init that may not reap.
+func New(prefix string) *Lab {
+	unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	return &Lab{Prefix: prefix}
+}
 
 // NS returns the full name of namespace name.
 func (l *Lab) NS(name string) string { return l.Prefix + name }
@@ -212,7 +219,25 @@ func (l *Lab) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if len(procs) > 0 {
+		reapOrphans()
+	}
 	return errors.Join(errs...)
+}
+
+// reapOrphans waits, briefly, for the children this process inherited as a
+// subreaper. It runs after the lab's own processes have been waited for.
+func reapOrphans() {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case err != nil: // ECHILD: no children left
+			return
+		case pid == 0: // children still running
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // Leftovers lists namespaces whose names start with prefix: what a crashed

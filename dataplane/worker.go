@@ -239,19 +239,14 @@ func (w *encapWorker) process(n int) {
 	w.send(k)
 }
 
-// ulDrops maps the receiver's drop reasons to counters.
-var ulDrops = [pseudowire.NumDropReasons]stats.Counter{
-	pseudowire.DropTruncated:      stats.ULDropTruncated,
-	pseudowire.DropNotPseudowire:  stats.ULDropNotPseudowire,
-	pseudowire.DropWrongPeer:      stats.ULDropWrongPeer,
-	pseudowire.DropBadLength:      stats.ULDropBadLength,
-	pseudowire.DropBadControlWord: stats.ULDropBadControlWord,
-	pseudowire.DropRunt:           stats.ULDropRunt,
-	pseudowire.DropLoneSecond:     stats.ULDropLoneSecond,
-	pseudowire.DropIDMismatch:     stats.ULDropIDMismatch,
-	pseudowire.DropReplaced:       stats.ULDropReplaced,
-	pseudowire.DropOversize:       stats.ULDropOversize,
-}
+// ulDrops maps the receiver's drop reasons to the counters of the same
+// name ("lone_second" counts as ul_drop_lone_second).
+var ulDrops = func() (m [pseudowire.NumDropReasons]stats.Counter) {
+	for r := pseudowire.DropTruncated; r < pseudowire.NumDropReasons; r++ {
+		m[r], _ = stats.Lookup("ul_drop_" + r.String())
+	}
+	return m
+}()
 
 // decapWorker carries frames from the uplink to the LAN.
 type decapWorker struct {

@@ -208,15 +208,10 @@ func (s *Sites) StartPwgated(site *Site, args ...string) error {
 		return err
 	}
 	site.Proc = p
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if p.Exited() {
-			return fmt.Errorf("pwgated %s exited: %s", site.Name, p.Out.String())
-		}
-		if _, err := control.FetchStatus(site.Socket, time.Second); err == nil {
-			return nil
-		}
+	if err := WaitPwgated(p, site.Socket, false, 10*time.Second); err != nil {
+		return fmt.Errorf("site %s: %w", site.Name, err)
 	}
-	return fmt.Errorf("pwgated %s did not open %s: %s", site.Name, site.Socket, p.Out.String())
+	return nil
 }
 
 // StopPwgated sends SIGTERM and returns the exit code.
@@ -233,19 +228,35 @@ func (s *Sites) StopPwgated(site *Site) (int, error) {
 // WaitReady waits until site's appliance says it can send (ip6 mode: own
 // address and next hop known).
 func (s *Sites) WaitReady(site *Site, timeout time.Duration) error {
-	var last string
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		st, err := control.FetchStatus(site.Socket, time.Second)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		if st.Ready {
-			return nil
-		}
-		last = st.NotReady
+	if err := WaitPwgated(site.Proc, site.Socket, true, timeout); err != nil {
+		return fmt.Errorf("site %s: %w", site.Name, err)
 	}
-	return fmt.Errorf("pwgated %s not ready after %v: %s", site.Name, timeout, last)
+	return nil
+}
+
+// WaitPwgated waits until the pwgated serving socket answers, and with
+// ready until it says it can send (ip6 mode: own address and next hop
+// known). It gives up early when p, if given, exits.
+func WaitPwgated(p *Proc, socket string, ready bool, timeout time.Duration) error {
+	want := map[bool]string{false: "answering", true: "ready"}[ready]
+	last := "no answer yet"
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		if p != nil && p.Exited() {
+			return fmt.Errorf("pwgated exited: %s", p.Out.String())
+		}
+		st, err := control.FetchStatus(socket, time.Second)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case !ready || st.Ready:
+			return nil
+		default:
+			last = st.NotReady
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pwgated at %s not %s after %v: %s", socket, want, timeout, last)
+		}
+	}
 }
 
 // WaitForwarding waits until the STP bridges of both hosts forward.

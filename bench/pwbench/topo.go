@@ -13,7 +13,6 @@ import (
 
 	"github.com/pwgate/pwgate/bench/lab"
 	"github.com/pwgate/pwgate/bench/sink"
-	"github.com/pwgate/pwgate/control"
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
@@ -166,15 +165,7 @@ func (t *topo) startPwgated(bin, profile string) error {
 		return err
 	}
 	t.pwgated = p
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if p.Exited() {
-			return fmt.Errorf("pwgated exited: %s", p.Out.String())
-		}
-		if st, err := control.FetchStatus(t.socket, time.Second); err == nil && st.Ready {
-			return nil
-		}
-	}
-	return fmt.Errorf("pwgated not ready: %s", p.Out.String())
+	return lab.WaitPwgated(p, t.socket, true, 10*time.Second)
 }
 
 // pin puts the DUT's NAPI threads on dutCore and the generators' and

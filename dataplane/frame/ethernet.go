@@ -24,7 +24,6 @@ const (
 // EtherTypes used by pwgate.
 const (
 	EtherTypeIPv4   = 0x0800
-	EtherTypeARP    = 0x0806
 	EtherTypeVLAN   = 0x8100 // IEEE 802.1Q customer tag
 	EtherTypeQinQ   = 0x88a8 // IEEE 802.1ad service tag
 	EtherTypeQinQv1 = 0x9100 // pre-standard service tag still sent by some switches

@@ -26,8 +26,6 @@ type Config struct {
 	Queue int
 	// XDPMode is native (default) or generic XDP.
 	XDPMode bpf.AttachMode
-	// Copy forces copy mode even where the driver supports zero-copy.
-	Copy bool
 	// Chunks is the number of UMEM chunks, a power of two; RingSize the
 	// entries of each ring, a power of two. Zero means the default.
 	Chunks, RingSize int
@@ -92,9 +90,6 @@ func Open(c Config) (_ *Pair, err error) {
 		return nil, err
 	}
 	flags := uint16(unix.XDP_USE_NEED_WAKEUP)
-	if c.Copy {
-		flags |= unix.XDP_COPY
-	}
 	if p.DL, err = newSocket(p.UMEM, c.Downlink, dl.Index, c.Queue, uint32(c.RingSize), flags, nil); err != nil {
 		return nil, fmt.Errorf("downlink %s: %w", c.Downlink, err)
 	}

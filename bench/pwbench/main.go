@@ -156,10 +156,13 @@ func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
 	rep.Micro, rep.Benchstat = micro(quick, out)
 	rep.evaluate()
 	stamp := time.Now().UTC().Format("20060102-150405")
-	if err := rep.write(out, stamp, readme); err != nil {
+	if quick {
+		stamp += "-quick"
+	}
+	if err := rep.write(out, stamp, !quick, readme); err != nil {
 		return err
 	}
-	fmt.Printf("\n%s\n%s\nwritten to %s/%s.md and %s/latest.md\n", rep.summary(), rep.goals(), out, stamp, out)
+	fmt.Printf("\n%s\n%s\nwritten to %s/%s.md\n", rep.summary(), rep.goals(), out, stamp)
 	return nil
 }
 

@@ -238,9 +238,10 @@ about 30% for pwgate (less for the baselines): how the NAPI threads and
 pwgated take turns on the one core settles differently from run to run.
 `
 
-// write stores the report as JSON and markdown in dir, as latest.md too,
-// and puts the summary into the README between its bench markers.
-func (r *report) write(dir, stamp, readme string) error {
+// write stores the report as JSON and markdown in dir; a full run is
+// latest.md too, and its summary goes into the README between the bench
+// markers (readme "" skips that).
+func (r *report) write(dir, stamp string, full bool, readme string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -249,7 +250,11 @@ func (r *report) write(dir, stamp, readme string) error {
 		return err
 	}
 	md := r.markdown()
-	for name, data := range map[string][]byte{stamp + ".json": j, stamp + ".md": []byte(md), "latest.md": []byte(md)} {
+	files := map[string][]byte{stamp + ".json": j, stamp + ".md": []byte(md)}
+	if full {
+		files["latest.md"] = []byte(md)
+	}
+	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return err
 		}

@@ -14,7 +14,8 @@ import (
 
 // The addresses of the two-site lab. The uplinks use the reference
 // captures' MACs and, in ip6 mode, its addresses, so that what the lab
-// sends can be compared byte for byte with ../shared/vectors/reference.
+// sends can be compared byte for byte with the reference captures
+// (dataplane/frame/frametest/reference).
 const (
 	ULMAC      = "02:70:63:61:70:01" // both appliances' uplinks, as in the captures
 	RouterMACA = "02:00:00:00:0f:0a"

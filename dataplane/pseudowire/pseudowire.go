@@ -1,5 +1,5 @@
 // Package pseudowire implements the ginzado-pseudowire wire format (see
-// WIRE.md in the shared directory): Ethernet frames carried in Ethernet
+// WIRE.md in this directory): Ethernet frames carried in Ethernet
 // (EtherType 0x96fc, "eth" mode) or in IPv6 (next header 252, "ip6" mode)
 // behind a two-byte little-endian control word, split into at most two
 // pieces when they do not fit the uplink, and put back together in order by

@@ -9,7 +9,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane/frame/frametest"
 )
 
-// The addresses of the reference captures (vectors/reference/README.md).
+// The addresses of the reference captures (frame/frametest/reference/README.md).
 var (
 	refULMAC   = frame.MAC{0x02, 0x70, 0x63, 0x61, 0x70, 0x01}
 	refRouterA = frame.MAC{0x02, 0x00, 0x00, 0x00, 0x0f, 0x0a}

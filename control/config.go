@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
@@ -23,9 +24,7 @@ import (
 
 // Defaults of the configuration.
 const (
-	DefaultStatsSocket = "/run/pwgate/pwgated.sock"
-	DefaultGPWSocket   = "/run/gpwstats.socket"
-	NoCore             = -1
+	NoCore = -1
 )
 
 // Config is a validated configuration. Zero values mean "not set" where
@@ -220,7 +219,7 @@ func LoadFile(path string) (*Config, error) {
 
 // Parse validates a YAML configuration; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
-	c := &Config{Source: name, CoreMain: NoCore, CoreEncap: NoCore, CoreDecap: NoCore, StatsSocket: DefaultStatsSocket}
+	c := &Config{Source: name, CoreMain: NoCore, CoreEncap: NoCore, CoreDecap: NoCore, StatsSocket: client.DefaultStatsSocket}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &ConfigError{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}

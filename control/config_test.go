@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/hw"
@@ -52,7 +53,7 @@ func TestParseGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Mode != pseudowire.ModeEth || c.Downlink != "dl0" || c.Uplink != "ul0" || c.PeerMAC.String() != "02:00:00:00:00:0b" ||
-		c.CoreMain != NoCore || c.Poll != dataplane.Adaptive || c.XDPMode != bpf.Native || c.StatsSocket != DefaultStatsSocket || c.GPWSocket != "" {
+		c.CoreMain != NoCore || c.Poll != dataplane.Adaptive || c.XDPMode != bpf.Native || c.StatsSocket != client.DefaultStatsSocket || c.GPWSocket != "" {
 		t.Errorf("eth defaults: %+v", c)
 	}
 	c, err = Parse("ip6.yaml", []byte(ip6YAML))
@@ -153,7 +154,7 @@ func TestLoadFile(t *testing.T) {
 func TestParseGPW(t *testing.T) {
 	ifs := Interfaces{Downlink: "dl0", Uplink: "ul0"}
 	c, err := ParseGPW("gpw", []byte("eth             # mode\n000c2979489d    # peer's MAC, no colons\n"), ifs)
-	if err != nil || c.Mode != pseudowire.ModeEth || c.PeerMAC.String() != "00:0c:29:79:48:9d" || c.GPWSocket != DefaultGPWSocket {
+	if err != nil || c.Mode != pseudowire.ModeEth || c.PeerMAC.String() != "00:0c:29:79:48:9d" || c.GPWSocket != client.DefaultGPWSocket {
 		t.Fatalf("eth: %+v %v", c, err)
 	}
 	c, err = ParseGPW("gpw", []byte("ip6                                  # mode\n20010db80000000200000000000196fc     # peer address, 32 hex digits\n20010db80000000100000000000096fc     # own address\n"), ifs)

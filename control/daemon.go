@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
@@ -32,7 +33,7 @@ type Daemon struct {
 	ulMAC   frame.MAC
 	ulMTU   int // the uplink interface's own MTU
 	started time.Time
-	status  atomic.Pointer[Status]
+	status  atomic.Pointer[client.Status]
 	servers []io.Closer
 	view    uplinkView
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 )
@@ -36,7 +37,7 @@ func LoadGPWFile(path string, ifs Interfaces) (*Config, error) {
 // ParseGPW parses the reference's configuration; name is used in messages.
 func ParseGPW(name string, data []byte, ifs Interfaces) (*Config, error) {
 	c := &Config{Source: name, CoreMain: NoCore, CoreEncap: NoCore, CoreDecap: NoCore,
-		StatsSocket: DefaultStatsSocket, GPWSocket: DefaultGPWSocket}
+		StatsSocket: client.DefaultStatsSocket, GPWSocket: client.DefaultGPWSocket}
 	type word struct {
 		line int
 		text string

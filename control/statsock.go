@@ -2,7 +2,6 @@ package control
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,45 +16,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
-// Status is what "pwctl status" shows.
-type Status struct {
-	Mode      string    `json:"mode"`
-	Downlink  string    `json:"downlink"`
-	Uplink    string    `json:"uplink"`
-	Peer      string    `json:"peer"`
-	Local     string    `json:"local,omitempty"`
-	Via       string    `json:"via,omitempty"`
-	NextHop   string    `json:"next_hop"`
-	Ready     bool      `json:"ready"`
-	NotReady  string    `json:"not_ready,omitempty"`
-	Poll      string    `json:"poll"`
-	Config    string    `json:"config"`
-	Started   time.Time `json:"started"`
-	Uptime    float64   `json:"uptime_seconds"`
-	LastBPDU  BPDUTimes `json:"last_bpdu"`
-	PID       int       `json:"pid"`
-	Version   string    `json:"version"`
-	UplinkMTU int       `json:"uplink_mtu"`
-	GCCycles  uint64    `json:"gc_cycles"` // Go garbage collections since start: 0 in steady state
-}
-
-// BPDUTimes is when the last BPDU was seen in each direction; nil: never.
-type BPDUTimes struct {
-	UL *time.Time `json:"ul"`
-	DL *time.Time `json:"dl"`
-}
-
-// Version is set by the linker (-X) for releases.
-var Version = "dev"
-
 func (d *Daemon) publishStatus() {
 	p := d.eng.Params()
-	s := &Status{Mode: d.cfg.Mode.String(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
+	s := &client.Status{Mode: d.cfg.Mode.String(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
 		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: d.cfg.Poll.String(),
-		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: Version, UplinkMTU: p.Encap.MTU}
+		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, UplinkMTU: p.Encap.MTU}
 	if p.Local().IsValid() {
 		s.Local = p.Local().String()
 	}
@@ -81,10 +50,10 @@ func gcCycles() uint64 {
 }
 
 // Status returns the daemon's status with the counters' BPDU times.
-func (d *Daemon) Status() Status {
+func (d *Daemon) Status() client.Status {
 	s := *d.status.Load()
 	s.Uptime = time.Since(s.Started).Seconds()
-	s.GCCycles = gcCycles()
+	s.Runtime.GCCycles = gcCycles()
 	snap := d.Snapshot()
 	for _, b := range []struct {
 		c   stats.Counter
@@ -102,32 +71,10 @@ func (d *Daemon) Status() Status {
 // a fake in tests. Both methods are called from the sockets' goroutines.
 type Source interface {
 	Snapshot() stats.Snapshot
-	Status() Status
+	Status() client.Status
 }
 
 var _ Source = (*Daemon)(nil)
-
-// Requests of the statistics socket: a line with one of these words; the
-// answer is one JSON document, then the connection closes.
-const (
-	ReqStats  = "stats"  // the counters, as an object in counter order
-	ReqStatus = "status" // Status
-)
-
-// MarshalCounters renders s as a JSON object in counter order, with
-// timestamps in Unix seconds.
-func MarshalCounters(s *stats.Snapshot) []byte {
-	b := []byte{'{'}
-	for c := stats.Counter(0); c < stats.NumCounters; c++ {
-		if c > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, c.Name())
-		b = append(b, ':')
-		b = strconv.AppendUint(b, s.Value(c), 10)
-	}
-	return append(b, '}', '\n')
-}
 
 // serve starts the statistics endpoints of c.
 func (d *Daemon) serve(c *Config) error {
@@ -273,10 +220,10 @@ func answer(c net.Conn, src Source) {
 		return
 	}
 	switch strings.TrimSpace(line) {
-	case ReqStats:
+	case client.ReqStats:
 		s := src.Snapshot()
-		c.Write(MarshalCounters(&s))
-	case ReqStatus:
+		c.Write(client.MarshalCounters(&s))
+	case client.ReqStatus:
 		json.NewEncoder(c).Encode(src.Status())
 	default:
 		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request (want stats or status)")
@@ -293,20 +240,8 @@ func answerGPW(c net.Conn, src Source) {
 			return
 		}
 		s := src.Snapshot()
-		if _, err := c.Write(EncodeGPW(&s)); err != nil {
+		if _, err := c.Write(client.EncodeGPW(&s)); err != nil {
 			return
 		}
 	}
-}
-
-// EncodeGPW returns the reference's 96-byte answer for s: ul_rx_packets,
-// ul_rx_bytes, ul_rx_bpdus, ul_tx_packets, ul_tx_bytes, ul_tx_errors,
-// dl_rx_packets, dl_rx_bytes, dl_rx_bpdus, dl_tx_packets, dl_tx_bytes,
-// dl_tx_errors, each a uint64 in host byte order.
-func EncodeGPW(s *stats.Snapshot) []byte {
-	b := make([]byte, 0, 8*stats.NumReference)
-	for _, v := range s.Reference() {
-		b = binary.NativeEndian.AppendUint64(b, v)
-	}
-	return b
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
@@ -21,14 +22,14 @@ import (
 type fakeSource struct {
 	mu sync.Mutex
 	s  stats.Snapshot
-	st Status
+	st client.Status
 }
 
 func (f *fakeSource) Snapshot() stats.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.s }
-func (f *fakeSource) Status() Status           { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
+func (f *fakeSource) Status() client.Status    { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
 
 func newFake() *fakeSource {
-	f := &fakeSource{st: Status{Mode: "ip6", Peer: "2001:db8:b::b", Ready: true, Started: time.Unix(1700000000, 0), Version: "test"}}
+	f := &fakeSource{st: client.Status{Mode: "ip6", Peer: "2001:db8:b::b", Ready: true, Started: time.Unix(1700000000, 0), Version: "test"}}
 	for c := stats.Counter(0); c < stats.NumCounters; c++ {
 		f.s[c] = uint64(c) + 1
 	}
@@ -39,7 +40,7 @@ func newFake() *fakeSource {
 
 func TestMarshalCounters(t *testing.T) {
 	f := newFake()
-	b := MarshalCounters(&f.s)
+	b := client.MarshalCounters(&f.s)
 	var m map[string]uint64
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("%s: %v", b, err)
@@ -56,7 +57,7 @@ func TestMarshalCounters(t *testing.T) {
 // host-order uint64s, ul_rx_packets first, dl_tx_errors last.
 func TestEncodeGPW(t *testing.T) {
 	f := newFake()
-	b := EncodeGPW(&f.s)
+	b := client.EncodeGPW(&f.s)
 	if len(b) != 96 {
 		t.Fatalf("%d bytes, want 96", len(b))
 	}
@@ -87,15 +88,15 @@ func TestStatsSocket(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("socket %v %v, want a 0660 socket", fi.Mode(), err)
 	}
-	cs, err := FetchCounters(path, time.Second)
-	if err != nil || len(cs) != int(stats.NumCounters) || cs[0] != (Counter{"ul_rx_packets", 1}) || cs[14].Value != 1700000123 {
+	cs, err := client.FetchCounters(path, time.Second)
+	if err != nil || len(cs) != int(stats.NumCounters) || cs[0] != (client.Counter{Name: "ul_rx_packets", Value: 1}) || cs[14].Value != 1700000123 {
 		t.Fatalf("FetchCounters: %v %v", cs, err)
 	}
-	st, err := FetchStatus(path, time.Second)
+	st, err := client.FetchStatus(path, time.Second)
 	if err != nil || st.Peer != "2001:db8:b::b" || !st.Ready || !st.Started.Equal(f.st.Started) {
 		t.Fatalf("FetchStatus: %+v %v", st, err)
 	}
-	if _, err := Query(path, "reboot", time.Second); err == nil || !strings.Contains(err.Error(), "unknown request") {
+	if _, err := client.Query(path, "reboot", time.Second); err == nil || !strings.Contains(err.Error(), "unknown request") {
 		t.Fatalf("unknown request: %v", err)
 	}
 	// A second daemon must not steal the socket.
@@ -111,7 +112,7 @@ func TestStatsSocket(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("socket file left after Close: %v", err)
 	}
-	if _, err := FetchCounters(path, time.Second); err == nil || !strings.Contains(err.Error(), "is it running?") {
+	if _, err := client.FetchCounters(path, time.Second); err == nil || !strings.Contains(err.Error(), "is it running?") {
 		t.Fatalf("daemon gone: %v", err)
 	}
 	// A stale socket file from a dead daemon is replaced.
@@ -137,7 +138,7 @@ func TestQueryPermission(t *testing.T) {
 	}
 	defer srv.Close()
 	os.Chmod(path, 0)
-	if _, err := Query(path, ReqStats, time.Second); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if _, err := client.Query(path, client.ReqStats, time.Second); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("want permission denied, got %v", err)
 	}
 }
@@ -166,7 +167,7 @@ func TestGPWSocket(t *testing.T) {
 		if _, err := io.ReadFull(c, b); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(b, EncodeGPW(&f.s)) {
+		if !bytes.Equal(b, client.EncodeGPW(&f.s)) {
 			t.Fatalf("answer %d: % x", i, b)
 		}
 		f.mu.Lock()

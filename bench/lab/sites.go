@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 )
 
 // The addresses of the two-site lab. The uplinks use the reference
@@ -245,7 +245,7 @@ func WaitPwgated(p *Proc, socket string, ready bool, timeout time.Duration) erro
 		if p != nil && p.Exited() {
 			return fmt.Errorf("pwgated exited: %s", p.Out.String())
 		}
-		st, err := control.FetchStatus(socket, time.Second)
+		st, err := client.FetchStatus(socket, time.Second)
 		switch {
 		case err != nil:
 			last = err.Error()
@@ -282,7 +282,7 @@ func (s *Sites) WaitForwarding(timeout time.Duration) error {
 
 // Counters returns site's counters by name.
 func (s *Sites) Counters(site *Site) (map[string]uint64, error) {
-	cs, err := control.FetchCounters(site.Socket, 5*time.Second)
+	cs, err := client.FetchCounters(site.Socket, 5*time.Second)
 	m := map[string]uint64{}
 	for _, c := range cs {
 		m[c.Name] = c.Value

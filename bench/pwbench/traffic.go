@@ -14,7 +14,7 @@ import (
 
 	"github.com/pwgate/pwgate/bench/lab"
 	"github.com/pwgate/pwgate/bench/sink"
-	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 )
@@ -235,8 +235,8 @@ func (t *topo) sample(gens map[string]*generator) (s sample, err error) {
 	}
 	if t.pwgated != nil {
 		s.daemon = procTicks(t.pwgated.Cmd.Process.Pid)
-		if st, err := control.FetchStatus(t.socket, time.Second); err == nil {
-			s.gc = st.GCCycles
+		if st, err := client.FetchStatus(t.socket, time.Second); err == nil {
+			s.gc = st.Runtime.GCCycles
 		}
 	}
 	return s, nil

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/bench/lab"
-	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 )
 
 var bins = map[string]string{}
@@ -129,7 +129,7 @@ func TestWithPwgated(t *testing.T) {
 	})
 
 	t.Run("reference protocol", func(t *testing.T) {
-		before, err := control.FetchCounters(s.A.Socket, time.Second)
+		before, err := client.FetchCounters(s.A.Socket, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestWithPwgated(t *testing.T) {
 		if _, err := io.ReadFull(c, b); err != nil {
 			t.Fatal(err)
 		}
-		after, _ := control.FetchCounters(s.A.Socket, time.Second)
+		after, _ := client.FetchCounters(s.A.Socket, time.Second)
 		for i := 0; i < 12; i++ {
 			v := binary.NativeEndian.Uint64(b[8*i:])
 			if v < before[i].Value || v > after[i].Value {

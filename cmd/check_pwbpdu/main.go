@@ -22,7 +22,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 )
 
 // Nagios plugin exit codes.
@@ -92,7 +92,7 @@ func parse(args []string) (*options, error) {
 	}
 	fs.StringVar(&o.maxAgeS, "max-age", "", "")
 	fs.StringVar(&o.direction, "direction", "ul", "")
-	fs.StringVar(&o.socket, "socket", control.DefaultStatsSocket, "")
+	fs.StringVar(&o.socket, "socket", client.DefaultStatsSocket, "")
 	for _, n := range []string{"h", "help"} {
 		fs.BoolVar(&o.help, n, false, "")
 	}
@@ -167,7 +167,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usageText)
 		return OK
 	case o.version:
-		fmt.Fprintf(stdout, "check_pwbpdu %s (pwgate)\n", control.Version)
+		fmt.Fprintf(stdout, "check_pwbpdu %s (pwgate)\n", client.Version)
 		return OK
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
@@ -186,7 +186,7 @@ func counterName(dir string) string { return dir + "_rx_bpdus" }
 
 // readBPDUs returns the BPDU counter of the direction.
 func readBPDUs(ctx context.Context, o *options) (uint64, error) {
-	cs, err := control.FetchCounters(o.socket, remaining(ctx))
+	cs, err := client.FetchCounters(o.socket, remaining(ctx))
 	if err != nil {
 		return 0, err
 	}
@@ -247,7 +247,7 @@ func place(dir string) string {
 }
 
 func checkAge(ctx context.Context, o *options) result {
-	s, err := control.FetchStatus(o.socket, remaining(ctx))
+	s, err := client.FetchStatus(o.socket, remaining(ctx))
 	if err != nil {
 		return unknown(ctx, o, err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/controltest"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
@@ -125,7 +125,7 @@ func TestMaxAgeMode(t *testing.T) {
 	}
 	recent := time.Now().Add(-2 * time.Second)
 	old := time.Now().Add(-time.Minute)
-	d.SetStatus(control.Status{Started: time.Now().Add(-time.Hour), LastBPDU: control.BPDUTimes{UL: &recent, DL: &old}})
+	d.SetStatus(client.Status{Started: time.Now().Add(-time.Hour), LastBPDU: client.BPDUTimes{UL: &recent, DL: &old}})
 	start := time.Now()
 	out, code = runPlugin(t, "--socket", d.Socket, "--max-age", "30")
 	if code != OK || checkOutput(t, out) != "OK" || !strings.Contains(out, "| age=2.") || !strings.Contains(out, ";;30;0;") {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
@@ -29,7 +30,7 @@ const timeout = 5 * time.Second
 
 func main() {
 	if filepath.Base(os.Args[0]) == "gpwstats" {
-		os.Exit(gpwstats(os.Stdout, control.DefaultGPWSocket))
+		os.Exit(gpwstats(os.Stdout, client.DefaultGPWSocket))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -48,14 +49,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pwctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr) }
-	socket := fs.String("socket", control.DefaultStatsSocket, "pwgated's statistics `socket`")
+	socket := fs.String("socket", client.DefaultStatsSocket, "pwgated's statistics `socket`")
 	config := fs.String("config", "", "read the socket's path from pwgated's configuration `file`")
 	version := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *version {
-		fmt.Fprintln(stdout, "pwctl", control.Version)
+		fmt.Fprintln(stdout, "pwctl", client.Version)
 		return 0
 	}
 	if *config != "" {
@@ -101,13 +102,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func printStats(w io.Writer, socket string, asJSON bool) error {
 	if asJSON {
-		b, err := control.Query(socket, control.ReqStats, timeout)
+		b, err := client.Query(socket, client.ReqStats, timeout)
 		if err == nil {
 			_, err = w.Write(b)
 		}
 		return err
 	}
-	cs, err := control.FetchCounters(socket, timeout)
+	cs, err := client.FetchCounters(socket, timeout)
 	if err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ func printStats(w io.Writer, socket string, asJSON bool) error {
 }
 
 func printStatus(w io.Writer, socket string, asJSON bool) error {
-	s, err := control.FetchStatus(socket, timeout)
+	s, err := client.FetchStatus(socket, timeout)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/controltest"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
@@ -57,8 +58,8 @@ func TestStatsJSON(t *testing.T) {
 func TestStatus(t *testing.T) {
 	d := controltest.Start(t)
 	bpdu := time.Now().Add(-1500 * time.Millisecond)
-	d.SetStatus(control.Status{Mode: "ip6", Peer: "2001:db8:b::b", Local: "2001:db8:a::a", NextHop: "02:00:00:00:0f:0a", Via: "fe80::1",
-		Ready: true, Started: time.Now().Add(-90 * time.Second), LastBPDU: control.BPDUTimes{UL: &bpdu}, Uplink: "ul0", UplinkMTU: 1500})
+	d.SetStatus(client.Status{Mode: "ip6", Peer: "2001:db8:b::b", Local: "2001:db8:a::a", NextHop: "02:00:00:00:0f:0a", Via: "fe80::1",
+		Ready: true, Started: time.Now().Add(-90 * time.Second), LastBPDU: client.BPDUTimes{UL: &bpdu}, Uplink: "ul0", UplinkMTU: 1500})
 	out, _, code := pwctl("--socket", d.Socket, "status")
 	for _, want := range []string{"mode       ip6", "peer       2001:db8:b::b", "next hop   02:00:00:00:0f:0a via fe80::1", "ready      yes",
 		"uptime     1m30s", "last BPDU  from uplink 1.5s ago, from LAN never", "uplink     ul0 (MTU 1500)"} {
@@ -70,7 +71,7 @@ func TestStatus(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 	out, _, _ = pwctl("--socket", d.Socket, "status", "--json")
-	var s control.Status
+	var s client.Status
 	if json.Unmarshal([]byte(out), &s) != nil || s.Peer != "2001:db8:b::b" || s.LastBPDU.UL == nil {
 		t.Errorf("status --json: %s", out)
 	}

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bench/lab"
-	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/frame/frametest"
 )
 
@@ -413,7 +413,7 @@ func testReload(t *testing.T, s *lab.Sites) {
 	other := map[string]string{"eth": "02:70:63:61:70:99", "ip6": "2001:db8:b::99"}[s.Opt.Mode]
 	hup(s.ConfigFor(a, other))
 	waitLog("msg=reloaded", 1)
-	if st, err := control.FetchStatus(a.Socket, time.Second); err != nil || st.Peer != other {
+	if st, err := client.FetchStatus(a.Socket, time.Second); err != nil || st.Peer != other {
 		t.Fatalf("status after reload: peer %q, %v", st.Peer, err)
 	}
 	if out, err := ping(s, a.Host, "-c", "2", "-i", "0.2", s.B.HostIP); err == nil {

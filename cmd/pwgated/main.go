@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/hw"
 )
 
@@ -47,7 +48,7 @@ func run() int {
 	}
 	flag.Parse()
 	if *version {
-		fmt.Println("pwgated", control.Version)
+		fmt.Println("pwgated", client.Version)
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))

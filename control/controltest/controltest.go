@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/control"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
@@ -18,7 +19,7 @@ type Daemon struct {
 	Socket string
 	mu     sync.Mutex
 	snap   stats.Snapshot
-	status control.Status
+	status client.Status
 	// OnSnapshot, if set, is called on every read of the counters (under
 	// the lock), to make counters move between two reads.
 	OnSnapshot func(s *stats.Snapshot)
@@ -28,7 +29,7 @@ type Daemon struct {
 // ends.
 func Start(t testing.TB) *Daemon {
 	d := &Daemon{Socket: filepath.Join(t.TempDir(), "pwgated.sock"),
-		status: control.Status{Mode: "eth", Peer: "02:00:00:00:00:0b", Ready: true, Started: time.Now(), Version: "test"}}
+		status: client.Status{Mode: "eth", Peer: "02:00:00:00:00:0b", Ready: true, Started: time.Now(), Version: "test"}}
 	srv, err := control.ServeStats(d.Socket, "", d)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +46,7 @@ func (d *Daemon) Set(c stats.Counter, v uint64) {
 }
 
 // SetStatus replaces the status.
-func (d *Daemon) SetStatus(s control.Status) {
+func (d *Daemon) SetStatus(s client.Status) {
 	d.mu.Lock()
 	d.status = s
 	d.mu.Unlock()
@@ -62,7 +63,7 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 }
 
 // Status implements control.Source.
-func (d *Daemon) Status() control.Status {
+func (d *Daemon) Status() client.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.status

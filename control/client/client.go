@@ -1,0 +1,197 @@
+// Package client is pwgated's statistics socket protocol, shared by the
+// daemon and the tools that read it (pwctl, check_pwbpdu): the request
+// words, the documents answered, and a client. It imports only the
+// standard library and dataplane/stats, so that a monitoring plugin built
+// on it stays small.
+//
+// The protocol: a client connects to the unix socket, writes one request
+// word and a newline, and reads one JSON document and a newline; then the
+// connection closes. An error is answered as {"error": "..."}.
+package client
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+// Default socket paths.
+const (
+	DefaultStatsSocket = "/run/pwgate/pwgated.sock"
+	DefaultGPWSocket   = "/run/gpwstats.socket" // the reference's binary protocol
+)
+
+// Requests of the statistics socket.
+const (
+	ReqStats  = "stats"  // the counters, as an object in counter order
+	ReqStatus = "status" // Status
+)
+
+// Version is set by the linker (-X) for releases.
+var Version = "dev"
+
+// Status is what "pwctl status" shows.
+type Status struct {
+	Mode      string    `json:"mode"`
+	Downlink  string    `json:"downlink"`
+	Uplink    string    `json:"uplink"`
+	Peer      string    `json:"peer"`
+	Local     string    `json:"local,omitempty"`
+	Via       string    `json:"via,omitempty"`
+	NextHop   string    `json:"next_hop"`
+	Ready     bool      `json:"ready"`
+	NotReady  string    `json:"not_ready,omitempty"`
+	Poll      string    `json:"poll"`
+	XDPBind   string    `json:"xdp_bind"` // "zerocopy" or "copy": how the sockets were bound
+	Config    string    `json:"config"`
+	Started   time.Time `json:"started"`
+	Uptime    float64   `json:"uptime_seconds"`
+	LastBPDU  BPDUTimes `json:"last_bpdu"`
+	PID       int       `json:"pid"`
+	Version   string    `json:"version"`
+	UplinkMTU int       `json:"uplink_mtu"`
+	// NICChanges lists the port settings pwgated changed at start (and
+	// restores on exit), such as "dl0 rx-vlan-hw-parse off".
+	NICChanges []string `json:"nic_changes,omitempty"`
+	Runtime    Runtime  `json:"runtime"`
+}
+
+// Runtime is what the Go runtime and the kernel say about the process.
+type Runtime struct {
+	GOMAXPROCS int `json:"gomaxprocs"`
+	// Threads are the data goroutines' threads and where the kernel lets
+	// them and last ran them; "main" covers every other thread.
+	Threads    []Thread `json:"threads"`
+	GCCycles   uint64   `json:"gc_cycles"`  // garbage collections since start: 0 in steady state
+	HeapBytes  uint64   `json:"heap_bytes"` // live and unswept heap objects
+	Goroutines int      `json:"goroutines"`
+	RSSBytes   uint64   `json:"rss_bytes"`
+	FDs        int      `json:"fds"`
+}
+
+// Thread is one goroutine's OS thread as the kernel sees it.
+type Thread struct {
+	Name     string `json:"name"`      // "encap", "decap" or "main"
+	TID      int    `json:"tid"`       // 0 for "main" (several threads)
+	Allowed  []int  `json:"allowed"`   // cores it may run on (sched_getaffinity)
+	LastCore int    `json:"last_core"` // core it last ran on (/proc: processor); -1 unknown
+}
+
+// BPDUTimes is when the last BPDU was seen in each direction; nil: never.
+type BPDUTimes struct {
+	UL *time.Time `json:"ul"`
+	DL *time.Time `json:"dl"`
+}
+
+// Query sends one request to a pwgated statistics socket and returns the
+// answer. Its errors say what an operator should do: the daemon is not
+// running, or the caller may not use the socket.
+func Query(socket, req string, timeout time.Duration) ([]byte, error) {
+	c, err := net.DialTimeout("unix", socket, timeout)
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("cannot reach pwgated at %s: is it running? (%w)", socket, errors.Unwrap(errors.Unwrap(err)))
+		case errors.Is(err, os.ErrPermission):
+			return nil, fmt.Errorf("permission denied on %s: the socket is for root and the group set in stats.group", socket)
+		}
+		return nil, fmt.Errorf("cannot reach pwgated at %s: %w", socket, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte(req + "\n")); err != nil {
+		return nil, fmt.Errorf("query %s: %w", socket, err)
+	}
+	b, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", socket, err)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return nil, fmt.Errorf("pwgated at %s: %s", socket, e.Error)
+	}
+	return b, nil
+}
+
+// Counter is one named value as reported by the statistics socket.
+type Counter struct {
+	Name  string
+	Value uint64
+}
+
+// FetchCounters returns the counters in their documented order; names this
+// version does not know follow at the end.
+func FetchCounters(socket string, timeout time.Duration) ([]Counter, error) {
+	b, err := Query(socket, ReqStats, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]uint64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("pwgated at %s answered %q: %w", socket, b, err)
+	}
+	var out []Counter
+	for c := stats.Counter(0); c < stats.NumCounters; c++ {
+		if v, ok := m[c.Name()]; ok {
+			out = append(out, Counter{c.Name(), v})
+			delete(m, c.Name())
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, Counter{n, m[n]})
+	}
+	return out, nil
+}
+
+// FetchStatus returns the daemon's status.
+func FetchStatus(socket string, timeout time.Duration) (Status, error) {
+	var s Status
+	b, err := Query(socket, ReqStatus, timeout)
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("pwgated at %s answered %q: %w", socket, b, err)
+	}
+	return s, nil
+}
+
+// MarshalCounters renders s as a JSON object in counter order, with
+// timestamps in Unix seconds.
+func MarshalCounters(s *stats.Snapshot) []byte {
+	b := []byte{'{'}
+	for c := stats.Counter(0); c < stats.NumCounters; c++ {
+		if c > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, c.Name())
+		b = append(b, ':')
+		b = strconv.AppendUint(b, s.Value(c), 10)
+	}
+	return append(b, '}', '\n')
+}
+
+// EncodeGPW returns the reference's 96-byte answer for s: ul_rx_packets,
+// ul_rx_bytes, ul_rx_bpdus, ul_tx_packets, ul_tx_bytes, ul_tx_errors,
+// dl_rx_packets, dl_rx_bytes, dl_rx_bpdus, dl_tx_packets, dl_tx_bytes,
+// dl_tx_errors, each a uint64 in host byte order.
+func EncodeGPW(s *stats.Snapshot) []byte {
+	b := make([]byte, 0, 8*stats.NumReference)
+	for _, v := range s.Reference() {
+		b = binary.NativeEndian.AppendUint64(b, v)
+	}
+	return b
+}

@@ -58,7 +58,7 @@ unit:
 # Privileged tests: real namespaces, XDP and pwgated processes.
 integration:
 	@[ "$$(id -u)" = 0 ] || { echo "integration tests need root"; exit 1; }
-	$(GO) test -count=1 -timeout 10m -run . ./dataplane/xsk/ ./cmd/...
+	$(GO) test -count=1 -timeout 15m -run . ./bpf/ ./control/... ./dataplane/xsk/ ./cmd/...
 
 test: deps
 	@bash bench/run-steps.sh \

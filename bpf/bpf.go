@@ -18,29 +18,44 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Modes written into the configuration map (pwgate.c's MODE_*).
+// Mode is what the uplink program looks for, fixed when it is loaded
+// (pwgate.c's pw_mode).
+type Mode uint32
+
+// Modes. With ModeNone the uplink program passes every frame to the
+// kernel.
 const (
-	ModeEth = 1
-	ModeIP6 = 2
+	ModeNone Mode = 0
+	ModeEth  Mode = 1 // EtherType 0x96fc from a peer's MAC
+	ModeIP6  Mode = 2 // IPv6 next header 252 from a peer's address
 )
 
 // Counter indexes of pw_counters (pwgate.c's enum).
 const (
-	ULToSocket = iota // pseudowire frames from the peer, to the socket
-	ULStranger        // pseudowire frames from anyone else, dropped
-	ULPass            // everything else, passed to the kernel
-	ULNoSocket        // peer frames dropped: no socket on the queue
-	DLToSocket        // downlink frames to the socket
-	DLNoSocket        // downlink frames dropped: no socket on the queue
+	ULToSocket   = iota // pseudowire frames from a peer, to the socket
+	ULStranger          // pseudowire frames from anyone else, dropped
+	ULPass              // everything else, passed to the kernel
+	ULNoSocket          // peer frames dropped: no socket on the queue
+	DLToSocket          // downlink frames to the socket
+	DLNoSocket          // downlink frames dropped: no socket on the queue
+	ULExtHeaders        // pseudowire packets behind IPv6 extension headers, dropped
 	NumCounters
 )
 
-// Config is what the uplink program matches on.
-type Config struct {
-	Mode     uint8
-	PeerMAC  [6]byte    // eth mode
-	PeerAddr netip.Addr // ip6 mode
+// PeerKey is a key of the peer map: an IPv6 address, or a MAC in the first
+// six bytes.
+type PeerKey [16]byte
+
+// MACPeer returns the key of a peer known by its MAC (eth mode).
+func MACPeer(m [6]byte) PeerKey {
+	var k PeerKey
+	copy(k[:], m[:])
+	return k
 }
+
+// AddrPeer returns the key of a peer known by its IP address; an IPv4
+// address is stored IPv4-mapped.
+func AddrPeer(a netip.Addr) PeerKey { return PeerKey(a.As16()) }
 
 // AttachMode selects native (driver) or generic (skb) XDP.
 type AttachMode int
@@ -57,13 +72,21 @@ type Objects struct {
 	objs pwgateObjects
 }
 
-// Load loads the programs and maps into the kernel.
-func Load() (*Objects, error) {
+// Load loads the programs and maps into the kernel, with the uplink
+// program fixed to mode m.
+func Load(m Mode) (*Objects, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise memlock limit: %w", err)
 	}
+	spec, err := loadPwgate()
+	if err != nil {
+		return nil, fmt.Errorf("load xdp programs: %w", err)
+	}
+	if err := spec.Variables["pw_mode"].Set(uint32(m)); err != nil {
+		return nil, fmt.Errorf("set xdp mode: %w", err)
+	}
 	o := new(Objects)
-	if err := loadPwgateObjects(&o.objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&o.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
 			return nil, fmt.Errorf("load xdp programs: %+v", verr)
@@ -77,16 +100,52 @@ func Load() (*Objects, error) {
 // alive until they are closed themselves.
 func (o *Objects) Close() error { return o.objs.Close() }
 
-// SetConfig writes the uplink program's configuration.
-func (o *Objects) SetConfig(c Config) error {
-	v := pwgateConfig{Mode: c.Mode, PeerMac: c.PeerMAC}
-	if c.PeerAddr.IsValid() {
-		v.PeerAddr = c.PeerAddr.As16()
+// ReplacePeers makes next the set of peers: it adds every key of next,
+// then deletes the keys of prev that are not in next, so that a peer in
+// both is never missing. On error it removes what it added and returns.
+func (o *Objects) ReplacePeers(prev, next []PeerKey) error {
+	in := func(k PeerKey, set []PeerKey) bool {
+		for _, s := range set {
+			if s == k {
+				return true
+			}
+		}
+		return false
 	}
-	if err := o.objs.PwConfig.Update(uint32(0), &v, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("write xdp config: %w", err)
+	var added []PeerKey
+	for _, k := range next {
+		if in(k, prev) {
+			continue
+		}
+		if err := o.objs.PwPeers.Update(k, uint32(1), ebpf.UpdateAny); err != nil {
+			for _, a := range added {
+				o.objs.PwPeers.Delete(a)
+			}
+			return fmt.Errorf("add xdp peer: %w", err)
+		}
+		added = append(added, k)
+	}
+	for _, k := range prev {
+		if in(k, next) {
+			continue
+		}
+		if err := o.objs.PwPeers.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("remove xdp peer: %w", err)
+		}
 	}
 	return nil
+}
+
+// Peers returns the keys of the peer map.
+func (o *Objects) Peers() ([]PeerKey, error) {
+	var out []PeerKey
+	var k PeerKey
+	var v uint32
+	it := o.objs.PwPeers.Iterate()
+	for it.Next(&k, &v) {
+		out = append(out, k)
+	}
+	return out, it.Err()
 }
 
 // AttachDownlink attaches the downlink program to ifname.

@@ -2,14 +2,21 @@
 
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //
-// XDP programs of pwgated. The downlink belongs wholly to the pseudowire:
-// every frame goes to the AF_XDP socket. On the uplink only pseudowire
-// frames from the configured peer go to the socket; frames that claim to be
-// pseudowire but come from anyone else are dropped and counted; everything
-// else (NDP, SSH, BGP, ...) is passed to the kernel.
+// XDP programs of pwgated. The downlink belongs wholly to the data path:
+// every frame goes to the AF_XDP socket. On the uplink only frames from a
+// configured peer go to the socket; frames that claim to be pseudowire but
+// come from anyone else are dropped and counted; everything else (NDP, SSH,
+// BGP, ...) is passed to the kernel.
+//
+// The mode is a constant set when the program is loaded (0: nothing
+// configured, everything passes). The peers are the keys of a hash map:
+// pwgated adds a new peer before it deletes the old one, and a lookup sees
+// a whole key or none, so a packet never meets a half-written peer.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -19,32 +26,36 @@
 #define MODE_ETH 1
 #define MODE_IP6 2
 #define MAX_QUEUES 64
+#define MAX_PEERS 1024
+#define MAX_EXT_HEADERS 4
 
-// Written by pwgated at start and on reload.
-struct config {
-	__u8 mode;
-	__u8 peer_mac[6];
-	__u8 pad;
-	__u8 peer_addr[16];
+// Set by pwgated at load time (bpf.Load).
+volatile const __u32 pw_mode = 0;
+
+// A peer: its IPv6 address (ip6 mode), or its MAC in the first six bytes
+// and zeros after (eth mode).
+struct peer_key {
+	__u8 addr[16];
 };
 
-// Counter indexes; keep in step with bpf/maps.go.
+// Counter indexes; keep in step with bpf.go.
 enum {
-	UL_TO_SOCKET,  // pseudowire frames from the peer, redirected to the socket
-	UL_STRANGER,   // pseudowire frames from anyone else, dropped
-	UL_PASS,       // other frames, passed to the kernel
-	UL_NO_SOCKET,  // peer frames dropped because no socket serves the queue
-	DL_TO_SOCKET,  // downlink frames redirected to the socket
-	DL_NO_SOCKET,  // downlink frames dropped because no socket serves the queue
+	UL_TO_SOCKET,   // pseudowire frames from a peer, redirected to the socket
+	UL_STRANGER,    // pseudowire frames from anyone else, dropped
+	UL_PASS,        // other frames, passed to the kernel
+	UL_NO_SOCKET,   // peer frames dropped because no socket serves the queue
+	DL_TO_SOCKET,   // downlink frames redirected to the socket
+	DL_NO_SOCKET,   // downlink frames dropped because no socket serves the queue
+	UL_EXT_HEADERS, // pseudowire packets behind IPv6 extension headers, dropped
 	NUM_COUNTERS,
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct config);
-} pw_config SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PEERS);
+	__type(key, struct peer_key);
+	__type(value, __u32);
+} pw_peers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -90,15 +101,41 @@ int pwgate_downlink(struct xdp_md *ctx)
 	return to_socket(&dl_sockets, ctx->rx_queue_index, DL_TO_SOCKET, DL_NO_SOCKET);
 }
 
-static __always_inline int same16(const __u8 *a, const __u8 *b)
+// ext_next walks the IPv6 extension headers after the fixed header and
+// returns the upper-layer protocol, or -1 when the chain is longer than we
+// look or runs past the packet.
+static __always_inline int ext_next(__u8 nh, void *p, void *end)
 {
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-	return x[0] == y[0] && x[1] == y[1];
-}
+#pragma unroll
+	for (int i = 0; i < MAX_EXT_HEADERS; i++) {
+		__u8 *h = p;
+		__u32 len;
 
-static __always_inline int same6(const __u8 *a, const __u8 *b)
-{
-	return *(const __u32 *)a == *(const __u32 *)b && *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+		switch (nh) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+			if ((void *)(h + 2) > end)
+				return -1;
+			len = ((__u32)h[1] + 1) * 8;
+			break;
+		case IPPROTO_FRAGMENT:
+			if ((void *)(h + 2) > end)
+				return -1;
+			len = 8;
+			break;
+		case IPPROTO_AH:
+			if ((void *)(h + 2) > end)
+				return -1;
+			len = ((__u32)h[1] + 2) * 4;
+			break;
+		default:
+			return nh;
+		}
+		nh = h[0];
+		p += len;
+	}
+	return -1;
 }
 
 SEC("xdp")
@@ -107,32 +144,32 @@ int pwgate_uplink(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	__u32 zero = 0;
-	struct config *c;
+	struct peer_key key = {};
 
-	if ((void *)(eth + 1) > end)
+	if (pw_mode == 0 || (void *)(eth + 1) > end)
 		goto pass;
-	c = bpf_map_lookup_elem(&pw_config, &zero);
-	if (!c)
-		goto pass;
-	if (c->mode == MODE_ETH) {
+	if (pw_mode == MODE_ETH) {
 		if (eth->h_proto != bpf_htons(PW_ETHERTYPE))
 			goto pass;
-		if (!same6(eth->h_source, c->peer_mac))
-			goto stranger;
+		__builtin_memcpy(key.addr, eth->h_source, ETH_ALEN);
 	} else {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if (eth->h_proto != bpf_htons(ETH_P_IPV6) || (void *)(ip6 + 1) > end)
 			goto pass;
-		if (ip6->nexthdr != PW_IPPROTO)
+		if (ip6->nexthdr != PW_IPPROTO) {
+			if (ext_next(ip6->nexthdr, ip6 + 1, end) == PW_IPPROTO) {
+				count(UL_EXT_HEADERS);
+				return XDP_DROP;
+			}
 			goto pass;
-		if (!same16((const __u8 *)&ip6->saddr, c->peer_addr))
-			goto stranger;
+		}
+		__builtin_memcpy(key.addr, &ip6->saddr, sizeof(key.addr));
+	}
+	if (!bpf_map_lookup_elem(&pw_peers, &key)) {
+		count(UL_STRANGER);
+		return XDP_DROP;
 	}
 	return to_socket(&ul_sockets, ctx->rx_queue_index, UL_TO_SOCKET, UL_NO_SOCKET);
-stranger:
-	count(UL_STRANGER);
-	return XDP_DROP;
 pass:
 	count(UL_PASS);
 	return XDP_PASS;

@@ -13,12 +13,9 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type pwgateConfig struct {
-	_        structs.HostLayout
-	Mode     uint8
-	PeerMac  [6]uint8
-	Pad      uint8
-	PeerAddr [16]uint8
+type pwgatePeerKey struct {
+	_    structs.HostLayout
+	Addr [16]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -26,11 +23,12 @@ type pwgateConfig struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	pwgateMapDlSockets       = "dl_sockets"
-	pwgateMapPwConfig        = "pw_config"
 	pwgateMapPwCounters      = "pw_counters"
+	pwgateMapPwPeers         = "pw_peers"
 	pwgateMapUlSockets       = "ul_sockets"
 	pwgateProgPwgateDownlink = "pwgate_downlink"
 	pwgateProgPwgateUplink   = "pwgate_uplink"
+	pwgateVarPwMode          = "pw_mode"
 )
 
 // loadPwgate returns the embedded CollectionSpec for pwgate.
@@ -84,8 +82,8 @@ type pwgateProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type pwgateMapSpecs struct {
 	DlSockets  *ebpf.MapSpec `ebpf:"dl_sockets"`
-	PwConfig   *ebpf.MapSpec `ebpf:"pw_config"`
 	PwCounters *ebpf.MapSpec `ebpf:"pw_counters"`
+	PwPeers    *ebpf.MapSpec `ebpf:"pw_peers"`
 	UlSockets  *ebpf.MapSpec `ebpf:"ul_sockets"`
 }
 
@@ -93,6 +91,7 @@ type pwgateMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type pwgateVariableSpecs struct {
+	PwMode *ebpf.VariableSpec `ebpf:"pw_mode"`
 }
 
 // pwgateObjects contains all objects after they have been loaded into the kernel.
@@ -116,16 +115,16 @@ func (o *pwgateObjects) Close() error {
 // It can be passed to loadPwgateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type pwgateMaps struct {
 	DlSockets  *ebpf.Map `ebpf:"dl_sockets"`
-	PwConfig   *ebpf.Map `ebpf:"pw_config"`
 	PwCounters *ebpf.Map `ebpf:"pw_counters"`
+	PwPeers    *ebpf.Map `ebpf:"pw_peers"`
 	UlSockets  *ebpf.Map `ebpf:"ul_sockets"`
 }
 
 func (m *pwgateMaps) Close() error {
 	return _PwgateClose(
 		m.DlSockets,
-		m.PwConfig,
 		m.PwCounters,
+		m.PwPeers,
 		m.UlSockets,
 	)
 }
@@ -134,6 +133,7 @@ func (m *pwgateMaps) Close() error {
 //
 // It can be passed to loadPwgateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type pwgateVariables struct {
+	PwMode *ebpf.Variable `ebpf:"pw_mode"`
 }
 
 // pwgatePrograms contains all programs after they have been loaded into the kernel.

@@ -20,6 +20,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
 // Defaults of the configuration.
@@ -47,6 +48,8 @@ type Config struct {
 	CoreDecap   int
 	Poll        dataplane.PollMode
 	XDPMode     bpf.AttachMode
+	XDPBind     xsk.BindMode
+	NICOffloads NICPolicy
 	StatsSocket string
 	StatsGroup  string // group owning the socket; "" keeps the daemon's
 	GPWSocket   string // reference protocol socket; "" is off
@@ -155,6 +158,8 @@ var schema = map[string]any{
 		}
 		return nil
 	}),
+	"xdp_bind":     setter(func(c *Config, v string) (err error) { c.XDPBind, err = xsk.ParseBindMode(v); return }),
+	"nic_offloads": setter(func(c *Config, v string) (err error) { c.NICOffloads, err = parseNICPolicy(v); return }),
 	"stats": map[string]any{
 		"socket":          setter(func(c *Config, v string) error { return absPath(&c.StatsSocket, v) }),
 		"group":           setter(func(c *Config, v string) error { c.StatsGroup = v; return nil }),
@@ -163,9 +168,11 @@ var schema = map[string]any{
 	},
 }
 
-// MaxUplinkMTU is the largest uplink MTU a 4096-byte buffer can receive:
-// 4096 - 256 bytes of headroom - 14 bytes of Ethernet header.
-const MaxUplinkMTU = 3826
+// MaxUplinkMTU is the largest uplink MTU pwgated accepts: a received
+// packet must fit one 4096-byte UMEM chunk after the kernel's 256 bytes of
+// headroom, Ethernet header included (4096 - 256 - 14). The pseudowire
+// format itself allows up to pseudowire.MaxMTU.
+const MaxUplinkMTU = xsk.ChunkSize - xsk.RxHeadroom - frame.EthernetLen
 
 func ifname(dst *string, v string) error {
 	if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t:") {
@@ -314,11 +321,14 @@ func (c *Config) check(lines map[string]int) error {
 			return fail("stats.prometheus", "%q is not an address:port such as 127.0.0.1:9469", c.Prometheus)
 		}
 	}
-	return c.checkCores(lines)
+	return nil
 }
 
-// checkCores refuses cores this process cannot run on.
-func (c *Config) checkCores(lines map[string]int) error {
+// CheckCores refuses cores the machine does not have or this process may
+// not use. It is a check of the machine, not of the file: Parse does not
+// call it (a configuration is valid whatever the calling process's CPU
+// affinity), pwgated does before it pins anything, and --check does.
+func (c *Config) CheckCores() error {
 	avail, err := dataplane.AvailableCores()
 	if err != nil {
 		return err
@@ -332,7 +342,7 @@ func (c *Config) checkCores(lines map[string]int) error {
 		core int
 	}{{"cores.main", c.CoreMain}, {"cores.encap", c.CoreEncap}, {"cores.decap", c.CoreDecap}} {
 		if k.core != NoCore && !ok[k.core] {
-			return &ConfigError{File: c.Source, Line: lines[k.key], Key: k.key,
+			return &ConfigError{File: c.Source, Line: c.lines[k.key], Key: k.key,
 				Msg: fmt.Sprintf("core %d does not exist or is not available (available: %v)", k.core, avail)}
 		}
 	}
@@ -354,6 +364,10 @@ func (c *Config) Reloadable(next *Config) string {
 		return "poll"
 	case c.XDPMode != next.XDPMode:
 		return "xdp_mode"
+	case c.XDPBind != next.XDPBind:
+		return "xdp_bind"
+	case c.NICOffloads != next.NICOffloads:
+		return "nic_offloads"
 	case c.StatsSocket != next.StatsSocket || c.StatsGroup != next.StatsGroup || c.GPWSocket != next.GPWSocket || c.Prometheus != next.Prometheus:
 		return "stats"
 	}

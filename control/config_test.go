@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/hw"
+	"golang.org/x/sys/unix"
 )
 
 const ethYAML = `mode: eth
@@ -119,7 +121,6 @@ func TestParseErrors(t *testing.T) {
 		{"bad local prefix", rep(ip6YAML, "token: ::a", "address: 2001:db8:a::a/200"), "is not an IPv6 address"},
 		{"local is peer", rep(ip6YAML, "token: ::a", "address: 2001:db8:b::b"), "local.address: the same as peer.address"},
 		{"core out of range", rep(ip6YAML, "main: 0", "main: -1"), "cores.main: -1 is out of range 0..4095"},
-		{"core missing", rep(ip6YAML, "encap: 1", "encap: 4000"), "f.yaml:13: cores.encap: core 4000 does not exist"},
 		{"bad poll", rep(ip6YAML, "poll: busy", "poll: spin"), `poll: unknown poll mode "spin"`},
 		{"bad xdp mode", rep(ip6YAML, "xdp_mode: generic", "xdp_mode: offload"), `xdp_mode: unknown XDP mode "offload"`},
 		{"relative socket", rep(ip6YAML, "/run/pwgate/a.sock", "a.sock"), `stats.socket: "a.sock" is not an absolute path`},
@@ -240,8 +241,46 @@ func TestUseProfile(t *testing.T) {
 		t.Fatalf("configuration did not take precedence: %+v %v", c, err)
 	}
 	p.CoreDecap = 4000
-	if err := c.UseProfile(p); err == nil || !strings.Contains(err.Error(), "core 4000") {
+	if err := c.UseProfile(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckCores(); err == nil || !strings.Contains(err.Error(), "core 4000") {
 		t.Fatalf("profile core that does not exist: %v", err)
+	}
+}
+
+// TestCheckCores: a core the machine does not have is refused, with the
+// line that names it.
+func TestCheckCores(t *testing.T) {
+	c, err := Parse("f.yaml", []byte(strings.Replace(ip6YAML, "encap: 1", "encap: 4000", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckCores(); err == nil || !strings.Contains(err.Error(), "f.yaml:13: cores.encap: core 4000 does not exist") {
+		t.Fatalf("CheckCores: %v", err)
+	}
+}
+
+// TestParseIgnoresAffinity: whether a file is valid does not depend on
+// the CPUs the parsing process may use (pwctl --config under taskset, a
+// check run on a build machine).
+func TestParseIgnoresAffinity(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two cores")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var orig, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &orig)
+	one.Set(0)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse("f.yaml", []byte(ip6YAML)); err != nil { // cores.encap: 1
+		t.Fatalf("parse under affinity {0}: %v", err)
 	}
 }
 

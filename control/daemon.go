@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/client"
@@ -27,16 +30,47 @@ type Daemon struct {
 	log     *slog.Logger
 	cfg     *Config
 	load    func() (*Config, error) // reads the configuration again, for reload
-	pair    *xsk.Pair
-	eng     *dataplane.Engine
-	track   *tracker // ip6 mode
+	ports   *ports
+	eng     dataPath
+	xdp     peerFilter
+	track   uplinkTracker // ip6 mode; nil otherwise
 	ulMAC   frame.MAC
 	ulMTU   int // the uplink interface's own MTU
 	started time.Time
 	status  atomic.Pointer[client.Status]
 	servers []io.Closer
 	view    uplinkView
+	errLog  errLog
 }
+
+// The parts of the daemon a reload changes, as interfaces so that tests
+// can make each fail.
+type (
+	dataPath interface {
+		Params() *dataplane.Params
+		SetParams(*dataplane.Params) error
+	}
+	peerFilter interface {
+		setPeers([]bpf.PeerKey) error
+	}
+	uplinkTracker interface {
+		view() uplinkView
+		update(*Config) error
+		Changed() <-chan struct{}
+		close()
+	}
+)
+
+// engine returns the real data path (nil in tests that fake it).
+func (d *Daemon) engine() *dataplane.Engine {
+	e, _ := d.eng.(*dataplane.Engine)
+	return e
+}
+
+// MinGOMAXPROCS is the fewest Ps pwgated runs with: one for each data
+// goroutine, which in busy mode never gives its P up, and one for the main
+// goroutine and the rest of the runtime.
+const MinGOMAXPROCS = 3
 
 // Start opens the ports, starts the data path and the statistics sockets.
 // load is called again on every reload. On error nothing is left attached
@@ -62,48 +96,66 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	if _, err := d.mtu(c); err != nil {
 		return nil, err
 	}
+	if err := c.CheckCores(); err != nil {
+		return nil, err
+	}
+	// Set explicitly, GOMAXPROCS stays as it is: otherwise the runtime
+	// re-reads the process's CPU affinity (Go 1.25 and later) and, once
+	// PinProcess has put every thread on the main core, drops it to 1, and
+	// two busy data goroutines starve the main goroutine.
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), MinGOMAXPROCS))
 	if c.CoreMain != NoCore {
 		if err := dataplane.PinProcess(c.CoreMain); err != nil {
 			return nil, err
 		}
 	}
-	d.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: c.Uplink, XDPMode: c.XDPMode})
-	if err != nil {
+	if d.ports, err = openPorts(c); err != nil {
 		return nil, err
 	}
-	for _, w := range d.pair.Warnings {
+	d.xdp = d.ports
+	for _, ch := range d.ports.nic {
+		log.Info("port setting turned off until exit", "setting", ch.String())
+	}
+	for _, w := range d.ports.pair.Warnings {
 		log.Warn(w)
 	}
 	if c.Mode == pseudowire.ModeIP6 {
-		if d.track, err = newTracker(c.Uplink, c); err != nil {
+		t, err := newTracker(c.Uplink, c)
+		if err != nil {
 			return nil, err
 		}
-		d.view = d.track.view()
+		d.track = t
+		d.view = t.view()
 	}
 	p, err := d.params(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.pair.BPF.SetConfig(bpfConfig(c)); err != nil {
-		return nil, err
-	}
-	d.eng, err = dataplane.New(dataplane.Config{UMEM: d.pair.UMEM, DL: d.pair.DL, UL: d.pair.UL, Poll: c.Poll,
+	eng, err := dataplane.New(dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: d.ports.pair.UL, Poll: c.Poll,
 		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}, p)
 	if err != nil {
 		return nil, err
 	}
-	if err := d.eng.Start(); err != nil {
-		d.eng = nil
+	if err := eng.Start(); err != nil {
 		return nil, err
 	}
+	d.eng = eng
 	d.publishStatus()
 	if err := d.serve(c); err != nil {
 		return nil, err
 	}
 	log.Info("started", "mode", c.Mode.String(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
-		"poll", c.Poll.String(), "cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
+		"poll", c.Poll.String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
+		"cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
 	d.logReadiness("", p.NotReady)
 	return d, nil
+}
+
+func bindName(p *xsk.Pair) string {
+	if p.ZeroCopy() {
+		return "zerocopy"
+	}
+	return "copy"
 }
 
 // mtu returns the uplink MTU in force for c.
@@ -115,14 +167,6 @@ func (d *Daemon) mtu(c *Config) (int, error) {
 		return 0, fmt.Errorf("uplink.mtu %d is larger than %s's MTU %d", c.UplinkMTU, c.Uplink, d.ulMTU)
 	}
 	return c.UplinkMTU, nil
-}
-
-func bpfConfig(c *Config) bpf.Config {
-	b := bpf.Config{Mode: bpf.ModeEth, PeerMAC: c.PeerMAC}
-	if c.Mode == pseudowire.ModeIP6 {
-		b = bpf.Config{Mode: bpf.ModeIP6, PeerAddr: c.PeerAddr}
-	}
-	return b
 }
 
 // params builds the data path's configuration from c and what the kernel
@@ -148,16 +192,35 @@ func (d *Daemon) params(c *Config) (*dataplane.Params, error) {
 	return p, nil
 }
 
+// Timing of the main goroutine.
+const (
+	// proddingEvery: while the next hop is unknown, the kernel is prodded
+	// to resolve it (at most once a second, see tracker.prod).
+	proddingEvery = 100 * time.Millisecond
+	// refreshEvery: besides the kernel's notifications, the uplink is read
+	// again this often, and the data path's errors are logged.
+	refreshEvery = 10 * time.Second
+)
+
 // Run is the main goroutine: it follows the uplink's next hop, reloads on
 // hup, logs the data path's errors, and returns when ctx is done, after
 // closing everything.
 func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	defer d.Close()
-	fast := time.NewTicker(100 * time.Millisecond) // until the first next hop is known
+	slow := time.NewTicker(refreshEvery)
+	defer slow.Stop()
+	fast := time.NewTicker(proddingEvery)
 	defer fast.Stop()
+	var changed <-chan struct{}
+	if d.track != nil {
+		changed = d.track.Changed()
+	}
 	for {
+		if d.eng.Params().NotReady == "" {
+			fast.Stop()
+		} else {
+			fast.Reset(proddingEvery)
+		}
 		select {
 		case <-ctx.Done():
 			d.log.Info("stopping")
@@ -166,23 +229,19 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload failed; the running configuration stays", "err", err)
 			}
-		case <-tick.C:
+		case <-changed:
 			d.refresh()
 		case <-fast.C:
-			if d.eng.Params().NotReady == "" {
-				fast.Stop()
-				continue
-			}
+			d.refresh()
+		case <-slow.C:
+			d.logErrors()
 			d.refresh()
 		}
 	}
 }
 
-// refresh re-reads the uplink's state and logs the data path's errors.
+// refresh re-reads the uplink's state and hands a change to the data path.
 func (d *Daemon) refresh() {
-	for _, err := range d.eng.TakeErrors() {
-		d.log.Warn("data path", "err", err)
-	}
 	if d.track == nil {
 		return
 	}
@@ -193,6 +252,36 @@ func (d *Daemon) refresh() {
 	d.view = v
 	if err := d.apply(d.cfg); err != nil {
 		d.log.Error("apply uplink change", "err", err)
+	}
+}
+
+// errLog is the main goroutine's memory of what it last logged about the
+// data path's failed system calls.
+type errLog struct {
+	dl, ul uint64
+}
+
+// logErrors logs failed system calls on the ports since the last call, at
+// most once per refreshEvery: the counters say how many, the data path
+// keeps the last errno.
+func (d *Daemon) logErrors() {
+	e := d.engine()
+	if e == nil {
+		return
+	}
+	var s stats.Snapshot
+	e.Snapshot(&s)
+	dlErr, ulErr := e.LastErrnos()
+	for _, p := range []struct {
+		name  string
+		last  *uint64
+		now   uint64
+		errno unix.Errno
+	}{{d.cfg.Downlink, &d.errLog.dl, s[stats.DLSyscallErrors], dlErr}, {d.cfg.Uplink, &d.errLog.ul, s[stats.ULSyscallErrors], ulErr}} {
+		if p.now != *p.last {
+			d.log.Warn("data path: system calls failed", "port", p.name, "failures", p.now-*p.last, "last", p.errno.Error())
+			*p.last = p.now
+		}
 	}
 }
 
@@ -225,9 +314,34 @@ func (d *Daemon) logReadiness(old, now string) {
 	}
 }
 
+// step is one change a reload makes, with what undoes it.
+type step struct {
+	name string
+	do   func() error
+	undo func()
+}
+
+// runSteps runs steps in order; when one fails, it undoes those done, in
+// reverse, and returns the failure.
+func runSteps(steps []step) error {
+	for i, s := range steps {
+		if err := s.do(); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				steps[j].undo()
+			}
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
 // Reload reads the configuration again. A bad file, or one that changes
 // what only a restart can change, leaves the running configuration as it
-// is; a good one takes effect without stopping the data path.
+// is; a good one takes effect without stopping the data path. Every check
+// comes first; then the XDP peers and the data path's parameters change,
+// each undone if a later step fails; the uplink's IPv6 token, which the
+// kernel cannot take back without side effects (it deprecates the
+// addresses formed with the old one), changes last.
 func (d *Daemon) Reload() error {
 	next, err := d.load()
 	if err != nil {
@@ -236,22 +350,32 @@ func (d *Daemon) Reload() error {
 	if key := d.cfg.Reloadable(next); key != "" {
 		return fmt.Errorf("%s: %s cannot change without a restart", next.Source, key)
 	}
-	if _, err := d.params(next); err != nil {
+	p, err := d.params(next)
+	if err != nil {
 		return err
+	}
+	if err := dataplane.Check(p); err != nil {
+		return err
+	}
+	oldCfg, oldParams := d.cfg, d.eng.Params()
+	steps := []step{
+		{"xdp peers", func() error { return d.xdp.setPeers(peerKeys(next)) }, func() { d.xdp.setPeers(peerKeys(oldCfg)) }},
+		{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }},
 	}
 	if d.track != nil {
-		if err := d.track.update(next); err != nil {
-			return err
-		}
+		steps = append(steps, step{"uplink address", func() error { return d.track.update(next) }, func() {}})
+	}
+	if err := runSteps(steps); err != nil {
+		return err
+	}
+	d.cfg = next
+	if d.track != nil {
 		d.view = d.track.view()
+		if err := d.apply(next); err != nil {
+			d.log.Error("apply uplink change", "err", err)
+		}
 	}
-	if err := d.pair.BPF.SetConfig(bpfConfig(next)); err != nil {
-		return err
-	}
-	if err := d.apply(next); err != nil {
-		d.pair.BPF.SetConfig(bpfConfig(d.cfg))
-		return err
-	}
+	d.publishStatus()
 	d.log.Info("reloaded", "config", next.Source, "peer", d.eng.Params().PeerString())
 	return nil
 }
@@ -260,16 +384,24 @@ func (d *Daemon) Reload() error {
 // and the kernel's socket counters. Safe from any goroutine.
 func (d *Daemon) Snapshot() stats.Snapshot {
 	var s stats.Snapshot
-	d.eng.Snapshot(&s)
-	if c, err := d.pair.BPF.Counters(); err == nil {
+	e := d.engine()
+	if e == nil || d.ports == nil {
+		return s
+	}
+	e.Snapshot(&s)
+	if c, err := d.ports.objs.Counters(); err == nil {
 		s[stats.ULDropWrongPeer] += c[bpf.ULStranger]
 		s[stats.ULDropNoSocket] += c[bpf.ULNoSocket]
 		s[stats.DLDropNoSocket] += c[bpf.DLNoSocket]
+		s[stats.ULDropExtHeaders] += c[bpf.ULExtHeaders]
+		s[stats.ULXDPToSocket] += c[bpf.ULToSocket]
+		s[stats.ULXDPToKernel] += c[bpf.ULPass]
+		s[stats.DLXDPToSocket] += c[bpf.DLToSocket]
 	}
 	for _, k := range []struct {
 		sock *xsk.Socket
 		c    stats.Counter
-	}{{d.pair.UL, stats.ULDropRxRingFull}, {d.pair.DL, stats.DLDropRxRingFull}} {
+	}{{d.ports.pair.UL, stats.ULDropRxRingFull}, {d.ports.pair.DL, stats.DLDropRxRingFull}} {
 		if ks, err := k.sock.KernelStats(); err == nil {
 			s[k.c] += ks.Rx_dropped + ks.Rx_ring_full
 		}
@@ -277,21 +409,21 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 	return s
 }
 
-// Close stops the data path, detaches the XDP programs and removes the
-// sockets. It is safe to call more than once.
+// Close stops the data path, detaches the XDP programs, restores the NIC
+// settings and removes the sockets. It is safe to call more than once.
 func (d *Daemon) Close() error {
 	var errs []error
 	for _, s := range d.servers {
 		errs = append(errs, s.Close())
 	}
 	d.servers = nil
-	if d.eng != nil {
-		d.eng.Stop()
-		d.eng = nil
+	if e := d.engine(); e != nil {
+		e.Stop()
 	}
-	if d.pair != nil {
-		errs = append(errs, d.pair.Close())
-		d.pair = nil
+	d.eng = nil
+	if d.ports != nil {
+		errs = append(errs, d.ports.close())
+		d.ports = nil
 	}
 	if d.track != nil {
 		d.track.close()

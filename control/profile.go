@@ -31,7 +31,7 @@ func (c *Config) UseProfile(p hw.Profile) error {
 		}
 		c.Poll = m
 	}
-	return c.checkCores(c.lines)
+	return nil
 }
 
 // ApplyNIC sets up both ports as the profile says: ethtool settings, and

@@ -36,7 +36,7 @@ func newCollector(src Source) *collector {
 		lastBPDU: prometheus.NewDesc("pwgate_last_bpdu_timestamp_seconds", "Unix time of the last BPDU received from the port (direction); 0 if none yet.", []string{"direction"}, nil),
 		ready:    prometheus.NewDesc("pwgate_ready", "1 when frames from the LAN can be sent to the peer, 0 while the next hop or own address is unknown.", nil, nil),
 		start:    prometheus.NewDesc("pwgate_start_time_seconds", "Unix time pwgated started.", nil, nil),
-		info:     prometheus.NewDesc("pwgate_info", "pwgated's version, mode and peer.", []string{"version", "mode", "peer"}, nil),
+		info:     prometheus.NewDesc("pwgate_info", "pwgated's version, mode, peer, and how its AF_XDP sockets were bound (zerocopy or copy).", []string{"version", "mode", "peer", "xdp_bind"}, nil),
 	}
 	for i := stats.Counter(0); i < stats.NumCounters; i++ {
 		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() {
@@ -88,7 +88,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, ready)
 	ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, float64(st.Started.UnixNano())/1e9)
-	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, st.Version, st.Mode, st.Peer)
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, st.Version, st.Mode, st.Peer, st.XDPBind)
 }
 
 // promServer is the metrics endpoint.

@@ -10,13 +10,13 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
@@ -25,6 +25,12 @@ func (d *Daemon) publishStatus() {
 	s := &client.Status{Mode: d.cfg.Mode.String(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
 		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: d.cfg.Poll.String(),
 		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, UplinkMTU: p.Encap.MTU}
+	if d.ports != nil {
+		s.XDPBind = bindName(d.ports.pair)
+		for _, c := range d.ports.nic {
+			s.NICChanges = append(s.NICChanges, c.String())
+		}
+	}
 	if p.Local().IsValid() {
 		s.Local = p.Local().String()
 	}
@@ -34,26 +40,15 @@ func (d *Daemon) publishStatus() {
 	d.status.Store(s)
 }
 
-var gcSample = []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-var gcMu sync.Mutex
-
-// gcCycles returns the number of garbage collections so far, without
-// stopping the world.
-func gcCycles() uint64 {
-	gcMu.Lock()
-	defer gcMu.Unlock()
-	metrics.Read(gcSample)
-	if gcSample[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return gcSample[0].Value.Uint64()
-}
-
 // Status returns the daemon's status with the counters' BPDU times.
 func (d *Daemon) Status() client.Status {
 	s := *d.status.Load()
 	s.Uptime = time.Since(s.Started).Seconds()
-	s.Runtime.GCCycles = gcCycles()
+	var threads []dataplane.Thread
+	if e := d.engine(); e != nil {
+		threads = e.Threads()
+	}
+	s.Runtime = readRuntime(threads)
 	snap := d.Snapshot()
 	for _, b := range []struct {
 		c   stats.Counter
@@ -121,17 +116,27 @@ func ServeGPW(path, group string, src Source) (io.Closer, error) {
 }
 
 // listenUnix listens on path, made 0660 and owned by group if given. A
-// socket file left by a dead daemon is replaced; a live one is an error.
+// socket file left by a dead daemon is replaced; a live socket is an
+// error, and so is anything at path that is not a socket: a wrong path in
+// the configuration must not delete a file.
 func listenUnix(path, group string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("%s is in use: is another pwgated running?", path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return nil, err
+	case fi.Mode()&os.ModeSocket == 0:
+		return nil, fmt.Errorf("%s exists and is not a socket: refusing to replace it", path)
+	default:
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use: is another pwgated running?", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
 	}
 	ln, err := net.Listen("unix", path)
 	if err != nil {

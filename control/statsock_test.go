@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -29,7 +30,7 @@ func (f *fakeSource) Snapshot() stats.Snapshot { f.mu.Lock(); defer f.mu.Unlock(
 func (f *fakeSource) Status() client.Status    { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
 
 func newFake() *fakeSource {
-	f := &fakeSource{st: client.Status{Mode: "ip6", Peer: "2001:db8:b::b", Ready: true, Started: time.Unix(1700000000, 0), Version: "test"}}
+	f := &fakeSource{st: client.Status{Mode: "ip6", Peer: "2001:db8:b::b", Ready: true, Started: time.Unix(1700000000, 0), Version: "test", XDPBind: "copy"}}
 	for c := stats.Counter(0); c < stats.NumCounters; c++ {
 		f.s[c] = uint64(c) + 1
 	}
@@ -197,13 +198,13 @@ func TestPrometheus(t *testing.T) {
 	for _, want := range []string{
 		"# TYPE pwgate_ul_rx_packets_total counter\npwgate_ul_rx_packets_total 1\n",
 		"# HELP pwgate_ul_rx_bpdus_total BPDUs among the frames decapsulated from the uplink.\n",
-		`pwgate_drops_total{direction="ul",reason="lone_second"} 23`,
-		`pwgate_drops_total{direction="dl",reason="no_next_hop"} 32`,
+		fmt.Sprintf(`pwgate_drops_total{direction="ul",reason="lone_second"} %d`, stats.ULDropLoneSecond+1),
+		fmt.Sprintf(`pwgate_drops_total{direction="dl",reason="no_next_hop"} %d`, stats.DLDropNoNextHop+1),
 		`pwgate_last_bpdu_timestamp_seconds{direction="ul"} 1.700000123456e+09`,
 		`pwgate_last_bpdu_timestamp_seconds{direction="dl"} 0`,
 		"pwgate_ready 1\n",
 		"pwgate_start_time_seconds 1.7e+09\n",
-		`pwgate_info{mode="ip6",peer="2001:db8:b::b",version="test"} 1`,
+		`pwgate_info{mode="ip6",peer="2001:db8:b::b",version="test",xdp_bind="copy"} 1`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q", want)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -28,7 +29,10 @@ type uplinkView struct {
 // address (SLAAC, with our token as interface identifier, or the configured
 // address, which tracker adds if it is missing) and resolves the next hop
 // by NDP; tracker only reads, and prods the kernel with an echo request
-// when the next hop is not resolved.
+// when the next hop is not resolved. It follows the kernel's route,
+// neighbour and address notifications: Changed receives a value (at most
+// one pending) whenever one concerns the uplink, and the main goroutine
+// then reads view again.
 type tracker struct {
 	link      netlink.Link
 	peer      netip.Addr
@@ -38,20 +42,82 @@ type tracker struct {
 	lastProbe time.Time
 	probe     *net.IPConn
 	seq       uint16
+
+	changed chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
-func newTracker(ifname string, c *Config) (*tracker, error) {
+func newTracker(ifname string, c *Config) (_ *tracker, err error) {
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", ifname, err)
 	}
-	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr}
+	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr,
+		changed: make(chan struct{}, 1), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	if err := t.subscribe(); err != nil {
+		return nil, fmt.Errorf("follow %s's routes, neighbours and addresses: %w", ifname, err)
+	}
 	if t.token.IsValid() {
 		if err := setToken(l.Attrs().Index, t.token); err != nil {
 			return nil, fmt.Errorf("set IPv6 token %s on %s (is accept_ra on?): %w", t.token, ifname, err)
 		}
 	}
 	return t, nil
+}
+
+// Changed receives a value after the kernel changed something about the
+// uplink's routes, neighbours or addresses.
+func (t *tracker) Changed() <-chan struct{} { return t.changed }
+
+func (t *tracker) notify() {
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
+}
+
+// subscribe starts following the kernel's notifications.
+func (t *tracker) subscribe() error {
+	idx := t.link.Attrs().Index
+	routes := make(chan netlink.RouteUpdate, 64)
+	neighs := make(chan netlink.NeighUpdate, 64)
+	addrs := make(chan netlink.AddrUpdate, 64)
+	// A lost notification (socket buffer overrun) is not lost state: the
+	// next view reads everything again.
+	onErr := func(error) { t.notify() }
+	if err := netlink.RouteSubscribeWithOptions(routes, t.done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		return err
+	}
+	drain(t, routes, func(u netlink.RouteUpdate) bool { return u.LinkIndex == idx || u.LinkIndex == 0 })
+	if err := netlink.NeighSubscribeWithOptions(neighs, t.done, netlink.NeighSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		return err
+	}
+	drain(t, neighs, func(u netlink.NeighUpdate) bool { return u.LinkIndex == idx })
+	if err := netlink.AddrSubscribeWithOptions(addrs, t.done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		return err
+	}
+	drain(t, addrs, func(u netlink.AddrUpdate) bool { return u.LinkIndex == idx })
+	return nil
+}
+
+// drain reads ch until it is closed (by close), notifying for updates that
+// concern the uplink.
+func drain[T any](t *tracker, ch <-chan T, ours func(T) bool) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for u := range ch {
+			if ours(u) {
+				t.notify()
+			}
+		}
+	}()
 }
 
 // setToken does what "ip token set TOKEN dev IF" does: the kernel then
@@ -101,7 +167,7 @@ func (t *tracker) local() (netip.Addr, string) {
 	}
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 || !ip.IsGlobalUnicast() {
+		if !ok || !usable(a) || !ip.IsGlobalUnicast() {
 			continue
 		}
 		if t.addr.IsValid() && ip == t.addr.Addr() {
@@ -122,6 +188,14 @@ func (t *tracker) local() (netip.Addr, string) {
 		t.added = err == nil
 	}
 	return netip.Addr{}, fmt.Sprintf("address %s on %s is not usable yet (duplicate address detection)", t.addr.Addr(), t.link.Attrs().Name)
+}
+
+// usable reports whether an address may be a source: not deprecated (an
+// old SLAAC prefix being renumbered away, preferred lifetime 0), not still
+// in duplicate address detection, not a duplicate.
+func usable(a netlink.Addr) bool {
+	const unusable = unix.IFA_F_TENTATIVE | unix.IFA_F_DADFAILED | unix.IFA_F_DEPRECATED
+	return a.Flags&unusable == 0
 }
 
 func iid(a netip.Addr) uint64 {
@@ -192,6 +266,8 @@ func (t *tracker) removeAddr() {
 }
 
 func (t *tracker) close() {
+	close(t.done)
+	t.wg.Wait()
 	t.removeAddr()
 	if t.probe != nil {
 		t.probe.Close()

@@ -6,19 +6,22 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/xsk"
+	"golang.org/x/sys/unix"
 )
 
 // loopPort is a Port with fixed rings and no allocation: every chunk handed
 // to Fill comes back from Receive holding the next of its frames, and every
 // transmitted descriptor completes at once.
 type loopPort struct {
-	umem   *xsk.UMEM
-	frames [][]byte
-	next   int
-	fill   ringOf[uint64]
-	comp   ringOf[uint64]
-	sent   int
+	umem    *xsk.UMEM
+	frames  [][]byte
+	next    int
+	fill    ringOf[uint64]
+	comp    ringOf[uint64]
+	sent    int
+	kickErr unix.Errno
 }
 
 type ringOf[T any] struct {
@@ -89,9 +92,11 @@ func (p *loopPort) Complete(addrs []uint64) int {
 	return len(addrs)
 }
 
-func (p *loopPort) Wait(time.Duration) error { return nil }
-func (p *loopPort) Wake()                    {}
-func (p *loopPort) Kick() error              { return nil }
+func (p *loopPort) Wait(time.Duration) unix.Errno { return 0 }
+func (p *loopPort) Wake()                         {}
+func (p *loopPort) Kick() unix.Errno              { return p.kickErr }
+func (p *loopPort) FillNeedsWakeup() bool         { return false }
+func (p *loopPort) WakeRx() unix.Errno            { return 0 }
 
 // batchRig is an engine whose workers are driven by hand, one step at a
 // time, over loopPorts: rx delivers frames, tx swallows what is sent.
@@ -123,6 +128,26 @@ func (r *batchRig) step(decap bool) int {
 }
 
 var batchSizes = []int{64, 512, 1514, 1600}
+
+// TestFailingKickZeroAllocs: a send that fails on every batch (a link
+// that is down) is counted without allocating or formatting anything.
+func TestFailingKickZeroAllocs(t *testing.T) {
+	p := ethParams(refMAC, refMAC)
+	r := newRig(t, p, false, [][]byte{ethFrame(64)})
+	r.tx.kickErr = unix.ENETDOWN
+	r.step(false)
+	if a := testing.AllocsPerRun(100, func() { r.step(false) }); a != 0 {
+		t.Errorf("%v allocations per batch with a failing kick", a)
+	}
+	var s stats.Snapshot
+	r.e.Snapshot(&s)
+	if s[stats.ULSyscallErrors] != 102 { // the first step, AllocsPerRun's warm-up and 100 runs
+		t.Errorf("ul_syscall_errors = %d, want 102", s[stats.ULSyscallErrors])
+	}
+	if _, ul := r.e.LastErrnos(); ul != unix.ENETDOWN {
+		t.Errorf("last uplink errno %v, want ENETDOWN", ul)
+	}
+}
 
 func TestBatchZeroAllocs(t *testing.T) {
 	for _, n := range batchSizes {

@@ -22,6 +22,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/xsk"
+	"golang.org/x/sys/unix"
 )
 
 // PollMode says how a data goroutine waits for frames.
@@ -101,8 +102,6 @@ type Engine struct {
 	wg     sync.WaitGroup
 	enc    *encapWorker
 	dec    *decapWorker
-	errMu  sync.Mutex
-	errs   []error // I/O errors reported by the workers, for the main goroutine to log
 }
 
 // New prepares an engine; Start runs it.
@@ -124,6 +123,10 @@ func New(c Config, p *Params) (*Engine, error) {
 	e.enc, e.dec = new(encapWorker), new(decapWorker)
 	e.enc.init(e, c.DL, c.UL, 0, half, c.EncapCore)
 	e.dec.init(e, c.UL, c.DL, half, c.UMEM.NumChunks, c.DecapCore)
+	e.enc.txPackets, e.enc.txBytes, e.enc.txErrors, e.enc.txRingFull = stats.ULTxPackets, stats.ULTxBytes, stats.ULTxErrors, stats.DLDropTxRingFull
+	e.enc.rxSyscallErrors, e.enc.txSyscallErrors = stats.DLSyscallErrors, stats.ULSyscallErrors
+	e.dec.txPackets, e.dec.txBytes, e.dec.txErrors, e.dec.txRingFull = stats.DLTxPackets, stats.DLTxBytes, stats.DLTxErrors, stats.ULDropTxRingFull
+	e.dec.rxSyscallErrors, e.dec.txSyscallErrors = stats.ULSyscallErrors, stats.DLSyscallErrors
 	if err := e.enc.apply(p); err != nil {
 		return nil, err
 	}
@@ -138,7 +141,7 @@ func New(c Config, p *Params) (*Engine, error) {
 // modified afterwards. It is checked here, so that a bad one is refused
 // before the data path sees it.
 func (e *Engine) SetParams(p *Params) error {
-	if err := check(p); err != nil {
+	if err := Check(p); err != nil {
 		return err
 	}
 	e.params.Store(p)
@@ -148,7 +151,8 @@ func (e *Engine) SetParams(p *Params) error {
 // Params returns the configuration in force.
 func (e *Engine) Params() *Params { return e.params.Load() }
 
-func check(p *Params) error {
+// Check reports whether p is a configuration the data path can run.
+func Check(p *Params) error {
 	if p.NotReady == "" {
 		if _, err := pseudowire.NewEncapsulator(p.Encap); err != nil {
 			return err
@@ -191,22 +195,30 @@ func (e *Engine) Stop() {
 // Snapshot adds the data goroutines' published counters into s.
 func (e *Engine) Snapshot(s *stats.Snapshot) { s.Merge(&e.enc.st, &e.dec.st) }
 
-// TakeErrors returns and forgets the I/O errors the data goroutines have
-// met since the last call (each distinct error once in a row).
-func (e *Engine) TakeErrors() []error {
-	e.errMu.Lock()
-	defer e.errMu.Unlock()
-	errs := e.errs
-	e.errs = nil
-	return errs
+// LastErrnos returns the errno of the last failed system call on each
+// port (0: none yet), for the main goroutine's log; how many failed is in
+// the counters ul_syscall_errors and dl_syscall_errors.
+func (e *Engine) LastErrnos() (dl, ul unix.Errno) {
+	return either(&e.dec.txErrno, &e.enc.rxErrno), either(&e.enc.txErrno, &e.dec.rxErrno)
 }
 
-func (e *Engine) report(err error) {
-	e.errMu.Lock()
-	if len(e.errs) < 16 {
-		e.errs = append(e.errs, err)
+// either returns a's errno if set, else b's.
+func either(a, b *atomic.Uint32) unix.Errno {
+	if v := a.Load(); v != 0 {
+		return unix.Errno(v)
 	}
-	e.errMu.Unlock()
+	return unix.Errno(b.Load())
+}
+
+// Thread is a data goroutine's OS thread.
+type Thread struct {
+	Name string // "encap" or "decap"
+	TID  int    // 0 until the goroutine runs
+}
+
+// Threads returns the data goroutines' threads, for status reports.
+func (e *Engine) Threads() []Thread {
+	return []Thread{{"encap", int(e.enc.tid.Load())}, {"decap", int(e.dec.tid.Load())}}
 }
 
 // pin locks the calling goroutine to its thread and the thread to core.

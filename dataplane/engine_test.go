@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"bytes"
-	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/xsk"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -179,13 +179,64 @@ func TestDropsAreCounted(t *testing.T) {
 	waitCounter(t, a.e, stats.ULTxErrors, 2)
 	waitCounter(t, a.e, stats.DLDropTxRingFull, 2)
 	a.ul.SetTxRoom(-1)
-	// A kick error reaches the main goroutine once, not per batch.
-	a.ul.SetKickError(errors.New("send on ul0: network is down"))
+	// A failing send is counted, and its errno kept for the main
+	// goroutine's log.
+	a.ul.SetKickError(unix.ENETDOWN)
 	inject(t, a.dl, [][]byte{ethFrame(100)})
+	waitCounter(t, a.e, stats.ULTxPackets, 1)
 	inject(t, a.dl, [][]byte{ethFrame(100)})
 	waitCounter(t, a.e, stats.ULTxPackets, 2)
-	if errs := a.e.TakeErrors(); len(errs) != 1 {
-		t.Fatalf("errors reported: %v", errs)
+	waitCounter(t, a.e, stats.ULSyscallErrors, 2)
+	if dl, ul := a.e.LastErrnos(); ul != unix.ENETDOWN || dl != 0 {
+		t.Fatalf("last errnos: downlink %v, uplink %v", dl, ul)
+	}
+}
+
+// TestEncapDropReasons: frames the encapsulator refuses are counted under
+// their own reason, not all as runts.
+func TestEncapDropReasons(t *testing.T) {
+	a := newSite(t, ip6Params(refAddrA, refAddrB, routerA))
+	inject(t, a.dl, [][]byte{ethFrame(10)})
+	waitCounter(t, a.e, stats.DLDropRunt, 1)
+	// A driver that leaves less room in front than the outer headers need.
+	a.dl.SetHeadroom(pseudowire.IP6Overhead - 1)
+	inject(t, a.dl, [][]byte{ethFrame(100), ethFrame(1600)})
+	waitCounter(t, a.e, stats.DLDropNoHeadroom, 2)
+	if s := snapshot(a.e); s[stats.DLDropRunt] != 1 || s[stats.DLDropOversize] != 0 {
+		t.Fatalf("runt %d, oversize %d, want 1 and 0", s[stats.DLDropRunt], s[stats.DLDropOversize])
+	}
+}
+
+// TestRxWakeup: when nothing arrives and the driver asks to be woken to
+// take fill buffers, the worker wakes it, in busy mode too (where it never
+// polls); when the driver does not ask, no system call is made.
+func TestRxWakeup(t *testing.T) {
+	for _, poll := range []PollMode{Busy, Adaptive} {
+		t.Run(poll.String(), func(t *testing.T) {
+			u := xsk.NewFakeUMEM(512)
+			dl, ul := xsk.NewFake(u), xsk.NewFake(u)
+			e, err := New(Config{UMEM: u, DL: dl, UL: ul, Poll: poll, EncapCore: -1, DecapCore: -1, Batch: 16}, ethParams(refMAC, refMAC))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer e.Stop()
+			time.Sleep(50 * time.Millisecond)
+			if n := dl.RxWakeups() + ul.RxWakeups(); n != 0 {
+				t.Fatalf("%d wakeups nobody asked for", n)
+			}
+			dl.SetFillNeedsWakeup(true)
+			for deadline := time.Now().Add(2 * time.Second); dl.RxWakeups() == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the downlink's driver asked to be woken and was not")
+				}
+			}
+			if ul.RxWakeups() != 0 {
+				t.Fatal("the uplink was woken without asking")
+			}
+		})
 	}
 }
 

@@ -1,7 +1,10 @@
 package dataplane
 
 import (
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
@@ -25,12 +28,18 @@ type worker struct {
 	comp  []uint64   // completions
 	txOut int        // descriptors sent and not yet completed
 
-	cur     *Params
-	lastErr string
-	st      stats.Shard
+	cur *Params
+	st  stats.Shard
 
-	// Counters for frames this worker sends or fails to send.
+	// Counters for frames this worker sends or fails to send, and for
+	// failed system calls on its two ports.
 	txPackets, txBytes, txErrors, txRingFull stats.Counter
+	rxSyscallErrors, txSyscallErrors         stats.Counter
+
+	// For the main goroutine: the thread's ID once pinned, and the errno
+	// of the last failed system call on each port.
+	tid              atomic.Int32
+	rxErrno, txErrno atomic.Uint32
 }
 
 // init makes w own chunks [from, to) of the UMEM.
@@ -50,34 +59,44 @@ func (w *worker) loop(ready chan<- error, process func(n int)) {
 		ready <- err
 		return
 	}
+	w.tid.Store(int32(unix.Gettid()))
 	for w.refill() > 0 {
 	}
 	ready <- nil
 	busy := w.e.cfg.Poll == Busy
 	idle := 0
 	for !w.e.stop.Load() {
-		if n := w.step(process); n == 0 {
-			if busy {
-				continue
-			}
-			if idle++; idle < spinBeforeSleep {
-				continue
-			}
+		if n := w.step(process); n > 0 {
 			idle = 0
-			w.st.Publish()
-			timeout := sleepIdle
-			if w.txOut > 0 {
-				w.kick() // retry what the kernel left queued
-				timeout = sleepInFlight
-			}
-			if err := w.rx.Wait(timeout); err != nil {
-				w.fail(err)
-			}
+			continue
+		}
+		w.wakeRx()
+		if busy {
+			continue
+		}
+		if idle++; idle < spinBeforeSleep {
 			continue
 		}
 		idle = 0
+		w.st.Publish()
+		timeout := sleepIdle
+		if w.txOut > 0 {
+			w.kick() // retry what the kernel left queued
+			timeout = sleepInFlight
+		}
+		w.rxFail(w.rx.Wait(timeout))
 	}
 	w.st.Publish()
+}
+
+// wakeRx wakes rx's driver when nothing was received and it asked to be
+// woken to take fill buffers: a zero-copy driver whose fill ring ran empty
+// stops receiving until then, and in busy mode nothing else (no poll)
+// would wake it.
+func (w *worker) wakeRx() {
+	if w.rx.FillNeedsWakeup() {
+		w.rxFail(w.rx.WakeRx())
+	}
 }
 
 // step does one round: take back sent chunks, refill, receive a batch,
@@ -143,16 +162,18 @@ func (w *worker) send(k int) {
 }
 
 func (w *worker) kick() {
-	if err := w.tx.Kick(); err != nil {
-		w.fail(err)
+	if e := w.tx.Kick(); e != 0 {
+		w.st.Inc(w.txSyscallErrors)
+		w.txErrno.Store(uint32(e))
 	}
 }
 
-// fail reports an I/O error to the main goroutine, once per change.
-func (w *worker) fail(err error) {
-	if s := err.Error(); s != w.lastErr {
-		w.lastErr = s
-		w.e.report(err)
+// rxFail counts a failed system call on rx (e != 0) for the main
+// goroutine, which logs it; nothing is allocated or formatted here.
+func (w *worker) rxFail(e unix.Errno) {
+	if e != 0 {
+		w.st.Inc(w.rxSyscallErrors)
+		w.rxErrno.Store(uint32(e))
 	}
 }
 
@@ -168,10 +189,7 @@ type encapWorker struct {
 	ready bool
 }
 
-func (w *encapWorker) run(ready chan<- error) {
-	w.txPackets, w.txBytes, w.txErrors, w.txRingFull = stats.ULTxPackets, stats.ULTxBytes, stats.ULTxErrors, stats.DLDropTxRingFull
-	w.loop(ready, w.process)
-}
+func (w *encapWorker) run(ready chan<- error) { w.loop(ready, w.process) }
 
 // apply takes p into use. p was checked by SetParams.
 func (w *encapWorker) apply(p *Params) error {
@@ -210,7 +228,7 @@ func (w *encapWorker) process(n int) {
 		case 1:
 			start, err := w.enc.Encap(chunk, off, ln)
 			if err != nil {
-				w.drop(base, stats.DLDropRunt)
+				w.drop(base, encapDrop(err))
 				continue
 			}
 			w.txd[k] = xsk.Desc{Addr: base + uint64(start), Len: uint32(off + ln - start)}
@@ -225,7 +243,7 @@ func (w *encapWorker) process(n int) {
 			n1, n2, err := w.enc.Fragment(chunk, off, ln, mem[s:s+size])
 			if err != nil {
 				w.free = append(w.free, s)
-				w.drop(base, stats.DLDropRunt)
+				w.drop(base, encapDrop(err))
 				continue
 			}
 			w.txd[k] = xsk.Desc{Addr: base + uint64(off-w.enc.Overhead()), Len: uint32(n1)}
@@ -237,6 +255,17 @@ func (w *encapWorker) process(n int) {
 		}
 	}
 	w.send(k)
+}
+
+// encapDrop returns the counter for a frame the encapsulator refused.
+func encapDrop(err error) stats.Counter {
+	switch err {
+	case pseudowire.ErrRunt:
+		return stats.DLDropRunt
+	case pseudowire.ErrHeadroom:
+		return stats.DLDropNoHeadroom
+	}
+	return stats.DLDropOversize // ErrTooBig, ErrShortBuffer
 }
 
 // ulDrops maps the receiver's drop reasons to the counters of the same
@@ -254,10 +283,7 @@ type decapWorker struct {
 	dec pseudowire.Decapsulator
 }
 
-func (w *decapWorker) run(ready chan<- error) {
-	w.txPackets, w.txBytes, w.txErrors, w.txRingFull = stats.DLTxPackets, stats.DLTxBytes, stats.DLTxErrors, stats.ULDropTxRingFull
-	w.loop(ready, w.process)
-}
+func (w *decapWorker) run(ready chan<- error) { w.loop(ready, w.process) }
 
 // apply takes p into use; a held first half is dropped when the peer
 // changes, since its second half will not come.

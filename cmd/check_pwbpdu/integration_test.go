@@ -166,7 +166,7 @@ func TestWithPwgated(t *testing.T) {
 			t.Errorf("pwctl as nobody on a root-only socket: %v\n%s", err, out)
 		}
 		out, err = exec.Command("runuser", "-u", "nobody", "--", bins["pwctl"], "--socket", s.B.Socket, "status").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "ready      yes") {
+		if err != nil || !regexp.MustCompile(`(?m)^ready +yes$`).Match(out) {
 			t.Errorf("pwctl as nobody, in the socket group: %v\n%s", err, out)
 		}
 	})

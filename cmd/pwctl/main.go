@@ -150,11 +150,60 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 		row("ready", "no: "+s.NotReady)
 	}
 	row("poll", s.Poll)
+	row("xdp bind", s.XDPBind)
+	if len(s.NICChanges) > 0 {
+		row("port settings", strings.Join(s.NICChanges, ", ")+" (until exit)")
+	}
+	r := s.Runtime
+	row("GOMAXPROCS", fmt.Sprint(r.GOMAXPROCS))
+	for _, t := range r.Threads {
+		where := fmt.Sprintf("cores %s", cores(t.Allowed))
+		if t.LastCore >= 0 {
+			where += fmt.Sprintf(", last ran on %d", t.LastCore)
+		}
+		if t.TID > 0 {
+			where += fmt.Sprintf(" (thread %d)", t.TID)
+		}
+		row(t.Name+" goroutine", where)
+	}
+	row("memory", fmt.Sprintf("heap %s, resident %s, %d GC cycles, %d goroutines, %d open files",
+		bytesIEC(r.HeapBytes), bytesIEC(r.RSSBytes), r.GCCycles, r.Goroutines, r.FDs))
 	row("uptime", (time.Duration(s.Uptime) * time.Second).String())
 	row("last BPDU", fmt.Sprintf("from uplink %s, from LAN %s", age(s.LastBPDU.UL), age(s.LastBPDU.DL)))
 	row("config", s.Config)
 	row("version", fmt.Sprintf("%s (pid %d)", s.Version, s.PID))
 	return tw.Flush()
+}
+
+// cores formats a core list as the kernel does: "0-3,6".
+func cores(cs []int) string {
+	if len(cs) == 0 {
+		return "?"
+	}
+	var parts []string
+	for i := 0; i < len(cs); {
+		j := i
+		for j+1 < len(cs) && cs[j+1] == cs[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", cs[i], cs[j]))
+		} else {
+			parts = append(parts, fmt.Sprint(cs[i]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}
+
+func bytesIEC(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 }
 
 func age(t *time.Time) string {

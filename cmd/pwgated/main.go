@@ -90,6 +90,10 @@ func run() int {
 		return 2
 	}
 	if *check {
+		if err := c.CheckCores(); err != nil {
+			fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
+			return 2
+		}
 		fmt.Printf("%s: ok (%v mode, downlink %s, uplink %s)\n", c.Source, c.Mode, c.Downlink, c.Uplink)
 		return 0
 	}

@@ -35,6 +35,11 @@ const (
 	ULRxReassembled
 	ULLastBPDU
 	DLLastBPDU
+	ULXDPToSocket
+	ULXDPToKernel
+	DLXDPToSocket
+	ULSyscallErrors
+	DLSyscallErrors
 
 	ULDropTruncated
 	ULDropNotPseudowire
@@ -49,11 +54,13 @@ const (
 	ULDropTxRingFull
 	ULDropRxRingFull
 	ULDropNoSocket
+	ULDropExtHeaders
 
 	DLDropRunt
 	DLDropOversize
 	DLDropNoNextHop
 	DLDropNoBuffer
+	DLDropNoHeadroom
 	DLDropTxRingFull
 	DLDropRxRingFull
 	DLDropNoSocket
@@ -82,6 +89,11 @@ var table = [NumCounters]struct{ name, help string }{
 	{"ul_rx_reassembled", "frames put back together from two pieces"},
 	{"ul_last_bpdu", "Unix time of the last BPDU from the uplink, 0 if none yet"},
 	{"dl_last_bpdu", "Unix time of the last BPDU from the LAN, 0 if none yet"},
+	{"ul_xdp_to_socket", "uplink frames the XDP program steered to pwgated (pseudowire from the peer)"},
+	{"ul_xdp_to_kernel", "uplink frames the XDP program passed to the kernel (everything that is not pseudowire)"},
+	{"dl_xdp_to_socket", "LAN frames the XDP program steered to pwgated"},
+	{"ul_syscall_errors", "failed system calls on the uplink's socket (link down or gone); frames stay queued"},
+	{"dl_syscall_errors", "failed system calls on the LAN port's socket (link down or gone); frames stay queued"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
 	{"ul_drop_wrong_peer", "pseudowire packets from someone other than the peer (most are dropped in XDP)"},
@@ -95,10 +107,12 @@ var table = [NumCounters]struct{ name, help string }{
 	{"ul_drop_tx_ring_full", "frames for the LAN not sent because its TX ring was full"},
 	{"ul_drop_rx_ring_full", "uplink packets the kernel dropped: RX ring full or no free buffer"},
 	{"ul_drop_no_socket", "peer packets dropped in XDP because no socket served the queue"},
+	{"ul_drop_ext_headers", "pseudowire packets behind IPv6 extension headers, dropped in XDP (the peer never sends them)"},
 	{"dl_drop_runt", "LAN frames shorter than an Ethernet header"},
 	{"dl_drop_oversize", "LAN frames too big to carry in two pieces"},
 	{"dl_drop_no_next_hop", "LAN frames dropped because the next hop or own address is not known yet (ip6)"},
 	{"dl_drop_no_buffer", "LAN frames dropped for want of a buffer for the second piece"},
+	{"dl_drop_no_headroom", "LAN frames the driver delivered with too little room in front for the outer headers"},
 	{"dl_drop_tx_ring_full", "packets for the uplink not sent because its TX ring was full"},
 	{"dl_drop_rx_ring_full", "LAN frames the kernel dropped: RX ring full or no free buffer"},
 	{"dl_drop_no_socket", "LAN frames dropped in XDP because no socket served the queue"},

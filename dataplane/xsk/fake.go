@@ -3,6 +3,8 @@ package xsk
 import (
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Fake is an in-memory Port for tests of the data path: tests Inject frames
@@ -16,17 +18,20 @@ type Fake struct {
 	rx      []Desc
 	sent    [][]byte
 	comp    []uint64
-	fillCap int   // capacity of the fill "ring"
-	txRoom  int   // descriptors Transmit accepts before the ring is "full"; <0: unlimited
-	kickErr error // returned by Kick
-	wake    chan struct{}
+	fillCap  int        // capacity of the fill "ring"
+	txRoom   int        // descriptors Transmit accepts before the ring is "full"; <0: unlimited
+	kickErr  unix.Errno // returned by Kick
+	headroom uint64     // where Inject puts a frame in its chunk
+	fillWake bool       // FillNeedsWakeup's answer
+	rxWakes  int        // WakeRx calls
+	wake     chan struct{}
 }
 
 var _ Port = (*Fake)(nil)
 
 // NewFake returns a fake port over u (which may be shared with another).
 func NewFake(u *UMEM) *Fake {
-	return &Fake{umem: u, fillCap: 128, txRoom: -1, wake: make(chan struct{}, 1)}
+	return &Fake{umem: u, fillCap: 128, txRoom: -1, headroom: RxHeadroom, wake: make(chan struct{}, 1)}
 }
 
 // NewFakeUMEM returns a UMEM of n chunks in ordinary memory.
@@ -44,7 +49,7 @@ func (f *Fake) Inject(frame []byte) bool {
 	}
 	base := f.fill[0]
 	f.fill = f.fill[1:]
-	addr := base + RxHeadroom
+	addr := base + f.headroom
 	copy(f.umem.Mem[addr:], frame)
 	f.rx = append(f.rx, Desc{Addr: addr, Len: uint32(len(frame))})
 	f.Wake()
@@ -76,11 +81,34 @@ func (f *Fake) SetTxRoom(n int) {
 	f.mu.Unlock()
 }
 
-// SetKickError makes Kick return err.
-func (f *Fake) SetKickError(err error) {
+// SetKickError makes Kick return e.
+func (f *Fake) SetKickError(e unix.Errno) {
 	f.mu.Lock()
-	f.kickErr = err
+	f.kickErr = e
 	f.mu.Unlock()
+}
+
+// SetHeadroom makes Inject put frames n bytes into their chunks (a driver
+// that leaves less room than XDP_PACKET_HEADROOM).
+func (f *Fake) SetHeadroom(n int) {
+	f.mu.Lock()
+	f.headroom = uint64(n)
+	f.mu.Unlock()
+}
+
+// SetFillNeedsWakeup sets what FillNeedsWakeup answers, as a zero-copy
+// driver sets the fill ring's flag when it ran out of buffers.
+func (f *Fake) SetFillNeedsWakeup(v bool) {
+	f.mu.Lock()
+	f.fillWake = v
+	f.mu.Unlock()
+}
+
+// RxWakeups returns how many times WakeRx was called.
+func (f *Fake) RxWakeups() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rxWakes
 }
 
 // Receive implements Port.
@@ -101,13 +129,30 @@ func (f *Fake) Fill(addrs []uint64) int {
 	return n
 }
 
+// FillNeedsWakeup implements Port.
+func (f *Fake) FillNeedsWakeup() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fillWake
+}
+
+// WakeRx implements Port: it counts the call and clears the flag, as the
+// kernel does once the driver has buffers again.
+func (f *Fake) WakeRx() unix.Errno {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rxWakes++
+	f.fillWake = false
+	return 0
+}
+
 // Wait implements Port.
-func (f *Fake) Wait(timeout time.Duration) error {
+func (f *Fake) Wait(timeout time.Duration) unix.Errno {
 	f.mu.Lock()
 	ready := len(f.rx) > 0
 	f.mu.Unlock()
 	if ready {
-		return nil
+		return 0
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -115,7 +160,7 @@ func (f *Fake) Wait(timeout time.Duration) error {
 	case <-f.wake:
 	case <-t.C:
 	}
-	return nil
+	return 0
 }
 
 // Wake implements Port.
@@ -143,7 +188,7 @@ func (f *Fake) Transmit(descs []Desc) int {
 }
 
 // Kick implements Port.
-func (f *Fake) Kick() error {
+func (f *Fake) Kick() unix.Errno {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.kickErr

@@ -2,15 +2,18 @@ package xsk_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -71,8 +74,24 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 			return err
 		}
 		defer p.Close()
-		// The uplink program passes everything that is not pseudowire, so
+		if p.ZeroCopy() {
+			return fmt.Errorf("veth bound in zero-copy mode")
+		}
+		// The downlink program steers every frame to the downlink socket;
 		// only the downlink socket is exercised for RX here.
+		o, err := bpf.Load(bpf.ModeNone)
+		if err != nil {
+			return err
+		}
+		defer o.Close()
+		if err := o.RegisterDownlink(0, p.DL.FD()); err != nil {
+			return err
+		}
+		ln, err := o.AttachDownlink("dl0", bpf.Native)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
 		addrs := make([]uint64, 16)
 		for i := range addrs {
 			addrs[i] = uint64(i) * xsk.ChunkSize
@@ -94,24 +113,27 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 		if _, err := unix.Write(in, frame); err != nil {
 			return fmt.Errorf("inject: %w", err)
 		}
+		// The frame, among whatever else the kernel sends on a new link
+		// (neighbour discovery).
 		var descs [4]xsk.Desc
-		n := 0
-		for deadline := time.Now().Add(2 * time.Second); n == 0 && time.Now().Before(deadline); {
-			if err := p.DL.Wait(100 * time.Millisecond); err != nil {
-				return err
+		var d xsk.Desc
+		found := false
+		for deadline := time.Now().Add(2 * time.Second); !found && time.Now().Before(deadline); {
+			if e := p.DL.Wait(100 * time.Millisecond); e != 0 {
+				return e
 			}
-			n = p.DL.Receive(descs[:])
+			n := p.DL.Receive(descs[:])
+			for _, x := range descs[:n] {
+				if bytes.Equal(p.UMEM.Frame(x.Addr, x.Len), frame) {
+					d, found = x, true
+				}
+			}
 		}
-		if n != 1 {
-			return fmt.Errorf("received %d frames, want 1", n)
+		if !found {
+			return fmt.Errorf("frame not received")
 		}
-		d := descs[0]
 		if off := d.Addr - p.UMEM.Base(d.Addr); off != xsk.RxHeadroom {
 			return fmt.Errorf("frame at offset %d in its chunk, want %d", off, xsk.RxHeadroom)
-		}
-		got := p.UMEM.Frame(d.Addr, d.Len)
-		if !bytes.Equal(got, frame) {
-			return fmt.Errorf("received %x", got)
 		}
 		// Prepend a 16-byte header in place and send on the uplink.
 		hdr := []byte{0x02, 0xcc, 0, 0, 0, 3, 0x02, 0xdd, 0, 0, 0, 4, 0x96, 0xfc, 0, 0}
@@ -119,8 +141,8 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 		if p.UL.Transmit([]xsk.Desc{{Addr: d.Addr - 16, Len: d.Len + 16}}) != 1 {
 			return fmt.Errorf("transmit queued nothing")
 		}
-		if err := p.UL.Kick(); err != nil {
-			return err
+		if e := p.UL.Kick(); e != 0 {
+			return e
 		}
 		buf := make([]byte, 4096)
 		for {
@@ -161,4 +183,64 @@ func netInterface(name string) (int, error) {
 		return 0, err
 	}
 	return ifi.Index, nil
+}
+
+func TestKickReportsLinkDown(t *testing.T) {
+	l := newLab(t)
+	err := l.Do("x", func() error {
+		p, err := xsk.Open(xsk.Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16})
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		if _, err := l.Exec("x", "ip", "link", "set", "ul0", "down"); err != nil {
+			return err
+		}
+		if p.UL.Transmit([]xsk.Desc{{Addr: 0, Len: 60}}) != 1 {
+			return fmt.Errorf("nothing queued")
+		}
+		if e := p.UL.Kick(); e != unix.ENETDOWN {
+			return fmt.Errorf("Kick on a down link returned %v, want ENETDOWN", e)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBindModes: veth has no AF_XDP zero-copy, so auto falls back to copy
+// mode and zerocopy refuses with ErrNoZeroCopy.
+func TestBindModes(t *testing.T) {
+	l := newLab(t)
+	err := l.Do("x", func() error {
+		for _, m := range []xsk.BindMode{xsk.BindAuto, xsk.BindCopy} {
+			p, err := xsk.Open(xsk.Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16, Bind: m})
+			if err != nil {
+				return fmt.Errorf("%v: %w", m, err)
+			}
+			zc := p.ZeroCopy() || p.UL.ZeroCopy()
+			p.Close()
+			if zc {
+				return fmt.Errorf("%v: bound veth in zero-copy mode", m)
+			}
+		}
+		p, err := xsk.Open(xsk.Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16, Bind: xsk.BindZeroCopy})
+		if err == nil {
+			p.Close()
+			return fmt.Errorf("zerocopy bind on veth succeeded")
+		}
+		if !errors.Is(err, xsk.ErrNoZeroCopy) || !strings.Contains(err.Error(), "dl0") {
+			return fmt.Errorf("zerocopy bind on veth: %v, want ErrNoZeroCopy naming dl0", err)
+		}
+		// Nothing is left bound: a copy-mode socket can take the queue.
+		p, err = xsk.Open(xsk.Config{Downlink: "dl0", Uplink: "ul0", Chunks: 64, RingSize: 16, Bind: xsk.BindCopy})
+		if err != nil {
+			return fmt.Errorf("after the refused zero-copy bind: %w", err)
+		}
+		return p.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,7 +1,6 @@
 package xsk
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -10,36 +9,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// cacheLinePad keeps what one goroutine writes off the cache lines another
+// goroutine writes.
+type cacheLinePad [64]byte
+
 // Socket is one AF_XDP socket bound to one queue of one interface, with its
 // own fill, completion, RX and TX rings over a UMEM it may share.
 //
-// The RX half (Receive, Fill, Wait) and the TX half (Transmit, Kick,
-// Complete) touch disjoint state: one goroutine may own each half. Neither
-// half is safe for use by two goroutines at once.
+// The RX half (Receive, Fill, FillNeedsWakeup, WakeRx, Wait) and the TX
+// half (Transmit, Kick, Complete) touch disjoint state, each on cache lines
+// of its own: one goroutine may own each half. Neither half is safe for use
+// by two goroutines at once.
 type Socket struct {
-	fd     int
-	wakeFD int // eventfd that interrupts Wait
-	umem   *UMEM
-	ifname string
+	// Read-only after newSocket.
+	fd       int
+	wakeFD   int // eventfd that interrupts Wait
+	umem     *UMEM
+	ifname   string
+	zeroCopy bool
+	maps     [][]byte
+
+	_ cacheLinePad
 
 	// RX half.
-	fill addrRing
-	rx   descRing
-	pfds [2]unix.PollFd
+	fill    addrRing
+	rx      descRing
+	pfds    [2]unix.PollFd
+	wakeBuf [8]byte
+
+	_ cacheLinePad
 
 	// TX half.
 	tx   descRing
 	comp addrRing
 
-	maps [][]byte
+	_ cacheLinePad
 }
 
 var _ Port = (*Socket)(nil)
 
 // newSocket opens an AF_XDP socket on ifindex/queue. With shared == nil it
-// registers u as a new UMEM; otherwise it binds with XDP_SHARED_UMEM to
-// shared's UMEM, with fill and completion rings of its own (allowed for
-// another interface or queue since Linux 5.10).
+// registers u as a new UMEM and binds with bindFlags; otherwise it binds
+// with XDP_SHARED_UMEM to shared's UMEM, with fill and completion rings of
+// its own (allowed for another interface or queue since Linux 5.10), in
+// the mode of shared's bind.
 func newSocket(u *UMEM, ifname string, ifindex, queue int, ringSize uint32, bindFlags uint16, shared *Socket) (_ *Socket, err error) {
 	s := &Socket{fd: -1, wakeFD: -1, umem: u, ifname: ifname}
 	defer func() {
@@ -75,12 +88,18 @@ func newSocket(u *UMEM, ifname string, ifindex, queue int, ringSize uint32, bind
 		return nil, err
 	}
 	sa := &unix.SockaddrXDP{Flags: bindFlags, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	s.zeroCopy = bindFlags&unix.XDP_ZEROCOPY != 0
 	if shared != nil {
-		// Flags are inherited from the UMEM's first socket.
+		// The mode and need_wakeup are inherited from the UMEM's first socket.
 		sa.Flags, sa.SharedUmemFD = unix.XDP_SHARED_UMEM, uint32(shared.fd)
+		s.zeroCopy = shared.zeroCopy
 	}
-	if err = unix.Bind(s.fd, sa); err != nil {
-		return nil, fmt.Errorf("bind af_xdp socket to %s queue %d: %w", ifname, queue, err)
+	if err = bind(s.fd, sa); err != nil {
+		mode := "copy"
+		if s.zeroCopy {
+			mode = "zero-copy"
+		}
+		return nil, &BindError{Ifname: ifname, Queue: queue, Mode: mode, Err: err}
 	}
 	if s.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
@@ -88,6 +107,42 @@ func newSocket(u *UMEM, ifname string, ifindex, queue int, ringSize uint32, bind
 	s.pfds = [2]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.wakeFD), Events: unix.POLLIN}}
 	return s, nil
 }
+
+// bindBusyFor is how long bind retries EBUSY: the kernel releases a closed
+// socket's hold on its queue in deferred work, so a queue just given up
+// (by a zero-copy attempt, or a pwgated that just exited) is busy for a
+// moment.
+const bindBusyFor = 2 * time.Second
+
+func bind(fd int, sa *unix.SockaddrXDP) error {
+	deadline := time.Now().Add(bindBusyFor)
+	for {
+		err := unix.Bind(fd, sa)
+		if err != unix.EBUSY || time.Now().After(deadline) {
+			if err == unix.EBUSY {
+				return fmt.Errorf("%w (another AF_XDP socket holds the queue: is another pwgated running?)", err)
+			}
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BindError is a failed bind of an AF_XDP socket.
+type BindError struct {
+	Ifname string
+	Queue  int
+	Mode   string // "zero-copy" or "copy"
+	Err    error
+}
+
+// Error says which interface, queue and mode.
+func (e *BindError) Error() string {
+	return fmt.Sprintf("bind af_xdp socket to %s queue %d in %s mode: %v", e.Ifname, e.Queue, e.Mode, e.Err)
+}
+
+// Unwrap returns the system call's error.
+func (e *BindError) Unwrap() error { return e.Err }
 
 func setsockopt(fd, opt int, p unsafe.Pointer, n uintptr) error {
 	if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, uintptr(opt), uintptr(p), n, 0); e != 0 {
@@ -136,12 +191,30 @@ func (s *Socket) mapRings(off unix.XDPMmapOffsets, n uint32) error {
 // FD returns the socket's file descriptor, for registering in an XSKMAP.
 func (s *Socket) FD() int { return s.fd }
 
+// ZeroCopy reports whether the socket was bound in zero-copy mode.
+func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
+
 // Receive moves up to len(descs) received descriptors off the RX ring.
 func (s *Socket) Receive(descs []Desc) int { return s.rx.get(descs) }
 
 // Fill gives up to len(addrs) UMEM chunks to the kernel to receive into and
 // returns how many it took.
 func (s *Socket) Fill(addrs []uint64) int { return s.fill.put(addrs) }
+
+// FillNeedsWakeup reports whether the driver set the fill ring's
+// need_wakeup flag.
+func (s *Socket) FillNeedsWakeup() bool { return s.fill.needWakeup() }
+
+// WakeRx wakes the driver to take buffers from the fill ring, as libxdp
+// does: a non-blocking recvfrom(2) with no buffer.
+func (s *Socket) WakeRx() unix.Errno {
+	_, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case unix.EAGAIN, unix.EINTR, unix.EBUSY, unix.ENOBUFS:
+		return 0
+	}
+	return e
+}
 
 // Transmit queues up to len(descs) descriptors on the TX ring and returns
 // how many it queued; call Kick to make the kernel send them.
@@ -152,21 +225,21 @@ func (s *Socket) Transmit(descs []Desc) int { return s.tx.put(descs) }
 const maxKicks = 64
 
 // Kick makes the kernel process the TX ring if it asked to be woken. It
-// returns nil when the ring is drained or the kernel is merely busy, and the
-// error when the interface cannot send (down, gone): the descriptors stay
+// returns 0 when the ring is drained or the kernel is merely busy, and the
+// errno when the interface cannot send (down, gone): the descriptors stay
 // queued, and the caller sees the ring fill up.
-func (s *Socket) Kick() error {
+func (s *Socket) Kick() unix.Errno {
 	for i := 0; i < maxKicks && s.tx.outstanding() > 0 && s.tx.needWakeup(); i++ {
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0, unix.EAGAIN, unix.EINTR:
 		case unix.EBUSY, unix.ENOBUFS:
-			return nil
+			return 0
 		default:
-			return fmt.Errorf("send on %s: %w", s.ifname, e)
+			return e
 		}
 	}
-	return nil
+	return 0
 }
 
 // Complete moves up to len(addrs) addresses of sent frames off the
@@ -174,20 +247,19 @@ func (s *Socket) Kick() error {
 func (s *Socket) Complete(addrs []uint64) int { return s.comp.get(addrs) }
 
 // Wait sleeps until the RX ring has descriptors, Wake is called, or timeout
-// passes.
-func (s *Socket) Wait(timeout time.Duration) error {
+// passes. Polling also wakes the driver when the fill ring asks for it.
+func (s *Socket) Wait(timeout time.Duration) unix.Errno {
 	if s.rx.consAvail(1) > 0 {
-		return nil
+		return 0
 	}
-	_, err := unix.Poll(s.pfds[:], int(timeout/time.Millisecond))
-	if err != nil && !errors.Is(err, unix.EINTR) {
-		return fmt.Errorf("poll %s: %w", s.ifname, err)
+	_, _, e := unix.Syscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&s.pfds[0])), uintptr(len(s.pfds)), uintptr(timeout/time.Millisecond))
+	if e != 0 && e != unix.EINTR {
+		return e
 	}
 	if s.pfds[1].Revents&unix.POLLIN != 0 {
-		var b [8]byte
-		unix.Read(s.wakeFD, b[:])
+		unix.Syscall(unix.SYS_READ, uintptr(s.wakeFD), uintptr(unsafe.Pointer(&s.wakeBuf[0])), uintptr(len(s.wakeBuf)))
 	}
-	return nil
+	return 0
 }
 
 // Wake interrupts a Wait in progress, or makes the next one return at once.

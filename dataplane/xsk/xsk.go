@@ -6,10 +6,16 @@
 // The sockets are made with raw system calls rather than with
 // github.com/asavie/xdp: that library registers one UMEM per socket (a copy
 // per forwarded frame), and its Transmit panics on send errors such as
-// ENETDOWN when a link goes down (see TestAsavieTransmitPanicsOnLinkDown).
+// ENETDOWN when a link goes down (the README says more).
+//
+// This package only makes sockets: which XDP program steers frames into
+// them is the caller's business (control attaches bpf's programs and
+// registers the sockets' descriptors).
 //
 // Port is the boundary the data path programs against, called once per
 // batch; Socket implements it over AF_XDP and Fake in memory for tests.
+// Errors on the data path are errno values, which neither allocate nor
+// need formatting to be compared.
 package xsk
 
 import (
@@ -21,22 +27,30 @@ import (
 )
 
 // Port is one AF_XDP port as the data path sees it. The RX half (Receive,
-// Fill, Wait) and the TX half (Transmit, Kick, Complete) may each be owned
-// by a different goroutine; Wake may be called from anywhere.
+// Fill, FillNeedsWakeup, WakeRx, Wait) and the TX half (Transmit, Kick,
+// Complete) may each be owned by a different goroutine; Wake may be called
+// from anywhere.
 type Port interface {
 	// Receive moves up to len(descs) received frames off the RX ring.
 	Receive(descs []Desc) int
 	// Fill hands UMEM chunks (their base addresses) to the kernel to
 	// receive into, and returns how many it took.
 	Fill(addrs []uint64) int
+	// FillNeedsWakeup reports whether the driver asked to be woken before
+	// it takes buffers from the fill ring again (zero-copy drivers do when
+	// the ring ran empty); WakeRx wakes it.
+	FillNeedsWakeup() bool
+	// WakeRx makes the driver look at the fill ring again.
+	WakeRx() unix.Errno
 	// Wait sleeps until frames arrive, Wake is called or timeout passes.
-	Wait(timeout time.Duration) error
+	Wait(timeout time.Duration) unix.Errno
 	// Wake interrupts Wait.
 	Wake()
 	// Transmit queues frames for sending and returns how many it queued.
 	Transmit(descs []Desc) int
-	// Kick makes the kernel send what Transmit queued.
-	Kick() error
+	// Kick makes the kernel send what Transmit queued. It returns 0, or
+	// the errno of a failure that leaves the frames queued (link down).
+	Kick() unix.Errno
 	// Complete moves up to len(addrs) addresses of sent frames back.
 	Complete(addrs []uint64) int
 }

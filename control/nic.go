@@ -1,0 +1,243 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// NIC settings that change or drop frames before XDP sees them. With them
+// on, the LAN's frames would not cross as they were sent: a NIC with
+// rx-vlan offload (igb's default) strips VLAN tags into metadata that XDP
+// does not see, a VLAN filter drops tagged frames of VLANs nobody
+// configured on the port, LRO and hardware GRO merge frames, rx-fcs keeps
+// the FCS on, rx-all delivers frames with a bad FCS. Checksum offloads only
+// report and stay on; software GRO runs after XDP and stays on (it helps
+// the kernel's own traffic on the uplink).
+var (
+	dlFeatures = []string{"rx-vlan-hw-parse", "rx-vlan-stag-hw-parse", "rx-vlan-filter", "rx-vlan-stag-filter",
+		"rx-lro", "rx-gro-hw", "rx-fcs", "rx-all"}
+	ulFeatures = []string{"rx-lro", "rx-gro-hw", "rx-fcs", "rx-all"}
+)
+
+// NICPolicy is what pwgated does about those settings (nic_offloads).
+type NICPolicy int
+
+// NIC policies.
+const (
+	// NICFix turns them off at start and back on at exit.
+	NICFix NICPolicy = iota
+	// NICCheck refuses to start while one is on, naming the ethtool command.
+	NICCheck
+	// NICIgnore leaves them as they are (for drivers that report wrongly).
+	NICIgnore
+)
+
+func parseNICPolicy(s string) (NICPolicy, error) {
+	switch s {
+	case "fix":
+		return NICFix, nil
+	case "check":
+		return NICCheck, nil
+	case "ignore":
+		return NICIgnore, nil
+	}
+	return 0, fmt.Errorf("unknown policy %q (want fix, check or ignore)", s)
+}
+
+// nicChange is one setting pwgated turned off, to be restored.
+type nicChange struct {
+	ifname, feature string
+}
+
+func (c nicChange) String() string { return c.ifname + " " + c.feature + " off" }
+
+// prepareNIC applies policy to the frame-changing settings of the
+// downlink and uplink and returns what it changed. On error nothing is
+// left changed.
+func prepareNIC(policy NICPolicy, downlink, uplink string) ([]nicChange, error) {
+	if policy == NICIgnore {
+		return nil, nil
+	}
+	var changes []nicChange
+	ports := []struct {
+		ifname string
+		names  []string
+	}{{downlink, dlFeatures}}
+	if uplink != "" {
+		ports = append(ports, struct {
+			ifname string
+			names  []string
+		}{uplink, ulFeatures})
+	}
+	for _, p := range ports {
+		f, err := readFeatures(p.ifname)
+		if err != nil {
+			restoreNIC(changes)
+			return nil, fmt.Errorf("read %s's offload settings: %w", p.ifname, err)
+		}
+		var off []string
+		for _, name := range p.names {
+			on, fixed, ok := f.state(name)
+			switch {
+			case !ok || !on:
+				continue
+			case fixed:
+				restoreNIC(changes)
+				return nil, fmt.Errorf("%s has %s on and its driver cannot turn it off: frames would not cross unchanged", p.ifname, name)
+			case policy == NICCheck:
+				restoreNIC(changes)
+				return nil, fmt.Errorf("%s has %s on, which changes frames before pwgated sees them: run \"ethtool -K %s %s off\" (or set nic_offloads: fix)", p.ifname, name, p.ifname, name)
+			}
+			off = append(off, name)
+		}
+		if len(off) == 0 {
+			continue
+		}
+		if err := f.set(p.ifname, off, false); err != nil {
+			restoreNIC(changes)
+			return nil, fmt.Errorf("turn off %s on %s: %w", strings.Join(off, ", "), p.ifname, err)
+		}
+		for _, name := range off {
+			changes = append(changes, nicChange{p.ifname, name})
+		}
+	}
+	return changes, nil
+}
+
+// restoreNIC turns back on what prepareNIC turned off.
+func restoreNIC(changes []nicChange) error {
+	var errs []error
+	for _, c := range changes {
+		f, err := readFeatures(c.ifname)
+		if err == nil {
+			err = f.set(c.ifname, []string{c.feature}, true)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore %s on %s: %w", c.feature, c.ifname, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// features are an interface's netdev features as the ethtool ioctl
+// reports them.
+type features struct {
+	names  []string
+	blocks []featureBlock
+}
+
+type featureBlock struct{ available, requested, active, neverChanged uint32 }
+
+const (
+	ethGStringLen = 32
+	ethSSFeatures = 4 // ETH_SS_FEATURES: the string set of netdev features
+)
+
+// ifreqData is struct ifreq with a pointer in its union.
+type ifreqData struct {
+	name [unix.IFNAMSIZ]byte
+	data unsafe.Pointer
+	_    [16]byte
+}
+
+func ethtool(ifname string, data unsafe.Pointer) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var ifr ifreqData
+	if len(ifname) >= len(ifr.name) {
+		return unix.EINVAL
+	}
+	copy(ifr.name[:], ifname)
+	ifr.data = data
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
+		return e
+	}
+	return nil
+}
+
+func readFeatures(ifname string) (*features, error) {
+	// How many features the kernel has names for.
+	info := struct {
+		cmd, reserved uint32
+		mask          uint64
+		count         uint32
+	}{cmd: unix.ETHTOOL_GSSET_INFO, mask: 1 << ethSSFeatures}
+	if err := ethtool(ifname, unsafe.Pointer(&info)); err != nil {
+		return nil, fmt.Errorf("ETHTOOL_GSSET_INFO: %w", err)
+	}
+	n := int(info.count)
+	// Their names.
+	strs := make([]byte, 12+n*ethGStringLen)
+	*(*[3]uint32)(unsafe.Pointer(&strs[0])) = [3]uint32{unix.ETHTOOL_GSTRINGS, ethSSFeatures, uint32(n)}
+	if err := ethtool(ifname, unsafe.Pointer(&strs[0])); err != nil {
+		return nil, fmt.Errorf("ETHTOOL_GSTRINGS: %w", err)
+	}
+	f := &features{names: make([]string, n), blocks: make([]featureBlock, (n+31)/32)}
+	for i := range f.names {
+		f.names[i] = unix.ByteSliceToString(strs[12+i*ethGStringLen : 12+(i+1)*ethGStringLen])
+	}
+	// Their state.
+	get := make([]uint32, 2+4*len(f.blocks))
+	get[0], get[1] = unix.ETHTOOL_GFEATURES, uint32(len(f.blocks))
+	if err := ethtool(ifname, unsafe.Pointer(&get[0])); err != nil {
+		return nil, fmt.Errorf("ETHTOOL_GFEATURES: %w", err)
+	}
+	for i := range f.blocks {
+		b := get[2+4*i:]
+		f.blocks[i] = featureBlock{b[0], b[1], b[2], b[3]}
+	}
+	return f, nil
+}
+
+// state returns whether the feature called name is on and whether it is
+// fixed (the driver cannot change it); ok is false for an unknown name.
+func (f *features) state(name string) (on, fixed, ok bool) {
+	for i, n := range f.names {
+		if n == name {
+			b, bit := f.blocks[i/32], uint32(1)<<(i%32)
+			return b.active&bit != 0, b.available&bit == 0 || b.neverChanged&bit != 0, true
+		}
+	}
+	return false, false, false
+}
+
+// set switches the named features on or off.
+func (f *features) set(ifname string, names []string, on bool) error {
+	req := make([]uint32, 2+2*len(f.blocks))
+	req[0], req[1] = unix.ETHTOOL_SFEATURES, uint32(len(f.blocks))
+	for _, name := range names {
+		i := -1
+		for j, n := range f.names {
+			if n == name {
+				i = j
+			}
+		}
+		if i < 0 {
+			return fmt.Errorf("no feature %s", name)
+		}
+		req[2+2*(i/32)] |= 1 << (i % 32) // valid
+		if on {
+			req[3+2*(i/32)] |= 1 << (i % 32) // requested
+		}
+	}
+	if err := ethtool(ifname, unsafe.Pointer(&req[0])); err != nil {
+		return fmt.Errorf("ETHTOOL_SFEATURES: %w", err)
+	}
+	g, err := readFeatures(ifname)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if now, _, _ := g.state(name); now != on {
+			return fmt.Errorf("%s is still %s", name, map[bool]string{true: "on", false: "off"}[now])
+		}
+	}
+	return nil
+}

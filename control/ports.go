@@ -1,0 +1,130 @@
+package control
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+// ports are the data path's two ports as the kernel sees them: NIC
+// settings, the XDP programs, their peer map, and the AF_XDP sockets the
+// programs steer frames to.
+type ports struct {
+	objs  *bpf.Objects
+	pair  *xsk.Pair
+	links []link.Link
+	peers []bpf.PeerKey // what the XDP peer map holds
+	nic   []nicChange   // settings turned off, restored by close
+}
+
+// openPorts prepares both interfaces for c: NIC settings first, then the
+// XDP programs with c's peer, the sockets (registered in the programs'
+// maps) and, last, the programs attached, so that no frame reaches a
+// program before its socket is there. On error everything is undone.
+func openPorts(c *Config) (_ *ports, err error) {
+	p := &ports{}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if p.nic, err = prepareNIC(c.NICOffloads, c.Downlink, c.Uplink); err != nil {
+		return nil, err
+	}
+	if p.objs, err = bpf.Load(bpfMode(c.Mode)); err != nil {
+		return nil, err
+	}
+	if err = p.setPeers(peerKeys(c)); err != nil {
+		return nil, err
+	}
+	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: c.Uplink, Bind: c.XDPBind})
+	if errors.Is(err, xsk.ErrNoZeroCopy) {
+		return nil, fmt.Errorf("xdp_bind: zerocopy: %w (drivers: %s %s, %s %s; xdp_bind: auto falls back to copy mode)",
+			err, c.Downlink, driver(c.Downlink), c.Uplink, driver(c.Uplink))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err = p.objs.RegisterDownlink(0, p.pair.DL.FD()); err != nil {
+		return nil, err
+	}
+	if err = p.objs.RegisterUplink(0, p.pair.UL.FD()); err != nil {
+		return nil, err
+	}
+	for _, a := range []struct {
+		ifname string
+		attach func(string, bpf.AttachMode) (link.Link, error)
+	}{{c.Downlink, p.objs.AttachDownlink}, {c.Uplink, p.objs.AttachUplink}} {
+		l, err := a.attach(a.ifname, c.XDPMode)
+		if err != nil {
+			return nil, err
+		}
+		p.links = append(p.links, l)
+	}
+	return p, nil
+}
+
+// driver returns the name of ifname's driver, or "?".
+func driver(ifname string) string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "?"
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, ifname)
+	if err != nil {
+		return "?"
+	}
+	return unix.ByteSliceToString(info.Driver[:])
+}
+
+func bpfMode(m pseudowire.Mode) bpf.Mode {
+	if m == pseudowire.ModeIP6 {
+		return bpf.ModeIP6
+	}
+	return bpf.ModeEth
+}
+
+// peerKeys returns the XDP peer map's keys for c.
+func peerKeys(c *Config) []bpf.PeerKey {
+	if c.Mode == pseudowire.ModeIP6 {
+		return []bpf.PeerKey{bpf.AddrPeer(c.PeerAddr)}
+	}
+	return []bpf.PeerKey{bpf.MACPeer(c.PeerMAC)}
+}
+
+// setPeers makes next the XDP program's peers; on error the old ones stay.
+func (p *ports) setPeers(next []bpf.PeerKey) error {
+	if err := p.objs.ReplacePeers(p.peers, next); err != nil {
+		return err
+	}
+	p.peers = next
+	return nil
+}
+
+// close detaches the programs, closes the sockets and restores the NIC
+// settings. No data path goroutine may be running.
+func (p *ports) close() error {
+	var errs []error
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	p.links = nil
+	if p.pair != nil {
+		errs = append(errs, p.pair.Close())
+		p.pair = nil
+	}
+	if p.objs != nil {
+		errs = append(errs, p.objs.Close())
+		p.objs = nil
+	}
+	errs = append(errs, restoreNIC(p.nic))
+	p.nic = nil
+	return errors.Join(errs...)
+}

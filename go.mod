@@ -3,7 +3,6 @@ module github.com/pwgate/pwgate
 go 1.26.8
 
 require (
-	github.com/asavie/xdp v0.3.3
 	github.com/cilium/ebpf v0.22.0
 	github.com/google/gopacket v1.1.19
 	github.com/prometheus/client_golang v1.25.0

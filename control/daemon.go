@@ -99,6 +99,12 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	if err := c.CheckCores(); err != nil {
 		return nil, err
 	}
+	// The statistics endpoints first: a path or address that cannot be
+	// used stops pwgated before anything is attached. Until the data path
+	// runs they answer that pwgated is starting.
+	if err := d.serve(c); err != nil {
+		return nil, err
+	}
 	// Set explicitly, GOMAXPROCS stays as it is: otherwise the runtime
 	// re-reads the process's CPU affinity (Go 1.25 and later) and, once
 	// PinProcess has put every thread on the main core, drops it to 1, and
@@ -140,10 +146,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		return nil, err
 	}
 	d.eng = eng
-	d.publishStatus()
-	if err := d.serve(c); err != nil {
-		return nil, err
-	}
+	d.publishStatus() // from here on the sockets' goroutines read the daemon
 	log.Info("started", "mode", c.Mode.String(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
 		"poll", c.Poll.String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
@@ -384,6 +387,9 @@ func (d *Daemon) Reload() error {
 // and the kernel's socket counters. Safe from any goroutine.
 func (d *Daemon) Snapshot() stats.Snapshot {
 	var s stats.Snapshot
+	if d.status.Load() == nil { // starting: the data path is not published yet
+		return s
+	}
 	e := d.engine()
 	if e == nil || d.ports == nil {
 		return s

@@ -42,7 +42,11 @@ func (d *Daemon) publishStatus() {
 
 // Status returns the daemon's status with the counters' BPDU times.
 func (d *Daemon) Status() client.Status {
-	s := *d.status.Load()
+	st := d.status.Load()
+	if st == nil {
+		return client.Status{Mode: d.cfg.Mode.String(), NotReady: "starting", Started: d.started, PID: os.Getpid(), Version: client.Version}
+	}
+	s := *st
 	s.Uptime = time.Since(s.Started).Seconds()
 	var threads []dataplane.Thread
 	if e := d.engine(); e != nil {

@@ -1,6 +1,6 @@
 // Package hw describes the appliances pwgate is built for: which core runs
 // what, and how their NICs are set up for XDP. pwgated --profile NAME
-// applies one. The systemd unit and the image build live beside this file.
+// applies one. The systemd unit lives beside this file.
 package hw
 
 import (

@@ -235,8 +235,9 @@ func (s *Sites) WaitReady(site *Site, timeout time.Duration) error {
 	return nil
 }
 
-// WaitPwgated waits until the pwgated serving socket answers, and with
-// ready until it says it can send (ip6 mode: own address and next hop
+// WaitPwgated waits until the pwgated serving socket runs its data path
+// (its socket answers before that, saying it is starting), and with ready
+// until it says it can send (ip6 mode: own address and next hop
 // known). It gives up early when p, if given, exits.
 func WaitPwgated(p *Proc, socket string, ready bool, timeout time.Duration) error {
 	want := map[bool]string{false: "answering", true: "ready"}[ready]
@@ -249,6 +250,8 @@ func WaitPwgated(p *Proc, socket string, ready bool, timeout time.Duration) erro
 		switch {
 		case err != nil:
 			last = err.Error()
+		case st.NotReady == "starting":
+			last = "starting"
 		case !ready || st.Ready:
 			return nil
 		default:

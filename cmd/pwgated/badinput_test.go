@@ -38,6 +38,14 @@ func TestBadInput(t *testing.T) {
 			":7: peer.address: 192.0.2.1 is not an IPv6 address"},
 		{"unknown key", fmt.Sprintf(eth, "dl0", "ul0") + "pol: busy\n", ":10: pol: unknown key"},
 		{"same interface twice", fmt.Sprintf(eth, "ul0", "ul0"), "uplink.interface: the same interface as downlink.interface"},
+		{"zero-copy on veth", fmt.Sprintf(eth, "dl0", "ul0") + "xdp_bind: zerocopy\n",
+			"xdp_bind: zerocopy: the driver offers no AF_XDP zero-copy: downlink: bind af_xdp socket to dl0 queue 0 in zero-copy mode: operation not supported (drivers: dl0 veth, ul0 veth"},
+		{"offloads on with check", fmt.Sprintf(eth, "dl0", "ul0") + "nic_offloads: check\n",
+			`dl0 has rx-vlan-hw-parse on, which changes frames before pwgated sees them: run "ethtool -K dl0 rx-vlan-hw-parse off"`},
+		{"socket path is a file", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), dir+"/s.sock", dir+"/keep", 1), dir + "/keep exists and is not a socket"},
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +70,12 @@ func TestBadInput(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(dir, "s.sock")); err == nil {
 				t.Error("statistics socket left behind")
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "keep")); err != nil || string(b) != "keep me" {
+				t.Errorf("a file at a configured socket path was touched: %q %v", b, err)
+			}
+			if out, _ := l.Exec("x", "ethtool", "-k", "dl0"); !strings.Contains(out, "rx-vlan-offload: on") {
+				t.Errorf("dl0's VLAN offload not restored:\n%s", out)
 			}
 		})
 	}

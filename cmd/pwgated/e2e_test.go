@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -109,10 +110,14 @@ func runSuite(t *testing.T, s *lab.Sites) {
 		name string
 		f    func(*testing.T, *lab.Sites)
 	}{
+		{"port settings", testPortSettings},
 		{"reference frames", testReferenceFrames},
 		{"ping", testPing},
+		{"xdp counters", testXDPCounters},
 		{"fragmented ping", testFragmentedPing},
 		{"vlan", testVLAN},
+		{"extension headers", testExtensionHeaders},
+		{"next hop change", testNextHopChange},
 		{"broadcast and multicast", testBroadcastMulticast},
 		{"iperf3", testIperf},
 		{"bpdus", testBPDUs},
@@ -431,7 +436,8 @@ func testReload(t *testing.T, s *lab.Sites) {
 }
 
 // testSIGTERM: both appliances stop with status 0 and leave no XDP program,
-// no process and no socket behind.
+// no process and no socket behind, and the port settings they changed are
+// back.
 func testSIGTERM(t *testing.T, s *lab.Sites) {
 	for _, site := range []*lab.Site{s.A, s.B} {
 		code, err := s.StopPwgated(site)
@@ -440,6 +446,9 @@ func testSIGTERM(t *testing.T, s *lab.Sites) {
 		}
 		if out, _ := s.Exec(site.PW, "ip", "link", "show"); strings.Contains(out, "xdp") {
 			t.Errorf("XDP program left on %s:\n%s", site.PW, out)
+		}
+		if on := offload(t, s, site.PW, "dl0", "rx-vlan-offload"); on != "on" {
+			t.Errorf("%s: dl0 rx-vlan-offload %s after exit, want on again", site.PW, on)
 		}
 		if _, err := os.Stat(site.Socket); err == nil {
 			t.Errorf("socket %s left behind", site.Socket)
@@ -555,5 +564,135 @@ func testReferenceFrames(t *testing.T, s *lab.Sites) {
 		if !bytes.Equal(got[i], want[i]) {
 			t.Errorf("B delivered frame %d as %x", i+1, got[i])
 		}
+	}
+}
+
+// offload returns "on" or "off" for feature (as ethtool -k names it) of
+// ifname in namespace ns.
+func offload(t *testing.T, s *lab.Sites, ns, ifname, feature string) string {
+	t.Helper()
+	out, err := s.Exec(ns, "ethtool", "-k", ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == feature+":" {
+			return f[1]
+		}
+	}
+	t.Fatalf("ethtool -k %s has no %s:\n%s", ifname, feature, out)
+	return ""
+}
+
+// testPortSettings: the LAN port's VLAN offload (on by default on veth, as
+// on igb) is off while pwgated runs, so that tags reach XDP; the status
+// says so. testVLAN then checks tagged frames byte for byte, testSIGTERM
+// that the setting is back after exit.
+func testPortSettings(t *testing.T, s *lab.Sites) {
+	for _, site := range []*lab.Site{s.A, s.B} {
+		if on := offload(t, s, site.PW, "dl0", "rx-vlan-offload"); on != "off" {
+			t.Errorf("%s: dl0 rx-vlan-offload %s while pwgated runs", site.PW, on)
+		}
+		st, err := client.FetchStatus(site.Socket, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(st.NICChanges, "dl0 rx-vlan-hw-parse off") || st.XDPBind != "copy" {
+			t.Errorf("%s: status says port settings %v, bind %q", site.PW, st.NICChanges, st.XDPBind)
+		}
+		if !strings.Contains(site.Proc.Out.String(), "setting=\"dl0 rx-vlan-hw-parse off\"") {
+			t.Errorf("%s: the change is not logged:\n%s", site.PW, site.Proc.Out.String())
+		}
+	}
+}
+
+// testXDPCounters: the XDP programs' own counts are exported: the
+// pseudowire packets steered to pwgated, and the uplink's other frames
+// (neighbour discovery, router advertisements) passed to the kernel.
+func testXDPCounters(t *testing.T, s *lab.Sites) {
+	for _, site := range []*lab.Site{s.A, s.B} {
+		c, err := s.Counters(site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"ul_xdp_to_socket", "ul_xdp_to_kernel", "dl_xdp_to_socket"} {
+			if c[name] == 0 {
+				t.Errorf("%s: %s is 0", site.Name, name)
+			}
+		}
+		if c["ul_xdp_to_socket"] < c["ul_rx_packets"] {
+			t.Errorf("%s: XDP steered %d packets, pwgated received %d", site.Name, c["ul_xdp_to_socket"], c["ul_rx_packets"])
+		}
+	}
+}
+
+// testExtensionHeaders: a pseudowire packet from the peer's address behind
+// an IPv6 destination options header is dropped in XDP and counted, not
+// passed to the kernel (which would answer the peer with an ICMPv6 error).
+func testExtensionHeaders(t *testing.T, s *lab.Sites) {
+	if s.Opt.Mode != "ip6" {
+		t.Skip("ip6 mode only")
+	}
+	before, _ := s.Counters(s.B)
+	pkt := append(mustMAC(lab.ULMAC), mustMAC(lab.RouterMACB)...)
+	pkt = append(pkt, 0x86, 0xdd)
+	ip := make([]byte, 40)
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], 8+2+60)
+	ip[6], ip[7] = 60, 63 // destination options, then hop limit
+	copy(ip[8:], net.ParseIP(lab.AddrA))
+	copy(ip[24:], net.ParseIP(lab.AddrB))
+	pkt = append(pkt, ip...)
+	pkt = append(pkt, 252, 0, 1, 4, 0, 0, 0, 0) // next header 252, PadN
+	pkt = append(pkt, 0, 0)
+	pkt = append(pkt, bytes.Repeat([]byte{0x5a}, 60)...)
+	if err := s.Do("net", func() error { return sendRaw("b", pkt) }); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		after, _ := s.Counters(s.B)
+		if after["ul_drop_ext_headers"] == before["ul_drop_ext_headers"]+1 {
+			if after["ul_rx_packets"] != before["ul_rx_packets"] {
+				t.Errorf("the packet reached pwgated too")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ul_drop_ext_headers %d -> %d", before["ul_drop_ext_headers"], after["ul_drop_ext_headers"])
+		}
+	}
+}
+
+// testNextHopChange: the router's MAC changes; once the kernel's
+// neighbour entry has the new MAC (here set as a router advertisement
+// would), pwgated sends to it within 100 ms, and traffic crosses again.
+func testNextHopChange(t *testing.T, s *lab.Sites) {
+	if s.Opt.Mode != "ip6" {
+		t.Skip("ip6 mode only")
+	}
+	st, err := client.FetchStatus(s.A.Socket, time.Second)
+	if err != nil || st.NextHop != lab.RouterMACA || st.Via == "" {
+		t.Fatalf("status before: next hop %s via %s, %v", st.NextHop, st.Via, err)
+	}
+	for _, mac := range []string{"02:00:00:00:0f:1a", lab.RouterMACA} {
+		if _, err := s.Exec("net", "ip", "link", "set", "dev", "a", "address", mac); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := s.Exec(s.A.PW, "ip", "-6", "neigh", "replace", st.Via, "lladdr", mac, "dev", "ul0", "nud", "stale"); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			now, err := client.FetchStatus(s.A.Socket, time.Second)
+			if err == nil && now.NextHop == mac {
+				break
+			}
+			if time.Since(start) > 100*time.Millisecond {
+				t.Fatalf("next hop %s, not %s, %v after the neighbour entry changed", now.NextHop, mac, time.Since(start))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("next hop %s followed after %v", mac, time.Since(start))
+		testPing(t, s)
 	}
 }

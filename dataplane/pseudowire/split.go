@@ -9,8 +9,9 @@ const (
 	// MinMTU is the smallest uplink MTU accepted: the IPv6 minimum link MTU,
 	// also applied in eth mode so that a frame always fits in two pieces.
 	MinMTU = 1280
-	// MaxMTU bounds the uplink MTU to what a 16-bit IPv6 payload length and
-	// our buffers can hold.
+	// MaxMTU bounds the uplink MTU the split rule is defined for (jumbo
+	// frames). pwgated's 4096-byte buffers cap it lower, at
+	// control.MaxUplinkMTU (3826).
 	MaxMTU = 9216
 )
 

@@ -1,0 +1,61 @@
+package control
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestNICPolicies on veth, whose rx-vlan offloads are on by default and
+// can be switched: fix turns them off and restoreNIC back on; check
+// refuses, naming the command; ignore leaves them.
+func TestNICPolicies(t *testing.T) {
+	l := newNS(t)
+	state := func(name string) bool {
+		t.Helper()
+		var on bool
+		if err := l.Do("x", func() error {
+			f, err := readFeatures("ul0")
+			if err != nil {
+				return err
+			}
+			var ok bool
+			on, _, ok = f.state(name)
+			if !ok {
+				t.Fatalf("ul0 has no feature %s", name)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return on
+	}
+	if !state("rx-vlan-hw-parse") || !state("rx-vlan-stag-hw-parse") {
+		t.Skip("this veth starts with rx-vlan offload off")
+	}
+	var changes []nicChange
+	err := l.Do("x", func() (err error) {
+		if _, err := prepareNIC(NICCheck, "ul0", ""); err == nil || !strings.Contains(err.Error(), `run "ethtool -K ul0 rx-vlan-hw-parse off"`) {
+			t.Errorf("check: %v", err)
+		}
+		if c, err := prepareNIC(NICIgnore, "ul0", ""); err != nil || c != nil {
+			t.Errorf("ignore: %v %v", c, err)
+		}
+		changes, err = prepareNIC(NICFix, "ul0", "")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 2 || changes[0].String() != "ul0 rx-vlan-hw-parse off" || changes[1].String() != "ul0 rx-vlan-stag-hw-parse off" {
+		t.Fatalf("changes %v", changes)
+	}
+	if state("rx-vlan-hw-parse") || state("rx-vlan-stag-hw-parse") {
+		t.Fatal("still on after fix")
+	}
+	if err := l.Do("x", func() error { return restoreNIC(changes) }); err != nil {
+		t.Fatal(err)
+	}
+	if !state("rx-vlan-hw-parse") || !state("rx-vlan-stag-hw-parse") {
+		t.Fatal("not restored")
+	}
+}

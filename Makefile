@@ -17,7 +17,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 	netsniff-ng procps util-linux curl linux-perf
 MODE ?= ip6
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick soak clean
 
 all: build
 
@@ -87,6 +87,12 @@ bench: root-check deps build
 
 bench-quick: root-check deps build
 	$(GO) run ./bench/pwbench --bin $(BIN) --quick --readme ""
+
+# 30 minutes of iperf3 both ways through the ip6 lab; fails when pwgated's
+# memory, goroutines or open files grow. Results in bench/results/soak-*.
+SOAK ?= 30m
+soak: root-check deps build
+	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK)
 
 clean:
 	rm -rf $(BIN)

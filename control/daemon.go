@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -151,6 +152,10 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		"poll", c.Poll.String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
 	d.logReadiness("", p.NotReady)
+	// Give back what starting took (the eBPF loader's garbage, mostly);
+	// the first collection also starts the collector's workers, so that
+	// what pwctl status shows from now on is the steady state.
+	debug.FreeOSMemory()
 	return d, nil
 }
 

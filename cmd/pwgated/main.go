@@ -17,6 +17,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -40,6 +43,7 @@ func run() int {
 		profile   = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings)")
 		check     = flag.Bool("check", false, "check the configuration and exit")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
+		debugAddr = flag.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on `address` (such as 127.0.0.1:6060), for finding what uses CPU or memory")
 		version   = flag.Bool("version", false, "print the version and exit")
 	)
 	flag.Usage = func() {
@@ -117,6 +121,15 @@ func run() int {
 		}
 		defer f.Close()
 		defer pprof.StopCPUProfile()
+	}
+	if *debugAddr != "" {
+		ln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pwgated: --debug-addr: %v\n", err)
+			return 2
+		}
+		defer ln.Close()
+		go http.Serve(ln, nil) // net/http/pprof's handlers on the default mux
 	}
 	d, err := control.Start(c, loadAll, log)
 	if err != nil {

@@ -1,0 +1,318 @@
+// Command pwsoak is make soak: it runs the two-site lab under steady
+// traffic both ways for a long time and checks that pwgated's memory,
+// goroutines and open files do not grow: an appliance runs for a year.
+//
+//	pwsoak [--duration 30m] [--every 1m] [--mode ip6|eth] [--rate 300M] [--bin bin] [--out bench/results]
+//
+// Every interval it samples both daemons (resident memory, Go heap,
+// goroutines, open files, GC cycles, from pwctl status) and at the end
+// fits a line through each series after a warm-up. It fails when a
+// memory series rises beyond noise (slope positive, above three standard
+// errors and above a floor of 256 KiB per hour) or when goroutines or open
+// files end higher than they started. The samples and verdicts go to
+// bench/results/soak-*.md and .json.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/control/client"
+)
+
+const prefix = "pwsoak-"
+
+func main() {
+	o := options{}
+	flag.DurationVar(&o.duration, "duration", 30*time.Minute, "how long the traffic runs")
+	flag.DurationVar(&o.every, "every", time.Minute, "sampling interval")
+	flag.StringVar(&o.mode, "mode", "ip6", "pseudowire mode: ip6 or eth")
+	flag.StringVar(&o.rate, "rate", "300M", "iperf3 rate each way (bits/s)")
+	flag.StringVar(&o.bin, "bin", "bin", "directory holding pwgated")
+	flag.StringVar(&o.out, "out", "bench/results", "results directory")
+	flag.Parse()
+	ok, err := run(o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pwsoak: %v\n", err)
+		lab.Teardown(prefix)
+		os.Exit(2)
+	}
+	if !ok {
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	duration, every time.Duration
+	mode, rate, bin string
+	out             string
+}
+
+// sample is one reading of one daemon.
+type sample struct {
+	At         float64 `json:"minutes"`
+	RSS        uint64  `json:"rss_bytes"`
+	Heap       uint64  `json:"heap_bytes"`
+	Goroutines int     `json:"goroutines"`
+	FDs        int     `json:"fds"`
+	GC         uint64  `json:"gc_cycles"`
+	Drops      uint64  `json:"drops"`
+	ULRx, DLRx uint64  `json:"-"`
+}
+
+// verdict is what one series did.
+type verdict struct {
+	Site, Metric string
+	Trend        trend
+	First, Last  float64
+	Fail         bool
+	Why          string
+}
+
+func run(o options) (bool, error) {
+	if os.Geteuid() != 0 {
+		return false, errors.New("must run as root: it builds network namespaces and attaches XDP programs")
+	}
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		return false, errors.New("iperf3 not found")
+	}
+	pwgated, err := filepath.Abs(filepath.Join(o.bin, "pwgated"))
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(pwgated); err != nil {
+		return false, fmt.Errorf("pwgated not built in %s: %w", o.bin, err)
+	}
+	if err := lab.Teardown(prefix); err != nil {
+		return false, err
+	}
+	dir, err := os.MkdirTemp("", "pwsoak")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(dir)
+	l := lab.New(prefix)
+	defer l.Close()
+	s, err := lab.NewSites(l, lab.SitesOptions{Mode: o.mode, Pwgated: pwgated, Dir: dir, STP: true})
+	if err != nil {
+		return false, err
+	}
+	for _, site := range []*lab.Site{s.A, s.B} {
+		if err := s.StartPwgated(site); err != nil {
+			return false, err
+		}
+	}
+	for _, site := range []*lab.Site{s.A, s.B} {
+		if err := s.WaitReady(site, 30*time.Second); err != nil {
+			return false, err
+		}
+	}
+	if err := s.WaitForwarding(30 * time.Second); err != nil {
+		return false, err
+	}
+	fmt.Printf("pwsoak: %s mode, iperf3 %sbit/s each way for %v, a sample every %v\n", o.mode, o.rate, o.duration, o.every)
+	if _, err := s.Start(s.B.Host, "iperf3", "-s", "-1", "-B", s.B.HostIP); err != nil {
+		return false, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	secs := int((o.duration + o.every/2).Seconds())
+	iperf, err := s.Start(s.A.Host, "iperf3", "-c", s.B.HostIP, "--bidir", "-b", o.rate, "-t", fmt.Sprint(secs), "-J", "--connect-timeout", "5000")
+	if err != nil {
+		return false, err
+	}
+	start := time.Now()
+	samples := map[string][]sample{}
+	take := func() error {
+		for _, site := range []*lab.Site{s.A, s.B} {
+			st, err := client.FetchStatus(site.Socket, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			cs, err := client.FetchCounters(site.Socket, 5*time.Second)
+			if err != nil {
+				return err
+			}
+			r := st.Runtime
+			sm := sample{At: time.Since(start).Minutes(), RSS: r.RSSBytes, Heap: r.HeapBytes, Goroutines: r.Goroutines, FDs: r.FDs, GC: r.GCCycles}
+			for _, c := range cs {
+				switch {
+				case strings.Contains(c.Name, "_drop_"):
+					sm.Drops += c.Value
+				case c.Name == "ul_rx_packets":
+					sm.ULRx = c.Value
+				case c.Name == "dl_rx_packets":
+					sm.DLRx = c.Value
+				}
+			}
+			samples[site.Name] = append(samples[site.Name], sm)
+			fmt.Printf("%6.1f min  site %s  rss %7.2f MiB  heap %7.1f KiB  goroutines %3d  fds %3d  gc %4d  drops %d  frames in %d/%d\n",
+				sm.At, site.Name, float64(sm.RSS)/(1<<20), float64(sm.Heap)/1024, sm.Goroutines, sm.FDs, sm.GC, sm.Drops, sm.DLRx, sm.ULRx)
+		}
+		return nil
+	}
+	if err := take(); err != nil {
+		return false, err
+	}
+	for time.Since(start) < o.duration {
+		time.Sleep(o.every - time.Since(start)%o.every)
+		if iperf.Exited() {
+			return false, fmt.Errorf("iperf3 ended early: %s", iperf.Out.String())
+		}
+		if err := take(); err != nil {
+			return false, err
+		}
+	}
+	code, err := iperf.Wait(o.every + time.Minute)
+	if err != nil || code != 0 {
+		return false, fmt.Errorf("iperf3: exit %d, %v: %s", code, err, tail(iperf.Out.String()))
+	}
+	rates, err := iperfRates(iperf.Out.String())
+	if err != nil {
+		return false, err
+	}
+	for _, site := range []*lab.Site{s.A, s.B} {
+		if code, err := s.StopPwgated(site); err != nil || code != 0 {
+			return false, fmt.Errorf("pwgated %s: exit %d, %v", site.Name, code, err)
+		}
+	}
+	verdicts := judge(samples)
+	ok := true
+	for _, v := range verdicts {
+		ok = ok && !v.Fail
+	}
+	return ok, report(o, samples, verdicts, rates, ok)
+}
+
+// iperfRates returns the received rates of both directions in Mbit/s.
+func iperfRates(out string) ([2]float64, error) {
+	var r struct {
+		End struct {
+			Received struct {
+				Bps float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+			ReceivedBidir struct {
+				Bps float64 `json:"bits_per_second"`
+			} `json:"sum_received_bidir_reverse"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return [2]float64{}, fmt.Errorf("iperf3 output: %w", err)
+	}
+	return [2]float64{r.End.Received.Bps / 1e6, r.End.ReceivedBidir.Bps / 1e6}, nil
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return s[len(s)-2000:]
+	}
+	return s
+}
+
+// warmUp is how many samples are left out of the trends: start-up, the
+// first GC cycles and the scavenger settle in the first minutes.
+const warmUp = 3
+
+// judge fits the series of each site.
+func judge(samples map[string][]sample) []verdict {
+	var out []verdict
+	for _, site := range []string{"a", "b"} {
+		ss := samples[site]
+		if len(ss) <= warmUp+2 {
+			out = append(out, verdict{Site: site, Metric: "samples", Fail: true, Why: fmt.Sprintf("only %d samples: run longer", len(ss))})
+			continue
+		}
+		ss = ss[warmUp:]
+		xs := make([]float64, len(ss))
+		for i, s := range ss {
+			xs[i] = s.At / 60
+		}
+		for _, m := range []struct {
+			name string
+			get  func(sample) float64
+		}{
+			{"rss", func(s sample) float64 { return float64(s.RSS) }},
+			{"heap", func(s sample) float64 { return float64(s.Heap) }},
+		} {
+			ys := make([]float64, len(ss))
+			for i, s := range ss {
+				ys[i] = m.get(s)
+			}
+			tr := fit(xs, ys, 256<<10)
+			v := verdict{Site: site, Metric: m.name, Trend: tr, First: ys[0], Last: ys[len(ys)-1], Fail: tr.Rising}
+			if tr.Rising {
+				v.Why = fmt.Sprintf("rises %.0f KiB/hour (±%.0f)", tr.Slope/1024, tr.StdErr/1024)
+			}
+			out = append(out, v)
+		}
+		for _, m := range []struct {
+			name string
+			get  func(sample) int
+		}{{"goroutines", func(s sample) int { return s.Goroutines }}, {"fds", func(s sample) int { return s.FDs }}} {
+			first, last := m.get(ss[0]), m.get(ss[len(ss)-1])
+			v := verdict{Site: site, Metric: m.name, First: float64(first), Last: float64(last), Fail: last > first}
+			if v.Fail {
+				v.Why = fmt.Sprintf("%d -> %d", first, last)
+			}
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func report(o options, samples map[string][]sample, verdicts []verdict, rates [2]float64, ok bool) error {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format("20060102-150405")
+	base := filepath.Join(o.out, "soak-"+stamp)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# make soak, %s UTC\n\n", time.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&b, "%s mode, iperf3 TCP %sbit/s each way (received: %.0f and %.0f Mbit/s), %v, a sample every %v; trends after the first %d samples.\n\n",
+		o.mode, o.rate, rates[0], rates[1], o.duration, o.every, warmUp)
+	b.WriteString("| site | metric | first | last | slope per hour | verdict |\n|---|---|---:|---:|---:|---|\n")
+	for _, v := range verdicts {
+		res := "ok"
+		if v.Fail {
+			res = "FAIL: " + v.Why
+		}
+		slope := "–"
+		if v.Metric == "rss" || v.Metric == "heap" {
+			slope = fmt.Sprintf("%+.1f KiB ± %.1f", v.Trend.Slope/1024, v.Trend.StdErr/1024)
+		}
+		first, last := fmt.Sprint(v.First), fmt.Sprint(v.Last)
+		if v.Metric == "rss" || v.Metric == "heap" {
+			first, last = fmt.Sprintf("%.2f MiB", v.First/(1<<20)), fmt.Sprintf("%.2f MiB", v.Last/(1<<20))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", v.Site, v.Metric, first, last, slope, res)
+	}
+	b.WriteString("\n## Samples\n\n| minute | site | RSS MiB | heap KiB | goroutines | fds | GC cycles | drops |\n|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	for i := range samples["a"] {
+		for _, site := range []string{"a", "b"} {
+			if i >= len(samples[site]) {
+				continue
+			}
+			s := samples[site][i]
+			fmt.Fprintf(&b, "| %.1f | %s | %.2f | %.1f | %d | %d | %d | %d |\n", s.At, site, float64(s.RSS)/(1<<20), float64(s.Heap)/1024, s.Goroutines, s.FDs, s.GC, s.Drops)
+		}
+	}
+	fmt.Fprintf(&b, "\nResult: %s\n", map[bool]string{true: "PASS", false: "FAIL"}[ok])
+	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	j, _ := json.MarshalIndent(map[string]any{"mode": o.mode, "rate": o.rate, "duration": o.duration.String(),
+		"received_mbps": rates, "samples": samples, "verdicts": verdicts, "pass": ok}, "", "  ")
+	if err := os.WriteFile(base+".json", j, 0o644); err != nil {
+		return err
+	}
+	fmt.Print("\n" + b.String()[:strings.Index(b.String(), "## Samples")])
+	fmt.Printf("Result: %s (%s.md)\n", map[bool]string{true: "PASS", false: "FAIL"}[ok], base)
+	return nil
+}

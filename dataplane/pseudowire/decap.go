@@ -109,10 +109,10 @@ func NewDecapsulator(c DecapConfig) (*Decapsulator, error) {
 // Configure replaces the configuration. A held first half stays held; call
 // Flush to drop it. On error the Decapsulator is unchanged.
 func (d *Decapsulator) Configure(c DecapConfig) error {
-	if c.Mode != ModeEth && c.Mode != ModeIP6 {
+	if c.Mode != ModeEth && c.Mode != ModeIP6 && c.Mode != ModeIP6Tun {
 		return fmt.Errorf("decapsulator: %v", c.Mode)
 	}
-	if c.Mode == ModeIP6 && (!c.PeerAddr.Is6() || c.PeerAddr.Is4In6()) {
+	if c.Mode.IsIP6() && (!c.PeerAddr.Is6() || c.PeerAddr.Is4In6()) {
 		return fmt.Errorf("ip6 mode needs the peer's IPv6 address, have %v", c.PeerAddr)
 	}
 	max := c.MaxFrame
@@ -124,7 +124,7 @@ func (d *Decapsulator) Configure(c DecapConfig) error {
 		return fmt.Errorf("decapsulator: maximum frame %d shorter than an Ethernet header", max)
 	}
 	d.mode, d.ov, d.peerMAC, d.maxFrame = c.Mode, c.Mode.Overhead(), c.PeerMAC, max
-	if c.Mode == ModeIP6 {
+	if c.Mode.IsIP6() {
 		d.peerAddr = c.PeerAddr.As16()
 	}
 	return nil
@@ -145,9 +145,9 @@ func (d *Decapsulator) Flush() (tok uint64, ok bool) {
 
 // Unwrap checks the outer headers of pkt, as received on the uplink, and
 // returns the inner bytes after the control word, and the control word. In
-// ip6 mode the inner bytes end where the IPv6 payload length says; bytes
-// after it are link-layer padding and are ignored. It does not look at the
-// control word's value.
+// the ip6 modes the inner bytes end where the IPv6 payload length says;
+// bytes after it are link-layer padding and are ignored. It does not look at
+// the control word's value.
 func (d *Decapsulator) Unwrap(pkt []byte) (inner []byte, cw ControlWord, r DropReason) {
 	if len(pkt) < d.ov {
 		return nil, 0, DropTruncated
@@ -162,19 +162,20 @@ func (d *Decapsulator) Unwrap(pkt []byte) (inner []byte, cw ControlWord, r DropR
 		}
 		return pkt[EthOverhead:], ReadControlWord(pkt[frame.EthernetLen:]), DropNone
 	}
-	ip := frame.IPv6(pkt[frame.EthernetLen:])
-	if eth.EtherType() != frame.EtherTypeIPv6 || ip.Version() != 6 || ip.NextHeader() != IPProto {
+	off := d.mode.ipOffset()
+	ip := frame.IPv6(pkt[off:])
+	if (d.mode == ModeIP6 && eth.EtherType() != frame.EtherTypeIPv6) || ip.Version() != 6 || ip.NextHeader() != IPProto {
 		return nil, 0, DropNotPseudowire
 	}
 	if !ip.SrcEquals(&d.peerAddr) {
 		return nil, 0, DropWrongPeer
 	}
 	pl := int(ip.PayloadLength())
-	if pl < ControlWordLen || pl > len(pkt)-frame.EthernetLen-frame.IPv6Len {
+	if pl < ControlWordLen || pl > len(pkt)-off-frame.IPv6Len {
 		return nil, 0, DropBadLength
 	}
-	end := frame.EthernetLen + frame.IPv6Len + pl
-	return pkt[IP6Overhead:end], ControlWord(binary.LittleEndian.Uint16(pkt[IP6Overhead-ControlWordLen:])), DropNone
+	end := off + frame.IPv6Len + pl
+	return pkt[d.ov:end], ControlWord(binary.LittleEndian.Uint16(pkt[d.ov-ControlWordLen:])), DropNone
 }
 
 // Receive handles one packet received on the uplink, held in the caller's

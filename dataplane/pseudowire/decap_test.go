@@ -30,14 +30,17 @@ func innerFrame(n int, seed byte) []byte {
 func packet(m Mode, cw ControlWord, inner []byte) []byte {
 	ov := m.Overhead()
 	b := make([]byte, ov+len(inner), 4096)
-	eth := frame.Ethernet(b)
-	eth.SetDst(macB)
-	eth.SetSrc(macA)
-	if m == ModeEth {
+	if m != ModeIP6Tun {
+		eth := frame.Ethernet(b)
+		eth.SetDst(macB)
+		eth.SetSrc(macA)
 		eth.SetEtherType(EtherType)
-	} else {
-		eth.SetEtherType(frame.EtherTypeIPv6)
-		frame.IPv6(b[frame.EthernetLen:]).Encode(uint16(ControlWordLen+len(inner)), IPProto, 63, addrA, addrB)
+	}
+	if m.IsIP6() {
+		if m == ModeIP6 {
+			frame.Ethernet(b).SetEtherType(frame.EtherTypeIPv6)
+		}
+		frame.IPv6(b[m.ipOffset():]).Encode(uint16(ControlWordLen+len(inner)), IPProto, 63, addrA, addrB)
 	}
 	PutControlWord(b[ov-ControlWordLen:], cw)
 	copy(b[ov:], inner)
@@ -119,15 +122,20 @@ func decapCases(m Mode) map[string][]step {
 			released: []Released{rel(0, DropWrongPeer)}}}
 		return cases
 	}
-	cases["wrong ethertype"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { b[12], b[13] = 0x96, 0xfc }),
+	ip := m.ipOffset()
+	if m == ModeIP6 {
+		cases["wrong ethertype"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { b[12], b[13] = 0x96, 0xfc }),
+			released: []Released{rel(0, DropNotPseudowire)}}}
+	} else {
+		delete(cases, "truncated outer ethernet")
+	}
+	cases["wrong next header"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { b[ip+6] = 17 }),
 		released: []Released{rel(0, DropNotPseudowire)}}}
-	cases["wrong next header"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { b[14+6] = 17 }),
+	cases["ip version 4"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { b[ip] = 0x40 }),
 		released: []Released{rel(0, DropNotPseudowire)}}}
-	cases["ip version 4"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { b[14] = 0x40 }),
-		released: []Released{rel(0, DropNotPseudowire)}}}
-	cases["stranger address"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { a := addrX.As16(); copy(b[14+8:], a[:]) }),
+	cases["stranger address"] = []step{{pkt: edit(packet(m, 0, whole), func(b []byte) { a := addrX.As16(); copy(b[ip+8:], a[:]) }),
 		released: []Released{rel(0, DropWrongPeer)}}}
-	setPL := func(n int) func([]byte) { return func(b []byte) { binary.BigEndian.PutUint16(b[14+4:], uint16(n)) } }
+	setPL := func(n int) func([]byte) { return func(b []byte) { binary.BigEndian.PutUint16(b[ip+4:], uint16(n)) } }
 	cases["payload length larger than the frame"] = []step{{pkt: edit(packet(m, 0, whole), setPL(2+len(whole)+1)),
 		released: []Released{rel(0, DropBadLength)}}}
 	cases["payload length without a control word"] = []step{{pkt: edit(packet(m, 0, whole), setPL(1)),
@@ -142,7 +150,7 @@ func decapCases(m Mode) map[string][]step {
 }
 
 func TestDecapTable(t *testing.T) {
-	for _, m := range []Mode{ModeEth, ModeIP6} {
+	for _, m := range []Mode{ModeEth, ModeIP6, ModeIP6Tun} {
 		for name, steps := range decapCases(m) {
 			t.Run(m.String()+"/"+name, func(t *testing.T) {
 				d, err := NewDecapsulator(DecapConfig{Mode: m, PeerMAC: macA, PeerAddr: addrA, MaxFrame: 2738})

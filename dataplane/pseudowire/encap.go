@@ -65,23 +65,27 @@ func (e *Encapsulator) Configure(c EncapConfig) error {
 		return err
 	}
 	var hdr [MaxOverhead]byte
-	eth := frame.Ethernet(hdr[:])
-	eth.SetDst(c.Dst)
-	eth.SetSrc(c.Src)
-	if c.Mode == ModeIP6 {
+	if c.Mode != ModeIP6Tun {
+		eth := frame.Ethernet(hdr[:])
+		eth.SetDst(c.Dst)
+		eth.SetSrc(c.Src)
+		eth.SetEtherType(EtherType)
+	}
+	if c.Mode.IsIP6() {
 		if !c.SrcAddr.Is6() || c.SrcAddr.Is4In6() || !c.DstAddr.Is6() || c.DstAddr.Is4In6() {
 			return fmt.Errorf("ip6 mode needs IPv6 source and destination addresses, have %v and %v", c.SrcAddr, c.DstAddr)
 		}
-		eth.SetEtherType(frame.EtherTypeIPv6)
-		frame.IPv6(hdr[frame.EthernetLen:]).Encode(0, IPProto, HopLimit, c.SrcAddr, c.DstAddr)
-	} else {
-		eth.SetEtherType(EtherType)
+		if c.Mode == ModeIP6 {
+			frame.Ethernet(hdr[:]).SetEtherType(frame.EtherTypeIPv6)
+		}
+		frame.IPv6(hdr[c.Mode.ipOffset():]).Encode(0, IPProto, HopLimit, c.SrcAddr, c.DstAddr)
 	}
 	e.hdr, e.ov, e.mode, e.split = hdr, c.Mode.Overhead(), c.Mode, split
 	return nil
 }
 
-// SetDst changes the outer destination MAC: the next hop in ip6 mode.
+// SetDst changes the outer destination MAC: the next hop in ip6 mode (no
+// effect in ip6-tun mode, whose packets have no Ethernet header).
 func (e *Encapsulator) SetDst(m frame.MAC) { frame.Ethernet(e.hdr[:]).SetDst(m) }
 
 // Dst returns the outer destination MAC.
@@ -104,8 +108,8 @@ func (e *Encapsulator) NextID() uint16 { return e.id }
 // inner bytes into b[0:ov].
 func (e *Encapsulator) header(b []byte, inner int, cw ControlWord) {
 	copy(b[:e.ov-ControlWordLen], e.hdr[:e.ov-ControlWordLen])
-	if e.mode == ModeIP6 {
-		binary.BigEndian.PutUint16(b[frame.EthernetLen+4:], uint16(inner+ControlWordLen))
+	if e.mode.IsIP6() {
+		binary.BigEndian.PutUint16(b[e.mode.ipOffset()+4:], uint16(inner+ControlWordLen))
 	}
 	PutControlWord(b[e.ov-ControlWordLen:], cw)
 }

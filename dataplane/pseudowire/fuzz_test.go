@@ -45,6 +45,15 @@ func addReferenceSeeds(f *testing.F, m Mode, name string) {
 	f.Add(byte(m), seed)
 }
 
+// fuzzMode maps a fuzzer's byte to a mode: the modes' own values (1 eth, 2
+// ip6, 3 ip6-tun) to themselves, anything else by its low two bits.
+func fuzzMode(b byte) Mode {
+	if m := Mode(b & 3); m >= ModeEth {
+		return m
+	}
+	return ModeEth
+}
+
 // FuzzReceive feeds packet sequences through decapsulation and reassembly
 // and checks that nothing panics, that no delivered frame breaks the
 // limits, that every buffer comes back exactly once, and that a reassembled
@@ -54,12 +63,17 @@ func FuzzReceive(f *testing.F) {
 	f.Add(byte(ModeIP6), []byte{1, 0, 16, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14})
 	addReferenceSeeds(f, ModeEth, "eth-a-ul-out")
 	addReferenceSeeds(f, ModeIP6, "ip6-b-ul-in")
+	f.Add(byte(ModeIP6Tun), []byte{1, 0, 16, 0x60, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14})
 	f.Fuzz(func(t *testing.T, mode byte, data []byte) {
 		m := ModeEth
 		peer := DecapConfig{Mode: m, PeerMAC: macA, MaxFrame: 2778}
-		if mode&1 == 0 {
+		switch fuzzMode(mode) {
+		case ModeIP6:
 			m = ModeIP6
 			peer = DecapConfig{Mode: m, PeerAddr: addrA, MaxFrame: 2738}
+		case ModeIP6Tun:
+			m = ModeIP6Tun
+			peer = DecapConfig{Mode: m, PeerAddr: addrA, MaxFrame: 2658}
 		}
 		// The reference vectors come from the reference's own addresses.
 		if len(data) > 9 && bytes.Equal(data[9:15], refULMAC[:]) {
@@ -116,11 +130,9 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add(byte(ModeEth), uint16(1500), uint16(1600), byte(1))
 	f.Add(byte(ModeIP6), uint16(1280), uint16(2476), byte(2))
 	f.Add(byte(ModeIP6), uint16(9000), uint16(64), byte(3))
+	f.Add(byte(ModeIP6Tun), uint16(1420), uint16(1514), byte(4))
 	f.Fuzz(func(t *testing.T, mode byte, mtu, n uint16, seed byte) {
-		m := ModeEth
-		if mode&1 == 0 {
-			m = ModeIP6
-		}
+		m := fuzzMode(mode)
 		s, err := SplitFor(m, int(mtu))
 		if err != nil {
 			return
@@ -146,7 +158,7 @@ func FuzzRoundTrip(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(buf)-start > int(mtu)+frame.EthernetLen {
+			if len(buf)-start > int(mtu)+m.linkHeader() {
 				t.Fatalf("packet of %d bytes exceeds MTU %d", len(buf)-start, mtu)
 			}
 			got = d.Receive(buf[start:], 0).Frame
@@ -156,7 +168,7 @@ func FuzzRoundTrip(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n1 > int(mtu)+frame.EthernetLen || n2 > int(mtu)+frame.EthernetLen {
+			if n1 > int(mtu)+m.linkHeader() || n2 > int(mtu)+m.linkHeader() {
 				t.Fatalf("pieces of %d and %d bytes exceed MTU %d", n1, n2, mtu)
 			}
 			start := 256 - e.Overhead()

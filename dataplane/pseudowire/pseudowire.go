@@ -26,9 +26,12 @@ const (
 	ControlWordLen = 2
 
 	// EthOverhead and IP6Overhead are the bytes added in front of the inner
-	// frame, counted from the outer Ethernet header.
-	EthOverhead = frame.EthernetLen + ControlWordLen
-	IP6Overhead = frame.EthernetLen + frame.IPv6Len + ControlWordLen
+	// frame, counted from the outer Ethernet header; IP6TunOverhead from
+	// the IPv6 header, for packets handed to a tunnel (WireGuard) that has
+	// no Ethernet header.
+	EthOverhead    = frame.EthernetLen + ControlWordLen
+	IP6Overhead    = frame.EthernetLen + frame.IPv6Len + ControlWordLen
+	IP6TunOverhead = frame.IPv6Len + ControlWordLen
 	// MaxOverhead is the headroom a caller must leave in front of a frame
 	// for any mode.
 	MaxOverhead = IP6Overhead
@@ -37,10 +40,13 @@ const (
 // Mode is the encapsulation: Ethernet over Ethernet or Ethernet over IPv6.
 type Mode uint8
 
-// The two modes of the reference.
+// The two modes of the reference, and pwgate's ip6 mode inside a tunnel:
+// the same IPv6 packets without an Ethernet header, handed to WireGuard
+// (not wire-compatible with the reference, which has no WireGuard).
 const (
-	ModeEth Mode = 1
-	ModeIP6 Mode = 2
+	ModeEth    Mode = 1
+	ModeIP6    Mode = 2
+	ModeIP6Tun Mode = 3
 )
 
 // ParseMode parses "eth" or "ip6".
@@ -61,16 +67,41 @@ func (m Mode) String() string {
 		return "eth"
 	case ModeIP6:
 		return "ip6"
+	case ModeIP6Tun:
+		return "ip6-tun"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
 // Overhead returns the bytes m adds in front of a frame.
 func (m Mode) Overhead() int {
-	if m == ModeIP6 {
+	switch m {
+	case ModeIP6:
 		return IP6Overhead
+	case ModeIP6Tun:
+		return IP6TunOverhead
 	}
 	return EthOverhead
+}
+
+// IsIP6 reports whether m carries frames in IPv6 packets.
+func (m Mode) IsIP6() bool { return m == ModeIP6 || m == ModeIP6Tun }
+
+// ipOffset returns where the IPv6 header starts in m's packets.
+func (m Mode) ipOffset() int {
+	if m == ModeIP6Tun {
+		return 0
+	}
+	return frame.EthernetLen
+}
+
+// linkHeader returns the bytes of link-layer header m's packets carry
+// (counted in the packet but not in the uplink's IP MTU).
+func (m Mode) linkHeader() int {
+	if m == ModeIP6Tun {
+		return 0
+	}
+	return frame.EthernetLen
 }
 
 // ControlWord is the 16-bit word in front of every inner frame: bit 15 says

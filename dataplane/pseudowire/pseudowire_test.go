@@ -57,6 +57,9 @@ func TestSplitFor(t *testing.T) {
 		{ModeIP6, 1280, 1238, 1238, 2476}, // IPv6 minimum MTU: first piece shrinks
 		{ModeIP6, 1322, 1280, 1280, 2560}, // smallest MTU that keeps the 1280 split
 		{ModeIP6, 9000, 8958, 1280, 10238},
+		{ModeIP6Tun, 1420, 1378, 1280, 2658}, // WireGuard over IPv6 on a 1500-byte uplink
+		{ModeIP6Tun, 1440, 1398, 1280, 2678}, // WireGuard over IPv4
+		{ModeIP6Tun, 1280, 1238, 1238, 2476},
 	}
 	for _, tt := range tests {
 		s, err := SplitFor(tt.mode, tt.mtu)

@@ -25,7 +25,9 @@ const (
 //
 // Whole = MTU + 14 - overhead: the largest frame whose outer packet fits the
 // uplink MTU (1498 in eth mode and 1458 in ip6 mode for MTU 1500, as in the
-// reference). First = min(1280, Whole): the reference's 1280-byte first
+// reference). Inside a tunnel (ip6-tun) there is no Ethernet header and the
+// MTU is the tunnel's: Whole = MTU - 42 (1378 in a WireGuard tunnel of MTU
+// 1420). First = min(1280, Whole): the reference's 1280-byte first
 // piece whenever it fits, so that with MTU 1500 the output is the
 // reference's byte for byte; below that (ip6 with MTU < 1322) the first
 // piece is as large as the MTU allows. Max = First + Whole, since the second
@@ -41,13 +43,13 @@ type Split struct {
 
 // SplitFor returns the rule for mode m on an uplink with the given MTU.
 func SplitFor(m Mode, mtu int) (Split, error) {
-	if m != ModeEth && m != ModeIP6 {
+	if m != ModeEth && m != ModeIP6 && m != ModeIP6Tun {
 		return Split{}, fmt.Errorf("split rule: %v", m)
 	}
 	if mtu < MinMTU || mtu > MaxMTU {
 		return Split{}, fmt.Errorf("uplink MTU %d out of range %d..%d", mtu, MinMTU, MaxMTU)
 	}
-	whole := mtu + 14 - m.Overhead()
+	whole := mtu + m.linkHeader() - m.Overhead()
 	first := min(ReferenceFirst, whole)
 	return Split{MTU: mtu, Whole: whole, First: first, Max: first + whole}, nil
 }

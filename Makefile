@@ -14,8 +14,9 @@ export BPF_CLANG BPF_CFLAGS
 
 # Debian packages the tests, the demo and the benchmarks use.
 PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 radvd \
-	netsniff-ng procps util-linux curl linux-perf
+	netsniff-ng procps util-linux curl linux-perf wireguard-go wireguard-tools
 MODE ?= ip6
+ENCRYPT ?= none
 
 .PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick soak clean
 
@@ -72,10 +73,10 @@ root-check:
 	@[ "$$(id -u)" = 0 ] || { echo "make $(MAKECMDGOALS): must run as root (it creates network namespaces and attaches XDP programs)"; exit 1; }
 
 demo: root-check deps build
-	$(BIN)/pwlab demo --mode $(MODE)
+	$(BIN)/pwlab demo --mode $(MODE) --encrypt $(ENCRYPT)
 
 lab-up: root-check deps build
-	$(BIN)/pwlab up --mode $(MODE)
+	$(BIN)/pwlab up --mode $(MODE) --encrypt $(ENCRYPT)
 
 lab-down: root-check build
 	$(BIN)/pwlab down

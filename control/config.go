@@ -55,6 +55,8 @@ type Config struct {
 	GPWSocket   string // reference protocol socket; "" is off
 	Prometheus  string // listen address; "" is off
 
+	WireGuard *WGConfig // nil: no wireguard section
+
 	lines map[string]int // keys set in the file, with their lines
 }
 
@@ -87,8 +89,27 @@ func (e *ConfigError) Error() string {
 	return b.String()
 }
 
-// setter parses one scalar value into c.
-type setter func(c *Config, v string) error
+// The schema's building blocks: a key's value is a setter (one scalar), a
+// map[string]any (a plain section), a section (one whose presence matters),
+// each (a list of scalars) or items (a list of mappings).
+type (
+	// setter parses one scalar value into c.
+	setter func(c *Config, v string) error
+	// section is a mapping whose presence means something: begin runs
+	// when the file has it, before its keys are read.
+	section struct {
+		begin  func(c *Config)
+		schema map[string]any
+	}
+	// each is a list of scalars; the setter is called for each.
+	each setter
+	// items is a list of mappings: begin appends a new item, which the
+	// item's setters then fill (it is the last one), schema its keys.
+	items struct {
+		begin  func(c *Config)
+		schema map[string]any
+	}
+)
 
 // schema lists every key the file may hold; a nested map is a section.
 var schema = map[string]any{
@@ -160,6 +181,7 @@ var schema = map[string]any{
 	}),
 	"xdp_bind":     setter(func(c *Config, v string) (err error) { c.XDPBind, err = xsk.ParseBindMode(v); return }),
 	"nic_offloads": setter(func(c *Config, v string) (err error) { c.NICOffloads, err = parseNICPolicy(v); return }),
+	"wireguard":    wgSchema,
 	"stats": map[string]any{
 		"socket":          setter(func(c *Config, v string) error { return absPath(&c.StatsSocket, v) }),
 		"group":           setter(func(c *Config, v string) error { c.StatsGroup = v; return nil }),
@@ -259,23 +281,65 @@ func walk(file string, n *yaml.Node, path string, sch map[string]any, c *Config,
 			return &ConfigError{File: file, Line: k.Line, Key: key, Msg: fmt.Sprintf("repeated (first on line %d)", lines[key])}
 		}
 		lines[key] = k.Line
-		switch s := sch[k.Value].(type) {
-		case map[string]any:
-			if err := walk(file, v, key, s, c, lines); err != nil {
-				return err
-			}
-		case setter:
-			if v.Kind != yaml.ScalarNode {
-				return &ConfigError{File: file, Line: v.Line, Key: key, Msg: "want a single value"}
-			}
-			if err := s(c, v.Value); err != nil {
-				return &ConfigError{File: file, Line: v.Line, Key: key, Msg: err.Error()}
-			}
-		default:
-			return &ConfigError{File: file, Line: k.Line, Key: key, Msg: "unknown key"}
+		if err := walkValue(file, k, v, key, sch[k.Value], c, lines); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// walkValue reads v, the value of key k, as its schema entry says.
+func walkValue(file string, k, v *yaml.Node, key string, entry any, c *Config, lines map[string]int) error {
+	scalar := func(v *yaml.Node, key string, set setter) error {
+		if v.Kind != yaml.ScalarNode {
+			return &ConfigError{File: file, Line: v.Line, Key: key, Msg: "want a single value"}
+		}
+		if err := set(c, v.Value); err != nil {
+			return &ConfigError{File: file, Line: v.Line, Key: key, Msg: err.Error()}
+		}
+		return nil
+	}
+	list := func() error {
+		if v.Kind != yaml.SequenceNode {
+			return &ConfigError{File: file, Line: v.Line, Key: key, Msg: "want a list"}
+		}
+		return nil
+	}
+	switch s := entry.(type) {
+	case map[string]any:
+		return walk(file, v, key, s, c, lines)
+	case section:
+		s.begin(c)
+		return walk(file, v, key, s.schema, c, lines)
+	case setter:
+		return scalar(v, key, s)
+	case each:
+		if err := list(); err != nil {
+			return err
+		}
+		for i, item := range v.Content {
+			ik := fmt.Sprintf("%s[%d]", key, i)
+			lines[ik] = item.Line
+			if err := scalar(item, ik, setter(s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case items:
+		if err := list(); err != nil {
+			return err
+		}
+		for i, item := range v.Content {
+			ik := fmt.Sprintf("%s[%d]", key, i)
+			lines[ik] = item.Line
+			s.begin(c)
+			if err := walk(file, item, ik, s.schema, c, lines); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return &ConfigError{File: file, Line: k.Line, Key: key, Msg: "unknown key"}
 }
 
 // check validates what single values cannot: keys that belong together.
@@ -293,6 +357,9 @@ func (c *Config) check(lines map[string]int) error {
 	case c.Downlink == c.Uplink:
 		return fail("uplink.interface", "the same interface as downlink.interface")
 	}
+	if err := c.checkWireGuard(fail); err != nil {
+		return err
+	}
 	if c.Mode == pseudowire.ModeEth {
 		if c.PeerMAC.IsZero() {
 			return fail("peer.mac", "missing: eth mode sends to the peer's MAC address")
@@ -309,7 +376,14 @@ func (c *Config) check(lines map[string]int) error {
 		if _, ok := lines["peer.mac"]; ok {
 			return fail("peer.mac", "only for eth mode (ip6 mode sends to the next hop)")
 		}
-		if c.LocalAddr.IsValid() == c.LocalToken.IsValid() {
+		switch {
+		case c.OverWireGuard():
+			for _, k := range []string{"local.address", "local.token"} {
+				if _, ok := lines[k]; ok {
+					return fail(k, "not with the pseudowire inside WireGuard (peer.address %s is a wireguard peer's allowed IP): its source is the first IPv6 address in wireguard.addresses, and the uplink's own address is the system's", c.PeerAddr)
+				}
+			}
+		case c.LocalAddr.IsValid() == c.LocalToken.IsValid():
 			return fail("local", "set exactly one of local.address and local.token")
 		}
 		if c.LocalAddr.IsValid() && c.LocalAddr.Addr() == c.PeerAddr {
@@ -370,6 +444,12 @@ func (c *Config) Reloadable(next *Config) string {
 		return "nic_offloads"
 	case c.StatsSocket != next.StatsSocket || c.StatsGroup != next.StatsGroup || c.GPWSocket != next.GPWSocket || c.Prometheus != next.Prometheus:
 		return "stats"
+	case (c.WireGuard == nil) != (next.WireGuard == nil):
+		return "wireguard (adding or removing the section)"
+	case c.OverWireGuard() != next.OverWireGuard():
+		return "peer.address (moving the pseudowire into or out of WireGuard)"
+	case c.WireGuard != nil && c.WireGuard.Interface != next.WireGuard.Interface:
+		return "wireguard.interface"
 	}
 	return ""
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/wg"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -34,7 +35,8 @@ type Daemon struct {
 	ports   *ports
 	eng     dataPath
 	xdp     peerFilter
-	track   uplinkTracker // ip6 mode; nil otherwise
+	track   uplinkTracker // ip6 mode outside WireGuard; nil otherwise
+	wg      *wgRuntime    // with a wireguard section; nil otherwise
 	ulMAC   frame.MAC
 	ulMTU   int // the uplink interface's own MTU
 	started time.Time
@@ -100,6 +102,15 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	if err := c.CheckCores(); err != nil {
 		return nil, err
 	}
+	// WireGuard's keys are read, and its endpoint names resolved, before
+	// anything is attached: a bad key file changes nothing.
+	var wgCfg wg.Config
+	var wgWarnings []string
+	if c.WireGuard != nil {
+		if wgCfg, wgWarnings, err = wgDeviceConfig(c); err != nil {
+			return nil, err
+		}
+	}
 	// The statistics endpoints first: a path or address that cannot be
 	// used stops pwgated before anything is attached. Until the data path
 	// runs they answer that pwgated is starting.
@@ -126,7 +137,23 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	for _, w := range d.ports.pair.Warnings {
 		log.Warn(w)
 	}
-	if c.Mode == pseudowire.ModeIP6 {
+	var ulPort xsk.Port = d.ports.pair.UL
+	if c.WireGuard != nil {
+		// The Tunnel shares the engine's UMEM when the pseudowire runs
+		// inside it; otherwise it only carries the host's traffic.
+		u := xsk.NewFakeUMEM(8)
+		if c.OverWireGuard() {
+			u = d.ports.pair.UMEM
+		}
+		mtu, _ := d.mtu(c)
+		if d.wg, err = startWireGuard(c, wgCfg, wgWarnings, u, mtu, log); err != nil {
+			return nil, err
+		}
+		if c.OverWireGuard() {
+			ulPort = d.wg.tunnel
+		}
+	}
+	if c.Mode == pseudowire.ModeIP6 && !c.OverWireGuard() {
 		t, err := newTracker(c.Uplink, c)
 		if err != nil {
 			return nil, err
@@ -138,7 +165,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	if err != nil {
 		return nil, err
 	}
-	eng, err := dataplane.New(dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: d.ports.pair.UL, Poll: c.Poll,
+	eng, err := dataplane.New(dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: c.Poll,
 		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}, p)
 	if err != nil {
 		return nil, err
@@ -184,16 +211,23 @@ func (d *Daemon) params(c *Config) (*dataplane.Params, error) {
 	if err != nil {
 		return nil, err
 	}
-	split, err := pseudowire.SplitFor(c.Mode, mtu)
+	mode := c.Mode
+	if c.OverWireGuard() {
+		mode, mtu = pseudowire.ModeIP6Tun, d.wg.mtu
+	}
+	split, err := pseudowire.SplitFor(mode, mtu)
 	if err != nil {
 		return nil, err
 	}
-	maxFrame := min(split.Max, xsk.ChunkSize-xsk.RxHeadroom-c.Mode.Overhead())
+	maxFrame := min(split.Max, xsk.ChunkSize-xsk.RxHeadroom-mode.Overhead())
 	p := &dataplane.Params{
-		Encap: pseudowire.EncapConfig{Mode: c.Mode, MTU: mtu, Src: d.ulMAC, Dst: c.PeerMAC},
-		Decap: pseudowire.DecapConfig{Mode: c.Mode, PeerMAC: c.PeerMAC, PeerAddr: c.PeerAddr, MaxFrame: maxFrame},
+		Encap: pseudowire.EncapConfig{Mode: mode, MTU: mtu, Src: d.ulMAC, Dst: c.PeerMAC},
+		Decap: pseudowire.DecapConfig{Mode: mode, PeerMAC: c.PeerMAC, PeerAddr: c.PeerAddr, MaxFrame: maxFrame},
 	}
-	if c.Mode == pseudowire.ModeIP6 {
+	switch {
+	case mode == pseudowire.ModeIP6Tun:
+		p.Encap.SrcAddr, p.Encap.DstAddr = c.WGSource(), c.PeerAddr
+	case mode == pseudowire.ModeIP6:
 		p.Encap.Dst, p.Encap.SrcAddr, p.Encap.DstAddr = d.view.NextHop, d.view.Local, c.PeerAddr
 		p.NotReady = d.view.NotReady
 	}
@@ -208,6 +242,9 @@ const (
 	// refreshEvery: besides the kernel's notifications, the uplink is read
 	// again this often, and the data path's errors are logged.
 	refreshEvery = 10 * time.Second
+	// reresolveEvery: how often WireGuard endpoint names of silent peers
+	// are looked up again.
+	reresolveEvery = 30 * time.Second
 )
 
 // Run is the main goroutine: it follows the uplink's next hop, reloads on
@@ -222,6 +259,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	var changed <-chan struct{}
 	if d.track != nil {
 		changed = d.track.Changed()
+	}
+	var reresolve <-chan time.Time
+	if d.wg != nil {
+		t := time.NewTicker(reresolveEvery)
+		defer t.Stop()
+		reresolve = t.C
 	}
 	for {
 		if d.eng.Params().NotReady == "" {
@@ -244,6 +287,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		case <-slow.C:
 			d.logErrors()
 			d.refresh()
+		case <-reresolve:
+			d.wg.reresolve(ctx)
 		}
 	}
 }
@@ -366,10 +411,27 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	oldCfg, oldParams := d.cfg, d.eng.Params()
-	steps := []step{
-		{"xdp peers", func() error { return d.xdp.setPeers(peerKeys(next)) }, func() { d.xdp.setPeers(peerKeys(oldCfg)) }},
-		{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }},
+	var steps []step
+	if d.wg != nil {
+		cfg, warnings, err := wgDeviceConfig(next)
+		if err != nil {
+			return err
+		}
+		var undo func()
+		steps = append(steps, step{"wireguard", func() (err error) {
+			undo, err = d.wg.reconfigure(next, cfg)
+			if err == nil {
+				for _, w := range warnings {
+					d.log.Warn("wireguard: " + w)
+				}
+			}
+			return err
+		}, func() { undo(); d.wg.setPseudowirePeer(oldCfg) }})
 	}
+	if !next.OverWireGuard() {
+		steps = append(steps, step{"xdp peers", func() error { return d.xdp.setPeers(peerKeys(next)) }, func() { d.xdp.setPeers(peerKeys(oldCfg)) }})
+	}
+	steps = append(steps, step{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }})
 	if d.track != nil {
 		steps = append(steps, step{"uplink address", func() error { return d.track.update(next) }, func() {}})
 	}
@@ -400,6 +462,9 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 		return s
 	}
 	e.Snapshot(&s)
+	if d.wg != nil {
+		d.wg.dev.Snapshot(&s)
+	}
 	if c, err := d.ports.objs.Counters(); err == nil {
 		s[stats.ULDropWrongPeer] += c[bpf.ULStranger]
 		s[stats.ULDropNoSocket] += c[bpf.ULNoSocket]
@@ -413,6 +478,9 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 		sock *xsk.Socket
 		c    stats.Counter
 	}{{d.ports.pair.UL, stats.ULDropRxRingFull}, {d.ports.pair.DL, stats.DLDropRxRingFull}} {
+		if k.sock == nil {
+			continue
+		}
 		if ks, err := k.sock.KernelStats(); err == nil {
 			s[k.c] += ks.Rx_dropped + ks.Rx_ring_full
 		}
@@ -432,6 +500,10 @@ func (d *Daemon) Close() error {
 		e.Stop()
 	}
 	d.eng = nil
+	if d.wg != nil {
+		d.wg.close()
+		d.wg = nil
+	}
 	if d.ports != nil {
 		errs = append(errs, d.ports.close())
 		d.ports = nil

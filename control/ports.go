@@ -23,7 +23,7 @@ type ports struct {
 	nic   []nicChange   // settings turned off, restored by close
 }
 
-// openPorts prepares both interfaces for c: NIC settings first, then the
+// openPorts prepares the interfaces for c: NIC settings first, then the
 // XDP programs with c's peer, the sockets (registered in the programs'
 // maps) and, last, the programs attached, so that no frame reaches a
 // program before its socket is there. On error everything is undone.
@@ -34,16 +34,24 @@ func openPorts(c *Config) (_ *ports, err error) {
 			p.close()
 		}
 	}()
-	if p.nic, err = prepareNIC(c.NICOffloads, c.Downlink, c.Uplink); err != nil {
+	// Inside WireGuard the uplink is the kernel's: WireGuard's UDP goes
+	// through its socket, and pwgated needs no program or socket there.
+	uplink, mode := c.Uplink, bpfMode(c.Mode)
+	if c.OverWireGuard() {
+		uplink, mode = "", bpf.ModeNone
+	}
+	if p.nic, err = prepareNIC(c.NICOffloads, c.Downlink, uplink); err != nil {
 		return nil, err
 	}
-	if p.objs, err = bpf.Load(bpfMode(c.Mode)); err != nil {
+	if p.objs, err = bpf.Load(mode); err != nil {
 		return nil, err
 	}
-	if err = p.setPeers(peerKeys(c)); err != nil {
-		return nil, err
+	if mode != bpf.ModeNone {
+		if err = p.setPeers(peerKeys(c)); err != nil {
+			return nil, err
+		}
 	}
-	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: c.Uplink, Bind: c.XDPBind})
+	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: uplink, Bind: c.XDPBind})
 	if errors.Is(err, xsk.ErrNoZeroCopy) {
 		return nil, fmt.Errorf("xdp_bind: zerocopy: %w (drivers: %s %s, %s %s; xdp_bind: auto falls back to copy mode)",
 			err, c.Downlink, driver(c.Downlink), c.Uplink, driver(c.Uplink))
@@ -54,19 +62,21 @@ func openPorts(c *Config) (_ *ports, err error) {
 	if err = p.objs.RegisterDownlink(0, p.pair.DL.FD()); err != nil {
 		return nil, err
 	}
+	l, err := p.objs.AttachDownlink(c.Downlink, c.XDPMode)
+	if err != nil {
+		return nil, err
+	}
+	p.links = append(p.links, l)
+	if uplink == "" {
+		return p, nil
+	}
 	if err = p.objs.RegisterUplink(0, p.pair.UL.FD()); err != nil {
 		return nil, err
 	}
-	for _, a := range []struct {
-		ifname string
-		attach func(string, bpf.AttachMode) (link.Link, error)
-	}{{c.Downlink, p.objs.AttachDownlink}, {c.Uplink, p.objs.AttachUplink}} {
-		l, err := a.attach(a.ifname, c.XDPMode)
-		if err != nil {
-			return nil, err
-		}
-		p.links = append(p.links, l)
+	if l, err = p.objs.AttachUplink(uplink, c.XDPMode); err != nil {
+		return nil, err
 	}
+	p.links = append(p.links, l)
 	return p, nil
 }
 

@@ -25,6 +25,12 @@ type collector struct {
 	ready    *prometheus.Desc
 	start    *prometheus.Desc
 	info     *prometheus.Desc
+	wg       wgDescs
+}
+
+// wgDescs are the WireGuard peers' metrics, labelled by public key.
+type wgDescs struct {
+	handshake, rx, tx, failures, endpoint, session *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -37,6 +43,15 @@ func newCollector(src Source) *collector {
 		ready:    prometheus.NewDesc("pwgate_ready", "1 when frames from the LAN can be sent to the peer, 0 while the next hop or own address is unknown.", nil, nil),
 		start:    prometheus.NewDesc("pwgate_start_time_seconds", "Unix time pwgated started.", nil, nil),
 		info:     prometheus.NewDesc("pwgate_info", "pwgated's version, mode, peer, and how its AF_XDP sockets were bound (zerocopy or copy).", []string{"version", "mode", "peer", "xdp_bind"}, nil),
+	}
+	peer := []string{"peer"}
+	c.wg = wgDescs{
+		handshake: prometheus.NewDesc("pwgate_wg_peer_last_handshake_timestamp_seconds", "Unix time of the WireGuard peer's last handshake; 0 if none yet.", peer, nil),
+		rx:        prometheus.NewDesc("pwgate_wg_peer_receive_bytes_total", "Bytes received from the WireGuard peer.", peer, nil),
+		tx:        prometheus.NewDesc("pwgate_wg_peer_transmit_bytes_total", "Bytes sent to the WireGuard peer.", peer, nil),
+		failures:  prometheus.NewDesc("pwgate_wg_peer_handshake_failures_total", "Handshakes with the WireGuard peer that got no answer within 5 seconds.", peer, nil),
+		endpoint:  prometheus.NewDesc("pwgate_wg_peer_endpoint_info", "The WireGuard peer's current endpoint (after roaming).", []string{"peer", "endpoint"}, nil),
+		session:   prometheus.NewDesc("pwgate_wg_session_up", "1 while the session with the WireGuard peer that carries the pseudowire is up.", nil, nil),
 	}
 	for i := stats.Counter(0); i < stats.NumCounters; i++ {
 		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() {
@@ -65,6 +80,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ready
 	ch <- c.start
 	ch <- c.info
+	for _, d := range []*prometheus.Desc{c.wg.handshake, c.wg.rx, c.wg.tx, c.wg.failures, c.wg.endpoint, c.wg.session} {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -89,6 +107,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, ready)
 	ch <- prometheus.MustNewConstMetric(c.start, prometheus.GaugeValue, float64(st.Started.UnixNano())/1e9)
 	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, st.Version, st.Mode, st.Peer, st.XDPBind)
+	if w := st.WireGuard; w != nil {
+		for _, p := range w.Peers {
+			hs := 0.0
+			if p.LastHandshake != nil {
+				hs = float64(p.LastHandshake.UnixNano()) / 1e9
+			}
+			ch <- prometheus.MustNewConstMetric(c.wg.handshake, prometheus.GaugeValue, hs, p.PublicKey)
+			ch <- prometheus.MustNewConstMetric(c.wg.rx, prometheus.CounterValue, float64(p.RxBytes), p.PublicKey)
+			ch <- prometheus.MustNewConstMetric(c.wg.tx, prometheus.CounterValue, float64(p.TxBytes), p.PublicKey)
+			ch <- prometheus.MustNewConstMetric(c.wg.failures, prometheus.CounterValue, float64(p.HandshakeFailures), p.PublicKey)
+			if p.Endpoint != "" {
+				ch <- prometheus.MustNewConstMetric(c.wg.endpoint, prometheus.GaugeValue, 1, p.PublicKey, p.Endpoint)
+			}
+		}
+		if w.Pseudowire {
+			ch <- prometheus.MustNewConstMetric(c.wg.session, prometheus.GaugeValue, map[bool]float64{true: 1}[w.Session])
+		}
+	}
 }
 
 // promServer is the metrics endpoint.

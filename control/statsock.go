@@ -25,6 +25,12 @@ func (d *Daemon) publishStatus() {
 	s := &client.Status{Mode: d.cfg.Mode.String(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
 		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: d.cfg.Poll.String(),
 		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, UplinkMTU: p.Encap.MTU}
+	if d.wg != nil {
+		s.WireGuard = d.wg.status(d.cfg)
+		if s.WireGuard.Pseudowire {
+			s.NextHop, s.Via = "", "WireGuard ("+d.wg.conf.Interface+")"
+		}
+	}
 	if d.ports != nil {
 		s.XDPBind = bindName(d.ports.pair)
 		for _, c := range d.ports.nic {
@@ -53,6 +59,9 @@ func (d *Daemon) Status() client.Status {
 		threads = e.Threads()
 	}
 	s.Runtime = readRuntime(threads)
+	if s.WireGuard != nil {
+		s.WireGuard = d.wg.live(*s.WireGuard)
+	}
 	snap := d.Snapshot()
 	for _, b := range []struct {
 		c   stats.Counter

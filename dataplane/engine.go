@@ -70,7 +70,7 @@ type Params struct {
 
 // PeerString describes the peer of p for logs.
 func (p *Params) PeerString() string {
-	if p.Encap.Mode == pseudowire.ModeIP6 {
+	if p.Encap.Mode.IsIP6() {
 		return p.Decap.PeerAddr.String()
 	}
 	return p.Decap.PeerMAC.String()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
 // The addresses of the two-site lab. The uplinks use the reference
@@ -27,6 +28,13 @@ const (
 	HostA4     = "10.77.0.1"
 	HostB4     = "10.77.0.2"
 	HostMTU    = 1600 // LAN links: 1600-byte IP packets must cross whole
+
+	// WireGuard overlay of the two-site lab (SitesOptions.WireGuard).
+	OverlayA  = "fd00:77::1"
+	OverlayB  = "fd00:77::2"
+	Overlay4A = "10.77.255.1"
+	Overlay4B = "10.77.255.0"
+	WGPort    = 51820
 )
 
 // SitesOptions shape a two-site lab.
@@ -40,6 +48,9 @@ type SitesOptions struct {
 	// Stats, if set, returns more keys of a site's stats section (indented
 	// by two spaces), such as its Prometheus address.
 	Stats func(*Site) string
+	// WireGuard (ip6 mode) runs the pseudowire inside WireGuard between the
+	// sites' uplink addresses, which the lab sets itself (::a and ::b).
+	WireGuard bool
 }
 
 // Site is one end: a host namespace and an appliance namespace.
@@ -53,8 +64,13 @@ type Site struct {
 	Config string // the appliance's configuration file
 	Socket string // its statistics socket
 	Proc   *Proc  // the running pwgated, if started
-	Peer   string // the peer's MAC (eth) or address (ip6)
+	Peer   string // the peer's MAC (eth) or address (ip6; inside WireGuard: its overlay address)
 	Token  string // ip6: the token of its own address
+	// WireGuard: the site's key pair and key file, and its overlay
+	// addresses.
+	WGKey             wg.Key
+	WGKeyFile         string
+	Overlay, Overlay4 string
 }
 
 // Sites is the two-site lab:
@@ -74,6 +90,9 @@ type Sites struct {
 func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
 	if o.Mode != "eth" && o.Mode != "ip6" {
 		return nil, fmt.Errorf("mode %q: want eth or ip6", o.Mode)
+	}
+	if o.WireGuard && o.Mode != "ip6" {
+		return nil, fmt.Errorf("WireGuard runs in the ip6 lab")
 	}
 	s := &Sites{Lab: l, Opt: o}
 	s.A = &Site{Name: "a", Host: "hosta", PW: "pwa", HostIf: "eth0", HostIP: HostA4}
@@ -99,6 +118,11 @@ func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
 	if o.Mode == "ip6" {
 		s.A.Peer, s.B.Peer, s.A.Token, s.B.Token = AddrB, AddrA, "::a", "::b"
 	}
+	if o.WireGuard {
+		if err := s.setupWireGuard(); err != nil {
+			return nil, err
+		}
+	}
 	for _, site := range []*Site{s.A, s.B} {
 		site.Config = filepath.Join(o.Dir, "pw"+site.Name+".yaml")
 		site.Socket = filepath.Join(o.Dir, "pw"+site.Name+".sock")
@@ -112,9 +136,13 @@ func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
 // ConfigFor returns site's YAML configuration with the given peer.
 func (s *Sites) ConfigFor(site *Site, peer string) string {
 	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\n", s.Opt.Mode)
-	if s.Opt.Mode == "eth" {
+	switch {
+	case s.Opt.Mode == "eth":
 		c += fmt.Sprintf("peer:\n  mac: %q\n", peer)
-	} else {
+	case s.Opt.WireGuard:
+		c += fmt.Sprintf("peer:\n  address: %s\n", peer)
+		c += s.WireGuardSection(site, s.Other(site).WGKey.PublicKey(), "")
+	default:
 		c += fmt.Sprintf("peer:\n  address: %s\nlocal:\n  token: %q\n", peer, site.Token)
 	}
 	c += fmt.Sprintf("stats:\n  socket: %s\n", filepath.Join(s.Opt.Dir, "pw"+site.Name+".sock"))
@@ -291,4 +319,52 @@ func (s *Sites) Counters(site *Site) (map[string]uint64, error) {
 		m[c.Name] = c.Value
 	}
 	return m, err
+}
+
+// Other returns the other site.
+func (s *Sites) Other(site *Site) *Site {
+	if site == s.A {
+		return s.B
+	}
+	return s.A
+}
+
+// setupWireGuard makes each site's key pair and key file, and sets the
+// uplinks' IPv6 tokens (pwgated leaves the uplink's address to the system
+// when the pseudowire runs inside WireGuard).
+func (s *Sites) setupWireGuard() error {
+	s.A.Overlay, s.A.Overlay4, s.B.Overlay, s.B.Overlay4 = OverlayA, Overlay4A, OverlayB, Overlay4B
+	s.A.Peer, s.B.Peer = OverlayB, OverlayA
+	for _, site := range []*Site{s.A, s.B} {
+		k, err := wg.GenerateKey()
+		if err != nil {
+			return err
+		}
+		site.WGKey = k
+		site.WGKeyFile = filepath.Join(s.Opt.Dir, "pw"+site.Name+".key")
+		if err := os.WriteFile(site.WGKeyFile, []byte(k.String()+"\n"), 0o600); err != nil {
+			return err
+		}
+		if _, err := s.Exec(site.PW, "ip", "token", "set", site.Token, "dev", "ul0"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WireGuardSection returns site's wireguard section with the other site
+// as its peer (public key peerKey), and more peers' YAML (indented by four
+// spaces, list items) after it.
+func (s *Sites) WireGuardSection(site *Site, peerKey wg.Key, morePeers string) string {
+	o := s.Other(site)
+	return fmt.Sprintf(`wireguard:
+  private_key_file: %s
+  listen_port: %d
+  addresses: [%s/64, %s/31]
+  peers:
+    - public_key: %q
+      endpoint: "[%s]:%d"
+      allowed_ips: [%s/128, %s/32]
+      persistent_keepalive: 25
+%s`, site.WGKeyFile, WGPort, site.Overlay, site.Overlay4, peerKey, map[*Site]string{s.A: AddrA, s.B: AddrB}[o], WGPort, o.Overlay, o.Overlay4, morePeers)
 }

@@ -1,7 +1,10 @@
-// Command pwctl reads a running pwgated's counters and status.
+// Command pwctl reads a running pwgated's counters and status, and makes
+// WireGuard keys.
 //
 //	pwctl [--socket PATH | --config FILE] stats [--json]
 //	pwctl [--socket PATH | --config FILE] status [--json]
+//	pwctl [--socket PATH | --config FILE] wg [--json]
+//	pwctl wg genkey | pwctl wg pubkey
 //
 // Invoked as "gpwstats" (a symlink), it prints the reference's twelve
 // counters in the reference tool's format from the reference protocol
@@ -24,6 +27,7 @@ import (
 	"github.com/pwgate/pwgate/control"
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
 const timeout = 5 * time.Second
@@ -32,20 +36,24 @@ func main() {
 	if filepath.Base(os.Args[0]) == "gpwstats" {
 		os.Exit(gpwstats(os.Stdout, client.DefaultGPWSocket))
 	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: pwctl [--socket PATH | --config FILE] stats [--json]
        pwctl [--socket PATH | --config FILE] status [--json]
+       pwctl [--socket PATH | --config FILE] wg [--json]
+       pwctl wg genkey          a new WireGuard private key (as wg genkey)
+       pwctl wg pubkey          the public key of the private key on stdin (as wg pubkey)
        pwctl --version
 
   stats   every counter, one a line (the reference's twelve first)
-  status  mode, peer, next hop, uptime, age of the last BPDU each way
+  status  mode, peer, next hop, cores, memory, age of the last BPDU each way
+  wg      the WireGuard interface and its peers: endpoints, handshakes, bytes
 `)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pwctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr) }
@@ -78,8 +86,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := sub.Parse(rest); err != nil {
 		return 2
 	}
-	if sub.NArg() > 0 {
-		fmt.Fprintf(stderr, "pwctl: unexpected argument %q\n", sub.Arg(0))
+	operands := sub.Args()
+	if cmd == "wg" && len(operands) == 1 && (operands[0] == "genkey" || operands[0] == "pubkey") {
+		return keys(operands[0], stdin, stdout, stderr)
+	}
+	if len(operands) > 0 {
+		fmt.Fprintf(stderr, "pwctl: unexpected argument %q\n", operands[0])
 		return 2
 	}
 	var err error
@@ -88,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = printStats(stdout, *socket, *asJSON)
 	case "status":
 		err = printStatus(stdout, *socket, *asJSON)
+	case "wg":
+		err = printWG(stdout, *socket, *asJSON)
 	default:
 		fmt.Fprintf(stderr, "pwctl: unknown command %q\n", cmd)
 		usage(stderr)
@@ -148,6 +162,13 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 		row("ready", "yes")
 	} else {
 		row("ready", "no: "+s.NotReady)
+	}
+	if w := s.WireGuard; w != nil {
+		session := ""
+		if w.Pseudowire {
+			session = map[bool]string{true: ", pseudowire session up", false: ", pseudowire session DOWN"}[w.Session]
+		}
+		row("wireguard", fmt.Sprintf("%s, port %d, MTU %d, %d peers%s (pwctl wg)", w.Interface, w.ListenPort, w.MTU, len(w.Peers), session))
 	}
 	row("poll", s.Poll)
 	row("xdp bind", s.XDPBind)
@@ -235,4 +256,71 @@ func gpwstats(w io.Writer, socket string) int {
 		fmt.Fprintf(w, "%s%s %20d\n", name, strings.Repeat(" ", len("gpwstats.ul_rx_packets")-len(name)), binary.NativeEndian.Uint64(b[8*i:]))
 	}
 	return 0
+}
+
+// keys is "pwctl wg genkey" and "pwctl wg pubkey", compatible with wg's.
+func keys(op string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if op == "genkey" {
+		k, err := wg.GenerateKey()
+		if err != nil {
+			fmt.Fprintf(stderr, "pwctl: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, k)
+		return 0
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, 1024))
+	if err != nil {
+		fmt.Fprintf(stderr, "pwctl: %v\n", err)
+		return 1
+	}
+	k, err := wg.ParseKey(string(b))
+	if err != nil {
+		fmt.Fprintf(stderr, "pwctl: a private key on standard input: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, k.PublicKey())
+	return 0
+}
+
+// printWG shows the WireGuard interface as wg show does.
+func printWG(w io.Writer, socket string, asJSON bool) error {
+	s, err := client.FetchStatus(socket, timeout)
+	if err != nil {
+		return err
+	}
+	if s.WireGuard == nil {
+		return fmt.Errorf("pwgated at %s has no wireguard section", socket)
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(s.WireGuard)
+	}
+	g := s.WireGuard
+	fmt.Fprintf(w, "interface: %s\n  public key: %s\n  listening port: %d\n  MTU inside the tunnel: %d\n  addresses: %s\n",
+		g.Interface, g.PublicKey, g.ListenPort, g.MTU, strings.Join(g.Addresses, ", "))
+	for _, p := range g.Peers {
+		fmt.Fprintf(w, "\npeer: %s", p.PublicKey)
+		if p.Pseudowire {
+			fmt.Fprintf(w, " (pseudowire, session %s)", map[bool]string{true: "up", false: "DOWN"}[g.Session])
+		}
+		fmt.Fprintln(w)
+		ep := p.Endpoint
+		if ep == "" {
+			ep = "(none yet)"
+		}
+		if p.ConfiguredAs != "" && p.ConfiguredAs != p.Endpoint {
+			ep += " (configured " + p.ConfiguredAs + ")"
+		}
+		fmt.Fprintf(w, "  endpoint: %s\n  allowed ips: %s\n", ep, strings.Join(p.AllowedIPs, ", "))
+		if p.LastHandshake != nil {
+			fmt.Fprintf(w, "  latest handshake: %s\n", age(p.LastHandshake))
+		} else {
+			fmt.Fprintf(w, "  latest handshake: never\n")
+		}
+		fmt.Fprintf(w, "  transfer: %s received, %s sent\n  handshakes unanswered: %d\n", bytesIEC(p.RxBytes), bytesIEC(p.TxBytes), p.HandshakeFailures)
+		if p.Keepalive > 0 {
+			fmt.Fprintf(w, "  persistent keepalive: every %d seconds\n", p.Keepalive)
+		}
+	}
+	return nil
 }

@@ -17,7 +17,7 @@ import (
 
 func pwctl(args ...string) (string, string, int) {
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := run(args, strings.NewReader(""), &out, &errb)
 	return out.String(), errb.String(), code
 }
 

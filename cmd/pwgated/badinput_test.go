@@ -42,9 +42,14 @@ func TestBadInput(t *testing.T) {
 			"xdp_bind: zerocopy: the driver offers no AF_XDP zero-copy: downlink: bind af_xdp socket to dl0 queue 0 in zero-copy mode: operation not supported (drivers: dl0 veth, ul0 veth"},
 		{"offloads on with check", fmt.Sprintf(eth, "dl0", "ul0") + "nic_offloads: check\n",
 			`dl0 has rx-vlan-hw-parse on, which changes frames before pwgated sees them: run "ethtool -K dl0 rx-vlan-hw-parse off"`},
+		{"wireguard key readable by others", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/open.key"), 1), "open.key is readable by group or others (mode 0644): chmod 600"},
+		{"wireguard key file missing", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/none.key"), 1), "wireguard.private_key_file: stat " + dir + "/none.key: no such file"},
 		{"socket path is a file", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), dir+"/s.sock", dir+"/keep", 1), dir + "/keep exists and is not a socket"},
 	}
 	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "open.key"), []byte("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range tests {
@@ -74,9 +79,19 @@ func TestBadInput(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(dir, "keep")); err != nil || string(b) != "keep me" {
 				t.Errorf("a file at a configured socket path was touched: %q %v", b, err)
 			}
+			if out, _ := l.Exec("x", "ip", "link", "show"); strings.Contains(out, "pwwg0") {
+				t.Errorf("pwwg0 left behind:\n%s", out)
+			}
 			if out, _ := l.Exec("x", "ethtool", "-k", "dl0"); !strings.Contains(out, "rx-vlan-offload: on") {
 				t.Errorf("dl0's VLAN offload not restored:\n%s", out)
 			}
 		})
 	}
+}
+
+// wgSection is a wireguard section (for host traffic only, beside an eth
+// pseudowire) with the given key file, followed by "stats:".
+func wgSection(keyFile string) string {
+	return "wireguard:\n  private_key_file: " + keyFile + "\n  addresses: [fd00:77::1/64]\n  peers:\n" +
+		"    - public_key: \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"\n      allowed_ips: [fd00:77::2/128]\nstats:"
 }

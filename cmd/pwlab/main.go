@@ -1,9 +1,9 @@
 // Command pwlab builds pwgate's two-site lab in network namespaces, for
 // people who want to see the appliance work without hardware:
 //
-//	pwlab demo [--mode ip6|eth]   build, show traffic and counters, tear down
-//	pwlab up   [--mode ip6|eth]   build and leave it running
-//	pwlab down                    tear down what up built
+//	pwlab demo [--mode ip6|eth] [--encrypt none|wireguard]   build, show traffic and counters, tear down
+//	pwlab up   [--mode ip6|eth] [--encrypt none|wireguard]   build and leave it running
+//	pwlab down                                                tear down what up built
 //
 //	hosta ── pwa ══ access network ══ pwb ── hostb
 //
@@ -39,18 +39,40 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// options are the lab's shape.
+type options struct {
+	mode    string // ip6 or eth
+	encrypt string // none or wireguard
+}
+
+func (o options) String() string {
+	if o.encrypt == "wireguard" {
+		return o.mode + " mode inside WireGuard"
+	}
+	return o.mode + " mode"
+}
+
 func run(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: pwlab demo|up|down [--mode ip6|eth]")
+		fmt.Fprintln(os.Stderr, "usage: pwlab demo|up|down [--mode ip6|eth] [--encrypt none|wireguard]")
 		return 2
 	}
 	fs := flag.NewFlagSet("pwlab "+args[0], flag.ContinueOnError)
-	mode := fs.String("mode", "ip6", "pseudowire mode: ip6 or eth")
+	var o options
+	fs.StringVar(&o.mode, "mode", "ip6", "pseudowire mode: ip6 or eth")
+	fs.StringVar(&o.encrypt, "encrypt", "none", "none, or wireguard: the pseudowire inside WireGuard (ip6 mode)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	if *mode != "ip6" && *mode != "eth" {
-		fmt.Fprintf(os.Stderr, "pwlab: --mode %q: want ip6 or eth\n", *mode)
+	switch {
+	case o.mode != "ip6" && o.mode != "eth":
+		fmt.Fprintf(os.Stderr, "pwlab: --mode %q: want ip6 or eth\n", o.mode)
+		return 2
+	case o.encrypt != "none" && o.encrypt != "wireguard":
+		fmt.Fprintf(os.Stderr, "pwlab: --encrypt %q: want none or wireguard\n", o.encrypt)
+		return 2
+	case o.encrypt == "wireguard" && o.mode != "ip6":
+		fmt.Fprintln(os.Stderr, "pwlab: --encrypt wireguard runs in ip6 mode (MODE=ip6)")
 		return 2
 	}
 	if err := preflight(); err != nil {
@@ -60,9 +82,9 @@ func run(args []string) int {
 	var err error
 	switch args[0] {
 	case "demo":
-		err = demo(*mode)
+		err = demo(o)
 	case "up":
-		err = up(*mode)
+		err = up(o)
 	case "down":
 		err = down()
 	default:
@@ -99,9 +121,9 @@ func bin(name string) string {
 
 // build makes the lab and starts both appliances; on error it has removed
 // everything again.
-func build(l *lab.Lab, mode, dir string) (*lab.Sites, error) {
-	step("building the two-site lab (%s mode)", mode)
-	s, err := lab.NewSites(l, lab.SitesOptions{Mode: mode, Pwgated: bin("pwgated"), Dir: dir, STP: true})
+func build(l *lab.Lab, o options, dir string) (*lab.Sites, error) {
+	step("building the two-site lab (%s)", o)
+	s, err := lab.NewSites(l, lab.SitesOptions{Mode: o.mode, Pwgated: bin("pwgated"), Dir: dir, STP: true, WireGuard: o.encrypt == "wireguard"})
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +158,7 @@ func show(s *lab.Sites, title, ns string, argv ...string) error {
 
 // demo builds the lab, shows it working and tears it down, also when
 // interrupted.
-func demo(mode string) (err error) {
+func demo(o options) (err error) {
 	if left, _ := lab.Leftovers(prefix); len(left) > 0 {
 		return fmt.Errorf("a lab is up (%s): run make lab-down first", strings.Join(left, " "))
 	}
@@ -157,7 +179,7 @@ func demo(mode string) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- runDemo(l, mode, dir) }()
+	go func() { done <- runDemo(l, o, dir) }()
 	select {
 	case err = <-done:
 		return err
@@ -172,26 +194,39 @@ func demo(mode string) (err error) {
 	}
 }
 
-func runDemo(l *lab.Lab, mode, dir string) error {
-	s, err := build(l, mode, dir)
+func runDemo(l *lab.Lab, o options, dir string) error {
+	s, err := build(l, o, dir)
 	if err != nil {
 		return err
 	}
 	a, b := s.A, s.B
-	fmt.Printf("\n    %s ── pwa ══ %s ══ pwb ── %s\n", a.HostIP, map[string]string{"ip6": "router (radvd, 2001:db8:a::/64 | 2001:db8:b::/64)", "eth": "hub"}[mode], b.HostIP)
-	steps := []struct {
+	net := map[string]string{"ip6": "router (radvd, 2001:db8:a::/64 | 2001:db8:b::/64)", "eth": "hub"}[o.mode]
+	if o.encrypt == "wireguard" {
+		net = "WireGuard over the " + net
+	}
+	fmt.Printf("\n    %s ── pwa ══ %s ══ pwb ── %s\n", a.HostIP, net, b.HostIP)
+	type demoStep struct {
 		title string
 		ns    string
 		argv  []string
-	}{
+	}
+	steps := []demoStep{
 		{"ping from host A to host B", a.Host, []string{"ping", "-c", "3", "-i", "0.3", b.HostIP}},
 		{"fragmented ping: 1600-byte packets, don't fragment (1614-byte frames, split in two on the uplink)", a.Host,
 			[]string{"ping", "-c", "3", "-i", "0.3", "-M", "do", "-s", "1572", b.HostIP}},
-		{"pwctl status on site A", a.PW, []string{bin("pwctl"), "--socket", a.Socket, "status"}},
-		{"pwctl stats on site A", a.PW, []string{bin("pwctl"), "--socket", a.Socket, "stats"}},
-		{"pwctl stats on site B", b.PW, []string{bin("pwctl"), "--socket", b.Socket, "stats"}},
-		{"check_pwbpdu on site B: BPDUs from site A's bridge over 5 s", b.PW, []string{bin("check_pwbpdu"), "--socket", b.Socket}},
 	}
+	if o.encrypt == "wireguard" {
+		steps = append(steps,
+			demoStep{"full-size frames through WireGuard: 1500-byte packets, don't fragment (the hosts keep MTU 1500; the tunnel's is 1420)", a.Host,
+				[]string{"ping", "-c", "3", "-i", "0.3", "-M", "do", "-s", "1472", b.HostIP}},
+			demoStep{"pwctl wg on site A", a.PW, []string{bin("pwctl"), "--socket", a.Socket, "wg"}},
+			demoStep{"the host's own traffic over the overlay: site A pings site B's pwwg0", a.PW, []string{"ping", "-c", "2", "-i", "0.3", lab.OverlayB}})
+	}
+	steps = append(steps,
+		demoStep{"pwctl status on site A", a.PW, []string{bin("pwctl"), "--socket", a.Socket, "status"}},
+		demoStep{"pwctl stats on site A", a.PW, []string{bin("pwctl"), "--socket", a.Socket, "stats"}},
+		demoStep{"pwctl stats on site B", b.PW, []string{bin("pwctl"), "--socket", b.Socket, "stats"}},
+		demoStep{"check_pwbpdu on site B: BPDUs from site A's bridge over 5 s", b.PW, []string{bin("check_pwbpdu"), "--socket", b.Socket}})
 	for _, st := range steps {
 		if err := show(s, st.title, st.ns, st.argv...); err != nil {
 			return fmt.Errorf("%s: %w", st.title, err)
@@ -202,7 +237,7 @@ func runDemo(l *lab.Lab, mode, dir string) error {
 }
 
 // up builds the lab and leaves it running, its state in /run/pwlab.
-func up(mode string) error {
+func up(o options) error {
 	if left, _ := lab.Leftovers(prefix); len(left) > 0 {
 		return fmt.Errorf("a lab is already up (%s): run make lab-down first", strings.Join(left, " "))
 	}
@@ -212,7 +247,7 @@ func up(mode string) error {
 	}
 	l := lab.New(prefix)
 	l.Detach, l.LogDir = true, stateDir
-	s, err := build(l, mode, stateDir)
+	s, err := build(l, o, stateDir)
 	if err != nil {
 		l.Close()
 		lab.Teardown(prefix)
@@ -221,13 +256,13 @@ func up(mode string) error {
 	l.Forget()
 	pwctl, _ := filepath.Abs(bin("pwctl"))
 	fmt.Printf(`
-The lab is up (%s mode). Namespaces: %shosta, %spwa, %snet, %spwb, %shostb.
+The lab is up (%s). Namespaces: %shosta, %spwa, %snet, %spwb, %shostb.
   ip netns exec %shosta ping %s
   ip netns exec %spwa %s --socket %s stats
   ip netns exec %spwb %s --socket %s status
   logs, configurations and sockets: %s
   make lab-down    to remove it
-`, mode, prefix, prefix, prefix, prefix, prefix, prefix, s.B.HostIP, prefix, pwctl, s.A.Socket, prefix, pwctl, s.B.Socket, stateDir)
+`, o, prefix, prefix, prefix, prefix, prefix, prefix, s.B.HostIP, prefix, pwctl, s.A.Socket, prefix, pwctl, s.B.Socket, stateDir)
 	return nil
 }
 

@@ -63,8 +63,37 @@ type Status struct {
 	UplinkMTU int       `json:"uplink_mtu"`
 	// NICChanges lists the port settings pwgated changed at start (and
 	// restores on exit), such as "dl0 rx-vlan-hw-parse off".
-	NICChanges []string `json:"nic_changes,omitempty"`
-	Runtime    Runtime  `json:"runtime"`
+	NICChanges []string   `json:"nic_changes,omitempty"`
+	Runtime    Runtime    `json:"runtime"`
+	WireGuard  *WireGuard `json:"wireguard,omitempty"`
+}
+
+// WireGuard is the embedded WireGuard interface's state ("pwctl wg").
+type WireGuard struct {
+	Interface  string   `json:"interface"` // the host's overlay TUN device
+	PublicKey  string   `json:"public_key"`
+	ListenPort int      `json:"listen_port"`
+	MTU        int      `json:"mtu"`       // inside the tunnel
+	Addresses  []string `json:"addresses"` // the host's overlay addresses
+	// Pseudowire is true when the pseudowire runs inside the tunnel;
+	// Session then says whether its peer's session is up.
+	Pseudowire bool     `json:"pseudowire"`
+	Session    bool     `json:"session"`
+	Peers      []WGPeer `json:"peers"`
+}
+
+// WGPeer is one WireGuard peer's state.
+type WGPeer struct {
+	PublicKey         string     `json:"public_key"`
+	Endpoint          string     `json:"endpoint,omitempty"`            // current, after roaming
+	ConfiguredAs      string     `json:"configured_endpoint,omitempty"` // as written (a name, maybe)
+	AllowedIPs        []string   `json:"allowed_ips"`
+	LastHandshake     *time.Time `json:"last_handshake"` // nil: never
+	RxBytes           uint64     `json:"rx_bytes"`
+	TxBytes           uint64     `json:"tx_bytes"`
+	HandshakeFailures uint64     `json:"handshake_failures"`
+	Keepalive         int        `json:"persistent_keepalive"`
+	Pseudowire        bool       `json:"pseudowire"` // carries the pseudowire
 }
 
 // Runtime is what the Go runtime and the kernel say about the process.

@@ -40,6 +40,14 @@ const (
 	DLXDPToSocket
 	ULSyscallErrors
 	DLSyscallErrors
+	WGRxDatagrams
+	WGTxDatagrams
+	WGRxInvalid
+	WGRxLooped
+	WGInvalidHandshakes
+	WGHandshakeFailures
+	WGHostToTunnel
+	WGTunnelToHost
 
 	ULDropTruncated
 	ULDropNotPseudowire
@@ -61,6 +69,7 @@ const (
 	DLDropNoNextHop
 	DLDropNoBuffer
 	DLDropNoHeadroom
+	DLDropNoSession
 	DLDropTxRingFull
 	DLDropRxRingFull
 	DLDropNoSocket
@@ -94,6 +103,14 @@ var table = [NumCounters]struct{ name, help string }{
 	{"dl_xdp_to_socket", "LAN frames the XDP program steered to pwgated"},
 	{"ul_syscall_errors", "failed system calls on the uplink's socket (link down or gone); frames stay queued"},
 	{"dl_syscall_errors", "failed system calls on the LAN port's socket (link down or gone); frames stay queued"},
+	{"wg_rx_datagrams", "UDP datagrams received on the WireGuard port"},
+	{"wg_tx_datagrams", "UDP datagrams sent from the WireGuard port"},
+	{"wg_rx_invalid", "datagrams on the WireGuard port that are not WireGuard messages (unknown type or wrong length), dropped"},
+	{"wg_rx_looped", "datagrams on the WireGuard port from an overlay address or through the tunnel itself, dropped (they would loop)"},
+	{"wg_invalid_handshakes", "handshake messages that did not authenticate (a peer with a wrong key, or garbage), dropped"},
+	{"wg_handshake_failures", "handshakes we started that got no answer within 5 seconds (retried)"},
+	{"wg_host_to_tunnel", "packets from the host's overlay interface (pwwg0) into the tunnel"},
+	{"wg_tunnel_to_host", "packets from the tunnel to the host's overlay interface (pwwg0)"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
 	{"ul_drop_wrong_peer", "pseudowire packets from someone other than the peer (most are dropped in XDP)"},
@@ -108,11 +125,13 @@ var table = [NumCounters]struct{ name, help string }{
 	{"ul_drop_rx_ring_full", "uplink packets the kernel dropped: RX ring full or no free buffer"},
 	{"ul_drop_no_socket", "peer packets dropped in XDP because no socket served the queue"},
 	{"ul_drop_ext_headers", "pseudowire packets behind IPv6 extension headers, dropped in XDP (the peer never sends them)"},
+
 	{"dl_drop_runt", "LAN frames shorter than an Ethernet header"},
 	{"dl_drop_oversize", "LAN frames too big to carry in two pieces"},
 	{"dl_drop_no_next_hop", "LAN frames dropped because the next hop or own address is not known yet (ip6)"},
 	{"dl_drop_no_buffer", "LAN frames dropped for want of a buffer for the second piece"},
 	{"dl_drop_no_headroom", "LAN frames the driver delivered with too little room in front for the outer headers"},
+	{"dl_drop_no_session", "LAN frames for the WireGuard peer dropped while no session was up, beyond the ones WireGuard holds until its handshake completes"},
 	{"dl_drop_tx_ring_full", "packets for the uplink not sent because its TX ring was full"},
 	{"dl_drop_rx_ring_full", "LAN frames the kernel dropped: RX ring full or no free buffer"},
 	{"dl_drop_no_socket", "LAN frames dropped in XDP because no socket served the queue"},

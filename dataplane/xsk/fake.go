@@ -13,11 +13,11 @@ import (
 type Fake struct {
 	umem *UMEM
 
-	mu      sync.Mutex
-	fill    []uint64
-	rx      []Desc
-	sent    [][]byte
-	comp    []uint64
+	mu       sync.Mutex
+	fill     []uint64
+	rx       []Desc
+	sent     [][]byte
+	comp     []uint64
 	fillCap  int        // capacity of the fill "ring"
 	txRoom   int        // descriptors Transmit accepts before the ring is "full"; <0: unlimited
 	kickErr  unix.Errno // returned by Kick

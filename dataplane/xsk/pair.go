@@ -71,7 +71,7 @@ type Config struct {
 // them (register FD() in an XSKMAP).
 type Pair struct {
 	UMEM     *UMEM
-	DL, UL   *Socket // UL is nil without Config.Uplink
+	DL, UL   *Socket  // UL is nil without Config.Uplink
 	Warnings []string // conditions that work but cost traffic or speed
 }
 

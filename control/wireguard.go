@@ -1,0 +1,390 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane/wg"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+// WireGuard's overhead on the uplink: outer IP header, UDP header,
+// WireGuard's transport header and authentication tag.
+const (
+	wgOverhead6 = 40 + 8 + 16 + 16 // 80
+	wgOverhead4 = 20 + 8 + 16 + 16 // 60
+)
+
+// reresolveAfter: a peer's endpoint name is resolved again when its last
+// handshake is older than this (as wireguard-tools' reresolve-dns.sh does),
+// so that dynamic DNS is followed without fighting WireGuard's roaming.
+const reresolveAfter = 135 * time.Second
+
+// readKeyFile reads a WireGuard key file (base64, as wg genkey writes it).
+// A private key readable by group or others is refused.
+func readKeyFile(path string) (wg.Key, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return wg.Key{}, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return wg.Key{}, fmt.Errorf("%s is readable by group or others (mode %04o): chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return wg.Key{}, err
+	}
+	k, err := wg.ParseKey(string(b))
+	if err != nil {
+		return wg.Key{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// resolveEndpoint turns host:port into an address. A name that does not
+// resolve is not an error at start: the peer may find us, and the name is
+// tried again while the peer is silent.
+func resolveEndpoint(ctx context.Context, ep string) (netip.AddrPort, error) {
+	if ep == "" {
+		return netip.AddrPort{}, nil
+	}
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("resolve %s: %v", host, err)
+	}
+	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(p)), nil
+}
+
+// wgDeviceConfig builds the device's configuration from c: keys read from
+// their files, endpoints resolved (a name that does not resolve leaves the
+// peer without an endpoint, and says so in the returned warnings).
+func wgDeviceConfig(c *Config) (wg.Config, []string, error) {
+	w := c.WireGuard
+	key, err := readKeyFile(w.PrivateKeyFile)
+	if err != nil {
+		return wg.Config{}, nil, fmt.Errorf("wireguard.private_key_file: %w", err)
+	}
+	out := wg.Config{PrivateKey: key, ListenPort: w.ListenPort}
+	for _, a := range w.Addresses {
+		out.Overlay = append(out.Overlay, a.Masked())
+	}
+	var warnings []string
+	for _, p := range w.Peers {
+		if p.PublicKey == key.PublicKey() {
+			return wg.Config{}, nil, fmt.Errorf("%s.public_key: that is this box's own public key", p.key)
+		}
+		pc := wg.PeerConfig{PublicKey: p.PublicKey, AllowedIPs: p.AllowedIPs, PersistentKeepalive: p.PersistentKeepalive}
+		out.Overlay = append(out.Overlay, p.AllowedIPs...)
+		if p.PresharedKeyFile != "" {
+			if pc.PresharedKey, err = readKeyFile(p.PresharedKeyFile); err != nil {
+				return wg.Config{}, nil, fmt.Errorf("%s.preshared_key_file: %w", p.key, err)
+			}
+		}
+		if pc.Endpoint, err = resolveEndpoint(context.Background(), p.Endpoint); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s.endpoint %s: %v (tried again while the peer is silent)", p.key, p.Endpoint, err))
+		}
+		out.Peers = append(out.Peers, pc)
+	}
+	return out, warnings, nil
+}
+
+// tunnelMTU is the MTU inside the tunnel for an uplink MTU: WireGuard over
+// IPv4 costs 60 bytes, over IPv6 80. The pseudowire's peer's endpoint
+// decides; without one, the smaller (IPv6) MTU is safe either way.
+func tunnelMTU(uplinkMTU int, ep netip.AddrPort) int {
+	if ep.IsValid() && ep.Addr().Is4() {
+		return uplinkMTU - wgOverhead4
+	}
+	return uplinkMTU - wgOverhead6
+}
+
+// wgRuntime is the daemon's WireGuard: the device, its Tunnel and the host
+// TUN device. The main goroutine owns it.
+type wgRuntime struct {
+	dev    *wg.Device
+	tunnel *wg.Tunnel
+	link   netlink.Link // the host TUN (pwwg0)
+	cfg    wg.Config
+	conf   *WGConfig
+	mtu    int
+	log    *slog.Logger
+}
+
+// startWireGuard brings up the host TUN device with c's overlay addresses
+// and starts wireguard-go with cfg (from wgDeviceConfig) on a Tunnel over u
+// (the engine's UMEM when the pseudowire runs inside the tunnel). On error
+// nothing is left.
+func startWireGuard(c *Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *wgRuntime, err error) {
+	for _, w := range warnings {
+		log.Warn("wireguard: " + w)
+	}
+	r := &wgRuntime{cfg: cfg, conf: c.WireGuard, log: log}
+	var ep netip.AddrPort
+	if i := c.wgPeerIndex(); i >= 0 {
+		ep = cfg.Peers[i].Endpoint
+	}
+	r.mtu = tunnelMTU(uplinkMTU, ep)
+	if r.mtu < 1280 {
+		return nil, fmt.Errorf("the tunnel's MTU would be %d (uplink MTU %d): WireGuard needs an uplink MTU of at least 1360", r.mtu, uplinkMTU)
+	}
+	host, err := wg.CreateHostTUN(c.WireGuard.Interface, r.mtu)
+	if err != nil {
+		return nil, err
+	}
+	r.tunnel = wg.NewTunnel(u, r.mtu, host)
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if r.link, err = netlink.LinkByName(c.WireGuard.Interface); err != nil {
+		return nil, fmt.Errorf("wireguard.interface %s: %w", c.WireGuard.Interface, err)
+	}
+	if err := r.setAddresses(nil, c.WireGuard); err != nil {
+		return nil, err
+	}
+	if err := netlink.LinkSetUp(r.link); err != nil {
+		return nil, fmt.Errorf("bring %s up: %w", c.WireGuard.Interface, err)
+	}
+	if err := r.setRoutes(nil, c.WireGuard); err != nil {
+		return nil, err
+	}
+	r.setPseudowirePeer(c)
+	cfg.HostIfindex = r.link.Attrs().Index
+	r.cfg = cfg
+	if r.dev, err = wg.NewDevice(r.tunnel, cfg, log); err != nil {
+		return nil, err
+	}
+	r.setPseudowirePeer(c)
+	return r, nil
+}
+
+// setPseudowirePeer tells the Tunnel and the device which peer and address
+// carry the pseudowire.
+func (r *wgRuntime) setPseudowirePeer(c *Config) {
+	i := c.wgPeerIndex()
+	r.tunnel.SetPeer(c.PeerAddr.As16(), i >= 0)
+	if r.dev == nil {
+		return
+	}
+	var k wg.Key
+	if i >= 0 {
+		k = c.WireGuard.Peers[i].PublicKey
+	}
+	r.dev.SetSessionPeer(k)
+}
+
+// setAddresses makes next's addresses the host TUN's, removing prev's
+// that are gone.
+func (r *wgRuntime) setAddresses(prev, next *WGConfig) error {
+	want := map[netip.Prefix]bool{}
+	for _, a := range next.Addresses {
+		want[a] = true
+	}
+	if prev != nil {
+		for _, a := range prev.Addresses {
+			if !want[a] {
+				netlink.AddrDel(r.link, nlAddr(a))
+			}
+		}
+	}
+	for _, a := range next.Addresses {
+		if err := netlink.AddrReplace(r.link, nlAddr(a)); err != nil {
+			return fmt.Errorf("add %s to %s: %w", a, next.Interface, err)
+		}
+	}
+	return nil
+}
+
+func nlAddr(p netip.Prefix) *netlink.Addr {
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD // a point-to-point tunnel has no neighbours to ask
+	}
+	return a
+}
+
+// setRoutes routes the peers' allowed IPs that no overlay address's prefix
+// covers to the host TUN (the kernel routes the covered ones already), as
+// wg-quick does; prev's routes that are gone are removed.
+func (r *wgRuntime) setRoutes(prev, next *WGConfig) error {
+	routes := func(w *WGConfig) map[netip.Prefix]bool {
+		m := map[netip.Prefix]bool{}
+		if w == nil {
+			return m
+		}
+		for _, p := range w.Peers {
+		next:
+			for _, a := range p.AllowedIPs {
+				for _, own := range w.Addresses {
+					if own.Masked().Contains(a.Addr()) && own.Bits() <= a.Bits() {
+						continue next
+					}
+				}
+				m[a] = true
+			}
+		}
+		return m
+	}
+	want := routes(next)
+	for a := range routes(prev) {
+		if !want[a] {
+			netlink.RouteDel(r.route(a))
+		}
+	}
+	for a := range want {
+		if err := netlink.RouteReplace(r.route(a)); err != nil {
+			return fmt.Errorf("route %s to %s: %w", a, next.Interface, err)
+		}
+	}
+	return nil
+}
+
+func (r *wgRuntime) route(p netip.Prefix) *netlink.Route {
+	return &netlink.Route{LinkIndex: r.link.Attrs().Index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+}
+
+// reresolve sets again, from DNS, the endpoints given as names of peers
+// whose last handshake is older than reresolveAfter.
+func (r *wgRuntime) reresolve(ctx context.Context) {
+	peers, err := r.dev.Peers()
+	if err != nil {
+		return
+	}
+	next := r.cfg
+	next.Peers = append([]wg.PeerConfig(nil), r.cfg.Peers...)
+	changed := false
+	for i, p := range r.conf.Peers {
+		if p.Endpoint == "" || i >= len(peers) || time.Since(peers[i].LastHandshake) < reresolveAfter {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(p.Endpoint); err == nil {
+			continue // an address, not a name
+		}
+		ep, err := resolveEndpoint(ctx, p.Endpoint)
+		if err != nil || ep == next.Peers[i].Endpoint {
+			continue
+		}
+		r.log.Info("wireguard: endpoint name resolved anew", "peer", p.key, "endpoint", p.Endpoint, "address", ep.String())
+		next.Peers[i].Endpoint = ep
+		changed = true
+	}
+	if changed {
+		if err := r.dev.Configure(next); err != nil {
+			r.log.Warn("wireguard: set resolved endpoints", "err", err)
+			return
+		}
+		r.cfg = next
+	}
+}
+
+// reconfigure applies next's wireguard section: the device (peers, keys,
+// port), the host TUN's addresses and routes, and the pseudowire's peer.
+// It returns what undoes it.
+func (r *wgRuntime) reconfigure(next *Config, cfg wg.Config) (undo func(), err error) {
+	prevCfg, prevConf := r.cfg, r.conf
+	cfg.HostIfindex = r.link.Attrs().Index
+	if err := r.dev.Configure(cfg); err != nil {
+		return nil, err
+	}
+	undo = func() {
+		r.dev.Configure(prevCfg)
+		r.setAddresses(next.WireGuard, prevConf)
+		r.setRoutes(next.WireGuard, prevConf)
+		r.cfg, r.conf = prevCfg, prevConf
+	}
+	if err := r.setAddresses(prevConf, next.WireGuard); err != nil {
+		undo()
+		return nil, err
+	}
+	if err := r.setRoutes(prevConf, next.WireGuard); err != nil {
+		undo()
+		return nil, err
+	}
+	r.cfg, r.conf = cfg, next.WireGuard
+	r.setPseudowirePeer(next)
+	return undo, nil
+}
+
+// close stops the device (which closes the Tunnel and the host TUN, and
+// with it the TUN device, its addresses and routes).
+func (r *wgRuntime) close() {
+	if r.dev != nil {
+		r.dev.Close()
+		r.dev = nil
+		return
+	}
+	if r.tunnel != nil {
+		r.tunnel.Close()
+	}
+}
+
+// status returns what pwctl shows of the WireGuard interface that only
+// the main goroutine changes (the configuration).
+func (r *wgRuntime) status(c *Config) *client.WireGuard {
+	w := &client.WireGuard{Interface: r.conf.Interface, PublicKey: r.cfg.PrivateKey.PublicKey().String(),
+		ListenPort: r.cfg.ListenPort, MTU: r.mtu, Pseudowire: c.OverWireGuard()}
+	for _, a := range r.conf.Addresses {
+		w.Addresses = append(w.Addresses, a.String())
+	}
+	pw := c.wgPeerIndex()
+	for i, p := range r.conf.Peers {
+		wp := client.WGPeer{PublicKey: p.PublicKey.String(), ConfiguredAs: p.Endpoint, Keepalive: p.PersistentKeepalive, Pseudowire: i == pw}
+		for _, a := range p.AllowedIPs {
+			wp.AllowedIPs = append(wp.AllowedIPs, a.String())
+		}
+		w.Peers = append(w.Peers, wp)
+	}
+	return w
+}
+
+// live adds to a copy of w what the device says now: endpoints,
+// handshakes, bytes, failures, whether the pseudowire's session is up.
+// Safe from any goroutine.
+func (r *wgRuntime) live(w client.WireGuard) *client.WireGuard {
+	w.Session = r.tunnel.SessionUp()
+	peers, err := r.dev.Peers()
+	if err != nil {
+		return &w
+	}
+	byKey := map[string]wg.PeerStatus{}
+	for _, p := range peers {
+		byKey[p.PublicKey.String()] = p
+	}
+	w.Peers = append([]client.WGPeer(nil), w.Peers...)
+	for i := range w.Peers {
+		p, ok := byKey[w.Peers[i].PublicKey]
+		if !ok {
+			continue
+		}
+		w.Peers[i].Endpoint, w.Peers[i].RxBytes, w.Peers[i].TxBytes, w.Peers[i].HandshakeFailures = p.Endpoint, p.RxBytes, p.TxBytes, p.HandshakeFailures
+		if !p.LastHandshake.IsZero() {
+			t := p.LastHandshake
+			w.Peers[i].LastHandshake = &t
+		}
+	}
+	return &w
+}

@@ -29,7 +29,8 @@ var (
 // (from the kernel, not from the configuration), garbage collections,
 // heap, goroutines, resident memory and open files.
 func readRuntime(threads []dataplane.Thread) client.Runtime {
-	r := client.Runtime{GOMAXPROCS: runtime.GOMAXPROCS(0), RSSBytes: rss(), FDs: openFiles()}
+	r := client.Runtime{GOMAXPROCS: runtime.GOMAXPROCS(0), FDs: openFiles()}
+	r.RSSBytes, r.RSSAnonBytes, r.RSSFileBytes = rss()
 	runtimeMu.Lock()
 	metrics.Read(runtimeSamples)
 	var v [3]uint64
@@ -112,18 +113,33 @@ func lastCore(tid int) int {
 	return c
 }
 
-// rss returns the process's resident memory in bytes.
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
+// rss returns the process's resident memory in bytes: all of it, its
+// anonymous pages and its file pages (/proc/self/status).
+func rss() (total, anon, file uint64) {
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0
+		return 0, 0, 0
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		n, _ := strconv.ParseUint(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			total = n << 10
+		case "RssAnon":
+			anon = n << 10
+		case "RssFile":
+			file = n << 10
+		}
 	}
-	pages, _ := strconv.ParseUint(f[1], 10, 64)
-	return pages * uint64(os.Getpagesize())
+	return total, anon, file
 }
 
 // openFiles returns the number of the process's open file descriptors.

@@ -106,7 +106,12 @@ type Runtime struct {
 	HeapBytes  uint64   `json:"heap_bytes"` // live and unswept heap objects
 	Goroutines int      `json:"goroutines"`
 	RSSBytes   uint64   `json:"rss_bytes"`
-	FDs        int      `json:"fds"`
+	// RSSAnonBytes is the resident memory of the process's own (anonymous)
+	// pages: heap, stacks, packet memory; RSSFileBytes the resident pages of
+	// files (the binary's code, touched as it runs: bounded by its size).
+	RSSAnonBytes uint64 `json:"rss_anon_bytes"`
+	RSSFileBytes uint64 `json:"rss_file_bytes"`
+	FDs          int    `json:"fds"`
 }
 
 // Thread is one goroutine's OS thread as the kernel sees it.

@@ -21,6 +21,7 @@ var (
 		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/sched/goroutines:goroutines"},
+		{Name: "/gc/heap/allocs:objects"},
 	}
 )
 
@@ -33,14 +34,14 @@ func readRuntime(threads []dataplane.Thread) client.Runtime {
 	r.RSSBytes, r.RSSAnonBytes, r.RSSFileBytes = rss()
 	runtimeMu.Lock()
 	metrics.Read(runtimeSamples)
-	var v [3]uint64
+	var v [4]uint64
 	for i, s := range runtimeSamples {
 		if s.Value.Kind() == metrics.KindUint64 {
 			v[i] = s.Value.Uint64()
 		}
 	}
 	runtimeMu.Unlock()
-	r.GCCycles, r.HeapBytes, r.Goroutines = v[0], v[1], int(v[2])
+	r.GCCycles, r.HeapBytes, r.Goroutines, r.Allocs = v[0], v[1], int(v[2]), v[3]
 
 	data := map[int]bool{}
 	for _, t := range threads {

@@ -1,13 +1,18 @@
 // Command pwbench is make bench: it measures pwgate and two kernel
 // baselines (a Linux bridge, and VXLAN over IPv6 bridged) on the same
-// namespace topology with traffic from trafgen, and writes the results to
-// bench/results (markdown and JSON) and the summary into the README.
+// namespace topology, with two generators reported apart: xdpgen (frames
+// arrive as xdp_frames, as a NIC driver delivers them) and trafgen (socket
+// buffers). It splits the device's CPU per frame by owner, runs pwgated
+// busy-polling on its own cores beside the shared-core runs, derives a
+// line-rate budget for the appliances' Celerons, and writes the results
+// to bench/results (markdown and JSON, compared with the previous run) and
+// the summary into the README.
 //
-//	pwbench [--quick] [--duration 4s] [--soak 60s] [--out bench/results] [--readme README.md]
+//	pwbench [--quick] [--duration 3s] [--soak 60s] [--out bench/results] [--readme README.md]
 //
-// It needs root, two cores or more, trafgen, and pwgated in --bin. It leaves
-// no namespace or process behind, and restores the socket buffer limits
-// it raises.
+// It needs root, two cores or more, trafgen, perf, and pwgated in --bin. It
+// leaves no namespace or process behind, and restores the socket buffer
+// limits it raises.
 package main
 
 import (
@@ -18,10 +23,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/bench/xdpgen"
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane"
 )
 
@@ -67,8 +75,13 @@ func preflight(bin string) error {
 	if runtime.NumCPU() < 2 {
 		return errors.New("needs two cores: one for the device under test, one for the generators")
 	}
-	if _, err := exec.LookPath("trafgen"); err != nil {
-		return errors.New("trafgen not found (Debian package netsniff-ng)")
+	for prog, pkg := range map[string]string{"trafgen": "netsniff-ng", "wireguard-go": "wireguard-go", "wg": "wireguard-tools", "perf": "linux-perf"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			return fmt.Errorf("%s not found (Debian package %s)", prog, pkg)
+		}
+	}
+	if err := xdpgen.Supported(); err != nil {
+		return fmt.Errorf("the XDP generator needs BPF_PROG_RUN with live frames (Linux 5.18 or later): %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(bin, "pwgated")); err != nil {
 		return fmt.Errorf("pwgated not built in %s: %w", bin, err)
@@ -95,6 +108,32 @@ func raiseSocketBuffers() func() {
 	}
 }
 
+// suite is a set of cases measured the same way.
+type suite struct {
+	gen, layout string
+	duts        []string
+	sizes       []int
+	dirs        []string
+}
+
+func suites(quick bool) []suite {
+	all := []string{dutBridge, dutVXLAN, dutPWEth, dutPWIP6}
+	pw := []string{dutPWEth, dutPWIP6}
+	dirs := []string{dirEncap, dirDecap, dirBoth}
+	if quick {
+		return []suite{
+			{genXDP, layoutShared, all, []int{64, 1514}, []string{dirEncap, dirDecap}},
+			{genTrafgen, layoutShared, all, []int{64}, []string{dirEncap}},
+		}
+	}
+	return []suite{
+		{genXDP, layoutShared, all, sizes(false), dirs},
+		{genTrafgen, layoutShared, all, sizes(false), dirs},
+		{genXDP, layoutBusy, pw, []int{64, 1514}, []string{dirEncap, dirDecap}},
+		{genXDP, layoutShared, []string{dutPWWG, dutStockWG}, wgSizes, []string{dirEncap, dirDecap}},
+	}
+}
+
 func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
 	if err := preflight(bin); err != nil {
 		return err
@@ -117,31 +156,46 @@ func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
 		cmd = "make bench-quick"
 	}
 	rep := &report{Meta: metadata(cmd, dur)}
-	dirs := []string{dirEncap, dirDecap, dirBoth}
-	if quick {
-		dirs = dirs[:1]
-	}
-	for _, kind := range []string{dutBridge, dutVXLAN, dutPWEth, dutPWIP6} {
-		profile := ""
-		if kind == dutPWEth && !quick {
-			profile = filepath.Join(dir, "pwgated.pprof")
-		}
-		t, err := build(kind, filepath.Join(dir, kind), bin, profile)
-		if err != nil {
-			return fmt.Errorf("%s: %w", kind, err)
-		}
-		for _, size := range sizes(quick) {
-			for _, d := range dirs {
-				r := t.run(size, d, dur, nil)
-				fmt.Printf("%-11s %5d %-6s %8.0f kfps  loss %5.1f%%  DUT %6.0f ns/frame %s\n", r.DUT, r.Size, r.Direction, r.FPS/1000, 100*r.Loss, r.CPUPerFrame, r.Error)
-				rep.Results = append(rep.Results, r)
+	// One topology per (device, layout), every suite's cases on it.
+	type key struct{ dut, layout string }
+	var order []key
+	cases := map[key][]caseSpec{}
+	for _, su := range suites(quick) {
+		for _, dut := range su.duts {
+			k := key{dut, su.layout}
+			if _, ok := cases[k]; !ok {
+				order = append(order, k)
+			}
+			for _, size := range su.sizes {
+				for _, d := range su.dirs {
+					cases[k] = append(cases[k], caseSpec{DUT: dut, Gen: su.gen, Layout: su.layout, Size: size, Direction: d})
+				}
 			}
 		}
-		if kind == dutPWEth && soak > 0 {
-			fmt.Printf("steady load: pwgate eth, 64 bytes both ways for %v\n", soak)
-			r := t.run(64, dirBoth, soak, func() { go func() { rep.Perf = perfTop(dir) }() })
-			rep.Soak = &r
-			fmt.Printf("  %.0f kfps, %d GC cycles %s\n", r.FPS/1000, r.GCCycles, r.Error)
+	}
+	for _, k := range order {
+		profile := ""
+		if k.dut == dutPWEth && k.layout == layoutShared && !quick {
+			profile = filepath.Join(dir, "pwgated.pprof")
+		}
+		t, err := build(k.dut, k.layout, filepath.Join(dir, k.dut+"-"+k.layout), bin, profile)
+		if err != nil {
+			return fmt.Errorf("%s (%s): %w", k.dut, k.layout, err)
+		}
+		for _, c := range cases[k] {
+			r := t.run(c, dur, nil)
+			fmt.Printf("%-11s %-7s %-6s %5d %-6s %8.0f kfps  loss %5.1f%%  pwgated %5.0f  NAPI %5.0f  DUT %6.0f ns/frame  %4.1f syscalls/frame %s\n",
+				r.DUT, r.Gen, r.Layout, r.Size, r.Direction, r.FPS/1000, 100*r.Loss, r.Split.Pwgated(), r.Split.NAPI, r.CPUPerFrame, r.Syscalls, r.Error)
+			rep.Results = append(rep.Results, r)
+		}
+		if k.dut == dutPWEth && k.layout == layoutShared && soak > 0 {
+			fmt.Printf("steady load: pwgate eth, 64 bytes both ways from the XDP generator for %v\n", soak)
+			before, _ := client.FetchStatus(t.socket, time.Second)
+			r := t.run(caseSpec{DUT: dutPWEth, Gen: genXDP, Layout: layoutShared, Size: 64, Direction: dirBoth}, soak,
+				func() { go func() { rep.Perf = perfTop(dir) }() })
+			after, _ := client.FetchStatus(t.socket, time.Second)
+			rep.Soak = &steady{result: r, Allocs: after.Runtime.Allocs - before.Runtime.Allocs}
+			fmt.Printf("  %.0f kfps, %d GC cycles, %d allocations %s\n", r.FPS/1000, r.GCCycles, rep.Soak.Allocs, r.Error)
 		}
 		t.stopPwgated()
 		t.close()
@@ -176,9 +230,12 @@ func metadata(cmd string, dur time.Duration) meta {
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			k, v, ok := strings.Cut(l, ":")
+			switch k = strings.TrimSpace(k); {
+			case ok && k == "model name" && m.CPU == "":
 				m.CPU = strings.TrimSpace(v)
-				break
+			case ok && k == "cpu MHz" && m.MHz == 0:
+				m.MHz, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
 			}
 		}
 	}

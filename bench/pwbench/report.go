@@ -6,20 +6,22 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
 // meta says where and when results were taken.
 type meta struct {
-	Date     string `json:"date"`
-	Commit   string `json:"commit"`
-	Kernel   string `json:"kernel"`
-	CPU      string `json:"cpu"`
-	Cores    int    `json:"cores"`
-	Go       string `json:"go"`
-	Trafgen  string `json:"trafgen"`
-	Command  string `json:"command"`
-	Duration string `json:"case_duration"`
+	Date     string  `json:"date"`
+	Commit   string  `json:"commit"`
+	Kernel   string  `json:"kernel"`
+	CPU      string  `json:"cpu"`
+	MHz      float64 `json:"cpu_mhz"`
+	Cores    int     `json:"cores"`
+	Go       string  `json:"go"`
+	Trafgen  string  `json:"trafgen"`
+	Command  string  `json:"command"`
+	Duration string  `json:"case_duration"`
 }
 
 type goal struct {
@@ -28,21 +30,29 @@ type goal struct {
 	Detail string `json:"detail"`
 }
 
+// steady is the steady-load run: a case, and the allocations in it.
+type steady struct {
+	result
+	Allocs uint64 `json:"allocations"`
+}
+
 type report struct {
 	Meta      meta     `json:"meta"`
 	Results   []result `json:"results"`
-	Soak      *result  `json:"soak,omitempty"`
+	Soak      *steady  `json:"soak,omitempty"`
 	Goals     []goal   `json:"goals"`
+	Budget    []budget `json:"budget,omitempty"`
 	Micro     string   `json:"microbenchmarks"`
 	Benchstat string   `json:"benchstat,omitempty"`
+	Previous  string   `json:"previous,omitempty"` // the run compared with
+	Deltas    string   `json:"deltas,omitempty"`
 	Profile   string   `json:"pprof_top,omitempty"`
 	Perf      string   `json:"perf_top,omitempty"`
 }
 
-func (r *report) find(dut string, size int, dir string) *result {
+func (r *report) find(c caseSpec) *result {
 	for i := range r.Results {
-		x := &r.Results[i]
-		if x.DUT == dut && x.Size == size && x.Direction == dir && x.Error == "" {
+		if x := &r.Results[i]; x.caseSpec == c && x.Error == "" {
 			return x
 		}
 	}
@@ -66,96 +76,262 @@ func kfps(r *result) string {
 	return fmt.Sprintf("%.0f", r.FPS/1000)
 }
 
-func nsFrame(r *result) string {
-	if r == nil || r.CPUPerFrame == 0 {
+func ns(v float64) string {
+	if v == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f", r.CPUPerFrame)
+	return fmt.Sprintf("%.0f", v)
 }
 
-// evaluate checks the goals of issue 5 against the results.
+// evaluate checks the goals against the results.
 func (r *report) evaluate() {
-	pws := []string{dutPWEth, dutPWIP6}
-	worst := func(f func(pw string, dir string) (float64, string)) (float64, []string) {
-		w, details := 1e18, []string{}
-		for _, pw := range pws {
-			for _, dir := range []string{dirEncap, dirDecap, dirBoth} {
-				v, d := f(pw, dir)
-				if d == "" {
-					continue
-				}
-				w = min(w, v)
-				details = append(details, d)
-			}
-		}
-		return w, details
+	shared := func(dut string, size int, dir string) *result {
+		return r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir})
 	}
 	cmp := func(size int, base string, want float64, title string) {
-		w, d := worst(func(pw, dir string) (float64, string) {
-			a, b := r.find(pw, size, dir), r.find(base, size, dir)
-			if a == nil || b == nil || b.FPS < 1 {
-				return 0, ""
+		worst, details := 1e18, []string{}
+		for _, pw := range []string{dutPWEth, dutPWIP6} {
+			for _, dir := range []string{dirEncap, dirDecap} {
+				a, b := shared(pw, size, dir), shared(base, size, dir)
+				if a == nil || b == nil || b.FPS < 1 {
+					continue
+				}
+				worst = min(worst, a.FPS/b.FPS)
+				details = append(details, fmt.Sprintf("%s %s %.2f×", pw, dir, a.FPS/b.FPS))
 			}
-			return a.FPS / b.FPS, fmt.Sprintf("%s %s %.2f×", pw, dir, a.FPS/b.FPS)
-		})
-		if len(d) > 0 {
-			r.Goals = append(r.Goals, goal{title, w >= want, strings.Join(d, ", ")})
+		}
+		if len(details) > 0 {
+			r.Goals = append(r.Goals, goal{title, worst >= want, strings.Join(details, ", ")})
 		}
 	}
-	cmp(64, dutVXLAN, 1.5, "≥ 1.5× the frames/s of kernel VXLAN+bridge at 64 bytes")
-	cmp(1514, dutBridge, 1.0, "≥ the frames/s of the plain bridge at 1514 bytes")
+	cmp(64, dutBridge, 1.0, "XDP generator: ≥ 1.0× the kernel bridge's frames/s at 64 bytes, both directions, eth and ip6")
+	cmp(64, dutVXLAN, 1.5, "XDP generator: ≥ 1.5× kernel VXLAN+bridge at 64 bytes, both directions, eth and ip6")
+	cmp(1514, dutBridge, 0.5, "XDP generator: 1514-byte frames (two uplink frames each) at ≥ 0.5× the bridge's frame rate")
 	var cpu []string
-	maxCPU := 0.0
-	for _, pw := range pws {
-		for _, size := range sizes(false) {
-			for _, dir := range []string{dirEncap, dirDecap} {
-				if x := r.find(pw, size, dir); x != nil {
-					maxCPU = max(maxCPU, x.CPUPerFrame)
-					cpu = append(cpu, fmt.Sprintf("%s %d %s %.0f ns", pw, size, dir, x.CPUPerFrame))
-				}
+	worst := 0.0
+	for _, pw := range []string{dutPWEth, dutPWIP6} {
+		for _, dir := range []string{dirEncap, dirDecap} {
+			if x := shared(pw, 64, dir); x != nil {
+				worst = max(worst, x.Split.Pwgated())
+				cpu = append(cpu, fmt.Sprintf("%s %s %.0f ns (%.2f syscalls/frame)", pw, dir, x.Split.Pwgated(), x.Syscalls))
 			}
 		}
 	}
 	if len(cpu) > 0 {
-		r.Goals = append(r.Goals, goal{"< 1 µs of DUT CPU per forwarded frame per direction, AF_XDP I/O included (stretch 500 ns)",
-			maxCPU < 1000, fmt.Sprintf("worst %.0f ns; %s", maxCPU, strings.Join(cpu, ", "))})
+		r.Goals = append(r.Goals, goal{"pwgated's own threads ≤ 400 ns of CPU per frame per direction at 64 bytes, system calls included",
+			worst <= 400, strings.Join(cpu, ", ")})
 	}
-	if r.Soak != nil {
-		d := fmt.Sprintf("%d GC cycles in %.0f s at %.0f kframes/s", r.Soak.GCCycles, r.Soak.Seconds, r.Soak.FPS/1000)
-		if r.Soak.Error != "" {
-			d += " (" + r.Soak.Error + ")"
+	if s := r.Soak; s != nil {
+		perFrame := float64(s.Allocs) / max(1, s.FPS*s.Seconds)
+		d := fmt.Sprintf("%d GC cycles and %d allocations (%.1g per frame; the run's two status queries included) in %.0f s at %.0f kframes/s",
+			s.GCCycles, s.Allocs, perFrame, s.Seconds, s.FPS/1000)
+		if s.Error != "" {
+			d += " (" + s.Error + ")"
 		}
-		r.Goals = append(r.Goals, goal{"no GC cycle during a steady-load run", r.Soak.GCCycles == 0 && r.Soak.Error == "", d})
+		r.Goals = append(r.Goals, goal{"0 GC cycles and 0 allocations per frame in a 60 s run", s.GCCycles == 0 && perFrame < 1e-4 && s.Error == "", d})
 	}
-	w, d := worst(func(pw, dir string) (float64, string) {
-		a, b := r.find(pw, 1600, dir), r.find(pw, wholeSize, dir)
+	r.wgGoals()
+	r.Budget = budgets(r)
+}
+
+// wgGoals checks the WireGuard goals.
+func (r *report) wgGoals() {
+	c := func(dut string, size int, dir string) *result {
+		return r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir})
+	}
+	worst, details := 1e18, []string{}
+	for _, dir := range []string{dirEncap, dirDecap} {
+		a, b := c(dutPWWG, 64, dir), c(dutStockWG, 64, dir)
 		if a == nil || b == nil || b.FPS < 1 {
-			return 0, ""
+			continue
 		}
-		return a.FPS / b.FPS, fmt.Sprintf("%s %s %.2f×", pw, dir, a.FPS/b.FPS)
-	})
-	if len(d) > 0 {
-		r.Goals = append(r.Goals, goal{fmt.Sprintf("split 1600-byte frames at ≥ 0.45× the frame rate of whole %d-byte frames", wholeSize), w >= 0.45, strings.Join(d, ", ")})
+		worst = min(worst, a.FPS/b.FPS)
+		details = append(details, fmt.Sprintf("%s %.2f×", dir, a.FPS/b.FPS))
+	}
+	if len(details) > 0 {
+		r.Goals = append(r.Goals, goal{"pwgate-ip6+wg ≥ 1.3× the frames/s of a bridge and kernel VXLAN over stock wireguard-go, at 64 bytes", worst >= 1.3, strings.Join(details, ", ")})
+	}
+	pair := microMetric(r.Micro, "BenchmarkWireGuardPair/64-", "cpu-ns/pkt")
+	if pair > 0 {
+		oneSide := pair / 2
+		met, details := true, []string{}
+		for _, dir := range []string{dirEncap, dirDecap} {
+			w, p := c(dutPWWG, 64, dir), c(dutPWIP6, 64, dir)
+			if w == nil || p == nil {
+				continue
+			}
+			met = met && w.CPUPerFrame <= p.CPUPerFrame+oneSide
+			details = append(details, fmt.Sprintf("%s %.0f ns ≤ %.0f + %.0f?", dir, w.CPUPerFrame, p.CPUPerFrame, oneSide))
+		}
+		if len(details) > 0 {
+			r.Goals = append(r.Goals, goal{fmt.Sprintf("the encrypted pseudowire's DUT CPU per frame ≤ plain pwgate-ip6's + wireguard-go's own per packet (%.0f ns: half of BenchmarkWireGuardPair/64's %.0f cpu-ns/pkt for two devices)", oneSide, pair),
+				met, strings.Join(details, ", ")})
+		}
+	}
+	if allocs, ok := microAllocs(r.Micro, "BenchmarkTunnel/"); ok {
+		r.Goals = append(r.Goals, goal{"zero allocations per packet on pwgate's side of wireguard-go's tun.Device (BenchmarkTunnel)", allocs == 0,
+			fmt.Sprintf("%.0f allocs/op at most", allocs)})
 	}
 }
 
-// summary is the condensed table the README quotes: delivered kframes/s
-// and the DUT core's ns per frame.
-func (r *report) summary() string {
+// microMetric returns the median of a benchmark's custom metric in the
+// microbenchmarks' output.
+func microMetric(out, bench, unit string) float64 {
+	var vs []float64
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, bench) {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := 1; i < len(f); i++ {
+			if f[i] == unit {
+				var v float64
+				fmt.Sscan(f[i-1], &v)
+				vs = append(vs, v)
+			}
+		}
+	}
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	return vs[len(vs)/2]
+}
+
+// microAllocs returns the most allocs/op of the benchmarks starting with
+// bench.
+func microAllocs(out, bench string) (float64, bool) {
+	worst, seen := 0.0, false
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, bench) {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := 1; i < len(f); i++ {
+			if f[i] == "allocs/op" {
+				var v float64
+				fmt.Sscan(f[i-1], &v)
+				worst, seen = max(worst, v), true
+			}
+		}
+	}
+	return worst, seen
+}
+
+// wgTable prints the WireGuard cases.
+func (r *report) wgTable() string {
+	var b strings.Builder
+	b.WriteString("| frame | direction | bridge + VXLAN over wireguard-go | pwgate ip6 + WireGuard | ratio | pwgate ip6 without encryption |\n|---:|---|---:|---:|---:|---:|\n")
+	n := 0
+	for _, size := range wgSizes {
+		for _, dir := range []string{dirEncap, dirDecap} {
+			c := func(dut string) *result {
+				for i := range r.Results {
+					if x := &r.Results[i]; x.caseSpec == (caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir}) {
+						return x
+					}
+				}
+				return nil
+			}
+			st, pw, plain := c(dutStockWG), c(dutPWWG), c(dutPWIP6)
+			if st == nil && pw == nil {
+				continue
+			}
+			n++
+			cell := func(x *result) string {
+				switch {
+				case x == nil:
+					return "–"
+				case x.Error != "":
+					return "cannot carry it (host MTU would have to drop to 1350)"
+				}
+				return fmt.Sprintf("%s k/s, %s ns", kfps(x), ns(x.CPUPerFrame))
+			}
+			rt := "–"
+			if st != nil && st.Error == "" && pw != nil {
+				rt = ratio(pw, st)
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", size, dir, cell(st), cell(pw), rt, cell(plain))
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return b.String()
+}
+
+// table prints delivered kframes/s and the DUT's CPU per frame for one
+// generator and the shared layout, with ratios to the bridge (br) and to
+// kernel VXLAN (vx).
+func (r *report) table(gen string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| frame | direction | bridge | kernel VXLAN | pwgate eth | pwgate ip6 |\n|---:|---|---:|---:|---:|---:|\n")
 	for _, size := range r.sizes() {
 		for _, dir := range []string{dirEncap, dirDecap, dirBoth} {
-			br, vx := r.find(dutBridge, size, dir), r.find(dutVXLAN, size, dir)
+			c := func(dut string) *result {
+				return r.find(caseSpec{DUT: dut, Gen: gen, Layout: layoutShared, Size: size, Direction: dir})
+			}
+			br, vx := c(dutBridge), c(dutVXLAN)
 			if br == nil && vx == nil {
 				continue
 			}
-			fmt.Fprintf(&b, "| %d | %s | %s k/s, %s ns | %s k/s, %s ns |", size, dir, kfps(br), nsFrame(br), kfps(vx), nsFrame(vx))
+			fmt.Fprintf(&b, "| %d | %s | %s k/s, %s ns | %s k/s, %s ns |", size, dir, kfps(br), cpuNS(br), kfps(vx), cpuNS(vx))
 			for _, pw := range []string{dutPWEth, dutPWIP6} {
-				x := r.find(pw, size, dir)
-				fmt.Fprintf(&b, " %s k/s, %s ns (%s br, %s vx) |", kfps(x), nsFrame(x), ratio(x, br), ratio(x, vx))
+				x := c(pw)
+				fmt.Fprintf(&b, " %s k/s, %s ns (%s br, %s vx) |", kfps(x), cpuNS(x), ratio(x, br), ratio(x, vx))
 			}
 			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+func cpuNS(x *result) string {
+	if x == nil {
+		return "–"
+	}
+	return ns(x.CPUPerFrame)
+}
+
+// owners prints the DUT's CPU per frame by owner (XDP generator, shared
+// layout).
+func (r *report) owners(sizes ...int) string {
+	var b strings.Builder
+	b.WriteString("| DUT | frame | direction | pwgated encap | pwgated decap | pwgated other | veth NAPI | softirq | other | DUT core | pwgated syscalls/frame |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, dut := range []string{dutBridge, dutVXLAN, dutPWEth, dutPWIP6} {
+		for _, size := range sizes {
+			for _, dir := range []string{dirEncap, dirDecap} {
+				x := r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir})
+				if x == nil {
+					continue
+				}
+				s := x.Split
+				sc := "–"
+				if x.Syscalls > 0 {
+					sc = fmt.Sprintf("%.3f", x.Syscalls)
+				}
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", dut, size, dir,
+					ns(s.Encap), ns(s.Decap), ns(s.Main), ns(s.NAPI), ns(s.Softirq), ns(s.Other), ns(x.CPUPerFrame), sc)
+			}
+		}
+	}
+	return b.String()
+}
+
+// busy prints the busy-polling runs next to the shared-core ones.
+func (r *report) busy() string {
+	var b strings.Builder
+	b.WriteString("| DUT | frame | direction | busy, own cores | adaptive, one core | ratio |\n|---|---:|---|---:|---:|---:|\n")
+	for _, dut := range []string{dutPWEth, dutPWIP6} {
+		for _, size := range r.sizes() {
+			for _, dir := range []string{dirEncap, dirDecap} {
+				bz := r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutBusy, Size: size, Direction: dir})
+				if bz == nil {
+					continue
+				}
+				sh := r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir})
+				fmt.Fprintf(&b, "| %s | %d | %s | %s k/s | %s k/s | %s |\n", dut, size, dir, kfps(bz), kfps(sh), ratio(bz, sh))
+			}
 		}
 	}
 	return b.String()
@@ -185,33 +361,67 @@ func (r *report) goals() string {
 	return b.String()
 }
 
+// summary is what the README quotes.
+func (r *report) summary() string {
+	var b strings.Builder
+	b.WriteString("**XDP generator** (frames reach the device as xdp_frames, as from a NIC driver): delivered frames/s and the device core's CPU per frame; ratios to the bridge (br) and kernel VXLAN (vx).\n\n")
+	b.WriteString(r.table(genXDP))
+	b.WriteString("\n**Where a 64-byte frame's CPU goes** (XDP generator; ns per frame):\n\n")
+	b.WriteString(r.owners(64))
+	if busy := r.busy(); strings.Count(busy, "\n") > 2 {
+		b.WriteString("\n**Busy polling on own cores** (encap on core 1, decap on core 0, each generator on the other direction's core):\n\n")
+		b.WriteString(busy)
+	}
+	if len(r.Budget) > 0 {
+		b.WriteString("\n**Line-rate budget for the appliances** (one core per direction; assumptions in the results file):\n\n")
+		b.WriteString(budgetTable(r.Budget))
+	}
+	if wg := r.wgTable(); wg != "" {
+		b.WriteString("\n**The pseudowire inside WireGuard** against a bridge and kernel VXLAN over a stock wireguard-go tunnel (XDP generator into the LAN port; the decap direction's far end encrypts with stock wireguard-go on the generator core; delivered frames/s and the DUT core's CPU per frame):\n\n")
+		b.WriteString(wg)
+	}
+	b.WriteString("\n**trafgen** (socket buffers through veth: the second generator, never mixed into the ratios above):\n\n")
+	b.WriteString(r.table(genTrafgen))
+	return b.String()
+}
+
 func (r *report) markdown() string {
 	var b strings.Builder
 	m := r.Meta
 	fmt.Fprintf(&b, "# pwgate benchmark, %s\n\n", m.Date)
-	fmt.Fprintf(&b, "`%s` at commit %s; kernel %s; %s (%d cores); %s; %s; %s per case.\n\n", m.Command, m.Commit, m.Kernel, m.CPU, m.Cores, m.Go, m.Trafgen, m.Duration)
+	fmt.Fprintf(&b, "`%s` at commit %s; kernel %s; %s at %.0f MHz (%d cores); %s; %s; %s per case.\n\n", m.Command, m.Commit, m.Kernel, m.CPU, m.MHz, m.Cores, m.Go, m.Trafgen, m.Duration)
 	b.WriteString(method)
-	b.WriteString("\n## Summary\n\nDelivered frames per second (thousands) and CPU of the device under test per delivered frame; ratios to the bridge (br) and to kernel VXLAN (vx).\n\n")
+	b.WriteString("\n## Summary\n\n")
 	b.WriteString(r.summary())
 	b.WriteString("\n## Goals\n\n")
 	b.WriteString(r.goals())
-	b.WriteString("\n## Every case\n\n| DUT | frame | direction | offered kfps | delivered kfps | loss | DUT core busy | DUT CPU ns/frame | pwgated ns/frame | note |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
-	for _, x := range r.Results {
-		daemon := "–"
-		if x.DaemonCPU > 0 {
-			daemon = fmt.Sprintf("%.0f", x.DaemonCPU)
-		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.0f | %.1f%% | %.0f%% | %s | %s | %s |\n", x.DUT, x.Size, x.Direction, x.OfferedFPS/1000, x.FPS/1000,
-			100*x.Loss, 100*x.CoreUse, nsFrame(&x), daemon, x.Error)
+	if len(r.Budget) > 0 {
+		b.WriteString("\n## Line-rate budget\n\n")
+		b.WriteString(budgetMethod)
+		b.WriteString("\n")
+		b.WriteString(budgetTable(r.Budget))
+		b.WriteString("\n")
+		b.WriteString(budgetVerdict(r.Budget))
 	}
-	if r.Soak != nil {
-		fmt.Fprintf(&b, "\n## Steady load\n\npwgate eth, 64-byte frames both ways for %.0f s: %.0f kframes/s delivered, %.1f%% loss, %d GC cycles.\n", r.Soak.Seconds, r.Soak.FPS/1000, 100*r.Soak.Loss, r.Soak.GCCycles)
+	b.WriteString("\n## CPU per frame by owner, every size (XDP generator, shared core)\n\n")
+	b.WriteString(r.owners(r.sizes()...))
+	b.WriteString("\n## Every case\n\n| DUT | generator | layout | frame | direction | offered kfps | delivered kfps | loss | DUT core busy | DUT ns/frame | pwgated ns/frame | syscalls/frame | note |\n|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, x := range r.Results {
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %.0f | %.0f | %.1f%% | %.0f%% | %s | %s | %.3f | %s |\n", x.DUT, x.Gen, x.Layout, x.Size, x.Direction,
+			x.OfferedFPS/1000, x.FPS/1000, 100*x.Loss, 100*x.CoreUse, ns(x.CPUPerFrame), ns(x.Split.Pwgated()), x.Syscalls, x.Error)
+	}
+	if s := r.Soak; s != nil {
+		fmt.Fprintf(&b, "\n## Steady load\n\npwgate eth, 64-byte frames both ways from the XDP generator for %.0f s: %.0f kframes/s delivered, %.1f%% loss, %d GC cycles, %d heap allocations (the two status queries that bracket the run included).\n",
+			s.Seconds, s.FPS/1000, 100*s.Loss, s.GCCycles, s.Allocs)
+	}
+	if r.Deltas != "" {
+		fmt.Fprintf(&b, "\n## Compared with the previous run (%s)\n\nDelivered frames/s, this run against the previous, for the cases both have:\n\n%s", r.Previous, r.Deltas)
 	}
 	if r.Perf != "" {
-		fmt.Fprintf(&b, "\n## Where the DUT core's time goes (perf, pwgate eth, 64 bytes both ways)\n\n```\n%s```\n", r.Perf)
+		fmt.Fprintf(&b, "\n## Where the DUT core's time goes (perf, pwgate eth, 64 bytes both ways, XDP generator)\n\n```\n%s```\n", r.Perf)
 	}
 	if r.Profile != "" {
-		fmt.Fprintf(&b, "\n## pwgated's own CPU profile (pprof -top)\n\n```\n%s```\n", r.Profile)
+		fmt.Fprintf(&b, "\n## pwgated's own CPU profile (pprof -top, every eth case)\n\n```\n%s```\n", r.Profile)
 	}
 	fmt.Fprintf(&b, "\n## Microbenchmarks\n\n```\n%s```\n", r.Micro)
 	if r.Benchstat != "" {
@@ -224,26 +434,52 @@ const method = `## Method
 
 Each device under test (DUT) sits in a namespace between two others, lan
 and wan, joined by veth pairs: lan ── dl0 [DUT] ul0 ── wan (wan MTU 1500,
-lan 1600). trafgen (netsniff-ng) sends from lan (encap direction), from wan
-(decap direction: frames as the far end would send them), or both at once;
-an XDP program at the receiving end counts and drops them. The DUT owns
-core 1: its veth NAPI threads (and pwgated, cores main/encap/decap = 1,
-adaptive polling) run there and nothing else does; generators and sinks run
-on core 0. DUT CPU is core 1's busy time from /proc/stat divided by the
-frames delivered. Baselines on the same topology: a Linux bridge of dl0 and
-ul0 (the software wire), and a bridge of dl0 and a kernel VXLAN device over
-IPv6 on ul0 (the kernel's own L2 tunnel; no L2TP here). A frame split in
-two pieces counts once. Repeated runs of the same case differ by up to
-about 30% for pwgate (less for the baselines): how the NAPI threads and
-pwgated take turns on the one core settles differently from run to run.
+lan 1600). Two generators, reported apart and never mixed in one ratio:
+
+- **xdpgen** (bench/xdpgen): an XDP program run with BPF_PROG_RUN in
+  live-frames mode on the sending veth end; XDP_TX hands each frame to the
+  DUT's end as an xdp_frame, as a NIC driver hands XDP its receive pages.
+  Frames are spread over 1024 flows (the inner source MAC varies). The
+  DUT's veth must accept xdp_frames: pwgated's ports have its XDP program;
+  the bridge and VXLAN baselines' ports have GRO on, so that veth runs NAPI
+  for them (without either, veth drops xdp_frames).
+- **trafgen** (netsniff-ng): socket buffers through a qdisc, which veth
+  copies into pages before XDP sees them.
+
+An XDP program at the receiving end counts and drops what arrives. Baselines
+on the same topology: a Linux bridge of dl0 and ul0 (the software wire),
+and a bridge of dl0 and a kernel VXLAN device over IPv6 on ul0. A frame
+split in two pieces counts once.
+
+**Shared layout** (the main tables): the DUT owns core 1: its veth NAPI
+threads and pwgated (adaptive polling, main/encap/decap all on core 1) run
+there and nothing else does; generators, sinks and this program run on
+core 0. DUT CPU per frame is core 1's busy time from /proc/stat divided by
+the frames delivered; by owner, from each thread's own CPU time in /proc:
+pwgated's encap and decap threads, its other threads, the DUT ports' NAPI
+threads (veth's receive path: the XDP program and, in copy mode, the copy
+into the UMEM), softirq time on core 1, and the rest. System calls per
+frame: perf's raw_syscalls:sys_enter tracepoint on pwgated. This VM has
+no hardware counters (perf stat cycles: not supported), so cycles are
+derived from CPU time and the core's clock.
+
+**Busy layout**: pwgated polls busily with encap on core 1 and decap (and
+main) on core 0, the best split two cores allow; the encap direction's
+generator runs on core 0 and the decap direction's on core 1, each with
+the other direction's (idle, spinning) goroutine, and each port's NAPI
+thread with the goroutine that receives from it.
 `
 
 // write stores the report as JSON and markdown in dir; a full run is
-// latest.md too, and its summary goes into the README between the bench
-// markers (readme "" skips that).
+// latest.md and latest.json too, compared with the previous latest.json,
+// and its summary goes into the README between the bench markers (readme
+// "" skips that).
 func (r *report) write(dir, stamp string, full bool, readme string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	if full {
+		r.compare(filepath.Join(dir, "latest.json"))
 	}
 	j, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -252,7 +488,7 @@ func (r *report) write(dir, stamp string, full bool, readme string) error {
 	md := r.markdown()
 	files := map[string][]byte{stamp + ".json": j, stamp + ".md": []byte(md)}
 	if full {
-		files["latest.md"] = []byte(md)
+		files["latest.md"], files["latest.json"] = []byte(md), j
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
@@ -275,4 +511,33 @@ func (r *report) write(dir, stamp string, full bool, readme string) error {
 		r.Meta.Date, r.Meta.Command, r.Meta.Commit, r.Meta.Kernel, r.Meta.CPU, r.summary(), r.goals())
 	out := append(append(append([]byte{}, old[:i+len(begin)]...), section...), old[k:]...)
 	return os.WriteFile(readme, out, 0o644)
+}
+
+// compare fills r.Deltas with the change in delivered frames/s of each
+// case the previous run (prev, a report's JSON) also measured.
+func (r *report) compare(prev string) {
+	b, err := os.ReadFile(prev)
+	if err != nil {
+		return
+	}
+	var p report
+	if json.Unmarshal(b, &p) != nil {
+		return
+	}
+	var out strings.Builder
+	out.WriteString("| DUT | generator | layout | frame | direction | previous kfps | now kfps | Δ |\n|---|---|---|---:|---|---:|---:|---:|\n")
+	n := 0
+	for _, x := range r.Results {
+		q := p.find(x.caseSpec)
+		if q == nil || x.Error != "" || q.FPS < 1 {
+			continue
+		}
+		n++
+		fmt.Fprintf(&out, "| %s | %s | %s | %d | %s | %.0f | %.0f | %+.1f%% |\n", x.DUT, x.Gen, x.Layout, x.Size, x.Direction,
+			q.FPS/1000, x.FPS/1000, 100*(x.FPS/q.FPS-1))
+	}
+	if n > 0 {
+		r.Previous = fmt.Sprintf("%s, commit %s", p.Meta.Date, p.Meta.Commit)
+		r.Deltas = out.String()
+	}
 }

@@ -16,15 +16,16 @@ import (
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
-// The bench topology, one per device under test:
+// The bench topology, one per device under test and core layout:
 //
 //	lan (g0) ── dl0 [dut] ul0 ── (s0) wan
 //
 // Traffic from lan to wan is the encap direction, from wan to lan the
-// decap direction. Each side generates with trafgen and counts what arrives
-// with the XDP sink. The device under test owns core dutCore: its NAPI
-// threads and pwgated run there and nothing else does; generators, sinks
-// and this program run on core genCore.
+// decap direction. Each side generates (xdpgen or trafgen) and counts what
+// arrives with the XDP sink. In the shared layout the device under test
+// owns core dutCore: its NAPI threads and pwgated run there and nothing
+// else does; generators, sinks and this program run on core genCore. The
+// busy layout is described at layoutBusy.
 const (
 	prefix  = "pwbench-"
 	dutCore = 1
@@ -53,6 +54,7 @@ const (
 // topo is one built topology.
 type topo struct {
 	kind     string
+	layout   string
 	l        *lab.Lab
 	dir      string
 	lan, wan *sink.Sink
@@ -62,11 +64,11 @@ type topo struct {
 
 func (t *topo) isPW() bool { return t.kind == dutPWEth || t.kind == dutPWIP6 }
 
-func build(kind, dir, bin string, profile string) (_ *topo, err error) {
+func build(kind, layout, dir, bin string, profile string) (_ *topo, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	t := &topo{kind: kind, l: lab.New(prefix), dir: dir}
+	t := &topo{kind: kind, layout: layout, l: lab.New(prefix), dir: dir}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -91,7 +93,10 @@ func build(kind, dir, bin string, profile string) (_ *topo, err error) {
 		mac        frame.MAC
 	}{{"lan", "g0", macG0}, {"dut", "dl0", macDL0}, {"dut", "ul0", macUL0}, {"wan", "s0", macS0}} {
 		// NAPI in a thread of its own (so that its work can be placed on a
-		// core), which veth uses only for senders without TSO.
+		// core), which veth uses only for senders without TSO; GRO on
+		// makes veth run NAPI, without which a veth with no XDP program
+		// drops the XDP generator's xdp_frames (the baselines' dl0 and
+		// ul0).
 		if err := l.Script(x.ns, "ip link set dev "+x.ifname+" address "+x.mac.String(),
 			"ethtool -K "+x.ifname+" tso off gso off gro on"); err != nil {
 			return nil, err
@@ -125,9 +130,11 @@ func build(kind, dir, bin string, profile string) (_ *topo, err error) {
 			"ip link set dev vx0 up", "ip link set dev br0 up")
 	case dutPWEth, dutPWIP6:
 		err = t.startPwgated(bin, profile)
+	case dutPWWG, dutStockWG:
+		err = t.buildWG(bin, profile)
 	}
 	if err == nil {
-		err = t.pin()
+		err = t.pin(layout)
 	}
 	if err != nil {
 		return nil, err
@@ -137,8 +144,12 @@ func build(kind, dir, bin string, profile string) (_ *topo, err error) {
 
 func (t *topo) startPwgated(bin, profile string) error {
 	t.socket = filepath.Join(t.dir, "pwgated.sock")
-	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\n"+
-		"cores:\n  main: %d\n  encap: %d\n  decap: %d\nstats:\n  socket: %s\n", map[string]string{dutPWEth: "eth", dutPWIP6: "ip6"}[t.kind], dutCore, dutCore, dutCore, t.socket)
+	poll, main, enc, dec := "adaptive", dutCore, dutCore, dutCore
+	if t.layout == layoutBusy {
+		poll, main, enc, dec = "busy", 0, 1, 0
+	}
+	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: %s\n"+
+		"cores:\n  main: %d\n  encap: %d\n  decap: %d\nstats:\n  socket: %s\n", map[string]string{dutPWEth: "eth", dutPWIP6: "ip6"}[t.kind], poll, main, enc, dec, t.socket)
 	if t.kind == dutPWEth {
 		c += fmt.Sprintf("peer:\n  mac: %q\n", macS0)
 	} else {
@@ -151,6 +162,12 @@ func (t *topo) startPwgated(bin, profile string) error {
 			return err
 		}
 	}
+	return t.runPwgated(bin, profile, c)
+}
+
+// runPwgated starts pwgated with configuration c and waits until it is
+// ready.
+func (t *topo) runPwgated(bin, profile, c string) error {
 	cfg := filepath.Join(t.dir, "pwgated.yaml")
 	if err := os.WriteFile(cfg, []byte(c), 0o644); err != nil {
 		return err
@@ -168,9 +185,12 @@ func (t *topo) startPwgated(bin, profile string) error {
 	return lab.WaitPwgated(p, t.socket, true, 10*time.Second)
 }
 
-// pin puts the DUT's NAPI threads on dutCore and the generators' and
-// sinks' on genCore.
-func (t *topo) pin() error {
+// pin puts the NAPI threads where the layout says: shared, the DUT's on
+// dutCore and the generators' and sinks' on genCore; busy, each port's
+// with the goroutine that receives from it (dl0 with encap on core 1, ul0
+// with decap on core 0) and the far ends' with their generators (s0, the
+// encap direction's sink, on core 0; g0 on core 1).
+func (t *topo) pin(layout string) error {
 	tasks, err := os.ReadDir("/proc")
 	if err != nil {
 		return err
@@ -185,7 +205,13 @@ func (t *topo) pin() error {
 			continue
 		}
 		core := genCore
-		if strings.HasPrefix(string(comm), "napi/dl0-") || strings.HasPrefix(string(comm), "napi/ul0-") {
+		name := string(comm)
+		switch {
+		case layout == layoutBusy && (strings.HasPrefix(name, "napi/dl0-") || strings.HasPrefix(name, "napi/g0-")):
+			core = 1
+		case layout == layoutBusy:
+			core = 0
+		case strings.HasPrefix(name, "napi/dl0-") || strings.HasPrefix(name, "napi/ul0-"):
 			core = dutCore
 		}
 		if err := pinTask(pid, core); err != nil {
@@ -214,4 +240,24 @@ func (t *topo) close() {
 		}
 	}
 	t.l.Close()
+}
+
+// decapPackets returns what the wan side sends for an n-byte frame.
+func (t *topo) decapPackets(n int) ([][]byte, int, error) { return decapPackets(t.kind, n) }
+
+// pieces returns how many packets the wan side sends for an n-byte frame.
+func (t *topo) pieces(n int) int {
+	p, _, err := decapPackets(t.kind, n)
+	if err != nil {
+		return 1
+	}
+	return len(p)
+}
+
+// encapKind is the kind of packet the wan sink counts for the DUT's output.
+func (t *topo) encapKind() sink.Kind {
+	if isWG(t.kind) {
+		return sink.WG
+	}
+	return encapKind(t.kind)
 }

@@ -18,6 +18,7 @@ enum {
 	KIND_PW_ETH, // pseudowire in Ethernet
 	KIND_PW_IP6, // pseudowire in IPv6
 	KIND_VXLAN,  // VXLAN over IPv6, UDP port 4789
+	KIND_WG,     // WireGuard transport messages over IPv6, UDP port 51820 (handshakes pass)
 	NUM_KINDS,
 };
 
@@ -79,6 +80,13 @@ int sink(struct xdp_md *ctx)
 				return XDP_PASS;
 			if (udp->dest == bpf_htons(4789))
 				return take(KIND_VXLAN, len, 1);
+			if (udp->dest == bpf_htons(51820)) {
+				__u8 *type = (void *)(udp + 1);
+				if ((void *)(type + 1) > end)
+					return XDP_PASS;
+				if (*type == 4)
+					return take(KIND_WG, len, 1);
+			}
 		}
 	}
 	return XDP_PASS;

@@ -19,6 +19,7 @@ const (
 	PWEth             // pseudowire in Ethernet
 	PWIP6             // pseudowire in IPv6
 	VXLAN             // VXLAN over IPv6
+	WG                // WireGuard transport messages over IPv6 (handshakes are passed to the kernel)
 	numKinds
 )
 

@@ -103,6 +103,7 @@ type Runtime struct {
 	// them and last ran them; "main" covers every other thread.
 	Threads    []Thread `json:"threads"`
 	GCCycles   uint64   `json:"gc_cycles"`  // garbage collections since start: 0 in steady state
+	Allocs     uint64   `json:"allocs"`     // heap allocations since start (objects)
 	HeapBytes  uint64   `json:"heap_bytes"` // live and unswept heap objects
 	Goroutines int      `json:"goroutines"`
 	RSSBytes   uint64   `json:"rss_bytes"`

@@ -74,22 +74,30 @@ func (o *Output) release(tok uint64, r DropReason) {
 	o.NReleased++
 }
 
-// Decapsulator checks received packets and puts split frames back together
-// with the reference's in-order rules: one pending first half; a new first
-// half replaces it; a second half completes it when the IDs match and
-// drops both when they do not; a second half with nothing held is dropped;
-// a whole frame is delivered and leaves a pending first half pending.
-//
-// Buffers are named by caller-chosen tokens. A held first half stays in the
-// caller's buffer; the second half's bytes are copied after it, so the
-// buffer must have capacity (cap of the slice passed to Receive) for the
-// reassembled frame.
+// Decapsulator checks received packets from the peer and puts split frames
+// back together with a Reassembler (see there for the rules and who owns
+// which buffer; the slice passed to Receive must have the capacity).
 type Decapsulator struct {
 	mode     Mode
 	ov       int
 	peerMAC  frame.MAC
 	peerAddr [16]byte
-	maxFrame int
+	r        Reassembler
+}
+
+// Reassembler puts split frames back together with the reference's
+// in-order rules: one pending first half; a new first half replaces it; a
+// second half completes it when the IDs match and drops both when they do
+// not; a second half with nothing held is dropped; a whole frame is
+// delivered and leaves a pending first half pending. A Decapsulator has
+// one for its peer; a VXLAN receiver has one per remote VTEP.
+//
+// Buffers are named by caller-chosen tokens. A held first half stays in
+// the caller's buffer; the second half's bytes are copied after it, so the
+// buffer must have capacity (cap of the slice passed to Push) for the
+// reassembled frame.
+type Reassembler struct {
+	MaxFrame int // the largest frame delivered, whole or reassembled
 
 	holding bool
 	held    []byte // inner bytes of the first half, capacity to its buffer's end
@@ -123,7 +131,7 @@ func (d *Decapsulator) Configure(c DecapConfig) error {
 	if max < frame.EthernetLen {
 		return fmt.Errorf("decapsulator: maximum frame %d shorter than an Ethernet header", max)
 	}
-	d.mode, d.ov, d.peerMAC, d.maxFrame = c.Mode, c.Mode.Overhead(), c.PeerMAC, max
+	d.mode, d.ov, d.peerMAC, d.r.MaxFrame = c.Mode, c.Mode.Overhead(), c.PeerMAC, max
 	if c.Mode.IsIP6() {
 		d.peerAddr = c.PeerAddr.As16()
 	}
@@ -131,15 +139,21 @@ func (d *Decapsulator) Configure(c DecapConfig) error {
 }
 
 // MaxFrame returns the largest frame delivered.
-func (d *Decapsulator) MaxFrame() int { return d.maxFrame }
+func (d *Decapsulator) MaxFrame() int { return d.r.MaxFrame }
 
 // Pending reports the token of the held first half, if any.
-func (d *Decapsulator) Pending() (tok uint64, ok bool) { return d.heldTok, d.holding }
+func (d *Decapsulator) Pending() (tok uint64, ok bool) { return d.r.Pending() }
 
 // Flush gives up a held first half and returns its token, if there was one.
-func (d *Decapsulator) Flush() (tok uint64, ok bool) {
-	tok, ok = d.heldTok, d.holding
-	d.holding, d.held = false, nil
+func (d *Decapsulator) Flush() (tok uint64, ok bool) { return d.r.Flush() }
+
+// Pending reports the token of the held first half, if any.
+func (r *Reassembler) Pending() (tok uint64, ok bool) { return r.heldTok, r.holding }
+
+// Flush gives up a held first half and returns its token, if there was one.
+func (r *Reassembler) Flush() (tok uint64, ok bool) {
+	tok, ok = r.heldTok, r.holding
+	r.holding, r.held = false, nil
 	return tok, ok
 }
 
@@ -183,51 +197,62 @@ func (d *Decapsulator) Unwrap(pkt []byte) (inner []byte, cw ControlWord, r DropR
 // first half may grow into.
 func (d *Decapsulator) Receive(pkt []byte, tok uint64) (out Output) {
 	inner, cw, r := d.Unwrap(pkt)
+	if r != DropNone {
+		out.release(tok, r)
+		return out
+	}
+	return d.r.Push(inner, cw, tok)
+}
+
+// Push handles one frame or piece, inner, carried with control word cw in
+// the caller's buffer tok; inner's capacity is what a held first half may
+// grow into.
+func (r *Reassembler) Push(inner []byte, cw ControlWord, tok uint64) (out Output) {
+	var why DropReason
 	switch {
-	case r != DropNone:
 	case !cw.Valid():
-		r = DropBadControlWord
+		why = DropBadControlWord
 	case cw == 0:
 		switch {
 		case len(inner) < frame.EthernetLen:
-			r = DropRunt
-		case len(inner) > d.maxFrame:
-			r = DropOversize
+			why = DropRunt
+		case len(inner) > r.MaxFrame:
+			why = DropOversize
 		default:
 			out.Frame, out.FrameToken = inner, tok
 			return out
 		}
 	case !cw.IsSecond():
 		if len(inner) < frame.EthernetLen {
-			r = DropRunt
+			why = DropRunt
 			break
 		}
-		if d.holding {
-			out.release(d.heldTok, DropReplaced)
+		if r.holding {
+			out.release(r.heldTok, DropReplaced)
 		}
-		d.holding, d.held, d.heldTok, d.heldID = true, inner, tok, cw.ID()
+		r.holding, r.held, r.heldTok, r.heldID = true, inner, tok, cw.ID()
 		return out
-	case !d.holding:
-		r = DropLoneSecond
+	case !r.holding:
+		why = DropLoneSecond
 	default:
-		d.holding = false
-		held := d.held
-		d.held = nil
+		r.holding = false
+		held := r.held
+		r.held = nil
 		total := len(held) + len(inner)
 		switch {
-		case d.heldID != cw.ID():
-			r = DropIDMismatch
-		case total > d.maxFrame || total > cap(held):
-			r = DropOversize
+		case r.heldID != cw.ID():
+			why = DropIDMismatch
+		case total > r.MaxFrame || total > cap(held):
+			why = DropOversize
 		default:
 			held = held[:total]
 			copy(held[total-len(inner):], inner)
-			out.Frame, out.FrameToken = held, d.heldTok
+			out.Frame, out.FrameToken = held, r.heldTok
 			out.release(tok, DropNone)
 			return out
 		}
-		out.release(d.heldTok, r)
+		out.release(r.heldTok, why)
 	}
-	out.release(tok, r)
+	out.release(tok, why)
 	return out
 }

@@ -90,7 +90,7 @@ func wgBufs(n int) ([][]byte, []int) {
 
 // transmit puts pkt into chunk i of u and queues it on t as the encap
 // goroutine would.
-func transmit(t *testing.T, tun *Tunnel, u *xsk.UMEM, i int, pkt []byte) uint64 {
+func transmit(t testing.TB, tun *Tunnel, u *xsk.UMEM, i int, pkt []byte) uint64 {
 	t.Helper()
 	addr := uint64(i)*u.ChunkSize + xsk.RxHeadroom
 	copy(u.Mem[addr:], pkt)

@@ -1,0 +1,151 @@
+package vxlan
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/pseudowire"
+)
+
+// DropReason says why a received packet was dropped.
+type DropReason uint8
+
+// Reasons, in counter order.
+const (
+	DropNone        DropReason = iota
+	DropTruncated              // shorter than its headers
+	DropNotVXLAN               // not IPv4/IPv6 UDP to the VXLAN port (or an IP fragment, or options/extension headers)
+	DropNotForUs               // outer destination address is not our VTEP address
+	DropBadLength              // IP or UDP length does not match the packet
+	DropBadChecksum            // UDP checksum wrong, or zero over IPv6 where not accepted
+	DropBadFlags               // VXLAN I flag missing
+	NumDropReasons
+)
+
+var dropNames = [NumDropReasons]string{"none", "truncated", "not_vxlan", "not_for_us", "bad_length", "bad_checksum", "bad_flags"}
+
+// String returns the reason's counter name.
+func (r DropReason) String() string {
+	if r < NumDropReasons {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("drop(%d)", uint8(r))
+}
+
+// Received is a checked VXLAN packet.
+type Received struct {
+	Src   netip.Addr // the sending VTEP
+	VNI   uint32
+	Inner []byte // the frame, or a piece of one; aliases the packet
+	// Piece is set for a piece of a split frame (pwgate's piece bit), with
+	// the pseudowire's control word.
+	Piece bool
+	CW    pseudowire.ControlWord
+}
+
+// Decapsulator checks received packets against our VTEP address.
+type Decapsulator struct {
+	local       [16]byte
+	v6          bool
+	acceptZero6 bool
+	port        uint16
+}
+
+// NewDecapsulator returns a Decapsulator for our VTEP address local;
+// acceptZero6 accepts IPv6 packets with a zero UDP checksum (RFC 6936).
+func NewDecapsulator(local netip.Addr, acceptZero6 bool) (*Decapsulator, error) {
+	if !local.IsValid() || local.Is4In6() {
+		return nil, fmt.Errorf("vxlan: local VTEP address %v", local)
+	}
+	return &Decapsulator{local: local.As16(), v6: local.Is6(), acceptZero6: acceptZero6, port: Port}, nil
+}
+
+// Decap checks pkt, an Ethernet frame from the underlay.
+func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
+	var r Received
+	if len(pkt) < frame.EthernetLen {
+		return r, DropTruncated
+	}
+	et := frame.Ethernet(pkt).EtherType()
+	var udp []byte
+	switch {
+	case et == frame.EtherTypeIPv6 && d.v6:
+		if len(pkt) < frame.EthernetLen+frame.IPv6Len+UDPLen {
+			return r, DropTruncated
+		}
+		ip := frame.IPv6(pkt[frame.EthernetLen:])
+		if ip.Version() != 6 || ip.NextHeader() != 17 {
+			return r, DropNotVXLAN
+		}
+		if [16]byte(pkt[frame.EthernetLen+24:frame.EthernetLen+40]) != d.local {
+			return r, DropNotForUs
+		}
+		pl := int(ip.PayloadLength())
+		if pl < UDPLen || pl > len(pkt)-frame.EthernetLen-frame.IPv6Len {
+			return r, DropBadLength
+		}
+		pkt = pkt[:frame.EthernetLen+frame.IPv6Len+pl] // the rest is link padding
+		udp = pkt[frame.EthernetLen+frame.IPv6Len:]
+		r.Src = ip.Src()
+	case et == frame.EtherTypeIPv4 && !d.v6:
+		if len(pkt) < frame.EthernetLen+frame.IPv4Len+UDPLen {
+			return r, DropTruncated
+		}
+		ip := frame.IPv4(pkt[frame.EthernetLen:])
+		if ip.Version() != 4 || ip.HeaderLen() != frame.IPv4Len || ip.Protocol() != 17 || ip.IsFragment() {
+			return r, DropNotVXLAN
+		}
+		if [4]byte(pkt[frame.EthernetLen+16:frame.EthernetLen+20]) != [4]byte(d.local[12:]) {
+			return r, DropNotForUs
+		}
+		tl := int(ip.TotalLength())
+		if tl < frame.IPv4Len+UDPLen || tl > len(pkt)-frame.EthernetLen {
+			return r, DropBadLength
+		}
+		pkt = pkt[:frame.EthernetLen+tl]
+		udp = pkt[frame.EthernetLen+frame.IPv4Len:]
+		r.Src = ip.Src()
+	default:
+		return r, DropNotVXLAN
+	}
+	if binary.BigEndian.Uint16(udp[2:]) != d.port {
+		return r, DropNotVXLAN
+	}
+	if int(binary.BigEndian.Uint16(udp[4:])) != len(udp) {
+		return r, DropBadLength
+	}
+	if len(udp) < UDPLen+HeaderLen {
+		return r, DropTruncated
+	}
+	if sum := binary.BigEndian.Uint16(udp[6:]); d.v6 {
+		if sum == 0 && !d.acceptZero6 {
+			return r, DropBadChecksum
+		}
+		if sum != 0 {
+			acc := frame.Checksum(0, pkt[frame.EthernetLen+8:frame.EthernetLen+40])
+			acc += uint64(len(udp)) + 17
+			if frame.Fold(frame.Checksum(acc, udp)) != 0 {
+				return r, DropBadChecksum
+			}
+		}
+	} else if sum != 0 {
+		acc := frame.Checksum(0, pkt[frame.EthernetLen+12:frame.EthernetLen+20])
+		acc += uint64(len(udp)) + 17
+		if frame.Fold(frame.Checksum(acc, udp)) != 0 {
+			return r, DropBadChecksum
+		}
+	}
+	vx := udp[UDPLen:]
+	if vx[0]&FlagI == 0 {
+		return r, DropBadFlags
+	}
+	r.VNI = binary.BigEndian.Uint32(vx[4:8]) >> 8
+	r.Inner = udp[UDPLen+HeaderLen:]
+	if vx[0]&FlagPiece != 0 {
+		r.Piece = true
+		r.CW = pseudowire.ControlWord(binary.LittleEndian.Uint16(vx[1:3]))
+	}
+	return r, DropNone
+}

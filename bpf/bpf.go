@@ -28,6 +28,9 @@ const (
 	ModeNone Mode = 0
 	ModeEth  Mode = 1 // EtherType 0x96fc from a peer's MAC
 	ModeIP6  Mode = 2 // IPv6 next header 252 from a peer's address
+	// ModeVXLAN: UDP to port 4789 over IPv4 or IPv6 from a VTEP's address
+	// (AddrPeer: IPv4 addresses are stored IPv4-mapped).
+	ModeVXLAN Mode = 3
 )
 
 // Counter indexes of pw_counters (pwgate.c's enum).

@@ -21,6 +21,7 @@ var (
 	otherMAC = [6]byte{2, 0x66, 0x66, 0x66, 0x66, 0x66}
 	peerIP   = netip.MustParseAddr("2001:db8:a::a")
 	otherIP  = netip.MustParseAddr("2001:db8:c::c")
+	vtep4    = netip.MustParseAddr("192.0.2.1")
 )
 
 func ethFrame(src [6]byte, etherType uint16) []byte {
@@ -53,6 +54,31 @@ func ip6Packet(src netip.Addr, exts ...uint8) []byte {
 	body = append(body, make([]byte, 64)...)
 	binary.BigEndian.PutUint16(ip[4:], uint16(len(body)))
 	return append(append(f, ip...), body...)
+}
+
+// udpPacket builds an IPv6 or IPv4 UDP packet from src to port.
+func udpPacket(src netip.Addr, port uint16) []byte {
+	var f []byte
+	if src.Is4() {
+		f = ethFrame([6]byte{2, 0, 0, 0, 0xf, 0xb}, 0x0800)[:14]
+		ip := make([]byte, 20)
+		ip[0], ip[8], ip[9] = 0x45, 64, 17
+		s := src.As4()
+		copy(ip[12:], s[:])
+		copy(ip[16:], []byte{192, 0, 2, 9})
+		f = append(f, ip...)
+	} else {
+		f = ethFrame([6]byte{2, 0, 0, 0, 0xf, 0xb}, 0x86dd)[:14]
+		ip := make([]byte, 40)
+		ip[0], ip[6], ip[7] = 0x60, 17, 64
+		s := src.As16()
+		copy(ip[8:], s[:])
+		f = append(f, ip...)
+	}
+	udp := make([]byte, 8+8+64)
+	binary.BigEndian.PutUint16(udp[0:], 50000)
+	binary.BigEndian.PutUint16(udp[2:], port)
+	return append(f, udp...)
 }
 
 func run(t *testing.T, p *ebpf.Program, pkt []byte) uint32 {
@@ -93,6 +119,13 @@ func TestUplinkProgram(t *testing.T) {
 		{"ip6: hop-by-hop, routing, fragment", ModeIP6, []PeerKey{AddrPeer(peerIP)}, ip6Packet(peerIP, 0, 43, 44), xdpDrop, ULExtHeaders},
 		{"ip6: eth-mode frame passes", ModeIP6, []PeerKey{AddrPeer(peerIP)}, ethFrame(peerMAC, 0x96fc), xdpPass, ULPass},
 		{"ip6: truncated IPv6 header", ModeIP6, []PeerKey{AddrPeer(peerIP)}, ip6Packet(peerIP)[:40], xdpPass, ULPass},
+		{"vxlan: ipv6 vtep", ModeVXLAN, []PeerKey{AddrPeer(peerIP)}, udpPacket(peerIP, 4789), xdpDrop, ULNoSocket},
+		{"vxlan: ipv4 vtep", ModeVXLAN, []PeerKey{AddrPeer(vtep4)}, udpPacket(vtep4, 4789), xdpDrop, ULNoSocket},
+		{"vxlan: unknown ipv6 vtep", ModeVXLAN, []PeerKey{AddrPeer(peerIP)}, udpPacket(otherIP, 4789), xdpDrop, ULStranger},
+		{"vxlan: unknown ipv4 vtep", ModeVXLAN, []PeerKey{AddrPeer(peerIP)}, udpPacket(vtep4, 4789), xdpDrop, ULStranger},
+		{"vxlan: other udp passes", ModeVXLAN, []PeerKey{AddrPeer(peerIP)}, udpPacket(peerIP, 179), xdpPass, ULPass},
+		{"vxlan: ipv4 fragment passes", ModeVXLAN, []PeerKey{AddrPeer(vtep4)}, func() []byte { p := udpPacket(vtep4, 4789); p[14+6] = 0x20; return p }(), xdpPass, ULPass},
+		{"vxlan: pseudowire passes", ModeVXLAN, []PeerKey{AddrPeer(peerIP)}, ip6Packet(peerIP), xdpPass, ULPass},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

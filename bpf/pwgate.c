@@ -4,9 +4,10 @@
 //
 // XDP programs of pwgated. The downlink belongs wholly to the data path:
 // every frame goes to the AF_XDP socket. On the uplink only frames from a
-// configured peer go to the socket; frames that claim to be pseudowire but
-// come from anyone else are dropped and counted; everything else (NDP, SSH,
-// BGP, ...) is passed to the kernel.
+// configured peer go to the socket: pseudowire from the peer (eth and ip6
+// modes), VXLAN from a known VTEP (vxlan mode); frames that claim to be
+// pseudowire or VXLAN but come from anyone else are dropped and counted;
+// everything else (NDP, SSH, BGP, ...) is passed to the kernel.
 //
 // The mode is a constant set when the program is loaded (0: nothing
 // configured, everything passes). The peers are the keys of a hash map:
@@ -17,7 +18,9 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/in6.h>
+#include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -25,6 +28,8 @@
 #define PW_IPPROTO 252
 #define MODE_ETH 1
 #define MODE_IP6 2
+#define MODE_VXLAN 3
+#define VXLAN_PORT 4789
 #define MAX_QUEUES 64
 #define MAX_PEERS 1024
 #define MAX_EXT_HEADERS 4
@@ -32,7 +37,8 @@
 // Set by pwgated at load time (bpf.Load).
 volatile const __u32 pw_mode = 0;
 
-// A peer: its IPv6 address (ip6 mode), or its MAC in the first six bytes
+// A peer: its IPv6 address (ip6 mode; a VTEP's in vxlan mode, IPv4
+// addresses mapped as ::ffff:a.b.c.d), or its MAC in the first six bytes
 // and zeros after (eth mode).
 struct peer_key {
 	__u8 addr[16];
@@ -148,7 +154,29 @@ int pwgate_uplink(struct xdp_md *ctx)
 
 	if (pw_mode == 0 || (void *)(eth + 1) > end)
 		goto pass;
-	if (pw_mode == MODE_ETH) {
+	if (pw_mode == MODE_VXLAN) {
+		struct udphdr *udp;
+		if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+			struct ipv6hdr *ip6 = (void *)(eth + 1);
+			if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
+				goto pass;
+			udp = (void *)(ip6 + 1);
+			__builtin_memcpy(key.addr, &ip6->saddr, sizeof(key.addr));
+		} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+			struct iphdr *ip = (void *)(eth + 1);
+			if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl != 5 ||
+			    (ip->frag_off & bpf_htons(0x3fff)))
+				goto pass;
+			udp = (void *)(ip + 1);
+			key.addr[10] = 0xff;
+			key.addr[11] = 0xff;
+			__builtin_memcpy(&key.addr[12], &ip->saddr, 4);
+		} else {
+			goto pass;
+		}
+		if ((void *)(udp + 1) > end || udp->dest != bpf_htons(VXLAN_PORT))
+			goto pass;
+	} else if (pw_mode == MODE_ETH) {
 		if (eth->h_proto != bpf_htons(PW_ETHERTYPE))
 			goto pass;
 		__builtin_memcpy(key.addr, eth->h_source, ETH_ALEN);

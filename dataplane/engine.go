@@ -20,7 +20,9 @@ import (
 
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/spsc"
 	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 	"golang.org/x/sys/unix"
 )
@@ -62,14 +64,30 @@ func (m PollMode) String() string {
 type Params struct {
 	Encap pseudowire.EncapConfig
 	Decap pseudowire.DecapConfig
+	// VXLAN, when set, makes the data path a VXLAN tunnel end instead of
+	// a pseudowire (Encap and Decap are then unused); its forwarding
+	// database is Config.FDB.
+	VXLAN *VXLANParams
 	// NotReady, when not empty, says why frames from the LAN cannot be sent
 	// yet (ip6 mode: no next hop or no own address); they are dropped and
 	// counted as dl_drop_no_next_hop.
 	NotReady string
 }
 
+// VXLANParams configure the VXLAN data path.
+type VXLANParams struct {
+	Encap       vxlan.EncapConfig
+	AcceptZero6 bool // accept IPv6 VXLAN with a zero UDP checksum
+	// LearnRemote learns remote MACs from received frames (static
+	// remotes, like the kernel's VXLAN); with EVPN, BGP tells them.
+	LearnRemote bool
+}
+
 // PeerString describes the peer of p for logs.
 func (p *Params) PeerString() string {
+	if p.VXLAN != nil {
+		return "vxlan " + p.VXLAN.Encap.Local.String()
+	}
 	if p.Encap.Mode.IsIP6() {
 		return p.Decap.PeerAddr.String()
 	}
@@ -92,6 +110,19 @@ type Config struct {
 	EncapCore, DecapCore int
 	// Batch is the most descriptors handled per ring operation (default 64).
 	Batch int
+	// FDB is the VXLAN forwarding database the control goroutine
+	// publishes; the data goroutines load it once per batch. Learned, if
+	// set, receives what they learn (one ring per goroutine: encap's for
+	// the LAN's MACs, decap's for remote ones).
+	FDB     *atomic.Pointer[vxlan.Table]
+	Learned [2]*spsc.Ring[Learned]
+}
+
+// Learned is a MAC a data goroutine saw where the forwarding database does
+// not have it: on the LAN (VTEP vxlan.Local), or behind a remote VTEP.
+type Learned struct {
+	Key  vxlan.Key
+	VTEP int32
 }
 
 // Engine is a running data path.
@@ -153,6 +184,13 @@ func (e *Engine) Params() *Params { return e.params.Load() }
 
 // Check reports whether p is a configuration the data path can run.
 func Check(p *Params) error {
+	if p.VXLAN != nil {
+		if _, err := vxlan.NewEncapsulator(p.VXLAN.Encap); err != nil {
+			return err
+		}
+		_, err := vxlan.NewDecapsulator(p.VXLAN.Encap.Local, p.VXLAN.AcceptZero6)
+		return err
+	}
 	if p.NotReady == "" {
 		if _, err := pseudowire.NewEncapsulator(p.Encap); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -186,6 +187,7 @@ func (w *worker) bpdu(count, last stats.Counter) {
 type encapWorker struct {
 	worker
 	enc   pseudowire.Encapsulator
+	vx    vxlanEncap
 	ready bool
 }
 
@@ -195,8 +197,11 @@ func (w *encapWorker) run(ready chan<- error) { w.loop(ready, w.process) }
 func (w *encapWorker) apply(p *Params) error {
 	w.cur = p
 	w.ready = p.NotReady == ""
-	if !w.ready {
+	switch {
+	case !w.ready:
 		return nil
+	case p.VXLAN != nil:
+		return w.vx.enc.Configure(p.VXLAN.Encap)
 	}
 	return w.enc.Configure(p.Encap)
 }
@@ -204,6 +209,10 @@ func (w *encapWorker) apply(p *Params) error {
 func (w *encapWorker) process(n int) {
 	if p := w.e.params.Load(); p != w.cur {
 		w.apply(p)
+	}
+	if w.cur.VXLAN != nil {
+		w.processVXLAN(n)
+		return
 	}
 	mem, size := w.umem.Mem, w.umem.ChunkSize
 	k := 0
@@ -281,6 +290,7 @@ var ulDrops = func() (m [pseudowire.NumDropReasons]stats.Counter) {
 type decapWorker struct {
 	worker
 	dec pseudowire.Decapsulator
+	vx  vxlanDecap
 }
 
 func (w *decapWorker) run(ready chan<- error) { w.loop(ready, w.process) }
@@ -290,6 +300,14 @@ func (w *decapWorker) run(ready chan<- error) { w.loop(ready, w.process) }
 func (w *decapWorker) apply(p *Params) error {
 	old := w.cur
 	w.cur = p
+	if p.VXLAN != nil {
+		d, err := vxlan.NewDecapsulator(p.VXLAN.Encap.Local, p.VXLAN.AcceptZero6)
+		if err != nil {
+			return err
+		}
+		w.vx.dec, w.vx.learn = d, p.VXLAN.LearnRemote
+		return nil
+	}
 	if err := w.dec.Configure(p.Decap); err != nil {
 		return err
 	}
@@ -304,6 +322,10 @@ func (w *decapWorker) apply(p *Params) error {
 func (w *decapWorker) process(n int) {
 	if p := w.e.params.Load(); p != w.cur {
 		w.apply(p)
+	}
+	if w.cur.VXLAN != nil {
+		w.processVXLAN(n)
+		return
 	}
 	size := w.umem.ChunkSize
 	k := 0

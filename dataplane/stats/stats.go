@@ -48,6 +48,11 @@ const (
 	WGHandshakeFailures
 	WGHostToTunnel
 	WGTunnelToHost
+	ULTxFloodCopies
+	EVPNMACsLearned
+	EVPNMACsAged
+	EVPNMACsMoved
+	ARPSuppressed
 
 	ULDropTruncated
 	ULDropNotPseudowire
@@ -63,6 +68,13 @@ const (
 	ULDropRxRingFull
 	ULDropNoSocket
 	ULDropExtHeaders
+	ULDropVXLANTruncated
+	ULDropVXLANNotVXLAN
+	ULDropVXLANNotForUs
+	ULDropVXLANBadLength
+	ULDropVXLANBadChecksum
+	ULDropVXLANBadFlags
+	ULDropNoVNI
 
 	DLDropRunt
 	DLDropOversize
@@ -70,6 +82,10 @@ const (
 	DLDropNoBuffer
 	DLDropNoHeadroom
 	DLDropNoSession
+	DLDropNoVNI
+	DLDropVXLANTooBig
+	DLDropNoVTEP
+	DLDropLocal
 	DLDropTxRingFull
 	DLDropRxRingFull
 	DLDropNoSocket
@@ -111,9 +127,14 @@ var table = [NumCounters]struct{ name, help string }{
 	{"wg_handshake_failures", "handshakes we started that got no answer within 5 seconds (retried)"},
 	{"wg_host_to_tunnel", "packets from the host's overlay interface (pwwg0) into the tunnel"},
 	{"wg_tunnel_to_host", "packets from the tunnel to the host's overlay interface (pwwg0)"},
+	{"ul_tx_flood_copies", "VXLAN copies of broadcast, multicast and unknown-unicast frames, one per remote VTEP (ingress replication)"},
+	{"evpn_macs_learned", "MACs learned on the LAN (and, without BGP, from remote VTEPs)"},
+	{"evpn_macs_aged", "learned MACs forgotten after the aging time without a frame"},
+	{"evpn_macs_moved", "MACs seen behind another port or VTEP than before (MAC mobility)"},
+	{"arp_suppressed", "ARP requests and IPv6 neighbour solicitations answered on the LAN from EVPN's MAC+IP routes"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
-	{"ul_drop_wrong_peer", "pseudowire packets from someone other than the peer (most are dropped in XDP)"},
+	{"ul_drop_wrong_peer", "pseudowire (or VXLAN) packets from someone other than the peer (or a known VTEP); most are dropped in XDP"},
 	{"ul_drop_bad_length", "uplink packets whose IPv6 payload length does not match"},
 	{"ul_drop_bad_control_word", "uplink packets with a reserved control word"},
 	{"ul_drop_runt", "uplink packets whose inner frame is shorter than an Ethernet header"},
@@ -125,6 +146,13 @@ var table = [NumCounters]struct{ name, help string }{
 	{"ul_drop_rx_ring_full", "uplink packets the kernel dropped: RX ring full or no free buffer"},
 	{"ul_drop_no_socket", "peer packets dropped in XDP because no socket served the queue"},
 	{"ul_drop_ext_headers", "pseudowire packets behind IPv6 extension headers, dropped in XDP (the peer never sends them)"},
+	{"ul_drop_vxlan_truncated", "VXLAN packets shorter than their headers"},
+	{"ul_drop_vxlan_not_vxlan", "uplink packets steered to pwgated that are not IPv4/IPv6 UDP to the VXLAN port (or IP fragments)"},
+	{"ul_drop_vxlan_not_for_us", "VXLAN packets to another address than our VTEP's"},
+	{"ul_drop_vxlan_bad_length", "VXLAN packets whose IP or UDP length does not match"},
+	{"ul_drop_vxlan_bad_checksum", "VXLAN packets with a wrong UDP checksum, or a zero one over IPv6 where not accepted"},
+	{"ul_drop_vxlan_bad_flags", "VXLAN packets without the I flag"},
+	{"ul_drop_no_vni", "VXLAN packets of a VNI not configured here"},
 
 	{"dl_drop_runt", "LAN frames shorter than an Ethernet header"},
 	{"dl_drop_oversize", "LAN frames too big to carry in two pieces"},
@@ -132,6 +160,10 @@ var table = [NumCounters]struct{ name, help string }{
 	{"dl_drop_no_buffer", "LAN frames dropped for want of a buffer for the second piece"},
 	{"dl_drop_no_headroom", "LAN frames the driver delivered with too little room in front for the outer headers"},
 	{"dl_drop_no_session", "LAN frames for the WireGuard peer dropped while no session was up, beyond the ones WireGuard holds until its handshake completes"},
+	{"dl_drop_no_vni", "LAN frames of a VLAN (or untagged) that no VNI carries"},
+	{"dl_drop_vxlan_too_big", "LAN frames too big for the VXLAN underlay's MTU (and not splittable to that VTEP)"},
+	{"dl_drop_no_vtep", "LAN frames with nowhere to go: a VNI with no remote VTEP to flood to, or a VTEP whose next hop is not resolved"},
+	{"dl_drop_local", "LAN frames to a MAC on the LAN itself, dropped as a bridge does"},
 	{"dl_drop_tx_ring_full", "packets for the uplink not sent because its TX ring was full"},
 	{"dl_drop_rx_ring_full", "LAN frames the kernel dropped: RX ring full or no free buffer"},
 	{"dl_drop_no_socket", "LAN frames dropped in XDP because no socket served the queue"},

@@ -251,7 +251,7 @@ func BenchmarkWireGuardPair(b *testing.B) {
 			for received < b.N {
 				p.ta.Transmit(descs[:min(32, b.N-received)])
 				p.ta.Kick()
-				for p.ta.Complete(comp) == 0 && p.tb.rx.len() == 0 {
+				for p.ta.Complete(comp) == 0 && p.tb.rx.Len() == 0 {
 					time.Sleep(10 * time.Microsecond)
 				}
 				p.tb.Wait(time.Millisecond)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/spsc"
 	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
@@ -73,15 +74,15 @@ type Tunnel struct {
 
 	// Engine to WireGuard: the encap goroutine pushes tx and pops comp;
 	// wireguard-go's TUN reader pops tx and pushes comp.
-	tx     *ring[xsk.Desc]
-	comp   *ring[uint64]
+	tx     *spsc.Ring[xsk.Desc]
+	comp   *spsc.Ring[uint64]
 	txWake chan struct{}
 
 	// WireGuard to engine: the decap goroutine pushes fill and pops rx;
 	// Write (under writeMu: several peers' receivers call it) pops fill
 	// and pushes rx.
-	fill    *ring[uint64]
-	rx      *ring[xsk.Desc]
+	fill    *spsc.Ring[uint64]
+	rx      *spsc.Ring[xsk.Desc]
 	rxWake  chan struct{}
 	writeMu sync.Mutex
 	timer   *time.Timer
@@ -115,8 +116,8 @@ func NewTunnel(u *xsk.UMEM, mtu int, host HostTUN) *Tunnel {
 	half := u.NumChunks / 2 // each side's chunks: the rings can never overflow
 	t := &Tunnel{
 		umem: u, mtu: mtu, host: host,
-		tx: newRing[xsk.Desc](half), comp: newRing[uint64](half), txWake: make(chan struct{}, 1),
-		fill: newRing[uint64](half), rx: newRing[xsk.Desc](half), rxWake: make(chan struct{}, 1),
+		tx: spsc.New[xsk.Desc](half), comp: spsc.New[uint64](half), txWake: make(chan struct{}, 1),
+		fill: spsc.New[uint64](half), rx: spsc.New[xsk.Desc](half), rxWake: make(chan struct{}, 1),
 		timer:  time.NewTimer(time.Hour),
 		hostIn: make(chan *hostBatch, 2), hostFree: make(chan *hostBatch, 2),
 		hostBufs: make([][]byte, 0, conn.IdealBatchSize),
@@ -176,10 +177,10 @@ func (t *Tunnel) Snapshot(s *stats.Snapshot) { s.Merge(&t.rd, &t.wr) }
 
 // Receive implements xsk.Port: decrypted pseudowire packets, in chunks the
 // engine filled.
-func (t *Tunnel) Receive(descs []xsk.Desc) int { return t.rx.pop(descs) }
+func (t *Tunnel) Receive(descs []xsk.Desc) int { return t.rx.Pop(descs) }
 
 // Fill implements xsk.Port: chunks for Write to copy packets into.
-func (t *Tunnel) Fill(addrs []uint64) int { return t.fill.push(addrs) }
+func (t *Tunnel) Fill(addrs []uint64) int { return t.fill.Push(addrs) }
 
 // FillNeedsWakeup implements xsk.Port; there is no driver to wake.
 func (t *Tunnel) FillNeedsWakeup() bool { return false }
@@ -190,7 +191,7 @@ func (t *Tunnel) WakeRx() unix.Errno { return 0 }
 // Wait implements xsk.Port: it returns when Write delivered packets, Wake
 // was called, the Tunnel closed, or timeout passed.
 func (t *Tunnel) Wait(timeout time.Duration) unix.Errno {
-	if t.rx.len() > 0 {
+	if t.rx.Len() > 0 {
 		return 0
 	}
 	t.timer.Reset(timeout)
@@ -207,7 +208,7 @@ func (t *Tunnel) Wait(timeout time.Duration) unix.Errno {
 func (t *Tunnel) Wake() { signal(t.rxWake) }
 
 // Transmit implements xsk.Port: pseudowire packets for wireguard-go.
-func (t *Tunnel) Transmit(descs []xsk.Desc) int { return t.tx.push(descs) }
+func (t *Tunnel) Transmit(descs []xsk.Desc) int { return t.tx.Push(descs) }
 
 // Kick implements xsk.Port: it wakes wireguard-go's TUN reader.
 func (t *Tunnel) Kick() unix.Errno {
@@ -217,7 +218,7 @@ func (t *Tunnel) Kick() unix.Errno {
 
 // Complete implements xsk.Port: chunks whose packets wireguard-go has
 // copied.
-func (t *Tunnel) Complete(addrs []uint64) int { return t.comp.pop(addrs) }
+func (t *Tunnel) Complete(addrs []uint64) int { return t.comp.Pop(addrs) }
 
 func signal(c chan struct{}) {
 	select {
@@ -251,7 +252,7 @@ func (t *Tunnel) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 
 // readEngine copies up to len(bufs) of the engine's packets into bufs.
 func (t *Tunnel) readEngine(bufs [][]byte, sizes []int, offset int) int {
-	k := t.tx.pop(t.rdescs[:min(len(bufs), len(t.rdescs))])
+	k := t.tx.Pop(t.rdescs[:min(len(bufs), len(t.rdescs))])
 	if k == 0 {
 		return 0
 	}
@@ -274,7 +275,7 @@ func (t *Tunnel) readEngine(bufs [][]byte, sizes []int, offset int) int {
 			sizes[n] = copy(bufs[n][offset:], pkt)
 			n++
 		}
-		t.comp.push1(d.Addr) // sized to hold every chunk: cannot fail
+		t.comp.Push1(d.Addr) // sized to hold every chunk: cannot fail
 	}
 	return n
 }
@@ -382,14 +383,14 @@ func (t *Tunnel) toEngine(pkt []byte) bool {
 		t.wr.Inc(stats.ULDropOversize)
 		return false
 	}
-	base, ok := t.fill.pop1()
+	base, ok := t.fill.Pop1()
 	if !ok {
 		t.wr.Inc(stats.ULDropRxRingFull)
 		return false
 	}
 	addr := base + xsk.RxHeadroom
 	n := copy(t.umem.Mem[addr:base+t.umem.ChunkSize], pkt)
-	t.rx.push1(xsk.Desc{Addr: addr, Len: uint32(n)}) // sized to hold every chunk
+	t.rx.Push1(xsk.Desc{Addr: addr, Len: uint32(n)}) // sized to hold every chunk
 	return true
 }
 

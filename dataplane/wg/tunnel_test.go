@@ -295,28 +295,6 @@ func BenchmarkTunnel(b *testing.B) {
 	})
 }
 
-func TestRing(t *testing.T) {
-	r := newRing[uint64](4)
-	if r.push([]uint64{1, 2, 3, 4, 5}) != 4 || r.push1(6) {
-		t.Fatal("ring took more than it holds")
-	}
-	v := make([]uint64, 3)
-	if r.pop(v) != 3 || v[2] != 3 {
-		t.Fatalf("pop %v", v)
-	}
-	if !r.push1(7) || !r.push1(8) || r.len() != 3 {
-		t.Fatal("wrap")
-	}
-	for _, want := range []uint64{4, 7, 8} {
-		if got, ok := r.pop1(); !ok || got != want {
-			t.Fatalf("pop1 %d %v, want %d", got, ok, want)
-		}
-	}
-	if _, ok := r.pop1(); ok {
-		t.Fatal("popped from an empty ring")
-	}
-}
-
 func TestValidMessage(t *testing.T) {
 	msg := func(typ uint32, n int) []byte {
 		b := make([]byte, n)
@@ -358,8 +336,8 @@ func FuzzWrite(f *testing.F) {
 				t.Fatalf("descriptor of %d bytes", d.Len)
 			}
 		}
-		if n+tun.fill.len() != 2 {
-			t.Fatalf("chunks: %d delivered, %d still filled", n, tun.fill.len())
+		if n+tun.fill.Len() != 2 {
+			t.Fatalf("chunks: %d delivered, %d still filled", n, tun.fill.Len())
 		}
 	})
 }

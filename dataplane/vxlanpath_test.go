@@ -1,0 +1,196 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/spsc"
+	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+var (
+	vtepA = netip.MustParseAddr("2001:db8:a::a")
+	vtepB = netip.MustParseAddr("2001:db8:b::b")
+	vtepC = netip.MustParseAddr("2001:db8:c::c")
+	hostX = frame.MAC{2, 0x11, 0, 0, 0, 1} // on A's LAN
+	hostY = frame.MAC{2, 0x22, 0, 0, 0, 2} // behind C
+)
+
+// vxSite is an engine in VXLAN mode over fake ports, with its table.
+type vxSite struct {
+	e       *Engine
+	dl, ul  *xsk.Fake
+	fdb     *atomic.Pointer[vxlan.Table]
+	b       *vxlan.Builder
+	learned [2]*spsc.Ring[Learned]
+}
+
+func newVXSite(t *testing.T, local netip.Addr, vteps []vxlan.VTEP, learn bool) *vxSite {
+	t.Helper()
+	u := xsk.NewFakeUMEM(512)
+	s := &vxSite{dl: xsk.NewFake(u), ul: xsk.NewFake(u), fdb: new(atomic.Pointer[vxlan.Table]), b: vxlan.NewBuilder(64)}
+	s.learned = [2]*spsc.Ring[Learned]{spsc.New[Learned](64), spsc.New[Learned](64)}
+	flood := make([]int32, len(vteps))
+	for i := range flood {
+		flood[i] = int32(i)
+	}
+	s.b.SetVNIs([]vxlan.VNI{{ID: 101, Flood: flood}, {ID: 102, VLAN: 100, Flood: flood[:min(1, len(flood))]}})
+	s.b.SetVTEPs(vteps)
+	s.fdb.Store(s.b.Publish())
+	p := &Params{VXLAN: &VXLANParams{Encap: vxlan.EncapConfig{Src: refMAC, Local: local, MTU: 1500, Split: true}, LearnRemote: learn}}
+	e, err := New(Config{UMEM: u, DL: s.dl, UL: s.ul, EncapCore: -1, DecapCore: -1, Batch: 16, FDB: s.fdb, Learned: s.learned}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	s.e = e
+	return s
+}
+
+func lanFrame(dst, src frame.MAC, n int, vlan uint16) []byte {
+	f := make([]byte, n)
+	copy(f, dst[:])
+	copy(f[6:], src[:])
+	i := 12
+	if vlan != 0 {
+		binary.BigEndian.PutUint16(f[12:], frame.EtherTypeVLAN)
+		binary.BigEndian.PutUint16(f[14:], vlan)
+		i = 16
+	}
+	binary.BigEndian.PutUint16(f[i:], 0x88b5)
+	for j := i + 2; j < n; j++ {
+		f[j] = byte(j)
+	}
+	return f
+}
+
+func decapOne(t *testing.T, p []byte, local netip.Addr) vxlan.Received {
+	t.Helper()
+	d, _ := vxlan.NewDecapsulator(local, false)
+	r, why := d.Decap(p)
+	if why != vxlan.DropNone {
+		t.Fatalf("not a VXLAN packet for %v: %v", local, why)
+	}
+	return r
+}
+
+func TestVXLANEncap(t *testing.T) {
+	a := newVXSite(t, vtepA, []vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Pwgate: true}, {Addr: vtepC, NextHop: routerA}}, false)
+	// A broadcast is replicated to both VTEPs; the source MAC is learned.
+	bc := lanFrame(frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostX, 100, 0)
+	inject(t, a.dl, [][]byte{bc})
+	got := collect(t, a.ul, 2)
+	dsts := map[netip.Addr]bool{}
+	for _, p := range got {
+		for _, v := range []netip.Addr{vtepB, vtepC} {
+			if frame.IPv6(p[14:]).Dst() == v {
+				r := decapOne(t, p, v)
+				if r.VNI != 101 || !bytes.Equal(r.Inner, bc) {
+					t.Fatalf("flooded copy to %v: VNI %d, %x", v, r.VNI, r.Inner)
+				}
+				dsts[v] = true
+			}
+		}
+	}
+	if len(dsts) != 2 {
+		t.Fatalf("flooded to %v", dsts)
+	}
+	waitCounter(t, a.e, stats.ULTxFloodCopies, 2)
+	if l, ok := a.learned[0].Pop1(); !ok || l.Key != vxlan.MakeKey(0, hostX) || l.VTEP != vxlan.Local {
+		t.Fatalf("learned %+v %v", l, ok)
+	}
+	// Known unicast goes to its VTEP only.
+	a.b.Set(vxlan.MakeKey(0, hostY), vxlan.Entry{VTEP: 1})
+	a.fdb.Store(a.b.Publish())
+	uc := lanFrame(hostY, hostX, 200, 0)
+	inject(t, a.dl, [][]byte{uc})
+	got = collect(t, a.ul, 1)
+	if frame.IPv6(got[0][14:]).Dst() != vtepC || !bytes.Equal(decapOne(t, got[0], vtepC).Inner, uc) {
+		t.Fatalf("unicast went to %v", frame.IPv6(got[0][14:]).Dst())
+	}
+	// VLAN 100 is VNI 102, which leaves untagged; VLAN 200 is no VNI.
+	tagged := lanFrame(hostY, hostX, 120, 100)
+	inject(t, a.dl, [][]byte{tagged, lanFrame(hostY, hostX, 120, 200)})
+	got = collect(t, a.ul, 1)
+	r := decapOne(t, got[0], vtepB)
+	want := append(append([]byte(nil), tagged[:12]...), tagged[16:]...)
+	if r.VNI != 102 || !bytes.Equal(r.Inner, want) {
+		t.Fatalf("VLAN 100: VNI %d, %x", r.VNI, r.Inner)
+	}
+	waitCounter(t, a.e, stats.DLDropNoVNI, 1)
+	// A 1514-byte frame crosses to the pwgate VTEP in two pieces; the
+	// other VTEP cannot take it.
+	big := lanFrame(frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostX, 1514, 0)
+	inject(t, a.dl, [][]byte{big})
+	got = collect(t, a.ul, 2)
+	for _, p := range got {
+		if r := decapOne(t, p, vtepB); !r.Piece || len(p) > 1514 {
+			t.Fatalf("piece %d bytes, piece %v", len(p), r.Piece)
+		}
+	}
+	waitCounter(t, a.e, stats.DLDropVXLANTooBig, 1)
+}
+
+// TestVXLANDecap: B receives A's packets: frames reach the LAN, VLAN 100
+// tagged again, pieces reassembled, and (static mode) A's MACs learned.
+func TestVXLANDecap(t *testing.T) {
+	a := newVXSite(t, vtepA, []vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Pwgate: true}}, false)
+	b := newVXSite(t, vtepB, []vxlan.VTEP{{Addr: vtepA, NextHop: routerA, Pwgate: true}}, true)
+	frames := [][]byte{
+		lanFrame(hostY, hostX, 100, 0),
+		lanFrame(hostY, hostX, 300, 100),
+		lanFrame(frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostX, 1514, 0),
+	}
+	inject(t, a.dl, frames)
+	pkts := collect(t, a.ul, 4)
+	inject(t, b.ul, pkts)
+	got := collect(t, b.dl, 3)
+	for i := range frames {
+		if !bytes.Equal(got[i], frames[i]) {
+			t.Fatalf("frame %d arrived as %x", i, got[i][:min(40, len(got[i]))])
+		}
+	}
+	waitCounter(t, b.e, stats.ULRxReassembled, 1)
+	if l, ok := b.learned[1].Pop1(); !ok || l.Key.MAC() != hostX || l.VTEP != 0 {
+		t.Fatalf("remote learning: %+v %v", l, ok)
+	}
+	// A VNI B does not carry, and a VTEP B does not know, are counted.
+	c := newVXSite(t, vtepC, nil, false)
+	inject(t, c.ul, pkts[:1])
+	waitCounter(t, c.e, stats.ULDropVXLANNotForUs, 1)
+}
+
+func TestVXLANBatchZeroAllocs(t *testing.T) {
+	tab := new(atomic.Pointer[vxlan.Table])
+	bu := vxlan.NewBuilder(64)
+	bu.SetVNIs([]vxlan.VNI{{ID: 101, Flood: []int32{0, 1}}})
+	bu.SetVTEPs([]vxlan.VTEP{{Addr: vtepB, NextHop: routerA}, {Addr: vtepC, NextHop: routerA}})
+	bu.Set(vxlan.MakeKey(0, hostX), vxlan.Entry{VTEP: vxlan.Local})
+	tab.Store(bu.Publish())
+	for _, dst := range []frame.MAC{hostY, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {
+		u := xsk.NewFakeUMEM(1024)
+		dl, ul := &loopPort{umem: u}, &loopPort{umem: u}
+		dl.frames = [][]byte{lanFrame(dst, hostX, 64, 0)}
+		p := &Params{VXLAN: &VXLANParams{Encap: vxlan.EncapConfig{Src: refMAC, Local: vtepA, MTU: 1500}}}
+		e, err := New(Config{UMEM: u, DL: dl, UL: ul, Batch: 64, FDB: tab, Learned: [2]*spsc.Ring[Learned]{spsc.New[Learned](64), spsc.New[Learned](64)}}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.enc.step(e.enc.process)
+		if a := testing.AllocsPerRun(100, func() { e.enc.step(e.enc.process) }); a != 0 {
+			t.Errorf("to %v: %v allocations per batch", dst, a)
+		}
+		if ul.sent == 0 {
+			t.Errorf("to %v: nothing sent", dst)
+		}
+	}
+}

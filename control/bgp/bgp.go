@@ -1,0 +1,297 @@
+// Package bgp is pwgated's BGP speaker: GoBGP (github.com/osrg/gobgp/v3)
+// embedded in-process, behind the small Speaker interface, so that the
+// EVPN and anycast code can be tested against a fake and a GoBGP upgrade
+// touches this package only. It is the only package of pwgate that imports
+// GoBGP.
+//
+// The kernel owns TCP port 179 on the uplink or the WireGuard overlay (the
+// XDP program passes BGP to it); GoBGP listens on the kernel's socket.
+package bgp
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+)
+
+// Family is an address family a session carries.
+type Family int
+
+// Families.
+const (
+	EVPN        Family = iota // l2vpn evpn
+	IPv4Unicast               // ipv4 unicast
+	IPv6Unicast               // ipv6 unicast
+)
+
+// ParseFamily parses "l2vpn-evpn", "ipv4-unicast" or "ipv6-unicast".
+func ParseFamily(s string) (Family, error) {
+	switch s {
+	case "l2vpn-evpn", "evpn":
+		return EVPN, nil
+	case "ipv4-unicast", "ipv4":
+		return IPv4Unicast, nil
+	case "ipv6-unicast", "ipv6":
+		return IPv6Unicast, nil
+	}
+	return 0, fmt.Errorf("unknown address family %q (want l2vpn-evpn, ipv4-unicast or ipv6-unicast)", s)
+}
+
+// String returns the family's name.
+func (f Family) String() string {
+	return [...]string{"l2vpn-evpn", "ipv4-unicast", "ipv6-unicast"}[f]
+}
+
+// Config is the speaker's configuration.
+type Config struct {
+	ASN      uint32
+	RouterID netip.Addr // IPv4
+	// ListenAddrs are the addresses GoBGP accepts sessions on; empty: all.
+	ListenAddrs []netip.Addr
+	ListenPort  int // 179 by default; -1: no listening (outbound only)
+	// GracefulRestart advertises the capability (RFC 4724) as restarter
+	// and helper, with RestartTime (seconds); Restarting sets the restart
+	// flag: this speaker comes back from a graceful restart.
+	GracefulRestart bool
+	RestartTime     int
+	Restarting      bool
+	Neighbors       []Neighbor
+}
+
+// Neighbor is one BGP neighbor (peer groups are resolved into it).
+type Neighbor struct {
+	Address   netip.Addr // or
+	Interface string     // unnumbered: the neighbor's IPv6 link-local address on this interface
+	ASN       uint32
+	Password  string // TCP MD5 (RFC 2385)
+	HoldTime  int    // seconds; 0: 90
+	Keepalive int    // seconds; 0: a third of HoldTime
+	Families  []Family
+	// MaxPrefix is the most routes accepted per family; 0: no limit.
+	MaxPrefix int
+	Multihop  int // eBGP multihop TTL; 0: directly connected
+	// Source is the local address sessions to this neighbor come from
+	// (FRR's update-source); unset: the kernel's choice.
+	Source netip.Addr
+	// Port is the neighbor's TCP port; 0: 179.
+	Port        int
+	Description string
+	// ExportPrefixes, when set, restricts what is announced to this
+	// neighbor in the unicast families to these prefixes (and longer).
+	ExportPrefixes []netip.Prefix
+}
+
+// Key names a neighbor: its address, or "if:NAME" when unnumbered.
+func (n Neighbor) Key() string {
+	if n.Interface != "" {
+		return "if:" + n.Interface
+	}
+	return n.Address.String()
+}
+
+// RouteKind is the kind of a route.
+type RouteKind int
+
+// Route kinds.
+const (
+	MACIP  RouteKind = iota // EVPN type 2
+	IMET                    // EVPN type 3, inclusive multicast Ethernet tag
+	Prefix                  // unicast IPv4 or IPv6
+)
+
+// RT is a route target: a two-octet-AS-specific extended community
+// ASN:Value.
+type RT struct {
+	ASN   uint16
+	Value uint32
+}
+
+// String formats the RT as ASN:Value.
+func (r RT) String() string { return fmt.Sprintf("%d:%d", r.ASN, r.Value) }
+
+// LargeCommunity is RFC 8092's Global:Local1:Local2.
+type LargeCommunity struct{ Global, Local1, Local2 uint32 }
+
+// GracefulShutdown is RFC 8326's well-known community (65535:0).
+const GracefulShutdown = 0xFFFF0000
+
+// Route is a route pwgate originates or receives.
+type Route struct {
+	Kind RouteKind
+	// EVPN.
+	RD     string // "192.0.2.1:101"
+	MAC    frame.MAC
+	IP     netip.Addr // MAC+IP routes: the host's address, if known
+	VNI    uint32
+	RTs    []RT
+	Seq    uint32 // MAC mobility sequence (RFC 7432 §15); 0: none
+	Sticky bool
+	// Pwgate marks a VTEP that takes pwgate's split frames (an opaque
+	// extended community of pwgate's, carried unchanged by FRR).
+	Pwgate bool
+	// Unicast.
+	Prefix           netip.Prefix
+	MED              uint32
+	HasMED           bool
+	LocalPref        uint32
+	Communities      []uint32
+	LargeCommunities []LargeCommunity
+	// NextHop is our VTEP address (EVPN) or next hop (unicast); received:
+	// the sender's.
+	NextHop netip.Addr
+}
+
+// ID names a route for announcing and withdrawing it: the same route
+// (same prefix or key) replaces the previous announcement.
+func (r *Route) ID() string {
+	switch r.Kind {
+	case MACIP:
+		return "2:" + r.RD + ":" + r.MAC.String() + ":" + r.IP.String()
+	case IMET:
+		return "3:" + r.RD + ":" + r.NextHop.String()
+	}
+	return "p:" + r.Prefix.String()
+}
+
+// Update is a change of a received route: the best path of a destination
+// appeared or changed (Withdraw false) or went away (true). Peer is the
+// neighbor it came from.
+type Update struct {
+	Route
+	Withdraw bool
+	Peer     netip.Addr
+}
+
+// PeerState is a neighbor as show bgp summary shows it.
+type PeerState struct {
+	Key         string
+	Address     netip.Addr
+	ASN         uint32
+	State       string // "established", "active", "idle", ...
+	Since       time.Time
+	Received    map[Family]int // routes received (after policy)
+	Advertised  int
+	Description string
+}
+
+// Speaker is what pwgate needs of a BGP speaker. Its methods may be called
+// from any goroutine; Watch's callback runs on the speaker's goroutine and
+// must not block long.
+type Speaker interface {
+	// Start starts the speaker with c and calls watch for every change of
+	// a received best path.
+	Start(c Config, watch func([]Update)) error
+	// Reconfigure adds, removes and changes neighbors; sessions of
+	// neighbors that did not change stay up.
+	Reconfigure(c Config) error
+	// Announce originates r, replacing an earlier announcement with the
+	// same ID; Withdraw takes one back.
+	Announce(r Route) error
+	Withdraw(r Route) error
+	// Peers returns the neighbors' states.
+	Peers() []PeerState
+	// Stop ends every session. With graceful, it leaves without a
+	// NOTIFICATION, so that graceful-restart helpers keep pwgate's routes
+	// until RestartTime passes; without, it sends Cease and the neighbors
+	// withdraw pwgate's routes at once.
+	Stop(graceful bool)
+}
+
+// AutoRD returns the route distinguisher pwgate uses for VNI index i:
+// router-id:(i+1), as FRR derives its own.
+func AutoRD(routerID netip.Addr, i int) string { return routerID.String() + ":" + strconv.Itoa(i+1) }
+
+// AutoRT returns the route target of a VNI: ASN:VNI, with a four-byte ASN
+// cut to its low two bytes, as FRR 8.4 builds it (bgp_evpn.c,
+// form_auto_rt: encode_route_target_as(bgp->as & 0xFFFF, vni, ...)).
+func AutoRT(asn, vni uint32) RT { return RT{ASN: uint16(asn & 0xffff), Value: vni} }
+
+// ParseRT parses "ASN:Value".
+func ParseRT(s string) (RT, error) {
+	a, v, ok := strings.Cut(s, ":")
+	asn, err1 := strconv.ParseUint(a, 10, 16)
+	val, err2 := strconv.ParseUint(v, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return RT{}, fmt.Errorf("%q is not a route target ASN:VALUE with a two-byte ASN", s)
+	}
+	return RT{ASN: uint16(asn), Value: uint32(val)}, nil
+}
+
+// String shows the route as pwctl and the tests print it.
+func (r Route) String() string {
+	var b strings.Builder
+	switch r.Kind {
+	case MACIP:
+		fmt.Fprintf(&b, "macip rd %s mac %s", r.RD, r.MAC)
+		if r.IP.IsValid() {
+			fmt.Fprintf(&b, " ip %s", r.IP)
+		}
+		fmt.Fprintf(&b, " vni %d", r.VNI)
+		if r.Seq > 0 || r.Sticky {
+			fmt.Fprintf(&b, " seq %d sticky %v", r.Seq, r.Sticky)
+		}
+	case IMET:
+		fmt.Fprintf(&b, "imet rd %s vni %d", r.RD, r.VNI)
+		if r.Pwgate {
+			b.WriteString(" pwgate")
+		}
+	default:
+		fmt.Fprintf(&b, "prefix %s", r.Prefix)
+		if r.HasMED {
+			fmt.Fprintf(&b, " med %d", r.MED)
+		}
+		if r.LocalPref > 0 {
+			fmt.Fprintf(&b, " local-pref %d", r.LocalPref)
+		}
+		for _, c := range r.Communities {
+			fmt.Fprintf(&b, " community %d:%d", c>>16, c&0xffff)
+		}
+		for _, c := range r.LargeCommunities {
+			fmt.Fprintf(&b, " large-community %d:%d:%d", c.Global, c.Local1, c.Local2)
+		}
+	}
+	for _, rt := range r.RTs {
+		fmt.Fprintf(&b, " rt %s", rt)
+	}
+	fmt.Fprintf(&b, " next-hop %s", r.NextHop)
+	return b.String()
+}
+
+// Validate checks what GoBGP would take but a neighbor would refuse or
+// the operator cannot have meant.
+func (c *Config) Validate() error {
+	if c.ASN == 0 {
+		return fmt.Errorf("bgp: asn is missing")
+	}
+	if !c.RouterID.Is4() {
+		return fmt.Errorf("bgp: router_id must be an IPv4 address, not %q", c.RouterID)
+	}
+	seen := map[string]bool{}
+	for _, n := range c.Neighbors {
+		k := n.Key()
+		switch {
+		case n.Interface == "" && !n.Address.IsValid():
+			return fmt.Errorf("bgp: a neighbor has neither an address nor an interface")
+		case seen[k]:
+			return fmt.Errorf("bgp: neighbor %s is configured twice", k)
+		case n.ASN == 0:
+			return fmt.Errorf("bgp: neighbor %s: asn is missing", k)
+		case n.HoldTime != 0 && n.HoldTime < 3 || n.HoldTime > 65535:
+			return fmt.Errorf("bgp: neighbor %s: hold_time %d s: RFC 4271 allows 0 or 3 to 65535", k, n.HoldTime)
+		case n.Keepalive < 0 || n.HoldTime > 0 && n.Keepalive >= n.HoldTime:
+			return fmt.Errorf("bgp: neighbor %s: keepalive %d s must be shorter than hold_time %d s", k, n.Keepalive, n.HoldTime)
+		case len(n.Families) == 0:
+			return fmt.Errorf("bgp: neighbor %s has no address family", k)
+		case n.MaxPrefix < 0:
+			return fmt.Errorf("bgp: neighbor %s: max_prefix must not be negative", k)
+		case n.Multihop < 0 || n.Multihop > 255:
+			return fmt.Errorf("bgp: neighbor %s: multihop TTL %d is not 1 to 255", k, n.Multihop)
+		}
+		seen[k] = true
+	}
+	return nil
+}

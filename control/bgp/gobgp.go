@@ -1,0 +1,463 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+)
+
+// pwgateMarker is the value of pwgate's opaque extended community on its
+// IMET routes: this VTEP takes pwgate's split frames. Transitive opaque
+// (type 0x03) with sub-type 0x70 ('p'), unassigned by IANA; other
+// speakers carry it unchanged.
+var pwgateMarker = []byte{0x70, 'p', 'w', 'g', 'a', 't', 'e'}
+
+// GoBGP is the Speaker over an embedded GoBGP server.
+type GoBGP struct {
+	log    *slog.Logger
+	s      *server.BgpServer
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	cfg   Config
+	uuids map[string][]byte // announced route ID → GoBGP's path UUID
+}
+
+var _ Speaker = (*GoBGP)(nil)
+
+// NewGoBGP returns a speaker that logs to log.
+func NewGoBGP(log *slog.Logger) *GoBGP { return &GoBGP{log: log, uuids: map[string][]byte{}} }
+
+// Start implements Speaker.
+func (g *GoBGP) Start(c Config, watch func([]Update)) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	g.s = server.NewBgpServer(server.LoggerOption(&logger{g.log}))
+	go g.s.Serve()
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	port := int32(c.ListenPort)
+	if port == 0 {
+		port = 179
+	}
+	global := &api.Global{Asn: c.ASN, RouterId: c.RouterID.String(), ListenPort: port}
+	for _, a := range c.ListenAddrs {
+		global.ListenAddresses = append(global.ListenAddresses, a.String())
+	}
+	if len(global.ListenAddresses) == 0 && port > 0 {
+		global.ListenAddresses = []string{"::"} // both families on Linux
+	}
+	if c.GracefulRestart {
+		global.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(c.RestartTime)}
+	}
+	if err := g.s.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
+		g.s.Stop()
+		return fmt.Errorf("start bgp: %w", err)
+	}
+	err := g.s.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
+	}}, func(r *api.WatchEventResponse) {
+		if t := r.GetTable(); t != nil {
+			if us := g.updates(t.Paths); len(us) > 0 {
+				watch(us)
+			}
+		}
+	})
+	if err != nil {
+		g.s.Stop()
+		return fmt.Errorf("watch bgp routes: %w", err)
+	}
+	g.mu.Lock()
+	g.cfg = Config{ASN: c.ASN, RouterID: c.RouterID, ListenAddrs: c.ListenAddrs, ListenPort: c.ListenPort,
+		GracefulRestart: c.GracefulRestart, RestartTime: c.RestartTime, Restarting: c.Restarting}
+	g.mu.Unlock()
+	return g.Reconfigure(c)
+}
+
+// Reconfigure implements Speaker.
+func (g *GoBGP) Reconfigure(c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := map[string]Neighbor{}
+	for _, n := range g.cfg.Neighbors {
+		old[n.Key()] = n
+	}
+	ctx := context.Background()
+	for _, n := range c.Neighbors {
+		o, ok := old[n.Key()]
+		delete(old, n.Key())
+		if ok && equalNeighbor(o, n) {
+			continue
+		}
+		if ok {
+			if err := g.s.DeletePeer(ctx, deletePeer(o)); err != nil {
+				return fmt.Errorf("change neighbor %s: %w", n.Key(), err)
+			}
+		}
+		if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: g.peer(n, c)}); err != nil {
+			return fmt.Errorf("neighbor %s: %w", n.Key(), err)
+		}
+	}
+	for _, o := range old {
+		if err := g.s.DeletePeer(ctx, deletePeer(o)); err != nil {
+			return fmt.Errorf("remove neighbor %s: %w", o.Key(), err)
+		}
+	}
+	g.cfg.Neighbors = c.Neighbors
+	return nil
+}
+
+func deletePeer(n Neighbor) *api.DeletePeerRequest {
+	if n.Interface != "" {
+		return &api.DeletePeerRequest{Interface: n.Interface}
+	}
+	return &api.DeletePeerRequest{Address: n.Address.String()}
+}
+
+func equalNeighbor(a, b Neighbor) bool {
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+func apiFamily(f Family) *api.Family {
+	switch f {
+	case EVPN:
+		return &api.Family{Afi: api.Family_AFI_L2VPN, Safi: api.Family_SAFI_EVPN}
+	case IPv6Unicast:
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+}
+
+// peer builds GoBGP's neighbor.
+func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
+	p := &api.Peer{
+		Conf: &api.PeerConf{PeerAsn: n.ASN, AuthPassword: n.Password, Description: n.Description},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime: uint64(max(n.HoldTime, 0)), KeepaliveInterval: uint64(max(n.Keepalive, 0)),
+			ConnectRetry: 5,
+		}},
+		Transport: &api.Transport{RemotePort: uint32(n.Port)},
+	}
+	if n.Source.IsValid() {
+		p.Transport.LocalAddress = n.Source.String()
+	}
+	if n.Interface != "" {
+		p.Conf.NeighborInterface = n.Interface
+	} else {
+		p.Conf.NeighborAddress = n.Address.String()
+	}
+	if n.Multihop > 0 {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.Multihop)}
+	}
+	if c.GracefulRestart {
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(c.RestartTime), LocalRestarting: c.Restarting}
+	}
+	for _, f := range n.Families {
+		a := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
+		if n.MaxPrefix > 0 {
+			a.PrefixLimits = &api.PrefixLimit{Family: apiFamily(f), MaxPrefixes: uint32(n.MaxPrefix)}
+		}
+		if c.GracefulRestart {
+			a.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		p.AfiSafis = append(p.AfiSafis, a)
+	}
+	return p
+}
+
+// Announce implements Speaker.
+func (g *GoBGP) Announce(r Route) error {
+	p, err := g.path(&r)
+	if err != nil {
+		return err
+	}
+	res, err := g.s.AddPath(context.Background(), &api.AddPathRequest{Path: p})
+	if err != nil {
+		return fmt.Errorf("announce %s: %w", r.ID(), err)
+	}
+	g.mu.Lock()
+	g.uuids[r.ID()] = res.Uuid
+	g.mu.Unlock()
+	return nil
+}
+
+// Withdraw implements Speaker.
+func (g *GoBGP) Withdraw(r Route) error {
+	g.mu.Lock()
+	uuid, ok := g.uuids[r.ID()]
+	delete(g.uuids, r.ID())
+	g.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := g.s.DeletePath(context.Background(), &api.DeletePathRequest{Uuid: uuid}); err != nil {
+		return fmt.Errorf("withdraw %s: %w", r.ID(), err)
+	}
+	return nil
+}
+
+// path builds GoBGP's path for r.
+func (g *GoBGP) path(r *Route) (*api.Path, error) {
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	var nlri bgp.AddrPrefixInterface
+	var ecs []bgp.ExtendedCommunityInterface
+	switch r.Kind {
+	case MACIP, IMET:
+		rd, err := bgp.ParseRouteDistinguisher(r.RD)
+		if err != nil {
+			return nil, err
+		}
+		if r.Kind == MACIP {
+			ip := ""
+			if r.IP.IsValid() {
+				ip = r.IP.String()
+			}
+			nlri = bgp.NewEVPNMacIPAdvertisementRoute(rd, bgp.EthernetSegmentIdentifier{}, 0, net.HardwareAddr(r.MAC[:]).String(), ip, []uint32{r.VNI})
+			if r.Seq > 0 || r.Sticky {
+				ecs = append(ecs, bgp.NewMacMobilityExtended(r.Seq, r.Sticky))
+			}
+		} else {
+			nlri = bgp.NewEVPNMulticastEthernetTagRoute(rd, 0, r.NextHop.String())
+			attrs = append(attrs, bgp.NewPathAttributePmsiTunnel(bgp.PMSI_TUNNEL_TYPE_INGRESS_REPL, false, r.VNI, bgp.NewIngressReplTunnelID(r.NextHop.String())))
+			if r.Pwgate {
+				ecs = append(ecs, bgp.NewOpaqueExtended(true, pwgateMarker))
+			}
+		}
+		for _, rt := range r.RTs {
+			ecs = append(ecs, bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, rt.ASN, rt.Value, true))
+		}
+		ecs = append(ecs, bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(r.NextHop.String(), []bgp.AddrPrefixInterface{nlri}))
+	case Prefix:
+		if r.Prefix.Addr().Is4() {
+			nlri = bgp.NewIPAddrPrefix(uint8(r.Prefix.Bits()), r.Prefix.Addr().String())
+			attrs = append(attrs, bgp.NewPathAttributeNextHop(r.NextHop.String()))
+		} else {
+			nlri = bgp.NewIPv6AddrPrefix(uint8(r.Prefix.Bits()), r.Prefix.Addr().String())
+			attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(r.NextHop.String(), []bgp.AddrPrefixInterface{nlri}))
+		}
+		if r.HasMED {
+			attrs = append(attrs, bgp.NewPathAttributeMultiExitDisc(r.MED))
+		}
+		if r.LocalPref > 0 {
+			attrs = append(attrs, bgp.NewPathAttributeLocalPref(r.LocalPref))
+		}
+		if len(r.Communities) > 0 {
+			attrs = append(attrs, bgp.NewPathAttributeCommunities(r.Communities))
+		}
+		if len(r.LargeCommunities) > 0 {
+			var lc []*bgp.LargeCommunity
+			for _, c := range r.LargeCommunities {
+				lc = append(lc, bgp.NewLargeCommunity(c.Global, c.Local1, c.Local2))
+			}
+			attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(lc))
+		}
+	}
+	if len(ecs) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeExtendedCommunities(ecs))
+	}
+	return apiutil.NewPath(nlri, false, attrs, time.Now())
+}
+
+// updates converts GoBGP's best-path changes; pwgate's own routes are left
+// out.
+func (g *GoBGP) updates(paths []*api.Path) []Update {
+	var out []Update
+	for _, p := range paths {
+		if p.NeighborIp == "" || p.NeighborIp == "<nil>" {
+			continue // originated here
+		}
+		u, ok := convert(p)
+		if !ok {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// convert reads one of GoBGP's paths.
+func convert(p *api.Path) (Update, bool) {
+	u := Update{Withdraw: p.IsWithdraw}
+	u.Peer, _ = netip.ParseAddr(p.NeighborIp)
+	nlri, err := apiutil.GetNativeNlri(p)
+	if err != nil {
+		return u, false
+	}
+	attrs, err := apiutil.GetNativePathAttributes(p)
+	if err != nil {
+		return u, false
+	}
+	switch n := nlri.(type) {
+	case *bgp.EVPNNLRI:
+		switch rt := n.RouteTypeData.(type) {
+		case *bgp.EVPNMacIPAdvertisementRoute:
+			u.Kind, u.RD = MACIP, rt.RD.String()
+			if len(rt.MacAddress) != 6 {
+				return u, false
+			}
+			u.MAC = frame.MAC(rt.MacAddress)
+			if ip, ok := netip.AddrFromSlice(rt.IPAddress); ok && len(rt.IPAddress) > 0 {
+				u.IP = ip.Unmap()
+			}
+			if len(rt.Labels) > 0 {
+				u.VNI = rt.Labels[0]
+			}
+		case *bgp.EVPNMulticastEthernetTagRoute:
+			u.Kind, u.RD = IMET, rt.RD.String()
+			if ip, ok := netip.AddrFromSlice(rt.IPAddress); ok {
+				u.NextHop = ip.Unmap()
+			}
+		default:
+			return u, false
+		}
+	case *bgp.IPAddrPrefix:
+		u.Kind = Prefix
+		a, _ := netip.AddrFromSlice(n.Prefix.To4())
+		u.Prefix = netip.PrefixFrom(a, int(n.Length))
+	case *bgp.IPv6AddrPrefix:
+		u.Kind = Prefix
+		a, _ := netip.AddrFromSlice(n.Prefix.To16())
+		u.Prefix = netip.PrefixFrom(a, int(n.Length))
+	default:
+		return u, false
+	}
+	for _, a := range attrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeMpReachNLRI:
+			if nh, ok := netip.AddrFromSlice(a.Nexthop); ok && u.Kind != IMET {
+				u.NextHop = nh.Unmap()
+			}
+		case *bgp.PathAttributeNextHop:
+			if nh, ok := netip.AddrFromSlice(a.Value); ok {
+				u.NextHop = nh.Unmap()
+			}
+		case *bgp.PathAttributePmsiTunnel:
+			if u.Kind == IMET {
+				u.VNI = a.Label
+			}
+		case *bgp.PathAttributeMultiExitDisc:
+			u.MED, u.HasMED = a.Value, true
+		case *bgp.PathAttributeLocalPref:
+			u.LocalPref = a.Value
+		case *bgp.PathAttributeCommunities:
+			u.Communities = a.Value
+		case *bgp.PathAttributeLargeCommunities:
+			for _, c := range a.Values {
+				u.LargeCommunities = append(u.LargeCommunities, LargeCommunity{c.ASN, c.LocalData1, c.LocalData2})
+			}
+		case *bgp.PathAttributeExtendedCommunities:
+			for _, ec := range a.Value {
+				switch ec := ec.(type) {
+				case *bgp.TwoOctetAsSpecificExtended:
+					if ec.SubType == bgp.EC_SUBTYPE_ROUTE_TARGET {
+						u.RTs = append(u.RTs, RT{ASN: ec.AS, Value: ec.LocalAdmin})
+					}
+				case *bgp.MacMobilityExtended:
+					u.Seq, u.Sticky = ec.Sequence, ec.IsSticky
+				case *bgp.OpaqueExtended:
+					if string(ec.Value) == string(pwgateMarker) {
+						u.Pwgate = true
+					}
+				}
+			}
+		}
+	}
+	return u, true
+}
+
+// Peers implements Speaker.
+func (g *GoBGP) Peers() []PeerState {
+	var out []PeerState
+	g.s.ListPeer(context.Background(), &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		st := PeerState{Received: map[Family]int{}}
+		if p.Conf != nil {
+			st.ASN, st.Description = p.Conf.PeerAsn, p.Conf.Description
+			st.Key = p.Conf.NeighborAddress
+			if p.Conf.NeighborInterface != "" {
+				st.Key = "if:" + p.Conf.NeighborInterface
+			}
+		}
+		if p.State != nil {
+			st.Address, _ = netip.ParseAddr(p.State.NeighborAddress)
+			st.State = map[api.PeerState_SessionState]string{
+				api.PeerState_UNKNOWN: "unknown", api.PeerState_IDLE: "idle", api.PeerState_CONNECT: "connect",
+				api.PeerState_ACTIVE: "active", api.PeerState_OPENSENT: "opensent", api.PeerState_OPENCONFIRM: "openconfirm",
+				api.PeerState_ESTABLISHED: "established"}[p.State.SessionState]
+		}
+		if p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil && st.State == "established" {
+			st.Since = p.Timers.State.Uptime.AsTime()
+		}
+		for _, a := range p.AfiSafis {
+			if a.State == nil || a.Config == nil || a.Config.Family == nil {
+				continue
+			}
+			f := Family(-1)
+			for _, x := range []Family{EVPN, IPv4Unicast, IPv6Unicast} {
+				if apiFamily(x).Afi == a.Config.Family.Afi && apiFamily(x).Safi == a.Config.Family.Safi {
+					f = x
+				}
+			}
+			if f >= 0 {
+				st.Received[f] = int(a.State.Accepted)
+				st.Advertised += int(a.State.Advertised)
+			}
+		}
+		out = append(out, st)
+	})
+	return out
+}
+
+// Stop implements Speaker.
+func (g *GoBGP) Stop(graceful bool) {
+	if g.s == nil {
+		return
+	}
+	if g.cancel != nil {
+		g.cancel()
+	}
+	if graceful {
+		// Leave without a NOTIFICATION: the sessions end when the process
+		// exits and its sockets close, and graceful-restart helpers keep
+		// pwgate's routes (GoBGP's Stop would send Cease, which cancels
+		// graceful restart).
+		return
+	}
+	g.s.Stop()
+}
+
+// logger is GoBGP's log.Logger over slog, at GoBGP's levels.
+type logger struct{ l *slog.Logger }
+
+func (l *logger) attrs(f gobgplog.Fields) []any {
+	out := make([]any, 0, 2*len(f))
+	for k, v := range f {
+		out = append(out, k, v)
+	}
+	return out
+}
+
+func (l *logger) Panic(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
+func (l *logger) Fatal(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
+func (l *logger) Error(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
+func (l *logger) Warn(msg string, f gobgplog.Fields)  { l.l.Warn("bgp: "+msg, l.attrs(f)...) }
+func (l *logger) Info(msg string, f gobgplog.Fields)  { l.l.Info("bgp: "+msg, l.attrs(f)...) }
+func (l *logger) Debug(string, gobgplog.Fields)       {}
+func (l *logger) SetLevel(gobgplog.LogLevel)          {}
+func (l *logger) GetLevel() gobgplog.LogLevel         { return gobgplog.InfoLevel }

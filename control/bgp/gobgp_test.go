@@ -1,0 +1,217 @@
+package bgp
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+)
+
+// pair is two embedded GoBGP speakers in session over loopback
+// (127.0.0.1 and 127.0.0.2, an unprivileged port): no root, no namespace.
+type pair struct {
+	a, b   *GoBGP
+	ca, cb Config
+	mu     sync.Mutex
+	got    []Update // what b received
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newPair(t *testing.T, gr bool) *pair {
+	t.Helper()
+	port := freePort(t)
+	a1, a2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	fams := []Family{EVPN, IPv4Unicast, IPv6Unicast}
+	p := &pair{a: NewGoBGP(quiet()), b: NewGoBGP(quiet())}
+	p.ca = Config{ASN: 4200000001, RouterID: a1, ListenAddrs: []netip.Addr{a1}, ListenPort: port, GracefulRestart: gr, RestartTime: 120,
+		Neighbors: []Neighbor{{Address: a2, ASN: 4200000002, Port: port, Source: a1, Families: fams, HoldTime: 9, Description: "b"}}}
+	p.cb = Config{ASN: 4200000002, RouterID: a2, ListenAddrs: []netip.Addr{a2}, ListenPort: port, GracefulRestart: gr, RestartTime: 120,
+		Neighbors: []Neighbor{{Address: a1, ASN: 4200000001, Port: port, Source: a2, Families: fams, HoldTime: 9, Description: "a"}}}
+	if err := p.a.Start(p.ca, func([]Update) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.a.Stop(false) })
+	if err := p.b.Start(p.cb, func(us []Update) {
+		p.mu.Lock()
+		p.got = append(p.got, us...)
+		p.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.b.Stop(false) })
+	waitFor(t, "session up", func() bool { return established(p.a) && established(p.b) })
+	return p
+}
+
+func established(s *GoBGP) bool {
+	ps := s.Peers()
+	return len(ps) == 1 && ps[0].State == "established"
+}
+
+// waitFor waits a minute at most: after a NOTIFICATION, both GoBGPs
+// idle 5 s and retry 5 to 10 s later, each closing the other's attempts
+// while idle, so a session can take several rounds to come back.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// last returns b's latest update for id, if any.
+func (p *pair) last(id string) (Update, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.got) - 1; i >= 0; i-- {
+		if p.got[i].ID() == id {
+			return p.got[i], true
+		}
+	}
+	return Update{}, false
+}
+
+func TestGoBGPRoutesRoundTrip(t *testing.T) {
+	p := newPair(t, false)
+	vtep := netip.MustParseAddr("2001:db8::a")
+	mac := frame.MAC{0x02, 0, 0, 0, 0, 0xa1}
+	routes := []Route{
+		{Kind: MACIP, RD: AutoRD(p.ca.RouterID, 0), MAC: mac, VNI: 101, RTs: []RT{AutoRT(p.ca.ASN, 101)}, Seq: 3, NextHop: vtep},
+		// GoBGP gives a MAC's routes the same sequence (RFC 7432 §15).
+		{Kind: MACIP, RD: AutoRD(p.ca.RouterID, 0), MAC: mac, IP: netip.MustParseAddr("192.0.2.7"), VNI: 101, RTs: []RT{AutoRT(p.ca.ASN, 101)}, Seq: 3, NextHop: vtep},
+		{Kind: IMET, RD: AutoRD(p.ca.RouterID, 1), VNI: 202, RTs: []RT{{ASN: 65000, Value: 202}}, Pwgate: true, NextHop: vtep},
+		{Kind: IMET, RD: AutoRD(p.ca.RouterID, 2), VNI: 303, RTs: []RT{{ASN: 65000, Value: 303}}, NextHop: netip.MustParseAddr("192.0.2.1")},
+		{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24"), NextHop: netip.MustParseAddr("127.0.0.1"),
+			MED: 20, HasMED: true, Communities: []uint32{GracefulShutdown, 65000<<16 | 7}, LargeCommunities: []LargeCommunity{{4200000001, 1, 2}}},
+		{Kind: Prefix, Prefix: netip.MustParsePrefix("2001:db8:aaaa::/48"), NextHop: netip.MustParseAddr("2001:db8::1")},
+	}
+	for _, r := range routes {
+		if err := p.a.Announce(r); err != nil {
+			t.Fatalf("announce %s: %v", r.ID(), err)
+		}
+	}
+	for _, r := range routes {
+		waitFor(t, "route "+r.ID(), func() bool { _, ok := p.last(r.ID()); return ok })
+		u, _ := p.last(r.ID())
+		if u.Withdraw || u.Peer != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("%s: withdraw %v from %v", r.ID(), u.Withdraw, u.Peer)
+		}
+		want := r
+		if r.Kind == Prefix {
+			want.LocalPref = 0 // eBGP carries none
+		}
+		got := u.Route
+		slices.Sort(got.Communities)
+		slices.Sort(want.Communities)
+		if got.String() != want.String() {
+			t.Errorf("received\n %s\nwant\n %s", got.String(), want.String())
+		}
+	}
+	// The same ID replaces: a new sequence number reaches b.
+	moved := routes[0]
+	moved.Seq = 4
+	if err := p.a.Announce(moved); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "moved MAC", func() bool { u, _ := p.last(moved.ID()); return u.Seq == 4 })
+
+	if err := p.a.Withdraw(routes[2]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "IMET withdrawn", func() bool { u, _ := p.last(routes[2].ID()); return u.Withdraw })
+	if err := p.a.Withdraw(routes[2]); err != nil {
+		t.Errorf("withdrawing twice: %v", err)
+	}
+	ps := p.b.Peers()
+	if ps[0].Received[EVPN] != 3 || ps[0].Received[IPv4Unicast] != 1 || ps[0].Received[IPv6Unicast] != 1 || ps[0].Description != "a" || ps[0].ASN != 4200000001 {
+		t.Errorf("b's peer state: %+v", ps[0])
+	}
+	if ps[0].Since.IsZero() || time.Since(ps[0].Since) > time.Minute {
+		t.Errorf("session since %v", ps[0].Since)
+	}
+}
+
+func TestGoBGPReconfigureKeepsSessions(t *testing.T) {
+	p := newPair(t, false)
+	since := p.a.Peers()[0].Since
+	// The same neighbors, a new one: the session stays up.
+	c := p.ca
+	c.Neighbors = append(slices.Clone(c.Neighbors), Neighbor{Address: netip.MustParseAddr("127.0.0.3"), ASN: 65003, Port: 1, Families: []Family{EVPN}})
+	if err := p.a.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	ps := p.a.Peers()
+	if len(ps) != 2 {
+		t.Fatalf("%d peers after adding one", len(ps))
+	}
+	for _, s := range ps {
+		if s.Key == "127.0.0.2" && (s.State != "established" || !s.Since.Equal(since)) {
+			t.Errorf("unchanged neighbor's session changed: %+v (was up since %v)", s, since)
+		}
+	}
+	// Removed: the session goes down on both sides.
+	c.Neighbors = c.Neighbors[1:]
+	if err := p.a.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to see the session end", func() bool { return !established(p.b) })
+	if ps := p.a.Peers(); len(ps) != 1 || ps[0].Key != "127.0.0.3" {
+		t.Errorf("peers after removing b: %+v", ps)
+	}
+	// A changed neighbor (new hold time) is reset and comes back.
+	c = p.ca
+	c.Neighbors = slices.Clone(c.Neighbors)
+	if err := p.a.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "session back", func() bool { return established(p.a) })
+	c.Neighbors[0].HoldTime = 30
+	if err := p.a.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "session back after a change", func() bool { return established(p.a) })
+}
+
+func TestGoBGPStopWithdraws(t *testing.T) {
+	p := newPair(t, false)
+	r := Route{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24"), NextHop: netip.MustParseAddr("127.0.0.1")}
+	if err := p.a.Announce(r); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "route", func() bool { _, ok := p.last(r.ID()); return ok })
+	p.a.Stop(false) // Cease: b withdraws at once
+	waitFor(t, "withdraw", func() bool { u, _ := p.last(r.ID()); return u.Withdraw })
+}
+
+func TestGoBGPBadConfig(t *testing.T) {
+	s := NewGoBGP(quiet())
+	err := s.Start(Config{ASN: 65001, RouterID: netip.MustParseAddr("127.0.0.1"), ListenPort: -1,
+		Neighbors: []Neighbor{{Address: netip.MustParseAddr("127.0.0.2"), ASN: 65002, Families: []Family{EVPN}, HoldTime: 1}}}, func([]Update) {})
+	if err == nil {
+		t.Error("a hold time of 1 s (RFC 4271: 0 or at least 3) was accepted")
+	}
+	s.Stop(false)
+	if err := NewGoBGP(quiet()).Announce(Route{Kind: MACIP, RD: "nonsense"}); err == nil {
+		t.Error("a bad RD was accepted")
+	}
+}

@@ -116,6 +116,9 @@ type Config struct {
 	// the LAN's MACs, decap's for remote ones).
 	FDB     *atomic.Pointer[vxlan.Table]
 	Learned [2]*spsc.Ring[Learned]
+	// LearnedWake, if set, gets a value (without blocking) after a data
+	// goroutine pushed to Learned: the control goroutine waits on it.
+	LearnedWake chan struct{}
 }
 
 // Learned is a MAC a data goroutine saw where the forwarding database does
@@ -274,3 +277,14 @@ const (
 	sleepIdle       = 200 * time.Millisecond // nothing in flight
 	sleepInFlight   = time.Millisecond       // sent frames still to be completed
 )
+
+// wakeControl tells the control goroutine, without blocking, that a
+// Learned ring has something.
+func (e *Engine) wakeControl() {
+	if e.cfg.LearnedWake != nil {
+		select {
+		case e.cfg.LearnedWake <- struct{}{}:
+		default:
+		}
+	}
+}

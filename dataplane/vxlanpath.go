@@ -139,6 +139,7 @@ func (w *encapWorker) learnLocal(tab *vxlan.Table, vi int, src frame.MAC) {
 	k := vxlan.MakeKey(vi, src)
 	if r := w.e.cfg.Learned[0]; r != nil && !suppress(&w.vx.recent, &w.vx.recentAt, k, w.vx.now) {
 		r.Push1(Learned{Key: k, VTEP: vxlan.Local})
+		w.e.wakeControl()
 	}
 }
 
@@ -284,15 +285,19 @@ func (w *decapWorker) processVXLAN(n int) {
 	w.send(k)
 }
 
-// newTable takes a new forwarding database into use: VTEP indexes may have
-// changed, so held first halves are given up.
+// newTable takes a new forwarding database into use. When its VTEPs'
+// indexes changed (a new VTEPGen), held first halves are given up.
 func (w *decapWorker) newTable(tab *vxlan.Table) {
+	old := w.vx.table
+	w.vx.table = tab
+	if tab != nil && old != nil && tab.VTEPGen == old.VTEPGen {
+		return
+	}
 	for i := range w.vx.reasm {
 		if tok, ok := w.vx.reasm[i].Flush(); ok {
 			w.drop(tok, stats.ULDropReplaced)
 		}
 	}
-	w.vx.table = tab
 	if tab == nil {
 		return
 	}
@@ -312,10 +317,16 @@ func (w *decapWorker) learnRemote(tab *vxlan.Table, vi int, vt int32, src frame.
 		return
 	}
 	if e, ok := tab.Lookup(vi, src); ok && e.VTEP == vt {
+		if e.Seen != 0 { // learned here, so aged: stamp it
+			if s := &tab.Seen[e.Seen]; s.Load() != now {
+				s.Store(now)
+			}
+		}
 		return
 	}
 	k := vxlan.MakeKey(vi, src)
 	if r := w.e.cfg.Learned[1]; r != nil && !suppress(&w.vx.recent, &w.vx.recentAt, k, now) {
 		r.Push1(Learned{Key: k, VTEP: vt})
+		w.e.wakeControl()
 	}
 }

@@ -11,6 +11,7 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,9 +81,93 @@ type Neighbor struct {
 	// Port is the neighbor's TCP port; 0: 179.
 	Port        int
 	Description string
-	// ExportPrefixes, when set, restricts what is announced to this
-	// neighbor in the unicast families to these prefixes (and longer).
-	ExportPrefixes []netip.Prefix
+	// Import and Export filter the routes taken from and announced to
+	// this neighbor: the first rule that matches decides, and a route no
+	// rule matches is taken (announced).
+	Import, Export []Rule
+}
+
+// RuleKind is the kind of route a Rule matches.
+type RuleKind int
+
+// Rule kinds.
+const (
+	AnyRoute     RuleKind = iota
+	MACIPRoutes           // EVPN type 2
+	IMETRoutes            // EVPN type 3
+	EVPNRoutes            // both
+	PrefixRoutes          // unicast
+)
+
+// ParseRuleKind parses macip, imet, evpn or prefix.
+func ParseRuleKind(s string) (RuleKind, error) {
+	switch s {
+	case "macip":
+		return MACIPRoutes, nil
+	case "imet":
+		return IMETRoutes, nil
+	case "evpn":
+		return EVPNRoutes, nil
+	case "prefix":
+		return PrefixRoutes, nil
+	}
+	return 0, fmt.Errorf("unknown route type %q (want macip, imet, evpn or prefix)", s)
+}
+
+// Rule is one entry of an import or export filter.
+type Rule struct {
+	Permit bool
+	Kind   RuleKind
+	RT     RT // with HasRT: routes carrying this route target
+	HasRT  bool
+	// Prefix: unicast routes inside it (it or longer), MAC+IP routes
+	// whose IP is inside it.
+	Prefix netip.Prefix
+}
+
+// Matches reports whether the rule matches r.
+func (x *Rule) Matches(r *Route) bool {
+	switch x.Kind {
+	case MACIPRoutes:
+		if r.Kind != MACIP {
+			return false
+		}
+	case IMETRoutes:
+		if r.Kind != IMET {
+			return false
+		}
+	case EVPNRoutes:
+		if r.Kind == Prefix {
+			return false
+		}
+	case PrefixRoutes:
+		if r.Kind != Prefix {
+			return false
+		}
+	}
+	if x.HasRT && !slices.Contains(r.RTs, x.RT) {
+		return false
+	}
+	if x.Prefix.IsValid() {
+		switch {
+		case r.Kind == Prefix:
+			return r.Prefix.Bits() >= x.Prefix.Bits() && x.Prefix.Contains(r.Prefix.Addr())
+		case r.Kind == MACIP && r.IP.IsValid():
+			return x.Prefix.Contains(r.IP)
+		}
+		return false
+	}
+	return true
+}
+
+// Permitted reports whether rules let r through.
+func Permitted(rules []Rule, r *Route) bool {
+	for i := range rules {
+		if rules[i].Matches(r) {
+			return rules[i].Permit
+		}
+	}
+	return true
 }
 
 // Key names a neighbor: its address, or "if:NAME" when unnumbered.
@@ -290,6 +375,13 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("bgp: neighbor %s: max_prefix must not be negative", k)
 		case n.Multihop < 0 || n.Multihop > 255:
 			return fmt.Errorf("bgp: neighbor %s: multihop TTL %d is not 1 to 255", k, n.Multihop)
+		case len(n.Export) > 0 && n.Interface != "":
+			return fmt.Errorf("bgp: neighbor %s: export filters need the neighbor's address", k)
+		}
+		for _, r := range n.Export {
+			if r.Kind == MACIPRoutes || r.Kind == IMETRoutes {
+				return fmt.Errorf("bgp: neighbor %s: an export filter cannot tell MAC routes from flood routes (GoBGP's policies cannot); use evpn, route_target or prefix", k)
+			}
 		}
 		seen[k] = true
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -33,6 +34,43 @@ type GoBGP struct {
 	mu    sync.Mutex
 	cfg   Config
 	uuids map[string][]byte // announced route ID → GoBGP's path UUID
+	// imports are the neighbors' import filters, read by the watcher.
+	imports atomic.Pointer[importRules]
+}
+
+// importRules are the import filters by neighbor address; unnumbered
+// neighbors' (link-local, learned) all apply to link-local senders.
+type importRules struct {
+	byAddr     map[netip.Addr][]Rule
+	unnumbered [][]Rule
+}
+
+func newImportRules(ns []Neighbor) *importRules {
+	r := &importRules{byAddr: map[netip.Addr][]Rule{}}
+	for _, n := range ns {
+		if n.Interface != "" {
+			r.unnumbered = append(r.unnumbered, n.Import)
+		} else {
+			r.byAddr[n.Address] = n.Import
+		}
+	}
+	return r
+}
+
+// permitted reports whether the route from peer passes its neighbor's
+// import filter (for an unnumbered neighbor: every unnumbered neighbor's).
+func (ir *importRules) permitted(peer netip.Addr, r *Route) bool {
+	if rules, ok := ir.byAddr[peer]; ok {
+		return Permitted(rules, r)
+	}
+	if peer.IsLinkLocalUnicast() {
+		for _, rules := range ir.unnumbered {
+			if !Permitted(rules, r) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 var _ Speaker = (*GoBGP)(nil)
@@ -119,7 +157,88 @@ func (g *GoBGP) Reconfigure(c Config) error {
 			return fmt.Errorf("remove neighbor %s: %w", o.Key(), err)
 		}
 	}
+	g.imports.Store(newImportRules(c.Neighbors))
+	if err := g.setExportPolicy(ctx, c.Neighbors); err != nil {
+		return err
+	}
 	g.cfg.Neighbors = c.Neighbors
+	return nil
+}
+
+// exportPolicy is the name of pwgate's export policy in GoBGP.
+const exportPolicy = "pwgate-export"
+
+// setExportPolicy replaces the export policy: routes pwgate did not
+// originate are never announced (pwgate is not a transit), then each
+// neighbor's export rules in order; what no rule refuses is announced.
+// Established sessions are refreshed (soft reset out) when it changed.
+func (g *GoBGP) setExportPolicy(ctx context.Context, ns []Neighbor) error {
+	var sets []*api.DefinedSet
+	st := []*api.Statement{
+		{Name: "not-transit-ibgp", Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_INTERNAL},
+			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT}},
+		{Name: "not-transit-ebgp", Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_EXTERNAL},
+			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT}},
+	}
+	for ni, n := range ns {
+		if len(n.Export) == 0 {
+			continue
+		}
+		nb := fmt.Sprintf("pwgate-n%d", ni)
+		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: nb, List: []string{netip.PrefixFrom(n.Address, n.Address.BitLen()).String()}})
+		for ri, r := range n.Export {
+			name := fmt.Sprintf("pwgate-n%d-r%d", ni, ri)
+			cond := &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: nb}}
+			switch r.Kind {
+			case EVPNRoutes:
+				cond.AfiSafiIn = []*api.Family{apiFamily(EVPN)}
+			case PrefixRoutes:
+				cond.AfiSafiIn = []*api.Family{apiFamily(IPv4Unicast), apiFamily(IPv6Unicast)}
+			}
+			if r.HasRT {
+				sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_EXT_COMMUNITY, Name: name + "-rt", List: []string{fmt.Sprintf("rt:^%d:%d$", r.RT.ASN, r.RT.Value)}})
+				cond.ExtCommunitySet = &api.MatchSet{Type: api.MatchSet_ANY, Name: name + "-rt"}
+			}
+			if r.Prefix.IsValid() {
+				sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: name + "-p", Prefixes: []*api.Prefix{{
+					IpPrefix: r.Prefix.Masked().String(), MaskLengthMin: uint32(r.Prefix.Bits()), MaskLengthMax: uint32(r.Prefix.Addr().BitLen())}}})
+				cond.PrefixSet = &api.MatchSet{Type: api.MatchSet_ANY, Name: name + "-p"}
+			}
+			action := api.RouteAction_REJECT
+			if r.Permit {
+				action = api.RouteAction_ACCEPT
+			}
+			st = append(st, &api.Statement{Name: name, Conditions: cond, Actions: &api.Actions{RouteAction: action}})
+		}
+	}
+	// Replace: assignment, policy (with its statements), sets.
+	g.s.DeletePolicyAssignment(ctx, &api.DeletePolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_EXPORT}, All: true})
+	g.s.DeletePolicy(ctx, &api.DeletePolicyRequest{Policy: &api.Policy{Name: exportPolicy}, All: true})
+	g.s.ListDefinedSet(ctx, &api.ListDefinedSetRequest{}, func(d *api.DefinedSet) {
+		if len(d.Name) > 7 && d.Name[:7] == "pwgate-" {
+			g.s.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: d, All: true})
+		}
+	})
+	for _, d := range sets {
+		if err := g.s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: d}); err != nil {
+			return fmt.Errorf("export filter: %w", err)
+		}
+	}
+	pol := &api.Policy{Name: exportPolicy, Statements: st}
+	if err := g.s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol, ReferExistingStatements: false}); err != nil {
+		return fmt.Errorf("export filter: %w", err)
+	}
+	if err := g.s.AddPolicyAssignment(ctx, &api.AddPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_EXPORT, Policies: []*api.Policy{{Name: exportPolicy}},
+		DefaultAction: api.RouteAction_ACCEPT}}); err != nil {
+		return fmt.Errorf("export filter: %w", err)
+	}
+	for _, n := range ns {
+		if n.Interface == "" {
+			g.s.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Soft: true, Direction: api.ResetPeerRequest_OUT})
+		}
+	}
 	return nil
 }
 
@@ -150,13 +269,14 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 		Conf: &api.PeerConf{PeerAsn: n.ASN, AuthPassword: n.Password, Description: n.Description},
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime: uint64(max(n.HoldTime, 0)), KeepaliveInterval: uint64(max(n.Keepalive, 0)),
-			ConnectRetry: 5,
+			ConnectRetry: 2, // GoBGP waits 2 to 4 s; two GoBGPs that both idle after a failed attempt meet again sooner
 		}},
 		Transport: &api.Transport{RemotePort: uint32(n.Port)},
 	}
 	if n.Source.IsValid() {
 		p.Transport.LocalAddress = n.Source.String()
 	}
+	p.Transport.PassiveMode = passive(n)
 	if n.Interface != "" {
 		p.Conf.NeighborInterface = n.Interface
 	} else {
@@ -179,6 +299,36 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 		p.AfiSafis = append(p.AfiSafis, a)
 	}
 	return p
+}
+
+// passive reports whether pwgate waits for n to connect: when our address
+// for the session is the higher one. Two GoBGPs that both connect can lock
+// into a rhythm in which each attempt reaches the other while it idles
+// (5 s after each failed attempt) and a session never comes back; with
+// one side passive, the other's next attempt always finds it listening.
+// Both sides agree, because each one's neighbor address is the other's
+// source (or the session is refused anyway). Other speakers (FRR) connect
+// on their own; unnumbered neighbors are always connected to.
+func passive(n Neighbor) bool {
+	if n.Interface != "" {
+		return false
+	}
+	src := n.Source
+	if !src.IsValid() {
+		src = kernelSource(n.Address)
+	}
+	return src.IsValid() && src.Compare(n.Address) > 0
+}
+
+// kernelSource returns the source address the kernel picks toward dst
+// (connecting a UDP socket sends nothing).
+func kernelSource(dst netip.Addr) netip.Addr {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 179)))
+	if err != nil {
+		return netip.Addr{}
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 }
 
 // Announce implements Speaker.
@@ -276,9 +426,11 @@ func (g *GoBGP) path(r *Route) (*api.Path, error) {
 }
 
 // updates converts GoBGP's best-path changes; pwgate's own routes are left
-// out.
+// out, and a route the import filter refuses becomes a withdrawal (it may
+// have been taken before the filter changed).
 func (g *GoBGP) updates(paths []*api.Path) []Update {
 	var out []Update
+	ir := g.imports.Load()
 	for _, p := range paths {
 		if p.NeighborIp == "" || p.NeighborIp == "<nil>" {
 			continue // originated here
@@ -286,6 +438,9 @@ func (g *GoBGP) updates(paths []*api.Path) []Update {
 		u, ok := convert(p)
 		if !ok {
 			continue
+		}
+		if !u.Withdraw && ir != nil && !ir.permitted(u.Peer, &u.Route) {
+			u.Withdraw = true
 		}
 		out = append(out, u)
 	}

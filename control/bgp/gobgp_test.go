@@ -65,9 +65,8 @@ func established(s *GoBGP) bool {
 	return len(ps) == 1 && ps[0].State == "established"
 }
 
-// waitFor waits a minute at most: after a NOTIFICATION, both GoBGPs
-// idle 5 s and retry 5 to 10 s later, each closing the other's attempts
-// while idle, so a session can take several rounds to come back.
+// waitFor waits a minute at most: after a NOTIFICATION a session takes
+// two of GoBGP's rounds (5 s idle, then 1 to 2 s to connect) to come back.
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
@@ -213,5 +212,148 @@ func TestGoBGPBadConfig(t *testing.T) {
 	s.Stop(false)
 	if err := NewGoBGP(quiet()).Announce(Route{Kind: MACIP, RD: "nonsense"}); err == nil {
 		t.Error("a bad RD was accepted")
+	}
+}
+
+func TestGoBGPFilters(t *testing.T) {
+	p := newPair(t, false)
+	// a exports no 198.51.100.0/24 and nothing with RT 65000:9 to b;
+	// b imports no flood routes from a.
+	ca := p.ca
+	ca.Neighbors = slices.Clone(ca.Neighbors)
+	ca.Neighbors[0].Export = []Rule{
+		{Permit: false, Kind: PrefixRoutes, Prefix: netip.MustParsePrefix("198.51.100.0/24")},
+		{Permit: false, HasRT: true, RT: RT{65000, 9}},
+	}
+	if err := p.a.Reconfigure(ca); err != nil {
+		t.Fatal(err)
+	}
+	cb := p.cb
+	cb.Neighbors = slices.Clone(cb.Neighbors)
+	cb.Neighbors[0].Import = []Rule{{Permit: false, Kind: IMETRoutes}}
+	if err := p.b.Reconfigure(cb); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "sessions after the filters", func() bool { return established(p.a) && established(p.b) })
+	vtep := netip.MustParseAddr("192.0.2.1")
+	nh := netip.MustParseAddr("127.0.0.1")
+	denied := []Route{
+		{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.128/25"), NextHop: nh},
+		{Kind: MACIP, RD: "127.0.0.1:9", MAC: frame.MAC{2, 0, 0, 0, 0, 9}, VNI: 9, RTs: []RT{{65000, 9}}, NextHop: vtep},
+		{Kind: IMET, RD: "127.0.0.1:1", VNI: 1, RTs: []RT{{65000, 1}}, NextHop: vtep},
+	}
+	allowed := []Route{
+		{Kind: Prefix, Prefix: netip.MustParsePrefix("203.0.113.0/24"), NextHop: nh},
+		{Kind: MACIP, RD: "127.0.0.1:1", MAC: frame.MAC{2, 0, 0, 0, 0, 1}, VNI: 1, RTs: []RT{{65000, 1}}, NextHop: vtep},
+	}
+	for _, r := range append(slices.Clone(denied), allowed...) {
+		if err := p.a.Announce(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range allowed {
+		waitFor(t, r.ID(), func() bool { u, ok := p.last(r.ID()); return ok && !u.Withdraw })
+	}
+	time.Sleep(time.Second)
+	for _, r := range denied {
+		if u, ok := p.last(r.ID()); ok && !u.Withdraw {
+			t.Errorf("filtered route reached b: %v", u.Route)
+		}
+	}
+	// Bad filters are refused.
+	ca.Neighbors[0].Export = []Rule{{Kind: MACIPRoutes}}
+	if err := p.a.Reconfigure(ca); err == nil {
+		t.Error("an export filter by MAC route type was accepted")
+	}
+}
+
+func TestGoBGPNoTransit(t *testing.T) {
+	// b learns a's route and must not pass it on to c.
+	port := freePort(t)
+	addr := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, i}) }
+	fams := []Family{IPv4Unicast}
+	var mu sync.Mutex
+	var got []Update
+	sp := map[byte]*GoBGP{}
+	for _, x := range []struct {
+		me    byte
+		peers []byte
+	}{{1, []byte{2}}, {2, []byte{1, 3}}, {3, []byte{2}}} {
+		c := Config{ASN: 65000 + uint32(x.me), RouterID: addr(x.me), ListenAddrs: []netip.Addr{addr(x.me)}, ListenPort: port}
+		for _, o := range x.peers {
+			c.Neighbors = append(c.Neighbors, Neighbor{Address: addr(o), ASN: 65000 + uint32(o), Port: port, Source: addr(x.me), Families: fams})
+		}
+		s := NewGoBGP(quiet())
+		watch := func([]Update) {}
+		if x.me == 3 {
+			watch = func(us []Update) { mu.Lock(); got = append(got, us...); mu.Unlock() }
+		}
+		if err := s.Start(c, watch); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop(false) })
+		sp[x.me] = s
+	}
+	waitFor(t, "sessions", func() bool {
+		ps := sp[2].Peers()
+		return len(ps) == 2 && ps[0].State == "established" && ps[1].State == "established"
+	})
+	if err := sp[1].Announce(Route{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24"), NextHop: addr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to get a's route", func() bool { return sp[2].Peers()[0].Received[IPv4Unicast]+sp[2].Peers()[1].Received[IPv4Unicast] == 1 })
+	// b's own route reaches c: the session works.
+	if err := sp[2].Announce(Route{Kind: Prefix, Prefix: netip.MustParsePrefix("203.0.113.0/24"), NextHop: addr(2)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c to get b's route", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 })
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, u := range got {
+		if u.Prefix == netip.MustParsePrefix("198.51.100.0/24") {
+			t.Errorf("b passed a's route on to c: %v", u.Route)
+		}
+	}
+}
+
+func TestRuleMatches(t *testing.T) {
+	macip := &Route{Kind: MACIP, RTs: []RT{{1, 2}}, IP: netip.MustParseAddr("10.1.2.3")}
+	imet := &Route{Kind: IMET, RTs: []RT{{1, 3}}}
+	pfx := &Route{Kind: Prefix, Prefix: netip.MustParsePrefix("10.1.0.0/16")}
+	for _, c := range []struct {
+		r    Rule
+		want [3]bool
+	}{
+		{Rule{}, [3]bool{true, true, true}},
+		{Rule{Kind: MACIPRoutes}, [3]bool{true, false, false}},
+		{Rule{Kind: IMETRoutes}, [3]bool{false, true, false}},
+		{Rule{Kind: EVPNRoutes}, [3]bool{true, true, false}},
+		{Rule{Kind: PrefixRoutes}, [3]bool{false, false, true}},
+		{Rule{HasRT: true, RT: RT{1, 3}}, [3]bool{false, true, false}},
+		{Rule{Prefix: netip.MustParsePrefix("10.0.0.0/8")}, [3]bool{true, false, true}},
+		{Rule{Prefix: netip.MustParsePrefix("10.1.2.0/24")}, [3]bool{true, false, false}},
+	} {
+		for i, r := range []*Route{macip, imet, pfx} {
+			if got := c.r.Matches(r); got != c.want[i] {
+				t.Errorf("%+v matches %v: %v", c.r, r, got)
+			}
+		}
+	}
+	if Permitted([]Rule{{Permit: false, Kind: IMETRoutes}, {Permit: true}}, imet) || !Permitted(nil, imet) {
+		t.Error("Permitted")
+	}
+}
+
+func TestPassiveSide(t *testing.T) {
+	a1, a2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	if passive(Neighbor{Address: a2, Source: a1}) || !passive(Neighbor{Address: a1, Source: a2}) {
+		t.Error("the higher address must wait, the lower connect")
+	}
+	if passive(Neighbor{Address: a1}) { // the kernel's source toward 127.0.0.1 is itself: not higher
+		t.Error("passive toward ourselves")
+	}
+	if passive(Neighbor{Interface: "lo", Source: a2, Address: a1}) {
+		t.Error("an unnumbered neighbor must be connected to")
 	}
 }

@@ -81,8 +81,11 @@ type VNI struct {
 // (atomic.Pointer) and reads it without locks; the control goroutine
 // builds a new one for every change (Builder).
 type Table struct {
-	VNIs   []VNI
-	VTEPs  []VTEP
+	VNIs  []VNI
+	VTEPs []VTEP
+	// VTEPGen changes when an index of VTEPs is given to another address
+	// (state kept per VTEP index, such as reassembly, is then stale).
+	VTEPGen uint64
 	byVLAN *[4096]int16 // VLAN → VNI index + 1 (0: none); [0] is the untagged VNI; shared
 	shards [Shards]*shard
 	// Seen is shared by every Table of one Builder: Local entries' slots,
@@ -162,6 +165,7 @@ type Builder struct {
 	vnis    []VNI
 	byVLAN  *[4096]int16
 	vteps   []VTEP
+	vtepGen uint64
 	seen    []atomic.Int64
 }
 
@@ -183,8 +187,17 @@ func (b *Builder) SetVNIs(v []VNI) {
 }
 
 // SetVTEPs replaces the VTEPs; indexes in entries and flood lists refer to
-// this slice, which the caller does not change afterwards.
-func (b *Builder) SetVTEPs(v []VTEP) { b.vteps = v }
+// this slice, which the caller does not change afterwards. An index that
+// now names another address than before starts a new VTEPGen.
+func (b *Builder) SetVTEPs(v []VTEP) {
+	for i := range min(len(v), len(b.vteps)) {
+		if v[i].Addr != b.vteps[i].Addr {
+			b.vtepGen++
+			break
+		}
+	}
+	b.vteps = v
+}
 
 // Seen returns the slots Local entries are stamped in.
 func (b *Builder) Seen() []atomic.Int64 { return b.seen }
@@ -225,7 +238,7 @@ func (b *Builder) Len() int { return len(b.entries) }
 
 // Publish returns a Table of the current state.
 func (b *Builder) Publish() *Table {
-	t := &Table{VNIs: b.vnis, VTEPs: b.vteps, Seen: b.seen, byVLAN: b.byVLAN}
+	t := &Table{VNIs: b.vnis, VTEPs: b.vteps, VTEPGen: b.vtepGen, Seen: b.seen, byVLAN: b.byVLAN}
 	for s := range t.shards {
 		if !b.dirty[s] && b.last != nil {
 			t.shards[s] = b.last.shards[s]

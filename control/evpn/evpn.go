@@ -1,0 +1,949 @@
+// Package evpn owns pwgate's VXLAN forwarding database: the MACs learned
+// on the LAN (and, without BGP, behind remote VTEPs), the MAC and flood
+// routes BGP EVPN brings (RFC 7432, RFC 8365), MAC mobility, aging, and the
+// remote VTEPs with their next hops. It publishes immutable snapshots for
+// the data goroutines (vxlan.Table through an atomic.Pointer), tells the
+// XDP program which VTEPs to accept, and announces what pwgate originates
+// through a bgp.Speaker.
+//
+// A Controller is driven by one goroutine, pwgated's main one: Work,
+// Age, Resolve and Reconfigure are called there only. Received (the
+// speaker's callback) and the status methods are safe from any goroutine.
+package evpn
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane"
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/spsc"
+	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
+)
+
+// Defaults.
+const (
+	DefaultAging     = 300 * time.Second
+	DefaultLimit     = 16384
+	DefaultDupMoves  = 5 // FRR's dup-addr-detection defaults: 5 moves
+	DefaultDupWindow = 180 * time.Second
+	// ringSize is each learned ring's length; a full ring loses reports
+	// the data goroutines repeat a second later.
+	ringSize = 4096
+)
+
+// VNI is one VXLAN segment.
+type VNI struct {
+	ID   uint32
+	VLAN uint16 // 802.1Q VLAN on the LAN port; 0: untagged
+	// Remotes are static flood list entries (with the global ones).
+	Remotes []netip.Addr
+	// RT is the route target imported and exported; zero: auto (ASN:VNI,
+	// and on import any ASN:VNI, as FRR matches auto RTs).
+	RT bgp.RT
+}
+
+// Config configures a Controller.
+type Config struct {
+	Local netip.Addr // our VTEP address
+	VNIs  []VNI
+	// Aging forgets learned MACs that sent nothing for this long.
+	Aging time.Duration
+	// Limit is the most learned MACs (LAN and remote) kept at once.
+	Limit int
+	// LearnRemote learns remote MACs from received frames.
+	LearnRemote bool
+	// StaticPwgate: static remotes are pwgate VTEPs (take split frames).
+	StaticPwgate bool
+	// EVPN, with a speaker: our ASN and router ID make RDs and auto RTs;
+	// Pwgate marks our flood routes as taking split frames; Import, if
+	// set, says whether to take a received route.
+	ASN      uint32
+	RouterID netip.Addr
+	Pwgate   bool
+	Import   func(*bgp.Update) bool
+	// DupMoves moves within DupWindow make a MAC a duplicate (RFC 7432
+	// §15.1): its moves are no longer announced until DupWindow passes
+	// without one.
+	DupMoves  int
+	DupWindow time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Aging == 0 {
+		c.Aging = DefaultAging
+	}
+	if c.Limit == 0 {
+		c.Limit = DefaultLimit
+	}
+	if c.DupMoves == 0 {
+		c.DupMoves = DefaultDupMoves
+	}
+	if c.DupWindow == 0 {
+		c.DupWindow = DefaultDupWindow
+	}
+}
+
+// Underlay is what the controller needs of the kernel and the XDP program.
+type Underlay interface {
+	// NextHop returns the MAC to send to for a VTEP's address, or false
+	// while the kernel has not resolved it (NextHop then asks it to).
+	NextHop(vtep netip.Addr) (frame.MAC, bool)
+	// SetVTEPs makes addrs the VTEPs the uplink accepts VXLAN from.
+	SetVTEPs(addrs []netip.Addr) error
+}
+
+// Counters are the controller's counters.
+type Counters struct {
+	Learned, Aged, Moved, Duplicates, OverLimit, NotImported atomic.Uint64
+}
+
+// local is a MAC on the LAN.
+type local struct {
+	seen      int32 // slot in the table's Seen array
+	seq       uint32
+	since     time.Time
+	announced bool
+}
+
+// remoteRoute is an imported EVPN route.
+type remoteRoute struct {
+	kind   bgp.RouteKind
+	key    vxlan.Key // MACIP
+	vni    int       // index
+	vtep   netip.Addr
+	seq    uint32
+	sticky bool
+	ip     netip.Addr
+	pwgate bool
+}
+
+// learnedRemote is a MAC learned from a received frame (static remotes).
+type learnedRemote struct {
+	vtep netip.Addr
+	seen int32
+}
+
+// vtep is a remote VTEP in use.
+type vtep struct {
+	addr     netip.Addr
+	nextHop  frame.MAC
+	resolved bool
+	refs     int  // static remotes, routes and learned MACs naming it; 0: a free index
+	pwgate   int  // flood routes from it with pwgate's marker
+	static   bool // a static remote
+}
+
+// mobility is a MAC's recent moves, for duplicate detection.
+type mobility struct {
+	moves     []time.Time
+	duplicate bool
+}
+
+// Controller is the forwarding database's owner.
+type Controller struct {
+	log *slog.Logger
+	u   Underlay
+	sp  bgp.Speaker // nil: static only
+
+	fdb     atomic.Pointer[vxlan.Table]
+	learned [2]*spsc.Ring[dataplane.Learned]
+	wake    chan struct{}
+
+	pmu     sync.Mutex
+	pending []bgp.Update
+
+	// mu guards everything below: the main goroutine changes it, status
+	// readers read it.
+	mu       sync.Mutex
+	cfg      Config
+	b        *vxlan.Builder
+	freeSeen []int32
+	locals   map[vxlan.Key]*local
+	received map[string]bgp.Update         // every EVPN route received, imported or not
+	routes   map[string]*remoteRoute       // imported, by route ID
+	byKey    map[vxlan.Key]map[string]bool // MACIP route IDs per MAC
+	byVNI    []map[string]bool             // IMET route IDs per VNI index
+	lremote  map[vxlan.Key]learnedRemote   // learned from frames
+	mob      map[vxlan.Key]*mobility
+	vteps    []vtep // by index; refs 0: free
+	vtepIdx  map[netip.Addr]int32
+	imets    map[int]bgp.Route // our flood routes, by VNI index
+	counters Counters
+	dirty    bool
+	peerSet  []netip.Addr // what the underlay was last told
+}
+
+// New returns a controller for cfg; sp may be nil (static remotes only).
+// Call Begin once the speaker has started.
+func New(cfg Config, u Underlay, sp bgp.Speaker, log *slog.Logger) (*Controller, error) {
+	cfg.defaults()
+	if err := check(&cfg); err != nil {
+		return nil, err
+	}
+	c := &Controller{log: log, u: u, sp: sp, wake: make(chan struct{}, 1), cfg: cfg,
+		b: vxlan.NewBuilder(cfg.Limit + 1), locals: map[vxlan.Key]*local{}, routes: map[string]*remoteRoute{}, received: map[string]bgp.Update{},
+		byKey: map[vxlan.Key]map[string]bool{}, lremote: map[vxlan.Key]learnedRemote{}, mob: map[vxlan.Key]*mobility{},
+		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}}
+	for i := range c.learned {
+		c.learned[i] = spsc.New[dataplane.Learned](ringSize)
+	}
+	for i := cfg.Limit; i >= 1; i-- { // slot 0: "not aged"
+		c.freeSeen = append(c.freeSeen, int32(i))
+	}
+	c.refStatic(cfg.VNIs, 1)
+	c.dirty = true
+	c.flush()
+	return c, nil
+}
+
+func check(c *Config) error {
+	if !c.Local.IsValid() {
+		return fmt.Errorf("evpn: no local VTEP address")
+	}
+	if len(c.VNIs) == 0 {
+		return fmt.Errorf("evpn: no VNI")
+	}
+	seen := map[uint32]bool{}
+	vlans := map[uint16]uint32{}
+	for _, v := range c.VNIs {
+		if v.ID == 0 || v.ID > vxlan.MaxVNI {
+			return fmt.Errorf("evpn: VNI %d is out of range 1..%d", v.ID, vxlan.MaxVNI)
+		}
+		if seen[v.ID] {
+			return fmt.Errorf("evpn: VNI %d twice", v.ID)
+		}
+		seen[v.ID] = true
+		if o, ok := vlans[v.VLAN]; ok {
+			return fmt.Errorf("evpn: VNIs %d and %d both on VLAN %d", o, v.ID, v.VLAN)
+		}
+		vlans[v.VLAN] = v.ID
+		for _, r := range v.Remotes {
+			if r == c.Local {
+				return fmt.Errorf("evpn: VNI %d: remote %s is our own VTEP address", v.ID, r)
+			}
+			if r.Is4() != c.Local.Is4() {
+				return fmt.Errorf("evpn: VNI %d: remote %s and our VTEP address %s are not of the same IP version", v.ID, r, c.Local)
+			}
+		}
+	}
+	if c.Limit < 1 || c.Limit > 1<<20 {
+		return fmt.Errorf("evpn: MAC limit %d is out of range 1..%d", c.Limit, 1<<20)
+	}
+	return nil
+}
+
+// Table is what the data goroutines load.
+func (c *Controller) Table() *atomic.Pointer[vxlan.Table] { return &c.fdb }
+
+// Learned returns the rings the data goroutines report to (encap's, decap's).
+func (c *Controller) Learned() [2]*spsc.Ring[dataplane.Learned] { return c.learned }
+
+// Wake receives a value when Work has something to do.
+func (c *Controller) Wake() chan struct{} { return c.wake }
+
+func (c *Controller) notify() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Received takes the speaker's updates (any goroutine).
+func (c *Controller) Received(us []bgp.Update) {
+	c.pmu.Lock()
+	c.pending = append(c.pending, us...)
+	c.pmu.Unlock()
+	c.notify()
+}
+
+// Begin announces our flood routes.
+func (c *Controller) Begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.announceIMETs()
+}
+
+// rt returns VNI i's route target.
+func (c *Controller) rt(i int) bgp.RT {
+	v := c.cfg.VNIs[i]
+	if v.RT != (bgp.RT{}) {
+		return v.RT
+	}
+	return bgp.AutoRT(c.cfg.ASN, v.ID)
+}
+
+// imports reports whether rt brings a route into VNI i.
+func (c *Controller) imports(i int, rt bgp.RT) bool {
+	v := c.cfg.VNIs[i]
+	if v.RT != (bgp.RT{}) {
+		return rt == v.RT
+	}
+	return rt.Value == v.ID
+}
+
+func (c *Controller) announceIMETs() {
+	if c.sp == nil {
+		return
+	}
+	for i, v := range c.cfg.VNIs {
+		r := bgp.Route{Kind: bgp.IMET, RD: bgp.AutoRD(c.cfg.RouterID, i), VNI: v.ID, RTs: []bgp.RT{c.rt(i)},
+			Pwgate: c.cfg.Pwgate, NextHop: c.cfg.Local}
+		if old, ok := c.imets[i]; ok && old.String() == r.String() {
+			continue
+		}
+		if err := c.sp.Announce(r); err != nil {
+			c.log.Error("evpn: announce flood route", "vni", v.ID, "err", err)
+			continue
+		}
+		c.imets[i] = r
+	}
+}
+
+// macRoute is our MAC route for a local MAC.
+func (c *Controller) macRoute(k vxlan.Key, l *local) bgp.Route {
+	vi := k.VNI()
+	return bgp.Route{Kind: bgp.MACIP, RD: bgp.AutoRD(c.cfg.RouterID, vi), MAC: k.MAC(), VNI: c.cfg.VNIs[vi].ID,
+		RTs: []bgp.RT{c.rt(vi)}, Seq: l.seq, NextHop: c.cfg.Local}
+}
+
+func (c *Controller) announce(k vxlan.Key, l *local) {
+	if c.sp == nil || c.duplicate(k) {
+		return
+	}
+	if err := c.sp.Announce(c.macRoute(k, l)); err != nil {
+		c.log.Error("evpn: announce MAC", "mac", k.MAC().String(), "vni", c.cfg.VNIs[k.VNI()].ID, "err", err)
+		return
+	}
+	l.announced = true
+}
+
+func (c *Controller) withdraw(k vxlan.Key, l *local) {
+	if c.sp == nil || !l.announced {
+		return
+	}
+	if err := c.sp.Withdraw(c.macRoute(k, l)); err != nil {
+		c.log.Error("evpn: withdraw MAC", "mac", k.MAC().String(), "err", err)
+	}
+	l.announced = false
+}
+
+// Work handles what the data goroutines learned and what BGP brought,
+// then publishes the result.
+func (c *Controller) Work(now time.Time) {
+	c.pmu.Lock()
+	us := c.pending
+	c.pending = nil
+	c.pmu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range us {
+		c.update(&us[i], now)
+	}
+	var buf [256]dataplane.Learned
+	for side, r := range c.learned {
+		for {
+			n := r.Pop(buf[:])
+			for _, l := range buf[:n] {
+				if side == 0 {
+					c.learnLocal(l.Key, now)
+				} else {
+					c.learnRemote(l.Key, l.VTEP, now)
+				}
+			}
+			if n < len(buf) {
+				break
+			}
+		}
+	}
+	c.flush()
+}
+
+// flush publishes a new table if anything changed, and the VTEP set.
+func (c *Controller) flush() {
+	if !c.dirty {
+		return
+	}
+	c.dirty = false
+	c.setVNIs()
+	c.publish()
+	set := c.vtepAddrs()
+	if !slices.Equal(set, c.peerSet) {
+		if err := c.u.SetVTEPs(set); err != nil {
+			c.log.Error("evpn: set the XDP program's VTEPs", "err", err)
+			return
+		}
+		c.peerSet = set
+	}
+}
+
+func (c *Controller) vtepAddrs() []netip.Addr {
+	var out []netip.Addr
+	for _, v := range c.vteps {
+		if v.refs > 0 {
+			out = append(out, v.addr)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// publish makes the builder's state the data path's.
+func (c *Controller) publish() {
+	vt := make([]vxlan.VTEP, len(c.vteps))
+	for i, v := range c.vteps {
+		if v.refs > 0 {
+			vt[i] = vxlan.VTEP{Addr: v.addr, NextHop: v.nextHop, Pwgate: v.pwgate > 0 || v.static && c.cfg.StaticPwgate}
+		}
+	}
+	c.b.SetVTEPs(vt)
+	c.fdb.Store(c.b.Publish())
+}
+
+// setVNIs gives the builder the VNIs with their flood lists: the static
+// remotes and the VTEPs that sent flood routes.
+func (c *Controller) setVNIs() {
+	vnis := make([]vxlan.VNI, len(c.cfg.VNIs))
+	for i, v := range c.cfg.VNIs {
+		set := map[int32]bool{}
+		for _, r := range v.Remotes {
+			set[c.vtepIdx[r]] = true
+		}
+		if i < len(c.byVNI) {
+			for id := range c.byVNI[i] {
+				set[c.vtepIdx[c.routes[id].vtep]] = true
+			}
+		}
+		flood := make([]int32, 0, len(set))
+		for x := range set {
+			flood = append(flood, x)
+		}
+		slices.Sort(flood)
+		vnis[i] = vxlan.VNI{ID: v.ID, VLAN: v.VLAN, Flood: flood}
+	}
+	c.b.SetVNIs(vnis)
+}
+
+// ref takes a reference to the VTEP at a and returns its index: a new
+// VTEP gets a free index and its next hop is looked up.
+func (c *Controller) ref(a netip.Addr) int32 {
+	i, ok := c.vtepIdx[a]
+	if !ok {
+		i = int32(slices.IndexFunc(c.vteps, func(v vtep) bool { return v.refs == 0 }))
+		if i < 0 {
+			c.vteps = append(c.vteps, vtep{})
+			i = int32(len(c.vteps) - 1)
+		}
+		c.vteps[i] = vtep{addr: a}
+		c.vteps[i].nextHop, c.vteps[i].resolved = c.u.NextHop(a)
+		c.vtepIdx[a] = i
+	}
+	c.vteps[i].refs++
+	c.dirty = true
+	return i
+}
+
+// unref drops a reference; the last frees the index.
+func (c *Controller) unref(a netip.Addr) {
+	i, ok := c.vtepIdx[a]
+	if !ok {
+		return
+	}
+	c.dirty = true
+	if c.vteps[i].refs--; c.vteps[i].refs == 0 {
+		c.vteps[i] = vtep{}
+		delete(c.vtepIdx, a)
+	}
+}
+
+// refStatic takes (delta 1) or drops (-1) the static remotes' references.
+func (c *Controller) refStatic(vnis []VNI, delta int) {
+	for _, v := range vnis {
+		for _, r := range v.Remotes {
+			if delta > 0 {
+				c.vteps[c.ref(r)].static = true
+				continue
+			}
+			c.unref(r)
+		}
+	}
+	// A VTEP stays static while any VNI lists it.
+	for i := range c.vteps {
+		c.vteps[i].static = false
+	}
+	for _, v := range c.cfg.VNIs {
+		for _, r := range v.Remotes {
+			if i, ok := c.vtepIdx[r]; ok {
+				c.vteps[i].static = true
+			}
+		}
+	}
+}
+
+// vniFor returns the index of the VNI a received route belongs to (by its
+// route targets), or -1.
+func (c *Controller) vniFor(u *bgp.Update) int {
+	for i := range c.cfg.VNIs {
+		for _, rt := range u.RTs {
+			if c.imports(i, rt) && u.VNI == c.cfg.VNIs[i].ID {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// update takes one received route or withdrawal.
+func (c *Controller) update(u *bgp.Update, now time.Time) {
+	if u.Kind != bgp.MACIP && u.Kind != bgp.IMET {
+		return
+	}
+	id := u.ID()
+	c.forget(id, now)
+	if u.Withdraw {
+		delete(c.received, id)
+		return
+	}
+	c.received[id] = *u
+	vi := c.vniFor(u)
+	if vi < 0 || !u.NextHop.IsValid() || u.NextHop == c.cfg.Local || (c.cfg.Import != nil && !c.cfg.Import(u)) {
+		c.counters.NotImported.Add(1)
+		return
+	}
+	r := &remoteRoute{kind: u.Kind, vni: vi, vtep: u.NextHop, seq: u.Seq, sticky: u.Sticky, ip: u.IP, pwgate: u.Pwgate}
+	c.routes[id] = r
+	i := c.ref(r.vtep)
+	if u.Kind == bgp.IMET {
+		for len(c.byVNI) <= vi {
+			c.byVNI = append(c.byVNI, map[string]bool{})
+		}
+		c.byVNI[vi][id] = true
+		if r.pwgate {
+			c.vteps[i].pwgate++
+		}
+		return
+	}
+	r.key = vxlan.MakeKey(vi, u.MAC)
+	if c.byKey[r.key] == nil {
+		c.byKey[r.key] = map[string]bool{}
+	}
+	c.byKey[r.key][id] = true
+	c.settle(r.key, now)
+}
+
+// forget removes a received route, if known.
+func (c *Controller) forget(id string, now time.Time) {
+	r, ok := c.routes[id]
+	if !ok {
+		return
+	}
+	delete(c.routes, id)
+	if r.kind == bgp.IMET {
+		delete(c.byVNI[r.vni], id)
+		if i, ok := c.vtepIdx[r.vtep]; ok && r.pwgate {
+			c.vteps[i].pwgate--
+		}
+		c.unref(r.vtep)
+		return
+	}
+	if ids := c.byKey[r.key]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(c.byKey, r.key)
+		}
+	}
+	c.unref(r.vtep)
+	c.settle(r.key, now)
+}
+
+// best returns the winning remote MAC route for k (RFC 7432 §15: the
+// highest sequence number, then the lowest VTEP address), or nil.
+func (c *Controller) best(k vxlan.Key) *remoteRoute {
+	var b *remoteRoute
+	for id := range c.byKey[k] {
+		r := c.routes[id]
+		if b == nil || r.seq > b.seq || r.seq == b.seq && r.vtep.Less(b.vtep) {
+			b = r
+		}
+	}
+	return b
+}
+
+// settle makes the FDB entry of k agree with what is known about it: a
+// local MAC that a remote route with a higher sequence (or the same, from
+// a lower address) beats has moved away.
+func (c *Controller) settle(k vxlan.Key, now time.Time) {
+	b := c.best(k)
+	if l, ok := c.locals[k]; ok {
+		if b == nil || b.seq < l.seq || b.seq == l.seq && c.cfg.Local.Less(b.vtep) {
+			return
+		}
+		c.withdraw(k, l)
+		c.dropLocal(k, l)
+		c.moved(k, now)
+	}
+	if b == nil {
+		if lr, ok := c.lremote[k]; ok {
+			c.b.Set(k, vxlan.Entry{VTEP: c.vtepIdx[lr.vtep], Seen: lr.seen})
+		} else {
+			c.b.Delete(k)
+		}
+		c.dirty = true
+		return
+	}
+	c.b.Set(k, vxlan.Entry{VTEP: c.vtepIdx[b.vtep]})
+	c.dirty = true
+}
+
+func (c *Controller) dropLocal(k vxlan.Key, l *local) {
+	delete(c.locals, k)
+	c.freeSeen = append(c.freeSeen, l.seen)
+	c.b.Delete(k)
+	c.dirty = true
+}
+
+// moved records a move of k and reports whether it is now a duplicate.
+func (c *Controller) moved(k vxlan.Key, now time.Time) {
+	c.counters.Moved.Add(1)
+	m := c.mob[k]
+	if m == nil {
+		m = &mobility{}
+		c.mob[k] = m
+	}
+	m.moves = append(m.moves, now)
+	for len(m.moves) > 0 && now.Sub(m.moves[0]) > c.cfg.DupWindow {
+		m.moves = m.moves[1:]
+	}
+	if !m.duplicate && len(m.moves) >= c.cfg.DupMoves {
+		m.duplicate = true
+		c.counters.Duplicates.Add(1)
+		c.log.Warn("evpn: duplicate MAC: it moves too often, its moves are no longer announced",
+			"mac", k.MAC().String(), "vni", c.cfg.VNIs[k.VNI()].ID, "moves", len(m.moves), "within", c.cfg.DupWindow.String())
+	}
+}
+
+func (c *Controller) duplicate(k vxlan.Key) bool {
+	m := c.mob[k]
+	return m != nil && m.duplicate
+}
+
+// takeSeen returns a free seen slot stamped now, or false at the limit.
+func (c *Controller) takeSeen(now time.Time) (int32, bool) {
+	if len(c.freeSeen) == 0 {
+		c.counters.OverLimit.Add(1)
+		return 0, false
+	}
+	s := c.freeSeen[len(c.freeSeen)-1]
+	c.freeSeen = c.freeSeen[:len(c.freeSeen)-1]
+	c.b.Seen()[s].Store(now.Unix())
+	return s, true
+}
+
+// learnLocal takes a MAC seen on the LAN.
+func (c *Controller) learnLocal(k vxlan.Key, now time.Time) {
+	if int(k.VNI()) >= len(c.cfg.VNIs) {
+		return // reported before a reconfiguration
+	}
+	if _, ok := c.locals[k]; ok {
+		return
+	}
+	b := c.best(k)
+	if b != nil && b.sticky {
+		return // RFC 7432 §15.2: a sticky MAC does not move
+	}
+	seen, ok := c.takeSeen(now)
+	if !ok {
+		return
+	}
+	l := &local{seen: seen, since: now}
+	if b != nil {
+		l.seq = b.seq + 1
+		c.moved(k, now)
+	}
+	if lr, ok := c.lremote[k]; ok {
+		c.dropLearnedRemote(k, lr)
+		c.moved(k, now)
+	}
+	c.locals[k] = l
+	c.b.Set(k, vxlan.Entry{VTEP: vxlan.Local, Seen: seen})
+	c.dirty = true
+	c.counters.Learned.Add(1)
+	c.announce(k, l)
+}
+
+// learnRemote takes a MAC seen in a frame from VTEP index vt.
+func (c *Controller) learnRemote(k vxlan.Key, vt int32, now time.Time) {
+	if !c.cfg.LearnRemote || int(k.VNI()) >= len(c.cfg.VNIs) || int(vt) >= len(c.vteps) || c.vteps[vt].refs == 0 {
+		return
+	}
+	if len(c.byKey[k]) > 0 {
+		return // BGP knows better
+	}
+	a := c.vteps[vt].addr
+	if lr, ok := c.lremote[k]; ok {
+		if lr.vtep == a {
+			return
+		}
+		c.dropLearnedRemote(k, lr)
+		c.moved(k, now)
+	}
+	if l, ok := c.locals[k]; ok {
+		c.withdraw(k, l)
+		c.dropLocal(k, l)
+		c.moved(k, now)
+	}
+	seen, ok := c.takeSeen(now)
+	if !ok {
+		return
+	}
+	c.ref(a)
+	c.lremote[k] = learnedRemote{vtep: a, seen: seen}
+	c.b.Set(k, vxlan.Entry{VTEP: vt, Seen: seen})
+	c.dirty = true
+	c.counters.Learned.Add(1)
+}
+
+func (c *Controller) dropLearnedRemote(k vxlan.Key, lr learnedRemote) {
+	delete(c.lremote, k)
+	c.freeSeen = append(c.freeSeen, lr.seen)
+	c.unref(lr.vtep)
+	c.b.Delete(k)
+	c.dirty = true
+}
+
+// Age forgets learned MACs silent for longer than the aging time, and
+// clears duplicate marks older than the detection window.
+func (c *Controller) Age(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := c.b.Seen()
+	limit := now.Add(-c.cfg.Aging).Unix()
+	for k, l := range c.locals {
+		if seen[l.seen].Load() < limit {
+			c.withdraw(k, l)
+			c.dropLocal(k, l)
+			c.counters.Aged.Add(1)
+			c.settle(k, now) // a remote route may be waiting
+		}
+	}
+	for k, lr := range c.lremote {
+		if seen[lr.seen].Load() < limit {
+			c.dropLearnedRemote(k, lr)
+			c.counters.Aged.Add(1)
+		}
+	}
+	for k, m := range c.mob {
+		for len(m.moves) > 0 && now.Sub(m.moves[0]) > c.cfg.DupWindow {
+			m.moves = m.moves[1:]
+		}
+		if len(m.moves) > 0 {
+			continue
+		}
+		delete(c.mob, k)
+		if m.duplicate {
+			c.log.Info("evpn: duplicate MAC settled", "mac", k.MAC().String(), "vni", c.cfg.VNIs[k.VNI()].ID)
+			if l, ok := c.locals[k]; ok {
+				c.announce(k, l)
+			}
+		}
+	}
+	c.flush()
+}
+
+// Resolve looks up the VTEPs' next hops again and reports whether any is
+// still unresolved.
+func (c *Controller) Resolve() (unresolved bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.vteps {
+		v := &c.vteps[i]
+		if v.refs == 0 {
+			continue
+		}
+		mac, ok := c.u.NextHop(v.addr)
+		if mac != v.nextHop || ok != v.resolved {
+			v.nextHop, v.resolved = mac, ok
+			c.dirty = true
+		}
+		unresolved = unresolved || !ok
+	}
+	c.flush()
+	return unresolved
+}
+
+// Reconfigure takes a new configuration: VNIs added, removed or changed,
+// static remotes, aging, limits. MACs of VNIs that stay keep their state.
+func (c *Controller) Reconfigure(cfg Config, now time.Time) error {
+	cfg.defaults()
+	if err := check(&cfg); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cfg.Limit != c.cfg.Limit || cfg.Local != c.cfg.Local || cfg.RouterID != c.cfg.RouterID || cfg.ASN != c.cfg.ASN {
+		return fmt.Errorf("evpn: the MAC limit, the local VTEP address, the ASN and the router ID cannot change without a restart")
+	}
+	// Simplest correct: forget everything, then learn and import again.
+	// Local MACs are re-learned from the LAN's next frames; received routes
+	// are kept and imported again under the new VNIs.
+	for k, l := range c.locals {
+		if vi := k.VNI(); vi >= len(cfg.VNIs) || cfg.VNIs[vi].ID != c.cfg.VNIs[vi].ID || cfg.VNIs[vi].RT != c.cfg.VNIs[vi].RT {
+			c.withdraw(k, l)
+			c.dropLocal(k, l)
+		}
+	}
+	for k, lr := range c.lremote {
+		c.dropLearnedRemote(k, lr)
+	}
+	for id := range c.routes {
+		c.forget(id, now)
+	}
+	for i, r := range c.imets {
+		if i >= len(cfg.VNIs) || bgp.AutoRD(cfg.RouterID, i) != r.RD || cfg.VNIs[i].ID != r.VNI {
+			if c.sp != nil {
+				c.sp.Withdraw(r)
+			}
+			delete(c.imets, i)
+		}
+	}
+	old := c.cfg.VNIs
+	c.refStatic(old, -1)
+	c.cfg = cfg
+	c.refStatic(cfg.VNIs, 1)
+	c.byVNI = nil
+	for _, u := range c.received {
+		c.update(&u, now)
+	}
+	c.announceIMETs()
+	for k, l := range c.locals {
+		if !l.announced {
+			c.announce(k, l)
+		}
+	}
+	c.dirty = true
+	c.flush()
+	return nil
+}
+
+// Status returns the state "pwctl evpn" shows (MaxFrame left to the
+// caller, which knows the underlay).
+func (c *Controller) Status() client.EVPN {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tab := c.fdb.Load()
+	st := client.EVPN{Local: c.cfg.Local.String(), RoutesReceived: map[string]int{}, RoutesAnnounced: map[string]int{}}
+	macsPer := map[int32]int{}
+	localPer, remotePer := map[int]int{}, map[int]int{}
+	tab.Each(func(k vxlan.Key, e vxlan.Entry) {
+		if e.VTEP == vxlan.Local {
+			localPer[k.VNI()]++
+			st.MACs.Local++
+			return
+		}
+		macsPer[e.VTEP]++
+		remotePer[k.VNI()]++
+		st.MACs.Remote++
+	})
+	for i, v := range tab.VNIs {
+		x := client.VNI{VNI: v.ID, VLAN: v.VLAN, LocalMACs: localPer[i], RemoteMACs: remotePer[i], Flood: []string{}}
+		if c.sp != nil {
+			x.RD, x.RT = bgp.AutoRD(c.cfg.RouterID, i), c.rt(i).String()
+		}
+		for _, f := range v.Flood {
+			x.Flood = append(x.Flood, tab.VTEPs[f].Addr.String())
+		}
+		st.VNIs = append(st.VNIs, x)
+	}
+	for i, v := range c.vteps {
+		if v.refs == 0 {
+			continue
+		}
+		x := client.VTEP{Address: v.addr.String(), Resolved: v.resolved, Pwgate: tab.VTEPs[i].Pwgate, Static: v.static, MACs: macsPer[int32(i)]}
+		if v.resolved {
+			x.NextHop = v.nextHop.String()
+		}
+		st.VTEPs = append(st.VTEPs, x)
+	}
+	slices.SortFunc(st.VTEPs, func(a, b client.VTEP) int { return cmp.Compare(a.Address, b.Address) })
+	for _, m := range c.mob {
+		if m.duplicate {
+			st.MACs.Duplicates++
+		}
+	}
+	st.MACs.Limit = c.cfg.Limit
+	for _, r := range c.routes {
+		st.RoutesReceived[kindName(r.kind)]++
+	}
+	for _, l := range c.locals {
+		if l.announced {
+			st.RoutesAnnounced["macip"]++
+		}
+	}
+	st.RoutesAnnounced["imet"] = len(c.imets)
+	return st
+}
+
+func kindName(k bgp.RouteKind) string {
+	if k == bgp.IMET {
+		return "imet"
+	}
+	return "macip"
+}
+
+// Entries returns the forwarding database, sorted by VNI and MAC.
+func (c *Controller) Entries(now time.Time) []client.FDBEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tab := c.fdb.Load()
+	var out []client.FDBEntry
+	tab.Each(func(k vxlan.Key, e vxlan.Entry) {
+		x := client.FDBEntry{VNI: tab.VNIs[k.VNI()].ID, MAC: k.MAC().String(), Duplicate: c.duplicate(k)}
+		switch {
+		case e.VTEP == vxlan.Local:
+			x.VTEP, x.Origin = "local", "lan"
+			if l, ok := c.locals[k]; ok {
+				x.Seq = l.seq
+			}
+		default:
+			x.VTEP, x.Origin = tab.VTEPs[e.VTEP].Addr.String(), "evpn"
+			if b := c.best(k); b != nil {
+				x.Seq, x.Sticky = b.seq, b.sticky
+			} else {
+				x.Origin = "data"
+			}
+			for id := range c.byKey[k] {
+				if ip := c.routes[id].ip; ip.IsValid() && !slices.Contains(x.IPs, ip.String()) {
+					x.IPs = append(x.IPs, ip.String())
+				}
+			}
+			slices.Sort(x.IPs)
+		}
+		if e.Seen != 0 {
+			x.IdleSecs = max(0, now.Unix()-tab.Seen[e.Seen].Load())
+		}
+		out = append(out, x)
+	})
+	slices.SortFunc(out, func(a, b client.FDBEntry) int {
+		return cmp.Or(cmp.Compare(a.VNI, b.VNI), cmp.Compare(a.MAC, b.MAC))
+	})
+	return out
+}
+
+// AddCounters adds the controller's counters to s.
+func (c *Controller) AddCounters(s *stats.Snapshot) {
+	s[stats.EVPNMACsLearned] += c.counters.Learned.Load()
+	s[stats.EVPNMACsAged] += c.counters.Aged.Load()
+	s[stats.EVPNMACsMoved] += c.counters.Moved.Load()
+	s[stats.EVPNMACsDuplicate] += c.counters.Duplicates.Load()
+	s[stats.EVPNMACsOverLimit] += c.counters.OverLimit.Load()
+	s[stats.EVPNRoutesNotImported] += c.counters.NotImported.Load()
+}

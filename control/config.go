@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,7 +56,11 @@ type Config struct {
 	GPWSocket   string // reference protocol socket; "" is off
 	Prometheus  string // listen address; "" is off
 
-	WireGuard *WGConfig // nil: no wireguard section
+	WireGuard *WGConfig    // nil: no wireguard section
+	VXLAN     *VXLANConfig // mode: vxlan
+	BGP       *BGPConfig   // nil: no bgp section
+
+	vxlanMode bool // the file says mode: vxlan
 
 	lines map[string]int // keys set in the file, with their lines
 }
@@ -113,7 +118,17 @@ type (
 
 // schema lists every key the file may hold; a nested map is a section.
 var schema = map[string]any{
-	"mode": setter(func(c *Config, v string) (err error) { c.Mode, err = pseudowire.ParseMode(v); return }),
+	"mode": setter(func(c *Config, v string) (err error) {
+		if v == "vxlan" {
+			c.vxlanMode = true
+			return nil
+		}
+		c.Mode, err = pseudowire.ParseMode(v)
+		if err != nil {
+			err = fmt.Errorf("unknown mode %q (want eth, ip6 or vxlan)", v)
+		}
+		return
+	}),
 	"downlink": map[string]any{
 		"interface": setter(func(c *Config, v string) error { return ifname(&c.Downlink, v) }),
 	},
@@ -137,13 +152,21 @@ var schema = map[string]any{
 	"local": map[string]any{
 		"address": setter(func(c *Config, v string) error {
 			if !strings.Contains(v, "/") {
-				v += "/64"
+				if a, err := netip.ParseAddr(v); err == nil && a.Is4() {
+					v += "/32"
+				} else {
+					v += "/64"
+				}
 			}
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
-				return fmt.Errorf("%q is not an IPv6 address", v)
+				return fmt.Errorf("%q is not an IP address", v)
 			}
-			if _, err := unicast6(p.Addr().String()); err != nil {
+			if p.Addr().Is4() { // vxlan mode only; check() says so otherwise
+				if _, err := vtepAddr(p.Addr().String()); err != nil {
+					return err
+				}
+			} else if _, err := unicast6(p.Addr().String()); err != nil {
 				return err
 			}
 			c.LocalAddr = p
@@ -182,6 +205,8 @@ var schema = map[string]any{
 	"xdp_bind":     setter(func(c *Config, v string) (err error) { c.XDPBind, err = xsk.ParseBindMode(v); return }),
 	"nic_offloads": setter(func(c *Config, v string) (err error) { c.NICOffloads, err = parseNICPolicy(v); return }),
 	"wireguard":    wgSchema,
+	"vxlan":        vxlanSchema,
+	"bgp":          bgpSchema,
 	"stats": map[string]any{
 		"socket":          setter(func(c *Config, v string) error { return absPath(&c.StatsSocket, v) }),
 		"group":           setter(func(c *Config, v string) error { c.StatsGroup = v; return nil }),
@@ -348,8 +373,8 @@ func (c *Config) check(lines map[string]int) error {
 		return &ConfigError{File: c.Source, Line: lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
 	switch {
-	case c.Mode == 0:
-		return fail("mode", "missing (eth or ip6)")
+	case c.Mode == 0 && !c.vxlanMode:
+		return fail("mode", "missing (eth, ip6 or vxlan)")
 	case c.Downlink == "":
 		return fail("downlink.interface", "missing")
 	case c.Uplink == "":
@@ -357,19 +382,34 @@ func (c *Config) check(lines map[string]int) error {
 	case c.Downlink == c.Uplink:
 		return fail("uplink.interface", "the same interface as downlink.interface")
 	}
+	if c.vxlanMode && c.VXLAN == nil {
+		return fail("mode", "vxlan needs a vxlan section (vnis, and remotes or a bgp section)")
+	}
 	if err := c.checkWireGuard(fail); err != nil {
 		return err
 	}
-	if c.Mode == pseudowire.ModeEth {
+	c.bgpDefaults()
+	if err := c.checkBGP(fail); err != nil {
+		return err
+	}
+	if err := c.checkVXLAN(lines, fail); err != nil {
+		return err
+	}
+	if c.LocalAddr.Addr().Is4() && !c.IsVXLAN() {
+		return fail("local.address", "%s is IPv4: the pseudowire runs over IPv6 (IPv4 is for VXLAN VTEPs)", c.LocalAddr.Addr())
+	}
+	switch {
+	case c.IsVXLAN():
+	case c.Mode == pseudowire.ModeEth:
 		if c.PeerMAC.IsZero() {
 			return fail("peer.mac", "missing: eth mode sends to the peer's MAC address")
 		}
 		for _, k := range []string{"peer.address", "local.address", "local.token"} {
 			if _, ok := lines[k]; ok {
-				return fail(k, "only for ip6 mode")
+				return fail(k, "only for ip6 and vxlan mode")
 			}
 		}
-	} else {
+	default:
 		if !c.PeerAddr.IsValid() {
 			return fail("peer.address", "missing: ip6 mode sends to the peer's IPv6 address")
 		}
@@ -426,7 +466,7 @@ func (c *Config) CheckCores() error {
 // Reloadable reports the first key whose change needs a restart, or "".
 func (c *Config) Reloadable(next *Config) string {
 	switch {
-	case c.Mode != next.Mode:
+	case c.Mode != next.Mode || c.IsVXLAN() != next.IsVXLAN():
 		return "mode"
 	case c.Downlink != next.Downlink:
 		return "downlink.interface"
@@ -450,6 +490,17 @@ func (c *Config) Reloadable(next *Config) string {
 		return "peer.address (moving the pseudowire into or out of WireGuard)"
 	case c.WireGuard != nil && c.WireGuard.Interface != next.WireGuard.Interface:
 		return "wireguard.interface"
+	case c.IsVXLAN() && (c.LocalAddr != next.LocalAddr || c.LocalToken != next.LocalToken):
+		return "local (our VTEP address)"
+	case c.IsVXLAN() && c.VXLAN.MACLimit != next.VXLAN.MACLimit:
+		return "vxlan.mac_limit"
+	case (c.BGP == nil) != (next.BGP == nil):
+		return "bgp (adding or removing the section)"
+	case c.BGP != nil && (c.BGP.ASN != next.BGP.ASN || c.BGP.RouterID != next.BGP.RouterID):
+		return "bgp.asn and bgp.router_id"
+	case c.BGP != nil && (!slices.Equal(c.BGP.Listen, next.BGP.Listen) || c.BGP.Port != next.BGP.Port ||
+		c.BGP.GracefulRestart != next.BGP.GracefulRestart || c.BGP.RestartTime != next.BGP.RestartTime):
+		return "bgp.listen, bgp.port and graceful restart"
 	}
 	return ""
 }

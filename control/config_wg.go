@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -175,7 +176,7 @@ func (c *Config) checkWireGuard(fail func(key, format string, args ...any) error
 			}{a, p.key})
 		}
 	}
-	if !c.OverWireGuard() {
+	if !c.OverWireGuard() || c.IsVXLAN() {
 		return nil
 	}
 	if !c.WGSource().IsValid() {
@@ -189,10 +190,17 @@ func (c *Config) checkWireGuard(fail func(key, format string, args ...any) error
 	return nil
 }
 
-// OverWireGuard reports whether the pseudowire runs inside the WireGuard
-// tunnel: in ip6 mode, when peer.address is one of the wireguard peers'
-// allowed IPs.
-func (c *Config) OverWireGuard() bool { return c.wgPeerIndex() >= 0 }
+// OverWireGuard reports whether the pseudowire (or VXLAN) runs inside the
+// WireGuard tunnel: in ip6 mode, when peer.address is one of the wireguard
+// peers' allowed IPs; in vxlan mode, when local.address is one of
+// wireguard.addresses.
+func (c *Config) OverWireGuard() bool {
+	if c.IsVXLAN() {
+		return c.WireGuard != nil && c.LocalAddr.IsValid() &&
+			slices.ContainsFunc(c.WireGuard.Addresses, func(p netip.Prefix) bool { return p.Addr() == c.LocalAddr.Addr() })
+	}
+	return c.wgPeerIndex() >= 0
+}
 
 // wgPeerIndex returns the wireguard peer that carries the pseudowire, or -1.
 func (c *Config) wgPeerIndex() int {

@@ -29,21 +29,25 @@ import (
 // configuration. Other goroutines (the statistics sockets) read Status and
 // Snapshot.
 type Daemon struct {
-	log     *slog.Logger
-	cfg     *Config
-	load    func() (*Config, error) // reads the configuration again, for reload
-	ports   *ports
-	eng     dataPath
-	xdp     peerFilter
-	track   uplinkTracker // ip6 mode outside WireGuard; nil otherwise
-	wg      *wgRuntime    // with a wireguard section; nil otherwise
-	ulMAC   frame.MAC
-	ulMTU   int // the uplink interface's own MTU
-	started time.Time
-	status  atomic.Pointer[client.Status]
-	servers []io.Closer
-	view    uplinkView
-	errLog  errLog
+	log   *slog.Logger
+	cfg   *Config
+	load  func() (*Config, error) // reads the configuration again, for reload
+	ports *ports
+	eng   dataPath
+	xdp   peerFilter
+	track uplinkTracker // ip6 mode outside WireGuard; nil otherwise
+	wg    *wgRuntime    // with a wireguard section; nil otherwise
+	vx    *vxlanRuntime // mode: vxlan; nil otherwise
+	// graceful is set when pwgated stops on a signal (not on an error):
+	// BGP then leaves with graceful restart, if configured.
+	graceful bool
+	ulMAC    frame.MAC
+	ulMTU    int // the uplink interface's own MTU
+	started  time.Time
+	status   atomic.Pointer[client.Status]
+	servers  []io.Closer
+	view     uplinkView
+	errLog   errLog
 }
 
 // The parts of the daemon a reload changes, as interfaces so that tests
@@ -153,7 +157,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 			ulPort = d.wg.tunnel
 		}
 	}
-	if c.Mode == pseudowire.ModeIP6 && !c.OverWireGuard() {
+	if (c.Mode == pseudowire.ModeIP6 || c.IsVXLAN()) && !c.OverWireGuard() {
 		t, err := newTracker(c.Uplink, c)
 		if err != nil {
 			return nil, err
@@ -161,12 +165,20 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		d.track = t
 		d.view = t.view()
 	}
+	ec := dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: c.Poll,
+		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}
+	if c.IsVXLAN() {
+		if d.vx, err = startVXLAN(c, &vtepUnderlay{t: d.track.(*tracker), p: d.ports}, log); err != nil {
+			return nil, err
+		}
+		d.vx.engineConfig(&ec)
+		d.vx.resolve()
+	}
 	p, err := d.params(c)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := dataplane.New(dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: c.Poll,
-		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}, p)
+	eng, err := dataplane.New(ec, p)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +187,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	}
 	d.eng = eng
 	d.publishStatus() // from here on the sockets' goroutines read the daemon
-	log.Info("started", "mode", c.Mode.String(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
+	log.Info("started", "mode", c.ModeName(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
 		"poll", c.Poll.String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
 	d.logReadiness("", p.NotReady)
@@ -210,6 +222,11 @@ func (d *Daemon) params(c *Config) (*dataplane.Params, error) {
 	mtu, err := d.mtu(c)
 	if err != nil {
 		return nil, err
+	}
+	if c.IsVXLAN() {
+		p := &dataplane.Params{}
+		d.vxlanParams(c, p, mtu)
+		return p, nil
 	}
 	mode := c.Mode
 	if c.OverWireGuard() {
@@ -266,8 +283,16 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		defer t.Stop()
 		reresolve = t.C
 	}
+	var learned chan struct{}
+	var aging <-chan time.Time
+	if d.vx != nil {
+		learned = d.vx.ctl.Wake()
+		t := time.NewTicker(agingEvery)
+		defer t.Stop()
+		aging = t.C
+	}
 	for {
-		if d.eng.Params().NotReady == "" {
+		if d.eng.Params().NotReady == "" && (d.vx == nil || !d.vx.unresolved) {
 			fast.Stop()
 		} else {
 			fast.Reset(proddingEvery)
@@ -275,7 +300,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		select {
 		case <-ctx.Done():
 			d.log.Info("stopping")
+			d.graceful = true
 			return nil
+		case <-learned:
+			d.vx.ctl.Work(time.Now())
+		case now := <-aging:
+			d.vx.ctl.Age(now)
 		case <-hup:
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload failed; the running configuration stays", "err", err)
@@ -297,6 +327,9 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 func (d *Daemon) refresh() {
 	if d.track == nil {
 		return
+	}
+	if d.vx != nil {
+		d.vx.resolve()
 	}
 	v := d.track.view()
 	if v == d.view {
@@ -363,7 +396,7 @@ func (d *Daemon) logReadiness(old, now string) {
 	case now != "" && now != old:
 		d.log.Warn("dropping frames from the LAN until ready", "reason", now)
 	case now == "" && old != "":
-		d.log.Info("ready: sending frames to the peer")
+		d.log.Info("ready: sending frames from the LAN")
 	}
 }
 
@@ -428,7 +461,10 @@ func (d *Daemon) Reload() error {
 			return err
 		}, func() { undo(); d.wg.setPseudowirePeer(oldCfg) }})
 	}
-	if !next.OverWireGuard() {
+	switch {
+	case d.vx != nil:
+		steps = append(steps, d.vx.reconfigure(oldCfg, next)...)
+	case !next.OverWireGuard():
 		steps = append(steps, step{"xdp peers", func() error { return d.xdp.setPeers(peerKeys(next)) }, func() { d.xdp.setPeers(peerKeys(oldCfg)) }})
 	}
 	steps = append(steps, step{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }})
@@ -465,6 +501,9 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 	if d.wg != nil {
 		d.wg.dev.Snapshot(&s)
 	}
+	if d.vx != nil {
+		d.vx.ctl.AddCounters(&s)
+	}
 	if c, err := d.ports.objs.Counters(); err == nil {
 		s[stats.ULDropWrongPeer] += c[bpf.ULStranger]
 		s[stats.ULDropNoSocket] += c[bpf.ULNoSocket]
@@ -496,6 +535,10 @@ func (d *Daemon) Close() error {
 		errs = append(errs, s.Close())
 	}
 	d.servers = nil
+	if d.vx != nil {
+		d.vx.close(d.cfg.BGP != nil && d.cfg.BGP.GracefulRestart, d.graceful)
+		d.vx = nil
+	}
 	if e := d.engine(); e != nil {
 		e.Stop()
 	}

@@ -36,7 +36,7 @@ func openPorts(c *Config) (_ *ports, err error) {
 	}()
 	// Inside WireGuard the uplink is the kernel's: WireGuard's UDP goes
 	// through its socket, and pwgated needs no program or socket there.
-	uplink, mode := c.Uplink, bpfMode(c.Mode)
+	uplink, mode := c.Uplink, bpfMode(c)
 	if c.OverWireGuard() {
 		uplink, mode = "", bpf.ModeNone
 	}
@@ -94,16 +94,23 @@ func driver(ifname string) string {
 	return unix.ByteSliceToString(info.Driver[:])
 }
 
-func bpfMode(m pseudowire.Mode) bpf.Mode {
-	if m == pseudowire.ModeIP6 {
+func bpfMode(c *Config) bpf.Mode {
+	switch {
+	case c.IsVXLAN():
+		return bpf.ModeVXLAN
+	case c.Mode == pseudowire.ModeIP6:
 		return bpf.ModeIP6
 	}
 	return bpf.ModeEth
 }
 
-// peerKeys returns the XDP peer map's keys for c.
+// peerKeys returns the XDP peer map's keys for c: in vxlan mode none, the
+// VTEPs' controller sets them.
 func peerKeys(c *Config) []bpf.PeerKey {
-	if c.Mode == pseudowire.ModeIP6 {
+	switch {
+	case c.IsVXLAN():
+		return nil
+	case c.Mode == pseudowire.ModeIP6:
 		return []bpf.PeerKey{bpf.AddrPeer(c.PeerAddr)}
 	}
 	return []bpf.PeerKey{bpf.MACPeer(c.PeerMAC)}

@@ -22,7 +22,7 @@ import (
 
 func (d *Daemon) publishStatus() {
 	p := d.eng.Params()
-	s := &client.Status{Mode: d.cfg.Mode.String(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
+	s := &client.Status{Mode: d.cfg.ModeName(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
 		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: d.cfg.Poll.String(),
 		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, UplinkMTU: p.Encap.MTU}
 	if d.wg != nil {
@@ -50,7 +50,7 @@ func (d *Daemon) publishStatus() {
 func (d *Daemon) Status() client.Status {
 	st := d.status.Load()
 	if st == nil {
-		return client.Status{Mode: d.cfg.Mode.String(), NotReady: "starting", Started: d.started, PID: os.Getpid(), Version: client.Version}
+		return client.Status{Mode: d.cfg.ModeName(), NotReady: "starting", Started: d.started, PID: os.Getpid(), Version: client.Version}
 	}
 	s := *st
 	s.Uptime = time.Since(s.Started).Seconds()
@@ -61,6 +61,9 @@ func (d *Daemon) Status() client.Status {
 	s.Runtime = readRuntime(threads)
 	if s.WireGuard != nil {
 		s.WireGuard = d.wg.live(*s.WireGuard)
+	}
+	if vx := d.vx; vx != nil {
+		s.EVPN, s.BGP = vx.status(d.eng.Params())
 	}
 	snap := d.Snapshot()
 	for _, b := range []struct {
@@ -76,10 +79,20 @@ func (d *Daemon) Status() client.Status {
 }
 
 // Source is what the statistics sockets report on: the running Daemon, or
-// a fake in tests. Both methods are called from the sockets' goroutines.
+// a fake in tests. Its methods are called from the sockets' goroutines.
 type Source interface {
 	Snapshot() stats.Snapshot
 	Status() client.Status
+	// FDB returns the VXLAN forwarding database (nil: not a VTEP).
+	FDB() []client.FDBEntry
+}
+
+// FDB implements Source.
+func (d *Daemon) FDB() []client.FDBEntry {
+	if d.status.Load() == nil || d.vx == nil {
+		return nil
+	}
+	return d.vx.ctl.Entries(time.Now())
 }
 
 var _ Source = (*Daemon)(nil)
@@ -243,8 +256,14 @@ func answer(c net.Conn, src Source) {
 		c.Write(client.MarshalCounters(&s))
 	case client.ReqStatus:
 		json.NewEncoder(c).Encode(src.Status())
+	case client.ReqFDB:
+		if f := src.FDB(); f != nil {
+			json.NewEncoder(c).Encode(f)
+		} else {
+			fmt.Fprintf(c, "{\"error\":%q}\n", "not a VXLAN tunnel end (mode: vxlan)")
+		}
 	default:
-		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request (want stats or status)")
+		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request (want stats, status or fdb)")
 	}
 }
 

@@ -28,6 +28,12 @@ type fakeSource struct {
 
 func (f *fakeSource) Snapshot() stats.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.s }
 func (f *fakeSource) Status() client.Status    { f.mu.Lock(); defer f.mu.Unlock(); return f.st }
+func (f *fakeSource) FDB() []client.FDBEntry {
+	if f.st.Mode != "vxlan" {
+		return nil
+	}
+	return []client.FDBEntry{{VNI: 101, MAC: "02:00:00:00:00:01", VTEP: "local", Origin: "lan"}}
+}
 
 func newFake() *fakeSource {
 	f := &fakeSource{st: client.Status{Mode: "ip6", Peer: "2001:db8:b::b", Ready: true, Started: time.Unix(1700000000, 0), Version: "test", XDPBind: "copy"}}
@@ -99,6 +105,15 @@ func TestStatsSocket(t *testing.T) {
 	}
 	if _, err := client.Query(path, "reboot", time.Second); err == nil || !strings.Contains(err.Error(), "unknown request") {
 		t.Fatalf("unknown request: %v", err)
+	}
+	if _, err := client.FetchFDB(path, time.Second); err == nil || !strings.Contains(err.Error(), "not a VXLAN tunnel end") {
+		t.Fatalf("fdb of a pseudowire: %v", err)
+	}
+	f.mu.Lock()
+	f.st.Mode = "vxlan"
+	f.mu.Unlock()
+	if fdb, err := client.FetchFDB(path, time.Second); err != nil || len(fdb) != 1 || fdb[0].VTEP != "local" {
+		t.Fatalf("fdb: %+v %v", fdb, err)
 	}
 	// A second daemon must not steal the socket.
 	if _, err := ServeStats(path, "", f); err == nil || !strings.Contains(err.Error(), "is another pwgated running") {

@@ -39,8 +39,8 @@ type tracker struct {
 	token     netip.Addr   // use the SLAAC address with this identifier, or
 	addr      netip.Prefix // use this address
 	added     bool         // addr was added by us and is removed by close
-	lastProbe time.Time
-	probe     *net.IPConn
+	lastProbe map[netip.Addr]time.Time
+	probe     [2]*net.IPConn // ICMPv6, ICMP
 	seq       uint16
 
 	changed chan struct{}
@@ -53,7 +53,7 @@ func newTracker(ifname string, c *Config) (_ *tracker, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", ifname, err)
 	}
-	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr,
+	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr, lastProbe: map[netip.Addr]time.Time{},
 		changed: make(chan struct{}, 1), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -149,24 +149,32 @@ func (t *tracker) update(c *Config) error {
 	return nil
 }
 
+// view reads our address and, with a pseudowire peer, its next hop.
 func (t *tracker) view() uplinkView {
 	local, why := t.local()
 	if why != "" {
 		return uplinkView{NotReady: why}
 	}
 	v := uplinkView{Local: local}
-	v.Via, v.NextHop, v.NotReady = t.nextHop()
+	if t.peer.IsValid() {
+		v.Via, v.NextHop, v.NotReady = t.nextHop(t.peer)
+	}
 	return v
 }
 
 // local finds our address on the uplink.
 func (t *tracker) local() (netip.Addr, string) {
-	addrs, err := netlink.AddrList(t.link, netlink.FAMILY_V6)
+	family := netlink.FAMILY_V6
+	if t.addr.Addr().Is4() {
+		family = netlink.FAMILY_V4
+	}
+	addrs, err := netlink.AddrList(t.link, family)
 	if err != nil {
 		return netip.Addr{}, fmt.Sprintf("cannot read the uplink's addresses: %v", err)
 	}
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
+		ip = ip.Unmap()
 		if !ok || !usable(a) || !ip.IsGlobalUnicast() {
 			continue
 		}
@@ -181,11 +189,14 @@ func (t *tracker) local() (netip.Addr, string) {
 		return netip.Addr{}, fmt.Sprintf("no SLAAC address with identifier %s on %s yet (no router advertisement?)", t.token, t.link.Attrs().Name)
 	}
 	if !t.added {
-		err := netlink.AddrAdd(t.link, &netlink.Addr{IPNet: &net.IPNet{IP: t.addr.Addr().AsSlice(), Mask: net.CIDRMask(t.addr.Bits(), 128)}})
+		err := netlink.AddrAdd(t.link, t.nlAddr())
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return netip.Addr{}, fmt.Sprintf("cannot add %s to %s: %v", t.addr, t.link.Attrs().Name, err)
 		}
 		t.added = err == nil
+	}
+	if t.addr.Addr().Is4() {
+		return netip.Addr{}, fmt.Sprintf("address %s not on %s yet", t.addr.Addr(), t.link.Attrs().Name)
 	}
 	return netip.Addr{}, fmt.Sprintf("address %s on %s is not usable yet (duplicate address detection)", t.addr.Addr(), t.link.Attrs().Name)
 }
@@ -207,26 +218,30 @@ func iid(a netip.Addr) uint64 {
 // enough to send to.
 const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT | netlink.NUD_NOARP
 
-// nextHop asks the kernel's routing table how to reach the peer and its
-// neighbour table for the MAC of that next hop.
-func (t *tracker) nextHop() (netip.Addr, frame.MAC, string) {
-	routes, err := netlink.RouteGet(t.peer.AsSlice())
+// nextHop asks the kernel's routing table how to reach dst (the peer, or
+// a VTEP) and its neighbour table for the MAC of that next hop.
+func (t *tracker) nextHop(dst netip.Addr) (netip.Addr, frame.MAC, string) {
+	routes, err := netlink.RouteGet(dst.AsSlice())
 	if err != nil || len(routes) == 0 {
-		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("no route to peer %s (no router advertisement yet?)", t.peer)
+		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
 	}
 	r := routes[0]
 	if r.LinkIndex != t.link.Attrs().Index {
-		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("the route to peer %s does not leave by the uplink %s", t.peer, t.link.Attrs().Name)
+		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("the route to %s does not leave by the uplink %s", dst, t.link.Attrs().Name)
 	}
-	via := t.peer
+	via := dst
 	if gw, ok := netip.AddrFromSlice(r.Gw); ok && r.Gw != nil {
-		via = gw
+		via = gw.Unmap()
 	}
-	neighs, err := netlink.NeighList(t.link.Attrs().Index, netlink.FAMILY_V6)
+	family := netlink.FAMILY_V6
+	if via.Is4() {
+		family = netlink.FAMILY_V4
+	}
+	neighs, err := netlink.NeighList(t.link.Attrs().Index, family)
 	if err == nil {
 		for _, n := range neighs {
 			ip, _ := netip.AddrFromSlice(n.IP)
-			if ip == via && n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 {
+			if ip.Unmap() == via && n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 {
 				return via, frame.MAC(n.HardwareAddr), ""
 			}
 		}
@@ -235,32 +250,45 @@ func (t *tracker) nextHop() (netip.Addr, frame.MAC, string) {
 	return via, frame.MAC{}, fmt.Sprintf("next hop %s not resolved on %s yet", via, t.link.Attrs().Name)
 }
 
-// prod sends an ICMPv6 echo request to addr, at most once a second, so that
-// the kernel resolves it by neighbour discovery.
+// prod sends an ICMP echo request to addr, at most once a second per
+// address, so that the kernel resolves it (neighbour discovery, ARP).
 func (t *tracker) prod(addr netip.Addr) {
-	if time.Since(t.lastProbe) < time.Second {
+	if time.Since(t.lastProbe[addr]) < time.Second {
 		return
 	}
-	t.lastProbe = time.Now()
-	if t.probe == nil {
-		c, err := net.ListenIP("ip6:ipv6-icmp", nil)
+	t.lastProbe[addr] = time.Now()
+	i, network, typ := 0, "ip6:ipv6-icmp", byte(128)
+	if addr.Is4() {
+		i, network, typ = 1, "ip4:icmp", 8
+	}
+	if t.probe[i] == nil {
+		c, err := net.ListenIP(network, nil)
 		if err != nil {
 			return
 		}
-		t.probe = c
+		t.probe[i] = c
 	}
 	t.seq++
-	echo := []byte{128, 0, 0, 0, 0x70, 0x77, byte(t.seq >> 8), byte(t.seq), 'p', 'w', 'g', 'a', 't', 'e'}
+	echo := []byte{typ, 0, 0, 0, 0x70, 0x77, byte(t.seq >> 8), byte(t.seq), 'p', 'w', 'g', 'a', 't', 'e'}
+	if addr.Is4() {
+		binary.BigEndian.PutUint16(echo[2:], frame.Fold(frame.Checksum(0, echo)))
+	}
 	dst := &net.IPAddr{IP: addr.AsSlice()}
 	if addr.IsLinkLocalUnicast() {
 		dst.Zone = t.link.Attrs().Name
 	}
-	t.probe.WriteTo(echo, dst)
+	t.probe[i].WriteTo(echo, dst)
+}
+
+// nlAddr is the configured address as netlink takes it (with duplicate
+// address detection, unlike the tunnel's).
+func (t *tracker) nlAddr() *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: t.addr.Addr().AsSlice(), Mask: net.CIDRMask(t.addr.Bits(), t.addr.Addr().BitLen())}}
 }
 
 func (t *tracker) removeAddr() {
 	if t.added {
-		netlink.AddrDel(t.link, &netlink.Addr{IPNet: &net.IPNet{IP: t.addr.Addr().AsSlice(), Mask: net.CIDRMask(t.addr.Bits(), 128)}})
+		netlink.AddrDel(t.link, t.nlAddr())
 		t.added = false
 	}
 }
@@ -269,7 +297,9 @@ func (t *tracker) close() {
 	close(t.done)
 	t.wg.Wait()
 	t.removeAddr()
-	if t.probe != nil {
-		t.probe.Close()
+	for _, p := range t.probe {
+		if p != nil {
+			p.Close()
+		}
 	}
 }

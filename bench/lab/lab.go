@@ -218,6 +218,7 @@ func (l *Lab) Close() error {
 		if _, err := run("ip", "netns", "del", nss[i]); err != nil {
 			errs = append(errs, err)
 		}
+		os.RemoveAll(filepath.Join(FRRRunDir, nss[i]))
 	}
 	if len(procs) > 0 {
 		reapOrphans()
@@ -346,6 +347,7 @@ func Teardown(prefix string) error {
 		if _, err := run("ip", "netns", "del", ns); err != nil {
 			errs = append(errs, err)
 		}
+		os.RemoveAll(filepath.Join(FRRRunDir, ns))
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,33 +197,46 @@ func (s *Sites) buildHub() error {
 }
 
 func (s *Sites) buildRouter() error {
-	for _, r := range []struct {
-		site        *Site
-		mac, prefix string
-	}{{s.A, RouterMACA, "2001:db8:a::1/64"}, {s.B, RouterMACB, "2001:db8:b::1/64"}} {
-		if err := s.Veth(r.site.PW, "ul0", "net", r.site.Name, 0); err != nil {
+	for _, site := range []*Site{s.A, s.B} {
+		if err := s.Veth(site.PW, "ul0", "net", site.Name, 0); err != nil {
 			return err
 		}
-		if err := s.Script(r.site.PW, "ip link set dev ul0 address "+ULMAC); err != nil {
-			return err
-		}
-		if err := s.Script("net", "ip link set dev "+r.site.Name+" address "+r.mac,
-			"ip -6 addr add "+r.prefix+" dev "+r.site.Name+" nodad"); err != nil {
+		if err := s.Script(site.PW, "ip link set dev ul0 address "+ULMAC); err != nil {
 			return err
 		}
 	}
-	if _, err := s.Exec("net", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"); err != nil {
+	return s.RouterIPv6("net", s.Opt.Dir, []RouterPort{{"a", RouterMACA, "2001:db8:a::1/64"}, {"b", RouterMACB, "2001:db8:b::1/64"}})
+}
+
+// RouterPort is one of RouterIPv6's interfaces: its name in the router's
+// namespace, its MAC, and its address with the prefix it advertises.
+type RouterPort struct {
+	If, MAC, Addr string
+}
+
+// RouterIPv6 makes namespace ns an IPv6 router whose radvd advertises each
+// port's prefix (on-link, SLAAC), every 3 to 4 seconds; dir holds radvd's
+// configuration.
+func (l *Lab) RouterIPv6(ns, dir string, ports []RouterPort) error {
+	var b strings.Builder
+	for _, p := range ports {
+		if err := l.Script(ns, "ip link set dev "+p.If+" address "+p.MAC, "ip -6 addr add "+p.Addr+" dev "+p.If+" nodad"); err != nil {
+			return err
+		}
+		pfx, err := netip.ParsePrefix(p.Addr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "interface %s {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  prefix %s {\n    AdvOnLink on;\n    AdvAutonomous on;\n  };\n};\n", p.If, pfx.Masked())
+	}
+	if _, err := l.Exec(ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"); err != nil {
 		return err
 	}
-	conf := filepath.Join(s.Opt.Dir, "radvd.conf")
-	var b strings.Builder
-	for _, r := range [][2]string{{"a", PrefixA}, {"b", PrefixB}} {
-		fmt.Fprintf(&b, "interface %s {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  prefix %s {\n    AdvOnLink on;\n    AdvAutonomous on;\n  };\n};\n", r[0], r[1])
-	}
+	conf := filepath.Join(dir, "radvd.conf")
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	_, err := s.Start("net", "radvd", "--nodaemon", "--config", conf, "--pidfile", filepath.Join(s.Opt.Dir, "radvd.pid"), "--logmethod", "stderr")
+	_, err := l.Start(ns, "radvd", "--nodaemon", "--config", conf, "--pidfile", filepath.Join(dir, "radvd.pid"), "--logmethod", "stderr")
 	return err
 }
 

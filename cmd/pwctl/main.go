@@ -4,6 +4,7 @@
 //	pwctl [--socket PATH | --config FILE] stats [--json]
 //	pwctl [--socket PATH | --config FILE] status [--json]
 //	pwctl [--socket PATH | --config FILE] wg [--json]
+//	pwctl [--socket PATH | --config FILE] fdb|evpn|bgp [--json]
 //	pwctl wg genkey | pwctl wg pubkey
 //
 // Invoked as "gpwstats" (a symlink), it prints the reference's twelve
@@ -43,6 +44,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: pwctl [--socket PATH | --config FILE] stats [--json]
        pwctl [--socket PATH | --config FILE] status [--json]
        pwctl [--socket PATH | --config FILE] wg [--json]
+       pwctl [--socket PATH | --config FILE] fdb|evpn|bgp [--json]
        pwctl wg genkey          a new WireGuard private key (as wg genkey)
        pwctl wg pubkey          the public key of the private key on stdin (as wg pubkey)
        pwctl --version
@@ -50,6 +52,10 @@ func usage(w io.Writer) {
   stats   every counter, one a line (the reference's twelve first)
   status  mode, peer, next hop, cores, memory, age of the last BPDU each way
   wg      the WireGuard interface and its peers: endpoints, handshakes, bytes
+  fdb     the VXLAN forwarding database: each MAC, its VNI and VTEP, where
+          it was learned, its MAC mobility sequence and idle time
+  evpn    the VNIs (RD, RT, flood list, largest frame) and remote VTEPs
+  bgp     the BGP sessions: state, uptime, routes received and advertised
 `)
 }
 
@@ -102,6 +108,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = printStatus(stdout, *socket, *asJSON)
 	case "wg":
 		err = printWG(stdout, *socket, *asJSON)
+	case "fdb":
+		err = printFDB(stdout, *socket, *asJSON)
+	case "evpn":
+		err = printEVPN(stdout, *socket, *asJSON)
+	case "bgp":
+		err = printBGP(stdout, *socket, *asJSON)
 	default:
 		fmt.Fprintf(stderr, "pwctl: unknown command %q\n", cmd)
 		usage(stderr)

@@ -463,8 +463,14 @@ func testSIGTERM(t *testing.T, s *lab.Sites) {
 // returns the frames it saw.
 func capture(t *testing.T, s *lab.Sites, ns, ifname, filter string) (stop func() [][]byte) {
 	t.Helper()
-	file := filepath.Join(s.Opt.Dir, fmt.Sprintf("%s-%s.pcap", ns, ifname))
-	p, err := s.Start(ns, "tcpdump", "--immediate-mode", "-i", ifname, "-U", "-s", "0", "-w", file, filter)
+	return captureNS(t, s.Lab, ns, ifname, filter)
+}
+
+// captureNS captures on ifname in namespace ns until stop is called.
+func captureNS(t *testing.T, l *lab.Lab, ns, ifname, filter string) (stop func() [][]byte) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%s.pcap", ns, ifname))
+	p, err := l.Start(ns, "tcpdump", "--immediate-mode", "-i", ifname, "-U", "-s", "0", "-w", file, filter)
 	if err != nil {
 		t.Fatal(err)
 	}

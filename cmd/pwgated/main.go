@@ -44,6 +44,7 @@ func run() int {
 		check     = flag.Bool("check", false, "check the configuration and exit")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
 		debugAddr = flag.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on `address` (such as 127.0.0.1:6060), for finding what uses CPU or memory")
+		logLevel  = flag.String("log-level", "info", "log `level`: debug (adds the BGP speaker's own detail), info, warn or error")
 		version   = flag.Bool("version", false, "print the version and exit")
 	)
 	flag.Usage = func() {
@@ -55,7 +56,12 @@ func run() int {
 		fmt.Println("pwgated", client.Version)
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "pwgated: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "pwgated: unexpected argument %q\n", flag.Arg(0))
 		return 2
@@ -98,7 +104,7 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 			return 2
 		}
-		fmt.Printf("%s: ok (%v mode, downlink %s, uplink %s)\n", c.Source, c.Mode, c.Downlink, c.Uplink)
+		fmt.Printf("%s: ok (%s mode, downlink %s, uplink %s)\n", c.Source, c.ModeName(), c.Downlink, c.Uplink)
 		return 0
 	}
 	if prof != nil {

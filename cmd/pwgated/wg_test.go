@@ -175,7 +175,7 @@ func testWGCheckPlugin(t *testing.T, s *lab.Sites) {
 	var out []byte
 	var err error
 	for i := 0; i < 4; i++ {
-		out, err = exec.Command(checkPluginBin(t), "--socket", s.B.Socket, "-i", "3", "-w", "1:", "-c", "1:").CombinedOutput()
+		out, err = exec.Command(toolBin(t, "check_pwbpdu"), "--socket", s.B.Socket, "-i", "3", "-w", "1:", "-c", "1:").CombinedOutput()
 		if err == nil && strings.HasPrefix(string(out), "BPDU OK") {
 			return
 		}
@@ -183,15 +183,15 @@ func testWGCheckPlugin(t *testing.T, s *lab.Sites) {
 	t.Fatalf("check_pwbpdu on site B: %v: %s", err, out)
 }
 
-// checkPluginBin builds check_pwbpdu once.
-func checkPluginBin(t *testing.T) string {
+// toolBin builds one of pwgate's commands (../name) once.
+func toolBin(t *testing.T, name string) string {
 	t.Helper()
-	bin := filepath.Join(filepath.Dir(pwgatedBin), "check_pwbpdu")
+	bin := filepath.Join(filepath.Dir(pwgatedBin), name)
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	if out, err := exec.Command("go", "build", "-o", bin, "../check_pwbpdu").CombinedOutput(); err != nil {
-		t.Fatalf("build check_pwbpdu: %v\n%s", err, out)
+	if out, err := exec.Command("go", "build", "-o", bin, "../"+name).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
 	}
 	return bin
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,7 +97,8 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 		global.ListenAddresses = append(global.ListenAddresses, a.String())
 	}
 	if len(global.ListenAddresses) == 0 && port > 0 {
-		global.ListenAddresses = []string{"::"} // both families on Linux
+		// GoBGP listens "tcp6" on "::", which is IPv6 only.
+		global.ListenAddresses = []string{"0.0.0.0", "::"}
 	}
 	if c.GracefulRestart {
 		global.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(c.RestartTime)}
@@ -277,6 +279,9 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 		p.Transport.LocalAddress = n.Source.String()
 	}
 	p.Transport.PassiveMode = passive(n)
+	if p.Transport.PassiveMode {
+		g.log.Info("bgp: waiting for the neighbor to connect (our address is the higher one)", "neighbor", n.Key())
+	}
 	if n.Interface != "" {
 		p.Conf.NeighborInterface = n.Interface
 	} else {
@@ -611,8 +616,21 @@ func (l *logger) attrs(f gobgplog.Fields) []any {
 func (l *logger) Panic(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) Fatal(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) Error(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
-func (l *logger) Warn(msg string, f gobgplog.Fields)  { l.l.Warn("bgp: "+msg, l.attrs(f)...) }
+func (l *logger) Warn(msg string, f gobgplog.Fields) {
+	if strings.HasPrefix(msg, "cannot set TTL") {
+		// GoBGP tries TTL 255 on its listeners for neighbors with TTL
+		// security (which pwgate does not configure); the IPv6 one fails.
+		l.l.Debug("bgp: "+msg, l.attrs(f)...)
+		return
+	}
+	l.l.Warn("bgp: "+msg, l.attrs(f)...)
+}
 func (l *logger) Info(msg string, f gobgplog.Fields)  { l.l.Info("bgp: "+msg, l.attrs(f)...) }
-func (l *logger) Debug(string, gobgplog.Fields)       {}
+func (l *logger) Debug(msg string, f gobgplog.Fields) { l.l.Debug("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) SetLevel(gobgplog.LogLevel)          {}
-func (l *logger) GetLevel() gobgplog.LogLevel         { return gobgplog.InfoLevel }
+func (l *logger) GetLevel() gobgplog.LogLevel {
+	if l.l.Enabled(context.Background(), slog.LevelDebug) {
+		return gobgplog.DebugLevel
+	}
+	return gobgplog.InfoLevel
+}

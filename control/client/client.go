@@ -36,6 +36,7 @@ const (
 const (
 	ReqStats  = "stats"  // the counters, as an object in counter order
 	ReqStatus = "status" // Status
+	ReqFDB    = "fdb"    // []FDBEntry (mode: vxlan)
 )
 
 // Version is set by the linker (-X) for releases.
@@ -66,6 +67,88 @@ type Status struct {
 	NICChanges []string   `json:"nic_changes,omitempty"`
 	Runtime    Runtime    `json:"runtime"`
 	WireGuard  *WireGuard `json:"wireguard,omitempty"`
+	EVPN       *EVPN      `json:"evpn,omitempty"`
+	BGP        *BGP       `json:"bgp,omitempty"`
+}
+
+// EVPN is the VXLAN tunnel end's state ("pwctl evpn").
+type EVPN struct {
+	Local string    `json:"local"` // our VTEP address
+	VNIs  []VNI     `json:"vnis"`
+	VTEPs []VTEP    `json:"vteps"`
+	MACs  MACCounts `json:"macs"`
+	// RoutesReceived counts the EVPN routes imported, by type
+	// ("macip", "imet"); RoutesAnnounced those originated.
+	RoutesReceived  map[string]int `json:"routes_received"`
+	RoutesAnnounced map[string]int `json:"routes_announced"`
+}
+
+// VNI is one VXLAN segment's state.
+type VNI struct {
+	VNI  uint32 `json:"vni"`
+	VLAN uint16 `json:"vlan"` // 0: untagged
+	RD   string `json:"rd,omitempty"`
+	RT   string `json:"rt,omitempty"`
+	// Flood lists the VTEPs broadcast and unknown unicast go to.
+	Flood []string `json:"flood"`
+	// MaxFrame is the largest LAN frame the VNI carries to a VTEP that
+	// is not pwgate (MaxFramePwgate: to one that is, with split: pwgate).
+	MaxFrame       int `json:"max_frame"`
+	MaxFramePwgate int `json:"max_frame_pwgate"`
+	LocalMACs      int `json:"local_macs"`
+	RemoteMACs     int `json:"remote_macs"`
+}
+
+// VTEP is a remote tunnel end.
+type VTEP struct {
+	Address  string `json:"address"`
+	NextHop  string `json:"next_hop"` // MAC; "" while unresolved
+	Resolved bool   `json:"resolved"`
+	Pwgate   bool   `json:"pwgate"` // takes split frames
+	Static   bool   `json:"static"`
+	MACs     int    `json:"macs"`
+}
+
+// MACCounts sums up the forwarding database.
+type MACCounts struct {
+	Local      int `json:"local"`
+	Remote     int `json:"remote"`
+	Duplicates int `json:"duplicates"`
+	Limit      int `json:"limit"`
+}
+
+// FDBEntry is one MAC in the forwarding database ("pwctl fdb").
+type FDBEntry struct {
+	VNI  uint32 `json:"vni"`
+	MAC  string `json:"mac"`
+	VTEP string `json:"vtep"` // "local" or the remote VTEP's address
+	// Origin is "lan" (learned on the LAN), "evpn" (a received route) or
+	// "data" (learned from a received frame).
+	Origin    string   `json:"origin"`
+	Seq       uint32   `json:"seq"`
+	Sticky    bool     `json:"sticky,omitempty"`
+	Duplicate bool     `json:"duplicate,omitempty"`
+	IdleSecs  int64    `json:"idle_seconds,omitempty"` // learned MACs: since the last frame
+	IPs       []string `json:"ips,omitempty"`
+}
+
+// BGP is the embedded speaker's state ("pwctl bgp").
+type BGP struct {
+	ASN       uint32     `json:"asn"`
+	RouterID  string     `json:"router_id"`
+	Neighbors []Neighbor `json:"neighbors"`
+}
+
+// Neighbor is one BGP session.
+type Neighbor struct {
+	Neighbor    string         `json:"neighbor"` // address, or "if:NAME"
+	Address     string         `json:"address,omitempty"`
+	ASN         uint32         `json:"asn"`
+	Description string         `json:"description,omitempty"`
+	State       string         `json:"state"`
+	Since       *time.Time     `json:"since,omitempty"` // established since
+	Received    map[string]int `json:"received"`        // routes accepted, by family
+	Advertised  int            `json:"advertised"`
 }
 
 // WireGuard is the embedded WireGuard interface's state ("pwctl wg").
@@ -202,6 +285,25 @@ func FetchStatus(socket string, timeout time.Duration) (Status, error) {
 		return s, fmt.Errorf("pwgated at %s answered %q: %w", socket, b, err)
 	}
 	return s, nil
+}
+
+// FetchFDB returns the daemon's VXLAN forwarding database.
+func FetchFDB(socket string, timeout time.Duration) ([]FDBEntry, error) {
+	b, err := Query(socket, ReqFDB, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return nil, fmt.Errorf("pwgated at %s: %s", socket, e.Error)
+	}
+	var f []FDBEntry
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("pwgated at %s answered %q: %w", socket, b, err)
+	}
+	return f, nil
 }
 
 // MarshalCounters renders s as a JSON object in counter order, with

@@ -62,6 +62,9 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 	return d.snap
 }
 
+// FDB implements control.Source: the fake is no VTEP.
+func (d *Daemon) FDB() []client.FDBEntry { return nil }
+
 // Status implements control.Source.
 func (d *Daemon) Status() client.Status {
 	d.mu.Lock()

@@ -65,12 +65,11 @@ type Config struct {
 	// StaticPwgate: static remotes are pwgate VTEPs (take split frames).
 	StaticPwgate bool
 	// EVPN, with a speaker: our ASN and router ID make RDs and auto RTs;
-	// Pwgate marks our flood routes as taking split frames; Import, if
-	// set, says whether to take a received route.
+	// Pwgate marks our flood routes as taking split frames. (The
+	// neighbors' import filters apply in the speaker, before this.)
 	ASN      uint32
 	RouterID netip.Addr
 	Pwgate   bool
-	Import   func(*bgp.Update) bool
 	// DupMoves moves within DupWindow make a MAC a duplicate (RFC 7432
 	// §15.1): its moves are no longer announced until DupWindow passes
 	// without one.
@@ -515,7 +514,7 @@ func (c *Controller) update(u *bgp.Update, now time.Time) {
 	}
 	c.received[id] = *u
 	vi := c.vniFor(u)
-	if vi < 0 || !u.NextHop.IsValid() || u.NextHop == c.cfg.Local || (c.cfg.Import != nil && !c.cfg.Import(u)) {
+	if vi < 0 || !u.NextHop.IsValid() || u.NextHop == c.cfg.Local {
 		c.counters.NotImported.Add(1)
 		return
 	}
@@ -904,7 +903,7 @@ func (c *Controller) Entries(now time.Time) []client.FDBEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tab := c.fdb.Load()
-	var out []client.FDBEntry
+	out := []client.FDBEntry{}
 	tab.Each(func(k vxlan.Key, e vxlan.Entry) {
 		x := client.FDBEntry{VNI: tab.VNIs[k.VNI()].ID, MAC: k.MAC().String(), Duplicate: c.duplicate(k)}
 		switch {

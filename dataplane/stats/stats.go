@@ -136,7 +136,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"evpn_macs_moved", "MACs seen behind another port or VTEP than before (MAC mobility)"},
 	{"evpn_macs_duplicate", "MACs found moving too often (RFC 7432 duplicate detection: 5 moves in 180 s); their moves are not announced until they settle"},
 	{"evpn_macs_over_limit", "new MACs not learned because vxlan.mac_limit learned MACs are known (they are still flooded)"},
-	{"evpn_routes_not_imported", "received EVPN routes not taken: no configured VNI with their route target and VNI, our own VTEP as next hop, or refused by an import filter"},
+	{"evpn_routes_not_imported", "received EVPN routes not taken: no configured VNI with their route target and VNI, or our own VTEP as next hop"},
 	{"arp_suppressed", "ARP requests and IPv6 neighbour solicitations answered on the LAN from EVPN's MAC+IP routes"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},

@@ -1,0 +1,384 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	"github.com/pwgate/pwgate/control/bgp"
+)
+
+// BGPConfig is the bgp section: the embedded BGP speaker.
+type BGPConfig struct {
+	ASN             uint32
+	RouterID        netip.Addr
+	Listen          []netip.Addr
+	Port            int
+	GracefulRestart bool
+	RestartTime     int
+	Groups          []NeighborConfig
+	Neighbors       []NeighborConfig
+	reading         *NeighborConfig // the entry being read (parsing only)
+}
+
+// NeighborConfig is an entry of bgp.neighbors or bgp.peer_groups: a
+// neighbor takes every key it does not set from its peer group.
+type NeighborConfig struct {
+	Name        string // peer groups: the group's name
+	Group       string // neighbors: peer_group
+	Address     netip.Addr
+	Interface   string
+	ASN         uint32
+	Password    string
+	HoldTime    int
+	Keepalive   int
+	Families    []bgp.Family
+	MaxPrefix   int
+	Multihop    int
+	Source      netip.Addr
+	Description string
+	Import      []bgp.Rule
+	Export      []bgp.Rule
+	set         map[string]bool // keys the file set
+	key         string          // "bgp.neighbors[N]", for messages
+}
+
+// Defaults of the bgp section.
+const (
+	DefaultRestartTime = 120
+	DefaultHoldTime    = 90
+)
+
+// neighborKeys are the keys a neighbor and a peer group share.
+var neighborKeys = func() map[string]any {
+	// n returns the neighbor or group being read: the last one of the list
+	// the walker is in (set by the items' begin).
+	return map[string]any{
+		"asn": setter(func(c *Config, v string) error {
+			n, err := parseASN(v)
+			c.bgpN().ASN = n
+			return err
+		}),
+		"password": setter(func(c *Config, v string) error {
+			if v == "" || len(v) > 80 {
+				return fmt.Errorf("a TCP-MD5 password is 1 to 80 characters")
+			}
+			c.bgpN().Password = v
+			return nil
+		}),
+		"hold_time": setter(func(c *Config, v string) (err error) {
+			c.bgpN().HoldTime, err = intIn(v, 0, 65535)
+			if err == nil && c.bgpN().HoldTime > 0 && c.bgpN().HoldTime < 3 {
+				err = fmt.Errorf("%s s: RFC 4271 allows 0 or 3 to 65535", v)
+			}
+			return
+		}),
+		"keepalive": setter(func(c *Config, v string) (err error) { c.bgpN().Keepalive, err = intIn(v, 1, 21845); return }),
+		"families": each(func(c *Config, v string) error {
+			f, err := bgp.ParseFamily(v)
+			if err == nil && slices.Contains(c.bgpN().Families, f) {
+				err = fmt.Errorf("%s twice", v)
+			}
+			c.bgpN().Families = append(c.bgpN().Families, f)
+			return err
+		}),
+		"max_prefix":  setter(func(c *Config, v string) (err error) { c.bgpN().MaxPrefix, err = intIn(v, 1, 10_000_000); return }),
+		"multihop":    setter(func(c *Config, v string) (err error) { c.bgpN().Multihop, err = intIn(v, 1, 255); return }),
+		"description": setter(func(c *Config, v string) error { c.bgpN().Description = v; return nil }),
+		"source": setter(func(c *Config, v string) (err error) {
+			c.bgpN().Source, err = netip.ParseAddr(v)
+			if err != nil {
+				err = fmt.Errorf("%q is not an IP address", v)
+			}
+			return
+		}),
+		"import": rulesSchema(func(n *NeighborConfig) *[]bgp.Rule { return &n.Import }),
+		"export": rulesSchema(func(n *NeighborConfig) *[]bgp.Rule { return &n.Export }),
+	}
+}()
+
+// rulesSchema is a list of filter rules.
+func rulesSchema(list func(*NeighborConfig) *[]bgp.Rule) items {
+	rule := func(c *Config) *bgp.Rule { l := list(c.bgpN()); return &(*l)[len(*l)-1] }
+	return items{
+		begin: func(c *Config) { l := list(c.bgpN()); *l = append(*l, bgp.Rule{Permit: true}) },
+		schema: map[string]any{
+			"action": setter(func(c *Config, v string) error {
+				switch v {
+				case "permit":
+					rule(c).Permit = true
+				case "deny":
+					rule(c).Permit = false
+				default:
+					return fmt.Errorf("unknown action %q (want permit or deny)", v)
+				}
+				return nil
+			}),
+			"route_type": setter(func(c *Config, v string) (err error) { rule(c).Kind, err = bgp.ParseRuleKind(v); return }),
+			"route_target": setter(func(c *Config, v string) (err error) {
+				rule(c).RT, err = bgp.ParseRT(v)
+				rule(c).HasRT = true
+				return
+			}),
+			"prefix": setter(func(c *Config, v string) error {
+				p, err := netip.ParsePrefix(v)
+				if err != nil || p != p.Masked() {
+					return fmt.Errorf("%q is not a prefix such as 192.0.2.0/24", v)
+				}
+				rule(c).Prefix = p
+				return nil
+			}),
+		},
+	}
+}
+
+// bgpN returns the neighbor or peer group being read.
+func (c *Config) bgpN() *NeighborConfig { return c.BGP.reading }
+
+func neighborItems(list func(*BGPConfig) *[]NeighborConfig, name string, extra map[string]any) items {
+	schema := map[string]any{}
+	for k, v := range neighborKeys {
+		schema[k] = v
+	}
+	for k, v := range extra {
+		schema[k] = v
+	}
+	// The walker tells items' setters nothing about the key they set; a
+	// wrapper records it, for peer group inheritance.
+	for k, v := range schema {
+		if s, ok := v.(setter); ok {
+			schema[k] = setter(func(c *Config, val string) error { c.bgpN().set[k] = true; return s(c, val) })
+		}
+		if s, ok := v.(each); ok {
+			schema[k] = each(func(c *Config, val string) error { c.bgpN().set[k] = true; return s(c, val) })
+		}
+		if s, ok := v.(items); ok {
+			begin := s.begin
+			s.begin = func(c *Config) { c.bgpN().set[k] = true; begin(c) }
+			schema[k] = s
+		}
+	}
+	return items{
+		begin: func(c *Config) {
+			l := list(c.BGP)
+			*l = append(*l, NeighborConfig{set: map[string]bool{}, key: fmt.Sprintf("bgp.%s[%d]", name, len(*l))})
+			c.BGP.reading = &(*l)[len(*l)-1]
+		},
+		schema: schema,
+	}
+}
+
+var bgpSchema = section{
+	begin: func(c *Config) {
+		c.BGP = &BGPConfig{Port: 179, GracefulRestart: true, RestartTime: DefaultRestartTime}
+	},
+	schema: map[string]any{
+		"asn": setter(func(c *Config, v string) (err error) { c.BGP.ASN, err = parseASN(v); return }),
+		"router_id": setter(func(c *Config, v string) error {
+			a, err := netip.ParseAddr(v)
+			if err != nil || !a.Is4() || a.IsUnspecified() {
+				return fmt.Errorf("%q is not an IPv4 address (a router ID is written as one)", v)
+			}
+			c.BGP.RouterID = a
+			return nil
+		}),
+		"listen": each(func(c *Config, v string) error {
+			a, err := netip.ParseAddr(v)
+			if err != nil {
+				return fmt.Errorf("%q is not an IP address", v)
+			}
+			c.BGP.Listen = append(c.BGP.Listen, a)
+			return nil
+		}),
+		"port":             setter(func(c *Config, v string) (err error) { c.BGP.Port, err = intIn(v, 1, 65535); return }),
+		"graceful_restart": setter(func(c *Config, v string) error { return boolean(&c.BGP.GracefulRestart, v) }),
+		"restart_time":     setter(func(c *Config, v string) (err error) { c.BGP.RestartTime, err = intIn(v, 1, 4095); return }),
+		"peer_groups": neighborItems(func(b *BGPConfig) *[]NeighborConfig { return &b.Groups }, "peer_groups", map[string]any{
+			"name": setter(func(c *Config, v string) error {
+				if v == "" {
+					return fmt.Errorf("a peer group needs a name")
+				}
+				c.bgpN().Name = v
+				return nil
+			}),
+		}),
+		"neighbors": neighborItems(func(b *BGPConfig) *[]NeighborConfig { return &b.Neighbors }, "neighbors", map[string]any{
+			"address": setter(func(c *Config, v string) error {
+				a, err := netip.ParseAddr(v)
+				if err != nil || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
+					return fmt.Errorf("%q is not a neighbor's address (for a link-local neighbor, give interface)", v)
+				}
+				c.bgpN().Address = a.Unmap()
+				return nil
+			}),
+			"interface":  setter(func(c *Config, v string) error { return ifname(&c.bgpN().Interface, v) }),
+			"peer_group": setter(func(c *Config, v string) error { c.bgpN().Group = v; return nil }),
+		}),
+	},
+}
+
+// parseASN parses a 2- or 4-byte AS number, plain or asdot (1.10).
+func parseASN(v string) (uint32, error) {
+	if hi, lo, ok := cutDot(v); ok {
+		return hi<<16 | lo, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n == 0 || n == 23456 {
+		return 0, fmt.Errorf("%q is not an AS number 1..4294967295 (23456 is AS_TRANS)", v)
+	}
+	return uint32(n), nil
+}
+
+func cutDot(v string) (uint32, uint32, bool) {
+	for i := range len(v) {
+		if v[i] == '.' {
+			hi, err1 := strconv.ParseUint(v[:i], 10, 16)
+			lo, err2 := strconv.ParseUint(v[i+1:], 10, 16)
+			return uint32(hi), uint32(lo), err1 == nil && err2 == nil
+		}
+	}
+	return 0, 0, false
+}
+
+// usesEVPN reports whether any neighbor carries l2vpn-evpn.
+func (b *BGPConfig) usesEVPN() bool {
+	for _, n := range b.resolved() {
+		if slices.Contains(n.Families, bgp.EVPN) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolved returns the neighbors with their peer groups' keys filled in.
+func (b *BGPConfig) resolved() []NeighborConfig {
+	var out []NeighborConfig
+	for _, n := range b.Neighbors {
+		r := n
+		for _, g := range b.Groups {
+			if g.Name != n.Group || n.Group == "" {
+				continue
+			}
+			inherit := func(k string, dst, src any) {
+				if n.set[k] || !g.set[k] {
+					return
+				}
+				switch d := dst.(type) {
+				case *uint32:
+					*d = *src.(*uint32)
+				case *int:
+					*d = *src.(*int)
+				case *string:
+					*d = *src.(*string)
+				case *netip.Addr:
+					*d = *src.(*netip.Addr)
+				case *[]bgp.Family:
+					*d = *src.(*[]bgp.Family)
+				case *[]bgp.Rule:
+					*d = *src.(*[]bgp.Rule)
+				}
+			}
+			inherit("asn", &r.ASN, &g.ASN)
+			inherit("password", &r.Password, &g.Password)
+			inherit("hold_time", &r.HoldTime, &g.HoldTime)
+			inherit("keepalive", &r.Keepalive, &g.Keepalive)
+			inherit("families", &r.Families, &g.Families)
+			inherit("max_prefix", &r.MaxPrefix, &g.MaxPrefix)
+			inherit("multihop", &r.Multihop, &g.Multihop)
+			inherit("source", &r.Source, &g.Source)
+			inherit("description", &r.Description, &g.Description)
+			inherit("import", &r.Import, &g.Import)
+			inherit("export", &r.Export, &g.Export)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// bgpDefaults gives neighbors without families their mode's: in vxlan
+// mode, l2vpn-evpn.
+func (c *Config) bgpDefaults() {
+	if c.BGP == nil || !c.IsVXLAN() {
+		return
+	}
+	for i := range c.BGP.Neighbors {
+		n := &c.BGP.Neighbors[i]
+		if !n.set["families"] && !slices.ContainsFunc(c.BGP.Groups, func(g NeighborConfig) bool { return g.Name == n.Group && g.set["families"] }) {
+			n.Families, n.set["families"] = []bgp.Family{bgp.EVPN}, true
+		}
+	}
+}
+
+// checkBGP validates the bgp section.
+func (c *Config) checkBGP(fail func(key, format string, args ...any) error) error {
+	b := c.BGP
+	if b == nil {
+		return nil
+	}
+	switch {
+	case b.ASN == 0:
+		return fail("bgp.asn", "missing")
+	case !b.RouterID.IsValid():
+		return fail("bgp.router_id", "missing (an IPv4 address unique among the speakers, such as this box's overlay or loopback address)")
+	case len(b.Neighbors) == 0:
+		return fail("bgp", "neighbors: at least one")
+	}
+	groups := map[string]bool{}
+	for _, g := range b.Groups {
+		switch {
+		case g.Name == "":
+			return fail(g.key, "name: missing")
+		case groups[g.Name]:
+			return fail(g.key+".name", "a second peer group %q", g.Name)
+		}
+		groups[g.Name] = true
+	}
+	for _, n := range b.resolved() {
+		switch {
+		case n.Group != "" && !groups[n.Group]:
+			return fail(n.key+".peer_group", "no peer group %q", n.Group)
+		case n.Address.IsValid() == (n.Interface != ""):
+			return fail(n.key, "set exactly one of address and interface (unnumbered, over IPv6 link-local)")
+		case n.ASN == 0:
+			return fail(n.key, "asn: missing (here or in its peer group)")
+		case n.Keepalive > 0 && n.HoldTime > 0 && n.Keepalive*3 > n.HoldTime:
+			return fail(n.key+".keepalive", "%d s is more than a third of hold_time %d s", n.Keepalive, n.HoldTime)
+		case n.Source.IsValid() && n.Address.IsValid() && n.Source.Is4() != n.Address.Is4():
+			return fail(n.key+".source", "%s is not of the same IP version as the neighbor %s", n.Source, n.Address)
+		}
+		if len(n.Families) == 0 {
+			return fail(n.key, "families: missing (l2vpn-evpn, ipv4-unicast, ipv6-unicast)")
+		}
+		if slices.Contains(n.Families, bgp.EVPN) && !c.IsVXLAN() {
+			return fail(n.key+".families", "l2vpn-evpn needs mode: vxlan")
+		}
+		for _, r := range n.Export {
+			if r.Kind == bgp.MACIPRoutes || r.Kind == bgp.IMETRoutes {
+				return fail(n.key+".export", "route_type %s: export filters tell only evpn and prefix routes apart (GoBGP's policies cannot see EVPN route types); filter by route_target instead",
+					map[bgp.RuleKind]string{bgp.MACIPRoutes: "macip", bgp.IMETRoutes: "imet"}[r.Kind])
+			}
+		}
+		if len(n.Export) > 0 && n.Interface != "" {
+			return fail(n.key+".export", "export filters need the neighbor's address, not an interface")
+		}
+	}
+	sc := c.speakerConfig(false)
+	if err := sc.Validate(); err != nil {
+		return fail("bgp", "%v", err)
+	}
+	return nil
+}
+
+// speakerConfig is the bgp.Config for c's bgp section.
+func (c *Config) speakerConfig(restarting bool) bgp.Config {
+	b := c.BGP
+	sc := bgp.Config{ASN: b.ASN, RouterID: b.RouterID, ListenAddrs: b.Listen, ListenPort: b.Port,
+		GracefulRestart: b.GracefulRestart, RestartTime: b.RestartTime, Restarting: restarting && b.GracefulRestart}
+	for _, n := range b.resolved() {
+		sc.Neighbors = append(sc.Neighbors, bgp.Neighbor{Address: n.Address, Interface: n.Interface, ASN: n.ASN,
+			Password: n.Password, HoldTime: n.HoldTime, Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix,
+			Multihop: n.Multihop, Source: n.Source, Description: n.Description, Import: n.Import, Export: n.Export})
+	}
+	return sc
+}

@@ -1,0 +1,258 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/evpn"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
+)
+
+// VXLANConfig is the vxlan section (mode: vxlan).
+type VXLANConfig struct {
+	VNIs []VNIConfig
+	// Remotes are static VTEPs every VNI floods to.
+	Remotes []netip.Addr
+	// Split: "pwgate" sends frames too big for the underlay in two pieces
+	// to pwgate VTEPs; "none" never does.
+	Split       bool
+	ZeroCsum6TX bool // send IPv6 with a zero UDP checksum
+	ZeroCsum6RX bool // accept IPv6 with a zero UDP checksum
+	MACAging    time.Duration
+	MACLimit    int
+	// Learning: "auto" learns remote MACs from frames without EVPN and
+	// not with it; "on" and "off" force it.
+	Learning string
+}
+
+// VNIConfig is one entry of vxlan.vnis.
+type VNIConfig struct {
+	VNI     uint32
+	VLAN    uint16 // 0: untagged
+	Remotes []netip.Addr
+	RT      bgp.RT // zero: auto
+}
+
+func (c *Config) vni() *VNIConfig { return &c.VXLAN.VNIs[len(c.VXLAN.VNIs)-1] }
+
+// IsVXLAN reports whether pwgated is a VXLAN tunnel end (mode: vxlan).
+func (c *Config) IsVXLAN() bool { return c.VXLAN != nil }
+
+// ModeName is the mode as the file says it.
+func (c *Config) ModeName() string {
+	if c.IsVXLAN() {
+		return "vxlan"
+	}
+	return c.Mode.String()
+}
+
+func vtepAddr(v string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return a, fmt.Errorf("%q is not an IP address", v)
+	}
+	a = a.Unmap()
+	if !a.IsGlobalUnicast() && !a.IsPrivate() {
+		return a, fmt.Errorf("%s is not a unicast address a VTEP can have", v)
+	}
+	return a, nil
+}
+
+func boolean(dst *bool, v string) error {
+	switch v {
+	case "true", "yes", "on":
+		*dst = true
+	case "false", "no", "off":
+		*dst = false
+	default:
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	return nil
+}
+
+func seconds(dst *time.Duration, v string, lo, hi int) error {
+	n, err := intIn(v, lo, hi)
+	*dst = time.Duration(n) * time.Second
+	return err
+}
+
+var vxlanSchema = section{
+	begin: func(c *Config) {
+		if c.VXLAN == nil {
+			c.VXLAN = &VXLANConfig{MACAging: evpn.DefaultAging, MACLimit: evpn.DefaultLimit, Learning: "auto"}
+		}
+	},
+	schema: map[string]any{
+		"vnis": items{
+			begin: func(c *Config) { c.VXLAN.VNIs = append(c.VXLAN.VNIs, VNIConfig{}) },
+			schema: map[string]any{
+				"vni": setter(func(c *Config, v string) error {
+					n, err := intIn(v, 1, vxlan.MaxVNI)
+					c.vni().VNI = uint32(n)
+					return err
+				}),
+				"vlan": setter(func(c *Config, v string) error {
+					if v == "untagged" {
+						c.vni().VLAN = 0
+						return nil
+					}
+					n, err := intIn(v, 1, 4094)
+					if err != nil {
+						return fmt.Errorf("%q is neither untagged nor a VLAN ID 1..4094", v)
+					}
+					c.vni().VLAN = uint16(n)
+					return nil
+				}),
+				"remotes": each(func(c *Config, v string) error {
+					a, err := vtepAddr(v)
+					c.vni().Remotes = append(c.vni().Remotes, a)
+					return err
+				}),
+				"route_target": setter(func(c *Config, v string) (err error) {
+					c.vni().RT, err = bgp.ParseRT(v)
+					return
+				}),
+			},
+		},
+		"remotes": each(func(c *Config, v string) error {
+			a, err := vtepAddr(v)
+			c.VXLAN.Remotes = append(c.VXLAN.Remotes, a)
+			return err
+		}),
+		"split": setter(func(c *Config, v string) error {
+			switch v {
+			case "none":
+				c.VXLAN.Split = false
+			case "pwgate":
+				c.VXLAN.Split = true
+			default:
+				return fmt.Errorf("unknown split %q (want none or pwgate)", v)
+			}
+			return nil
+		}),
+		"udp6_zero_checksum_tx": setter(func(c *Config, v string) error { return boolean(&c.VXLAN.ZeroCsum6TX, v) }),
+		"udp6_zero_checksum_rx": setter(func(c *Config, v string) error { return boolean(&c.VXLAN.ZeroCsum6RX, v) }),
+		"mac_aging":             setter(func(c *Config, v string) error { return seconds(&c.VXLAN.MACAging, v, 10, 86400) }),
+		"mac_limit": setter(func(c *Config, v string) (err error) {
+			c.VXLAN.MACLimit, err = intIn(v, 1, 1<<20)
+			return
+		}),
+		"learning": setter(func(c *Config, v string) error {
+			if v != "auto" && v != "on" && v != "off" {
+				return fmt.Errorf("unknown learning %q (want auto, on or off)", v)
+			}
+			c.VXLAN.Learning = v
+			return nil
+		}),
+	},
+}
+
+// checkVXLAN validates mode: vxlan and its section.
+func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, args ...any) error) error {
+	x := c.VXLAN
+	if x == nil {
+		if c.BGP != nil && c.BGP.usesEVPN() {
+			return fail("bgp", "l2vpn-evpn needs mode: vxlan")
+		}
+		return nil
+	}
+	if !c.vxlanMode {
+		return fail("vxlan", "only for mode: vxlan")
+	}
+	for _, k := range []string{"peer.mac", "peer.address"} {
+		if _, ok := lines[k]; ok {
+			return fail(k, "not in vxlan mode: the VTEPs are vxlan.remotes or come from BGP EVPN")
+		}
+	}
+	local := c.VTEPAddr()
+	switch {
+	case len(x.VNIs) == 0:
+		return fail("vxlan", "vnis: at least one VNI")
+	case c.LocalToken.IsValid():
+		return fail("local.token", "not in vxlan mode: a VTEP needs a fixed address (local.address), which its remotes and routes name")
+	case !c.LocalAddr.IsValid():
+		return fail("local.address", "missing: our VTEP address, on the uplink (or one of wireguard.addresses, to run VXLAN inside WireGuard)")
+	case c.OverWireGuard():
+		return fail("local.address", "VXLAN inside WireGuard is not supported yet")
+	}
+	v4 := local.Is4() // local.token: SLAAC, IPv6
+	vnis, vlans := map[uint32]int{}, map[uint16]int{}
+	for i, v := range x.VNIs {
+		key := fmt.Sprintf("vxlan.vnis[%d]", i)
+		if v.VNI == 0 {
+			return fail(key, "vni: missing")
+		}
+		if j, ok := vnis[v.VNI]; ok {
+			return fail(key+".vni", "VNI %d is also vxlan.vnis[%d]", v.VNI, j)
+		}
+		if j, ok := vlans[v.VLAN]; ok {
+			what := fmt.Sprintf("VLAN %d", v.VLAN)
+			if v.VLAN == 0 {
+				what = "the untagged LAN"
+			}
+			return fail(key+".vlan", "%s already carries VNI %d (vxlan.vnis[%d])", what, x.VNIs[j].VNI, j)
+		}
+		vnis[v.VNI], vlans[v.VLAN] = i, i
+		if v.RT != (bgp.RT{}) && (c.BGP == nil || !c.BGP.usesEVPN()) {
+			return fail(key+".route_target", "only with BGP EVPN (a bgp section with l2vpn-evpn)")
+		}
+	}
+	for i, v := range x.VNIs {
+		for j, r := range append(slices.Clone(x.Remotes), v.Remotes...) {
+			key := "vxlan.remotes"
+			if j >= len(x.Remotes) {
+				key = fmt.Sprintf("vxlan.vnis[%d].remotes[%d]", i, j-len(x.Remotes))
+			}
+			switch {
+			case local.IsValid() && r == local:
+				return fail(key, "%s is our own VTEP address", r)
+			case r.Is4() != v4:
+				return fail(key, "%s is not of the same IP version as our VTEP address", r)
+			}
+		}
+	}
+	if len(x.Remotes) == 0 && !slices.ContainsFunc(x.VNIs, func(v VNIConfig) bool { return len(v.Remotes) > 0 }) &&
+		(c.BGP == nil || !c.BGP.usesEVPN()) {
+		return fail("vxlan", "no remote VTEP: list vxlan.remotes, or add a bgp section with l2vpn-evpn neighbors")
+	}
+	return nil
+}
+
+// VTEPAddr returns our VTEP address when the file fixes it (local.address),
+// or the zero Addr (local.token: SLAAC decides).
+func (c *Config) VTEPAddr() netip.Addr {
+	if c.LocalAddr.IsValid() {
+		return c.LocalAddr.Addr()
+	}
+	return netip.Addr{}
+}
+
+// learnRemote reports whether the data path learns remote MACs from frames.
+func (c *Config) learnRemote() bool {
+	switch c.VXLAN.Learning {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return c.BGP == nil || !c.BGP.usesEVPN()
+}
+
+// evpnConfig is the controller's configuration for c; local is our VTEP
+// address as the kernel has it.
+func (c *Config) evpnConfig(local netip.Addr) evpn.Config {
+	x := c.VXLAN
+	e := evpn.Config{Local: local, Aging: x.MACAging, Limit: x.MACLimit, LearnRemote: c.learnRemote(), StaticPwgate: x.Split}
+	for _, v := range x.VNIs {
+		rem := append(slices.Clone(x.Remotes), v.Remotes...)
+		slices.SortFunc(rem, netip.Addr.Compare)
+		e.VNIs = append(e.VNIs, evpn.VNI{ID: v.VNI, VLAN: v.VLAN, Remotes: slices.Compact(rem), RT: v.RT})
+	}
+	if c.BGP != nil && c.BGP.usesEVPN() {
+		e.ASN, e.RouterID, e.Pwgate = c.BGP.ASN, c.BGP.RouterID, x.Split
+	}
+	return e
+}

@@ -1,0 +1,189 @@
+package control
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pwgate/pwgate/control/bgp"
+)
+
+// evpnYAML is a site of the EVPN lab: IPv4 VTEP, an iBGP peer group.
+const evpnYAML = `mode: vxlan
+downlink:
+  interface: dl0
+uplink:
+  interface: ul0
+local:
+  address: 10.0.0.1/24
+vxlan:
+  vnis:
+    - vni: 101
+    - vni: 202
+      vlan: 20
+      route_target: 65000:202
+  split: pwgate
+  mac_aging: 120
+bgp:
+  asn: 4200000000
+  router_id: 10.0.0.1
+  peer_groups:
+    - name: evpn
+      asn: 4200000000
+      hold_time: 9
+      keepalive: 3
+      import:
+        - action: deny
+          route_type: imet
+          route_target: 65000:999
+  neighbors:
+    - address: 10.0.0.2
+      peer_group: evpn
+    - address: 10.0.0.3
+      peer_group: evpn
+      hold_time: 30
+      password: s3cret
+      export:
+        - action: deny
+          prefix: 192.0.2.0/24
+`
+
+// staticYAML is VXLAN without BGP: static remotes, IPv6 VTEPs.
+const staticYAML = `mode: vxlan
+downlink:
+  interface: dl0
+uplink:
+  interface: ul0
+local:
+  address: 2001:db8:a::a/64
+vxlan:
+  vnis:
+    - vni: 101
+      remotes: [2001:db8:c::c]
+  remotes: [2001:db8:b::b]
+`
+
+func TestParseVXLAN(t *testing.T) {
+	c, err := Parse("f.yaml", []byte(evpnYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.IsVXLAN() || c.ModeName() != "vxlan" || c.OverWireGuard() || c.VTEPAddr() != netip.MustParseAddr("10.0.0.1") {
+		t.Fatalf("vxlan %v mode %s over wg %v vtep %v", c.IsVXLAN(), c.ModeName(), c.OverWireGuard(), c.VTEPAddr())
+	}
+	x := c.VXLAN
+	if len(x.VNIs) != 2 || x.VNIs[1].VLAN != 20 || x.VNIs[1].RT != (bgp.RT{ASN: 65000, Value: 202}) || !x.Split || x.MACAging != 120*time.Second || x.MACLimit != 16384 {
+		t.Fatalf("vxlan %+v", x)
+	}
+	if c.learnRemote() {
+		t.Error("learning from frames on by default with EVPN")
+	}
+	sc := c.speakerConfig(false)
+	if sc.ASN != 4200000000 || len(sc.Neighbors) != 2 || !sc.GracefulRestart || sc.RestartTime != 120 {
+		t.Fatalf("speaker %+v", sc)
+	}
+	n0, n1 := sc.Neighbors[0], sc.Neighbors[1]
+	if n0.ASN != 4200000000 || n0.HoldTime != 9 || n0.Keepalive != 3 || len(n0.Families) != 1 || n0.Families[0] != bgp.EVPN || len(n0.Import) != 1 || n0.Import[0].Permit {
+		t.Errorf("neighbor 0 (from the group) %+v", n0)
+	}
+	if n1.HoldTime != 30 || n1.Keepalive != 3 || n1.Password != "s3cret" || len(n1.Export) != 1 || len(n1.Import) != 1 {
+		t.Errorf("neighbor 1 (overrides) %+v", n1)
+	}
+	e := c.evpnConfig(netip.MustParseAddr("10.0.0.1"))
+	if e.ASN != 4200000000 || e.RouterID != netip.MustParseAddr("10.0.0.1") || !e.Pwgate || len(e.VNIs) != 2 || e.LearnRemote {
+		t.Errorf("evpn config %+v", e)
+	}
+
+	s, err := Parse("f.yaml", []byte(staticYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.learnRemote() || s.BGP != nil {
+		t.Error("static VXLAN does not learn from frames")
+	}
+	if e := s.evpnConfig(netip.MustParseAddr("2001:db8:a::a")); len(e.VNIs[0].Remotes) != 2 {
+		t.Errorf("static remotes of VNI 101: %v", e.VNIs[0].Remotes)
+	}
+}
+
+func TestParseVXLANErrors(t *testing.T) {
+	ev := func(old, new string) string { return strings.Replace(evpnYAML, old, new, 1) }
+	st := func(old, new string) string { return strings.Replace(staticYAML, old, new, 1) }
+	tests := []struct{ name, yaml, want string }{
+		{"no section", "mode: vxlan\ndownlink:\n  interface: a\nuplink:\n  interface: b\n", "mode: vxlan needs a vxlan section"},
+		{"section in ip6 mode", strings.Replace(staticYAML, "mode: vxlan", "mode: ip6\npeer:\n  address: 2001:db8:b::b", 1), "vxlan: only for mode: vxlan"},
+		{"no vnis", st("  vnis:\n    - vni: 101\n      remotes: [2001:db8:c::c]\n", ""), "vnis: at least one VNI"},
+		{"vni zero", st("vni: 101", "vni: 0"), "out of range"},
+		{"vni too big", st("vni: 101", "vni: 16777216"), "out of range"},
+		{"vni twice", ev("vni: 202", "vni: 101"), "VNI 101 is also vxlan.vnis[0]"},
+		{"vlan twice", ev("vlan: 20", "vlan: untagged"), "the untagged LAN already carries VNI 101"},
+		{"bad vlan", ev("vlan: 20", "vlan: 4095"), "neither untagged nor a VLAN ID"},
+		{"no local", st("local:\n  address: 2001:db8:a::a/64\n", ""), "local.address: missing: our VTEP address"},
+		{"token", st("address: 2001:db8:a::a/64", "token: ::a"), "a VTEP needs a fixed address"},
+		{"remote is us", st("address: 2001:db8:a::a/64", "address: 2001:db8:b::b"), "2001:db8:b::b is our own VTEP address"},
+		{"mixed versions", st("[2001:db8:c::c]", "[192.0.2.3]"), "192.0.2.3 is not of the same IP version"},
+		{"no remotes", strings.Replace(st("  remotes: [2001:db8:b::b]\n", ""), "      remotes: [2001:db8:c::c]\n", "", 1), "no remote VTEP"},
+		{"peer in vxlan", st("vxlan:", "peer:\n  address: 2001:db8:b::b\nvxlan:"), "peer.address: not in vxlan mode"},
+		{"bad split", st("\n  remotes: [2001", "\n  split: always\n  remotes: [2001"), `unknown split "always"`},
+		{"bad learning", st("\n  remotes: [2001", "\n  learning: maybe\n  remotes: [2001"), `unknown learning "maybe"`},
+		{"rt without bgp", st("vni: 101", "vni: 101\n      route_target: 1:1"), "only with BGP EVPN"},
+		{"bad rt", ev("65000:202", "4200000000:202"), "not a route target"},
+		{"aging too short", ev("mac_aging: 120", "mac_aging: 1"), "out of range"},
+
+		{"no asn", ev("  asn: 4200000000\n  router_id", "  router_id"), "bgp.asn: missing"},
+		{"as_trans", ev("  asn: 4200000000\n  router_id", "  asn: 23456\n  router_id"), "AS_TRANS"},
+		{"no router id", ev("  router_id: 10.0.0.1\n", ""), "bgp.router_id: missing"},
+		{"ipv6 router id", ev("router_id: 10.0.0.1", "router_id: 2001:db8::1"), "not an IPv4 address"},
+		{"no neighbors", ev("  neighbors:\n    - address: 10.0.0.2\n      peer_group: evpn\n    - address: 10.0.0.3\n      peer_group: evpn\n      hold_time: 30\n      password: s3cret\n      export:\n        - action: deny\n          prefix: 192.0.2.0/24\n", ""), "neighbors: at least one"},
+		{"unknown group", ev("peer_group: evpn\n    - address: 10.0.0.3", "peer_group: ebpn\n    - address: 10.0.0.3"), `no peer group "ebpn"`},
+		{"group twice", ev("  neighbors:", "    - name: evpn\n  neighbors:"), `a second peer group "evpn"`},
+		{"address and interface", ev("    - address: 10.0.0.2\n", "    - address: 10.0.0.2\n      interface: ul0\n"), "set exactly one of address and interface"},
+		{"no neighbor asn", ev("      asn: 4200000000\n      hold_time: 9", "      hold_time: 9"), "asn: missing (here or in its peer group)"},
+		{"hold time 2", ev("hold_time: 30", "hold_time: 2"), "RFC 4271 allows 0 or 3"},
+		{"keepalive too long", ev("hold_time: 30", "hold_time: 6"), "more than a third of hold_time"},
+		{"family twice", ev("      hold_time: 9\n", "      hold_time: 9\n      families: [l2vpn-evpn, evpn]\n"), "twice"},
+		{"bad family", ev("      hold_time: 9\n", "      hold_time: 9\n      families: [l2vpn-vpls]\n"), "unknown address family"},
+		{"export by route type", ev("          prefix: 192.0.2.0/24", "          route_type: macip"), "export filters tell only evpn and prefix routes apart"},
+		{"bad action", ev("action: deny\n          prefix", "action: drop\n          prefix"), `unknown action "drop"`},
+		{"bad prefix", ev("prefix: 192.0.2.0/24", "prefix: 192.0.2.1/24"), "not a prefix"},
+		{"bad password", ev("password: s3cret", "password: \"\""), "1 to 80 characters"},
+		{"evpn outside vxlan", strings.Replace(wgYAML, "wireguard:", "bgp:\n  asn: 65000\n  router_id: 10.0.0.1\n  neighbors:\n    - address: 10.0.0.2\n      asn: 65000\n      families: [l2vpn-evpn]\nwireguard:", 1), "l2vpn-evpn needs mode: vxlan"},
+		{"unknown bgp key", ev("  router_id: 10.0.0.1\n", "  router_id: 10.0.0.1\n  confederation: 1\n"), "unknown key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.yaml)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVXLANReloadable(t *testing.T) {
+	a, err := Parse("f.yaml", []byte(evpnYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ old, new, key string }{
+		{"mac_aging: 120", "mac_aging: 300", ""},
+		{"    - address: 10.0.0.2\n      peer_group: evpn\n", "", ""},
+		{"vni: 202", "vni: 303", ""},
+		{"address: 10.0.0.1/24", "address: 10.0.0.9/24", "local (our VTEP address)"},
+		{"  asn: 4200000000\n  router_id", "  asn: 4200000001\n  router_id", "bgp.asn and bgp.router_id"},
+		{"  mac_aging: 120\n", "  mac_aging: 120\n  mac_limit: 100\n", "vxlan.mac_limit"},
+		{"  router_id: 10.0.0.1\n", "  router_id: 10.0.0.1\n  graceful_restart: false\n", "bgp.listen, bgp.port and graceful restart"},
+	} {
+		b, err := Parse("f.yaml", []byte(strings.Replace(evpnYAML, tc.old, tc.new, 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.new, err)
+		}
+		if got := a.Reloadable(b); got != tc.key {
+			t.Errorf("%q → %q: Reloadable %q, want %q", tc.old, tc.new, got, tc.key)
+		}
+	}
+}

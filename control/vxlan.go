@@ -1,0 +1,183 @@
+package control
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/evpn"
+	"github.com/pwgate/pwgate/dataplane"
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+// vxlanRuntime is pwgated as a VXLAN tunnel end: the forwarding
+// database's controller, and the BGP speaker that feeds it (nil without a
+// bgp section).
+type vxlanRuntime struct {
+	ctl        *evpn.Controller
+	sp         bgp.Speaker
+	asn        uint32
+	routerID   netip.Addr
+	marker     string // graceful restart marker file
+	unresolved bool   // some VTEP's next hop is not known yet
+	log        *slog.Logger
+}
+
+// agingEvery is how often learned MACs are checked for age.
+const agingEvery = 5 * time.Second
+
+// vtepUnderlay is the kernel as the controller sees it: next hops by the
+// tracker, the VTEP set in the uplink's XDP program.
+type vtepUnderlay struct {
+	t *tracker
+	p *ports
+}
+
+func (u *vtepUnderlay) NextHop(a netip.Addr) (frame.MAC, bool) {
+	_, mac, why := u.t.nextHop(a)
+	return mac, why == ""
+}
+
+func (u *vtepUnderlay) SetVTEPs(addrs []netip.Addr) error {
+	keys := make([]bpf.PeerKey, len(addrs))
+	for i, a := range addrs {
+		keys[i] = bpf.AddrPeer(a)
+	}
+	return u.p.setPeers(keys)
+}
+
+// restartMarker is the file pwgated leaves when it stops with graceful
+// restart: the next start within the restart time tells its neighbors it
+// is restarting (RFC 4724's R bit), so that they keep its routes until it
+// has sent them again.
+func restartMarker(c *Config) string {
+	return filepath.Join(filepath.Dir(c.StatsSocket), "bgp-restarting."+c.BGP.RouterID.String())
+}
+
+// startVXLAN starts the controller and the speaker.
+func startVXLAN(c *Config, u evpn.Underlay, log *slog.Logger) (_ *vxlanRuntime, err error) {
+	r := &vxlanRuntime{log: log}
+	var sp *bgp.GoBGP
+	if c.BGP != nil {
+		sp = bgp.NewGoBGP(log)
+		r.sp, r.asn, r.routerID, r.marker = sp, c.BGP.ASN, c.BGP.RouterID, restartMarker(c)
+	}
+	if r.ctl, err = evpn.New(c.evpnConfig(c.VTEPAddr()), u, r.sp, log); err != nil {
+		return nil, err
+	}
+	if sp == nil {
+		return r, nil
+	}
+	restarting := false
+	if fi, err := os.Stat(r.marker); err == nil && time.Since(fi.ModTime()) < time.Duration(c.BGP.RestartTime)*time.Second {
+		restarting = true
+		log.Info("bgp: restarting gracefully: the neighbors keep our routes until we send them again")
+	}
+	os.Remove(r.marker)
+	if err := sp.Start(c.speakerConfig(restarting), r.ctl.Received); err != nil {
+		return nil, fmt.Errorf("bgp: %w", err)
+	}
+	r.ctl.Begin()
+	return r, nil
+}
+
+// engineConfig adds the forwarding database to the engine's configuration.
+func (r *vxlanRuntime) engineConfig(ec *dataplane.Config) {
+	ec.FDB, ec.Learned, ec.LearnedWake = r.ctl.Table(), r.ctl.Learned(), r.ctl.Wake()
+}
+
+// vxlanParams builds the data path's VXLAN parameters.
+func (d *Daemon) vxlanParams(c *Config, p *dataplane.Params, mtu int) {
+	x := c.VXLAN
+	p.VXLAN = &dataplane.VXLANParams{
+		Encap:       vxlan.EncapConfig{Src: d.ulMAC, Local: c.VTEPAddr(), MTU: mtu, ZeroChecksum6: x.ZeroCsum6TX, Split: x.Split},
+		AcceptZero6: x.ZeroCsum6RX, LearnRemote: c.learnRemote(),
+	}
+	p.NotReady = d.view.NotReady
+}
+
+// resolve looks the VTEPs' next hops up again.
+func (r *vxlanRuntime) resolve() { r.unresolved = r.ctl.Resolve() }
+
+// reconfigure applies next; undo puts the old configuration back.
+func (r *vxlanRuntime) reconfigure(old, next *Config) []step {
+	now := time.Now()
+	steps := []step{{"vxlan", func() error { return r.ctl.Reconfigure(next.evpnConfig(next.VTEPAddr()), now) },
+		func() { r.ctl.Reconfigure(old.evpnConfig(old.VTEPAddr()), now) }}}
+	if r.sp != nil {
+		steps = append(steps, step{"bgp", func() error { return r.sp.Reconfigure(next.speakerConfig(false)) },
+			func() { r.sp.Reconfigure(old.speakerConfig(false)) }})
+	}
+	return steps
+}
+
+// close stops the speaker: with graceful restart and graceful (SIGTERM),
+// without a NOTIFICATION, leaving the marker for the next start.
+func (r *vxlanRuntime) close(gr, graceful bool) {
+	if r.sp == nil {
+		return
+	}
+	if gr && graceful {
+		if err := os.WriteFile(r.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			r.log.Warn("bgp: cannot leave the graceful restart marker", "err", err)
+		}
+		r.log.Info("bgp: leaving gracefully: the neighbors keep our routes for the restart time")
+	}
+	r.sp.Stop(gr && graceful)
+}
+
+// status returns "pwctl evpn"'s and "pwctl bgp"'s state.
+func (r *vxlanRuntime) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
+	e := r.ctl.Status()
+	if p.VXLAN != nil {
+		if enc, err := vxlan.NewEncapsulator(p.VXLAN.Encap); err == nil {
+			chunk := xsk.ChunkSize - xsk.RxHeadroom - enc.Overhead()
+			for i := range e.VNIs {
+				tag := 0
+				if e.VNIs[i].VLAN != 0 {
+					tag = frame.VLANTagLen
+				}
+				e.VNIs[i].MaxFrame = min(enc.MaxFrame(false), chunk) + tag
+				e.VNIs[i].MaxFramePwgate = min(enc.MaxFrame(true), chunk) + tag
+			}
+		}
+	}
+	if r.sp == nil {
+		return &e, nil
+	}
+	b := &client.BGP{ASN: r.asn, RouterID: r.routerID.String()}
+	for _, ps := range r.sp.Peers() {
+		n := client.Neighbor{Neighbor: ps.Key, ASN: ps.ASN, Description: ps.Description, State: ps.State, Received: map[string]int{}, Advertised: ps.Advertised}
+		if ps.Address.IsValid() {
+			n.Address = ps.Address.String()
+		}
+		if !ps.Since.IsZero() {
+			t := ps.Since
+			n.Since = &t
+		}
+		for f, k := range ps.Received {
+			n.Received[f.String()] = k
+		}
+		b.Neighbors = append(b.Neighbors, n)
+	}
+	slices.SortFunc(b.Neighbors, func(x, y client.Neighbor) int {
+		if x.Neighbor < y.Neighbor {
+			return -1
+		}
+		if x.Neighbor > y.Neighbor {
+			return 1
+		}
+		return 0
+	})
+	return &e, b
+}

@@ -86,8 +86,8 @@ type Table struct {
 	// VTEPGen changes when an index of VTEPs is given to another address
 	// (state kept per VTEP index, such as reassembly, is then stale).
 	VTEPGen uint64
-	byVLAN *[4096]int16 // VLAN → VNI index + 1 (0: none); [0] is the untagged VNI; shared
-	shards [Shards]*shard
+	byVLAN  *[4096]int16 // VLAN → VNI index + 1 (0: none); [0] is the untagged VNI; shared
+	shards  [Shards]*shard
 	// Seen is shared by every Table of one Builder: Local entries' slots,
 	// stamped by the data path (Unix seconds).
 	Seen []atomic.Int64

@@ -26,6 +26,12 @@ type collector struct {
 	start    *prometheus.Desc
 	info     *prometheus.Desc
 	wg       wgDescs
+	evpn     evpnDescs
+}
+
+// evpnDescs are the BGP sessions' and the forwarding database's metrics.
+type evpnDescs struct {
+	sessionUp, received, advertised, macs, vteps, routes *prometheus.Desc
 }
 
 // wgDescs are the WireGuard peers' metrics, labelled by public key.
@@ -52,6 +58,14 @@ func newCollector(src Source) *collector {
 		failures:  prometheus.NewDesc("pwgate_wg_peer_handshake_failures_total", "Handshakes with the WireGuard peer that got no answer within 5 seconds.", peer, nil),
 		endpoint:  prometheus.NewDesc("pwgate_wg_peer_endpoint_info", "The WireGuard peer's current endpoint (after roaming).", []string{"peer", "endpoint"}, nil),
 		session:   prometheus.NewDesc("pwgate_wg_session_up", "1 while the session with the WireGuard peer that carries the pseudowire is up.", nil, nil),
+	}
+	c.evpn = evpnDescs{
+		sessionUp:  prometheus.NewDesc("pwgate_bgp_session_up", "1 while the BGP session with the neighbor is established.", []string{"neighbor"}, nil),
+		received:   prometheus.NewDesc("pwgate_bgp_routes_received", "Routes accepted from the neighbor, by address family.", []string{"neighbor", "family"}, nil),
+		advertised: prometheus.NewDesc("pwgate_bgp_routes_advertised", "Routes advertised to the neighbor.", []string{"neighbor"}, nil),
+		macs:       prometheus.NewDesc("pwgate_evpn_macs", "MACs in the VXLAN forwarding database: on the LAN (local) or behind a remote VTEP (remote).", []string{"where"}, nil),
+		vteps:      prometheus.NewDesc("pwgate_evpn_vteps", "Remote VTEPs in use, by whether their next hop is resolved.", []string{"resolved"}, nil),
+		routes:     prometheus.NewDesc("pwgate_evpn_routes", "EVPN routes received (imported) and announced, by type (macip: type 2, imet: type 3).", []string{"direction", "type"}, nil),
 	}
 	for i := stats.Counter(0); i < stats.NumCounters; i++ {
 		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() {
@@ -80,7 +94,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.ready
 	ch <- c.start
 	ch <- c.info
-	for _, d := range []*prometheus.Desc{c.wg.handshake, c.wg.rx, c.wg.tx, c.wg.failures, c.wg.endpoint, c.wg.session} {
+	for _, d := range []*prometheus.Desc{c.wg.handshake, c.wg.rx, c.wg.tx, c.wg.failures, c.wg.endpoint, c.wg.session,
+		c.evpn.sessionUp, c.evpn.received, c.evpn.advertised, c.evpn.macs, c.evpn.vteps, c.evpn.routes} {
 		ch <- d
 	}
 }
@@ -123,6 +138,30 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if w.Pseudowire {
 			ch <- prometheus.MustNewConstMetric(c.wg.session, prometheus.GaugeValue, map[bool]float64{true: 1}[w.Session])
+		}
+	}
+	if b := st.BGP; b != nil {
+		for _, n := range b.Neighbors {
+			ch <- prometheus.MustNewConstMetric(c.evpn.sessionUp, prometheus.GaugeValue, map[bool]float64{true: 1}[n.State == "established"], n.Neighbor)
+			ch <- prometheus.MustNewConstMetric(c.evpn.advertised, prometheus.GaugeValue, float64(n.Advertised), n.Neighbor)
+			for f, k := range n.Received {
+				ch <- prometheus.MustNewConstMetric(c.evpn.received, prometheus.GaugeValue, float64(k), n.Neighbor, f)
+			}
+		}
+	}
+	if e := st.EVPN; e != nil {
+		ch <- prometheus.MustNewConstMetric(c.evpn.macs, prometheus.GaugeValue, float64(e.MACs.Local), "local")
+		ch <- prometheus.MustNewConstMetric(c.evpn.macs, prometheus.GaugeValue, float64(e.MACs.Remote), "remote")
+		resolved := map[bool]int{}
+		for _, v := range e.VTEPs {
+			resolved[v.Resolved]++
+		}
+		for _, r := range []bool{true, false} {
+			ch <- prometheus.MustNewConstMetric(c.evpn.vteps, prometheus.GaugeValue, float64(resolved[r]), map[bool]string{true: "yes", false: "no"}[r])
+		}
+		for _, t := range []string{"macip", "imet"} {
+			ch <- prometheus.MustNewConstMetric(c.evpn.routes, prometheus.GaugeValue, float64(e.RoutesReceived[t]), "received", t)
+			ch <- prometheus.MustNewConstMetric(c.evpn.routes, prometheus.GaugeValue, float64(e.RoutesAnnounced[t]), "announced", t)
 		}
 	}
 }

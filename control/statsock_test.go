@@ -230,8 +230,25 @@ func TestPrometheus(t *testing.T) {
 	}
 	f.mu.Lock()
 	f.s[stats.ULRxPackets] = 99
+	f.st.BGP = &client.BGP{Neighbors: []client.Neighbor{{Neighbor: "10.0.0.2", State: "established", Advertised: 3, Received: map[string]int{"l2vpn-evpn": 7}},
+		{Neighbor: "10.0.0.3", State: "active", Received: map[string]int{}}}}
+	f.st.EVPN = &client.EVPN{MACs: client.MACCounts{Local: 4, Remote: 9}, VTEPs: []client.VTEP{{Resolved: true}, {Resolved: false}},
+		RoutesReceived: map[string]int{"macip": 9, "imet": 2}, RoutesAnnounced: map[string]int{"macip": 4, "imet": 1}}
 	f.mu.Unlock()
-	if !strings.Contains(get(), "pwgate_ul_rx_packets_total 99\n") {
-		t.Error("metrics do not follow the counters")
+	out = get()
+	for _, want := range []string{
+		"pwgate_ul_rx_packets_total 99\n",
+		`pwgate_bgp_session_up{neighbor="10.0.0.2"} 1`,
+		`pwgate_bgp_session_up{neighbor="10.0.0.3"} 0`,
+		`pwgate_bgp_routes_received{family="l2vpn-evpn",neighbor="10.0.0.2"} 7`,
+		`pwgate_bgp_routes_advertised{neighbor="10.0.0.2"} 3`,
+		`pwgate_evpn_macs{where="remote"} 9`,
+		`pwgate_evpn_vteps{resolved="no"} 1`,
+		`pwgate_evpn_routes{direction="announced",type="imet"} 1`,
+		"pwgate_evpn_macs_learned_total",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

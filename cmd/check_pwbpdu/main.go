@@ -23,17 +23,16 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/client/plugin"
 )
 
-// Nagios plugin exit codes.
+// Plugin exit codes.
 const (
-	OK = iota
-	Warning
-	Critical
-	Unknown
+	OK       = plugin.OK
+	Warning  = plugin.Warning
+	Critical = plugin.Critical
+	Unknown  = plugin.Unknown
 )
-
-var stateNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -62,7 +61,7 @@ alerts outside 0..10, "~:10" above 10, "@1:3" inside 1..3.
 `
 
 type options struct {
-	warn, crit     Range
+	warn, crit     plugin.Range
 	interval       time.Duration
 	maxAge         time.Duration
 	timeout        time.Duration
@@ -109,10 +108,10 @@ func parse(args []string) (*options, error) {
 		return o, nil
 	}
 	var err error
-	if o.warn, err = ParseRange(o.warnS); err != nil {
+	if o.warn, err = plugin.ParseRange(o.warnS); err != nil {
 		return nil, fmt.Errorf("-w: %w", err)
 	}
-	if o.crit, err = ParseRange(o.critS); err != nil {
+	if o.crit, err = plugin.ParseRange(o.critS); err != nil {
 		return nil, fmt.Errorf("-c: %w", err)
 	}
 	if o.interval, err = seconds("-i", o.intervalS); err != nil {
@@ -142,26 +141,13 @@ func seconds(flag, s string) (time.Duration, error) {
 	return time.Duration(v * float64(time.Second)), nil
 }
 
-// result is one plugin answer.
-type result struct {
-	state int
-	text  string
-	perf  string
-}
-
-func (r result) line() string {
-	s := "BPDU " + stateNames[r.state] + " - " + r.text
-	if r.perf != "" {
-		s += " | " + r.perf
-	}
-	return s
-}
+type result = plugin.Result
 
 func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parse(args)
 	switch {
 	case err != nil:
-		fmt.Fprintln(stdout, result{state: Unknown, text: err.Error() + " (see --help)"}.line())
+		fmt.Fprintln(stdout, result{State: Unknown, Text: err.Error() + " (see --help)"}.Line("BPDU"))
 		return Unknown
 	case o.help:
 		fmt.Fprint(stdout, usageText)
@@ -178,8 +164,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		r = checkCount(ctx, o)
 	}
-	fmt.Fprintln(stdout, r.line())
-	return r.state
+	fmt.Fprintln(stdout, r.Line("BPDU"))
+	return r.State
 }
 
 func counterName(dir string) string { return dir + "_rx_bpdus" }
@@ -205,9 +191,9 @@ func remaining(ctx context.Context) time.Duration {
 
 func unknown(ctx context.Context, o *options, err error) result {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return result{state: Unknown, text: fmt.Sprintf("no answer within the %v timeout", o.timeout)}
+		return result{State: Unknown, Text: fmt.Sprintf("no answer within the %v timeout", o.timeout)}
 	}
-	return result{state: Unknown, text: err.Error()}
+	return result{State: Unknown, Text: err.Error()}
 }
 
 func checkCount(ctx context.Context, o *options) result {
@@ -225,16 +211,16 @@ func checkCount(ctx context.Context, o *options) result {
 		return unknown(ctx, o, err)
 	}
 	if second < first {
-		return result{state: Unknown, text: "the BPDU counter went back: pwgated restarted during the check"}
+		return result{State: Unknown, Text: "the BPDU counter went back: pwgated restarted during the check"}
 	}
 	n := float64(second - first)
-	r := result{state: OK, text: fmt.Sprintf("%d BPDUs in %gs from the %s", second-first, o.interval.Seconds(), place(o.direction)),
-		perf: fmt.Sprintf("bpdus=%d;%s;%s;0;", second-first, o.warn, o.crit)}
+	r := result{State: OK, Text: fmt.Sprintf("%d BPDUs in %gs from the %s", second-first, o.interval.Seconds(), place(o.direction)),
+		Perf: fmt.Sprintf("bpdus=%d;%s;%s;0;", second-first, o.warn, o.crit)}
 	switch {
 	case o.crit.Alert(n):
-		r.state = Critical
+		r.State = Critical
 	case o.warn.Alert(n):
-		r.state = Warning
+		r.State = Warning
 	}
 	return r
 }
@@ -256,14 +242,14 @@ func checkAge(ctx context.Context, o *options) result {
 		last = s.LastBPDU.DL
 	}
 	if last == nil {
-		return result{state: Critical, text: fmt.Sprintf("no BPDU from the %s since pwgated started %s ago", place(o.direction),
+		return result{State: Critical, Text: fmt.Sprintf("no BPDU from the %s since pwgated started %s ago", place(o.direction),
 			(time.Duration(s.Uptime) * time.Second).String())}
 	}
 	a := time.Since(*last)
-	r := result{state: OK, text: fmt.Sprintf("last BPDU from the %s %.1fs ago", place(o.direction), a.Seconds()),
-		perf: fmt.Sprintf("age=%.3fs;;%g;0;", a.Seconds(), o.maxAge.Seconds())}
+	r := result{State: OK, Text: fmt.Sprintf("last BPDU from the %s %.1fs ago", place(o.direction), a.Seconds()),
+		Perf: fmt.Sprintf("age=%.3fs;;%g;0;", a.Seconds(), o.maxAge.Seconds())}
 	if a > o.maxAge {
-		r.state = Critical
+		r.State = Critical
 	}
 	return r
 }

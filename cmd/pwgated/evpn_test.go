@@ -486,6 +486,10 @@ func testEVPNFDBs(t *testing.T, e *lab.EVPN) {
 	if err != nil || strings.Count(out, "established") != 2 {
 		t.Errorf("pwctl bgp: %v\n%s", err, out)
 	}
+	out, err = e.Exec("", toolBin(t, "check_pwbgp"), "--socket", e.A.Socket, "--family", "l2vpn-evpn")
+	if err != nil || !strings.HasPrefix(out, "BGP OK - 2 of 2 sessions established") {
+		t.Errorf("check_pwbgp: %v\n%s", err, out)
+	}
 }
 
 // testEVPNMobility moves host A's MAC and address to site B: traffic
@@ -615,4 +619,34 @@ func stopSite(e *lab.EVPN, s *lab.EVPNSite) (int, error) {
 		return -1, err
 	}
 	return s.Proc.Wait(15 * time.Second)
+}
+
+// TestEVPNIPv6: pwgate A and B with IPv6 VTEPs over the routed IPv6 access
+// network (radvd), BGP EVPN over IPv6: what FRR cannot do.
+func TestEVPNIPv6(t *testing.T) {
+	e := newEVPN(t, lab.EVPNOptions{IPv6: true, Split: true})
+	if err := e.WaitSessions(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	evpnPing(t, e, e.A, e.B.HostIP)
+	evpnPing(t, e, e.B, e.A.HostIP)
+	mb := hostMAC(t, e, e.B.Host, "eth0")
+	got := waitFDB(t, e.A, 101, mb, lab.AddrB, 2*time.Second)
+	if got.Origin != "evpn" {
+		t.Errorf("B's host MAC at A: %+v", got)
+	}
+	st := evpnStatus(t, e.A)
+	if len(st.EVPN.VTEPs) != 1 || !st.EVPN.VTEPs[0].Pwgate || st.EVPN.VTEPs[0].NextHop != lab.RouterMACA {
+		t.Errorf("VTEPs %+v (want B, pwgate, via the router %s)", st.EVPN.VTEPs, lab.RouterMACA)
+	}
+	// split: pwgate carries 1500-byte IP packets whole over the 1500-byte
+	// underlay, in two pieces.
+	for _, l := range [][2]string{{e.A.Host, "eth0"}, {e.A.NS, "dl0"}, {e.B.Host, "eth0"}, {e.B.NS, "dl0"}} {
+		e.Exec(l[0], "ip", "link", "set", l[1], "mtu", "1500")
+	}
+	before := counters(t, e.B)["ul_rx_reassembled"]
+	evpnPing(t, e, e.A, e.B.HostIP, "-M", "do", "-s", "1472")
+	if got := counters(t, e.B)["ul_rx_reassembled"] - before; got < 3 {
+		t.Errorf("B reassembled %d frames, want 3 or more", got)
+	}
 }

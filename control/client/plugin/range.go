@@ -1,4 +1,8 @@
-package main
+// Package plugin is what pwgate's monitoring-plugins checks
+// (check_pwbpdu, check_pwbgp) share: the plugin states, threshold ranges
+// and the output line of the monitoring-plugins developer guidelines. Like
+// package client it uses the standard library only.
+package plugin
 
 import (
 	"fmt"
@@ -68,3 +72,31 @@ func (r Range) Alert(v float64) bool {
 
 // String returns the range as written, for performance data.
 func (r Range) String() string { return r.text }
+
+// Plugin exit codes (and states).
+const (
+	OK = iota
+	Warning
+	Critical
+	Unknown
+)
+
+// StateNames are the states as a plugin prints them.
+var StateNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
+
+// Result is one plugin answer.
+type Result struct {
+	State int
+	Text  string
+	Perf  string // performance data, "" for none
+}
+
+// Line formats the answer for service as the guidelines want it:
+// "SERVICE STATE - text | perfdata".
+func (r Result) Line(service string) string {
+	s := service + " " + StateNames[r.State] + " - " + r.Text
+	if r.Perf != "" {
+		s += " | " + r.Perf
+	}
+	return s
+}

@@ -54,6 +54,9 @@ type EVPNOptions struct {
 	Extra func(*EVPNSite) string
 	// LogLevel is pwgated's --log-level (default info).
 	LogLevel string
+	// MoreNeighbors are more BGP neighbors of site A (in the fabric peer
+	// group), such as a test's own speaker.
+	MoreNeighbors []string
 }
 
 // EVPNSite is a site of the EVPN lab: a host and its VTEP (a pwgate, or FRR
@@ -199,6 +202,11 @@ func (e *EVPN) ConfigFor(s *EVPNSite) string {
 			EVPNASN, s.RouterID, EVPNASN)
 		for _, o := range e.others(s) {
 			fmt.Fprintf(&b, "    - address: %s\n      peer_group: fabric\n      description: site %s\n", o.VTEP, o.Name)
+		}
+		if s == e.A {
+			for _, n := range e.Opt.MoreNeighbors {
+				fmt.Fprintf(&b, "    - address: %s\n      peer_group: fabric\n", n)
+			}
 		}
 	}
 	fmt.Fprintf(&b, "stats:\n  socket: %s\n", filepath.Join(e.Opt.Dir, "pw"+s.Name+".sock"))

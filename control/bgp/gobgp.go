@@ -84,7 +84,7 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	g.s = server.NewBgpServer(server.LoggerOption(&logger{g.log}))
+	g.s = server.NewBgpServer(server.LoggerOption(&logger{l: g.log, disabled: g.resetDisabled}))
 	go g.s.Serve()
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -602,8 +602,24 @@ func (g *GoBGP) Stop(graceful bool) {
 	g.s.Stop()
 }
 
-// logger is GoBGP's log.Logger over slog, at GoBGP's levels.
-type logger struct{ l *slog.Logger }
+// resetDisabled resets the session with peer (GoBGP's log key: its
+// address) after GoBGP disabled a family on it for a malformed NLRI. RFC
+// 4760 §7 wants the family's routes from that neighbor deleted then, and
+// GoBGP v3.37 keeps them; a session reset (RFC 7606's other choice) does
+// delete them. It runs on its own goroutine: it is called from GoBGP's.
+func (g *GoBGP) resetDisabled(peer string) {
+	go func() {
+		g.log.Warn("bgp: resetting the session after a malformed NLRI, so that the neighbor's routes go", "neighbor", peer)
+		g.s.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: peer, Communication: "malformed NLRI (RFC 7606)"})
+	}()
+}
+
+// logger is GoBGP's log.Logger over slog, at GoBGP's levels; disabled is
+// told when GoBGP disables a family on a session.
+type logger struct {
+	l        *slog.Logger
+	disabled func(peer string)
+}
 
 func (l *logger) attrs(f gobgplog.Fields) []any {
 	out := make([]any, 0, 2*len(f))
@@ -624,6 +640,11 @@ func (l *logger) Warn(msg string, f gobgplog.Fields) {
 		return
 	}
 	l.l.Warn("bgp: "+msg, l.attrs(f)...)
+	if (msg == "Capability was disabled" || msg == "Error occurred during AFI/SAFI disabling") && l.disabled != nil {
+		if k, ok := f["Key"].(string); ok {
+			l.disabled(k)
+		}
+	}
 }
 func (l *logger) Info(msg string, f gobgplog.Fields)  { l.l.Info("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) Debug(msg string, f gobgplog.Fields) { l.l.Debug("bgp: "+msg, l.attrs(f)...) }

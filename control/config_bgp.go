@@ -376,6 +376,11 @@ func (c *Config) speakerConfig(restarting bool) bgp.Config {
 	sc := bgp.Config{ASN: b.ASN, RouterID: b.RouterID, ListenAddrs: b.Listen, ListenPort: b.Port,
 		GracefulRestart: b.GracefulRestart, RestartTime: b.RestartTime, Restarting: restarting && b.GracefulRestart}
 	for _, n := range b.resolved() {
+		// Sessions come from our VTEP address, which the neighbors know
+		// (the kernel might pick a SLAAC address of the same prefix).
+		if vtep := c.VTEPAddr(); !n.Source.IsValid() && n.Address.IsValid() && vtep.IsValid() && vtep.Is4() == n.Address.Is4() {
+			n.Source = vtep
+		}
 		sc.Neighbors = append(sc.Neighbors, bgp.Neighbor{Address: n.Address, Interface: n.Interface, ASN: n.ASN,
 			Password: n.Password, HoldTime: n.HoldTime, Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix,
 			Multihop: n.Multihop, Source: n.Source, Description: n.Description, Import: n.Import, Export: n.Export})

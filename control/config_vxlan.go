@@ -175,8 +175,6 @@ func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, 
 		return fail("local.token", "not in vxlan mode: a VTEP needs a fixed address (local.address), which its remotes and routes name")
 	case !c.LocalAddr.IsValid():
 		return fail("local.address", "missing: our VTEP address, on the uplink (or one of wireguard.addresses, to run VXLAN inside WireGuard)")
-	case c.OverWireGuard():
-		return fail("local.address", "VXLAN inside WireGuard is not supported yet")
 	}
 	v4 := local.Is4() // local.token: SLAAC, IPv6
 	vnis, vlans := map[uint32]int{}, map[uint16]int{}
@@ -211,6 +209,8 @@ func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, 
 				return fail(key, "%s is our own VTEP address", r)
 			case r.Is4() != v4:
 				return fail(key, "%s is not of the same IP version as our VTEP address", r)
+			case c.OverWireGuard() && !c.inAllowedIPs(r):
+				return fail(key, "%s is in no wireguard peer's allowed_ips: VXLAN runs inside WireGuard (local.address is one of wireguard.addresses)", r)
 			}
 		}
 	}
@@ -219,6 +219,18 @@ func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, 
 		return fail("vxlan", "no remote VTEP: list vxlan.remotes, or add a bgp section with l2vpn-evpn neighbors")
 	}
 	return nil
+}
+
+// inAllowedIPs reports whether a wireguard peer's allowed IPs hold a.
+func (c *Config) inAllowedIPs(a netip.Addr) bool {
+	for _, p := range c.WireGuard.Peers {
+		for _, pfx := range p.AllowedIPs {
+			if pfx.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // VTEPAddr returns our VTEP address when the file fixes it (local.address),

@@ -87,6 +87,9 @@ func TestParseVXLAN(t *testing.T) {
 	if n0.ASN != 4200000000 || n0.HoldTime != 9 || n0.Keepalive != 3 || len(n0.Families) != 1 || n0.Families[0] != bgp.EVPN || len(n0.Import) != 1 || n0.Import[0].Permit {
 		t.Errorf("neighbor 0 (from the group) %+v", n0)
 	}
+	if n0.Source != netip.MustParseAddr("10.0.0.1") {
+		t.Errorf("sessions come from %v, want the VTEP address", n0.Source)
+	}
 	if n1.HoldTime != 30 || n1.Keepalive != 3 || n1.Password != "s3cret" || len(n1.Export) != 1 || len(n1.Import) != 1 {
 		t.Errorf("neighbor 1 (overrides) %+v", n1)
 	}
@@ -185,5 +188,41 @@ func TestVXLANReloadable(t *testing.T) {
 		if got := a.Reloadable(b); got != tc.key {
 			t.Errorf("%q → %q: Reloadable %q, want %q", tc.old, tc.new, got, tc.key)
 		}
+	}
+}
+
+func TestParseVXLANOverWireGuard(t *testing.T) {
+	y := `mode: vxlan
+downlink:
+  interface: dl0
+uplink:
+  interface: ul0
+local:
+  address: 10.99.0.1/24
+wireguard:
+  private_key_file: /etc/pwgate/wg.key
+  addresses: [10.99.0.1/24]
+  peers:
+    - public_key: "` + wgKeyB + `"
+      endpoint: "192.0.2.2:51820"
+      allowed_ips: [10.99.0.2/32]
+vxlan:
+  vnis:
+    - vni: 101
+  remotes: [10.99.0.2]
+`
+	c, err := Parse("f.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.OverWireGuard() || !c.inAllowedIPs(netip.MustParseAddr("10.99.0.2")) {
+		t.Error("not inside WireGuard")
+	}
+	if _, err := Parse("f.yaml", []byte(strings.Replace(y, "remotes: [10.99.0.2]", "remotes: [10.99.0.3]", 1))); err == nil || !strings.Contains(err.Error(), "in no wireguard peer's allowed_ips") {
+		t.Errorf("a remote outside the tunnel: %v", err)
+	}
+	// The same VTEP address on the uplink, with WireGuard beside it.
+	if c, err := Parse("f.yaml", []byte(strings.Replace(strings.Replace(y, "address: 10.99.0.1/24", "address: 192.0.2.1/24", 1), "remotes: [10.99.0.2]", "remotes: [192.0.2.3]", 1))); err != nil || c.OverWireGuard() {
+		t.Errorf("VTEP on the uplink beside WireGuard: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/evpn"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
@@ -168,7 +169,11 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	ec := dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: c.Poll,
 		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}
 	if c.IsVXLAN() {
-		if d.vx, err = startVXLAN(c, &vtepUnderlay{t: d.track.(*tracker), p: d.ports}, log); err != nil {
+		var u evpn.Underlay = wgUnderlay{func() *Config { return d.cfg }}
+		if !c.OverWireGuard() {
+			u = &vtepUnderlay{t: d.track.(*tracker), p: d.ports}
+		}
+		if d.vx, err = startVXLAN(c, u, log); err != nil {
 			return nil, err
 		}
 		d.vx.engineConfig(&ec)
@@ -480,6 +485,9 @@ func (d *Daemon) Reload() error {
 		if err := d.apply(next); err != nil {
 			d.log.Error("apply uplink change", "err", err)
 		}
+	}
+	if d.vx != nil {
+		d.vx.resolve() // WireGuard's allowed IPs may have changed
 	}
 	d.publishStatus()
 	d.log.Info("reloaded", "config", next.Source, "peer", d.eng.Params().PeerString())

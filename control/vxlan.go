@@ -99,8 +99,12 @@ func (r *vxlanRuntime) engineConfig(ec *dataplane.Config) {
 // vxlanParams builds the data path's VXLAN parameters.
 func (d *Daemon) vxlanParams(c *Config, p *dataplane.Params, mtu int) {
 	x := c.VXLAN
+	l3 := c.OverWireGuard() // inside WireGuard: IP packets, the tunnel's MTU
+	if l3 {
+		mtu = d.wg.mtu
+	}
 	p.VXLAN = &dataplane.VXLANParams{
-		Encap:       vxlan.EncapConfig{Src: d.ulMAC, Local: c.VTEPAddr(), MTU: mtu, ZeroChecksum6: x.ZeroCsum6TX, Split: x.Split},
+		Encap:       vxlan.EncapConfig{Src: d.ulMAC, Local: c.VTEPAddr(), MTU: mtu, ZeroChecksum6: x.ZeroCsum6TX, Split: x.Split, L3: l3},
 		AcceptZero6: x.ZeroCsum6RX, LearnRemote: c.learnRemote(),
 	}
 	p.NotReady = d.view.NotReady

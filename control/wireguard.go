@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/wg"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
@@ -146,6 +147,16 @@ func startWireGuard(c *Config, cfg wg.Config, warnings []string, u *xsk.UMEM, up
 	if i := c.wgPeerIndex(); i >= 0 {
 		ep = cfg.Peers[i].Endpoint
 	}
+	if c.OverWireGuard() && c.IsVXLAN() {
+		// VXLAN goes to every peer: IPv4's MTU only if every endpoint is.
+		for _, p := range cfg.Peers {
+			if !p.Endpoint.IsValid() || !p.Endpoint.Addr().Is4() {
+				ep = netip.AddrPort{}
+				break
+			}
+			ep = p.Endpoint
+		}
+	}
 	r.mtu = tunnelMTU(uplinkMTU, ep)
 	if r.mtu < 1280 {
 		return nil, fmt.Errorf("the tunnel's MTU would be %d (uplink MTU %d): WireGuard needs an uplink MTU of at least 1360", r.mtu, uplinkMTU)
@@ -183,8 +194,12 @@ func startWireGuard(c *Config, cfg wg.Config, warnings []string, u *xsk.UMEM, up
 }
 
 // setPseudowirePeer tells the Tunnel and the device which peer and address
-// carry the pseudowire.
+// carry the pseudowire, or, for VXLAN inside the tunnel, our VTEP address.
 func (r *wgRuntime) setPseudowirePeer(c *Config) {
+	if c.IsVXLAN() {
+		r.tunnel.SetVXLAN(c.VTEPAddr())
+		return
+	}
 	i := c.wgPeerIndex()
 	r.tunnel.SetPeer(c.PeerAddr.As16(), i >= 0)
 	if r.dev == nil {
@@ -388,3 +403,20 @@ func (r *wgRuntime) live(w client.WireGuard) *client.WireGuard {
 	}
 	return &w
 }
+
+// wgUnderlay is the underlay of VXLAN inside WireGuard: a VTEP is reachable
+// when a peer's allowed IPs hold it, and there is no XDP program to tell.
+type wgUnderlay struct{ cfg func() *Config }
+
+func (u wgUnderlay) NextHop(a netip.Addr) (frame.MAC, bool) {
+	for _, p := range u.cfg().WireGuard.Peers {
+		for _, pfx := range p.AllowedIPs {
+			if pfx.Contains(a) {
+				return frame.MAC{}, true
+			}
+		}
+	}
+	return frame.MAC{}, false
+}
+
+func (wgUnderlay) SetVTEPs([]netip.Addr) error { return nil }

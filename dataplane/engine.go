@@ -191,7 +191,7 @@ func Check(p *Params) error {
 		if _, err := vxlan.NewEncapsulator(p.VXLAN.Encap); err != nil {
 			return err
 		}
-		_, err := vxlan.NewDecapsulator(p.VXLAN.Encap.Local, p.VXLAN.AcceptZero6)
+		_, err := vxlan.NewDecapsulator(p.VXLAN.Encap.Local, p.VXLAN.AcceptZero6, p.VXLAN.Encap.L3)
 		return err
 	}
 	if p.NotReady == "" {

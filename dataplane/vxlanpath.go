@@ -146,7 +146,7 @@ func (w *encapWorker) learnLocal(tab *vxlan.Table, vi int, src frame.MAC) {
 // toVTEP sends the frame in chunk base, in place, to one VTEP: whole, in
 // two pieces (a pwgate VTEP), or not at all.
 func (w *encapWorker) toVTEP(base uint64, off, ln int, v *vxlan.VTEP, vni uint32) {
-	if v.NextHop.IsZero() {
+	if !v.Up {
 		w.drop(base, stats.DLDropNoVTEP)
 		return
 	}

@@ -75,7 +75,7 @@ func lanFrame(dst, src frame.MAC, n int, vlan uint16) []byte {
 
 func decapOne(t *testing.T, p []byte, local netip.Addr) vxlan.Received {
 	t.Helper()
-	d, _ := vxlan.NewDecapsulator(local, false)
+	d, _ := vxlan.NewDecapsulator(local, false, false)
 	r, why := d.Decap(p)
 	if why != vxlan.DropNone {
 		t.Fatalf("not a VXLAN packet for %v: %v", local, why)
@@ -84,7 +84,7 @@ func decapOne(t *testing.T, p []byte, local netip.Addr) vxlan.Received {
 }
 
 func TestVXLANEncap(t *testing.T) {
-	a := newVXSite(t, vtepA, []vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Pwgate: true}, {Addr: vtepC, NextHop: routerA}}, false)
+	a := newVXSite(t, vtepA, []vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Up: true, Pwgate: true}, {Addr: vtepC, NextHop: routerA, Up: true}}, false)
 	// A broadcast is replicated to both VTEPs; the source MAC is learned.
 	bc := lanFrame(frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostX, 100, 0)
 	inject(t, a.dl, [][]byte{bc})
@@ -143,8 +143,8 @@ func TestVXLANEncap(t *testing.T) {
 // TestVXLANDecap: B receives A's packets: frames reach the LAN, VLAN 100
 // tagged again, pieces reassembled, and (static mode) A's MACs learned.
 func TestVXLANDecap(t *testing.T) {
-	a := newVXSite(t, vtepA, []vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Pwgate: true}}, false)
-	b := newVXSite(t, vtepB, []vxlan.VTEP{{Addr: vtepA, NextHop: routerA, Pwgate: true}}, true)
+	a := newVXSite(t, vtepA, []vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Up: true, Pwgate: true}}, false)
+	b := newVXSite(t, vtepB, []vxlan.VTEP{{Addr: vtepA, NextHop: routerA, Up: true, Pwgate: true}}, true)
 	frames := [][]byte{
 		lanFrame(hostY, hostX, 100, 0),
 		lanFrame(hostY, hostX, 300, 100),
@@ -173,7 +173,7 @@ func TestVXLANBatchZeroAllocs(t *testing.T) {
 	tab := new(atomic.Pointer[vxlan.Table])
 	bu := vxlan.NewBuilder(64)
 	bu.SetVNIs([]vxlan.VNI{{ID: 101, Flood: []int32{0, 1}}})
-	bu.SetVTEPs([]vxlan.VTEP{{Addr: vtepB, NextHop: routerA}, {Addr: vtepC, NextHop: routerA}})
+	bu.SetVTEPs([]vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Up: true}, {Addr: vtepC, NextHop: routerA, Up: true}})
 	bu.Set(vxlan.MakeKey(0, hostX), vxlan.Entry{VTEP: vxlan.Local})
 	tab.Store(bu.Publish())
 	for _, dst := range []frame.MAC{hostY, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}} {

@@ -301,7 +301,7 @@ func (w *decapWorker) apply(p *Params) error {
 	old := w.cur
 	w.cur = p
 	if p.VXLAN != nil {
-		d, err := vxlan.NewDecapsulator(p.VXLAN.Encap.Local, p.VXLAN.AcceptZero6)
+		d, err := vxlan.NewDecapsulator(p.VXLAN.Encap.Local, p.VXLAN.AcceptZero6, p.VXLAN.Encap.L3)
 		if err != nil {
 			return err
 		}

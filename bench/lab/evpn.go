@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
 // FRRRunDir holds each FRR instance's sockets, pid files and
@@ -57,20 +58,27 @@ type EVPNOptions struct {
 	// MoreNeighbors are more BGP neighbors of site A (in the fabric peer
 	// group), such as a test's own speaker.
 	MoreNeighbors []string
+	// WireGuard runs the VTEPs and BGP inside WireGuard (IPv4 overlay
+	// 10.99.0.0/24 over the IPv4 segment): pwgate's embedded one, and
+	// wireguard-go on the FRR site, as the operator's setup does.
+	WireGuard bool
 }
 
 // EVPNSite is a site of the EVPN lab: a host and its VTEP (a pwgate, or FRR
 // with kernel VXLAN).
 type EVPNSite struct {
-	Name     string // "a", "b", "c"
-	Host, NS string // namespaces: the host, the VTEP
-	HostIP   string // on VNI 101 (VNI 202, VLAN 20 on the pwgate sites' LANs, has no host addresses: this kernel has no 802.1Q devices)
-	VTEP     string // VTEP address
-	RouterID string
-	FRR      bool
-	Config   string // pwgated's configuration file
-	Socket   string
-	Proc     *Proc
+	Name      string // "a", "b", "c"
+	Host, NS  string // namespaces: the host, the VTEP
+	HostIP    string // on VNI 101 (VNI 202, VLAN 20 on the pwgate sites' LANs, has no host addresses: this kernel has no 802.1Q devices)
+	VTEP      string // VTEP address
+	Underlay  string // the uplink's own address (WireGuard: VTEP is the overlay's)
+	RouterID  string
+	FRR       bool
+	WGKey     wg.Key
+	WGKeyFile string
+	Config    string // pwgated's configuration file
+	Socket    string
+	Proc      *Proc
 }
 
 // EVPN is the EVPN lab:
@@ -98,8 +106,11 @@ func NewEVPN(l *Lab, o EVPNOptions) (*EVPN, error) {
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
-	if o.IPv6 && o.FRR {
-		return nil, fmt.Errorf("FRR's site needs IPv4 VTEPs")
+	if o.IPv6 && (o.FRR || o.WireGuard) {
+		return nil, fmt.Errorf("the FRR and WireGuard sites have IPv4 VTEPs")
+	}
+	if o.WireGuard && o.Static {
+		return nil, fmt.Errorf("the WireGuard lab runs BGP")
 	}
 	e := &EVPN{Lab: l, Opt: o}
 	e.A = &EVPNSite{Name: "a", Host: "hosta", NS: "pwa", HostIP: "10.77.0.1", VTEP: "10.0.0.1", RouterID: "10.0.0.1"}
@@ -111,6 +122,23 @@ func NewEVPN(l *Lab, o EVPNOptions) (*EVPN, error) {
 	if o.FRR {
 		e.C = &EVPNSite{Name: "c", Host: "hostc", NS: "frrc", HostIP: "10.77.0.3", VTEP: "10.0.0.3", RouterID: "10.0.0.3", FRR: true}
 		e.Sites = append(e.Sites, e.C)
+	}
+	for i, s := range e.Sites {
+		s.Underlay = s.VTEP
+		if o.WireGuard {
+			// The operator's setup: VTEPs and router IDs are the sites'
+			// WireGuard addresses.
+			s.VTEP = fmt.Sprintf("10.99.0.%d", i+1)
+			s.RouterID = s.VTEP
+			k, err := wg.GenerateKey()
+			if err != nil {
+				return nil, err
+			}
+			s.WGKey, s.WGKeyFile = k, filepath.Join(o.Dir, "wg"+s.Name+".key")
+			if err := os.WriteFile(s.WGKeyFile, []byte(k.String()+"\n"), 0o600); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for _, s := range e.Sites {
 		if err := l.AddNS(s.Host, s.NS); err != nil {
@@ -142,6 +170,12 @@ func NewEVPN(l *Lab, o EVPNOptions) (*EVPN, error) {
 		}
 	}
 	for _, s := range e.Sites {
+		if o.WireGuard && !s.FRR {
+			// Inside WireGuard the uplink's address is the system's.
+			if err := e.Script(s.NS, "ip addr add "+s.Underlay+"/24 dev ul0"); err != nil {
+				return nil, err
+			}
+		}
 		if s.FRR {
 			if err := e.buildFRR(s); err != nil {
 				return nil, err
@@ -187,6 +221,12 @@ func (e *EVPN) ConfigFor(s *EVPNSite) string {
 		prefix = 64
 	}
 	fmt.Fprintf(&b, "mode: vxlan\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\nlocal:\n  address: %s/%d\n", s.VTEP, prefix)
+	if e.Opt.WireGuard {
+		fmt.Fprintf(&b, "wireguard:\n  private_key_file: %s\n  listen_port: %d\n  addresses: [%s/24]\n  peers:\n", s.WGKeyFile, WGPort, s.VTEP)
+		for _, o := range e.others(s) {
+			fmt.Fprintf(&b, "    - public_key: %q\n      endpoint: \"%s:%d\"\n      allowed_ips: [%s/32]\n", o.WGKey.PublicKey(), o.Underlay, WGPort, o.VTEP)
+		}
+	}
 	fmt.Fprintf(&b, "vxlan:\n  vnis:\n    - vni: %d\n    - vni: %d\n      vlan: %d\n", EVPNVNI, EVPNVLANVNI, EVPNVLAN)
 	if e.Opt.Split {
 		b.WriteString("  split: pwgate\n")
@@ -235,11 +275,19 @@ func (e *EVPN) buildFRR(s *EVPNSite) error {
 	// As on the hosts: a real NIC sends finished checksums, a veth leaves
 	// the UDP checksum of the kernel's VXLAN for the receiver to finish,
 	// which XDP sees unfinished.
+	if err := e.Script(s.NS, "ethtool -K ul0 tx off", "ip addr add "+s.Underlay+"/24 dev ul0"); err != nil {
+		return err
+	}
+	vxMTU := 1450
+	if e.Opt.WireGuard {
+		if err := e.frrWireGuard(s); err != nil {
+			return err
+		}
+		vxMTU = 1370 // wireguard-go's 1420, less VXLAN's 50: the operator's MTU
+	}
 	err := e.Script(s.NS,
-		"ethtool -K ul0 tx off",
-		"ip addr add "+s.VTEP+"/24 dev ul0",
 		"ip link add br101 type bridge stp_state 0",
-		fmt.Sprintf("ip link add vxlan101 mtu 1450 type vxlan id %d local %s dstport 4789 nolearning", EVPNVNI, s.VTEP),
+		fmt.Sprintf("ip link add vxlan101 mtu %d type vxlan id %d local %s dstport 4789 nolearning", vxMTU, EVPNVNI, s.VTEP),
 		"ip link set vxlan101 master br101",
 		"ip link set lan master br101",
 		"bridge link set dev vxlan101 neigh_suppress on learning off",
@@ -269,6 +317,30 @@ func (e *EVPN) buildFRR(s *EVPNSite) error {
 		time.Sleep(300 * time.Millisecond) // zebra first
 	}
 	return nil
+}
+
+// frrWireGuard starts wireguard-go (wg0, the overlay address) on the FRR
+// site, with the pwgate sites as peers.
+func (e *EVPN) frrWireGuard(s *EVPNSite) error {
+	if _, err := e.Start(s.NS, "wireguard-go", "-f", "wg0"); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := e.Exec(s.NS, "ip", "link", "show", "wg0"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("wireguard-go made no wg0")
+		}
+	}
+	args := []string{"wg", "set", "wg0", "private-key", s.WGKeyFile, "listen-port", fmt.Sprint(WGPort)}
+	for _, o := range e.others(s) {
+		args = append(args, "peer", o.WGKey.PublicKey().String(), "endpoint", fmt.Sprintf("%s:%d", o.Underlay, WGPort), "allowed-ips", o.VTEP+"/32")
+	}
+	if _, err := e.Exec(s.NS, args...); err != nil {
+		return err
+	}
+	return e.Script(s.NS, "ip addr add "+s.VTEP+"/24 dev wg0", "ip link set wg0 up")
 }
 
 // Vtysh runs an FRR command on the FRR site.

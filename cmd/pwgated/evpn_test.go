@@ -650,3 +650,40 @@ func TestEVPNIPv6(t *testing.T) {
 		t.Errorf("B reassembled %d frames, want 3 or more", got)
 	}
 }
+
+// TestEVPNWireGuard: the three sites with the VTEPs and BGP inside
+// WireGuard, as the operator runs them (router ID = WireGuard address, LAN
+// MTU 1370): pwgate's embedded WireGuard, wireguard-go on FRR's site.
+func TestEVPNWireGuard(t *testing.T) {
+	e := newEVPN(t, lab.EVPNOptions{FRR: true, WireGuard: true, HostMTU: 1370})
+	if err := e.WaitSessions(45 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitFRRFlood(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	wire := captureNS(t, e.Lab, "net", "br0", "")
+	for _, step := range []struct {
+		name string
+		f    func(*testing.T, *lab.EVPN)
+	}{{"ping", testEVPNPing}, {"frr sees pwgate's routes", testEVPNFRRRoutes}, {"fdbs", testEVPNFDBs}, {"mobility", testEVPNMobility}} {
+		if !t.Run(step.name, func(t *testing.T) { step.f(t, e) }) {
+			return
+		}
+	}
+	// Full-size frames for the LAN's MTU cross whole.
+	evpnPing(t, e, e.A, e.C.HostIP, "-M", "do", "-s", "1342")
+	// On the wire: WireGuard only (and ARP for the underlay).
+	for _, p := range wire() {
+		if len(p) < 14+20+8 || binary.BigEndian.Uint16(p[12:]) != 0x0800 {
+			continue
+		}
+		if p[14+9] != 17 || binary.BigEndian.Uint16(p[14+20:]) != lab.WGPort && binary.BigEndian.Uint16(p[14+22:]) != lab.WGPort {
+			t.Fatalf("not WireGuard on the wire: proto %d, ports %d → %d", p[14+9], binary.BigEndian.Uint16(p[14+20:]), binary.BigEndian.Uint16(p[14+22:]))
+		}
+	}
+	st := evpnStatus(t, e.A)
+	if st.WireGuard == nil || st.EVPN.VNIs[0].MaxFrame != 1440-36 {
+		t.Errorf("largest frame %d, want 1404 (tunnel MTU 1440 less VXLAN over IPv4 without Ethernet, 36)", st.EVPN.VNIs[0].MaxFrame)
+	}
+}

@@ -401,7 +401,7 @@ func (c *Controller) publish() {
 	vt := make([]vxlan.VTEP, len(c.vteps))
 	for i, v := range c.vteps {
 		if v.refs > 0 {
-			vt[i] = vxlan.VTEP{Addr: v.addr, NextHop: v.nextHop, Pwgate: v.pwgate > 0 || v.static && c.cfg.StaticPwgate}
+			vt[i] = vxlan.VTEP{Addr: v.addr, NextHop: v.nextHop, Up: v.resolved, Pwgate: v.pwgate > 0 || v.static && c.cfg.StaticPwgate}
 		}
 	}
 	c.b.SetVTEPs(vt)

@@ -50,62 +50,77 @@ type Decapsulator struct {
 	local       [16]byte
 	v6          bool
 	acceptZero6 bool
+	l2          int // outer Ethernet header's length: 14, or 0 (L3)
 	port        uint16
 }
 
 // NewDecapsulator returns a Decapsulator for our VTEP address local;
-// acceptZero6 accepts IPv6 packets with a zero UDP checksum (RFC 6936).
-func NewDecapsulator(local netip.Addr, acceptZero6 bool) (*Decapsulator, error) {
+// acceptZero6 accepts IPv6 packets with a zero UDP checksum (RFC 6936);
+// l3 takes IP packets without an Ethernet header (from a tunnel).
+func NewDecapsulator(local netip.Addr, acceptZero6, l3 bool) (*Decapsulator, error) {
 	if !local.IsValid() || local.Is4In6() {
 		return nil, fmt.Errorf("vxlan: local VTEP address %v", local)
 	}
-	return &Decapsulator{local: local.As16(), v6: local.Is6(), acceptZero6: acceptZero6, port: Port}, nil
+	d := &Decapsulator{local: local.As16(), v6: local.Is6(), acceptZero6: acceptZero6, l2: frame.EthernetLen, port: Port}
+	if l3 {
+		d.l2 = 0
+	}
+	return d, nil
 }
 
-// Decap checks pkt, an Ethernet frame from the underlay.
+// Decap checks pkt, an Ethernet frame from the underlay (an IP packet with
+// l3).
 func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
 	var r Received
-	if len(pkt) < frame.EthernetLen {
+	l2 := d.l2
+	if len(pkt) < l2+1 {
 		return r, DropTruncated
 	}
-	et := frame.Ethernet(pkt).EtherType()
+	v6 := pkt[l2]>>4 == 6
+	if l2 > 0 {
+		et := frame.Ethernet(pkt).EtherType()
+		v6 = et == frame.EtherTypeIPv6
+		if !v6 && et != frame.EtherTypeIPv4 {
+			return r, DropNotVXLAN
+		}
+	}
 	var udp []byte
 	switch {
-	case et == frame.EtherTypeIPv6 && d.v6:
-		if len(pkt) < frame.EthernetLen+frame.IPv6Len+UDPLen {
+	case v6 && d.v6:
+		if len(pkt) < l2+frame.IPv6Len+UDPLen {
 			return r, DropTruncated
 		}
-		ip := frame.IPv6(pkt[frame.EthernetLen:])
+		ip := frame.IPv6(pkt[l2:])
 		if ip.Version() != 6 || ip.NextHeader() != 17 {
 			return r, DropNotVXLAN
 		}
-		if [16]byte(pkt[frame.EthernetLen+24:frame.EthernetLen+40]) != d.local {
+		if [16]byte(pkt[l2+24:l2+40]) != d.local {
 			return r, DropNotForUs
 		}
 		pl := int(ip.PayloadLength())
-		if pl < UDPLen || pl > len(pkt)-frame.EthernetLen-frame.IPv6Len {
+		if pl < UDPLen || pl > len(pkt)-l2-frame.IPv6Len {
 			return r, DropBadLength
 		}
-		pkt = pkt[:frame.EthernetLen+frame.IPv6Len+pl] // the rest is link padding
-		udp = pkt[frame.EthernetLen+frame.IPv6Len:]
+		pkt = pkt[:l2+frame.IPv6Len+pl] // the rest is link padding
+		udp = pkt[l2+frame.IPv6Len:]
 		r.Src = ip.Src()
-	case et == frame.EtherTypeIPv4 && !d.v6:
-		if len(pkt) < frame.EthernetLen+frame.IPv4Len+UDPLen {
+	case !v6 && !d.v6:
+		if len(pkt) < l2+frame.IPv4Len+UDPLen {
 			return r, DropTruncated
 		}
-		ip := frame.IPv4(pkt[frame.EthernetLen:])
+		ip := frame.IPv4(pkt[l2:])
 		if ip.Version() != 4 || ip.HeaderLen() != frame.IPv4Len || ip.Protocol() != 17 || ip.IsFragment() {
 			return r, DropNotVXLAN
 		}
-		if [4]byte(pkt[frame.EthernetLen+16:frame.EthernetLen+20]) != [4]byte(d.local[12:]) {
+		if [4]byte(pkt[l2+16:l2+20]) != [4]byte(d.local[12:]) {
 			return r, DropNotForUs
 		}
 		tl := int(ip.TotalLength())
-		if tl < frame.IPv4Len+UDPLen || tl > len(pkt)-frame.EthernetLen {
+		if tl < frame.IPv4Len+UDPLen || tl > len(pkt)-l2 {
 			return r, DropBadLength
 		}
-		pkt = pkt[:frame.EthernetLen+tl]
-		udp = pkt[frame.EthernetLen+frame.IPv4Len:]
+		pkt = pkt[:l2+tl]
+		udp = pkt[l2+frame.IPv4Len:]
 		r.Src = ip.Src()
 	default:
 		return r, DropNotVXLAN
@@ -124,14 +139,14 @@ func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
 			return r, DropBadChecksum
 		}
 		if sum != 0 {
-			acc := frame.Checksum(0, pkt[frame.EthernetLen+8:frame.EthernetLen+40])
+			acc := frame.Checksum(0, pkt[l2+8:l2+40])
 			acc += uint64(len(udp)) + 17
 			if frame.Fold(frame.Checksum(acc, udp)) != 0 {
 				return r, DropBadChecksum
 			}
 		}
 	} else if sum != 0 {
-		acc := frame.Checksum(0, pkt[frame.EthernetLen+12:frame.EthernetLen+20])
+		acc := frame.Checksum(0, pkt[l2+12:l2+20])
 		acc += uint64(len(udp)) + 17
 		if frame.Fold(frame.Checksum(acc, udp)) != 0 {
 			return r, DropBadChecksum

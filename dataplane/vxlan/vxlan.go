@@ -50,11 +50,13 @@ var (
 )
 
 // VTEP is a remote tunnel end as the data path sends to it: its address,
-// the MAC of the next hop toward it, and whether it is a pwgate (takes
-// split frames).
+// the MAC of the next hop toward it, whether it can be sent to (Up: its
+// next hop is resolved, or, inside a tunnel, the tunnel routes it), and
+// whether it is a pwgate (takes split frames).
 type VTEP struct {
 	Addr    netip.Addr
 	NextHop frame.MAC
+	Up      bool
 	Pwgate  bool
 }
 
@@ -71,6 +73,10 @@ type EncapConfig struct {
 	// Split lets frames too big for the MTU cross to pwgate VTEPs in two
 	// pieces (the pseudowire's split rule).
 	Split bool
+	// L3 leaves the outer Ethernet header out: the uplink is a tunnel
+	// (WireGuard) that carries IP packets. Src and VTEPs' next hops are
+	// then unused.
+	L3 bool
 }
 
 // Encapsulator writes outer headers. It keeps the fragment ID counter for
@@ -78,6 +84,7 @@ type EncapConfig struct {
 type Encapsulator struct {
 	c     EncapConfig
 	v6    bool
+	l2    int // outer Ethernet header's length: 14, or 0 with L3
 	ov    int
 	local [16]byte
 	whole int // largest frame sent whole
@@ -101,14 +108,18 @@ func (e *Encapsulator) Configure(c EncapConfig) error {
 		return fmt.Errorf("vxlan: local VTEP address %v", c.Local)
 	}
 	v6 := c.Local.Is6()
-	ov := Overhead4
+	l2 := frame.EthernetLen
+	if c.L3 {
+		l2 = 0
+	}
+	ov := Overhead4 - frame.EthernetLen + l2
 	if v6 {
-		ov = Overhead6
+		ov = Overhead6 - frame.EthernetLen + l2
 	}
 	if c.MTU < 576 || c.MTU > 9216 {
 		return fmt.Errorf("vxlan: underlay MTU %d out of range 576..9216", c.MTU)
 	}
-	whole := c.MTU + frame.EthernetLen - ov
+	whole := c.MTU + l2 - ov
 	var split pseudowire.Split
 	if c.Split {
 		// The pseudowire's rule over this overhead: the first piece carries
@@ -116,13 +127,17 @@ func (e *Encapsulator) Configure(c EncapConfig) error {
 		first := min(pseudowire.ReferenceFirst, whole)
 		split = pseudowire.Split{MTU: c.MTU, Whole: whole, First: first, Max: first + whole}
 	}
-	e.c, e.v6, e.ov, e.whole, e.split = c, v6, ov, whole, split
+	e.c, e.v6, e.l2, e.ov, e.whole, e.split = c, v6, l2, ov, whole, split
 	e.local = c.Local.As16()
 	return nil
 }
 
 // Overhead returns the bytes written in front of each packet.
 func (e *Encapsulator) Overhead() int { return e.ov }
+
+// L3 reports whether packets go out without an Ethernet header (and so
+// need no next hop).
+func (e *Encapsulator) L3() bool { return e.c.L3 }
 
 // Whole returns the largest frame sent in one packet.
 func (e *Encapsulator) Whole() int { return e.whole }
@@ -164,18 +179,22 @@ func SourcePort(f []byte) uint16 {
 // header writes the outer headers for a piece of inner bytes into
 // b[0:ov], with VXLAN flags and the control word's two bytes.
 func (e *Encapsulator) header(b []byte, inner int, v *VTEP, vni uint32, sport uint16, flags byte, cw pseudowire.ControlWord) {
-	eth := frame.Ethernet(b)
-	eth.SetDst(v.NextHop)
-	eth.SetSrc(e.c.Src)
-	udpOff := frame.EthernetLen + frame.IPv4Len
+	if e.l2 > 0 {
+		eth := frame.Ethernet(b)
+		eth.SetDst(v.NextHop)
+		eth.SetSrc(e.c.Src)
+		eth.SetEtherType(frame.EtherTypeIPv4)
+		if e.v6 {
+			eth.SetEtherType(frame.EtherTypeIPv6)
+		}
+	}
+	udpOff := e.l2 + frame.IPv4Len
 	udpLen := UDPLen + HeaderLen + inner
 	if e.v6 {
-		eth.SetEtherType(frame.EtherTypeIPv6)
-		udpOff = frame.EthernetLen + frame.IPv6Len
-		frame.IPv6(b[frame.EthernetLen:]).Encode(uint16(udpLen), 17, TTL, netip.AddrFrom16(e.local), v.Addr)
+		udpOff = e.l2 + frame.IPv6Len
+		frame.IPv6(b[e.l2:]).Encode(uint16(udpLen), 17, TTL, netip.AddrFrom16(e.local), v.Addr)
 	} else {
-		eth.SetEtherType(frame.EtherTypeIPv4)
-		frame.IPv4(b[frame.EthernetLen:]).Encode(uint16(frame.IPv4Len+udpLen), 17, TTL, netip.AddrFrom4([4]byte(e.local[12:])), v.Addr)
+		frame.IPv4(b[e.l2:]).Encode(uint16(frame.IPv4Len+udpLen), 17, TTL, netip.AddrFrom4([4]byte(e.local[12:])), v.Addr)
 	}
 	udp := b[udpOff:]
 	binary.BigEndian.PutUint16(udp[0:], sport)
@@ -188,11 +207,11 @@ func (e *Encapsulator) header(b []byte, inner int, v *VTEP, vni uint32, sport ui
 	binary.BigEndian.PutUint32(vx[4:8], vni<<8)
 }
 
-// checksum6 fills in the UDP checksum of an IPv6 packet whose UDP header
-// starts at udp and whose payload runs to the end of p.
-func checksum6(p []byte, udpOff int) {
-	udp := p[udpOff:]
-	acc := frame.Checksum(0, p[frame.EthernetLen+8:frame.EthernetLen+40]) // source and destination
+// checksum6 fills in the UDP checksum of an IPv6 packet that starts at
+// p[l2] and runs to the end of p.
+func checksum6(p []byte, l2 int) {
+	udp := p[l2+frame.IPv6Len:]
+	acc := frame.Checksum(0, p[l2+8:l2+40]) // source and destination
 	acc += uint64(len(udp)) + 17
 	acc = frame.Checksum(acc, udp)
 	c := frame.Fold(acc)
@@ -227,7 +246,7 @@ func (e *Encapsulator) Encap(buf []byte, off, n int, v *VTEP, vni uint32) (start
 	start = off - e.ov
 	e.header(buf[start:off], n, v, vni, SourcePort(buf[off:off+n]), 0, 0)
 	if e.v6 && !e.c.ZeroChecksum6 {
-		checksum6(buf[start:off+n], frame.EthernetLen+frame.IPv6Len)
+		checksum6(buf[start:off+n], e.l2)
 	}
 	return start, nil
 }
@@ -244,7 +263,7 @@ func (e *Encapsulator) Copy(dst, f []byte, v *VTEP, vni uint32) (int, error) {
 	copy(dst[e.ov:], f)
 	e.header(dst[:e.ov], len(f), v, vni, SourcePort(f), 0, 0)
 	if e.v6 && !e.c.ZeroChecksum6 {
-		checksum6(dst[:e.ov+len(f)], frame.EthernetLen+frame.IPv6Len)
+		checksum6(dst[:e.ov+len(f)], e.l2)
 	}
 	return e.ov + len(f), nil
 }
@@ -272,8 +291,8 @@ func (e *Encapsulator) Fragment(buf []byte, off, n int, second []byte, v *VTEP, 
 	copy(second[e.ov:], buf[off+first:off+n])
 	e.header(second[:e.ov], rest, v, vni, sport, FlagPiece, pseudowire.SecondHalf(id))
 	if e.v6 && !e.c.ZeroChecksum6 {
-		checksum6(buf[start:off+first], frame.EthernetLen+frame.IPv6Len)
-		checksum6(second[:e.ov+rest], frame.EthernetLen+frame.IPv6Len)
+		checksum6(buf[start:off+first], e.l2)
+		checksum6(second[:e.ov+rest], e.l2)
 	}
 	return e.ov + first, e.ov + rest, nil
 }

@@ -85,7 +85,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, _ := NewDecapsulator(tt.dst, tt.zero)
+			d, _ := NewDecapsulator(tt.dst, tt.zero, false)
 			v := &VTEP{Addr: tt.dst, NextHop: router}
 			for _, n := range []int{14, 60, 1000, e.Whole()} {
 				f := innerFrame(n, 7)
@@ -118,7 +118,7 @@ func TestRoundTrip(t *testing.T) {
 // underlay in two pieces; never to another VTEP.
 func TestSplit(t *testing.T) {
 	e, _ := NewEncapsulator(EncapConfig{Src: macA, Local: a6, MTU: 1500, Split: true})
-	d, _ := NewDecapsulator(b6, false)
+	d, _ := NewDecapsulator(b6, false, false)
 	pw := &VTEP{Addr: b6, NextHop: router, Pwgate: true}
 	other := &VTEP{Addr: b6, NextHop: router}
 	if e.Pieces(1514, other) != 0 || e.Pieces(1514, pw) != 2 || e.Pieces(1444, pw) != 1 || e.Whole() != 1444 {
@@ -156,7 +156,7 @@ func TestSplit(t *testing.T) {
 
 func TestCopy(t *testing.T) {
 	e, _ := NewEncapsulator(EncapConfig{Src: macA, Local: a6, MTU: 1500})
-	d, _ := NewDecapsulator(b6, false)
+	d, _ := NewDecapsulator(b6, false, false)
 	f := innerFrame(200, 9)
 	dst := make([]byte, 4096)
 	n, err := e.Copy(dst, f, &VTEP{Addr: b6, NextHop: router}, 5)
@@ -172,8 +172,8 @@ func TestCopy(t *testing.T) {
 func TestDecapDrops(t *testing.T) {
 	e, _ := NewEncapsulator(EncapConfig{Src: macA, Local: a6, MTU: 1500})
 	e4, _ := NewEncapsulator(EncapConfig{Src: macA, Local: a4, MTU: 1500})
-	d, _ := NewDecapsulator(b6, false)
-	d4, _ := NewDecapsulator(b4, false)
+	d, _ := NewDecapsulator(b6, false, false)
+	d4, _ := NewDecapsulator(b4, false, false)
 	good := func() []byte {
 		buf := withHeadroom(innerFrame(100, 1))
 		start, _ := e.Encap(buf, 256, 100, &VTEP{Addr: b6, NextHop: router}, 101)
@@ -230,7 +230,7 @@ func FuzzDecap(f *testing.F) {
 	start, _ := e.Encap(buf, 256, 100, &VTEP{Addr: b6, NextHop: router}, 101)
 	f.Add(buf[start:])
 	f.Add([]byte{1, 2, 3})
-	d, _ := NewDecapsulator(b6, true)
+	d, _ := NewDecapsulator(b6, true, false)
 	f.Fuzz(func(t *testing.T, p []byte) {
 		r, why := d.Decap(p)
 		if why == DropNone && (len(r.Inner) > len(p) || r.VNI > MaxVNI) {
@@ -241,7 +241,7 @@ func FuzzDecap(f *testing.F) {
 
 func TestZeroAllocs(t *testing.T) {
 	e, _ := NewEncapsulator(EncapConfig{Src: macA, Local: a6, MTU: 1500, Split: true})
-	d, _ := NewDecapsulator(b6, false)
+	d, _ := NewDecapsulator(b6, false, false)
 	v := &VTEP{Addr: b6, NextHop: router, Pwgate: true}
 	buf := withHeadroom(innerFrame(1514, 1))
 	second := make([]byte, 4096)
@@ -277,7 +277,7 @@ func BenchmarkEncap(b *testing.B) {
 func BenchmarkDecap(b *testing.B) {
 	for _, n := range []int{64, 1400} {
 		e, _ := NewEncapsulator(EncapConfig{Src: macA, Local: a6, MTU: 1500})
-		d, _ := NewDecapsulator(b6, false)
+		d, _ := NewDecapsulator(b6, false, false)
 		buf := withHeadroom(innerFrame(n, 1))
 		start, _ := e.Encap(buf, 256, n, &VTEP{Addr: b6, NextHop: router}, 101)
 		b.Run(fmtName(a6, n), func(b *testing.B) {
@@ -299,4 +299,53 @@ func fmtName(a netip.Addr, n int) string {
 
 func itoa(n int) string {
 	return string([]byte{byte('0' + n/1000%10), byte('0' + n/100%10), byte('0' + n/10%10), byte('0' + n%10)})
+}
+
+// TestL3: without the outer Ethernet header (inside WireGuard) the packet
+// starts at the IP header, frames get 14 bytes more room, and splitting
+// still works.
+func TestL3(t *testing.T) {
+	for _, tt := range []struct{ local, dst netip.Addr }{{a6, b6}, {a4, b4}} {
+		e, err := NewEncapsulator(EncapConfig{Local: tt.local, MTU: 1420, L3: true, Split: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eth, _ := NewEncapsulator(EncapConfig{Local: tt.local, MTU: 1420})
+		if e.Overhead() != eth.Overhead()-frame.EthernetLen || e.Whole() != eth.Whole() || !e.L3() {
+			t.Fatalf("overhead %d (Ethernet %d), whole %d (%d)", e.Overhead(), eth.Overhead(), e.Whole(), eth.Whole())
+		}
+		d, _ := NewDecapsulator(tt.dst, false, true)
+		v := &VTEP{Addr: tt.dst, Pwgate: true}
+		f := innerFrame(600, 3)
+		buf := withHeadroom(f)
+		start, err := e.Encap(buf, 256, len(f), v, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkt := buf[start:]
+		if pkt[0]>>4 != map[bool]byte{true: 4, false: 6}[tt.local.Is4()] || len(pkt) != e.Overhead()+len(f) {
+			t.Fatalf("packet starts %x, %d bytes", pkt[:4], len(pkt))
+		}
+		got, why := d.Decap(pkt)
+		if why != DropNone || got.VNI != 7 || !bytes.Equal(got.Inner, f) {
+			t.Fatalf("decap %v %+v", why, got)
+		}
+		// Two pieces for a frame over the tunnel's MTU.
+		big := innerFrame(1514, 9)
+		buf = withHeadroom(big)
+		second := make([]byte, 4096)
+		n1, n2, err := e.Fragment(buf, 256, len(big), second, v, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p1, _ := d.Decap(buf[256-e.Overhead() : 256-e.Overhead()+n1])
+		p2, _ := d.Decap(second[:n2])
+		if !p1.Piece || !p2.Piece || !bytes.Equal(append(append([]byte{}, p1.Inner...), p2.Inner...), big) {
+			t.Fatal("pieces do not make the frame")
+		}
+		// An Ethernet-framed packet is not one.
+		if _, why := d.Decap(append([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x86, 0xdd}, pkt...)); why == DropNone {
+			t.Error("a packet behind an Ethernet header accepted as L3")
+		}
+	}
 }

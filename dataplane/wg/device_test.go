@@ -142,8 +142,16 @@ func TestThroughWireGuard(t *testing.T) {
 	if err != nil || len(peers) != 1 || peers[0].LastHandshake.IsZero() || peers[0].TxBytes == 0 || peers[0].Endpoint == "" {
 		t.Fatalf("A's peer: %+v %v", peers, err)
 	}
+	// B counts its handshake response once its send returns, which may
+	// be after A has answered it.
 	var s stats.Snapshot
-	p.db.Snapshot(&s)
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s = stats.Snapshot{}
+		p.db.Snapshot(&s)
+		if s[stats.WGTxDatagrams] >= 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if s[stats.WGRxDatagrams] < 2 || s[stats.WGTxDatagrams] < 1 {
 		t.Errorf("B's datagrams: %d in, %d out", s[stats.WGRxDatagrams], s[stats.WGTxDatagrams])
 	}

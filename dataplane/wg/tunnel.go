@@ -4,8 +4,9 @@
 //
 // A Tunnel is two things at once. To the engine it is the uplink Port: the
 // encap goroutine transmits ip6-tun pseudowire packets (IPv6, no Ethernet
-// header) from UMEM chunks, the decap goroutine receives decrypted ones in
-// UMEM chunks, exactly as with an AF_XDP port. To wireguard-go it is the
+// header), or VXLAN packets without an Ethernet header, from UMEM chunks,
+// the decap goroutine receives decrypted ones in UMEM chunks, exactly as
+// with an AF_XDP port. To wireguard-go it is the
 // tun.Device: its TUN reader goroutine Reads those packets, copying each
 // into its own buffer where it encrypts in place, and its receivers Write
 // decrypted packets, which the Tunnel copies into a chunk the decap
@@ -21,7 +22,9 @@
 package wg
 
 import (
+	"encoding/binary"
 	"errors"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -35,6 +38,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/dataplane/spsc"
 	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -88,6 +92,7 @@ type Tunnel struct {
 	timer   *time.Timer
 
 	peer         atomic.Pointer[[16]byte] // the pseudowire peer's overlay address; nil: none
+	vxlanTo      atomic.Pointer[[16]byte] // our VTEP address inside the tunnel (VXLAN mode); nil: none
 	sessionUntil atomic.Int64             // monotonic time until which its session is known up
 	staged       int                      // packets handed over while no session (reader's)
 
@@ -149,6 +154,18 @@ func (t *Tunnel) SetPeer(a [16]byte, ok bool) {
 		return
 	}
 	t.peer.Store(&a)
+}
+
+// SetVXLAN makes decrypted VXLAN packets to our VTEP address local (UDP
+// to port 4789, IPv4 or IPv6) go to the engine; an invalid address sends
+// everything to the host.
+func (t *Tunnel) SetVXLAN(local netip.Addr) {
+	if !local.IsValid() {
+		t.vxlanTo.Store(nil)
+		return
+	}
+	a := local.As16()
+	t.vxlanTo.Store(&a)
 }
 
 // sessionLife is how long a session stays usable after a sign of it: a
@@ -256,7 +273,9 @@ func (t *Tunnel) readEngine(bufs [][]byte, sizes []int, offset int) int {
 	if k == 0 {
 		return 0
 	}
-	up := t.SessionUp()
+	// VXLAN has many peers and no one session: wireguard-go holds what
+	// waits for a handshake, per peer.
+	up := t.vxlanTo.Load() != nil || t.SessionUp()
 	if up {
 		t.staged = 0
 	}
@@ -352,12 +371,12 @@ func (t *Tunnel) isClosed() bool {
 func (t *Tunnel) Write(bufs [][]byte, offset int) (int, error) {
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
-	peer := t.peer.Load()
+	peer, vx := t.peer.Load(), t.vxlanTo.Load()
 	t.hostBufs = t.hostBufs[:0]
 	delivered := false
 	for _, b := range bufs {
 		pkt := b[offset:]
-		if peer == nil || !isPseudowire(pkt, peer) {
+		if !(peer != nil && isPseudowire(pkt, peer) || vx != nil && isVXLAN(pkt, vx)) {
 			t.hostBufs = append(t.hostBufs, b)
 			continue
 		}
@@ -401,6 +420,19 @@ func isPseudowire(pkt []byte, peer *[16]byte) bool {
 	}
 	ip := frame.IPv6(pkt)
 	return ip.Version() == 6 && ip.NextHeader() == pseudowire.IPProto && ip.SrcEquals(peer)
+}
+
+// isVXLAN reports whether pkt is a VXLAN packet (UDP to port 4789, not
+// an IPv4 fragment, no IPv6 extension headers) to the address at to.
+func isVXLAN(pkt []byte, to *[16]byte) bool {
+	if len(pkt) >= frame.IPv4Len+8 && pkt[0] == 0x45 {
+		return pkt[9] == 17 && pkt[6]&0x3f|pkt[7] == 0 && [4]byte(pkt[16:20]) == [4]byte(to[12:]) &&
+			[12]byte(to[:12]) == [12]byte{10: 0xff, 11: 0xff} && binary.BigEndian.Uint16(pkt[22:]) == vxlan.Port
+	}
+	if len(pkt) >= frame.IPv6Len+8 && pkt[0]>>4 == 6 {
+		return pkt[6] == 17 && [16]byte(pkt[24:40]) == *to && binary.BigEndian.Uint16(pkt[42:]) == vxlan.Port
+	}
+	return false
 }
 
 // File implements tun.Device; there is no file.

@@ -11,6 +11,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/vxlan"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -340,4 +341,63 @@ func FuzzWrite(f *testing.F) {
 			t.Fatalf("chunks: %d delivered, %d still filled", n, tun.fill.Len())
 		}
 	})
+}
+
+// vxPacket is a VXLAN packet (IPv4 or IPv6, no Ethernet) from src to dst.
+func vxPacket(src, dst netip.Addr, port uint16) []byte {
+	e, _ := vxlan.NewEncapsulator(vxlan.EncapConfig{Local: src, MTU: 1420, L3: true})
+	f := make([]byte, 60)
+	buf := make([]byte, 256+len(f))
+	copy(buf[256:], f)
+	start, _ := e.Encap(buf, 256, len(f), &vxlan.VTEP{Addr: dst, Up: true}, 101)
+	p := buf[start:]
+	if port != vxlan.Port {
+		off := frame.IPv4Len
+		if dst.Is6() {
+			off = frame.IPv6Len
+		}
+		binary.BigEndian.PutUint16(p[off+2:], port)
+	}
+	return p
+}
+
+// TestVXLANToEngine: in VXLAN mode, packets to our VTEP address and the
+// VXLAN port go to the engine, from any peer and without a session limit;
+// everything else to the host.
+func TestVXLANToEngine(t *testing.T) {
+	for _, fam := range []struct{ us, them, other netip.Addr }{
+		{netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2"), netip.MustParseAddr("10.99.0.9")},
+		{overlayA, overlayB, netip.MustParseAddr("fd00:77::9")},
+	} {
+		u := xsk.NewFakeUMEM(64)
+		host := newFakeHost()
+		tun := NewTunnel(u, 1420, host)
+		tun.SetVXLAN(fam.us)
+		tun.Fill([]uint64{5 * u.ChunkSize, 6 * u.ChunkSize})
+		vx := vxPacket(fam.them, fam.us, vxlan.Port)
+		notOurs := vxPacket(fam.them, fam.other, vxlan.Port)
+		otherPort := vxPacket(fam.them, fam.us, 4790)
+		var bufs [][]byte
+		for _, p := range [][]byte{vx, notOurs, otherPort} {
+			bufs = append(bufs, append(make([]byte, 16), p...))
+		}
+		tun.Write(bufs, 16)
+		descs := make([]xsk.Desc, 4)
+		if n := tun.Receive(descs); n != 1 || !bytes.Equal(u.Frame(descs[0].Addr, descs[0].Len), vx) {
+			t.Fatalf("%v: engine got %d", fam.us, n)
+		}
+		if got := host.got(); len(got) != 2 {
+			t.Fatalf("%v: host got %d packets, want 2", fam.us, len(got))
+		}
+		// No session limit: more than MaxStaged packets go to wireguard-go.
+		for i := 0; i < MaxStaged+10; i++ {
+			transmit(t, tun, u, 10+i%40, vx)
+			bufs, sizes := wgBufs(1)
+			if n, _ := tun.Read(bufs, sizes, 16); n != 1 {
+				t.Fatalf("packet %d held back", i)
+			}
+			tun.Complete(make([]uint64, 4))
+		}
+		tun.Close()
+	}
 }

@@ -1,5 +1,5 @@
 # pwgate: see README.md. The two commands a newcomer needs:
-#   make demo   the two-site lab in network namespaces (MODE=eth or ip6)
+#   make demo   the lab in network namespaces (MODE=ip6, eth or evpn; ENCRYPT=wireguard)
 #   make test   everything CI runs
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)

@@ -1,15 +1,17 @@
 // Command pwlab builds pwgate's two-site lab in network namespaces, for
 // people who want to see the appliance work without hardware:
 //
-//	pwlab demo [--mode ip6|eth] [--encrypt none|wireguard]   build, show traffic and counters, tear down
-//	pwlab up   [--mode ip6|eth] [--encrypt none|wireguard]   build and leave it running
-//	pwlab down                                                tear down what up built
+//	pwlab demo [--mode ip6|eth|evpn] [--encrypt none|wireguard]   build, show traffic and counters, tear down
+//	pwlab up   [--mode ip6|eth|evpn] [--encrypt none|wireguard]   build and leave it running
+//	pwlab down                                                     tear down what up built
 //
 //	hosta ── pwa ══ access network ══ pwb ── hostb
 //
 // Each host has a Linux bridge with STP; the access network is a router
-// with radvd joining two /64s (ip6 mode) or a hub (eth mode). pwlab finds
-// pwgated, pwctl and check_pwbpdu next to its own executable. It needs root.
+// with radvd joining two /64s (ip6 mode) or a hub (eth mode). With --mode
+// evpn it is three sites instead, two pwgates and FRR 8.4 with kernel
+// VXLAN, in one BGP EVPN fabric (bench/lab's EVPN lab). pwlab finds
+// pwgated, pwctl and the checks next to its own executable. It needs root.
 package main
 
 import (
@@ -41,38 +43,42 @@ func main() {
 
 // options are the lab's shape.
 type options struct {
-	mode    string // ip6 or eth
+	mode    string // ip6, eth or evpn
 	encrypt string // none or wireguard
 }
 
 func (o options) String() string {
-	if o.encrypt == "wireguard" {
-		return o.mode + " mode inside WireGuard"
+	what := o.mode + " mode"
+	if o.mode == "evpn" {
+		what = "three-site BGP EVPN with FRR"
 	}
-	return o.mode + " mode"
+	if o.encrypt == "wireguard" {
+		return what + " inside WireGuard"
+	}
+	return what
 }
 
 func run(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: pwlab demo|up|down [--mode ip6|eth] [--encrypt none|wireguard]")
+		fmt.Fprintln(os.Stderr, "usage: pwlab demo|up|down [--mode ip6|eth|evpn] [--encrypt none|wireguard]")
 		return 2
 	}
 	fs := flag.NewFlagSet("pwlab "+args[0], flag.ContinueOnError)
 	var o options
-	fs.StringVar(&o.mode, "mode", "ip6", "pseudowire mode: ip6 or eth")
-	fs.StringVar(&o.encrypt, "encrypt", "none", "none, or wireguard: the pseudowire inside WireGuard (ip6 mode)")
+	fs.StringVar(&o.mode, "mode", "ip6", "pseudowire mode ip6 or eth, or evpn: three VXLAN sites with BGP EVPN")
+	fs.StringVar(&o.encrypt, "encrypt", "none", "none, or wireguard: the pseudowire (ip6 mode) or the VTEPs (evpn) inside WireGuard")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
 	switch {
-	case o.mode != "ip6" && o.mode != "eth":
-		fmt.Fprintf(os.Stderr, "pwlab: --mode %q: want ip6 or eth\n", o.mode)
+	case o.mode != "ip6" && o.mode != "eth" && o.mode != "evpn":
+		fmt.Fprintf(os.Stderr, "pwlab: --mode %q: want ip6, eth or evpn\n", o.mode)
 		return 2
 	case o.encrypt != "none" && o.encrypt != "wireguard":
 		fmt.Fprintf(os.Stderr, "pwlab: --encrypt %q: want none or wireguard\n", o.encrypt)
 		return 2
-	case o.encrypt == "wireguard" && o.mode != "ip6":
-		fmt.Fprintln(os.Stderr, "pwlab: --encrypt wireguard runs in ip6 mode (MODE=ip6)")
+	case o.encrypt == "wireguard" && o.mode == "eth":
+		fmt.Fprintln(os.Stderr, "pwlab: --encrypt wireguard runs in ip6 or evpn mode")
 		return 2
 	}
 	if err := preflight(); err != nil {
@@ -179,7 +185,13 @@ func demo(o options) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- runDemo(l, o, dir) }()
+	go func() {
+		if o.mode == "evpn" {
+			done <- runEVPNDemo(l, o, dir)
+			return
+		}
+		done <- runDemo(l, o, dir)
+	}()
 	select {
 	case err = <-done:
 		return err
@@ -247,6 +259,9 @@ func up(o options) error {
 	}
 	l := lab.New(prefix)
 	l.Detach, l.LogDir = true, stateDir
+	if o.mode == "evpn" {
+		return upEVPN(l, o)
+	}
 	s, err := build(l, o, stateDir)
 	if err != nil {
 		l.Close()

@@ -267,6 +267,9 @@ const (
 	// reresolveEvery: how often WireGuard endpoint names of silent peers
 	// are looked up again.
 	reresolveEvery = 30 * time.Second
+	// workEvery: the VTEP controller publishes a new forwarding table at
+	// most this often.
+	workEvery = 10 * time.Millisecond
 )
 
 // Run is the main goroutine: it follows the uplink's next hop, reloads on
@@ -290,6 +293,13 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	}
 	var learned chan struct{}
 	var aging <-chan time.Time
+	// What BGP and the data goroutines report is taken in batches, at
+	// most every workEvery: under churn, every new forwarding table costs
+	// the data goroutines cache misses on the shards it replaces.
+	work := time.NewTimer(time.Hour)
+	work.Stop()
+	defer work.Stop()
+	workArmed, lastWork := false, time.Time{}
 	if d.vx != nil {
 		learned = d.vx.ctl.Wake()
 		t := time.NewTicker(agingEvery)
@@ -308,7 +318,17 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			d.graceful = true
 			return nil
 		case <-learned:
+			if since := time.Since(lastWork); since >= workEvery {
+				d.vx.ctl.Work(time.Now())
+				lastWork = time.Now()
+			} else if !workArmed {
+				work.Reset(workEvery - since)
+				workArmed = true
+			}
+		case <-work.C:
+			workArmed = false
 			d.vx.ctl.Work(time.Now())
+			lastWork = time.Now()
 		case now := <-aging:
 			d.vx.ctl.Age(now)
 		case <-hup:

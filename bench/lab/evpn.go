@@ -379,14 +379,14 @@ func (e *EVPN) StartPwgated(sites ...*EVPNSite) error {
 	return nil
 }
 
-// WaitSessions waits until every BGP session of the pwgate sites is
-// established (FRR's too, seen from pwgate's side).
+// WaitSessions waits until every BGP session of the running pwgate sites
+// is established (FRR's too, seen from pwgate's side).
 func (e *EVPN) WaitSessions(timeout time.Duration) error {
 	last := ""
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		ok := true
 		for _, s := range e.Sites {
-			if s.FRR {
+			if s.FRR || s.Proc == nil {
 				continue
 			}
 			st, err := client.FetchStatus(s.Socket, time.Second)

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,10 @@ import (
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane"
 )
+
+// vxlanSizes are the VXLAN rows' frame sizes (1400: the largest round
+// size VXLAN over IPv6 carries in a 1500-byte underlay).
+var vxlanSizes = []int{64, 512}
 
 // wholeSize is the largest frame carried whole in both modes at MTU 1500
 // (1514 - 56): the unfragmented reference for the 1600-byte case.
@@ -45,12 +50,20 @@ func sizes(quick bool) []int {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bgp-churn" {
+		if err := runChurn(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "pwbench bgp-churn: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	quick := flag.Bool("quick", false, "a one-minute subset: 64 and 1514 bytes, encap direction, no steady-load run")
 	dur := flag.Duration("duration", 0, "measurement time per case (default 3s, 2s with --quick)")
 	soak := flag.Duration("soak", 60*time.Second, "steady-load run of pwgate (eth, 64 bytes both ways) for the GC check; 0 skips it")
 	out := flag.String("out", "bench/results", "results directory")
 	bin := flag.String("bin", "bin", "directory holding pwgated")
 	readme := flag.String("readme", "README.md", "file whose bench section gets the summary; empty: none")
+	only := flag.String("only", "", "comma-separated devices to measure (such as pwgate-vxlan,vxlan; evpn: the EVPN control plane); the results go to a file of their own, not latest nor the README")
 	flag.Parse()
 	if *dur == 0 {
 		*dur = 3 * time.Second
@@ -58,10 +71,13 @@ func main() {
 			*dur = 2 * time.Second
 		}
 	}
-	if *quick {
+	if *quick || *only != "" {
 		*soak = 0
 	}
-	if err := run(*quick, *dur, *soak, *out, *bin, *readme); err != nil {
+	if *only != "" {
+		*readme = ""
+	}
+	if err := run(*quick, *only, *dur, *soak, *out, *bin, *readme); err != nil {
 		fmt.Fprintf(os.Stderr, "pwbench: %v\n", err)
 		lab.Teardown(prefix)
 		os.Exit(1)
@@ -120,21 +136,26 @@ func suites(quick bool) []suite {
 	all := []string{dutBridge, dutVXLAN, dutPWEth, dutPWIP6}
 	pw := []string{dutPWEth, dutPWIP6}
 	dirs := []string{dirEncap, dirDecap, dirBoth}
+	vx := []string{dutVXLAN, dutPWVXLAN}
 	if quick {
 		return []suite{
 			{genXDP, layoutShared, all, []int{64, 1514}, []string{dirEncap, dirDecap}},
 			{genTrafgen, layoutShared, all, []int{64}, []string{dirEncap}},
+			{genXDP, layoutShared, []string{dutPWVXLAN}, []int{64}, []string{dirEncap, dirDecap}},
 		}
 	}
 	return []suite{
 		{genXDP, layoutShared, all, sizes(false), dirs},
+		{genXDP, layoutShared, vx[1:], vxlanSizes, dirs}, // the kernel's VXLAN rows come with "all", at vxlanSizes too
+		{genXDP, layoutShared, vx, []int{1400}, dirs},
+		{genXDP, layoutShared, []string{dutPWVXLAN3}, []int{64, 512}, []string{dirEncap}},
 		{genTrafgen, layoutShared, all, sizes(false), dirs},
 		{genXDP, layoutBusy, pw, []int{64, 1514}, []string{dirEncap, dirDecap}},
 		{genXDP, layoutShared, []string{dutPWWG, dutStockWG}, wgSizes, []string{dirEncap, dirDecap}},
 	}
 }
 
-func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
+func run(quick bool, only string, dur, soak time.Duration, out, bin, readme string) error {
 	if err := preflight(bin); err != nil {
 		return err
 	}
@@ -155,6 +176,10 @@ func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
 	if quick {
 		cmd = "make bench-quick"
 	}
+	want := func(dut string) bool { return only == "" || slices.Contains(strings.Split(only, ","), dut) }
+	if only != "" {
+		cmd += " (pwbench --only " + only + ")"
+	}
 	rep := &report{Meta: metadata(cmd, dur)}
 	// One topology per (device, layout), every suite's cases on it.
 	type key struct{ dut, layout string }
@@ -162,6 +187,9 @@ func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
 	cases := map[key][]caseSpec{}
 	for _, su := range suites(quick) {
 		for _, dut := range su.duts {
+			if !want(dut) {
+				continue
+			}
 			k := key{dut, su.layout}
 			if _, ok := cases[k]; !ok {
 				order = append(order, k)
@@ -203,17 +231,26 @@ func run(quick bool, dur, soak time.Duration, out, bin, readme string) error {
 			rep.Profile = pprofTop(filepath.Join(bin, "pwgated"), profile)
 		}
 	}
+	if !quick && want("evpn") {
+		fmt.Println("EVPN control plane: MAC churn over BGP, and FRR's MACs into the forwarding database")
+		rep.EVPN = evpnBench(bin, filepath.Join(dir, "evpn"), dur)
+	}
 	if left, _ := lab.Leftovers(prefix); len(left) > 0 {
 		return fmt.Errorf("namespaces left behind: %v", left)
 	}
-	fmt.Println("microbenchmarks")
-	rep.Micro, rep.Benchstat = micro(quick, out)
+	if only == "" {
+		fmt.Println("microbenchmarks")
+		rep.Micro, rep.Benchstat = micro(quick, out)
+	}
 	rep.evaluate()
 	stamp := time.Now().UTC().Format("20060102-150405")
 	if quick {
 		stamp += "-quick"
 	}
-	if err := rep.write(out, stamp, !quick, readme); err != nil {
+	if only != "" {
+		stamp += "-only"
+	}
+	if err := rep.write(out, stamp, !quick && only == "", readme); err != nil {
 		return err
 	}
 	fmt.Printf("\n%s\n%s\nwritten to %s/%s.md\n", rep.summary(), rep.goals(), out, stamp)

@@ -37,17 +37,18 @@ type steady struct {
 }
 
 type report struct {
-	Meta      meta     `json:"meta"`
-	Results   []result `json:"results"`
-	Soak      *steady  `json:"soak,omitempty"`
-	Goals     []goal   `json:"goals"`
-	Budget    []budget `json:"budget,omitempty"`
-	Micro     string   `json:"microbenchmarks"`
-	Benchstat string   `json:"benchstat,omitempty"`
-	Previous  string   `json:"previous,omitempty"` // the run compared with
-	Deltas    string   `json:"deltas,omitempty"`
-	Profile   string   `json:"pprof_top,omitempty"`
-	Perf      string   `json:"perf_top,omitempty"`
+	Meta      meta        `json:"meta"`
+	Results   []result    `json:"results"`
+	Soak      *steady     `json:"soak,omitempty"`
+	EVPN      *evpnResult `json:"evpn,omitempty"`
+	Goals     []goal      `json:"goals"`
+	Budget    []budget    `json:"budget,omitempty"`
+	Micro     string      `json:"microbenchmarks"`
+	Benchstat string      `json:"benchstat,omitempty"`
+	Previous  string      `json:"previous,omitempty"` // the run compared with
+	Deltas    string      `json:"deltas,omitempty"`
+	Profile   string      `json:"pprof_top,omitempty"`
+	Perf      string      `json:"perf_top,omitempty"`
 }
 
 func (r *report) find(c caseSpec) *result {
@@ -131,7 +132,87 @@ func (r *report) evaluate() {
 		r.Goals = append(r.Goals, goal{"0 GC cycles and 0 allocations per frame in a 60 s run", s.GCCycles == 0 && perFrame < 1e-4 && s.Error == "", d})
 	}
 	r.wgGoals()
+	r.vxlanGoals()
 	r.Budget = budgets(r)
+}
+
+// vxlanGoals checks the VXLAN and EVPN goals.
+func (r *report) vxlanGoals() {
+	c := func(dut string, size int, dir string) *result {
+		return r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir})
+	}
+	worst, details := 1e18, []string{}
+	for _, dir := range []string{dirEncap, dirDecap} {
+		a, b := c(dutPWVXLAN, 64, dir), c(dutVXLAN, 64, dir)
+		if a == nil || b == nil || b.FPS < 1 {
+			continue
+		}
+		worst = min(worst, a.FPS/b.FPS)
+		details = append(details, fmt.Sprintf("%s %.2f×", dir, a.FPS/b.FPS))
+	}
+	if len(details) > 0 {
+		r.Goals = append(r.Goals, goal{"pwgate-vxlan ≥ 1.5× kernel VXLAN+bridge at 64 bytes, both directions", worst >= 1.5, strings.Join(details, ", ")})
+	}
+	if f, u := c(dutPWVXLAN3, 64, dirEncap), c(dutPWVXLAN, 64, dirEncap); f != nil && u != nil && u.FPS > 0 {
+		r.Goals = append(r.Goals, goal{"broadcast replicated to 3 VTEPs at ≥ 1/3 of the unicast frame rate (64 bytes)", f.FPS >= u.FPS/3,
+			fmt.Sprintf("%.0f kframes/s flooded (%.0f k copies/s) against %.0f kframes/s to one VTEP: %.2f×", f.FPS/1000, 3*f.FPS/1000, u.FPS/1000, f.FPS/u.FPS)})
+	}
+	if e := r.EVPN; e != nil {
+		if e.FRRInstall > 0 {
+			r.Goals = append(r.Goals, goal{"10,000 MACs from FRR in pwgate's forwarding database within 5 s", e.FRRInstall <= 5,
+				fmt.Sprintf("%d MACs in %.2f s, %s", e.FRRMACs, e.FRRInstall, e.InstallDetail)})
+		}
+		if c := e.Churn; c != nil && c.BaseFPS > 0 && c.ChurnEncapNS > 0 {
+			onOwnCore := c.BaseEncapNS / c.ChurnEncapNS
+			d := fmt.Sprintf("with %.0f moves/s the encap thread spends %.0f ns per frame against %.0f without: %.2f× the frame rate on a core of its own (the appliance's layout; this VM's two cores cannot give the control plane one, see the results file); "+
+				"with everything on one core the control plane's %.0f µs per move take the rate from %.0f to %.0f kframes/s (%.2f×)",
+				c.MovesPerSec, c.ChurnEncapNS, c.BaseEncapNS, onOwnCore, c.ControlPerMov, c.BaseFPS/1000, c.ChurnFPS/1000, c.ChurnFPS/c.BaseFPS)
+			r.Goals = append(r.Goals, goal{"1,000 MAC moves/s cost ≤ 10 % of the data path's frames/s", onOwnCore >= 0.9 && c.MovesPerSec >= 900, d})
+		}
+		if e.Error != "" {
+			r.Goals = append(r.Goals, goal{"EVPN control plane measured", false, e.Error})
+		}
+	}
+}
+
+// vxlanTable prints pwgate-vxlan against kernel VXLAN (XDP generator).
+func (r *report) vxlanTable() string {
+	var b strings.Builder
+	b.WriteString("| frame | direction | kernel VXLAN + bridge | pwgate vxlan | ratio | pwgate, flooding to 3 VTEPs |\n|---:|---|---:|---:|---:|---:|\n")
+	n := 0
+	for _, size := range r.sizes() {
+		for _, dir := range []string{dirEncap, dirDecap, dirBoth} {
+			c := func(dut string) *result {
+				return r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir})
+			}
+			vx, pw, fl := c(dutVXLAN), c(dutPWVXLAN), c(dutPWVXLAN3)
+			if pw == nil && fl == nil {
+				continue
+			}
+			n++
+			cell := func(x *result) string {
+				if x == nil {
+					return "–"
+				}
+				return fmt.Sprintf("%s k/s, %s ns", kfps(x), cpuNS(x))
+			}
+			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", size, dir, cell(vx), cell(pw), ratio(pw, vx), cell(fl))
+		}
+	}
+	if e := r.EVPN; e != nil {
+		if e.FRRMACs > 0 {
+			fmt.Fprintf(&b, "\nEVPN: %d MACs from an FRR site in pwgate's forwarding database in %.2f s.", e.FRRMACs, e.FRRInstall)
+		}
+		if c := e.Churn; c != nil && c.BaseFPS > 0 {
+			fmt.Fprintf(&b, " %.0f MAC moves/s over BGP while forwarding 64-byte frames to those MACs: the encap thread's CPU per frame %.0f ns against %.0f without; on one shared core %.0f against %.0f kframes/s (the control plane costs %.0f µs per move).",
+				c.MovesPerSec, c.ChurnEncapNS, c.BaseEncapNS, c.ChurnFPS/1000, c.BaseFPS/1000, c.ControlPerMov)
+		}
+		b.WriteString("\n")
+	}
+	if n == 0 {
+		return ""
+	}
+	return b.String()
 }
 
 // wgGoals checks the WireGuard goals.
@@ -375,6 +456,10 @@ func (r *report) summary() string {
 	if len(r.Budget) > 0 {
 		b.WriteString("\n**Line-rate budget for the appliances** (one core per direction; assumptions in the results file):\n\n")
 		b.WriteString(budgetTable(r.Budget))
+	}
+	if vx := r.vxlanTable(); vx != "" {
+		b.WriteString("\n**VXLAN**: pwgate as a VTEP (static remote, IPv6 underlay, zero UDP checksums as the kernel device is set) against a bridge and the kernel's VXLAN device (XDP generator; delivered frames/s and the DUT core's CPU per frame; flooded frames count once):\n\n")
+		b.WriteString(vx)
 	}
 	if wg := r.wgTable(); wg != "" {
 		b.WriteString("\n**The pseudowire inside WireGuard** against a bridge and kernel VXLAN over a stock wireguard-go tunnel (XDP generator into the LAN port; the decap direction's far end encrypts with stock wireguard-go on the generator core; delivered frames/s and the DUT core's CPU per frame):\n\n")

@@ -49,6 +49,10 @@ const (
 	dutVXLAN  = "vxlan"
 	dutPWEth  = "pwgate-eth"
 	dutPWIP6  = "pwgate-ip6"
+	// pwgate as a VTEP (static remote, the kernel VXLAN baseline's
+	// settings), and flooding every frame to three VTEPs.
+	dutPWVXLAN  = "pwgate-vxlan"
+	dutPWVXLAN3 = "pwgate-vxlan-flood3"
 )
 
 // topo is one built topology.
@@ -60,9 +64,25 @@ type topo struct {
 	lan, wan *sink.Sink
 	pwgated  *lab.Proc
 	socket   string
+	// varyDst spreads the encap direction's frames over destinations
+	// (macChurn) instead of sources.
+	varyDst bool
 }
 
 func (t *topo) isPW() bool { return t.kind == dutPWEth || t.kind == dutPWIP6 }
+
+func isPWVXLAN(kind string) bool { return kind == dutPWVXLAN || kind == dutPWVXLAN3 || kind == dutPWEVPN }
+
+// vteps are the remote VTEPs of the pwgate-vxlan topologies, all behind s0.
+var vteps = []netip.Addr{addrS0, netip.MustParseAddr("2001:db8:1::3"), netip.MustParseAddr("2001:db8:1::4")}
+
+// copies is how many packets the DUT sends for one frame from the lan.
+func copies(kind string) int {
+	if kind == dutPWVXLAN3 {
+		return 3
+	}
+	return 1
+}
 
 func build(kind, layout, dir, bin string, profile string) (_ *topo, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -128,7 +148,7 @@ func build(kind, layout, dir, bin string, profile string) (_ *topo, err error) {
 				" dstport 4789 udp6zerocsumtx udp6zerocsumrx dev ul0",
 			"ip link add br0 type bridge", "ip link set dev dl0 master br0", "ip link set dev vx0 master br0",
 			"ip link set dev vx0 up", "ip link set dev br0 up")
-	case dutPWEth, dutPWIP6:
+	case dutPWEth, dutPWIP6, dutPWVXLAN, dutPWVXLAN3, dutPWEVPN:
 		err = t.startPwgated(bin, profile)
 	case dutPWWG, dutStockWG:
 		err = t.buildWG(bin, profile)
@@ -149,10 +169,29 @@ func (t *topo) startPwgated(bin, profile string) error {
 		poll, main, enc, dec = "busy", 0, 1, 0
 	}
 	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: %s\n"+
-		"cores:\n  main: %d\n  encap: %d\n  decap: %d\nstats:\n  socket: %s\n", map[string]string{dutPWEth: "eth", dutPWIP6: "ip6"}[t.kind], poll, main, enc, dec, t.socket)
-	if t.kind == dutPWEth {
+		"cores:\n  main: %d\n  encap: %d\n  decap: %d\nstats:\n  socket: %s\n",
+		map[string]string{dutPWEth: "eth", dutPWIP6: "ip6", dutPWVXLAN: "vxlan", dutPWVXLAN3: "vxlan", dutPWEVPN: "vxlan"}[t.kind], poll, main, enc, dec, t.socket)
+	switch {
+	case t.kind == dutPWEth:
 		c += fmt.Sprintf("peer:\n  mac: %q\n", macS0)
-	} else {
+	case t.kind == dutPWEVPN:
+		return t.startEVPN(bin, profile, c)
+	case isPWVXLAN(t.kind):
+		// As the kernel baseline: VNI 42, zero UDP checksums both ways.
+		var rem []string
+		for _, v := range vteps[:copies(t.kind)] {
+			rem = append(rem, v.String())
+		}
+		c += fmt.Sprintf("local:\n  address: %s/64\nvxlan:\n  vnis:\n    - vni: 42\n  remotes: [%s]\n  udp6_zero_checksum_tx: true\n  udp6_zero_checksum_rx: true\n",
+			addrUL, strings.Join(rem, ", "))
+		cmds := []string{"ip -6 addr add " + addrUL.String() + "/64 dev ul0 nodad"}
+		for _, v := range vteps {
+			cmds = append(cmds, "ip -6 neigh add "+v.String()+" lladdr "+macS0.String()+" dev ul0 nud permanent")
+		}
+		if err := t.l.Script("dut", cmds...); err != nil {
+			return err
+		}
+	default:
 		c += fmt.Sprintf("peer:\n  address: %s\nlocal:\n  address: %s/64\n", addrS0, addrUL)
 		// The access network's other end is on-link and answers no NDP (its
 		// sink drops nothing but test traffic, but nothing there speaks

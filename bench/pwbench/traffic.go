@@ -80,7 +80,7 @@ func decapPackets(kind string, n int) ([][]byte, int, error) {
 	switch kind {
 	case dutBridge:
 		return [][]byte{plain(n, macS0, floodB)}, 6, nil
-	case dutVXLAN:
+	case dutVXLAN, dutPWVXLAN, dutPWVXLAN3, dutPWEVPN:
 		p := make([]byte, frame.EthernetLen+frame.IPv6Len+8+8, frame.EthernetLen+frame.IPv6Len+16+n)
 		e := frame.Ethernet(p)
 		e.SetDst(macUL0)
@@ -118,7 +118,7 @@ func decapPackets(kind string, n int) ([][]byte, int, error) {
 // encapKind is the kind of packet the wan sink counts for the DUT's output.
 func encapKind(kind string) sink.Kind {
 	switch kind {
-	case dutVXLAN:
+	case dutVXLAN, dutPWVXLAN, dutPWVXLAN3, dutPWEVPN:
 		return sink.VXLAN
 	case dutPWEth:
 		return sink.PWEth
@@ -426,7 +426,11 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 		return err
 	}
 	if c.Direction == dirEncap || c.Direction == dirBoth {
-		if err := start(dirEncap, "lan", "g0", encCore, [][]byte{plain(c.Size, macG0, floodA)}, 6); err != nil {
+		dst, vary := floodA, 6 // one unknown destination; the source varies
+		if t.varyDst {
+			dst, vary = macChurn(0), 0 // destinations the churning routes name
+		}
+		if err := start(dirEncap, "lan", "g0", encCore, [][]byte{plain(c.Size, macG0, dst)}, vary); err != nil {
 			return fail(err)
 		}
 	}
@@ -474,7 +478,7 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 	offered, delivered := 0.0, 0.0
 	if gens[dirEncap] != nil {
 		offered += float64(b.encTx - a.encTx)
-		out := float64(b.wanOut - a.wanOut)
+		out := float64(b.wanOut-a.wanOut) / float64(copies(t.kind)) // flooded: frames, not copies
 		if isWG(t.kind) {
 			out /= float64(wgPieces(t.kind, c.Size)) // the sink counts WireGuard messages
 		}
@@ -511,7 +515,7 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 		}
 	}
 	r.GCCycles = b.gc - a.gc
-	if t.kind == dutVXLAN && c.Size > wanMTU+frame.EthernetLen-vxlanOverhead {
+	if (t.kind == dutVXLAN || isPWVXLAN(t.kind)) && c.Size > wanMTU+frame.EthernetLen-vxlanOverhead {
 		r.Error = fmt.Sprintf("VXLAN adds %d bytes and does not fragment: a %d-byte frame does not fit MTU %d", vxlanOverhead, c.Size, wanMTU)
 	}
 	if !wgFits(t.kind, c.Size) {

@@ -41,6 +41,9 @@ type Gen struct {
 	pkt     []byte
 	pieces  uint64
 	sent    atomic.Uint64
+	// The run in progress, for Sent's estimate: its start (Unix ns), its
+	// repeat count and how long the last run took (ns).
+	callStart, callN, lastDur atomic.Int64
 }
 
 // Options say what a generator sends.
@@ -114,12 +117,17 @@ func (g *Gen) Close() error { return g.objs.Close() }
 
 // send runs the program n times in live-frames mode: n packets out.
 func (g *Gen) send(n uint32) error {
+	t := time.Now()
+	g.callStart.Store(t.UnixNano())
+	g.callN.Store(int64(n))
 	_, err := g.objs.Xdpgen.Run(&ebpf.RunOptions{
 		Data:    g.pkt,
 		Repeat:  n,
 		Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 		Context: &xdpMD{DataEnd: uint32(len(g.pkt)), IngressIfindex: uint32(g.ifindex)},
 	})
+	g.callN.Store(0) // before the count: Sent never counts a run twice
+	g.lastDur.Store(int64(time.Since(t)))
 	if err == nil {
 		g.sent.Add(uint64(n))
 	}
@@ -128,10 +136,22 @@ func (g *Gen) send(n uint32) error {
 
 // Sent returns how many frames the generator has sent so far (a split
 // frame's two pieces count once); safe from any goroutine while Run runs.
-func (g *Gen) Sent() uint64 { return g.sent.Load() / g.pieces }
+// A run in progress counts in proportion to its time so far (the kernel
+// says how many it sent only at its end).
+func (g *Gen) Sent() uint64 {
+	done := g.sent.Load()
+	if n, d := g.callN.Load(), g.lastDur.Load(); n > 0 && d > 0 {
+		frac := min(float64(time.Now().UnixNano()-g.callStart.Load())/float64(d), 1)
+		done += uint64(frac * float64(n))
+	}
+	return done / g.pieces
+}
 
 // slice is the rate controller's time step.
 const slice = time.Millisecond
+
+// callTime is how long one run at full speed aims to take.
+const callTime = 250 * time.Millisecond
 
 // Run sends packets at rate per second (0: as fast as the core can) until
 // ctx is done, and returns how many packets it sent. Run it on the thread of the
@@ -139,11 +159,19 @@ const slice = time.Millisecond
 func (g *Gen) Run(ctx context.Context, rate float64) (uint64, error) {
 	var sent uint64
 	if rate <= 0 {
+		// Each BPF_PROG_RUN in live-frames mode costs about 25 ms of set-up
+		// and tear-down on this kernel (its page pool goes through an RCU
+		// grace period), whatever the repeat count: calls of about a
+		// quarter second keep that under a tenth of the time.
+		n := uint32(65536)
 		for ctx.Err() == nil {
-			if err := g.send(4096); err != nil {
+			t := time.Now()
+			if err := g.send(n); err != nil {
 				return sent, err
 			}
-			sent += 4096
+			sent += uint64(n)
+			d := max(time.Since(t), time.Millisecond)
+			n = uint32(min(max(float64(n)*float64(callTime)/float64(d), 4096), 1<<22))
 		}
 		return sent, nil
 	}

@@ -34,7 +34,7 @@ type GoBGP struct {
 
 	mu    sync.Mutex
 	cfg   Config
-	uuids map[string][]byte // announced route ID → GoBGP's path UUID
+	announced map[string]bool // IDs of the routes announced
 	// imports are the neighbors' import filters, read by the watcher.
 	imports atomic.Pointer[importRules]
 }
@@ -77,7 +77,7 @@ func (ir *importRules) permitted(peer netip.Addr, r *Route) bool {
 var _ Speaker = (*GoBGP)(nil)
 
 // NewGoBGP returns a speaker that logs to log.
-func NewGoBGP(log *slog.Logger) *GoBGP { return &GoBGP{log: log, uuids: map[string][]byte{}} }
+func NewGoBGP(log *slog.Logger) *GoBGP { return &GoBGP{log: log, announced: map[string]bool{}} }
 
 // Start implements Speaker.
 func (g *GoBGP) Start(c Config, watch func([]Update)) error {
@@ -342,26 +342,35 @@ func (g *GoBGP) Announce(r Route) error {
 	if err != nil {
 		return err
 	}
-	res, err := g.s.AddPath(context.Background(), &api.AddPathRequest{Path: p})
-	if err != nil {
+	if _, err := g.s.AddPath(context.Background(), &api.AddPathRequest{Path: p}); err != nil {
 		return fmt.Errorf("announce %s: %w", r.ID(), err)
 	}
 	g.mu.Lock()
-	g.uuids[r.ID()] = res.Uuid
+	g.announced[r.ID()] = true
 	g.mu.Unlock()
 	return nil
 }
 
-// Withdraw implements Speaker.
+// Withdraw implements Speaker. It names the route by its NLRI, not by the
+// UUID AddPath returned: GoBGP v3.37 finds a UUID by walking every path it
+// originated, which makes withdrawing thousands of MACs quadratic. The
+// route's own MAC mobility community goes: GoBGP would refuse a
+// withdrawal whose sequence is lower than the MAC's current one.
 func (g *GoBGP) Withdraw(r Route) error {
 	g.mu.Lock()
-	uuid, ok := g.uuids[r.ID()]
-	delete(g.uuids, r.ID())
+	ok := g.announced[r.ID()]
+	delete(g.announced, r.ID())
 	g.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	if err := g.s.DeletePath(context.Background(), &api.DeletePathRequest{Uuid: uuid}); err != nil {
+	bare := Route{Kind: r.Kind, RD: r.RD, MAC: r.MAC, IP: r.IP, VNI: r.VNI, Prefix: r.Prefix, NextHop: r.NextHop}
+	p, err := g.path(&bare)
+	if err != nil {
+		return err
+	}
+	p.IsWithdraw = true
+	if err := g.s.DeletePath(context.Background(), &api.DeletePathRequest{Path: p}); err != nil {
 		return fmt.Errorf("withdraw %s: %w", r.ID(), err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -355,5 +356,38 @@ func TestPassiveSide(t *testing.T) {
 	}
 	if passive(Neighbor{Interface: "lo", Source: a2, Address: a1}) {
 		t.Error("an unnumbered neighbor must be connected to")
+	}
+}
+
+// BenchmarkMove announces a MAC from a new VTEP and withdraws it from the
+// old, with 10,000 of our MAC routes in the table (the cost of one MAC
+// move at the originator; GoBGP's UUID withdrawal made it grow with the
+// table).
+func BenchmarkMove(b *testing.B) {
+	s := NewGoBGP(quiet())
+	if err := s.Start(Config{ASN: 65001, RouterID: netip.MustParseAddr("127.0.0.1"), ListenPort: -1}, func([]Update) {}); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Stop(false)
+	vt := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")}
+	route := func(i, v int, seq uint32) Route {
+		return Route{Kind: MACIP, RD: fmt.Sprintf("192.0.2.%d:1", v+1), MAC: frame.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, VNI: 101,
+			RTs: []RT{{65001, 101}}, Seq: seq, NextHop: vt[v]}
+	}
+	for i := range 10000 {
+		if err := s.Announce(route(i, 0, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		i, from, seq := n%10000, (n/10000)%2, uint32(n/10000)
+		if err := s.Announce(route(i, 1-from, seq+1)); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Withdraw(route(i, from, seq)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

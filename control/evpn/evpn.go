@@ -599,7 +599,11 @@ func (c *Controller) settle(k vxlan.Key, now time.Time) {
 		c.dirty = true
 		return
 	}
-	c.b.Set(k, vxlan.Entry{VTEP: c.vtepIdx[b.vtep]})
+	vt := c.vtepIdx[b.vtep]
+	if old, ok := c.b.Get(k); ok && old.VTEP != vxlan.Local && old.VTEP != vt {
+		c.moved(k, now) // from one remote VTEP to another
+	}
+	c.b.Set(k, vxlan.Entry{VTEP: vt})
 	c.dirty = true
 }
 

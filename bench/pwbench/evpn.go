@@ -46,10 +46,10 @@ func macChurn(i int) frame.MAC { return frame.MAC{0x02, 0xbb, 0, 0, byte(i >> 8)
 // evpnResult is what the EVPN phase measured.
 type evpnResult struct {
 	Churn         *churnResult `json:"churn,omitempty"`
-	FRRInstall    float64                 `json:"frr_10k_install_seconds"`
-	FRRMACs       int                     `json:"frr_macs_installed"`
-	InstallDetail string                  `json:"install_detail,omitempty"`
-	Error         string                  `json:"error,omitempty"`
+	FRRInstall    float64      `json:"frr_10k_install_seconds"`
+	FRRMACs       int          `json:"frr_macs_installed"`
+	InstallDetail string       `json:"install_detail,omitempty"`
+	Error         string       `json:"error,omitempty"`
 }
 
 // churnResult is the churn measurement (shared layout: pwgated, control

@@ -71,7 +71,9 @@ type topo struct {
 
 func (t *topo) isPW() bool { return t.kind == dutPWEth || t.kind == dutPWIP6 }
 
-func isPWVXLAN(kind string) bool { return kind == dutPWVXLAN || kind == dutPWVXLAN3 || kind == dutPWEVPN }
+func isPWVXLAN(kind string) bool {
+	return kind == dutPWVXLAN || kind == dutPWVXLAN3 || kind == dutPWEVPN
+}
 
 // vteps are the remote VTEPs of the pwgate-vxlan topologies, all behind s0.
 var vteps = []netip.Addr{addrS0, netip.MustParseAddr("2001:db8:1::3"), netip.MustParseAddr("2001:db8:1::4")}

@@ -32,8 +32,8 @@ type GoBGP struct {
 	s      *server.BgpServer
 	cancel context.CancelFunc
 
-	mu    sync.Mutex
-	cfg   Config
+	mu        sync.Mutex
+	cfg       Config
 	announced map[string]bool // IDs of the routes announced
 	// imports are the neighbors' import filters, read by the watcher.
 	imports atomic.Pointer[importRules]

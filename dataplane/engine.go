@@ -126,6 +126,9 @@ type Config struct {
 type Learned struct {
 	Key  vxlan.Key
 	VTEP int32
+	// IP, from the LAN, is an address the MAC announced for itself (ARP,
+	// neighbour discovery), for EVPN's MAC+IP routes.
+	IP netip.Addr
 }
 
 // Engine is a running data path.

@@ -22,6 +22,8 @@ type vxlanEncap struct {
 	k        int            // descriptors queued in txd this batch
 	recent   [256]vxlan.Key // keys reported as learned lately (suppresses repeats)
 	recentAt [256]int64
+	ipSeen   [256]vxlan.Key // the same for MAC+IP reports (key mixed with the address)
+	ipSeenAt [256]int64
 }
 
 // vxlanDecap is the decap goroutine's VXLAN state.
@@ -107,6 +109,9 @@ func (w *encapWorker) processVXLAN(n int) {
 		}
 		eth := frame.Ethernet(f)
 		w.learnLocal(tab, vi, eth.Src())
+		if et := eth.EtherType(); et == frame.EtherTypeARP || et == frame.EtherTypeIPv6 {
+			w.learnIP(vi, eth.Src(), f)
+		}
 		vni := tab.VNIs[vi].ID
 		dst := eth.Dst()
 		if !dst.IsMulticast() {
@@ -139,6 +144,23 @@ func (w *encapWorker) learnLocal(tab *vxlan.Table, vi int, src frame.MAC) {
 	k := vxlan.MakeKey(vi, src)
 	if r := w.e.cfg.Learned[0]; r != nil && !suppress(&w.vx.recent, &w.vx.recentAt, k, w.vx.now) {
 		r.Push1(Learned{Key: k, VTEP: vxlan.Local})
+		w.e.wakeControl()
+	}
+}
+
+// learnIP reports an address a LAN host announces for itself (at most
+// once a second per MAC and address).
+func (w *encapWorker) learnIP(vi int, src frame.MAC, f []byte) {
+	ip, ok := frame.HostAddr(f)
+	r := w.e.cfg.Learned[0]
+	if !ok || r == nil || src.IsMulticast() {
+		return
+	}
+	k := vxlan.MakeKey(vi, src)
+	b := ip.As16()
+	h := vxlan.Key(binary.LittleEndian.Uint64(b[:8])^binary.LittleEndian.Uint64(b[8:])) ^ k
+	if !suppress(&w.vx.ipSeen, &w.vx.ipSeenAt, h, w.vx.now) {
+		r.Push1(Learned{Key: k, VTEP: vxlan.Local, IP: ip})
 		w.e.wakeControl()
 	}
 }

@@ -413,26 +413,28 @@ func frrRoutes(t *testing.T, e *lab.EVPN) map[string]map[string][]frrPath {
 func testEVPNFRRRoutes(t *testing.T, e *lab.EVPN) {
 	ma := hostMAC(t, e, e.A.Host, "eth0")
 	var routes map[string]map[string][]frrPath
-	var imet, macip *frrPath
+	var imet, macip, withIP *frrPath
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		routes = frrRoutes(t, e)
-		imet, macip = nil, nil
+		imet, macip, withIP = nil, nil, nil
 		for pfx, ps := range routes[e.A.RouterID+":1"] {
 			for i := range ps {
 				switch {
 				case strings.HasPrefix(pfx, "[3]"):
 					imet = &ps[i]
+				case strings.HasPrefix(pfx, "[2]") && strings.Contains(pfx, ma) && strings.Contains(pfx, e.A.HostIP):
+					withIP = &ps[i] // learned from the host's ARP
 				case strings.HasPrefix(pfx, "[2]") && strings.Contains(pfx, ma):
 					macip = &ps[i]
 				}
 			}
 		}
-		if imet != nil && macip != nil {
+		if imet != nil && macip != nil && withIP != nil {
 			break
 		}
 	}
-	if imet == nil || macip == nil {
-		t.Fatalf("FRR lacks pwgate A's routes (RD %s:1): flood %v, MAC %v; all: %+v", e.A.RouterID, imet, macip, routes)
+	if imet == nil || macip == nil || withIP == nil {
+		t.Fatalf("FRR lacks pwgate A's routes (RD %s:1): flood %v, MAC %v, MAC+IP %v; all: %+v", e.A.RouterID, imet, macip, withIP, routes)
 	}
 	// FRR 8.4's auto RT for AS 4200000000 is 59904:101.
 	for what, p := range map[string]*frrPath{"flood": imet, "MAC": macip} {

@@ -112,6 +112,17 @@ type local struct {
 	seq       uint32
 	since     time.Time
 	announced bool
+	ips       []netip.Addr // addresses it announced for itself (ARP, ND): MAC+IP routes
+}
+
+// maxIPs is the most addresses kept per LAN MAC (a host's IPv4, link-local
+// and a few global IPv6 addresses); more are not announced.
+const maxIPs = 8
+
+// ipKey is an address within a VNI (index).
+type ipKey struct {
+	vni int
+	ip  netip.Addr
 }
 
 // remoteRoute is an imported EVPN route.
@@ -176,7 +187,8 @@ type Controller struct {
 	mob      map[vxlan.Key]*mobility
 	vteps    []vtep // by index; refs 0: free
 	vtepIdx  map[netip.Addr]int32
-	imets    map[int]bgp.Route // our flood routes, by VNI index
+	imets    map[int]bgp.Route   // our flood routes, by VNI index
+	ipOwner  map[ipKey]vxlan.Key // which LAN MAC has an address
 	counters Counters
 	dirty    bool
 	peerSet  []netip.Addr // what the underlay was last told
@@ -192,7 +204,7 @@ func New(cfg Config, u Underlay, sp bgp.Speaker, log *slog.Logger) (*Controller,
 	c := &Controller{log: log, u: u, sp: sp, wake: make(chan struct{}, 1), cfg: cfg,
 		b: vxlan.NewBuilder(cfg.Limit + 1), locals: map[vxlan.Key]*local{}, routes: map[string]*remoteRoute{}, received: map[string]bgp.Update{},
 		byKey: map[vxlan.Key]map[string]bool{}, lremote: map[vxlan.Key]learnedRemote{}, mob: map[vxlan.Key]*mobility{},
-		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}}
+		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}, ipOwner: map[ipKey]vxlan.Key{}}
 	for i := range c.learned {
 		c.learned[i] = spsc.New[dataplane.Learned](ringSize)
 	}
@@ -315,13 +327,26 @@ func (c *Controller) macRoute(k vxlan.Key, l *local) bgp.Route {
 		RTs: []bgp.RT{c.rt(vi)}, Seq: l.seq, NextHop: c.cfg.Local}
 }
 
+// ourRoutes returns our MAC route for a LAN MAC and its MAC+IP routes.
+func (c *Controller) ourRoutes(k vxlan.Key, l *local) []bgp.Route {
+	r := c.macRoute(k, l)
+	out := []bgp.Route{r}
+	for _, ip := range l.ips {
+		r.IP = ip
+		out = append(out, r)
+	}
+	return out
+}
+
 func (c *Controller) announce(k vxlan.Key, l *local) {
 	if c.sp == nil || c.duplicate(k) {
 		return
 	}
-	if err := c.sp.Announce(c.macRoute(k, l)); err != nil {
-		c.log.Error("evpn: announce MAC", "mac", k.MAC().String(), "vni", c.cfg.VNIs[k.VNI()].ID, "err", err)
-		return
+	for _, r := range c.ourRoutes(k, l) {
+		if err := c.sp.Announce(r); err != nil {
+			c.log.Error("evpn: announce MAC", "mac", k.MAC().String(), "ip", r.IP, "vni", c.cfg.VNIs[k.VNI()].ID, "err", err)
+			return
+		}
 	}
 	l.announced = true
 }
@@ -330,10 +355,44 @@ func (c *Controller) withdraw(k vxlan.Key, l *local) {
 	if c.sp == nil || !l.announced {
 		return
 	}
-	if err := c.sp.Withdraw(c.macRoute(k, l)); err != nil {
-		c.log.Error("evpn: withdraw MAC", "mac", k.MAC().String(), "err", err)
+	for _, r := range c.ourRoutes(k, l) {
+		if err := c.sp.Withdraw(r); err != nil {
+			c.log.Error("evpn: withdraw MAC", "mac", k.MAC().String(), "ip", r.IP, "err", err)
+		}
 	}
 	l.announced = false
+}
+
+// learnIP takes an address a LAN MAC announced for itself: it is
+// announced as a MAC+IP route, and taken from the MAC that had it before.
+func (c *Controller) learnIP(k vxlan.Key, ip netip.Addr) {
+	l, ok := c.locals[k]
+	if !ok || slices.Contains(l.ips, ip) {
+		return
+	}
+	ik := ipKey{k.VNI(), ip}
+	if prev, ok := c.ipOwner[ik]; ok && prev != k {
+		if p := c.locals[prev]; p != nil {
+			if p.announced && c.sp != nil {
+				r := c.macRoute(prev, p)
+				r.IP = ip
+				c.sp.Withdraw(r)
+			}
+			p.ips = slices.DeleteFunc(p.ips, func(a netip.Addr) bool { return a == ip })
+		}
+	}
+	if len(l.ips) >= maxIPs {
+		return
+	}
+	l.ips = append(l.ips, ip)
+	c.ipOwner[ik] = k
+	if l.announced && c.sp != nil {
+		r := c.macRoute(k, l)
+		r.IP = ip
+		if err := c.sp.Announce(r); err != nil {
+			c.log.Error("evpn: announce MAC+IP", "mac", k.MAC().String(), "ip", ip, "err", err)
+		}
+	}
 }
 
 // Work handles what the data goroutines learned and what BGP brought,
@@ -355,6 +414,9 @@ func (c *Controller) Work(now time.Time) {
 			for _, l := range buf[:n] {
 				if side == 0 {
 					c.learnLocal(l.Key, now)
+					if l.IP.IsValid() {
+						c.learnIP(l.Key, l.IP)
+					}
 				} else {
 					c.learnRemote(l.Key, l.VTEP, now)
 				}
@@ -608,6 +670,11 @@ func (c *Controller) settle(k vxlan.Key, now time.Time) {
 }
 
 func (c *Controller) dropLocal(k vxlan.Key, l *local) {
+	for _, ip := range l.ips {
+		if ik := (ipKey{k.VNI(), ip}); c.ipOwner[ik] == k {
+			delete(c.ipOwner, ik)
+		}
+	}
 	delete(c.locals, k)
 	c.freeSeen = append(c.freeSeen, l.seen)
 	c.b.Delete(k)
@@ -888,7 +955,7 @@ func (c *Controller) Status() client.EVPN {
 	}
 	for _, l := range c.locals {
 		if l.announced {
-			st.RoutesAnnounced["macip"]++
+			st.RoutesAnnounced["macip"] += 1 + len(l.ips)
 		}
 	}
 	st.RoutesAnnounced["imet"] = len(c.imets)
@@ -915,6 +982,10 @@ func (c *Controller) Entries(now time.Time) []client.FDBEntry {
 			x.VTEP, x.Origin = "local", "lan"
 			if l, ok := c.locals[k]; ok {
 				x.Seq = l.seq
+				for _, ip := range l.ips {
+					x.IPs = append(x.IPs, ip.String())
+				}
+				slices.Sort(x.IPs)
 			}
 		default:
 			x.VTEP, x.Origin = tab.VTEPs[e.VTEP].Addr.String(), "evpn"

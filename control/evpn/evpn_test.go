@@ -512,3 +512,39 @@ func BenchmarkMove(b *testing.B) {
 		f.receive(t0, macRoute(vtepC, m, uint32(i/10000+1)))
 	}
 }
+
+func TestMACIPRoutes(t *testing.T) {
+	f := newFixture(t, Config{Aging: time.Minute}, true)
+	ip := netip.MustParseAddr("192.0.2.7")
+	lanIP := func(m frame.MAC, now time.Time) {
+		f.c.Learned()[0].Push1(dataplane.Learned{Key: vxlan.MakeKey(0, m), VTEP: vxlan.Local, IP: ip})
+		f.c.Work(now)
+	}
+	lanIP(macH1, t0) // the first frame of a MAC can be its ARP
+	withIP := bgp.Route{Kind: bgp.MACIP, RD: "192.0.2.10:1", MAC: macH1, IP: ip}
+	if r, ok := f.sp.Get(withIP.ID()); !ok || r.VNI != 101 || r.NextHop != ourVTEP {
+		t.Fatalf("MAC+IP route: %v %v", r, ok)
+	}
+	macOnly := bgp.Route{Kind: bgp.MACIP, RD: "192.0.2.10:1", MAC: macH1}
+	if _, ok := f.sp.Get(macOnly.ID()); !ok {
+		t.Fatal("no MAC route beside the MAC+IP one")
+	}
+	if e := f.c.Entries(t0); len(e) != 1 || len(e[0].IPs) != 1 || e[0].IPs[0] != ip.String() {
+		t.Errorf("fdb %+v", e)
+	}
+	// The address moves to another host: its route follows.
+	f.lan(0, macH2, t0)
+	lanIP(macH2, t0)
+	if _, ok := f.sp.Get(withIP.ID()); ok {
+		t.Error("the address's old MAC+IP route stayed")
+	}
+	moved := bgp.Route{Kind: bgp.MACIP, RD: "192.0.2.10:1", MAC: macH2, IP: ip}
+	if _, ok := f.sp.Get(moved.ID()); !ok {
+		t.Error("the address's new MAC+IP route is missing")
+	}
+	// Aging takes a MAC's routes, IPs included.
+	f.c.Age(t0.Add(2 * time.Minute))
+	if n := len(f.sp.Routes(bgp.MACIP)); n != 0 {
+		t.Errorf("%d MAC routes after aging", n)
+	}
+}

@@ -173,3 +173,52 @@ func BenchmarkClassifyBPDU(b *testing.B) {
 		})
 	}
 }
+
+func TestHostAddr(t *testing.T) {
+	mac := []byte{2, 0, 0, 0, 0, 1}
+	arp := append(append(append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, mac...), 0x08, 0x06,
+		0, 1, 8, 0, 6, 4, 0, 1), mac...)
+	arp = append(append(arp, 192, 0, 2, 7), make([]byte, 10)...)
+	if a, ok := HostAddr(arp); !ok || a != netip.MustParseAddr("192.0.2.7") {
+		t.Errorf("ARP request: %v %v", a, ok)
+	}
+	proxy := append([]byte{}, arp...)
+	proxy[22] = 9 // sender hardware address is not the frame's source
+	gratuitous0 := append([]byte{}, arp...)
+	copy(gratuitous0[28:32], []byte{0, 0, 0, 0}) // ARP probe
+	ns := make([]byte, 14+40+24)
+	copy(ns[6:12], mac)
+	ns[12], ns[13], ns[14], ns[20] = 0x86, 0xdd, 0x60, 58
+	copy(ns[22:38], netip.MustParseAddr("fe80::1").AsSlice())
+	ns[54] = 135
+	if a, ok := HostAddr(ns); !ok || a != netip.MustParseAddr("fe80::1") {
+		t.Errorf("NS: %v %v", a, ok)
+	}
+	dad := append([]byte{}, ns...)
+	copy(dad[22:38], make([]byte, 16))
+	na := append([]byte{}, ns...)
+	na[54] = 136
+	copy(na[62:78], netip.MustParseAddr("2001:db8::7").AsSlice())
+	if a, ok := HostAddr(na); !ok || a != netip.MustParseAddr("2001:db8::7") {
+		t.Errorf("NA: %v %v", a, ok)
+	}
+	echo := append([]byte{}, ns...)
+	echo[54] = 128
+	for name, f := range map[string][]byte{"proxy ARP": proxy, "ARP probe": gratuitous0, "DAD": dad, "echo": echo, "short": arp[:30], "runt": arp[:5]} {
+		if a, ok := HostAddr(f); ok {
+			t.Errorf("%s: %v", name, a)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { HostAddr(na); HostAddr(arp) }); n != 0 {
+		t.Errorf("%.0f allocations", n)
+	}
+}
+
+func FuzzHostAddr(f *testing.F) {
+	f.Add(make([]byte, 78))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, ok := HostAddr(b); ok && !a.IsValid() {
+			t.Fatal("ok with an invalid address")
+		}
+	})
+}

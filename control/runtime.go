@@ -22,6 +22,8 @@ var (
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/sched/goroutines:goroutines"},
 		{Name: "/gc/heap/allocs:objects"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
 	}
 )
 
@@ -34,7 +36,7 @@ func readRuntime(threads []dataplane.Thread) client.Runtime {
 	r.RSSBytes, r.RSSAnonBytes, r.RSSFileBytes = rss()
 	runtimeMu.Lock()
 	metrics.Read(runtimeSamples)
-	var v [4]uint64
+	var v [6]uint64
 	for i, s := range runtimeSamples {
 		if s.Value.Kind() == metrics.KindUint64 {
 			v[i] = s.Value.Uint64()
@@ -42,6 +44,7 @@ func readRuntime(threads []dataplane.Thread) client.Runtime {
 	}
 	runtimeMu.Unlock()
 	r.GCCycles, r.HeapBytes, r.Goroutines, r.Allocs = v[0], v[1], int(v[2]), v[3]
+	r.GoHeldBytes = v[4] - v[5]
 
 	data := map[int]bool{}
 	for _, t := range threads {
@@ -52,6 +55,7 @@ func readRuntime(threads []dataplane.Thread) client.Runtime {
 	// statistics socket's: they share the main core when one is set.
 	union := map[int]bool{}
 	if tasks, err := os.ReadDir("/proc/self/task"); err == nil {
+		r.OSThreads = len(tasks)
 		for _, task := range tasks {
 			tid, err := strconv.Atoi(task.Name())
 			if err != nil || data[tid] {

@@ -66,6 +66,8 @@ type sample struct {
 	RSSAnon    uint64  `json:"rss_anon_bytes"`
 	RSSFile    uint64  `json:"rss_file_bytes"`
 	Heap       uint64  `json:"heap_bytes"`
+	GoHeld     uint64  `json:"go_held_bytes"`
+	Threads    int     `json:"os_threads"`
 	Goroutines int     `json:"goroutines"`
 	FDs        int     `json:"fds"`
 	GC         uint64  `json:"gc_cycles"`
@@ -147,7 +149,7 @@ func run(o options) (bool, error) {
 			}
 			r := st.Runtime
 			sm := sample{At: time.Since(start).Minutes(), RSS: r.RSSBytes, RSSAnon: r.RSSAnonBytes, RSSFile: r.RSSFileBytes,
-				Heap: r.HeapBytes, Goroutines: r.Goroutines, FDs: r.FDs, GC: r.GCCycles}
+				Heap: r.HeapBytes, GoHeld: r.GoHeldBytes, Threads: r.OSThreads, Goroutines: r.Goroutines, FDs: r.FDs, GC: r.GCCycles}
 			for _, c := range cs {
 				switch {
 				case strings.Contains(c.Name, "_drop_"):
@@ -159,9 +161,9 @@ func run(o options) (bool, error) {
 				}
 			}
 			samples[site.Name] = append(samples[site.Name], sm)
-			fmt.Printf("%6.1f min  site %s  rss %7.2f MiB (own %7.2f, files %6.2f)  heap %7.1f KiB  goroutines %3d  fds %3d  gc %4d  drops %d  frames in %d/%d\n",
+			fmt.Printf("%6.1f min  site %s  rss %7.2f MiB (own %7.2f, files %6.2f)  heap %7.1f KiB  Go holds %6.2f MiB  goroutines %3d  threads %2d  fds %3d  gc %4d  drops %d  frames in %d/%d\n",
 				sm.At, site.Name, float64(sm.RSS)/(1<<20), float64(sm.RSSAnon)/(1<<20), float64(sm.RSSFile)/(1<<20), float64(sm.Heap)/1024,
-				sm.Goroutines, sm.FDs, sm.GC, sm.Drops, sm.DLRx, sm.ULRx)
+				float64(sm.GoHeld)/(1<<20), sm.Goroutines, sm.Threads, sm.FDs, sm.GC, sm.Drops, sm.DLRx, sm.ULRx)
 		}
 		return nil
 	}
@@ -248,6 +250,7 @@ func judge(samples map[string][]sample) []verdict {
 		}{
 			{"rss (own)", func(s sample) float64 { return float64(s.RSSAnon) }, true},
 			{"heap", func(s sample) float64 { return float64(s.Heap) }, true},
+			{"Go holds", func(s sample) float64 { return float64(s.GoHeld) }, true},
 			{"rss (files)", func(s sample) float64 { return float64(s.RSSFile) }, false},
 			{"rss (all)", func(s sample) float64 { return float64(s.RSS) }, false},
 		} {
@@ -268,7 +271,7 @@ func judge(samples map[string][]sample) []verdict {
 		for _, m := range []struct {
 			name string
 			get  func(sample) int
-		}{{"goroutines", func(s sample) int { return s.Goroutines }}, {"fds", func(s sample) int { return s.FDs }}} {
+		}{{"goroutines", func(s sample) int { return s.Goroutines }}, {"threads", func(s sample) int { return s.Threads }}, {"fds", func(s sample) int { return s.FDs }}} {
 			first, last := m.get(ss[0]), m.get(ss[len(ss)-1])
 			v := verdict{Site: site, Metric: m.name, First: float64(first), Last: float64(last), Fail: last > first}
 			if v.Fail {
@@ -301,21 +304,21 @@ func report(o options, samples map[string][]sample, verdicts []verdict, rates [2
 		}
 		slope := "–"
 		first, last := fmt.Sprint(v.First), fmt.Sprint(v.Last)
-		if memory := v.Metric != "goroutines" && v.Metric != "fds"; memory {
+		if memory := v.Metric != "goroutines" && v.Metric != "threads" && v.Metric != "fds"; memory {
 			slope = fmt.Sprintf("%+.1f KiB ± %.1f", v.Trend.Slope/1024, v.Trend.StdErr/1024)
 			first, last = fmt.Sprintf("%.2f MiB", v.First/(1<<20)), fmt.Sprintf("%.2f MiB", v.Last/(1<<20))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", v.Site, v.Metric, first, last, slope, res)
 	}
-	b.WriteString("\n## Samples\n\n| minute | site | RSS MiB | own MiB | files MiB | heap KiB | goroutines | fds | GC cycles | drops |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n## Samples\n\n| minute | site | RSS MiB | own MiB | files MiB | heap KiB | Go holds MiB | goroutines | threads | fds | GC cycles | drops |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for i := range samples["a"] {
 		for _, site := range []string{"a", "b"} {
 			if i >= len(samples[site]) {
 				continue
 			}
 			s := samples[site][i]
-			fmt.Fprintf(&b, "| %.1f | %s | %.2f | %.2f | %.2f | %.1f | %d | %d | %d | %d |\n", s.At, site, float64(s.RSS)/(1<<20),
-				float64(s.RSSAnon)/(1<<20), float64(s.RSSFile)/(1<<20), float64(s.Heap)/1024, s.Goroutines, s.FDs, s.GC, s.Drops)
+			fmt.Fprintf(&b, "| %.1f | %s | %.2f | %.2f | %.2f | %.1f | %.2f | %d | %d | %d | %d | %d |\n", s.At, site, float64(s.RSS)/(1<<20),
+				float64(s.RSSAnon)/(1<<20), float64(s.RSSFile)/(1<<20), float64(s.Heap)/1024, float64(s.GoHeld)/(1<<20), s.Goroutines, s.Threads, s.FDs, s.GC, s.Drops)
 		}
 	}
 	fmt.Fprintf(&b, "\nResult: %s\n", map[bool]string{true: "PASS", false: "FAIL"}[ok])

@@ -199,8 +199,8 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 		}
 		row(t.Name+" goroutine", where)
 	}
-	row("memory", fmt.Sprintf("heap %s, resident %s (%s own, %s of files), %d GC cycles, %d goroutines, %d open files",
-		bytesIEC(r.HeapBytes), bytesIEC(r.RSSBytes), bytesIEC(r.RSSAnonBytes), bytesIEC(r.RSSFileBytes), r.GCCycles, r.Goroutines, r.FDs))
+	row("memory", fmt.Sprintf("heap %s, resident %s (%s own, %s of files), Go holds %s, %d GC cycles, %d goroutines, %d threads, %d open files",
+		bytesIEC(r.HeapBytes), bytesIEC(r.RSSBytes), bytesIEC(r.RSSAnonBytes), bytesIEC(r.RSSFileBytes), bytesIEC(r.GoHeldBytes), r.GCCycles, r.Goroutines, r.OSThreads, r.FDs))
 	row("uptime", (time.Duration(s.Uptime) * time.Second).String())
 	row("last BPDU", fmt.Sprintf("from uplink %s, from LAN %s", age(s.LastBPDU.UL), age(s.LastBPDU.DL)))
 	row("config", s.Config)

@@ -63,14 +63,14 @@ func TestStatus(t *testing.T) {
 	d.SetStatus(client.Status{Mode: "ip6", Peer: "2001:db8:b::b", Local: "2001:db8:a::a", NextHop: "02:00:00:00:0f:0a", Via: "fe80::1",
 		Ready: true, Started: time.Now().Add(-90 * time.Second), LastBPDU: client.BPDUTimes{UL: &bpdu}, Uplink: "ul0", UplinkMTU: 1500,
 		XDPBind: "copy", NICChanges: []string{"dl0 rx-vlan-hw-parse off"},
-		Runtime: client.Runtime{GOMAXPROCS: 3, HeapBytes: 3 << 20, RSSBytes: 30 << 20, RSSAnonBytes: 20 << 20, RSSFileBytes: 10 << 20, GCCycles: 2, Goroutines: 12, FDs: 20,
+		Runtime: client.Runtime{GOMAXPROCS: 3, HeapBytes: 3 << 20, RSSBytes: 30 << 20, RSSAnonBytes: 20 << 20, RSSFileBytes: 10 << 20, GoHeldBytes: 8 << 20, OSThreads: 7, GCCycles: 2, Goroutines: 12, FDs: 20,
 			Threads: []client.Thread{{Name: "main", Allowed: []int{0}, LastCore: -1}, {Name: "encap", TID: 101, Allowed: []int{1, 2, 3, 5}, LastCore: 1}}}})
 	out, _, code := pwctl("--socket", d.Socket, "status")
 	for _, want := range []string{"mode ip6", "peer 2001:db8:b::b", "next hop 02:00:00:00:0f:0a via fe80::1", "ready yes",
 		"uptime 1m30s", "last BPDU from uplink 1.5s ago, from LAN never", "uplink ul0 (MTU 1500)", "xdp bind copy",
 		"port settings dl0 rx-vlan-hw-parse off (until exit)", "GOMAXPROCS 3", "main goroutine cores 0",
 		"encap goroutine cores 1-3,5, last ran on 1 (thread 101)",
-		"memory heap 3.0 MiB, resident 30.0 MiB (20.0 MiB own, 10.0 MiB of files), 2 GC cycles, 12 goroutines, 20 open files"} {
+		"memory heap 3.0 MiB, resident 30.0 MiB (20.0 MiB own, 10.0 MiB of files), Go holds 8.0 MiB, 2 GC cycles, 12 goroutines, 7 threads, 20 open files"} {
 		if !regexp.MustCompile(`(?m)^` + strings.ReplaceAll(regexp.QuoteMeta(want), " ", " +") + `$`).MatchString(out) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

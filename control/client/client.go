@@ -195,7 +195,14 @@ type Runtime struct {
 	// files (the binary's code, touched as it runs: bounded by its size).
 	RSSAnonBytes uint64 `json:"rss_anon_bytes"`
 	RSSFileBytes uint64 `json:"rss_file_bytes"`
-	FDs          int    `json:"fds"`
+	// GoHeldBytes is the memory the Go runtime holds from the kernel and
+	// has not given back (all of /memory/classes less heap/released):
+	// its heap, stacks and metadata. Resident pages of it are part of
+	// RSSAnonBytes, so RSSAnonBytes less the packet memory cannot grow
+	// past it.
+	GoHeldBytes uint64 `json:"go_held_bytes"`
+	OSThreads   int    `json:"os_threads"`
+	FDs         int    `json:"fds"`
 }
 
 // Thread is one goroutine's OS thread as the kernel sees it.

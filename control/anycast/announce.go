@@ -1,0 +1,331 @@
+package anycast
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pwgate/pwgate/control/bgp"
+)
+
+// VIP is one anycast address the announcer announces while its check
+// passes.
+type VIP struct {
+	Prefix  netip.Prefix
+	NextHop netip.Addr // unset: this speaker's address on each session
+	Check   Check
+	// Interval between checks, Timeout of one; Rise passing checks in a
+	// row announce the VIP, Fall failing ones withdraw it.
+	Interval, Timeout time.Duration
+	Rise, Fall        int
+	MED               uint32
+	HasMED            bool
+	LocalPref         uint32 // iBGP; 0: the speaker's default (100)
+	Communities       []uint32
+	LargeCommunities  []bgp.LargeCommunity
+	// Drain is how long a drained VIP stays announced with DrainMED and
+	// GRACEFUL_SHUTDOWN before it is withdrawn.
+	Drain    time.Duration
+	DrainMED uint32
+}
+
+// State is where a VIP is.
+type State string
+
+// States of a VIP.
+const (
+	Down     State = "down"     // not announced: unhealthy (or not yet healthy)
+	Up       State = "up"       // announced
+	Draining State = "draining" // announced with the drain MED and GRACEFUL_SHUTDOWN
+	Drained  State = "drained"  // withdrawn by the operator until resumed
+)
+
+// VIPStatus is a VIP as pwctl anycast shows it.
+type VIPStatus struct {
+	Prefix      string    `json:"prefix"`
+	Check       string    `json:"check"`
+	State       State     `json:"state"`
+	Healthy     bool      `json:"healthy"`
+	LastCheck   time.Time `json:"last_check"`
+	LastError   string    `json:"last_error,omitempty"`
+	Since       time.Time `json:"since"`
+	Announced   bool      `json:"announced"`
+	MED         *uint32   `json:"med,omitempty"`
+	DrainUntil  time.Time `json:"drain_until,omitzero"`
+	Checks      uint64    `json:"checks"`
+	Failures    uint64    `json:"failures"`
+	Transitions uint64    `json:"transitions"`
+}
+
+// Announcer runs each VIP's check on its own goroutine and announces or
+// withdraws the VIP through the speaker.
+type Announcer struct {
+	sp  bgp.Speaker
+	log *slog.Logger
+	mu  sync.Mutex
+	vip map[netip.Prefix]*vipRun
+	wg  sync.WaitGroup
+}
+
+type vipRun struct {
+	cfg        VIP
+	stop       chan struct{}
+	wake       chan struct{} // the state changed from outside (drain, resume, reload)
+	healthy    bool
+	ok, bad    int // passing and failing checks in a row
+	state      State
+	since      time.Time
+	last       time.Time
+	lastErr    string
+	announced  *bgp.Route
+	drainUntil time.Time
+	checks     uint64
+	failures   uint64
+	changes    uint64
+}
+
+// NewAnnouncer returns an announcer that speaks through sp.
+func NewAnnouncer(sp bgp.Speaker, log *slog.Logger) *Announcer {
+	return &Announcer{sp: sp, log: log, vip: map[netip.Prefix]*vipRun{}}
+}
+
+// Set makes vips the announced set: new VIPs start checking (and are
+// announced after Rise passing checks), removed ones are withdrawn (after
+// their drain time, if they were up), changed ones are announced again
+// with their new attributes at once.
+func (a *Announcer) Set(vips []VIP) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keep := map[netip.Prefix]bool{}
+	for _, v := range vips {
+		keep[v.Prefix] = true
+		if r, ok := a.vip[v.Prefix]; ok {
+			r.cfg = v
+			a.poke(r)
+			continue
+		}
+		r := &vipRun{cfg: v, stop: make(chan struct{}), wake: make(chan struct{}, 1), state: Down, since: time.Now()}
+		a.vip[v.Prefix] = r
+		a.wg.Add(1)
+		go a.loop(r)
+	}
+	for p, r := range a.vip {
+		if !keep[p] {
+			delete(a.vip, p)
+			close(r.stop)
+		}
+	}
+}
+
+func (a *Announcer) poke(r *vipRun) {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Drain re-announces prefix with its drain MED and GRACEFUL_SHUTDOWN for
+// its drain time, then withdraws it; it stays withdrawn until Resume.
+func (a *Announcer) Drain(prefix netip.Prefix) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.vip[prefix]
+	if !ok {
+		return fmt.Errorf("no VIP %s", prefix)
+	}
+	if r.state == Draining || r.state == Drained {
+		return nil
+	}
+	a.setState(r, Draining)
+	r.drainUntil = time.Now().Add(r.cfg.Drain)
+	a.poke(r)
+	return nil
+}
+
+// Resume ends a drain: the VIP is announced again while healthy.
+func (a *Announcer) Resume(prefix netip.Prefix) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.vip[prefix]
+	if !ok {
+		return fmt.Errorf("no VIP %s", prefix)
+	}
+	if r.state == Draining || r.state == Drained {
+		a.setState(r, Down)
+		r.drainUntil = time.Time{}
+		a.poke(r)
+	}
+	return nil
+}
+
+// Status returns every VIP's state, by prefix.
+func (a *Announcer) Status() []VIPStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []VIPStatus
+	for _, r := range a.vip {
+		s := VIPStatus{Prefix: r.cfg.Prefix.String(), Check: r.cfg.Check.String(), State: r.state, Healthy: r.healthy,
+			LastCheck: r.last, LastError: r.lastErr, Since: r.since, Announced: r.announced != nil, DrainUntil: r.drainUntil,
+			Checks: r.checks, Failures: r.failures, Transitions: r.changes}
+		if r.announced != nil && r.announced.HasMED {
+			med := r.announced.MED
+			s.MED = &med
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y VIPStatus) int {
+		if x.Prefix < y.Prefix {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// Close withdraws every VIP and stops the checks.
+func (a *Announcer) Close() {
+	a.Set(nil)
+	a.wg.Wait()
+}
+
+func (a *Announcer) setState(r *vipRun, s State) {
+	if r.state != s {
+		a.log.Info("anycast: VIP "+string(s), "vip", r.cfg.Prefix, "was", r.state, "check", r.cfg.Check.String(), "last_error", r.lastErr)
+		r.state, r.since = s, time.Now()
+		r.changes++
+	}
+}
+
+// loop checks r every interval and, in between, follows drains, resumes
+// and reloads.
+func (a *Announcer) loop(r *vipRun) {
+	defer a.wg.Done()
+	tick := time.NewTimer(0)
+	defer tick.Stop()
+	for {
+		var drainEnd <-chan time.Time
+		a.mu.Lock()
+		if r.state == Draining {
+			d := time.Until(r.drainUntil)
+			drainEnd = time.After(max(d, 0))
+		}
+		a.mu.Unlock()
+		select {
+		case <-r.stop:
+			a.mu.Lock()
+			if r.state == Up && r.cfg.Drain > 0 {
+				// Removed by a reload while up: drain first.
+				a.setState(r, Draining)
+				a.apply(r)
+				a.mu.Unlock()
+				time.Sleep(r.cfg.Drain)
+				a.mu.Lock()
+			}
+			a.withdraw(r)
+			a.mu.Unlock()
+			return
+		case <-tick.C:
+			a.mu.Lock()
+			c, timeout := r.cfg.Check, r.cfg.Timeout
+			a.mu.Unlock()
+			err := run(c, timeout)
+			a.mu.Lock()
+			a.result(r, err)
+			a.apply(r)
+			tick.Reset(r.cfg.Interval)
+			a.mu.Unlock()
+		case <-r.wake:
+			a.mu.Lock()
+			a.apply(r)
+			a.mu.Unlock()
+		case <-drainEnd:
+			a.mu.Lock()
+			if r.state == Draining {
+				a.setState(r, Drained)
+			}
+			a.apply(r)
+			a.mu.Unlock()
+		}
+	}
+}
+
+// result takes one check's outcome: Rise passes in a row make the VIP
+// healthy, Fall failures in a row unhealthy.
+func (a *Announcer) result(r *vipRun, err error) {
+	r.checks++
+	r.last = time.Now()
+	if err != nil {
+		r.failures++
+		r.lastErr = err.Error()
+		r.ok, r.bad = 0, r.bad+1
+		if r.healthy && r.bad >= r.cfg.Fall {
+			r.healthy = false
+		}
+		return
+	}
+	r.lastErr = ""
+	r.ok, r.bad = r.ok+1, 0
+	if !r.healthy && r.ok >= r.cfg.Rise {
+		r.healthy = true
+	}
+}
+
+// apply brings BGP in line with r's health and state.
+func (a *Announcer) apply(r *vipRun) {
+	switch {
+	case r.state == Drained:
+		a.withdraw(r)
+	case r.state == Draining:
+		a.announce(r, true)
+	case r.healthy:
+		a.setState(r, Up)
+		a.announce(r, false)
+	default:
+		a.setState(r, Down)
+		a.withdraw(r)
+	}
+}
+
+// route is the VIP's route, drained or not.
+func (r *vipRun) route(drain bool) bgp.Route {
+	c := &r.cfg
+	rt := bgp.Route{Kind: bgp.Prefix, Prefix: c.Prefix, NextHop: c.NextHop, MED: c.MED, HasMED: c.HasMED, LocalPref: c.LocalPref,
+		Communities: slices.Clone(c.Communities), LargeCommunities: c.LargeCommunities}
+	if !rt.NextHop.IsValid() {
+		rt.NextHop = netip.IPv4Unspecified()
+		if c.Prefix.Addr().Is6() {
+			rt.NextHop = netip.IPv6Unspecified()
+		}
+	}
+	if drain {
+		rt.MED, rt.HasMED = c.DrainMED, true
+		rt.Communities = append(rt.Communities, bgp.GracefulShutdown)
+	}
+	return rt
+}
+
+func (a *Announcer) announce(r *vipRun, drain bool) {
+	rt := r.route(drain)
+	if r.announced != nil && rt.String() == r.announced.String() {
+		return
+	}
+	if err := a.sp.Announce(rt); err != nil {
+		a.log.Error("anycast: announce", "vip", r.cfg.Prefix, "err", err)
+		return
+	}
+	r.announced = &rt
+}
+
+func (a *Announcer) withdraw(r *vipRun) {
+	if r.announced == nil {
+		return
+	}
+	if err := a.sp.Withdraw(*r.announced); err != nil {
+		a.log.Error("anycast: withdraw", "vip", r.cfg.Prefix, "err", err)
+		return
+	}
+	r.announced = nil
+}

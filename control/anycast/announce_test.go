@@ -1,0 +1,171 @@
+package anycast
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/bgp/bgptest"
+)
+
+type switchCheck struct{ fail atomic.Bool }
+
+func (c *switchCheck) Run(context.Context) error {
+	if c.fail.Load() {
+		return errors.New("down")
+	}
+	return nil
+}
+func (c *switchCheck) String() string { return "switch" }
+
+var vip = netip.MustParsePrefix("192.0.2.80/32")
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func eventually(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < 5*time.Second {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("not within 5 s: %s", what)
+	return 0
+}
+
+func announced(sp *bgptest.Fake) (bgp.Route, bool) {
+	return sp.Get((&bgp.Route{Kind: bgp.Prefix, Prefix: vip}).ID())
+}
+
+func TestAnnouncerRiseFallDrain(t *testing.T) {
+	sp := bgptest.New()
+	a := NewAnnouncer(sp, quiet())
+	c := &switchCheck{}
+	cfg := VIP{Prefix: vip, Check: c, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 2, Fall: 3,
+		MED: 10, HasMED: true, Communities: []uint32{65000<<16 | 80}, Drain: 100 * time.Millisecond, DrainMED: 1000}
+	a.Set([]VIP{cfg})
+	defer a.Close()
+	eventually(t, "announced after rise", func() bool { _, ok := announced(sp); return ok })
+	r, _ := announced(sp)
+	if r.MED != 10 || !r.HasMED || r.NextHop != netip.IPv4Unspecified() || !slices.Equal(r.Communities, cfg.Communities) {
+		t.Errorf("route %v", r)
+	}
+	// Fall failures withdraw it, within interval × fall (and a little).
+	c.fail.Store(true)
+	if d := eventually(t, "withdrawn after fall", func() bool { _, ok := announced(sp); return !ok }); d > 3*cfg.Interval+100*time.Millisecond {
+		t.Errorf("withdrawn after %v, want about %v", d, 3*cfg.Interval)
+	}
+	if s := a.Status()[0]; s.State != Down || s.Healthy || s.LastError != "down" || s.Failures < 3 {
+		t.Errorf("status %+v", s)
+	}
+	c.fail.Store(false)
+	eventually(t, "announced again", func() bool { _, ok := announced(sp); return ok })
+	// Drain: the drain MED and GRACEFUL_SHUTDOWN, then a withdrawal.
+	if err := a.Drain(vip); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "drain MED", func() bool { r, _ := announced(sp); return r.MED == 1000 })
+	r, _ = announced(sp)
+	if !slices.Contains(r.Communities, bgp.GracefulShutdown) || !slices.Contains(r.Communities, cfg.Communities[0]) {
+		t.Errorf("drained route's communities %v", r.Communities)
+	}
+	eventually(t, "withdrawn after the drain", func() bool { _, ok := announced(sp); return !ok })
+	if s := a.Status()[0]; s.State != Drained {
+		t.Errorf("state %s after the drain", s.State)
+	}
+	time.Sleep(3 * cfg.Interval)
+	if _, ok := announced(sp); ok {
+		t.Fatal("a drained VIP came back while healthy")
+	}
+	if err := a.Resume(vip); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "resumed", func() bool { r, ok := announced(sp); return ok && r.MED == 10 })
+	// A reload with a new MED re-announces at once.
+	cfg.MED = 20
+	a.Set([]VIP{cfg})
+	eventually(t, "new MED", func() bool { r, _ := announced(sp); return r.MED == 20 })
+	if err := a.Drain(netip.MustParsePrefix("192.0.2.81/32")); err == nil {
+		t.Error("draining an unknown VIP did not fail")
+	}
+	// Removed by a reload: drained, then withdrawn.
+	a.Set(nil)
+	eventually(t, "drain on removal", func() bool { r, _ := announced(sp); return r.MED == 1000 })
+	eventually(t, "withdrawn on removal", func() bool { _, ok := announced(sp); return !ok })
+}
+
+func TestAnnouncerSpeakerFails(t *testing.T) {
+	sp := bgptest.New()
+	sp.Fail = errors.New("no speaker")
+	a := NewAnnouncer(sp, quiet())
+	a.Set([]VIP{{Prefix: vip, Check: &switchCheck{}, Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1}})
+	eventually(t, "up", func() bool { return a.Status()[0].State == Up })
+	if a.Status()[0].Announced {
+		t.Error("announced although the speaker failed")
+	}
+	a.Close()
+}
+
+func TestChecks(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if r.URL.Path == "/bad" {
+			w.WriteHeader(503)
+		}
+	}))
+	defer srv.Close()
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	for _, tc := range []struct {
+		kind, target string
+		want         int
+		ok           bool
+	}{
+		{"http", srv.URL + "/", 0, true},
+		{"http", srv.URL + "/bad", 200, false},
+		{"http", srv.URL + "/bad", 503, true},
+		{"http", srv.URL + "/slow", 200, false}, // timeout
+		{"tcp", srv.Listener.Addr().String(), 0, true},
+		{"tcp", closedAddr, 0, false},
+		{"exec", "true", 0, true},
+		{"exec", "false", 0, false},
+		{"exec", "false", 1, true},
+		{"exec", "sleep 5", 0, false}, // killed at the timeout
+	} {
+		c, err := ParseCheck(tc.kind, tc.target, tc.want)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.kind, tc.target, err)
+		}
+		start := time.Now()
+		err = run(c, 100*time.Millisecond)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", c, err)
+		}
+		if time.Since(start) > time.Second {
+			t.Errorf("%s took %v", c, time.Since(start))
+		}
+	}
+	for _, bad := range [][2]string{{"http", "ftp://x/"}, {"http", "no url"}, {"tcp", "nohostport"}, {"exec", ""}, {"exec", "/no/such/program"}, {"icmp", "x"}} {
+		if _, err := ParseCheck(bad[0], bad[1], 0); err == nil {
+			t.Errorf("%s %q was taken", bad[0], bad[1])
+		}
+	}
+	if _, err := ParseCheck("http", "http://x/", 700); err == nil {
+		t.Error("status 700 was taken")
+	}
+}

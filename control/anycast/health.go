@@ -97,7 +97,9 @@ func (c *ExecCheck) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *ExecCheck) String() string { return fmt.Sprintf("exec %s exit %d", strings.Join(c.Argv, " "), c.Exit) }
+func (c *ExecCheck) String() string {
+	return fmt.Sprintf("exec %s exit %d", strings.Join(c.Argv, " "), c.Exit)
+}
 
 // ParseCheck reads a check as the configuration writes it: "http URL
 // [STATUS]", "tcp HOST:PORT" or "exec COMMAND [ARGS…]" (with exit for the

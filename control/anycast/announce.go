@@ -294,12 +294,6 @@ func (r *vipRun) route(drain bool) bgp.Route {
 	c := &r.cfg
 	rt := bgp.Route{Kind: bgp.Prefix, Prefix: c.Prefix, NextHop: c.NextHop, MED: c.MED, HasMED: c.HasMED, LocalPref: c.LocalPref,
 		Communities: slices.Clone(c.Communities), LargeCommunities: c.LargeCommunities}
-	if !rt.NextHop.IsValid() {
-		rt.NextHop = netip.IPv4Unspecified()
-		if c.Prefix.Addr().Is6() {
-			rt.NextHop = netip.IPv6Unspecified()
-		}
-	}
 	if drain {
 		rt.MED, rt.HasMED = c.DrainMED, true
 		rt.Communities = append(rt.Communities, bgp.GracefulShutdown)

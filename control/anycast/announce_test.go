@@ -59,7 +59,7 @@ func TestAnnouncerRiseFallDrain(t *testing.T) {
 	defer a.Close()
 	eventually(t, "announced after rise", func() bool { _, ok := announced(sp); return ok })
 	r, _ := announced(sp)
-	if r.MED != 10 || !r.HasMED || r.NextHop != netip.IPv4Unspecified() || !slices.Equal(r.Communities, cfg.Communities) {
+	if r.MED != 10 || !r.HasMED || r.NextHop.IsValid() || !slices.Equal(r.Communities, cfg.Communities) {
 		t.Errorf("route %v", r)
 	}
 	// Fall failures withdraw it, within interval × fall (and a little).

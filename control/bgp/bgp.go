@@ -244,7 +244,9 @@ func (r *Route) ID() string {
 
 // Update is a change of a received route: the best path of a destination
 // appeared or changed (Withdraw false) or went away (true). Peer is the
-// neighbor it came from.
+// neighbor it came from. For unicast prefixes every neighbor's path is
+// reported, not only the best: an Update replaces or (Withdraw) removes
+// Peer's path to Prefix.
 type Update struct {
 	Route
 	Withdraw bool

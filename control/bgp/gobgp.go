@@ -111,11 +111,24 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
 	}}, func(r *api.WatchEventResponse) {
 		if t := r.GetTable(); t != nil {
-			if us := g.updates(t.Paths); len(us) > 0 {
+			if us := g.updates(t.Paths, false); len(us) > 0 {
 				watch(us)
 			}
 		}
 	})
+	if err == nil {
+		// Unicast routes: every neighbor's path, not only the best (the
+		// anycast forwarder spreads a VIP over all its servers).
+		err = g.s.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_POST_POLICY, Init: true}},
+		}}, func(r *api.WatchEventResponse) {
+			if t := r.GetTable(); t != nil {
+				if us := g.updates(t.Paths, true); len(us) > 0 {
+					watch(us)
+				}
+			}
+		})
+	}
 	if err != nil {
 		g.s.Stop()
 		return fmt.Errorf("watch bgp routes: %w", err)
@@ -409,6 +422,12 @@ func (g *GoBGP) path(r *Route) (*api.Path, error) {
 		ecs = append(ecs, bgp.NewEncapExtended(bgp.TUNNEL_TYPE_VXLAN))
 		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(r.NextHop.String(), []bgp.AddrPrefixInterface{nlri}))
 	case Prefix:
+		if !r.NextHop.IsValid() { // self: the session's own address
+			r.NextHop = netip.IPv6Unspecified()
+			if r.Prefix.Addr().Is4() {
+				r.NextHop = netip.IPv4Unspecified()
+			}
+		}
 		if r.Prefix.Addr().Is4() {
 			nlri = bgp.NewIPAddrPrefix(uint8(r.Prefix.Bits()), r.Prefix.Addr().String())
 			attrs = append(attrs, bgp.NewPathAttributeNextHop(r.NextHop.String()))
@@ -442,7 +461,7 @@ func (g *GoBGP) path(r *Route) (*api.Path, error) {
 // updates converts GoBGP's best-path changes; pwgate's own routes are left
 // out, and a route the import filter refuses becomes a withdrawal (it may
 // have been taken before the filter changed).
-func (g *GoBGP) updates(paths []*api.Path) []Update {
+func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
 	var out []Update
 	ir := g.imports.Load()
 	for _, p := range paths {
@@ -450,7 +469,7 @@ func (g *GoBGP) updates(paths []*api.Path) []Update {
 			continue // originated here
 		}
 		u, ok := convert(p)
-		if !ok {
+		if !ok || (u.Kind == Prefix) != unicast {
 			continue
 		}
 		if !u.Withdraw && ir != nil && !ir.permitted(u.Peer, &u.Route) {

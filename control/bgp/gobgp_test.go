@@ -391,3 +391,67 @@ func BenchmarkMove(b *testing.B) {
 		}
 	}
 }
+
+// The collector hears every announcer's path to a VIP, not only the best,
+// and each one's withdrawal, also when a session ends.
+func TestGoBGPMultipath(t *testing.T) {
+	port := freePort(t)
+	addr := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, i}) }
+	fams := []Family{IPv4Unicast}
+	vip := netip.MustParsePrefix("192.0.2.80/32")
+	var mu sync.Mutex
+	paths := map[netip.Addr]Update{}
+	cc := Config{ASN: 65010, RouterID: addr(10), ListenAddrs: []netip.Addr{addr(10)}, ListenPort: port}
+	for i := byte(1); i <= 3; i++ {
+		cc.Neighbors = append(cc.Neighbors, Neighbor{Address: addr(i), ASN: 65000 + uint32(i), Port: port, Source: addr(10), Families: fams})
+	}
+	col := NewGoBGP(quiet())
+	if err := col.Start(cc, func(us []Update) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, u := range us {
+			if u.Kind != Prefix || u.Prefix != vip {
+				continue
+			}
+			if u.Withdraw {
+				delete(paths, u.Peer)
+			} else {
+				paths[u.Peer] = u
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { col.Stop(false) })
+	var sp []*GoBGP
+	for i := byte(1); i <= 3; i++ {
+		s := NewGoBGP(quiet())
+		c := Config{ASN: 65000 + uint32(i), RouterID: addr(i), ListenAddrs: []netip.Addr{addr(i)}, ListenPort: port,
+			Neighbors: []Neighbor{{Address: addr(10), ASN: 65010, Port: port, Source: addr(i), Families: fams}}}
+		if err := s.Start(c, func([]Update) {}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop(false) })
+		if err := s.Announce(Route{Kind: Prefix, Prefix: vip, NextHop: netip.IPv4Unspecified(), MED: uint32(i), HasMED: true}); err != nil {
+			t.Fatal(err)
+		}
+		sp = append(sp, s)
+	}
+	count := func(want int) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return len(paths) == want }
+	}
+	waitFor(t, "three paths", count(3))
+	mu.Lock()
+	for peer, u := range paths {
+		if u.NextHop != peer || u.MED != uint32(peer.As4()[3]) {
+			t.Errorf("path from %s: %v", peer, u.Route)
+		}
+	}
+	mu.Unlock()
+	if err := sp[0].Withdraw(Route{Kind: Prefix, Prefix: vip}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two paths after a withdrawal", count(2))
+	sp[1].Stop(false)
+	waitFor(t, "one path after a session ended", count(1))
+}

@@ -9,7 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("loads XDP programs: needs root, and not -short")

@@ -34,14 +34,12 @@ type uplinkView struct {
 // one pending) whenever one concerns the uplink, and the main goroutine
 // then reads view again.
 type tracker struct {
-	link      netlink.Link
-	peer      netip.Addr
-	token     netip.Addr   // use the SLAAC address with this identifier, or
-	addr      netip.Prefix // use this address
-	added     bool         // addr was added by us and is removed by close
-	lastProbe map[netip.Addr]time.Time
-	probe     [2]*net.IPConn // ICMPv6, ICMP
-	seq       uint16
+	link  netlink.Link
+	peer  netip.Addr
+	token netip.Addr   // use the SLAAC address with this identifier, or
+	addr  netip.Prefix // use this address
+	added bool         // addr was added by us and is removed by close
+	prober
 
 	changed chan struct{}
 	done    chan struct{}
@@ -53,7 +51,7 @@ func newTracker(ifname string, c *Config) (_ *tracker, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", ifname, err)
 	}
-	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr, lastProbe: map[netip.Addr]time.Time{},
+	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr,
 		changed: make(chan struct{}, 1), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -221,63 +219,109 @@ const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY 
 // nextHop asks the kernel's routing table how to reach dst (the peer, or
 // a VTEP) and its neighbour table for the MAC of that next hop.
 func (t *tracker) nextHop(dst netip.Addr) (netip.Addr, frame.MAC, string) {
+	h, why := resolveNextHop(dst, t.link, &t.prober)
+	return h.Via, h.MAC, why
+}
+
+// hop is how the kernel reaches an address: by which interface, through
+// which next hop, and that next hop's MAC.
+type hop struct {
+	Via     netip.Addr
+	MAC     frame.MAC
+	Ifindex int
+	Ifname  string
+	SrcMAC  frame.MAC // the interface's own
+}
+
+// resolveNextHop asks the kernel's routing table how to reach dst and its
+// neighbour table for the next hop's MAC; with only set, the route must
+// leave by that interface. An unresolved next hop is prodded (p).
+func resolveNextHop(dst netip.Addr, only netlink.Link, p *prober) (hop, string) {
 	routes, err := netlink.RouteGet(dst.AsSlice())
 	if err != nil || len(routes) == 0 {
-		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
+		return hop{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
 	}
 	r := routes[0]
-	if r.LinkIndex != t.link.Attrs().Index {
-		return netip.Addr{}, frame.MAC{}, fmt.Sprintf("the route to %s does not leave by the uplink %s", dst, t.link.Attrs().Name)
+	l := only
+	if l == nil {
+		if l, err = netlink.LinkByIndex(r.LinkIndex); err != nil {
+			return hop{}, fmt.Sprintf("the route to %s leaves by interface %d: %v", dst, r.LinkIndex, err)
+		}
+	} else if r.LinkIndex != l.Attrs().Index {
+		return hop{}, fmt.Sprintf("the route to %s does not leave by the uplink %s", dst, l.Attrs().Name)
 	}
-	via := dst
+	h := hop{Via: dst, Ifindex: l.Attrs().Index, Ifname: l.Attrs().Name}
+	if len(l.Attrs().HardwareAddr) == 6 {
+		h.SrcMAC = frame.MAC(l.Attrs().HardwareAddr)
+	}
 	if gw, ok := netip.AddrFromSlice(r.Gw); ok && r.Gw != nil {
-		via = gw.Unmap()
+		h.Via = gw.Unmap()
 	}
 	family := netlink.FAMILY_V6
-	if via.Is4() {
+	if h.Via.Is4() {
 		family = netlink.FAMILY_V4
 	}
-	neighs, err := netlink.NeighList(t.link.Attrs().Index, family)
+	neighs, err := netlink.NeighList(h.Ifindex, family)
 	if err == nil {
 		for _, n := range neighs {
 			ip, _ := netip.AddrFromSlice(n.IP)
-			if ip.Unmap() == via && n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 {
-				return via, frame.MAC(n.HardwareAddr), ""
+			if ip.Unmap() == h.Via && n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 {
+				h.MAC = frame.MAC(n.HardwareAddr)
+				return h, ""
 			}
 		}
 	}
-	t.prod(via)
-	return via, frame.MAC{}, fmt.Sprintf("next hop %s not resolved on %s yet", via, t.link.Attrs().Name)
+	p.prod(h.Via, h.Ifname)
+	return h, fmt.Sprintf("next hop %s not resolved on %s yet", h.Via, h.Ifname)
+}
+
+// prober sends ICMP echo requests so that the kernel resolves next hops.
+type prober struct {
+	last map[netip.Addr]time.Time
+	conn [2]*net.IPConn // ICMPv6, ICMP
+	seq  uint16
 }
 
 // prod sends an ICMP echo request to addr, at most once a second per
-// address, so that the kernel resolves it (neighbour discovery, ARP).
-func (t *tracker) prod(addr netip.Addr) {
-	if time.Since(t.lastProbe[addr]) < time.Second {
+// address, so that the kernel resolves it (neighbour discovery, ARP);
+// ifname is the zone of a link-local addr.
+func (p *prober) prod(addr netip.Addr, ifname string) {
+	if p.last == nil {
+		p.last = map[netip.Addr]time.Time{}
+	}
+	if time.Since(p.last[addr]) < time.Second {
 		return
 	}
-	t.lastProbe[addr] = time.Now()
+	p.last[addr] = time.Now()
 	i, network, typ := 0, "ip6:ipv6-icmp", byte(128)
 	if addr.Is4() {
 		i, network, typ = 1, "ip4:icmp", 8
 	}
-	if t.probe[i] == nil {
+	if p.conn[i] == nil {
 		c, err := net.ListenIP(network, nil)
 		if err != nil {
 			return
 		}
-		t.probe[i] = c
+		p.conn[i] = c
 	}
-	t.seq++
-	echo := []byte{typ, 0, 0, 0, 0x70, 0x77, byte(t.seq >> 8), byte(t.seq), 'p', 'w', 'g', 'a', 't', 'e'}
+	p.seq++
+	echo := []byte{typ, 0, 0, 0, 0x70, 0x77, byte(p.seq >> 8), byte(p.seq), 'p', 'w', 'g', 'a', 't', 'e'}
 	if addr.Is4() {
 		binary.BigEndian.PutUint16(echo[2:], frame.Fold(frame.Checksum(0, echo)))
 	}
 	dst := &net.IPAddr{IP: addr.AsSlice()}
 	if addr.IsLinkLocalUnicast() {
-		dst.Zone = t.link.Attrs().Name
+		dst.Zone = ifname
 	}
-	t.probe[i].WriteTo(echo, dst)
+	p.conn[i].WriteTo(echo, dst)
+}
+
+func (p *prober) close() {
+	for _, c := range p.conn {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 // nlAddr is the configured address as netlink takes it (with duplicate
@@ -297,9 +341,5 @@ func (t *tracker) close() {
 	close(t.done)
 	t.wg.Wait()
 	t.removeAddr()
-	for _, p := range t.probe {
-		if p != nil {
-			p.Close()
-		}
-	}
+	t.prober.close()
 }

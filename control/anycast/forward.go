@@ -1,0 +1,306 @@
+package anycast
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+
+	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/bgp"
+)
+
+// Dataplane is what the forwarder writes: the XDP program's maps
+// (bpf.Anycast), or a fake in tests.
+type Dataplane interface {
+	SetVIP(p netip.Prefix, id int) error
+	DeleteVIP(p netip.Prefix) error
+	SetRing(id int, table []int32) error
+	SetBackend(i int, b bpf.Backend) error
+}
+
+// Resolve returns how a server's next hop is reached, or why it is not.
+type Resolve func(nextHop netip.Addr) (bpf.Backend, string)
+
+// Server is one path to a VIP as pwctl anycast shows it.
+type Server struct {
+	NextHop  string  `json:"next_hop"`
+	Peer     string  `json:"peer"`
+	MED      *uint32 `json:"med,omitempty"`
+	Resolved bool    `json:"resolved"`
+	Why      string  `json:"why,omitempty"`
+	Port     int     `json:"ifindex,omitempty"`
+	MAC      string  `json:"mac,omitempty"`
+	Slots    int     `json:"slots"` // its share of the Maglev table
+	Index    int     `json:"-"`     // its backend index, -1 none
+}
+
+// ForwardStatus is one forwarded VIP.
+type ForwardStatus struct {
+	Prefix  string   `json:"prefix"`
+	ID      int      `json:"id"`
+	Servers []Server `json:"servers"`
+}
+
+// Forwarder turns BGP's paths to the VIPs into the XDP program's tables.
+// It is used from one goroutine (the main goroutine).
+type Forwarder struct {
+	dp      Dataplane
+	resolve Resolve
+	log     *slog.Logger
+	size    int
+	vips    []netip.Prefix                             // by id
+	paths   map[netip.Prefix]map[netip.Addr]bgp.Update // VIP → peer → path
+	hops    map[netip.Addr]*backendState               // next hop → server
+	free    []int                                      // backend indexes free to take
+	retired []int                                      // free once the tables no longer name them
+	shares  map[netip.Prefix]map[string]int            // slots per server
+	next    int
+	tables  map[netip.Prefix][]string // servers in each VIP's table now
+	table   []int32
+}
+
+type backendState struct {
+	index int // -1 until resolved
+	b     bpf.Backend
+	why   string
+	users int
+}
+
+// NewForwarder returns a forwarder for vips (their order is their ids)
+// with Maglev tables of size slots.
+func NewForwarder(dp Dataplane, resolve Resolve, vips []netip.Prefix, size int, log *slog.Logger) (*Forwarder, error) {
+	if len(vips) > bpf.MaxVIPs {
+		return nil, fmt.Errorf("anycast: %d VIPs, at most %d", len(vips), bpf.MaxVIPs)
+	}
+	f := &Forwarder{dp: dp, resolve: resolve, log: log, size: size, vips: vips,
+		paths: map[netip.Prefix]map[netip.Addr]bgp.Update{}, hops: map[netip.Addr]*backendState{},
+		tables: map[netip.Prefix][]string{}, shares: map[netip.Prefix]map[string]int{}, table: make([]int32, size)}
+	for id, p := range vips {
+		if err := dp.SetRing(id, f.empty()); err != nil {
+			return nil, err
+		}
+		if err := dp.SetVIP(p, id); err != nil {
+			return nil, err
+		}
+		f.tables[p] = nil
+	}
+	return f, nil
+}
+
+func (f *Forwarder) empty() []int32 {
+	for i := range f.table {
+		f.table[i] = -1
+	}
+	return f.table
+}
+
+// Update takes BGP's changes: paths to the VIPs (exactly their prefixes)
+// from each neighbor.
+func (f *Forwarder) Update(us []bgp.Update) {
+	changed := map[netip.Prefix]bool{}
+	for _, u := range us {
+		if u.Kind != bgp.Prefix || !slices.Contains(f.vips, u.Prefix) {
+			continue
+		}
+		m := f.paths[u.Prefix]
+		if m == nil {
+			m = map[netip.Addr]bgp.Update{}
+			f.paths[u.Prefix] = m
+		}
+		if old, ok := m[u.Peer]; ok {
+			f.release(old.NextHop)
+			delete(m, u.Peer)
+		}
+		if !u.Withdraw && u.NextHop.IsValid() {
+			m[u.Peer] = u
+			f.use(u.NextHop)
+		}
+		changed[u.Prefix] = true
+	}
+	for p := range changed {
+		f.rebuild(p)
+	}
+	f.settle()
+}
+
+// settle frees the backend indexes the tables no longer name.
+func (f *Forwarder) settle() {
+	f.free = append(f.free, f.retired...)
+	f.retired = f.retired[:0]
+}
+
+func (f *Forwarder) use(nh netip.Addr) {
+	b := f.hops[nh]
+	if b == nil {
+		b = &backendState{index: -1}
+		f.hops[nh] = b
+		f.refreshHop(nh, b)
+	}
+	b.users++
+}
+
+func (f *Forwarder) release(nh netip.Addr) {
+	b := f.hops[nh]
+	if b == nil {
+		return
+	}
+	if b.users--; b.users == 0 {
+		delete(f.hops, nh)
+		if b.index >= 0 {
+			f.retired = append(f.retired, b.index)
+		}
+	}
+}
+
+// refreshHop resolves nh again; it reports whether anything changed. A
+// server whose next hop changes gets a new backend index (and its tables
+// are rebuilt), so that no packet sees half of a rewritten entry.
+func (f *Forwarder) refreshHop(nh netip.Addr, b *backendState) bool {
+	nb, why := f.resolve(nh)
+	if why != "" {
+		changed := b.index >= 0 || b.why != why
+		if b.index >= 0 {
+			f.retired = append(f.retired, b.index)
+			b.index = -1
+		}
+		if b.why != why {
+			f.log.Info("anycast: server not reachable", "next_hop", nh, "why", why)
+		}
+		b.why = why
+		return changed
+	}
+	if b.index >= 0 && nb == b.b {
+		return false
+	}
+	old := b.index
+	i, err := f.alloc()
+	if err == nil {
+		err = f.dp.SetBackend(i, nb)
+	}
+	if err != nil {
+		f.log.Error("anycast: server", "next_hop", nh, "err", err)
+		b.why = err.Error()
+		return false
+	}
+	b.index, b.b, b.why = i, nb, ""
+	if old >= 0 {
+		f.retired = append(f.retired, old)
+	}
+	return true
+}
+
+func (f *Forwarder) alloc() (int, error) {
+	if n := len(f.free); n > 0 {
+		i := f.free[n-1]
+		f.free = f.free[:n-1]
+		return i, nil
+	}
+	if f.next >= bpf.MaxBackends {
+		return 0, fmt.Errorf("more than %d servers", bpf.MaxBackends)
+	}
+	f.next++
+	return f.next - 1, nil
+}
+
+// Refresh resolves every next hop again (routes and neighbours change)
+// and rebuilds the tables of VIPs whose servers changed.
+func (f *Forwarder) Refresh() {
+	for nh, b := range f.hops {
+		if !f.refreshHop(nh, b) {
+			continue
+		}
+		for p, m := range f.paths {
+			for _, u := range m {
+				if u.NextHop == nh {
+					f.rebuild(p)
+					break
+				}
+			}
+		}
+	}
+	f.settle()
+}
+
+// servers returns the resolved next hops of p's paths, each once.
+func (f *Forwarder) servers(p netip.Prefix) []netip.Addr {
+	var out []netip.Addr
+	for _, u := range f.paths[p] {
+		if b := f.hops[u.NextHop]; b != nil && b.index >= 0 && !slices.Contains(out, u.NextHop) {
+			out = append(out, u.NextHop)
+		}
+	}
+	return out
+}
+
+// rebuild writes p's Maglev table over its resolved servers.
+func (f *Forwarder) rebuild(p netip.Prefix) {
+	id := slices.Index(f.vips, p)
+	srv := f.servers(p)
+	names := make([]string, len(srv))
+	for i, s := range srv {
+		names[i] = s.String()
+	}
+	if err := Maglev(f.table, names); err != nil {
+		f.log.Error("anycast: table", "vip", p, "err", err)
+		return
+	}
+	sh := map[string]int{}
+	for i, n := range Shares(f.table, len(names)) {
+		sh[names[i]] = n
+	}
+	f.shares[p] = sh
+	for i, v := range f.table {
+		if v >= 0 {
+			f.table[i] = int32(f.hops[srv[v]].index)
+		}
+	}
+	if err := f.dp.SetRing(id, f.table); err != nil {
+		f.log.Error("anycast: table", "vip", p, "err", err)
+		return
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, f.tables[p]) {
+		f.log.Info("anycast: VIP's servers", "vip", p, "servers", names)
+	}
+	f.tables[p] = names
+}
+
+// Status returns the VIPs with their servers and shares of the table.
+func (f *Forwarder) Status() []ForwardStatus {
+	var out []ForwardStatus
+	for id, p := range f.vips {
+		st := ForwardStatus{Prefix: p.String(), ID: id}
+		for peer, u := range f.paths[p] {
+			s := Server{NextHop: u.NextHop.String(), Peer: peer.String(), Index: -1}
+			if u.HasMED {
+				med := u.MED
+				s.MED = &med
+			}
+			if b := f.hops[u.NextHop]; b != nil {
+				s.Resolved, s.Why, s.Index = b.index >= 0, b.why, b.index
+				if s.Resolved {
+					s.Port, s.MAC = b.b.Ifindex, fmt.Sprintf("%x", b.b.Dst[:])
+					s.Slots = f.shares[p][s.NextHop]
+				}
+			}
+			st.Servers = append(st.Servers, s)
+		}
+		slices.SortFunc(st.Servers, func(a, b Server) int {
+			if a.NextHop < b.NextHop {
+				return -1
+			}
+			return 1
+		})
+		out = append(out, st)
+	}
+	return out
+}
+
+// Close removes the VIPs from the program: their packets go to the
+// kernel.
+func (f *Forwarder) Close() {
+	for _, p := range f.vips {
+		f.dp.DeleteVIP(p)
+	}
+}

@@ -1,0 +1,142 @@
+package anycast
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/bgp"
+)
+
+type fakeDP struct {
+	vips     map[netip.Prefix]int
+	rings    map[int][]int32
+	backends map[int]bpf.Backend
+	fail     error
+}
+
+func newFakeDP() *fakeDP {
+	return &fakeDP{vips: map[netip.Prefix]int{}, rings: map[int][]int32{}, backends: map[int]bpf.Backend{}}
+}
+
+func (d *fakeDP) SetVIP(p netip.Prefix, id int) error { d.vips[p] = id; return d.fail }
+func (d *fakeDP) DeleteVIP(p netip.Prefix) error      { delete(d.vips, p); return nil }
+func (d *fakeDP) SetRing(id int, t []int32) error {
+	if d.fail != nil {
+		return d.fail
+	}
+	d.rings[id] = append([]int32(nil), t...)
+	return nil
+}
+func (d *fakeDP) SetBackend(i int, b bpf.Backend) error { d.backends[i] = b; return d.fail }
+
+// server returns the next hop's last byte behind each slot of VIP id's
+// table, as the data path would reach it.
+func (d *fakeDP) servers(id int) []int {
+	out := make([]int, len(d.rings[id]))
+	for i, b := range d.rings[id] {
+		out[i] = -1
+		if b >= 0 {
+			out[i] = int(d.backends[int(b)].Dst[5])
+		}
+	}
+	return out
+}
+
+func TestForwarder(t *testing.T) {
+	dp := newFakeDP()
+	macs := map[netip.Addr]byte{}
+	resolve := func(nh netip.Addr) (bpf.Backend, string) {
+		m, ok := macs[nh]
+		if !ok {
+			return bpf.Backend{}, "next hop not resolved"
+		}
+		return bpf.Backend{Ifindex: 3, Dst: [6]byte{2, 0, 0, 0, m, nh.As4()[3]}}, ""
+	}
+	f, err := NewForwarder(dp, resolve, []netip.Prefix{vip}, DefaultTableSize, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dp.vips[vip] != 0 || len(dp.rings[0]) != DefaultTableSize || dp.rings[0][0] != -1 {
+		t.Fatal("the VIP was not set up with an empty table")
+	}
+	path := func(i byte, withdraw bool) bgp.Update {
+		a := netip.AddrFrom4([4]byte{10, 0, 0, i})
+		return bgp.Update{Route: bgp.Route{Kind: bgp.Prefix, Prefix: vip, NextHop: a}, Peer: a, Withdraw: withdraw}
+	}
+	for i := byte(1); i <= 3; i++ {
+		macs[netip.AddrFrom4([4]byte{10, 0, 0, i})] = 1
+	}
+	f.Update([]bgp.Update{path(1, false), path(2, false), path(3, false), path(4, false), // 4 is not resolved
+		{Route: bgp.Route{Kind: bgp.Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24"), NextHop: netip.MustParseAddr("10.0.0.9")}}})
+	before := dp.servers(0)
+	count := map[int]int{}
+	for _, s := range before {
+		count[s]++
+	}
+	if len(count) != 3 || count[4] != 0 || count[-1] != 0 {
+		t.Fatalf("shares %v", count)
+	}
+	st := f.Status()
+	if len(st) != 1 || len(st[0].Servers) != 4 || st[0].Servers[3].Resolved || st[0].Servers[0].Slots != count[1] {
+		t.Errorf("status %+v", st)
+	}
+	// Server 2 leaves: its slots move, and few others (Maglev's bound).
+	f.Update([]bgp.Update{path(2, true)})
+	after := dp.servers(0)
+	moved := 0
+	for i := range before {
+		if before[i] != 2 && after[i] != before[i] {
+			moved++
+		}
+		if after[i] == 2 {
+			t.Fatal("a withdrawn server keeps slots")
+		}
+	}
+	if moved > DefaultTableSize/50 {
+		t.Errorf("%d of the staying servers' slots moved", moved)
+	}
+	// Server 4's next hop resolves; server 1's MAC changes: both show up
+	// in the table at the next refresh, 1 under a new backend index.
+	macs[netip.AddrFrom4([4]byte{10, 0, 0, 4})] = 1
+	macs[netip.AddrFrom4([4]byte{10, 0, 0, 1})] = 7
+	f.Refresh()
+	count = map[int]int{}
+	for _, b := range dp.rings[0] {
+		be := dp.backends[int(b)]
+		count[int(be.Dst[5])]++
+		if be.Dst[5] == 1 && be.Dst[4] != 7 {
+			t.Fatal("server 1's new MAC is not in the table")
+		}
+	}
+	if len(count) != 3 || count[4] == 0 {
+		t.Errorf("after refresh: %v", count)
+	}
+	// Every path gone: an empty table (the program drops and counts).
+	f.Update([]bgp.Update{path(1, true), path(3, true), path(4, true)})
+	for _, s := range dp.servers(0) {
+		if s != -1 {
+			t.Fatal("servers left in the table")
+		}
+	}
+	if len(f.hops) != 0 {
+		t.Errorf("next hops kept: %v", f.hops)
+	}
+	f.Close()
+	if len(dp.vips) != 0 {
+		t.Error("Close left the VIP in the program")
+	}
+}
+
+func TestForwarderErrors(t *testing.T) {
+	dp := newFakeDP()
+	dp.fail = errors.New("map full")
+	if _, err := NewForwarder(dp, nil, []netip.Prefix{vip}, 251, quiet()); err == nil {
+		t.Error("a data path that fails was taken")
+	}
+	many := make([]netip.Prefix, bpf.MaxVIPs+1)
+	if _, err := NewForwarder(newFakeDP(), nil, many, 251, quiet()); err == nil {
+		t.Error("too many VIPs were taken")
+	}
+}

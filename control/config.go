@@ -56,9 +56,10 @@ type Config struct {
 	GPWSocket   string // reference protocol socket; "" is off
 	Prometheus  string // listen address; "" is off
 
-	WireGuard *WGConfig    // nil: no wireguard section
-	VXLAN     *VXLANConfig // mode: vxlan
-	BGP       *BGPConfig   // nil: no bgp section
+	WireGuard *WGConfig      // nil: no wireguard section
+	VXLAN     *VXLANConfig   // mode: vxlan
+	BGP       *BGPConfig     // nil: no bgp section
+	Anycast   *AnycastConfig // nil: no anycast section
 
 	vxlanMode bool // the file says mode: vxlan
 
@@ -207,6 +208,7 @@ var schema = map[string]any{
 	"wireguard":    wgSchema,
 	"vxlan":        vxlanSchema,
 	"bgp":          bgpSchema,
+	"anycast":      anycastSchema,
 	"stats": map[string]any{
 		"socket":          setter(func(c *Config, v string) error { return absPath(&c.StatsSocket, v) }),
 		"group":           setter(func(c *Config, v string) error { c.StatsGroup = v; return nil }),
@@ -372,9 +374,12 @@ func (c *Config) check(lines map[string]int) error {
 	fail := func(key, format string, args ...any) error {
 		return &ConfigError{File: c.Source, Line: lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
 	}
+	if c.AnycastOnly() {
+		return c.checkAnycastOnly(lines, fail)
+	}
 	switch {
 	case c.Mode == 0 && !c.vxlanMode:
-		return fail("mode", "missing (eth, ip6 or vxlan)")
+		return fail("mode", "missing (eth, ip6 or vxlan; or only bgp and anycast sections)")
 	case c.Downlink == "":
 		return fail("downlink.interface", "missing")
 	case c.Uplink == "":
@@ -393,6 +398,9 @@ func (c *Config) check(lines map[string]int) error {
 		return err
 	}
 	if err := c.checkVXLAN(lines, fail); err != nil {
+		return err
+	}
+	if err := c.checkAnycast(fail); err != nil {
 		return err
 	}
 	if c.LocalAddr.Addr().Is4() && !c.IsVXLAN() {
@@ -430,12 +438,37 @@ func (c *Config) check(lines map[string]int) error {
 			return fail("local.address", "the same as peer.address")
 		}
 	}
+	return c.checkStats(fail)
+}
+
+func (c *Config) checkStats(fail func(key, format string, args ...any) error) error {
 	if c.Prometheus != "" {
 		if _, err := netip.ParseAddrPort(c.Prometheus); err != nil {
 			return fail("stats.prometheus", "%q is not an address:port such as 127.0.0.1:9469", c.Prometheus)
 		}
 	}
 	return nil
+}
+
+// checkAnycastOnly validates a file with only bgp and anycast (and stats,
+// cores): a server's announcer, or a forwarder.
+func (c *Config) checkAnycastOnly(lines map[string]int, fail func(key, format string, args ...any) error) error {
+	for k := range lines {
+		top, _, _ := strings.Cut(k, ".")
+		switch top {
+		case "bgp", "anycast", "stats", "cores", "xdp_mode":
+		default:
+			return fail(top, "not without a mode: a file with no mode runs only bgp and anycast")
+		}
+	}
+	c.bgpDefaults()
+	if err := c.checkBGP(fail); err != nil {
+		return err
+	}
+	if err := c.checkAnycast(fail); err != nil {
+		return err
+	}
+	return c.checkStats(fail)
 }
 
 // CheckCores refuses cores the machine does not have or this process may

@@ -299,14 +299,23 @@ func (b *BGPConfig) resolved() []NeighborConfig {
 // bgpDefaults gives neighbors without families their mode's: in vxlan
 // mode, l2vpn-evpn.
 func (c *Config) bgpDefaults() {
-	if c.BGP == nil || !c.IsVXLAN() {
+	if c.BGP == nil || !c.IsVXLAN() && c.Anycast == nil {
 		return
 	}
 	for i := range c.BGP.Neighbors {
 		n := &c.BGP.Neighbors[i]
-		if !n.set["families"] && !slices.ContainsFunc(c.BGP.Groups, func(g NeighborConfig) bool { return g.Name == n.Group && g.set["families"] }) {
-			n.Families, n.set["families"] = []bgp.Family{bgp.EVPN}, true
+		if n.set["families"] || slices.ContainsFunc(c.BGP.Groups, func(g NeighborConfig) bool { return g.Name == n.Group && g.set["families"] }) {
+			continue
 		}
+		switch {
+		case c.IsVXLAN():
+			n.Families = []bgp.Family{bgp.EVPN}
+		case n.Address.Is4():
+			n.Families = []bgp.Family{bgp.IPv4Unicast} // anycast
+		default:
+			n.Families = []bgp.Family{bgp.IPv6Unicast}
+		}
+		n.set["families"] = true
 	}
 }
 

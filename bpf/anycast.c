@@ -54,8 +54,10 @@ struct vip {
 };
 
 // A server's next hop: the port it is reached by and the MACs to write.
+// gen changes whenever the index is given to another server.
 struct backend {
-	__u32 ifindex; // 0: none (the slot is empty)
+	__u32 ifindex; // 0: none (the server is gone)
+	__u32 gen;
 	__u8 dmac[6];
 	__u8 smac[6];
 };
@@ -81,6 +83,7 @@ enum {
 	AC_EXT_HEADERS,  // IPv6 with extension headers, hashed on the 3-tuple
 	AC_ICMP_ERRORS,  // ICMP errors, hashed on the packet inside
 	AC_NO_BACKEND,   // for a VIP with no server: dropped
+	AC_NEW_FLOWS,    // flows not in the flow table: placed by the Maglev table
 	AC_NUM_COUNTERS,
 };
 
@@ -134,6 +137,29 @@ struct {
 	__type(value, __u64);
 } ac_counters SEC(".maps");
 
+// The flow table: which server each flow went to. A flow stays with its
+// server while the server is there (in the Maglev table or not: a drained
+// server keeps its flows), whatever the table says now.
+struct flow_val {
+	__u32 backend;
+	__u32 gen;
+};
+
+// The flow a packet belongs to, as the client sent it.
+struct flow {
+	__u32 src[4];
+	__u32 dst[4];
+	__u32 ports; // source << 16 | destination; 0 for the 3-tuple
+	__u32 proto;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct flow);
+	__type(value, struct flow_val);
+} ac_flows SEC(".maps");
+
 // Set at load time: the ring's size (a prime).
 volatile const __u32 ac_table_size = 65537;
 
@@ -165,13 +191,6 @@ static __always_inline __u32 fmix(__u32 h)
 	return h;
 }
 
-// The flow a packet belongs to, as the client sent it.
-struct flow {
-	__u32 src[4];
-	__u32 dst[4];
-	__u32 ports; // source << 16 | destination; 0 for the 3-tuple
-	__u32 proto;
-};
 
 static __always_inline __u32 flow_hash(struct flow *f)
 {
@@ -213,23 +232,36 @@ static __always_inline int forward(struct xdp_md *ctx, struct vip *v, struct flo
 {
 	__u32 id = v->id;
 	struct vip_stats *vs = bpf_map_lookup_elem(&ac_vip_stats, &id);
-	void *ring = bpf_map_lookup_elem(&ac_rings, &id);
-	__u32 *slot = 0;
-	if (ring) {
-		__u32 i = flow_hash(f) % ac_table_size;
-		slot = bpf_map_lookup_elem(ring, &i);
-	}
-	__u32 b = slot ? *slot : 0;
+	__u32 b = 0;
 	struct backend *be = 0;
-	if (b) {
-		b -= 1;
+	struct flow_val *fv = bpf_map_lookup_elem(&ac_flows, f);
+	if (fv) {
+		b = fv->backend;
 		be = bpf_map_lookup_elem(&ac_backends, &b);
+		if (be && (!be->ifindex || be->gen != fv->gen))
+			be = 0;
 	}
-	if (!be || !be->ifindex) {
-		if (vs)
-			vs->no_backend++;
-		count(AC_NO_BACKEND);
-		return XDP_DROP;
+	if (!be) {
+		void *ring = bpf_map_lookup_elem(&ac_rings, &id);
+		__u32 *slot = 0;
+		if (ring) {
+			__u32 i = flow_hash(f) % ac_table_size;
+			slot = bpf_map_lookup_elem(ring, &i);
+		}
+		b = slot ? *slot : 0;
+		if (b) {
+			b -= 1;
+			be = bpf_map_lookup_elem(&ac_backends, &b);
+		}
+		if (!be || !be->ifindex) {
+			if (vs)
+				vs->no_backend++;
+			count(AC_NO_BACKEND);
+			return XDP_DROP;
+		}
+		struct flow_val nv = {.backend = b, .gen = be->gen};
+		bpf_map_update_elem(&ac_flows, f, &nv, BPF_ANY);
+		count(AC_NEW_FLOWS);
 	}
 	__u64 len = ctx->data_end - ctx->data;
 	if (ip4) {

@@ -26,14 +26,16 @@ const (
 	ACExtHeaders        // IPv6 with extension headers, hashed on the 3-tuple
 	ACICMPErrors        // ICMP errors, hashed on the packet inside
 	ACNoBackend         // for a VIP without a server: dropped
+	ACNewFlows          // flows not in the flow table, placed by the Maglev table
 	ACNumCounters
 )
 
 // ACCounterNames name the counters as pwctl and Prometheus show them.
 var ACCounterNames = [ACNumCounters]string{"passed", "forwarded", "ttl_expired", "drop_truncated", "fragments",
-	"ext_headers", "icmp_errors", "drop_no_server"}
+	"ext_headers", "icmp_errors", "drop_no_server", "new_flows"}
 
-// Backend is a server's next hop as the program writes it.
+// Backend is a server's next hop as the program writes it; Ifindex 0:
+// the server is gone (its flows are placed again).
 type Backend struct {
 	Ifindex  int
 	Dst, Src [6]byte
@@ -46,6 +48,7 @@ type Traffic struct{ Packets, Bytes uint64 }
 type Anycast struct {
 	objs      anycastObjects
 	tableSize int
+	gen       [MaxBackends]uint32 // of each backend index: flows remember it
 }
 
 // LoadAnycast loads the forwarder with Maglev tables of tableSize slots.
@@ -141,12 +144,14 @@ func (a *Anycast) SetRing(id int, table []int32) error {
 	return nil
 }
 
-// SetBackend writes server index i's next hop.
+// SetBackend writes server index i's next hop. Flows placed on i before
+// no longer follow it: they are placed again by the Maglev table.
 func (a *Anycast) SetBackend(i int, b Backend) error {
 	if i < 0 || i >= MaxBackends {
 		return fmt.Errorf("anycast: server index %d out of range", i)
 	}
-	v := anycastBackend{Ifindex: uint32(b.Ifindex), Dmac: b.Dst, Smac: b.Src}
+	a.gen[i]++
+	v := anycastBackend{Ifindex: uint32(b.Ifindex), Gen: a.gen[i], Dmac: b.Dst, Smac: b.Src}
 	if err := a.objs.AcBackends.Update(uint32(i), v, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("anycast: server %d: %w", i, err)
 	}

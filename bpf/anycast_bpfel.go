@@ -16,6 +16,7 @@ import (
 type anycastBackend struct {
 	_       structs.HostLayout
 	Ifindex uint32
+	Gen     uint32
 	Dmac    [6]uint8
 	Smac    [6]uint8
 }
@@ -24,6 +25,20 @@ type anycastBackendStats struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
+}
+
+type anycastFlow struct {
+	_     structs.HostLayout
+	Src   [4]uint32
+	Dst   [4]uint32
+	Ports uint32
+	Proto uint32
+}
+
+type anycastFlowVal struct {
+	_       structs.HostLayout
+	Backend uint32
+	Gen     uint32
 }
 
 type anycastVip struct {
@@ -52,6 +67,7 @@ const (
 	anycastMapAcBackendStats = "ac_backend_stats"
 	anycastMapAcBackends     = "ac_backends"
 	anycastMapAcCounters     = "ac_counters"
+	anycastMapAcFlows        = "ac_flows"
 	anycastMapAcRings        = "ac_rings"
 	anycastMapAcVipStats     = "ac_vip_stats"
 	anycastMapAcVips         = "ac_vips"
@@ -111,6 +127,7 @@ type anycastMapSpecs struct {
 	AcBackendStats *ebpf.MapSpec `ebpf:"ac_backend_stats"`
 	AcBackends     *ebpf.MapSpec `ebpf:"ac_backends"`
 	AcCounters     *ebpf.MapSpec `ebpf:"ac_counters"`
+	AcFlows        *ebpf.MapSpec `ebpf:"ac_flows"`
 	AcRings        *ebpf.MapSpec `ebpf:"ac_rings"`
 	AcVipStats     *ebpf.MapSpec `ebpf:"ac_vip_stats"`
 	AcVips         *ebpf.MapSpec `ebpf:"ac_vips"`
@@ -146,6 +163,7 @@ type anycastMaps struct {
 	AcBackendStats *ebpf.Map `ebpf:"ac_backend_stats"`
 	AcBackends     *ebpf.Map `ebpf:"ac_backends"`
 	AcCounters     *ebpf.Map `ebpf:"ac_counters"`
+	AcFlows        *ebpf.Map `ebpf:"ac_flows"`
 	AcRings        *ebpf.Map `ebpf:"ac_rings"`
 	AcVipStats     *ebpf.Map `ebpf:"ac_vip_stats"`
 	AcVips         *ebpf.Map `ebpf:"ac_vips"`
@@ -156,6 +174,7 @@ func (m *anycastMaps) Close() error {
 		m.AcBackendStats,
 		m.AcBackends,
 		m.AcCounters,
+		m.AcFlows,
 		m.AcRings,
 		m.AcVipStats,
 		m.AcVips,

@@ -296,3 +296,46 @@ func BenchmarkAnycastProgram(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/packet")
 }
+
+// A flow stays with its server when the table no longer names it (a
+// drained server), and is placed again when the server is gone.
+func TestAnycastFlowTable(t *testing.T) {
+	a := newForwarder(t, 3)
+	p := a.Program()
+	in := ipPacket(client4, vip4.Addr(), 64, 6, tcp(4242, 80))
+	ret, out := runXDP(t, p, in)
+	first := server(ret, out)
+	// The table now names only the other servers.
+	tab := make([]int32, 251)
+	var others []int32
+	for s := range 3 {
+		if s != first {
+			others = append(others, int32(s))
+		}
+	}
+	for i := range tab {
+		tab[i] = others[i%2]
+	}
+	if err := a.SetRing(0, tab); err != nil {
+		t.Fatal(err)
+	}
+	if ret, out := runXDP(t, p, in); server(ret, out) != first {
+		t.Fatalf("the flow moved from drained server %d to %d", first, server(ret, out))
+	}
+	for sport := uint16(5000); sport < 5100; sport++ {
+		if ret, out := runXDP(t, p, ipPacket(client4, vip4.Addr(), 64, 6, tcp(sport, 80))); server(ret, out) == first {
+			t.Fatal("a new flow went to the drained server")
+		}
+	}
+	// The server is gone: its flow is placed again.
+	if err := a.SetBackend(first, Backend{}); err != nil {
+		t.Fatal(err)
+	}
+	if ret, out := runXDP(t, p, in); server(ret, out) == first || server(ret, out) < 0 {
+		t.Fatalf("the flow of a gone server: verdict %d server %d", ret, server(ret, out))
+	}
+	cs, _ := a.Counters()
+	if cs[ACNewFlows] != 102 {
+		t.Errorf("new_flows %d, want 102", cs[ACNewFlows])
+	}
+}

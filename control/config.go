@@ -400,8 +400,8 @@ func (c *Config) check(lines map[string]int) error {
 	if err := c.checkVXLAN(lines, fail); err != nil {
 		return err
 	}
-	if err := c.checkAnycast(fail); err != nil {
-		return err
+	if c.Anycast != nil {
+		return fail("anycast", "runs in a pwgated of its own, from a file with only bgp, anycast and stats sections (this one has mode %s)", c.ModeName())
 	}
 	if c.LocalAddr.Addr().Is4() && !c.IsVXLAN() {
 		return fail("local.address", "%s is IPv4: the pseudowire runs over IPv6 (IPv4 is for VXLAN VTEPs)", c.LocalAddr.Addr())

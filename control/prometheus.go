@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
@@ -27,6 +28,12 @@ type collector struct {
 	info     *prometheus.Desc
 	wg       wgDescs
 	evpn     evpnDescs
+	anycast  anycastDescs
+}
+
+// anycastDescs are the announcer's and the forwarder's metrics.
+type anycastDescs struct {
+	vipUp, checks, failures, vipPackets, vipBytes, noServer, servers, srvPackets, srvBytes, counters *prometheus.Desc
 }
 
 // evpnDescs are the BGP sessions' and the forwarding database's metrics.
@@ -67,6 +74,19 @@ func newCollector(src Source) *collector {
 		vteps:      prometheus.NewDesc("pwgate_evpn_vteps", "Remote VTEPs in use, by whether their next hop is resolved.", []string{"resolved"}, nil),
 		routes:     prometheus.NewDesc("pwgate_evpn_routes", "EVPN routes received (imported) and announced, by type (macip: type 2, imet: type 3).", []string{"direction", "type"}, nil),
 	}
+	vip := []string{"vip"}
+	c.anycast = anycastDescs{
+		vipUp:      prometheus.NewDesc("pwgate_anycast_vip_announced", "1 while the VIP is announced (healthy, or draining).", []string{"vip", "state"}, nil),
+		checks:     prometheus.NewDesc("pwgate_anycast_checks_total", "Health checks of the VIP run.", vip, nil),
+		failures:   prometheus.NewDesc("pwgate_anycast_check_failures_total", "Health checks of the VIP that failed.", vip, nil),
+		vipPackets: prometheus.NewDesc("pwgate_anycast_forwarded_packets_total", "Packets to the VIP forwarded to a server.", vip, nil),
+		vipBytes:   prometheus.NewDesc("pwgate_anycast_forwarded_bytes_total", "Bytes to the VIP forwarded to a server.", vip, nil),
+		noServer:   prometheus.NewDesc("pwgate_anycast_no_server_drops_total", "Packets to the VIP dropped: no server.", vip, nil),
+		servers:    prometheus.NewDesc("pwgate_anycast_servers", "Servers of the VIP in its table.", vip, nil),
+		srvPackets: prometheus.NewDesc("pwgate_anycast_server_packets_total", "Packets forwarded to the server (its next hop).", []string{"vip", "server"}, nil),
+		srvBytes:   prometheus.NewDesc("pwgate_anycast_server_bytes_total", "Bytes forwarded to the server (its next hop).", []string{"vip", "server"}, nil),
+		counters:   prometheus.NewDesc("pwgate_anycast_packets_total", "The forwarder's XDP program's packets, by what it did.", []string{"what"}, nil),
+	}
 	for i := stats.Counter(0); i < stats.NumCounters; i++ {
 		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() {
 			c.counts[i] = prometheus.NewDesc("pwgate_"+i.Name()+"_total", capitalize(i.Help())+".", nil, nil)
@@ -95,13 +115,23 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.start
 	ch <- c.info
 	for _, d := range []*prometheus.Desc{c.wg.handshake, c.wg.rx, c.wg.tx, c.wg.failures, c.wg.endpoint, c.wg.session,
-		c.evpn.sessionUp, c.evpn.received, c.evpn.advertised, c.evpn.macs, c.evpn.vteps, c.evpn.routes} {
+		c.evpn.sessionUp, c.evpn.received, c.evpn.advertised, c.evpn.macs, c.evpn.vteps, c.evpn.routes,
+		c.anycast.vipUp, c.anycast.checks, c.anycast.failures, c.anycast.vipPackets, c.anycast.vipBytes, c.anycast.noServer,
+		c.anycast.servers, c.anycast.srvPackets, c.anycast.srvBytes, c.anycast.counters} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.Status()
+	if st.Mode != "anycast" { // no data path, no frame counters
+		c.collectCounters(ch)
+	}
+	c.collectStatus(ch, &st)
+}
+
+func (c *collector) collectCounters(ch chan<- prometheus.Metric) {
 	s := c.src.Snapshot()
 	for i := stats.Counter(0); i < stats.NumCounters; i++ {
 		switch port, reason, drop := i.Drop(); {
@@ -114,7 +144,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.counts[i], prometheus.CounterValue, float64(s[i]))
 		}
 	}
-	st := c.src.Status()
+}
+
+func (c *collector) collectStatus(ch chan<- prometheus.Metric, st *client.Status) {
 	ready := 0.0
 	if st.Ready {
 		ready = 1
@@ -163,6 +195,39 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.evpn.routes, prometheus.GaugeValue, float64(e.RoutesReceived[t]), "received", t)
 			ch <- prometheus.MustNewConstMetric(c.evpn.routes, prometheus.GaugeValue, float64(e.RoutesAnnounced[t]), "announced", t)
 		}
+	}
+	if a := st.Anycast; a != nil {
+		c.collectAnycast(ch, a)
+	}
+}
+
+func (c *collector) collectAnycast(ch chan<- prometheus.Metric, a *client.Anycast) {
+	d := &c.anycast
+	for _, v := range a.VIPs {
+		ch <- prometheus.MustNewConstMetric(d.vipUp, prometheus.GaugeValue, map[bool]float64{true: 1}[v.Announced], v.Prefix, v.State)
+		ch <- prometheus.MustNewConstMetric(d.checks, prometheus.CounterValue, float64(v.Checks), v.Prefix)
+		ch <- prometheus.MustNewConstMetric(d.failures, prometheus.CounterValue, float64(v.Failures), v.Prefix)
+	}
+	for _, f := range a.Forward {
+		ch <- prometheus.MustNewConstMetric(d.vipPackets, prometheus.CounterValue, float64(f.Packets), f.Prefix)
+		ch <- prometheus.MustNewConstMetric(d.vipBytes, prometheus.CounterValue, float64(f.Bytes), f.Prefix)
+		ch <- prometheus.MustNewConstMetric(d.noServer, prometheus.CounterValue, float64(f.NoServers), f.Prefix)
+		n, seen := 0, map[string]bool{}
+		for _, s := range f.Servers {
+			if seen[s.NextHop] {
+				continue // two neighbors name the same server
+			}
+			seen[s.NextHop] = true
+			if s.Slots > 0 {
+				n++
+			}
+			ch <- prometheus.MustNewConstMetric(d.srvPackets, prometheus.CounterValue, float64(s.Packets), f.Prefix, s.NextHop)
+			ch <- prometheus.MustNewConstMetric(d.srvBytes, prometheus.CounterValue, float64(s.Bytes), f.Prefix, s.NextHop)
+		}
+		ch <- prometheus.MustNewConstMetric(d.servers, prometheus.GaugeValue, float64(n), f.Prefix)
+	}
+	for k, v := range a.Counters {
+		ch <- prometheus.MustNewConstMetric(d.counters, prometheus.CounterValue, float64(v), k)
 	}
 }
 

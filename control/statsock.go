@@ -250,7 +250,12 @@ func answer(c net.Conn, src Source) {
 	if err != nil && line == "" {
 		return
 	}
-	switch strings.TrimSpace(line) {
+	req := strings.TrimSpace(line)
+	if verb, ok := strings.CutPrefix(req, client.ReqAnycast); ok {
+		answerAnycast(c, src, strings.Fields(verb))
+		return
+	}
+	switch req {
 	case client.ReqStats:
 		s := src.Snapshot()
 		c.Write(client.MarshalCounters(&s))
@@ -263,7 +268,33 @@ func answer(c net.Conn, src Source) {
 			fmt.Fprintf(c, "{\"error\":%q}\n", "not a VXLAN tunnel end (mode: vxlan)")
 		}
 	default:
-		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request (want stats, status or fdb)")
+		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request (want stats, status, fdb or anycast)")
+	}
+}
+
+// anycastSource is a Source that runs anycast (AnycastDaemon).
+type anycastSource interface {
+	Anycast() *client.Anycast
+	Control(verb, prefix string) error
+}
+
+// answerAnycast answers "anycast" with the anycast state and "anycast
+// drain|resume PREFIX" with {} once done.
+func answerAnycast(c net.Conn, src Source, args []string) {
+	a, ok := src.(anycastSource)
+	switch {
+	case !ok:
+		fmt.Fprintf(c, "{\"error\":%q}\n", "this pwgated runs no anycast (no anycast section)")
+	case len(args) == 0:
+		json.NewEncoder(c).Encode(a.Anycast())
+	case len(args) != 2:
+		fmt.Fprintf(c, "{\"error\":%q}\n", "want: anycast drain|resume PREFIX")
+	default:
+		if err := a.Control(args[0], args[1]); err != nil {
+			fmt.Fprintf(c, "{\"error\":%q}\n", err.Error())
+			return
+		}
+		c.Write([]byte("{}\n"))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pwgate/pwgate/bpf"
@@ -159,8 +160,15 @@ func (r *vxlanRuntime) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
 	if r.sp == nil {
 		return &e, nil
 	}
-	b := &client.BGP{ASN: r.asn, RouterID: r.routerID.String()}
-	for _, ps := range r.sp.Peers() {
+	b := bgpStatus(r.sp)
+	b.ASN, b.RouterID = r.asn, r.routerID.String()
+	return &e, b
+}
+
+// bgpStatus reads the speaker's sessions, by neighbor.
+func bgpStatus(sp bgp.Speaker) *client.BGP {
+	b := &client.BGP{}
+	for _, ps := range sp.Peers() {
 		n := client.Neighbor{Neighbor: ps.Key, ASN: ps.ASN, Description: ps.Description, State: ps.State, Received: map[string]int{}, Advertised: ps.Advertised}
 		if ps.Address.IsValid() {
 			n.Address = ps.Address.String()
@@ -174,14 +182,6 @@ func (r *vxlanRuntime) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
 		}
 		b.Neighbors = append(b.Neighbors, n)
 	}
-	slices.SortFunc(b.Neighbors, func(x, y client.Neighbor) int {
-		if x.Neighbor < y.Neighbor {
-			return -1
-		}
-		if x.Neighbor > y.Neighbor {
-			return 1
-		}
-		return 0
-	})
-	return &e, b
+	slices.SortFunc(b.Neighbors, func(x, y client.Neighbor) int { return strings.Compare(x.Neighbor, y.Neighbor) })
+	return b
 }

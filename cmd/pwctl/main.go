@@ -45,6 +45,8 @@ func usage(w io.Writer) {
        pwctl [--socket PATH | --config FILE] status [--json]
        pwctl [--socket PATH | --config FILE] wg [--json]
        pwctl [--socket PATH | --config FILE] fdb|evpn|bgp [--json]
+       pwctl [--socket PATH | --config FILE] anycast [--json]
+       pwctl [--socket PATH | --config FILE] anycast drain|resume VIP
        pwctl wg genkey          a new WireGuard private key (as wg genkey)
        pwctl wg pubkey          the public key of the private key on stdin (as wg pubkey)
        pwctl --version
@@ -56,6 +58,9 @@ func usage(w io.Writer) {
           it was learned, its MAC mobility sequence and idle time
   evpn    the VNIs (RD, RT, flood list, largest frame) and remote VTEPs
   bgp     the BGP sessions: state, uptime, routes received and advertised
+  anycast announced VIPs (health, state, MED) and forwarded VIPs (servers,
+          table shares, packets); drain re-announces a VIP with its drain
+          MED and GRACEFUL_SHUTDOWN, then withdraws it; resume ends that
 `)
 }
 
@@ -96,6 +101,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if cmd == "wg" && len(operands) == 1 && (operands[0] == "genkey" || operands[0] == "pubkey") {
 		return keys(operands[0], stdin, stdout, stderr)
 	}
+	if cmd == "anycast" && len(operands) > 0 {
+		if len(operands) != 2 || operands[0] != "drain" && operands[0] != "resume" {
+			fmt.Fprintln(stderr, "pwctl: want anycast drain|resume VIP")
+			return 2
+		}
+		if err := client.AnycastControl(*socket, operands[0], operands[1], timeout); err != nil {
+			fmt.Fprintf(stderr, "pwctl: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", operands[1], map[string]string{"drain": "draining", "resume": "resumed"}[operands[0]])
+		return 0
+	}
 	if len(operands) > 0 {
 		fmt.Fprintf(stderr, "pwctl: unexpected argument %q\n", operands[0])
 		return 2
@@ -114,6 +131,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = printEVPN(stdout, *socket, *asJSON)
 	case "bgp":
 		err = printBGP(stdout, *socket, *asJSON)
+	case "anycast":
+		err = printAnycast(stdout, *socket, *asJSON)
 	default:
 		fmt.Fprintf(stderr, "pwctl: unknown command %q\n", cmd)
 		usage(stderr)

@@ -104,6 +104,10 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 			return 2
 		}
+		if c.AnycastOnly() {
+			fmt.Printf("%s: ok (anycast: %d VIPs to announce, forwarding %v)\n", c.Source, len(c.AnycastVIPs()), c.Anycast.Forward != nil)
+			return 0
+		}
 		fmt.Printf("%s: ok (%s mode, downlink %s, uplink %s)\n", c.Source, c.ModeName(), c.Downlink, c.Uplink)
 		return 0
 	}
@@ -137,7 +141,14 @@ func run() int {
 		defer ln.Close()
 		go http.Serve(ln, nil) // net/http/pprof's handlers on the default mux
 	}
-	d, err := control.Start(c, loadAll, log)
+	var d interface {
+		Run(context.Context, <-chan struct{}) error
+	}
+	if c.AnycastOnly() {
+		d, err = control.StartAnycast(c, loadAll, log)
+	} else {
+		d, err = control.Start(c, loadAll, log)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 		return 2

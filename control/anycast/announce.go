@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/client"
 )
 
 // VIP is one anycast address the announcer announces while its check
@@ -42,23 +44,6 @@ const (
 	Draining State = "draining" // announced with the drain MED and GRACEFUL_SHUTDOWN
 	Drained  State = "drained"  // withdrawn by the operator until resumed
 )
-
-// VIPStatus is a VIP as pwctl anycast shows it.
-type VIPStatus struct {
-	Prefix      string    `json:"prefix"`
-	Check       string    `json:"check"`
-	State       State     `json:"state"`
-	Healthy     bool      `json:"healthy"`
-	LastCheck   time.Time `json:"last_check"`
-	LastError   string    `json:"last_error,omitempty"`
-	Since       time.Time `json:"since"`
-	Announced   bool      `json:"announced"`
-	MED         *uint32   `json:"med,omitempty"`
-	DrainUntil  time.Time `json:"drain_until,omitzero"`
-	Checks      uint64    `json:"checks"`
-	Failures    uint64    `json:"failures"`
-	Transitions uint64    `json:"transitions"`
-}
 
 // Announcer runs each VIP's check on its own goroutine and announces or
 // withdraws the VIP through the speaker.
@@ -162,12 +147,12 @@ func (a *Announcer) Resume(prefix netip.Prefix) error {
 }
 
 // Status returns every VIP's state, by prefix.
-func (a *Announcer) Status() []VIPStatus {
+func (a *Announcer) Status() []client.AnycastVIP {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []VIPStatus
+	var out []client.AnycastVIP
 	for _, r := range a.vip {
-		s := VIPStatus{Prefix: r.cfg.Prefix.String(), Check: r.cfg.Check.String(), State: r.state, Healthy: r.healthy,
+		s := client.AnycastVIP{Prefix: r.cfg.Prefix.String(), Check: r.cfg.Check.String(), State: string(r.state), Healthy: r.healthy,
 			LastCheck: r.last, LastError: r.lastErr, Since: r.since, Announced: r.announced != nil, DrainUntil: r.drainUntil,
 			Checks: r.checks, Failures: r.failures, Transitions: r.changes}
 		if r.announced != nil && r.announced.HasMED {
@@ -176,12 +161,7 @@ func (a *Announcer) Status() []VIPStatus {
 		}
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(x, y VIPStatus) int {
-		if x.Prefix < y.Prefix {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, func(x, y client.AnycastVIP) int { return strings.Compare(x.Prefix, y.Prefix) })
 	return out
 }
 

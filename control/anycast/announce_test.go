@@ -67,7 +67,7 @@ func TestAnnouncerRiseFallDrain(t *testing.T) {
 	if d := eventually(t, "withdrawn after fall", func() bool { _, ok := announced(sp); return !ok }); d > 3*cfg.Interval+100*time.Millisecond {
 		t.Errorf("withdrawn after %v, want about %v", d, 3*cfg.Interval)
 	}
-	if s := a.Status()[0]; s.State != Down || s.Healthy || s.LastError != "down" || s.Failures < 3 {
+	if s := a.Status()[0]; s.State != string(Down) || s.Healthy || s.LastError != "down" || s.Failures < 3 {
 		t.Errorf("status %+v", s)
 	}
 	c.fail.Store(false)
@@ -82,7 +82,7 @@ func TestAnnouncerRiseFallDrain(t *testing.T) {
 		t.Errorf("drained route's communities %v", r.Communities)
 	}
 	eventually(t, "withdrawn after the drain", func() bool { _, ok := announced(sp); return !ok })
-	if s := a.Status()[0]; s.State != Drained {
+	if s := a.Status()[0]; s.State != string(Drained) {
 		t.Errorf("state %s after the drain", s.State)
 	}
 	time.Sleep(3 * cfg.Interval)
@@ -111,7 +111,7 @@ func TestAnnouncerSpeakerFails(t *testing.T) {
 	sp.Fail = errors.New("no speaker")
 	a := NewAnnouncer(sp, quiet())
 	a.Set([]VIP{{Prefix: vip, Check: &switchCheck{}, Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1}})
-	eventually(t, "up", func() bool { return a.Status()[0].State == Up })
+	eventually(t, "up", func() bool { return a.Status()[0].State == string(Up) })
 	if a.Status()[0].Announced {
 		t.Error("announced although the speaker failed")
 	}

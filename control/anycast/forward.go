@@ -3,11 +3,15 @@ package anycast
 import (
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/client"
 )
 
 // Dataplane is what the forwarder writes: the XDP program's maps
@@ -21,26 +25,6 @@ type Dataplane interface {
 
 // Resolve returns how a server's next hop is reached, or why it is not.
 type Resolve func(nextHop netip.Addr) (bpf.Backend, string)
-
-// Server is one path to a VIP as pwctl anycast shows it.
-type Server struct {
-	NextHop  string  `json:"next_hop"`
-	Peer     string  `json:"peer"`
-	MED      *uint32 `json:"med,omitempty"`
-	Resolved bool    `json:"resolved"`
-	Why      string  `json:"why,omitempty"`
-	Port     int     `json:"ifindex,omitempty"`
-	MAC      string  `json:"mac,omitempty"`
-	Slots    int     `json:"slots"` // its share of the Maglev table
-	Index    int     `json:"-"`     // its backend index, -1 none
-}
-
-// ForwardStatus is one forwarded VIP.
-type ForwardStatus struct {
-	Prefix  string   `json:"prefix"`
-	ID      int      `json:"id"`
-	Servers []Server `json:"servers"`
-}
 
 // Forwarder turns BGP's paths to the VIPs into the XDP program's tables.
 // It is used from one goroutine (the main goroutine).
@@ -124,8 +108,15 @@ func (f *Forwarder) Update(us []bgp.Update) {
 	f.settle()
 }
 
-// settle frees the backend indexes the tables no longer name.
+// settle frees the backend indexes the tables no longer name; their
+// entries are cleared, so that flows still placed on them are placed
+// again.
 func (f *Forwarder) settle() {
+	for _, i := range f.retired {
+		if err := f.dp.SetBackend(i, bpf.Backend{}); err != nil {
+			f.log.Error("anycast: clear server", "index", i, "err", err)
+		}
+	}
 	f.free = append(f.free, f.retired...)
 	f.retired = f.retired[:0]
 }
@@ -222,15 +213,41 @@ func (f *Forwarder) Refresh() {
 	f.settle()
 }
 
-// servers returns the resolved next hops of p's paths, each once.
+// servers returns the servers that take p's new flows: the resolved next
+// hops of the paths with the lowest MED (none counts as 0), leaving out
+// paths with GRACEFUL_SHUTDOWN (RFC 8326) unless all have it. The others
+// keep their flows (the program's flow table) but get no new ones: that is
+// how a server drains.
 func (f *Forwarder) servers(p netip.Prefix) []netip.Addr {
-	var out []netip.Addr
+	var cand []bgp.Update
 	for _, u := range f.paths[p] {
-		if b := f.hops[u.NextHop]; b != nil && b.index >= 0 && !slices.Contains(out, u.NextHop) {
+		if b := f.hops[u.NextHop]; b != nil && b.index >= 0 {
+			cand = append(cand, u)
+		}
+	}
+	if slices.ContainsFunc(cand, func(u bgp.Update) bool { return !draining(u) }) {
+		cand = slices.DeleteFunc(cand, draining)
+	}
+	best := uint32(math.MaxUint32)
+	for _, u := range cand {
+		best = min(best, med(u))
+	}
+	var out []netip.Addr
+	for _, u := range cand {
+		if med(u) == best && !slices.Contains(out, u.NextHop) {
 			out = append(out, u.NextHop)
 		}
 	}
 	return out
+}
+
+func draining(u bgp.Update) bool { return slices.Contains(u.Communities, bgp.GracefulShutdown) }
+
+func med(u bgp.Update) uint32 {
+	if u.HasMED {
+		return u.MED
+	}
+	return 0
 }
 
 // rebuild writes p's Maglev table over its resolved servers.
@@ -266,13 +283,14 @@ func (f *Forwarder) rebuild(p netip.Prefix) {
 	f.tables[p] = names
 }
 
-// Status returns the VIPs with their servers and shares of the table.
-func (f *Forwarder) Status() []ForwardStatus {
-	var out []ForwardStatus
+// Status returns the VIPs with their servers and shares of the table;
+// traffic is read from the program by the caller.
+func (f *Forwarder) Status() []client.AnycastForward {
+	var out []client.AnycastForward
 	for id, p := range f.vips {
-		st := ForwardStatus{Prefix: p.String(), ID: id}
+		st := client.AnycastForward{Prefix: p.String(), ID: id}
 		for peer, u := range f.paths[p] {
-			s := Server{NextHop: u.NextHop.String(), Peer: peer.String(), Index: -1}
+			s := client.AnycastServer{NextHop: u.NextHop.String(), Peer: peer.String(), Index: -1}
 			if u.HasMED {
 				med := u.MED
 				s.MED = &med
@@ -280,21 +298,24 @@ func (f *Forwarder) Status() []ForwardStatus {
 			if b := f.hops[u.NextHop]; b != nil {
 				s.Resolved, s.Why, s.Index = b.index >= 0, b.why, b.index
 				if s.Resolved {
-					s.Port, s.MAC = b.b.Ifindex, fmt.Sprintf("%x", b.b.Dst[:])
+					s.Port, s.MAC = f.portName(b.b.Ifindex), net.HardwareAddr(b.b.Dst[:]).String()
 					s.Slots = f.shares[p][s.NextHop]
+					s.Draining = s.Slots == 0
 				}
 			}
 			st.Servers = append(st.Servers, s)
 		}
-		slices.SortFunc(st.Servers, func(a, b Server) int {
-			if a.NextHop < b.NextHop {
-				return -1
-			}
-			return 1
-		})
+		slices.SortFunc(st.Servers, func(a, b client.AnycastServer) int { return strings.Compare(a.NextHop, b.NextHop) })
 		out = append(out, st)
 	}
 	return out
+}
+
+func (f *Forwarder) portName(ifindex int) string {
+	if i, err := net.InterfaceByIndex(ifindex); err == nil {
+		return i.Name
+	}
+	return fmt.Sprint(ifindex)
 }
 
 // Close removes the VIPs from the program: their packets go to the

@@ -140,3 +140,54 @@ func TestForwarderErrors(t *testing.T) {
 		t.Error("too many VIPs were taken")
 	}
 }
+
+// A path with a worse MED, or GRACEFUL_SHUTDOWN, leaves the table but
+// keeps its server (its flows stay); when every path drains, all take
+// new flows again.
+func TestForwarderDrain(t *testing.T) {
+	dp := newFakeDP()
+	resolve := func(nh netip.Addr) (bpf.Backend, string) {
+		return bpf.Backend{Ifindex: 3, Dst: [6]byte{2, 0, 0, 0, 1, nh.As4()[3]}}, ""
+	}
+	f, err := NewForwarder(dp, resolve, []netip.Prefix{vip}, 251, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := func(i byte, med uint32, comms ...uint32) bgp.Update {
+		a := netip.AddrFrom4([4]byte{10, 0, 0, i})
+		return bgp.Update{Route: bgp.Route{Kind: bgp.Prefix, Prefix: vip, NextHop: a, MED: med, HasMED: true, Communities: comms}, Peer: a}
+	}
+	in := func() map[int]bool {
+		m := map[int]bool{}
+		for _, s := range dp.servers(0) {
+			m[s] = true
+		}
+		return m
+	}
+	f.Update([]bgp.Update{path(1, 10), path(2, 10), path(3, 10)})
+	if len(in()) != 3 {
+		t.Fatal(in())
+	}
+	f.Update([]bgp.Update{path(2, 1000, bgp.GracefulShutdown)})
+	if m := in(); len(m) != 2 || m[2] {
+		t.Errorf("drained server 2 still in the table: %v", m)
+	}
+	st := f.Status()[0].Servers
+	if !st[1].Draining || st[1].Index < 0 || dp.backends[st[1].Index].Ifindex == 0 {
+		t.Errorf("drained server lost its entry: %+v", st[1])
+	}
+	f.Update([]bgp.Update{path(3, 20)}) // blue/green: 3 is worse than 1
+	if m := in(); len(m) != 1 || !m[1] {
+		t.Errorf("by MED: %v", m)
+	}
+	f.Update([]bgp.Update{path(1, 1000, bgp.GracefulShutdown), path(3, 1000, bgp.GracefulShutdown)})
+	if m := in(); len(m) != 3 {
+		t.Errorf("all draining: %v", m)
+	}
+	// Withdrawn: its entry is cleared (its flows are placed again).
+	idx := f.Status()[0].Servers[1].Index
+	f.Update([]bgp.Update{{Route: bgp.Route{Kind: bgp.Prefix, Prefix: vip}, Peer: netip.AddrFrom4([4]byte{10, 0, 0, 2}), Withdraw: true}})
+	if dp.backends[idx].Ifindex != 0 {
+		t.Error("a withdrawn server's entry was not cleared")
+	}
+}

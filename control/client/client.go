@@ -37,6 +37,9 @@ const (
 	ReqStats  = "stats"  // the counters, as an object in counter order
 	ReqStatus = "status" // Status
 	ReqFDB    = "fdb"    // []FDBEntry (mode: vxlan)
+	// ReqAnycast + " drain PREFIX" or " resume PREFIX" drains or resumes
+	// an announced VIP; alone, it answers Status.Anycast.
+	ReqAnycast = "anycast"
 )
 
 // Version is set by the linker (-X) for releases.
@@ -69,6 +72,61 @@ type Status struct {
 	WireGuard  *WireGuard `json:"wireguard,omitempty"`
 	EVPN       *EVPN      `json:"evpn,omitempty"`
 	BGP        *BGP       `json:"bgp,omitempty"`
+	Anycast    *Anycast   `json:"anycast,omitempty"`
+}
+
+// Anycast is the announcer's and the forwarder's state ("pwctl anycast").
+type Anycast struct {
+	VIPs    []AnycastVIP     `json:"vips,omitempty"`    // announced while healthy
+	Forward []AnycastForward `json:"forward,omitempty"` // spread over servers
+	// Counters are the forwarder's XDP counters by name (passed,
+	// forwarded, ttl_expired, drop_truncated, ...).
+	Counters map[string]uint64 `json:"counters,omitempty"`
+}
+
+// AnycastVIP is one VIP of the announcer.
+type AnycastVIP struct {
+	Prefix      string    `json:"prefix"`
+	Check       string    `json:"check"`
+	State       string    `json:"state"` // down, up, draining, drained
+	Healthy     bool      `json:"healthy"`
+	LastCheck   time.Time `json:"last_check"`
+	LastError   string    `json:"last_error,omitempty"`
+	Since       time.Time `json:"since"`
+	Announced   bool      `json:"announced"`
+	MED         *uint32   `json:"med,omitempty"`
+	DrainUntil  time.Time `json:"drain_until,omitzero"`
+	Checks      uint64    `json:"checks"`
+	Failures    uint64    `json:"failures"`
+	Transitions uint64    `json:"transitions"`
+}
+
+// AnycastForward is one VIP of the forwarder.
+type AnycastForward struct {
+	Prefix    string          `json:"prefix"`
+	ID        int             `json:"id"`
+	Servers   []AnycastServer `json:"servers"`
+	Packets   uint64          `json:"packets"`
+	Bytes     uint64          `json:"bytes"`
+	NoServers uint64          `json:"no_server_drops"`
+}
+
+// AnycastServer is one BGP path to a forwarded VIP.
+type AnycastServer struct {
+	NextHop  string  `json:"next_hop"`
+	Peer     string  `json:"peer"`
+	MED      *uint32 `json:"med,omitempty"`
+	Resolved bool    `json:"resolved"`
+	Why      string  `json:"why,omitempty"`
+	Port     string  `json:"port,omitempty"`
+	MAC      string  `json:"mac,omitempty"`
+	Slots    int     `json:"slots"` // its share of the Maglev table
+	// Draining: resolved but out of the table (a worse MED or
+	// GRACEFUL_SHUTDOWN): it keeps its flows and gets no new ones.
+	Draining bool   `json:"draining"`
+	Packets  uint64 `json:"packets"`
+	Bytes    uint64 `json:"bytes"`
+	Index    int    `json:"-"` // the program's server index; -1 none
 }
 
 // EVPN is the VXLAN tunnel end's state ("pwctl evpn").
@@ -338,4 +396,23 @@ func EncodeGPW(s *stats.Snapshot) []byte {
 		b = binary.NativeEndian.AppendUint64(b, v)
 	}
 	return b
+}
+
+// FetchAnycast returns the daemon's anycast state.
+func FetchAnycast(socket string, timeout time.Duration) (*Anycast, error) {
+	b, err := Query(socket, ReqAnycast, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var a Anycast
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("pwgated at %s answered %q: %w", socket, b, err)
+	}
+	return &a, nil
+}
+
+// AnycastControl drains or resumes (verb) an announced VIP.
+func AnycastControl(socket, verb, prefix string, timeout time.Duration) error {
+	_, err := Query(socket, ReqAnycast+" "+verb+" "+prefix, timeout)
+	return err
 }

@@ -1,0 +1,300 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+
+	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/anycast"
+	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane"
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+// AnycastDaemon is a pwgated with only bgp and anycast sections: a
+// server's announcer (VIPs announced while their checks pass), a
+// forwarder (an XDP program spreading VIPs over the servers BGP names),
+// or both. It has no pseudowire ports.
+type AnycastDaemon struct {
+	log     *slog.Logger
+	load    func() (*Config, error)
+	started time.Time
+	servers []io.Closer
+
+	mu  sync.Mutex // guards cfg, fwd (the sockets' goroutines read them)
+	cfg *Config
+	sp  bgp.Speaker
+	ann *anycast.Announcer
+	fwd *anycast.Forwarder
+	xdp *bpf.Anycast
+	lnk []link.Link
+	hop prober
+
+	// BGP's goroutine queues updates; the main goroutine takes them.
+	qmu   sync.Mutex
+	queue []bgp.Update
+	wake  chan struct{}
+}
+
+// newSpeaker makes the BGP speaker (a fake in tests).
+var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
+
+// StartAnycast starts the announcer and the forwarder of c. On error
+// nothing is left attached or running.
+func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ *AnycastDaemon, err error) {
+	d := &AnycastDaemon{log: log, load: load, cfg: c, started: time.Now(), wake: make(chan struct{}, 1)}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if c.CoreMain != NoCore {
+		if err := c.CheckCores(); err != nil {
+			return nil, err
+		}
+		if err := dataplane.PinProcess(c.CoreMain); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range []func() (io.Closer, error){
+		func() (io.Closer, error) { return ServeStats(c.StatsSocket, c.StatsGroup, d) },
+		func() (io.Closer, error) {
+			if c.Prometheus == "" {
+				return nil, nil
+			}
+			return ServePrometheus(c.Prometheus, d)
+		},
+	} {
+		srv, err := s()
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		if srv != nil {
+			d.servers = append(d.servers, srv)
+		}
+	}
+	if f := c.Anycast.Forward; f != nil {
+		if d.xdp, err = bpf.LoadAnycast(f.TableSize); err != nil {
+			return nil, err
+		}
+		if d.fwd, err = anycast.NewForwarder(d.xdp, d.resolve, f.VIPs, f.TableSize, log); err != nil {
+			return nil, err
+		}
+		for _, n := range f.Interfaces {
+			l, err := d.xdp.Attach(n, c.XDPMode)
+			if err != nil {
+				return nil, err
+			}
+			d.lnk = append(d.lnk, l)
+		}
+	}
+	d.sp = newSpeaker(log)
+	if err := d.sp.Start(c.speakerConfig(false), d.received); err != nil {
+		d.sp = nil
+		return nil, err
+	}
+	d.ann = anycast.NewAnnouncer(d.sp, log)
+	d.ann.Set(c.AnycastVIPs())
+	log.Info("started", "mode", "anycast", "vips", len(c.Anycast.VIPs), "forwarding", c.Anycast.Forward != nil)
+	return d, nil
+}
+
+// received runs on BGP's goroutine: it only queues.
+func (d *AnycastDaemon) received(us []bgp.Update) {
+	d.qmu.Lock()
+	d.queue = append(d.queue, us...)
+	d.qmu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// resolve finds a server's next hop in the kernel's tables; it must leave
+// by one of the forwarder's ports (the only ones it can redirect to).
+func (d *AnycastDaemon) resolve(nh netip.Addr) (bpf.Backend, string) {
+	h, why := resolveNextHop(nh, nil, &d.hop)
+	if why != "" {
+		return bpf.Backend{}, why
+	}
+	if !slices.Contains(d.cfg.Anycast.Forward.Interfaces, h.Ifname) {
+		return bpf.Backend{}, fmt.Sprintf("the route to %s leaves by %s, not one of anycast.forward.interfaces", nh, h.Ifname)
+	}
+	return bpf.Backend{Ifindex: h.Ifindex, Dst: h.MAC, Src: h.SrcMAC}, ""
+}
+
+// Run is the main goroutine: it hands BGP's paths to the forwarder,
+// re-resolves next hops every second, and reloads on hup.
+func (d *AnycastDaemon) Run(ctx context.Context, hup <-chan struct{}) error {
+	defer d.Close()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping")
+			return nil
+		case <-d.wake:
+			d.qmu.Lock()
+			us := d.queue
+			d.queue = nil
+			d.qmu.Unlock()
+			if d.fwd != nil {
+				d.mu.Lock()
+				d.fwd.Update(us)
+				d.mu.Unlock()
+			}
+		case <-t.C:
+			if d.fwd != nil {
+				d.mu.Lock()
+				d.fwd.Refresh()
+				d.mu.Unlock()
+			}
+		case <-hup:
+			if err := d.Reload(); err != nil {
+				d.log.Error("reload failed; the running configuration stays", "err", err)
+			}
+		}
+	}
+}
+
+// Reload reads the configuration again: VIPs, their checks and attributes
+// and the BGP neighbors change in place; the forwarder's ports, VIPs and
+// table size, the ASN and router ID need a restart.
+func (d *AnycastDaemon) Reload() error {
+	c, err := d.load()
+	if err != nil {
+		return err
+	}
+	if !c.AnycastOnly() {
+		return fmt.Errorf("%s: the new file has a mode or ports: restart pwgated to change what it is", c.Source)
+	}
+	old := d.cfg
+	if fmt.Sprint(old.Anycast.Forward) != fmt.Sprint(c.Anycast.Forward) {
+		return fmt.Errorf("anycast.forward changed: restart pwgated to apply it")
+	}
+	if old.BGP.ASN != c.BGP.ASN || old.BGP.RouterID != c.BGP.RouterID {
+		return fmt.Errorf("bgp.asn or bgp.router_id changed: restart pwgated to apply it")
+	}
+	if err := d.sp.Reconfigure(c.speakerConfig(false)); err != nil {
+		return err
+	}
+	d.ann.Set(c.AnycastVIPs())
+	d.mu.Lock()
+	d.cfg = c
+	d.mu.Unlock()
+	d.log.Info("reloaded", "config", c.Source)
+	return nil
+}
+
+// Control drains or resumes an announced VIP (pwctl anycast drain|resume).
+func (d *AnycastDaemon) Control(verb, prefix string) error {
+	p, err := vipPrefix(prefix)
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "drain":
+		return d.ann.Drain(p)
+	case "resume":
+		return d.ann.Resume(p)
+	}
+	return fmt.Errorf("unknown anycast request %q (want drain or resume)", verb)
+}
+
+// Anycast returns the announcer's and forwarder's state.
+func (d *AnycastDaemon) Anycast() *client.Anycast {
+	a := &client.Anycast{}
+	if d.ann != nil {
+		a.VIPs = d.ann.Status()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fwd == nil {
+		return a
+	}
+	a.Forward = d.fwd.Status()
+	for i := range a.Forward {
+		f := &a.Forward[i]
+		if t, none, err := d.xdp.VIPTraffic(f.ID); err == nil {
+			f.Packets, f.Bytes, f.NoServers = t.Packets, t.Bytes, none
+		}
+		for j := range f.Servers {
+			if s := &f.Servers[j]; s.Index >= 0 {
+				if t, err := d.xdp.BackendTraffic(s.Index); err == nil {
+					s.Packets, s.Bytes = t.Packets, t.Bytes
+				}
+			}
+		}
+	}
+	if cs, err := d.xdp.Counters(); err == nil {
+		a.Counters = map[string]uint64{}
+		for i, v := range cs {
+			a.Counters[bpf.ACCounterNames[i]] = v
+		}
+	}
+	return a
+}
+
+// Status implements Source.
+func (d *AnycastDaemon) Status() client.Status {
+	d.mu.Lock()
+	c := d.cfg
+	d.mu.Unlock()
+	s := client.Status{Mode: "anycast", Ready: true, Config: c.Source, Started: d.started, Uptime: time.Since(d.started).Seconds(),
+		PID: os.Getpid(), Version: client.Version, Runtime: readRuntime(nil), Anycast: d.Anycast()}
+	if d.sp != nil {
+		s.BGP = bgpStatus(d.sp)
+		s.BGP.ASN, s.BGP.RouterID = c.BGP.ASN, c.BGP.RouterID.String()
+	}
+	return s
+}
+
+// Snapshot implements Source: no data path, no counters.
+func (d *AnycastDaemon) Snapshot() stats.Snapshot { return stats.Snapshot{} }
+
+// FDB implements Source: not a VTEP.
+func (d *AnycastDaemon) FDB() []client.FDBEntry { return nil }
+
+// Close withdraws the VIPs (at once: a stop is not a drain), stops BGP,
+// detaches the program and closes the sockets.
+func (d *AnycastDaemon) Close() error {
+	if d.ann != nil {
+		d.ann.Close()
+		d.ann = nil
+	}
+	if d.sp != nil {
+		d.sp.Stop(false)
+		d.sp = nil
+	}
+	d.mu.Lock()
+	if d.fwd != nil {
+		d.fwd.Close()
+		d.fwd = nil
+	}
+	d.mu.Unlock()
+	for _, l := range d.lnk {
+		l.Close()
+	}
+	d.lnk = nil
+	if d.xdp != nil {
+		d.xdp.Close()
+		d.xdp = nil
+	}
+	for _, s := range d.servers {
+		s.Close()
+	}
+	d.servers = nil
+	d.hop.close()
+	return nil
+}

@@ -144,8 +144,9 @@ func (a *Anycast) SetRing(id int, table []int32) error {
 	return nil
 }
 
-// SetBackend writes server index i's next hop. Flows placed on i before
-// no longer follow it: they are placed again by the Maglev table.
+// SetBackend writes server index i's next hop and zeroes its traffic.
+// Flows placed on i before no longer follow it: they are placed again by
+// the Maglev table.
 func (a *Anycast) SetBackend(i int, b Backend) error {
 	if i < 0 || i >= MaxBackends {
 		return fmt.Errorf("anycast: server index %d out of range", i)
@@ -153,6 +154,10 @@ func (a *Anycast) SetBackend(i int, b Backend) error {
 	a.gen[i]++
 	v := anycastBackend{Ifindex: uint32(b.Ifindex), Gen: a.gen[i], Dmac: b.Dst, Smac: b.Src}
 	if err := a.objs.AcBackends.Update(uint32(i), v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("anycast: server %d: %w", i, err)
+	}
+	zero := make([]anycastBackendStats, ebpf.MustPossibleCPU())
+	if err := a.objs.AcBackendStats.Update(uint32(i), zero, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("anycast: server %d: %w", i, err)
 	}
 	return nil

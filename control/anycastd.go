@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/anycast"
@@ -39,6 +42,9 @@ type AnycastDaemon struct {
 	xdp *bpf.Anycast
 	lnk []link.Link
 	hop prober
+	// routes are the kernel routes to the forwarded VIPs (their servers,
+	// comma-separated), for what the program passes to the kernel.
+	routes map[netip.Prefix]string
 
 	// BGP's goroutine queues updates; the main goroutine takes them.
 	qmu   sync.Mutex
@@ -52,7 +58,7 @@ var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
 // StartAnycast starts the announcer and the forwarder of c. On error
 // nothing is left attached or running.
 func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ *AnycastDaemon, err error) {
-	d := &AnycastDaemon{log: log, load: load, cfg: c, started: time.Now(), wake: make(chan struct{}, 1)}
+	d := &AnycastDaemon{log: log, load: load, cfg: c, started: time.Now(), wake: make(chan struct{}, 1), routes: map[netip.Prefix]string{}}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -153,12 +159,14 @@ func (d *AnycastDaemon) Run(ctx context.Context, hup <-chan struct{}) error {
 				d.mu.Lock()
 				d.fwd.Update(us)
 				d.mu.Unlock()
+				d.syncRoutes()
 			}
 		case <-t.C:
 			if d.fwd != nil {
 				d.mu.Lock()
 				d.fwd.Refresh()
 				d.mu.Unlock()
+				d.syncRoutes()
 			}
 		case <-hup:
 			if err := d.Reload(); err != nil {
@@ -166,6 +174,51 @@ func (d *AnycastDaemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			}
 		}
 	}
+}
+
+// RouteProtocol marks the kernel routes pwgated installs (ip route show
+// proto 250).
+const RouteProtocol = 250
+
+// syncRoutes gives the kernel a route to each forwarded VIP over the
+// servers in its table: packets the program passes to the kernel (TTL
+// expiring, or all of them while no program is attached) are routed as
+// the program would, and one with TTL 1 gets its time exceeded rather
+// than "net unreachable".
+func (d *AnycastDaemon) syncRoutes() {
+	for _, p := range d.cfg.Anycast.Forward.VIPs {
+		d.mu.Lock()
+		srv := d.fwd.InTable(p)
+		d.mu.Unlock()
+		key := strings.Join(srv, ",")
+		if d.routes[p] == key {
+			continue
+		}
+		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+		r := &netlink.Route{Dst: dst, Protocol: RouteProtocol}
+		var err error
+		if len(srv) == 0 {
+			err = netlink.RouteDel(r)
+		} else {
+			for _, s := range srv {
+				r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{Gw: net.ParseIP(s)})
+			}
+			err = netlink.RouteReplace(r)
+		}
+		if err != nil && len(srv) > 0 {
+			d.log.Warn("anycast: kernel route to the VIP", "vip", p, "servers", srv, "err", err)
+		}
+		d.routes[p] = key
+	}
+}
+
+func (d *AnycastDaemon) deleteRoutes() {
+	for p, key := range d.routes {
+		if key != "" {
+			netlink.RouteDel(&netlink.Route{Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Protocol: RouteProtocol})
+		}
+	}
+	d.routes = map[netip.Prefix]string{}
 }
 
 // Reload reads the configuration again: VIPs, their checks and attributes
@@ -229,13 +282,6 @@ func (d *AnycastDaemon) Anycast() *client.Anycast {
 		if t, none, err := d.xdp.VIPTraffic(f.ID); err == nil {
 			f.Packets, f.Bytes, f.NoServers = t.Packets, t.Bytes, none
 		}
-		for j := range f.Servers {
-			if s := &f.Servers[j]; s.Index >= 0 {
-				if t, err := d.xdp.BackendTraffic(s.Index); err == nil {
-					s.Packets, s.Bytes = t.Packets, t.Bytes
-				}
-			}
-		}
 	}
 	if cs, err := d.xdp.Counters(); err == nil {
 		a.Counters = map[string]uint64{}
@@ -277,6 +323,7 @@ func (d *AnycastDaemon) Close() error {
 		d.sp.Stop(false)
 		d.sp = nil
 	}
+	d.deleteRoutes()
 	d.mu.Lock()
 	if d.fwd != nil {
 		d.fwd.Close()

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -296,27 +295,7 @@ func (e *EVPN) buildFRR(s *EVPNSite) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(FRRRunDir, e.NS(s.NS))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	conf := filepath.Join(dir, "frr.conf")
-	if err := os.WriteFile(conf, []byte(e.FRRConfig(s)), 0o644); err != nil {
-		return err
-	}
-	if u, err := user.Lookup("frr"); err == nil {
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		os.Chown(dir, uid, gid)
-		os.Chown(conf, uid, gid)
-	}
-	for _, d := range []string{"zebra", "bgpd"} {
-		if _, err := e.Start(s.NS, "/usr/lib/frr/"+d, "-N", e.NS(s.NS), "-f", conf); err != nil {
-			return err
-		}
-		time.Sleep(300 * time.Millisecond) // zebra first
-	}
-	return nil
+	return e.StartFRR(s.NS, e.FRRConfig(s))
 }
 
 // frrWireGuard starts wireguard-go (wg0, the overlay address) on the FRR
@@ -344,9 +323,7 @@ func (e *EVPN) frrWireGuard(s *EVPNSite) error {
 }
 
 // Vtysh runs an FRR command on the FRR site.
-func (e *EVPN) Vtysh(s *EVPNSite, cmd string) (string, error) {
-	return e.Exec(s.NS, "vtysh", "-N", e.NS(s.NS), "-c", cmd)
-}
+func (e *EVPN) Vtysh(s *EVPNSite, cmd string) (string, error) { return e.Lab.Vtysh(s.NS, cmd) }
 
 // VtyshJSON runs an FRR command ending in json and decodes its answer.
 func (e *EVPN) VtyshJSON(s *EVPNSite, cmd string, v any) error {

@@ -20,7 +20,8 @@ type Dataplane interface {
 	SetVIP(p netip.Prefix, id int) error
 	DeleteVIP(p netip.Prefix) error
 	SetRing(id int, table []int32) error
-	SetBackend(i int, b bpf.Backend) error
+	SetBackend(i int, b bpf.Backend) error // also zeroes i's traffic
+	BackendTraffic(i int) (bpf.Traffic, error)
 }
 
 // Resolve returns how a server's next hop is reached, or why it is not.
@@ -39,6 +40,8 @@ type Forwarder struct {
 	free    []int                                      // backend indexes free to take
 	retired []int                                      // free once the tables no longer name them
 	shares  map[netip.Prefix]map[string]int            // slots per server
+	gone    map[netip.Addr]bpf.Traffic                 // traffic of a server's earlier entries
+	owner   map[int]netip.Addr                         // whose entry an index is
 	next    int
 	tables  map[netip.Prefix][]string // servers in each VIP's table now
 	table   []int32
@@ -59,7 +62,8 @@ func NewForwarder(dp Dataplane, resolve Resolve, vips []netip.Prefix, size int, 
 	}
 	f := &Forwarder{dp: dp, resolve: resolve, log: log, size: size, vips: vips,
 		paths: map[netip.Prefix]map[netip.Addr]bgp.Update{}, hops: map[netip.Addr]*backendState{},
-		tables: map[netip.Prefix][]string{}, shares: map[netip.Prefix]map[string]int{}, table: make([]int32, size)}
+		tables: map[netip.Prefix][]string{}, shares: map[netip.Prefix]map[string]int{}, gone: map[netip.Addr]bpf.Traffic{},
+		owner: map[int]netip.Addr{}, table: make([]int32, size)}
 	for id, p := range vips {
 		if err := dp.SetRing(id, f.empty()); err != nil {
 			return nil, err
@@ -92,13 +96,17 @@ func (f *Forwarder) Update(us []bgp.Update) {
 			m = map[netip.Addr]bgp.Update{}
 			f.paths[u.Prefix] = m
 		}
-		if old, ok := m[u.Peer]; ok {
-			f.release(old.NextHop)
-			delete(m, u.Peer)
-		}
+		old, had := m[u.Peer]
+		delete(m, u.Peer)
 		if !u.Withdraw && u.NextHop.IsValid() {
+			// Taken before the old path is let go: a path whose
+			// attributes change (a drain) keeps its server's entry,
+			// and the flows placed on it.
 			m[u.Peer] = u
 			f.use(u.NextHop)
+		}
+		if had {
+			f.release(old.NextHop)
 		}
 		changed[u.Prefix] = true
 	}
@@ -113,6 +121,13 @@ func (f *Forwarder) Update(us []bgp.Update) {
 // again.
 func (f *Forwarder) settle() {
 	for _, i := range f.retired {
+		if t, err := f.dp.BackendTraffic(i); err == nil {
+			g := f.gone[f.owner[i]]
+			g.Packets += t.Packets
+			g.Bytes += t.Bytes
+			f.gone[f.owner[i]] = g
+		}
+		delete(f.owner, i)
 		if err := f.dp.SetBackend(i, bpf.Backend{}); err != nil {
 			f.log.Error("anycast: clear server", "index", i, "err", err)
 		}
@@ -175,6 +190,7 @@ func (f *Forwarder) refreshHop(nh netip.Addr, b *backendState) bool {
 		return false
 	}
 	b.index, b.b, b.why = i, nb, ""
+	f.owner[i] = nh
 	if old >= 0 {
 		f.retired = append(f.retired, old)
 	}
@@ -283,8 +299,8 @@ func (f *Forwarder) rebuild(p netip.Prefix) {
 	f.tables[p] = names
 }
 
-// Status returns the VIPs with their servers and shares of the table;
-// traffic is read from the program by the caller.
+// Status returns the VIPs with their servers, their shares of the table
+// and their traffic (all their entries', past ones too).
 func (f *Forwarder) Status() []client.AnycastForward {
 	var out []client.AnycastForward
 	for id, p := range f.vips {
@@ -298,11 +314,17 @@ func (f *Forwarder) Status() []client.AnycastForward {
 			if b := f.hops[u.NextHop]; b != nil {
 				s.Resolved, s.Why, s.Index = b.index >= 0, b.why, b.index
 				if s.Resolved {
+					if t, err := f.dp.BackendTraffic(b.index); err == nil {
+						s.Packets, s.Bytes = t.Packets, t.Bytes
+					}
 					s.Port, s.MAC = f.portName(b.b.Ifindex), net.HardwareAddr(b.b.Dst[:]).String()
 					s.Slots = f.shares[p][s.NextHop]
 					s.Draining = s.Slots == 0
 				}
 			}
+			g := f.gone[u.NextHop]
+			s.Packets += g.Packets
+			s.Bytes += g.Bytes
 			st.Servers = append(st.Servers, s)
 		}
 		slices.SortFunc(st.Servers, func(a, b client.AnycastServer) int { return strings.Compare(a.NextHop, b.NextHop) })
@@ -317,6 +339,9 @@ func (f *Forwarder) portName(ifindex int) string {
 	}
 	return fmt.Sprint(ifindex)
 }
+
+// InTable returns the servers in p's table now.
+func (f *Forwarder) InTable(p netip.Prefix) []string { return f.tables[p] }
 
 // Close removes the VIPs from the program: their packets go to the
 // kernel.

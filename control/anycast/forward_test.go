@@ -30,6 +30,9 @@ func (d *fakeDP) SetRing(id int, t []int32) error {
 	return nil
 }
 func (d *fakeDP) SetBackend(i int, b bpf.Backend) error { d.backends[i] = b; return d.fail }
+func (d *fakeDP) BackendTraffic(i int) (bpf.Traffic, error) {
+	return bpf.Traffic{Packets: 1, Bytes: 100}, nil
+}
 
 // server returns the next hop's last byte behind each slot of VIP id's
 // table, as the data path would reach it.

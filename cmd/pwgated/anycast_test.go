@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/control/client"
+)
+
+func newAnycast(t *testing.T, o lab.AnycastOptions) *lab.Anycast {
+	t.Helper()
+	l := newLab(t)
+	o.Pwgated, o.Dir = pwgatedBin, t.TempDir()
+	if o.Forwarder == "frr" {
+		if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil {
+			t.Fatal("FRR is not installed (make deps installs it)")
+		}
+	}
+	a, err := lab.NewAnycast(l, o)
+	if a != nil {
+		t.Cleanup(func() {
+			if !t.Failed() {
+				return
+			}
+			if a.Fwd != nil {
+				t.Logf("forwarder log:\n%s", a.Fwd.Out.String())
+			}
+			for _, s := range a.Servers {
+				if s.Announcer != nil {
+					t.Logf("%s announcer log:\n%s", s.Name, s.Announcer.Out.String())
+				}
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// requests makes n HTTP requests to the VIP from the client, each on a
+// new connection, and counts the servers that answered ("" for failures).
+func requests(t *testing.T, a *lab.Anycast, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	err := a.Do("cl", func() error {
+		// By hand: http.Client dials on goroutines of its own, outside
+		// the client's namespace.
+		for range n {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", lab.AnycastVIP, lab.AnycastHTTPPort), 2*time.Second)
+			if err != nil {
+				got[""]++
+				continue
+			}
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", lab.AnycastVIP)
+			b, err := io.ReadAll(c)
+			c.Close()
+			_, body, ok := strings.Cut(string(b), "\r\n\r\n")
+			if err != nil || !ok {
+				got[""]++
+				continue
+			}
+			got[strings.TrimSpace(body)]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// longConn is a long-lived TCP connection to the VIP and the server that
+// took it.
+type longConn struct {
+	c      net.Conn
+	r      *bufio.Reader
+	server string
+}
+
+func dialLong(t *testing.T, a *lab.Anycast, n int) []*longConn {
+	t.Helper()
+	var out []*longConn
+	err := a.Do("cl", func() error {
+		for range n {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", lab.AnycastVIP, lab.AnycastTCPPort), 2*time.Second)
+			if err != nil {
+				return err
+			}
+			out = append(out, &longConn{c: c, r: bufio.NewReader(c)})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range out {
+		t.Cleanup(func() { l.c.Close() })
+		l.c.SetDeadline(time.Now().Add(2 * time.Second))
+		name, err := l.r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.server = strings.TrimSpace(name)
+	}
+	return out
+}
+
+// alive reports whether the connection still echoes.
+func (l *longConn) alive() bool {
+	l.c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := l.c.Write([]byte("ping\n")); err != nil {
+		return false
+	}
+	s, err := l.r.ReadString('\n')
+	return err == nil && s == "ping\n"
+}
+
+func TestAnycast(t *testing.T) {
+	o := lab.AnycastOptions{Forwarder: "pwgate", Interval: 500 * time.Millisecond, Fall: 3, Rise: 2, Drain: 3 * time.Second}
+	a := newAnycast(t, o)
+	toolBin(t, "pwctl")
+	if _, err := a.WaitServers(3, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := requests(t, a, 90)
+	for _, s := range a.Servers {
+		if got[s.Name] < 10 {
+			t.Errorf("%s answered %d of 90 requests: %v", s.Name, got[s.Name], got)
+		}
+	}
+	if got[""] > 0 {
+		t.Errorf("%d requests failed", got[""])
+	}
+	conns := dialLong(t, a, 30)
+	per := map[string]int{}
+	for _, c := range conns {
+		per[c.server]++
+	}
+	t.Logf("long-lived connections per server: %v", per)
+
+	t.Run("a failed server is withdrawn, the others' connections survive", func(t *testing.T) {
+		dead := a.Servers[1]
+		start := time.Now()
+		dead.Service.Signal(syscall.SIGKILL)
+		if _, err := a.WaitServers(2, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		limit := o.Interval*time.Duration(o.Fall) + time.Second
+		t.Logf("withdrawn from the forwarder's table %v after the service died (limit %v)", took.Round(time.Millisecond), limit)
+		if took > limit {
+			t.Errorf("withdrawn after %v, want within interval × fall + 1 s = %v", took, limit)
+		}
+		lost := 0
+		for _, c := range conns {
+			if c.server != dead.Name && !c.alive() {
+				lost++
+			}
+		}
+		if lost > 0 {
+			t.Errorf("%d connections to the servers that stayed broke", lost)
+		}
+		got := requests(t, a, 60)
+		if got[dead.Name] > 0 || got[""] > 0 {
+			t.Errorf("after the withdrawal: %v", got)
+		}
+		// It comes back: it takes new flows, old ones stay where they are.
+		if err := a.StartService(dead); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.WaitServers(3, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range conns {
+			if c.server != dead.Name && !c.alive() {
+				t.Errorf("a connection to %s broke when %s came back", c.server, dead.Name)
+			}
+		}
+		if got := requests(t, a, 60); got[dead.Name] == 0 {
+			t.Errorf("%s takes no new requests after coming back: %v", dead.Name, got)
+		}
+	})
+
+	t.Run("drain", func(t *testing.T) {
+		s := a.Servers[0]
+		if _, _, code := pwctlRun("--socket", s.Socket, "anycast", "drain", lab.AnycastVIP); code != 0 {
+			t.Fatal("pwctl anycast drain failed")
+		}
+		var f *client.AnycastForward
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			st, err := client.FetchAnycast(a.FwdSock, time.Second)
+			if err == nil && len(st.Forward) == 1 {
+				for _, srv := range st.Forward[0].Servers {
+					if srv.NextHop == s.Addr && srv.Draining {
+						f = &st.Forward[0]
+					}
+				}
+			}
+			if f != nil {
+				break
+			}
+		}
+		if f == nil {
+			t.Fatal("the forwarder does not see the drain")
+		}
+		if got := requests(t, a, 60); got[s.Name] > 0 {
+			t.Errorf("a draining server took new requests: %v", got)
+		}
+		for _, c := range conns {
+			if c.server == s.Name && !c.alive() {
+				t.Error("a connection to the draining server broke during the drain")
+			}
+		}
+		st, _ := client.FetchAnycast(s.Socket, time.Second)
+		if v := st.VIPs[0]; v.State != "draining" || v.MED == nil || *v.MED != 1000 {
+			t.Errorf("announcer during the drain: %+v", v)
+		}
+		// After the drain time: withdrawn.
+		time.Sleep(o.Drain)
+		f, err := a.WaitServers(2, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, srv := range f.Servers {
+			if srv.NextHop == s.Addr {
+				t.Errorf("the drained server's path is still there: %+v", srv)
+			}
+		}
+		if _, _, code := pwctlRun("--socket", s.Socket, "anycast", "resume", lab.AnycastVIP); code != 0 {
+			t.Fatal("pwctl anycast resume failed")
+		}
+		if _, err := a.WaitServers(3, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("status and counters", func(t *testing.T) {
+		out, _, code := pwctlRun("--socket", a.FwdSock, "anycast")
+		if code != 0 || !strings.Contains(out, "forwarding "+lab.AnycastVIP+"/32") || strings.Count(out, "10.9.") < 3 {
+			t.Errorf("pwctl anycast:\n%s", out)
+		}
+		out, _, _ = pwctlRun("--socket", a.Servers[2].Socket, "anycast")
+		if !strings.Contains(out, "up") || !strings.Contains(out, "http http://127.0.0.1:8080/") {
+			t.Errorf("pwctl anycast on a server:\n%s", out)
+		}
+		// TTL 1: the kernel answers time exceeded.
+		ping, _ := a.Exec("cl", "ping", "-c", "1", "-W", "1", "-t", "1", lab.AnycastVIP)
+		if !strings.Contains(strings.ToLower(ping), "time to live exceeded") {
+			t.Errorf("ping with TTL 1:\n%s", ping)
+		}
+		st, err := client.FetchAnycast(a.FwdSock, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Counters["ttl_expired"] == 0 || st.Counters["forwarded"] == 0 || st.Forward[0].Packets == 0 {
+			t.Errorf("counters %v, VIP %d packets", st.Counters, st.Forward[0].Packets)
+		}
+		var total uint64
+		for _, s := range st.Forward[0].Servers {
+			total += s.Packets
+		}
+		if total != st.Forward[0].Packets {
+			t.Errorf("servers' packets add up to %d, the VIP's are %d", total, st.Forward[0].Packets)
+		}
+		b, _ := json.Marshal(st)
+		t.Logf("anycast status: %s", b)
+	})
+
+	t.Run("stop leaves nothing attached", func(t *testing.T) {
+		a.Fwd.Signal(syscall.SIGTERM)
+		if code, err := a.Fwd.Wait(10 * time.Second); err != nil || code != 0 {
+			t.Fatalf("forwarder exit %d, %v", code, err)
+		}
+		for _, p := range []string{"c0", "s1"} {
+			out, _ := a.Exec("fwd", "ip", "link", "show", p)
+			if strings.Contains(out, "xdp") {
+				t.Errorf("%s keeps an XDP program:\n%s", p, out)
+			}
+		}
+	})
+}
+
+// FRR as the upstream router: maximum-paths takes the three announcers'
+// paths, and two when one fails.
+func TestAnycastFRR(t *testing.T) {
+	a := newAnycast(t, lab.AnycastOptions{Forwarder: "frr", Interval: 500 * time.Millisecond, Fall: 3, Rise: 2})
+	paths := func() (int, string) {
+		out, _ := a.Vtysh("fwd", "show ip bgp "+lab.AnycastVIP+"/32 json")
+		var r struct {
+			Paths []struct {
+				Multipath bool `json:"multipath"`
+				Bestpath  struct {
+					Overall bool `json:"overall"`
+				} `json:"bestpath"`
+			} `json:"paths"`
+		}
+		if i := strings.Index(out, "{"); i >= 0 {
+			json.Unmarshal([]byte(out[i:]), &r)
+		}
+		n := 0
+		for _, p := range r.Paths {
+			if p.Multipath || p.Bestpath.Overall {
+				n++
+			}
+		}
+		route, _ := a.Exec("fwd", "ip", "route", "show", lab.AnycastVIP)
+		return n, route
+	}
+	wait := func(n int) {
+		t.Helper()
+		var route string
+		var got int
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if got, route = paths(); got == n && strings.Count(route, "nexthop") == n {
+				return
+			}
+		}
+		t.Fatalf("FRR has %d multipaths, want %d; kernel route:\n%s", got, n, route)
+	}
+	wait(3)
+	a.Servers[2].Service.Signal(syscall.SIGKILL)
+	wait(2)
+}
+
+// pwctlRun runs pwctl and returns its output and exit code.
+func pwctlRun(args ...string) (string, string, int) {
+	var out, errOut strings.Builder
+	cmd := exec.Command(filepath.Join(filepath.Dir(pwgatedBin), "pwctl"), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		return "", err.Error(), -1
+	}
+	return out.String(), errOut.String(), code
+}

@@ -35,6 +35,9 @@ type AnycastOptions struct {
 	Interval   time.Duration
 	Fall, Rise int
 	Drain      time.Duration
+	// Bare leaves the servers without services and announcers (the
+	// bench's kernel routing baselines need only their addresses).
+	Bare bool
 }
 
 // Anycast is the anycast lab: a client, a forwarder and servers, each
@@ -135,6 +138,9 @@ func NewAnycast(l *Lab, o AnycastOptions) (*Anycast, error) {
 			"ip link set lo up", "ip route add default via "+s.Gateway); err != nil {
 			return nil, err
 		}
+		if o.Bare {
+			continue
+		}
 		if err := a.StartService(s); err != nil {
 			return nil, err
 		}
@@ -165,6 +171,9 @@ func NewAnycast(l *Lab, o AnycastOptions) (*Anycast, error) {
 		}
 	}
 	for _, s := range a.Servers {
+		if o.Bare {
+			break
+		}
 		if err := a.StartAnnouncer(s); err != nil {
 			return nil, err
 		}

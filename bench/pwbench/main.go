@@ -235,6 +235,10 @@ func run(quick bool, only string, dur, soak time.Duration, out, bin, readme stri
 		fmt.Println("EVPN control plane: MAC churn over BGP, and FRR's MACs into the forwarding database")
 		rep.EVPN = evpnBench(bin, filepath.Join(dir, "evpn"), dur)
 	}
+	if !quick && want("anycast") {
+		fmt.Println("anycast: flows remapped when a server leaves (pwgate, kernel ECMP, resilient nexthops), health checks' CPU")
+		rep.Anycast = anycastBench(bin, filepath.Join(dir, "anycast"))
+	}
 	if left, _ := lab.Leftovers(prefix); len(left) > 0 {
 		return fmt.Errorf("namespaces left behind: %v", left)
 	}

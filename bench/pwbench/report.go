@@ -37,18 +37,19 @@ type steady struct {
 }
 
 type report struct {
-	Meta      meta        `json:"meta"`
-	Results   []result    `json:"results"`
-	Soak      *steady     `json:"soak,omitempty"`
-	EVPN      *evpnResult `json:"evpn,omitempty"`
-	Goals     []goal      `json:"goals"`
-	Budget    []budget    `json:"budget,omitempty"`
-	Micro     string      `json:"microbenchmarks"`
-	Benchstat string      `json:"benchstat,omitempty"`
-	Previous  string      `json:"previous,omitempty"` // the run compared with
-	Deltas    string      `json:"deltas,omitempty"`
-	Profile   string      `json:"pprof_top,omitempty"`
-	Perf      string      `json:"perf_top,omitempty"`
+	Meta      meta           `json:"meta"`
+	Results   []result       `json:"results"`
+	Soak      *steady        `json:"soak,omitempty"`
+	EVPN      *evpnResult    `json:"evpn,omitempty"`
+	Anycast   *anycastResult `json:"anycast,omitempty"`
+	Goals     []goal         `json:"goals"`
+	Budget    []budget       `json:"budget,omitempty"`
+	Micro     string         `json:"microbenchmarks"`
+	Benchstat string         `json:"benchstat,omitempty"`
+	Previous  string         `json:"previous,omitempty"` // the run compared with
+	Deltas    string         `json:"deltas,omitempty"`
+	Profile   string         `json:"pprof_top,omitempty"`
+	Perf      string         `json:"perf_top,omitempty"`
 }
 
 func (r *report) find(c caseSpec) *result {
@@ -133,6 +134,7 @@ func (r *report) evaluate() {
 	}
 	r.wgGoals()
 	r.vxlanGoals()
+	r.anycastGoals()
 	r.Budget = budgets(r)
 }
 
@@ -173,6 +175,61 @@ func (r *report) vxlanGoals() {
 			r.Goals = append(r.Goals, goal{"EVPN control plane measured", false, e.Error})
 		}
 	}
+}
+
+// anycastGoals checks the anycast goals.
+func (r *report) anycastGoals() {
+	a := r.Anycast
+	if a == nil {
+		return
+	}
+	if a.Error != "" {
+		r.Goals = append(r.Goals, goal{"anycast measured", false, a.Error})
+	}
+	for _, n := range []int{3, 8} {
+		var pw, ecmp, res *remapRow
+		for i := range a.Remap {
+			x := &a.Remap[i]
+			switch {
+			case x.Servers != n:
+			case strings.HasPrefix(x.Method, "pwgate Maglev table"):
+				pw = x
+			case strings.HasPrefix(x.Method, "kernel ECMP"):
+				ecmp = x
+			case strings.HasPrefix(x.Method, "kernel resilient"):
+				res = x
+			}
+		}
+		if pw == nil || ecmp == nil || res == nil {
+			continue
+		}
+		bound := 1/float64(n) + 0.02
+		r.Goals = append(r.Goals, goal{fmt.Sprintf("one of %d servers leaves: pwgate moves ≤ 1/%d + 2 %% of the flows (Maglev's bound)", n, n), pw.Moved <= bound,
+			fmt.Sprintf("pwgate's table alone %.1f %% (bound %.1f %%; with its flow table only the leaving server's flows move), kernel ECMP %.1f %%, resilient nexthop group %.1f %%",
+				100*pw.Moved, 100*bound, 100*ecmp.Moved, 100*res.Moved)})
+	}
+	if a.CheckCPU > 0 {
+		r.Goals = append(r.Goals, goal{"health checks of 100 VIPs × 3 servers every second cost < 2 % of one core", a.CheckCPU < 2,
+			fmt.Sprintf("each server's announcer checks its %d VIPs (a service each, HTTP kept alive) for %.2f %% of one core; all %d checks in one announcer %.2f %%",
+				checkVIPs, a.CheckCPU, checkVIPsAll, a.CheckCPUAll)})
+	}
+}
+
+// anycastTable prints the remap measurements.
+func (r *report) anycastTable() string {
+	a := r.Anycast
+	if a == nil || len(a.Remap) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("| servers | method | flows moved | staying servers' flows moved |\n|---:|---|---:|---:|\n")
+	for _, x := range a.Remap {
+		fmt.Fprintf(&b, "| %d | %s | %.1f %% | %.1f %% |\n", x.Servers, x.Method, 100*x.Moved, 100*x.Disrupted)
+	}
+	if a.CheckCPU > 0 {
+		fmt.Fprintf(&b, "\nHealth checks, one HTTP check a second per VIP: %d VIPs cost one announcer %.2f %% of one core, %d VIPs %.2f %%.\n", checkVIPs, a.CheckCPU, checkVIPsAll, a.CheckCPUAll)
+	}
+	return b.String()
 }
 
 // vxlanTable prints pwgate-vxlan against kernel VXLAN (XDP generator).
@@ -460,6 +517,10 @@ func (r *report) summary() string {
 	if vx := r.vxlanTable(); vx != "" {
 		b.WriteString("\n**VXLAN**: pwgate as a VTEP (static remote, IPv6 underlay, zero UDP checksums as the kernel device is set) against a bridge and the kernel's VXLAN device (XDP generator; delivered frames/s and the DUT core's CPU per frame; flooded frames count once):\n\n")
 		b.WriteString(vx)
+	}
+	if ac := r.anycastTable(); ac != "" {
+		b.WriteString("\n**Anycast**: existing flows that change server when one of N servers leaves (" + fmt.Sprint(remapFlows) + " TCP flows; pwgate's program by BPF_PROG_RUN, the kernel by ip route get):\n\n")
+		b.WriteString(ac)
 	}
 	if wg := r.wgTable(); wg != "" {
 		b.WriteString("\n**The pseudowire inside WireGuard** against a bridge and kernel VXLAN over a stock wireguard-go tunnel (XDP generator into the LAN port; the decap direction's far end encrypts with stock wireguard-go on the generator core; delivered frames/s and the DUT core's CPU per frame):\n\n")

@@ -3,6 +3,7 @@ package anycast
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -183,7 +184,10 @@ func (a *Announcer) setState(r *vipRun, s State) {
 // and reloads.
 func (a *Announcer) loop(r *vipRun) {
 	defer a.wg.Done()
-	tick := time.NewTimer(0)
+	// The first check comes at a random point of the first interval, so
+	// that many VIPs do not check at the same instant (a burst a server's
+	// listen queue may not take).
+	tick := time.NewTimer(rand.N(r.cfg.Interval))
 	defer tick.Stop()
 	for {
 		var drainEnd <-chan time.Time
@@ -206,6 +210,9 @@ func (a *Announcer) loop(r *vipRun) {
 			}
 			a.withdraw(r)
 			a.mu.Unlock()
+			if c, ok := r.cfg.Check.(interface{ Close() }); ok {
+				c.Close() // a kept connection
+			}
 			return
 		case <-tick.C:
 			a.mu.Lock()
@@ -283,7 +290,7 @@ func (r *vipRun) route(drain bool) bgp.Route {
 
 func (a *Announcer) announce(r *vipRun, drain bool) {
 	rt := r.route(drain)
-	if r.announced != nil && rt.String() == r.announced.String() {
+	if r.announced != nil && sameRoute(&rt, r.announced) {
 		return
 	}
 	if err := a.sp.Announce(rt); err != nil {
@@ -291,6 +298,13 @@ func (a *Announcer) announce(r *vipRun, drain bool) {
 		return
 	}
 	r.announced = &rt
+}
+
+// sameRoute compares what the announcer sets of a route (every check asks;
+// String would cost more than the check's own work).
+func sameRoute(x, y *bgp.Route) bool {
+	return x.Prefix == y.Prefix && x.NextHop == y.NextHop && x.MED == y.MED && x.HasMED == y.HasMED && x.LocalPref == y.LocalPref &&
+		slices.Equal(x.Communities, y.Communities) && slices.Equal(x.LargeCommunities, y.LargeCommunities)
 }
 
 func (a *Announcer) withdraw(r *vipRun) {

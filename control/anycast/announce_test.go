@@ -118,6 +118,38 @@ func TestAnnouncerSpeakerFails(t *testing.T) {
 	a.Close()
 }
 
+// A plain http check keeps its connection, and replaces it at once when
+// the server closed it.
+func TestHTTPCheckKeepAlive(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c, err := ParseCheck("http", srv.URL+"/health", 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := run(c, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 checks took %d connections", n)
+	}
+	srv.CloseClientConnections()
+	time.Sleep(50 * time.Millisecond)
+	if err := run(c, time.Second); err != nil {
+		t.Errorf("after the server closed the connection: %v", err)
+	}
+	c.(*HTTPCheck).Close()
+}
+
 func TestChecks(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {

@@ -76,7 +76,7 @@ func (t *topo) buildWG(bin, profile string) error {
 		}
 		return t.l.Script("dut",
 			"ip link add vx0 mtu "+strconv.Itoa(wgTunMTU-vxlanOver+14)+" type vxlan id 42 local "+overlayDUT.String()+" remote "+overlayWan.String()+
-				" dstport 4789 udp6zerocsumtx udp6zerocsumrx dev wg0",
+				" dstport 4789 udp6zerocsumtx udp6zerocsumrx dev wgdut",
 			"ip link add br0 type bridge", "ip link set dev dl0 master br0", "ip link set dev vx0 master br0",
 			"ip link set dev vx0 up", "ip link set dev br0 up")
 	}
@@ -111,14 +111,20 @@ stats:
 	return t.runPwgated(bin, profile, c)
 }
 
-// wireguardGo starts Debian's wireguard-go as wg0 in ns, pinned to core,
+// wireguardGo starts Debian's wireguard-go as wg<ns> in ns, pinned to core,
 // with one peer at endpoint.
 func (t *topo) wireguardGo(ns string, key, peer wg.Key, own, peerOverlay, endpoint netip.Addr, core int) error {
-	if _, err := t.l.Start(ns, "taskset", "-c", strconv.Itoa(core), "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "wg0"); err != nil {
+	// A name of its own in each namespace: wireguard-go's control socket
+	// (/var/run/wireguard/NAME.sock) is not in the namespace, and a second
+	// wg0 would take the first one's.
+	dev := "wg" + ns
+	if _, err := t.l.Start(ns, "taskset", "-c", strconv.Itoa(core), "env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", dev); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := t.l.Exec(ns, "wg", "show", "wg0"); err == nil {
+		_, err1 := t.l.Exec(ns, "ip", "link", "show", dev)
+		_, err2 := t.l.Exec(ns, "wg", "show", dev)
+		if err1 == nil && err2 == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -130,9 +136,9 @@ func (t *topo) wireguardGo(ns string, key, peer wg.Key, own, peerOverlay, endpoi
 		return err
 	}
 	return t.l.Script(ns,
-		fmt.Sprintf("wg set wg0 private-key %s listen-port %d peer %s endpoint [%s]:%d allowed-ips %s/128 persistent-keepalive 25",
-			keyFile, wgPort, peer, endpoint, wgPort, peerOverlay),
-		"ip link set dev wg0 mtu "+strconv.Itoa(wgTunMTU), "ip -6 addr add "+own.String()+"/64 dev wg0 nodad", "ip link set dev wg0 up")
+		fmt.Sprintf("wg set %s private-key %s listen-port %d peer %s endpoint [%s]:%d allowed-ips %s/128 persistent-keepalive 25",
+			dev, keyFile, wgPort, peer, endpoint, wgPort, peerOverlay),
+		"ip link set dev "+dev+" mtu "+strconv.Itoa(wgTunMTU), "ip -6 addr add "+own.String()+"/64 dev "+dev+" nodad", "ip link set dev "+dev+" up")
 }
 
 // wgInner returns what the far site sends through the tunnel for an

@@ -44,6 +44,9 @@ func TestBadInput(t *testing.T) {
 			`dl0 has rx-vlan-hw-parse on, which changes frames before pwgated sees them: run "ethtool -K dl0 rx-vlan-hw-parse off"`},
 		{"wireguard key readable by others", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/open.key"), 1), "open.key is readable by group or others (mode 0644): chmod 600"},
 		{"wireguard key file missing", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/none.key"), 1), "wireguard.private_key_file: stat " + dir + "/none.key: no such file"},
+		{"anycast forwarder on a missing port", anycastForward(dir, "dl0, nosuch0"), "interface nosuch0"},
+		{"anycast forwarder on a port without native XDP", anycastForward(dir, "dl0, nx0"), "no native XDP support"},
+		{"anycast beside a pseudowire", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", "bgp:\n  asn: 65000\n  router_id: 10.0.0.1\n  neighbors:\n    - address: 10.0.0.2\n      asn: 65001\nanycast:\n  forward:\n    interfaces: [dlp]\n    vips: [192.0.2.80/32]\nstats:", 1), "anycast: runs in a pwgated of its own"},
 		{"socket path is a file", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), dir+"/s.sock", dir+"/keep", 1), dir + "/keep exists and is not a socket"},
 	}
 	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("keep me"), 0o644); err != nil {
@@ -94,4 +97,10 @@ func TestBadInput(t *testing.T) {
 func wgSection(keyFile string) string {
 	return "wireguard:\n  private_key_file: " + keyFile + "\n  addresses: [fd00:77::1/64]\n  peers:\n" +
 		"    - public_key: \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"\n      allowed_ips: [fd00:77::2/128]\nstats:"
+}
+
+// anycastForward is a forwarder's configuration on ports.
+func anycastForward(dir, ports string) string {
+	return "bgp:\n  asn: 65000\n  router_id: 10.0.0.1\n  neighbors:\n    - address: 10.0.0.2\n      asn: 65001\n" +
+		"anycast:\n  forward:\n    interfaces: [" + ports + "]\n    vips: [192.0.2.80/32]\nstats:\n  socket: " + dir + "/s.sock\n"
 }

@@ -35,7 +35,7 @@ deps:
 	fi
 
 # XDP programs: pwgated's (bpf/) and the benchmark's sink (bench/sink/).
-BPF_DIRS := bpf bench/sink
+BPF_DIRS := bpf bench/sink bench/xdpgen
 
 generate:
 	for d in $(BPF_DIRS); do (cd $$d && $(GO) generate ./...) || exit 1; done

@@ -12,9 +12,9 @@
 // needed" reaches the server whose packet was too big. The packet's MACs
 // become the server's next hop's, its TTL or hop limit drops by one (the
 // IPv4 checksum updated), and it leaves by the server's port
-// (bpf_redirect). Everything else is passed to the kernel unchanged, and
-// so are VIP packets whose TTL would expire (the kernel sends the ICMP
-// time exceeded). Truncated VIP packets are dropped; every case is
+// (bpf_redirect). Everything else is passed to the kernel unchanged
+// (frames not addressed to the port's own MAC too), and so are VIP packets
+// whose TTL would expire (the kernel sends the ICMP time exceeded). Truncated VIP packets are dropped; every case is
 // counted.
 
 #include <linux/bpf.h>
@@ -160,8 +160,28 @@ struct {
 	__type(value, struct flow_val);
 } ac_flows SEC(".maps");
 
+// The forwarder's ports: a frame is only forwarded when it is addressed to
+// the port it came in on (a router takes no frames for others, such as
+// unknown unicast a switch floods).
+struct port {
+	__u8 mac[6];
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32); // ifindex
+	__type(value, struct port);
+} ac_ports SEC(".maps");
+
 // Set at load time: the ring's size (a prime).
 volatile const __u32 ac_table_size = 65537;
+
+static __always_inline int same_mac(const __u8 *a, const __u8 *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b && *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
 
 static __always_inline void count(__u32 idx)
 {
@@ -416,6 +436,12 @@ int pwgate_anycast(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
+	__u32 in = ctx->ingress_ifindex;
+	struct port *port = bpf_map_lookup_elem(&ac_ports, &in);
+	if (!port || !same_mac(eth->h_dest, port->mac)) {
+		count(AC_PASS); // not ours to route: the kernel decides
+		return XDP_PASS;
+	}
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
 		return do_ip4(ctx, eth, eth + 1, end);

@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
@@ -79,9 +80,27 @@ func LoadAnycast(tableSize int) (*Anycast, error) {
 // until it is closed).
 func (a *Anycast) Close() error { return a.objs.Close() }
 
-// Attach attaches the forwarder to ifname.
+// Attach attaches the forwarder to ifname; frames are forwarded only when
+// addressed to ifname's MAC.
 func (a *Anycast) Attach(ifname string, m AttachMode) (link.Link, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	var mac [6]byte
+	copy(mac[:], ifi.HardwareAddr)
+	if err := a.SetPort(ifi.Index, mac); err != nil {
+		return nil, err
+	}
 	return attach(a.objs.PwgateAnycast, ifname, m)
+}
+
+// SetPort tells the program port ifindex's MAC (Attach does).
+func (a *Anycast) SetPort(ifindex int, mac [6]byte) error {
+	if err := a.objs.AcPorts.Update(uint32(ifindex), anycastPort{Mac: mac}, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("anycast: port %d: %w", ifindex, err)
+	}
+	return nil
 }
 
 // Program is the XDP program (for tests that run it).

@@ -41,6 +41,12 @@ type anycastFlowVal struct {
 	Gen     uint32
 }
 
+type anycastPort struct {
+	_   structs.HostLayout
+	Mac [6]uint8
+	Pad uint16
+}
+
 type anycastVip struct {
 	_   structs.HostLayout
 	Id  uint32
@@ -68,6 +74,7 @@ const (
 	anycastMapAcBackends     = "ac_backends"
 	anycastMapAcCounters     = "ac_counters"
 	anycastMapAcFlows        = "ac_flows"
+	anycastMapAcPorts        = "ac_ports"
 	anycastMapAcRings        = "ac_rings"
 	anycastMapAcVipStats     = "ac_vip_stats"
 	anycastMapAcVips         = "ac_vips"
@@ -128,6 +135,7 @@ type anycastMapSpecs struct {
 	AcBackends     *ebpf.MapSpec `ebpf:"ac_backends"`
 	AcCounters     *ebpf.MapSpec `ebpf:"ac_counters"`
 	AcFlows        *ebpf.MapSpec `ebpf:"ac_flows"`
+	AcPorts        *ebpf.MapSpec `ebpf:"ac_ports"`
 	AcRings        *ebpf.MapSpec `ebpf:"ac_rings"`
 	AcVipStats     *ebpf.MapSpec `ebpf:"ac_vip_stats"`
 	AcVips         *ebpf.MapSpec `ebpf:"ac_vips"`
@@ -164,6 +172,7 @@ type anycastMaps struct {
 	AcBackends     *ebpf.Map `ebpf:"ac_backends"`
 	AcCounters     *ebpf.Map `ebpf:"ac_counters"`
 	AcFlows        *ebpf.Map `ebpf:"ac_flows"`
+	AcPorts        *ebpf.Map `ebpf:"ac_ports"`
 	AcRings        *ebpf.Map `ebpf:"ac_rings"`
 	AcVipStats     *ebpf.Map `ebpf:"ac_vip_stats"`
 	AcVips         *ebpf.Map `ebpf:"ac_vips"`
@@ -175,6 +184,7 @@ func (m *anycastMaps) Close() error {
 		m.AcBackends,
 		m.AcCounters,
 		m.AcFlows,
+		m.AcPorts,
 		m.AcRings,
 		m.AcVipStats,
 		m.AcVips,

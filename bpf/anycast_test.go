@@ -71,6 +71,10 @@ func newForwarder(t testing.TB, servers int) *Anycast {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
+	// BPF_PROG_RUN's packets come in on the loopback device.
+	if err := a.SetPort(1, [6]byte{2, 0, 0, 0, 0, 0xf0}); err != nil {
+		t.Fatal(err)
+	}
 	for i, p := range []netip.Prefix{vip4, vip6} {
 		if err := a.SetVIP(p, i); err != nil {
 			t.Fatal(err)
@@ -220,6 +224,11 @@ func TestAnycastBadInput(t *testing.T) {
 		counter int
 	}{
 		{"not a VIP", ipPacket(client4, other, 64, 6, tcp(1, 80)), xdpPass, ACPass},
+		{"not addressed to the port", func() []byte {
+			f := ipPacket(client4, vip4.Addr(), 64, 6, tcp(1, 80))
+			f[5] = 0xf1
+			return f
+		}(), xdpPass, ACPass},
 		{"ARP", append(make([]byte, 12), 0x08, 0x06, 0, 1), xdpPass, ACPass},
 		{"TTL 1", ipPacket(client4, vip4.Addr(), 1, 6, tcp(1, 80)), xdpPass, ACTTLExpired},
 		{"hop limit 1", ipPacket(client6, vip6.Addr(), 1, 6, tcp(1, 80)), xdpPass, ACTTLExpired},

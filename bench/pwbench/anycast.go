@@ -18,6 +18,7 @@ import (
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/anycast"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
 // The anycast phase:
@@ -144,6 +145,12 @@ func remapPwgate(n, gone int) ([]remapRow, error) {
 	load := func() (*bpf.Anycast, error) {
 		a, err := bpf.LoadAnycast(anycast.DefaultTableSize)
 		if err != nil {
+			return nil, err
+		}
+		// BPF_PROG_RUN's frames come in on the loopback device, to the
+		// zero MAC tcpFrame writes.
+		if err := a.SetPort(1, [6]byte{}); err != nil {
+			a.Close()
 			return nil, err
 		}
 		if err := a.SetVIP(vip, 0); err != nil {
@@ -418,4 +425,123 @@ func checkCost(bin, dir string, n int) (float64, error) {
 	p.Signal(syscall.SIGTERM)
 	p.Wait(10 * time.Second)
 	return 100 * float64(c1-c0) * tick.Seconds() / t1.Sub(t0).Seconds(), nil
+}
+
+// The forwarder's throughput: VIP traffic from the lan side (the clients)
+// through the DUT to three servers' next hops behind ul0 (all on s0, whose
+// sink counts them), by pwgate's XDP forwarder and by the kernel's
+// forwarding with a resilient nexthop group, in the same run. The
+// generator varies the UDP source port over its flows.
+const (
+	dutAnycast   = "pwgate-anycast"
+	dutKernelRes = "kernel-resilient"
+	anycastVIP   = "192.0.2.80"
+)
+
+// anycastServers are the servers' next hops, all on s0.
+var anycastServers = []string{"10.20.0.2", "10.20.0.3", "10.20.0.4"}
+
+func isAnycast(kind string) bool { return kind == dutAnycast || kind == dutKernelRes }
+
+// vipFrame is an n-byte Ethernet frame from a client to the VIP: IPv4,
+// UDP to port 9 without a checksum (so that varying the source port keeps
+// it valid). Its source port is at byte 34: the generator's field.
+func vipFrame(n int) []byte {
+	f := make([]byte, n)
+	e := frame.Ethernet(f)
+	e.SetDst(macDL0)
+	e.SetSrc(macG0)
+	e.SetEtherType(0x0800)
+	ip := f[14:34]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(n-14))
+	s, d := netip.MustParseAddr("10.30.0.2").As4(), netip.MustParseAddr(anycastVIP).As4()
+	copy(ip[12:], s[:])
+	copy(ip[16:], d[:])
+	binary.BigEndian.PutUint16(ip[10:], frame.Fold(frame.Checksum(0, ip)))
+	binary.BigEndian.PutUint16(f[34:], 1000)
+	binary.BigEndian.PutUint16(f[36:], 9)
+	binary.BigEndian.PutUint16(f[38:], uint16(n-34))
+	return f
+}
+
+// vipFieldOff is what startXDP takes for the source port (it adds 4).
+const vipFieldOff = 30
+
+// buildAnycast sets up the DUT's addresses and either the kernel's route
+// or pwgate's forwarder with three announcers in the wan namespace.
+func (t *topo) buildAnycast(bin string) error {
+	cmds := []string{"sysctl -qw net.ipv4.ip_forward=1", "ip addr add 10.30.0.1/24 dev dl0", "ip addr add 10.20.0.1/24 dev ul0",
+		"ip neigh replace 10.30.0.2 lladdr " + macG0.String() + " dev dl0 nud permanent"}
+	for _, s := range anycastServers {
+		cmds = append(cmds, "ip neigh replace "+s+" lladdr "+macS0.String()+" dev ul0 nud permanent")
+	}
+	if err := t.l.Script("dut", cmds...); err != nil {
+		return err
+	}
+	var wan []string
+	for _, s := range anycastServers {
+		wan = append(wan, "ip addr add "+s+"/24 dev s0")
+	}
+	if err := t.l.Script("wan", wan...); err != nil {
+		return err
+	}
+	if t.kind == dutKernelRes {
+		var nh []string
+		group := []string{}
+		for i, s := range anycastServers {
+			nh = append(nh, fmt.Sprintf("ip nexthop add id %d via %s dev ul0", i+1, s))
+			group = append(group, fmt.Sprint(i+1))
+		}
+		nh = append(nh, "ip nexthop add id 100 group "+strings.Join(group, "/")+" type resilient buckets 512 idle_timer 0",
+			"ip route add "+anycastVIP+"/32 nhid 100")
+		return t.l.Script("dut", nh...)
+	}
+	// Three announcers, one per server address, each announcing the VIP
+	// with its own address as next hop.
+	for i, s := range anycastServers {
+		sock := filepath.Join(t.dir, fmt.Sprintf("ann%d.sock", i))
+		c := fmt.Sprintf("bgp:\n  asn: %d\n  router_id: %s\n  listen: [%s]\n  neighbors:\n    - address: 10.20.0.1\n      asn: 65000\n      source: %s\n"+
+			"anycast:\n  vips:\n    - prefix: %s/32\n      next_hop: %s\n      check:\n        exec: true\n      interval: 1s\n      rise: 1\nstats:\n  socket: %s\n",
+			65101+i, s, s, s, anycastVIP, s, sock)
+		cfg := filepath.Join(t.dir, fmt.Sprintf("ann%d.yaml", i))
+		if err := os.WriteFile(cfg, []byte(c), 0o644); err != nil {
+			return err
+		}
+		p, err := t.l.Start("wan", "taskset", "-c", fmt.Sprint(genCore), filepath.Join(bin, "pwgated"), "--config", cfg)
+		if err != nil {
+			return err
+		}
+		if err := lab.WaitPwgated(p, sock, true, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	t.socket = filepath.Join(t.dir, "pwgated.sock")
+	var b strings.Builder
+	fmt.Fprintf(&b, "bgp:\n  asn: 65000\n  router_id: 10.20.0.1\n  listen: [10.20.0.1]\n  neighbors:\n")
+	for i, s := range anycastServers {
+		fmt.Fprintf(&b, "    - address: %s\n      asn: %d\n", s, 65101+i)
+	}
+	fmt.Fprintf(&b, "anycast:\n  forward:\n    interfaces: [dl0, ul0]\n    vips: [%s/32]\nstats:\n  socket: %s\n", anycastVIP, t.socket)
+	if err := t.runPwgated(bin, "", b.String()); err != nil {
+		return err
+	}
+	// Every server in the table.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		a, err := client.FetchAnycast(t.socket, time.Second)
+		if err == nil && len(a.Forward) == 1 {
+			n := 0
+			for _, s := range a.Forward[0].Servers {
+				if s.Slots > 0 {
+					n++
+				}
+			}
+			if n == len(anycastServers) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the forwarder does not have its %d servers: %+v %v", len(anycastServers), a, err)
+		}
+	}
 }

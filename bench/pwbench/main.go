@@ -153,6 +153,7 @@ func suites(quick bool) []suite {
 		{genTrafgen, layoutShared, all, []int{64, 1514}, []string{dirEncap, dirDecap}},
 		{genXDP, layoutBusy, pw, []int{64, 1514}, []string{dirEncap, dirDecap}},
 		{genXDP, layoutShared, []string{dutPWWG, dutStockWG}, wgSizes, []string{dirEncap, dirDecap}},
+		{genXDP, layoutShared, []string{dutKernelRes, dutAnycast}, []int{64, 1514}, []string{dirEncap}},
 	}
 }
 

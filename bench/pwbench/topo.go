@@ -154,6 +154,8 @@ func build(kind, layout, dir, bin string, profile string) (_ *topo, err error) {
 		err = t.startPwgated(bin, profile)
 	case dutPWWG, dutStockWG:
 		err = t.buildWG(bin, profile)
+	case dutAnycast, dutKernelRes:
+		err = t.buildAnycast(bin)
 	}
 	if err == nil {
 		err = t.pin(layout)

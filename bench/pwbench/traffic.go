@@ -124,6 +124,8 @@ func encapKind(kind string) sink.Kind {
 		return sink.PWEth
 	case dutPWIP6:
 		return sink.PWIP6
+	case dutAnycast, dutKernelRes:
+		return sink.IP4UDP
 	}
 	return sink.Plain
 }
@@ -200,7 +202,9 @@ type xdpSource struct {
 
 // startXDP sends pkts (a frame, or a split frame's two pieces, in turn)
 // out of ifname; the inner source MAC at srcOff cycles over flows values.
-func startXDP(l *lab.Lab, ns, ifname string, core int, pkts [][]byte, srcOff int) (*xdpSource, error) {
+// With restore, the headers are written again before each send (for a
+// router DUT, which rewrites them in place in the generator's pages).
+func startXDP(l *lab.Lab, ns, ifname string, core int, pkts [][]byte, srcOff int, restore bool) (*xdpSource, error) {
 	s := &xdpSource{done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -213,8 +217,11 @@ func startXDP(l *lab.Lab, ns, ifname string, core int, pkts [][]byte, srcOff int
 				ready <- err
 				return err
 			}
-			g, err := xdpgen.Open(ifname, xdpgen.Options{Packets: pkts, Flows: flows,
-				Fields: []xdpgen.Field{{Off: uint32(srcOff + 4)}}})
+			o := xdpgen.Options{Packets: pkts, Flows: flows, Fields: []xdpgen.Field{{Off: uint32(srcOff + 4)}}}
+			if restore {
+				o.Restore = 42 // Ethernet, IPv4, UDP: what a router rewrites
+			}
+			g, err := xdpgen.Open(ifname, o)
 			if err != nil {
 				ready <- err
 				return err
@@ -416,7 +423,7 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 		var g source
 		var err error
 		if c.Gen == genXDP {
-			g, err = startXDP(t.l, ns, ifname, core, pkts, srcOff)
+			g, err = startXDP(t.l, ns, ifname, core, pkts, srcOff, isAnycast(t.kind))
 		} else {
 			g, err = startTrafgen(t.l, t.dir, ns, ifname, core, pkts)
 		}
@@ -430,7 +437,11 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 		if t.varyDst {
 			dst, vary = macChurn(0), 0 // destinations the churning routes name
 		}
-		if err := start(dirEncap, "lan", "g0", encCore, [][]byte{plain(c.Size, macG0, dst)}, vary); err != nil {
+		pkt := plain(c.Size, macG0, dst)
+		if isAnycast(t.kind) {
+			pkt, vary = vipFrame(c.Size), vipFieldOff
+		}
+		if err := start(dirEncap, "lan", "g0", encCore, [][]byte{pkt}, vary); err != nil {
 			return fail(err)
 		}
 	}

@@ -7,6 +7,7 @@
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
@@ -19,6 +20,7 @@ enum {
 	KIND_PW_IP6, // pseudowire in IPv6
 	KIND_VXLAN,  // VXLAN over IPv6, UDP port 4789
 	KIND_WG,     // WireGuard transport messages over IPv6, UDP port 51820 (handshakes pass)
+	KIND_IP4_UDP, // IPv4 UDP to port 9 (discard): the anycast forwarder's test traffic
 	NUM_KINDS,
 };
 
@@ -88,6 +90,16 @@ int sink(struct xdp_md *ctx)
 					return take(KIND_WG, len, 1);
 			}
 		}
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->ihl != 5 || ip->protocol != 17)
+			return XDP_PASS;
+		struct udphdr *udp = (void *)(ip + 1);
+		if ((void *)(udp + 1) > end)
+			return XDP_PASS;
+		if (udp->dest == bpf_htons(9))
+			return take(KIND_IP4_UDP, len, 1);
 	}
 	return XDP_PASS;
 }

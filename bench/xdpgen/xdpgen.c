@@ -14,6 +14,11 @@
 // trimmed at split_at), odd runs the second (the head moved to split_at).
 // Live-frames mode resets the packet's pointers before every run and keeps
 // its bytes, so the pieces alternate as a sender's would.
+//
+// The pages are recycled with what the receiver left in them: a router
+// (the kernel's forwarding, an XDP forwarder) rewrites the MACs and the TTL
+// in place. With restore set, the first restore bytes are written again
+// from the packet's own header each run (single packets only).
 
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
@@ -26,6 +31,9 @@ volatile const __u32 flows = 1;
 volatile const __u32 field_off[MAX_FIELDS] = {0, 0, 0}; // 0: unused
 volatile const __u16 field_base[MAX_FIELDS] = {0, 0, 0};
 volatile const __u32 split_at = 0;
+#define MAX_RESTORE 64
+volatile const __u32 restore = 0;
+volatile const __u8 header[MAX_RESTORE] = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -57,6 +65,14 @@ int xdpgen(struct xdp_md *ctx)
 		data = (void *)(long)ctx->data;
 		end = (void *)(long)ctx->data_end;
 		k >>= 1;
+	}
+	if (restore) {
+		if (data + MAX_RESTORE > end)
+			return XDP_ABORTED;
+#pragma unroll
+		for (int i = 0; i < MAX_RESTORE; i++)
+			if (i < restore)
+				((__u8 *)data)[i] = header[i];
 	}
 	if (flows > 1) {
 		__u16 v = k % flows;

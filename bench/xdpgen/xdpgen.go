@@ -54,6 +54,11 @@ type Options struct {
 	// Flows and Fields: Fields of the (first) packet cycle over Flows values.
 	Flows  int
 	Fields []Field
+	// Restore is how many bytes of the packet's head (at most 64, and
+	// the packet at least 64 bytes long) are written again before every
+	// send: for devices that rewrite the packets they receive in place
+	// (routers), whose changes would otherwise come back with the page.
+	Restore int
 }
 
 // xdpMD is struct xdp_md, the program's context.
@@ -100,7 +105,15 @@ func Open(ifname string, o Options) (*Gen, error) {
 		}
 		offs[i], bases[i] = f.Off, f.Base
 	}
-	for name, v := range map[string]any{"flows": uint32(flows), "field_off": offs, "field_base": bases, "split_at": splitAt} {
+	var header [64]byte
+	if o.Restore > 0 {
+		if o.Restore > len(header) || len(o.Packets) != 1 || len(o.Packets[0]) < len(header) {
+			return nil, fmt.Errorf("xdpgen: restore %d bytes: at most 64, of one packet of at least 64", o.Restore)
+		}
+		copy(header[:], o.Packets[0])
+	}
+	for name, v := range map[string]any{"flows": uint32(flows), "field_off": offs, "field_base": bases, "split_at": splitAt,
+		"restore": uint32(o.Restore), "header": header} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("xdpgen: set %s: %w", name, err)
 		}

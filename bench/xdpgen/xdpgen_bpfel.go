@@ -21,6 +21,8 @@ const (
 	xdpgenVarFieldBase = "field_base"
 	xdpgenVarFieldOff  = "field_off"
 	xdpgenVarFlows     = "flows"
+	xdpgenVarHeader    = "header"
+	xdpgenVarRestore   = "restore"
 	xdpgenVarSplitAt   = "split_at"
 )
 
@@ -83,6 +85,8 @@ type xdpgenVariableSpecs struct {
 	FieldBase *ebpf.VariableSpec `ebpf:"field_base"`
 	FieldOff  *ebpf.VariableSpec `ebpf:"field_off"`
 	Flows     *ebpf.VariableSpec `ebpf:"flows"`
+	Header    *ebpf.VariableSpec `ebpf:"header"`
+	Restore   *ebpf.VariableSpec `ebpf:"restore"`
 	SplitAt   *ebpf.VariableSpec `ebpf:"split_at"`
 }
 
@@ -122,6 +126,8 @@ type xdpgenVariables struct {
 	FieldBase *ebpf.Variable `ebpf:"field_base"`
 	FieldOff  *ebpf.Variable `ebpf:"field_off"`
 	Flows     *ebpf.Variable `ebpf:"flows"`
+	Header    *ebpf.Variable `ebpf:"header"`
+	Restore   *ebpf.Variable `ebpf:"restore"`
 	SplitAt   *ebpf.Variable `ebpf:"split_at"`
 }
 

@@ -247,6 +247,40 @@ func TestAnycast(t *testing.T) {
 		}
 	})
 
+	t.Run("blue/green by MED on reload", func(t *testing.T) {
+		s := a.Servers[2]
+		setMED := func(med string) {
+			t.Helper()
+			b, err := os.ReadFile(s.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conf := strings.Replace(string(b), "med: 10\n", "med: "+med+"\n", 1)
+			conf = strings.Replace(conf, "med: 20\n", "med: "+med+"\n", 1)
+			if err := os.WriteFile(s.Config, []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s.Announcer.Signal(syscall.SIGHUP)
+		}
+		setMED("20")
+		f, err := a.WaitServers(2, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, srv := range f.Servers {
+			if srv.NextHop == s.Addr && (srv.MED == nil || *srv.MED != 20 || !srv.Draining) {
+				t.Errorf("the server with the worse MED: %+v", srv)
+			}
+		}
+		if got := requests(t, a, 30); got[s.Name] > 0 {
+			t.Errorf("the server with the worse MED took new requests: %v", got)
+		}
+		setMED("10")
+		if _, err := a.WaitServers(3, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("status and counters", func(t *testing.T) {
 		out, _, code := pwctlRun("--socket", a.FwdSock, "anycast")
 		if code != 0 || !strings.Contains(out, "forwarding "+lab.AnycastVIP+"/32") || strings.Count(out, "10.9.") < 3 {

@@ -33,7 +33,6 @@ type Forwarder struct {
 	dp      Dataplane
 	resolve Resolve
 	log     *slog.Logger
-	size    int
 	vips    []netip.Prefix                             // by id
 	paths   map[netip.Prefix]map[netip.Addr]bgp.Update // VIP → peer → path
 	hops    map[netip.Addr]*backendState               // next hop → server
@@ -60,7 +59,7 @@ func NewForwarder(dp Dataplane, resolve Resolve, vips []netip.Prefix, size int, 
 	if len(vips) > bpf.MaxVIPs {
 		return nil, fmt.Errorf("anycast: %d VIPs, at most %d", len(vips), bpf.MaxVIPs)
 	}
-	f := &Forwarder{dp: dp, resolve: resolve, log: log, size: size, vips: vips,
+	f := &Forwarder{dp: dp, resolve: resolve, log: log, vips: vips,
 		paths: map[netip.Prefix]map[netip.Addr]bgp.Update{}, hops: map[netip.Addr]*backendState{},
 		tables: map[netip.Prefix][]string{}, shares: map[netip.Prefix]map[string]int{}, gone: map[netip.Addr]bpf.Traffic{},
 		owner: map[int]netip.Addr{}, table: make([]int32, size)}

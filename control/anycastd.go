@@ -34,7 +34,7 @@ type AnycastDaemon struct {
 	started time.Time
 	servers []io.Closer
 
-	mu  sync.Mutex // guards cfg, fwd (the sockets' goroutines read them)
+	mu  sync.Mutex // guards cfg, sp, ann, fwd (the sockets' goroutines read them)
 	cfg *Config
 	sp  bgp.Speaker
 	ann *anycast.Announcer
@@ -104,13 +104,15 @@ func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ 
 			d.lnk = append(d.lnk, l)
 		}
 	}
-	d.sp = newSpeaker(log)
-	if err := d.sp.Start(c.speakerConfig(false), d.received); err != nil {
-		d.sp = nil
+	sp := newSpeaker(log)
+	if err := sp.Start(c.speakerConfig(false), d.received); err != nil {
 		return nil, err
 	}
-	d.ann = anycast.NewAnnouncer(d.sp, log)
-	d.ann.Set(c.AnycastVIPs())
+	ann := anycast.NewAnnouncer(sp, log)
+	d.mu.Lock() // the sockets answer already
+	d.sp, d.ann = sp, ann
+	d.mu.Unlock()
+	ann.Set(c.AnycastVIPs())
 	log.Info("started", "mode", "anycast", "vips", len(c.Anycast.VIPs), "forwarding", c.Anycast.Forward != nil)
 	return d, nil
 }
@@ -256,11 +258,17 @@ func (d *AnycastDaemon) Control(verb, prefix string) error {
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
+	ann := d.ann
+	d.mu.Unlock()
+	if ann == nil {
+		return fmt.Errorf("starting")
+	}
 	switch verb {
 	case "drain":
-		return d.ann.Drain(p)
+		return ann.Drain(p)
 	case "resume":
-		return d.ann.Resume(p)
+		return ann.Resume(p)
 	}
 	return fmt.Errorf("unknown anycast request %q (want drain or resume)", verb)
 }
@@ -268,11 +276,11 @@ func (d *AnycastDaemon) Control(verb, prefix string) error {
 // Anycast returns the announcer's and forwarder's state.
 func (d *AnycastDaemon) Anycast() *client.Anycast {
 	a := &client.Anycast{}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.ann != nil {
 		a.VIPs = d.ann.Status()
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.fwd == nil {
 		return a
 	}
@@ -295,12 +303,12 @@ func (d *AnycastDaemon) Anycast() *client.Anycast {
 // Status implements Source.
 func (d *AnycastDaemon) Status() client.Status {
 	d.mu.Lock()
-	c := d.cfg
+	c, sp := d.cfg, d.sp
 	d.mu.Unlock()
 	s := client.Status{Mode: "anycast", Ready: true, Config: c.Source, Started: d.started, Uptime: time.Since(d.started).Seconds(),
 		PID: os.Getpid(), Version: client.Version, Runtime: readRuntime(nil), Anycast: d.Anycast()}
-	if d.sp != nil {
-		s.BGP = bgpStatus(d.sp)
+	if sp != nil {
+		s.BGP = bgpStatus(sp)
 		s.BGP.ASN, s.BGP.RouterID = c.BGP.ASN, c.BGP.RouterID.String()
 	}
 	return s
@@ -312,9 +320,14 @@ func (d *AnycastDaemon) Snapshot() stats.Snapshot { return stats.Snapshot{} }
 // FDB implements Source: not a VTEP.
 func (d *AnycastDaemon) FDB() []client.FDBEntry { return nil }
 
-// Close withdraws the VIPs (at once: a stop is not a drain), stops BGP,
-// detaches the program and closes the sockets.
+// Close closes the statistics sockets, withdraws the VIPs (at once: a stop
+// is not a drain), stops BGP and detaches the program.
 func (d *AnycastDaemon) Close() error {
+	// The sockets first: their goroutines read what is torn down below.
+	for _, s := range d.servers {
+		s.Close()
+	}
+	d.servers = nil
 	if d.ann != nil {
 		d.ann.Close()
 		d.ann = nil
@@ -338,10 +351,6 @@ func (d *AnycastDaemon) Close() error {
 		d.xdp.Close()
 		d.xdp = nil
 	}
-	for _, s := range d.servers {
-		s.Close()
-	}
-	d.servers = nil
 	d.hop.close()
 	return nil
 }

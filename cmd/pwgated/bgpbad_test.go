@@ -136,6 +136,10 @@ func TestBGPBadInput(t *testing.T) {
 			}
 		}
 	}()
+	// A's session with B too: the end checks that it stayed up.
+	if err := e.WaitSessions(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	nh := net.ParseIP("10.0.0.9")
 	good := []byte{0x02, 0, 0, 0, 0x99, 0x01}
 	rt := []byte{0xc0, 16, 16, 0x00, 0x02, 0xea, 0x00, 0, 0, 0, 101, 0x03, 0x0c, 0, 0, 0, 0, 0, 8} // RT 59904:101, encap VXLAN

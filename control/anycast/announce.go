@@ -46,14 +46,18 @@ const (
 	Drained  State = "drained"  // withdrawn by the operator until resumed
 )
 
+// checkSlot is the grid the checks keep to.
+const checkSlot = 20 * time.Millisecond
+
 // Announcer runs each VIP's check on its own goroutine and announces or
 // withdraws the VIP through the speaker.
 type Announcer struct {
-	sp  bgp.Speaker
-	log *slog.Logger
-	mu  sync.Mutex
-	vip map[netip.Prefix]*vipRun
-	wg  sync.WaitGroup
+	start time.Time // the checks' grid starts here
+	sp    bgp.Speaker
+	log   *slog.Logger
+	mu    sync.Mutex
+	vip   map[netip.Prefix]*vipRun
+	wg    sync.WaitGroup
 }
 
 type vipRun struct {
@@ -75,7 +79,7 @@ type vipRun struct {
 
 // NewAnnouncer returns an announcer that speaks through sp.
 func NewAnnouncer(sp bgp.Speaker, log *slog.Logger) *Announcer {
-	return &Announcer{sp: sp, log: log, vip: map[netip.Prefix]*vipRun{}}
+	return &Announcer{start: time.Now(), sp: sp, log: log, vip: map[netip.Prefix]*vipRun{}}
 }
 
 // Set makes vips the announced set: new VIPs start checking (and are
@@ -184,10 +188,16 @@ func (a *Announcer) setState(r *vipRun, s State) {
 // and reloads.
 func (a *Announcer) loop(r *vipRun) {
 	defer a.wg.Done()
-	// The first check comes at a random point of the first interval, so
-	// that many VIPs do not check at the same instant (a burst a server's
-	// listen queue may not take).
-	tick := time.NewTimer(rand.N(r.cfg.Interval))
+	// The checks come at a random point of the interval, so that many VIPs
+	// do not check at the same instant (a burst a server's listen queue
+	// may not take), on a grid of checkSlot from the announcer's start,
+	// so that the few VIPs in one slot share the process's wake-up.
+	slots := max(int64(r.cfg.Interval/checkSlot), 1)
+	next := a.start.Add(time.Duration(rand.N(slots)) * checkSlot)
+	for !next.After(time.Now()) {
+		next = next.Add(r.cfg.Interval)
+	}
+	tick := time.NewTimer(time.Until(next))
 	defer tick.Stop()
 	for {
 		var drainEnd <-chan time.Time
@@ -222,7 +232,10 @@ func (a *Announcer) loop(r *vipRun) {
 			a.mu.Lock()
 			a.result(r, err)
 			a.apply(r)
-			tick.Reset(r.cfg.Interval)
+			for now := time.Now(); !next.After(now); {
+				next = next.Add(r.cfg.Interval)
+			}
+			tick.Reset(time.Until(next))
 			a.mu.Unlock()
 		case <-r.wake:
 			a.mu.Lock()

@@ -1,7 +1,8 @@
 package anycast
 
 import (
-	"context"
+	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ import (
 
 type switchCheck struct{ fail atomic.Bool }
 
-func (c *switchCheck) Run(context.Context) error {
+func (c *switchCheck) Run(time.Time) error {
 	if c.fail.Load() {
 		return errors.New("down")
 	}
@@ -200,4 +202,50 @@ func TestChecks(t *testing.T) {
 	if _, err := ParseCheck("http", "http://x/", 700); err == nil {
 		t.Error("status 700 was taken")
 	}
+}
+
+func TestReadAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		code int
+		keep bool
+		bad  bool
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\nNEXT", 200, true, false},
+		{"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n", 503, true, false},
+		{"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 200, false, false},
+		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 200, false, false},
+		{"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 200, false, false},
+		{"HTTP/1.1 200 OK\r\n\r\n", 200, false, false}, // no length: read to the close
+		{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", 200, false, false},
+		{"SSH-2.0-OpenSSH\r\n", 0, false, true},
+		{"HTTP/1.1 2x0 OK\r\n\r\n", 0, false, true},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", 0, false, true}, // cut in the headers
+		{"", 0, false, true},
+	} {
+		br := bufio.NewReader(strings.NewReader(tc.in))
+		code, keep, err := readAnswer(br)
+		if (err != nil) != tc.bad || code != tc.code || keep != tc.keep {
+			t.Errorf("%q: %d %v %v", tc.in, code, keep, err)
+		}
+		if tc.keep {
+			if rest, _ := io.ReadAll(br); strings.Contains(tc.in, "NEXT") && string(rest) != "NEXT" {
+				t.Errorf("%q: the body was not skipped: %q left", tc.in, rest)
+			}
+		}
+	}
+}
+
+func FuzzReadAnswer(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	f.Add([]byte("HTTP/1.0 503 x\r\nConnection: close\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		code, keep, err := readAnswer(bufio.NewReader(bytes.NewReader(b)))
+		if err == nil && (code < 0 || code > 999) {
+			t.Fatalf("code %d", code)
+		}
+		if err != nil && keep {
+			t.Fatal("keep after an error")
+		}
+	})
 }

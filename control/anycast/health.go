@@ -7,22 +7,23 @@ package anycast
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Check is one health check; Run returns nil when the service is healthy.
-// It must return when ctx ends (the check's timeout).
+// It must return by deadline (the check's timeout).
 type Check interface {
-	Run(ctx context.Context) error
+	Run(deadline time.Time) error
 	String() string
 }
 
@@ -48,10 +49,12 @@ var noRedirects = &http.Client{
 }
 
 // Run implements Check.
-func (c *HTTPCheck) Run(ctx context.Context) error {
+func (c *HTTPCheck) Run(deadline time.Time) error {
 	if c.addr != "" {
-		return c.plain(ctx)
+		return c.plain(deadline)
 	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 	if err != nil {
 		return err
@@ -68,46 +71,97 @@ func (c *HTTPCheck) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *HTTPCheck) plain(ctx context.Context) error {
+func (c *HTTPCheck) plain(deadline time.Time) error {
 	if c.conn != nil {
-		err := c.exchange(ctx)
-		if err == nil || ctx.Err() != nil {
+		err := c.exchange(deadline)
+		if err == nil || !time.Now().Before(deadline) {
 			return err
 		}
 		c.drop() // the kept connection went stale: a new one
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", c.addr)
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.Dial("tcp", c.addr)
 	if err != nil {
 		return err
 	}
-	c.conn, c.br = conn, bufio.NewReaderSize(conn, 512)
-	return c.exchange(ctx)
+	c.conn, c.br = conn, bufio.NewReaderSize(conn, 1024)
+	return c.exchange(deadline)
 }
 
-// exchange sends the request on the kept connection and reads the answer.
-func (c *HTTPCheck) exchange(ctx context.Context) error {
-	if dl, ok := ctx.Deadline(); ok {
-		c.conn.SetDeadline(dl)
-	}
+// exchange sends the request on the kept connection and reads the answer:
+// the status line, the headers (Content-Length and Connection: close
+// matter), the body skipped. An answer it cannot skip closes the
+// connection.
+func (c *HTTPCheck) exchange(deadline time.Time) error {
+	c.conn.SetDeadline(deadline)
 	if _, err := c.conn.Write(c.req); err != nil {
 		c.drop()
 		return err
 	}
-	resp, err := http.ReadResponse(c.br, nil)
+	code, keep, err := readAnswer(c.br)
+	if err != nil || !keep {
+		c.drop()
+	}
 	if err != nil {
-		c.drop()
-		return fmt.Errorf("no HTTP answer: %w", err)
+		return err
 	}
-	_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if err != nil || resp.Close {
-		c.drop()
-	}
-	if resp.StatusCode != c.Status {
-		return fmt.Errorf("status %d, want %d", resp.StatusCode, c.Status)
+	if code != c.Status {
+		return fmt.Errorf("status %d, want %d", code, c.Status)
 	}
 	return nil
+}
+
+// readAnswer reads an HTTP/1.x answer's status line and headers and skips
+// its body; keep says whether the connection can carry the next request
+// (HTTP/1.1, no "Connection: close", a Content-Length up to 1 MiB skipped).
+func readAnswer(br *bufio.Reader) (code int, keep bool, err error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, false, fmt.Errorf("no HTTP answer: %w", err)
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		return 0, false, fmt.Errorf("not an HTTP answer: %q", line)
+	}
+	for _, b := range line[9:12] {
+		if b < '0' || b > '9' {
+			return 0, false, fmt.Errorf("not an HTTP answer: %q", line)
+		}
+		code = code*10 + int(b-'0')
+	}
+	keep, length := line[7] == '1', -1
+	for {
+		h, err := br.ReadSlice('\n')
+		if err != nil {
+			return 0, false, fmt.Errorf("HTTP headers: %w", err)
+		}
+		h = bytes.TrimRight(h, "\r\n")
+		if len(h) == 0 {
+			break
+		}
+		k, v, ok := bytes.Cut(h, []byte(":"))
+		if !ok {
+			continue
+		}
+		v = bytes.TrimSpace(v)
+		switch {
+		case bytes.EqualFold(k, []byte("Content-Length")):
+			if n, err := strconv.Atoi(string(v)); err == nil && n >= 0 {
+				length = n
+			}
+		case bytes.EqualFold(k, []byte("Connection")):
+			if bytes.EqualFold(v, []byte("close")) {
+				keep = false
+			}
+		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
+			keep = false // chunked: not worth skipping by hand
+		}
+	}
+	if length < 0 || length > 1<<20 {
+		keep = false
+	} else if _, err := br.Discard(length); err != nil {
+		keep = false
+	}
+	return code, keep, nil
 }
 
 // Close closes a kept connection.
@@ -126,9 +180,9 @@ func (c *HTTPCheck) String() string { return fmt.Sprintf("http %s status %d", c.
 type TCPCheck struct{ Addr string }
 
 // Run implements Check.
-func (c *TCPCheck) Run(ctx context.Context) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", c.Addr)
+func (c *TCPCheck) Run(deadline time.Time) error {
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.Dial("tcp", c.Addr)
 	if err != nil {
 		return err
 	}
@@ -145,7 +199,9 @@ type ExecCheck struct {
 }
 
 // Run implements Check.
-func (c *ExecCheck) Run(ctx context.Context) error {
+func (c *ExecCheck) Run(deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
 	err := cmd.Run()
 	code := 0
@@ -217,10 +273,9 @@ func ParseCheck(kind, target string, want int) (Check, error) {
 
 // run runs c once within timeout.
 func run(c Check, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := c.Run(ctx)
-	if err != nil && ctx.Err() != nil {
+	deadline := time.Now().Add(timeout)
+	err := c.Run(deadline)
+	if err != nil && !time.Now().Before(deadline) {
 		return fmt.Errorf("no answer within %v", timeout)
 	}
 	return err

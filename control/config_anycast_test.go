@@ -48,6 +48,7 @@ const forwarderYAML = `bgp:
   neighbors:
     - address: 10.1.0.2
       asn: 65101
+      default_originate: true
 anycast:
   forward:
     interfaces: [eth1, eth2]
@@ -87,6 +88,9 @@ func TestParseAnycast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !f.BGP.resolved()[0].DefaultOriginate || !f.speakerConfig(false).Neighbors[0].DefaultOriginate {
+		t.Error("default_originate not read")
+	}
 	if fw := f.Anycast.Forward; fw.TableSize != anycast.DefaultTableSize || len(fw.Interfaces) != 2 || fw.VIPs[0] != v.Prefix {
 		t.Errorf("forward %+v", fw)
 	}
@@ -121,6 +125,8 @@ func TestParseAnycastErrors(t *testing.T) {
 		{"vip twice in forward", fw("[192.0.2.80/32]", "[192.0.2.80/32, 192.0.2.80/32]"), "twice"},
 		{"table not prime", fw("    vips:", "    table_size: 65536\n    vips:"), "not a prime"},
 		{"table too small", fw("    vips:", "    table_size: 7\n    vips:"), "out of range"},
+		{"default_originate not a boolean", fw("default_originate: true", "default_originate: maybe"), "not true or false"},
+		{"default_originate unnumbered", fw("    - address: 10.1.0.2\n      asn: 65101\n      default_originate: true", "    - interface: eth9\n      asn: 65101\n      default_originate: true"), "default_originate needs the neighbor's address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,10 +38,12 @@ type NeighborConfig struct {
 	Multihop    int
 	Source      netip.Addr
 	Description string
-	Import      []bgp.Rule
-	Export      []bgp.Rule
-	set         map[string]bool // keys the file set
-	key         string          // "bgp.neighbors[N]", for messages
+	// DefaultOriginate: announce a default route to this neighbor.
+	DefaultOriginate bool
+	Import           []bgp.Rule
+	Export           []bgp.Rule
+	set              map[string]bool // keys the file set
+	key              string          // "bgp.neighbors[N]", for messages
 }
 
 // Defaults of the bgp section.
@@ -86,6 +88,9 @@ var neighborKeys = func() map[string]any {
 		"max_prefix":  setter(func(c *Config, v string) (err error) { c.bgpN().MaxPrefix, err = intIn(v, 1, 10_000_000); return }),
 		"multihop":    setter(func(c *Config, v string) (err error) { c.bgpN().Multihop, err = intIn(v, 1, 255); return }),
 		"description": setter(func(c *Config, v string) error { c.bgpN().Description = v; return nil }),
+		"default_originate": setter(func(c *Config, v string) error {
+			return boolean(&c.bgpN().DefaultOriginate, v)
+		}),
 		"source": setter(func(c *Config, v string) (err error) {
 			c.bgpN().Source, err = netip.ParseAddr(v)
 			if err != nil {
@@ -277,6 +282,8 @@ func (b *BGPConfig) resolved() []NeighborConfig {
 					*d = *src.(*[]bgp.Family)
 				case *[]bgp.Rule:
 					*d = *src.(*[]bgp.Rule)
+				case *bool:
+					*d = *src.(*bool)
 				}
 			}
 			inherit("asn", &r.ASN, &g.ASN)
@@ -288,6 +295,7 @@ func (b *BGPConfig) resolved() []NeighborConfig {
 			inherit("multihop", &r.Multihop, &g.Multihop)
 			inherit("source", &r.Source, &g.Source)
 			inherit("description", &r.Description, &g.Description)
+			inherit("default_originate", &r.DefaultOriginate, &g.DefaultOriginate)
 			inherit("import", &r.Import, &g.Import)
 			inherit("export", &r.Export, &g.Export)
 		}
@@ -392,7 +400,8 @@ func (c *Config) speakerConfig(restarting bool) bgp.Config {
 		}
 		sc.Neighbors = append(sc.Neighbors, bgp.Neighbor{Address: n.Address, Interface: n.Interface, ASN: n.ASN,
 			Password: n.Password, HoldTime: n.HoldTime, Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix,
-			Multihop: n.Multihop, Source: n.Source, Description: n.Description, Import: n.Import, Export: n.Export})
+			Multihop: n.Multihop, Source: n.Source, Description: n.Description, DefaultOriginate: n.DefaultOriginate,
+			Import: n.Import, Export: n.Export})
 	}
 	return sc
 }

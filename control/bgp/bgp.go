@@ -81,6 +81,10 @@ type Neighbor struct {
 	// Port is the neighbor's TCP port; 0: 179.
 	Port        int
 	Description string
+	// DefaultOriginate announces a default route (0.0.0.0/0, ::/0 for the
+	// neighbor's unicast families, next hop self) to this neighbor, and to
+	// no other; export filters do not stop it.
+	DefaultOriginate bool
 	// Import and Export filter the routes taken from and announced to
 	// this neighbor: the first rule that matches decides, and a route no
 	// rule matches is taken (announced).
@@ -379,6 +383,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("bgp: neighbor %s: multihop TTL %d is not 1 to 255", k, n.Multihop)
 		case len(n.Export) > 0 && n.Interface != "":
 			return fmt.Errorf("bgp: neighbor %s: export filters need the neighbor's address", k)
+		case n.DefaultOriginate && n.Interface != "":
+			return fmt.Errorf("bgp: neighbor %s: default_originate needs the neighbor's address", k)
+		case n.DefaultOriginate && !slices.Contains(n.Families, IPv4Unicast) && !slices.Contains(n.Families, IPv6Unicast):
+			return fmt.Errorf("bgp: neighbor %s: default_originate needs an ipv4-unicast or ipv6-unicast family", k)
 		}
 		for _, r := range n.Export {
 			if r.Kind == MACIPRoutes || r.Kind == IMETRoutes {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,6 +178,40 @@ func (g *GoBGP) Reconfigure(c Config) error {
 		return err
 	}
 	g.cfg.Neighbors = c.Neighbors
+	return g.originateDefaults(c.Neighbors)
+}
+
+// defaultRoutes are the default routes of each family.
+var defaultRoutes = map[Family]Route{
+	IPv4Unicast: {Kind: Prefix, Prefix: netip.MustParsePrefix("0.0.0.0/0")},
+	IPv6Unicast: {Kind: Prefix, Prefix: netip.MustParsePrefix("::/0")},
+}
+
+// originateDefaults announces the default route of each family some
+// neighbor with DefaultOriginate carries, and withdraws the others (the
+// export policy lets them reach those neighbors only). Called with g.mu
+// held.
+func (g *GoBGP) originateDefaults(ns []Neighbor) error {
+	for f, r := range defaultRoutes {
+		want := slices.ContainsFunc(ns, func(n Neighbor) bool { return n.DefaultOriginate && slices.Contains(n.Families, f) })
+		p, err := g.path(&r)
+		if err != nil {
+			return err
+		}
+		switch {
+		case want && !g.announced[r.ID()]:
+			if _, err := g.s.AddPath(context.Background(), &api.AddPathRequest{Path: p}); err != nil {
+				return fmt.Errorf("default route: %w", err)
+			}
+			g.announced[r.ID()] = true
+		case !want && g.announced[r.ID()]:
+			p.IsWithdraw = true
+			if err := g.s.DeletePath(context.Background(), &api.DeletePathRequest{Path: p}); err != nil {
+				return fmt.Errorf("default route: %w", err)
+			}
+			delete(g.announced, r.ID())
+		}
+	}
 	return nil
 }
 
@@ -194,6 +229,28 @@ func (g *GoBGP) setExportPolicy(ctx context.Context, ns []Neighbor) error {
 			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT}},
 		{Name: "not-transit-ebgp", Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_EXTERNAL},
 			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT}},
+	}
+	// Default routes go to the neighbors with DefaultOriginate, whatever
+	// their export rules say, and to no one else.
+	var dflt []string
+	for _, n := range ns {
+		if n.DefaultOriginate {
+			dflt = append(dflt, netip.PrefixFrom(n.Address, n.Address.BitLen()).String())
+		}
+	}
+	if len(dflt) > 0 {
+		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: "pwgate-default-to", List: dflt})
+	}
+	for _, d := range []string{"0.0.0.0/0", "::/0"} { // a prefix set holds one family
+		name := "pwgate-default" + map[bool]string{true: "4", false: "6"}[d == "0.0.0.0/0"]
+		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: name, Prefixes: []*api.Prefix{{IpPrefix: d}}})
+		isDefault := &api.MatchSet{Type: api.MatchSet_ANY, Name: name}
+		if len(dflt) > 0 {
+			st = append(st, &api.Statement{Name: name + "-to", Conditions: &api.Conditions{PrefixSet: isDefault,
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: "pwgate-default-to"}}, Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT}})
+		}
+		st = append(st, &api.Statement{Name: name + "-not", Conditions: &api.Conditions{PrefixSet: isDefault},
+			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT}})
 	}
 	for ni, n := range ns {
 		if len(n.Export) == 0 {

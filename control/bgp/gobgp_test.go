@@ -455,3 +455,64 @@ func TestGoBGPMultipath(t *testing.T) {
 	sp[1].Stop(false)
 	waitFor(t, "one path after a session ended", count(1))
 }
+
+// A default route goes to the neighbor with DefaultOriginate, past its
+// export rules, and to no other neighbor; it goes away with the knob.
+func TestGoBGPDefaultOriginate(t *testing.T) {
+	port := freePort(t)
+	addr := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{127, 0, 0, i}) }
+	fams := []Family{IPv4Unicast}
+	var mu sync.Mutex
+	got := map[netip.Addr]bool{} // who has a default route
+	cc := Config{ASN: 65000, RouterID: addr(1), ListenAddrs: []netip.Addr{addr(1)}, ListenPort: port}
+	for i := byte(2); i <= 3; i++ {
+		cc.Neighbors = append(cc.Neighbors, Neighbor{Address: addr(i), ASN: 65000 + uint32(i), Port: port, Source: addr(1), Families: fams,
+			DefaultOriginate: i == 2, Export: []Rule{{Permit: false}}}) // deny everything else
+	}
+	a := NewGoBGP(quiet())
+	if err := a.Start(cc, func([]Update) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Stop(false) })
+	for i := byte(2); i <= 3; i++ {
+		s := NewGoBGP(quiet())
+		c := Config{ASN: 65000 + uint32(i), RouterID: addr(i), ListenAddrs: []netip.Addr{addr(i)}, ListenPort: port,
+			Neighbors: []Neighbor{{Address: addr(1), ASN: 65000, Port: port, Source: addr(i), Families: fams}}}
+		if err := s.Start(c, func(us []Update) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, u := range us {
+				if u.Prefix.Bits() == 0 {
+					got[addr(i)] = !u.Withdraw
+				}
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop(false) })
+	}
+	has := func(i byte) bool { mu.Lock(); defer mu.Unlock(); return got[addr(i)] }
+	waitFor(t, "the default route at the neighbor that asked for it", func() bool { return has(2) })
+	waitFor(t, "both sessions", func() bool {
+		ps := a.Peers()
+		return len(ps) == 2 && ps[0].State == "established" && ps[1].State == "established"
+	})
+	time.Sleep(time.Second)
+	if has(3) {
+		t.Error("the default route reached a neighbor without default_originate")
+	}
+	cc.Neighbors[0].DefaultOriginate = false
+	if err := a.Reconfigure(cc); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the default route withdrawn", func() bool { return !has(2) })
+	bad := cc
+	bad.Neighbors = []Neighbor{{Interface: "eth0", ASN: 65002, Families: fams, DefaultOriginate: true}}
+	if err := bad.Validate(); err == nil {
+		t.Error("default_originate on an unnumbered neighbor was taken")
+	}
+	bad.Neighbors = []Neighbor{{Address: addr(2), ASN: 65002, Families: []Family{EVPN}, DefaultOriginate: true}}
+	if err := bad.Validate(); err == nil {
+		t.Error("default_originate without a unicast family was taken")
+	}
+}

@@ -12,12 +12,15 @@ import (
 	"github.com/pwgate/pwgate/control/client"
 )
 
-// The anycast lab's addresses: the client on 10.8.0.0/24 behind the
-// forwarder's port c0; server i on 10.9.i.0/24 behind port s<i>; every
-// server has the VIP on its loopback.
+// The anycast lab's addresses: the client on 10.8.0.0/24 and fd00:8::/64
+// behind the forwarder's port c0; server i on 10.9.i.0/24 and fd00:9:i::/64
+// behind port s<i>; every server has both VIPs on its loopback and speaks
+// BGP over IPv4 (the IPv4 VIP) and IPv6 (the IPv6 VIP).
 const (
 	AnycastVIP      = "192.0.2.80"
+	AnycastVIP6     = "2001:db8:80::80"
 	AnycastClient   = "10.8.0.2"
+	AnycastClient6  = "fd00:8::2"
 	AnycastFwdASN   = 65000
 	AnycastHTTPPort = 8080 // each server's name, over HTTP/1.0
 	AnycastTCPPort  = 9000 // each server's name on connect, then an echo
@@ -53,6 +56,7 @@ type Anycast struct {
 // AnycastServer is one server.
 type AnycastServer struct {
 	Name, NS, Addr, Gateway string // Addr on eth0; Gateway the forwarder's
+	Addr6, Gateway6         string
 	Port                    string // the forwarder's port towards it
 	Socket, Config          string
 	Announcer, Service      *Proc
@@ -73,13 +77,16 @@ class E(socketserver.StreamRequestHandler):
         self.wfile.write((name + "\n").encode())
         for line in self.rfile:
             self.wfile.write(line)
+import socket, threading
 class T(socketserver.ThreadingTCPServer):
+    address_family = socket.AF_INET6  # and IPv4, mapped
     allow_reuse_address = True
     daemon_threads = True
-import threading
-threading.Thread(target=T(("0.0.0.0", 9000), E).serve_forever, daemon=True).start()
-http.server.ThreadingHTTPServer.daemon_threads = True
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+class W(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+threading.Thread(target=T(("::", 9000), E).serve_forever, daemon=True).start()
+W(("::", 8080), H).serve_forever()
 `
 
 // NewAnycast builds the lab and starts the services, the announcers and
@@ -101,7 +108,8 @@ func NewAnycast(l *Lab, o AnycastOptions) (*Anycast, error) {
 	names := []string{"fwd", "cl"}
 	for i := 1; i <= o.Servers; i++ {
 		s := &AnycastServer{Name: fmt.Sprintf("srv%d", i), NS: fmt.Sprintf("srv%d", i), Addr: fmt.Sprintf("10.9.%d.2", i),
-			Gateway: fmt.Sprintf("10.9.%d.1", i), Port: fmt.Sprintf("s%d", i), ASN: 65100 + i,
+			Gateway: fmt.Sprintf("10.9.%d.1", i), Addr6: fmt.Sprintf("fd00:9:%d::2", i), Gateway6: fmt.Sprintf("fd00:9:%d::1", i),
+			Port: fmt.Sprintf("s%d", i), ASN: 65100 + i,
 			Socket: filepath.Join(o.Dir, fmt.Sprintf("srv%d.sock", i)), Config: filepath.Join(o.Dir, fmt.Sprintf("srv%d.yaml", i))}
 		a.Servers = append(a.Servers, s)
 		names = append(names, s.NS)
@@ -114,11 +122,13 @@ func NewAnycast(l *Lab, o AnycastOptions) (*Anycast, error) {
 	}
 	// Checksums finished by the sender: XDP sees frames before a veth's
 	// receiver would finish them (as on the other labs' hosts).
-	if err := l.Script("cl", "ethtool -K eth0 tx off", "ip addr add "+AnycastClient+"/24 dev eth0", "ip route add default via 10.8.0.1"); err != nil {
+	if err := l.Script("cl", "ethtool -K eth0 tx off", "ip addr add "+AnycastClient+"/24 dev eth0", "ip route add default via 10.8.0.1",
+		"ip -6 addr add "+AnycastClient6+"/64 dev eth0 nodad", "ip -6 route add default via fd00:8::1"); err != nil {
 		return nil, err
 	}
 	if err := l.Script("fwd", "sysctl -qw net.ipv4.ip_forward=1", "sysctl -qw net.ipv4.fib_multipath_hash_policy=1",
-		"ip addr add 10.8.0.1/24 dev c0", "ethtool -K c0 tx off"); err != nil {
+		"sysctl -qw net.ipv6.conf.all.forwarding=1", "ip addr add 10.8.0.1/24 dev c0", "ip -6 addr add fd00:8::1/64 dev c0 nodad",
+		"ethtool -K c0 tx off"); err != nil {
 		return nil, err
 	}
 	script := filepath.Join(o.Dir, "service.py")
@@ -131,11 +141,13 @@ func NewAnycast(l *Lab, o AnycastOptions) (*Anycast, error) {
 		}
 		// GRO on makes the server's veth take frames redirected by XDP
 		// (it runs NAPI); a NIC needs nothing of the kind.
-		if err := l.Script("fwd", "ip addr add "+s.Gateway+"/24 dev "+s.Port, "ethtool -K "+s.Port+" tx off"); err != nil {
+		if err := l.Script("fwd", "ip addr add "+s.Gateway+"/24 dev "+s.Port, "ip -6 addr add "+s.Gateway6+"/64 dev "+s.Port+" nodad",
+			"ethtool -K "+s.Port+" tx off"); err != nil {
 			return nil, err
 		}
 		if err := l.Script(s.NS, "ethtool -K eth0 tx off gro on", "ip addr add "+s.Addr+"/24 dev eth0", "ip addr add "+AnycastVIP+"/32 dev lo",
-			"ip link set lo up", "ip route add default via "+s.Gateway); err != nil {
+			"ip -6 addr add "+s.Addr6+"/64 dev eth0 nodad", "ip -6 addr add "+AnycastVIP6+"/128 dev lo",
+			"ip link set lo up", "ip route add default via "+s.Gateway, "ip -6 route add default via "+s.Gateway6); err != nil {
 			return nil, err
 		}
 		if o.Bare {
@@ -217,7 +229,7 @@ func (a *Anycast) AnnouncerConfig(s *AnycastServer) string {
 	return fmt.Sprintf(`bgp:
   asn: %d
   router_id: %s
-  listen: [%s]
+  listen: [%s, %s]
   neighbors:
     - address: %s
       asn: %d
@@ -225,6 +237,13 @@ func (a *Anycast) AnnouncerConfig(s *AnycastServer) string {
       export:
         - action: permit
           prefix: %s/32
+        - action: deny
+    - address: %s
+      asn: %d
+      hold_time: 9
+      export:
+        - action: permit
+          prefix: %s/128
         - action: deny
 anycast:
   vips:
@@ -236,9 +255,18 @@ anycast:
       rise: %d
       fall: %d
       med: 10
-%sstats:
+%s    - prefix: %s/128
+      check:
+        http: http://[::1]:%d/
+      interval: %s
+      timeout: %s
+      rise: %d
+      fall: %d
+stats:
   socket: %s
-`, s.ASN, s.Addr, s.Addr, s.Gateway, AnycastFwdASN, AnycastVIP, AnycastVIP, AnycastHTTPPort, a.Opt.Interval, a.Opt.Interval/2, a.Opt.Rise, a.Opt.Fall, drain, s.Socket)
+`, s.ASN, s.Addr, s.Addr, s.Addr6, s.Gateway, AnycastFwdASN, AnycastVIP, s.Gateway6, AnycastFwdASN, AnycastVIP6,
+		AnycastVIP, AnycastHTTPPort, a.Opt.Interval, a.Opt.Interval/2, a.Opt.Rise, a.Opt.Fall, drain,
+		AnycastVIP6, AnycastHTTPPort, a.Opt.Interval, a.Opt.Interval/2, a.Opt.Rise, a.Opt.Fall, s.Socket)
 }
 
 // ForwarderConfig is the pwgate forwarder's configuration.
@@ -247,10 +275,13 @@ func (a *Anycast) ForwarderConfig() string {
 	fmt.Fprintf(&b, "bgp:\n  asn: %d\n  router_id: 10.8.0.1\n  neighbors:\n", AnycastFwdASN)
 	ports := []string{"c0"}
 	for _, s := range a.Servers {
-		fmt.Fprintf(&b, "    - address: %s\n      asn: %d\n      hold_time: 9\n      max_prefix: 10\n", s.Addr, s.ASN)
+		for _, addr := range []string{s.Addr, s.Addr6} {
+			fmt.Fprintf(&b, "    - address: %s\n      asn: %d\n      hold_time: 9\n      max_prefix: 10\n", addr, s.ASN)
+		}
 		ports = append(ports, s.Port)
 	}
-	fmt.Fprintf(&b, "anycast:\n  forward:\n    interfaces: [%s]\n    vips: [%s/32]\nstats:\n  socket: %s\n", strings.Join(ports, ", "), AnycastVIP, a.FwdSock)
+	fmt.Fprintf(&b, "anycast:\n  forward:\n    interfaces: [%s]\n    vips: [%s/32, %s/128]\nstats:\n  socket: %s\n",
+		strings.Join(ports, ", "), AnycastVIP, AnycastVIP6, a.FwdSock)
 	return b.String()
 }
 
@@ -297,15 +328,22 @@ func (l *Lab) Vtysh(ns, cmd string) (string, error) {
 	return l.Exec(ns, "vtysh", "-N", l.NS(ns), "-c", cmd)
 }
 
-// WaitServers waits until the pwgate forwarder's table holds n servers.
+// WaitServers waits until the pwgate forwarder's table for the IPv4 VIP
+// holds n servers.
 func (a *Anycast) WaitServers(n int, timeout time.Duration) (*client.AnycastForward, error) {
+	return a.WaitServersOf(0, n, timeout)
+}
+
+// WaitServersOf waits until the table of forwarded VIP vip (0: IPv4, 1:
+// IPv6) holds n servers.
+func (a *Anycast) WaitServersOf(vip, n int, timeout time.Duration) (*client.AnycastForward, error) {
 	var last *client.AnycastForward
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		st, err := client.FetchAnycast(a.FwdSock, time.Second)
-		if err != nil || len(st.Forward) == 0 {
+		if err != nil || len(st.Forward) <= vip {
 			continue
 		}
-		last = &st.Forward[0]
+		last = &st.Forward[vip]
 		k := 0
 		for _, s := range last.Servers {
 			if s.Slots > 0 {

@@ -53,18 +53,24 @@ func newAnycast(t *testing.T, o lab.AnycastOptions) *lab.Anycast {
 // new connection, and counts the servers that answered ("" for failures).
 func requests(t *testing.T, a *lab.Anycast, n int) map[string]int {
 	t.Helper()
+	return requestsTo(t, a, lab.AnycastVIP, n)
+}
+
+// requestsTo is requests to one VIP.
+func requestsTo(t *testing.T, a *lab.Anycast, vip string, n int) map[string]int {
+	t.Helper()
 	got := map[string]int{}
 	err := a.Do("cl", func() error {
 		// By hand: http.Client dials on goroutines of its own, outside
 		// the client's namespace.
 		for range n {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", lab.AnycastVIP, lab.AnycastHTTPPort), 2*time.Second)
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(vip, fmt.Sprint(lab.AnycastHTTPPort)), 2*time.Second)
 			if err != nil {
 				got[""]++
 				continue
 			}
 			c.SetDeadline(time.Now().Add(2 * time.Second))
-			fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", lab.AnycastVIP)
+			fmt.Fprintf(c, "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", vip)
 			b, err := io.ReadAll(c)
 			c.Close()
 			_, body, ok := strings.Cut(string(b), "\r\n\r\n")
@@ -144,6 +150,21 @@ func TestAnycast(t *testing.T) {
 	if got[""] > 0 {
 		t.Errorf("%d requests failed", got[""])
 	}
+	t.Run("IPv6 VIP", func(t *testing.T) {
+		if _, err := a.WaitServersOf(1, 3, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		got := requestsTo(t, a, lab.AnycastVIP6, 60)
+		for _, s := range a.Servers {
+			if got[s.Name] < 5 {
+				t.Errorf("%s answered %d of 60 requests over IPv6: %v", s.Name, got[s.Name], got)
+			}
+		}
+		ping, _ := a.Exec("cl", "ping", "-6", "-c", "1", "-W", "1", "-t", "1", lab.AnycastVIP6)
+		if !strings.Contains(strings.ToLower(ping), "time exceeded") {
+			t.Errorf("ping -6 with hop limit 1:\n%s", ping)
+		}
+	})
 	conns := dialLong(t, a, 30)
 	per := map[string]int{}
 	for _, c := range conns {
@@ -202,7 +223,7 @@ func TestAnycast(t *testing.T) {
 		var f *client.AnycastForward
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			st, err := client.FetchAnycast(a.FwdSock, time.Second)
-			if err == nil && len(st.Forward) == 1 {
+			if err == nil && len(st.Forward) > 0 {
 				for _, srv := range st.Forward[0].Servers {
 					if srv.NextHop == s.Addr && srv.Draining {
 						f = &st.Forward[0]

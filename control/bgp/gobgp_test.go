@@ -448,6 +448,15 @@ func TestGoBGPMultipath(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+	// A path whose attributes change stays, with the new ones.
+	if err := sp[2].Announce(Route{Kind: Prefix, Prefix: vip, NextHop: netip.IPv4Unspecified(), MED: 1000, HasMED: true, Communities: []uint32{GracefulShutdown}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the changed path", func() bool { mu.Lock(); defer mu.Unlock(); return paths[addr(3)].MED == 1000 })
+	time.Sleep(500 * time.Millisecond)
+	if n := len(paths); n != 3 {
+		t.Fatalf("%d paths after one changed", n)
+	}
 	if err := sp[0].Withdraw(Route{Kind: Prefix, Prefix: vip}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -174,12 +175,22 @@ func TestAnycast(t *testing.T) {
 
 	t.Run("a failed server is withdrawn, the others' connections survive", func(t *testing.T) {
 		dead := a.Servers[1]
+		// A steady stream of short requests runs through the failure.
+		stream := startStream(t, a)
+		time.Sleep(500 * time.Millisecond)
 		start := time.Now()
 		dead.Service.Signal(syscall.SIGKILL)
 		if _, err := a.WaitServers(2, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		took := time.Since(start)
+		withdrawn := time.Now()
+		time.Sleep(time.Second)
+		before, after := stream.stop(withdrawn)
+		t.Logf("steady requests: %v before the withdrawal, %v after", before, after)
+		if after[dead.Name] > 0 || after[""] > 0 || len(after) == 0 {
+			t.Errorf("requests after the withdrawal: %v", after)
+		}
 		limit := o.Interval*time.Duration(o.Fall) + time.Second
 		t.Logf("withdrawn from the forwarder's table %v after the service died (limit %v)", took.Round(time.Millisecond), limit)
 		if took > limit {
@@ -403,4 +414,59 @@ func pwctlRun(args ...string) (string, string, int) {
 		return "", err.Error(), -1
 	}
 	return out.String(), errOut.String(), code
+}
+
+// stream is a steady stream of short requests to the VIP, one at a time,
+// each on a new connection, from the client's namespace.
+type stream struct {
+	mu   sync.Mutex
+	done chan struct{}
+	wg   sync.WaitGroup
+	got  []streamResult
+}
+
+type streamResult struct {
+	at     time.Time // when the request started
+	server string    // "" for a failure
+}
+
+func startStream(t *testing.T, a *lab.Anycast) *stream {
+	s := &stream{done: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			at := time.Now()
+			got := requestsTo(t, a, lab.AnycastVIP, 1)
+			server := ""
+			for k := range got {
+				server = k
+			}
+			s.mu.Lock()
+			s.got = append(s.got, streamResult{at, server})
+			s.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return s
+}
+
+// stop ends the stream and counts the answers before and after t.
+func (s *stream) stop(t time.Time) (before, after map[string]int) {
+	close(s.done)
+	s.wg.Wait()
+	before, after = map[string]int{}, map[string]int{}
+	for _, r := range s.got {
+		if r.at.Before(t) {
+			before[r.server]++
+		} else {
+			after[r.server]++
+		}
+	}
+	return before, after
 }

@@ -346,6 +346,11 @@ func TestAnycast(t *testing.T) {
 	})
 
 	t.Run("stop leaves nothing attached", func(t *testing.T) {
+		for _, fam := range []string{"-4", "-6"} {
+			if out, _ := a.Exec("fwd", "ip", fam, "route", "show", "proto", "250"); strings.Count(out, "nexthop") != 3 {
+				t.Errorf("the forwarder's kernel route (ip %s) before the stop:\n%s", fam, out)
+			}
+		}
 		a.Fwd.Signal(syscall.SIGTERM)
 		if code, err := a.Fwd.Wait(10 * time.Second); err != nil || code != 0 {
 			t.Fatalf("forwarder exit %d, %v", code, err)
@@ -354,6 +359,11 @@ func TestAnycast(t *testing.T) {
 			out, _ := a.Exec("fwd", "ip", "link", "show", p)
 			if strings.Contains(out, "xdp") {
 				t.Errorf("%s keeps an XDP program:\n%s", p, out)
+			}
+		}
+		for _, fam := range []string{"-4", "-6"} {
+			if out, _ := a.Exec("fwd", "ip", fam, "route", "show", "proto", "250"); strings.TrimSpace(out) != "" {
+				t.Errorf("the forwarder's kernel routes stayed:\n%s", out)
 			}
 		}
 	})

@@ -145,10 +145,18 @@ func (d *AnycastDaemon) resolve(nh netip.Addr) (bpf.Backend, string) {
 // re-resolves next hops every second, and reloads on hup.
 func (d *AnycastDaemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	defer d.Close()
+	sd := newNotifier()
+	defer sd.close()
+	sd.send("READY=1")
+	defer sd.send("STOPPING=1")
+	watchdog, stopWatchdog := sd.ticker()
+	defer stopWatchdog()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
+		case <-watchdog:
+			sd.send("WATCHDOG=1") // no data goroutines: the main one answers
 		case <-ctx.Done():
 			d.log.Info("stopping")
 			return nil

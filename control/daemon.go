@@ -306,6 +306,16 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		defer t.Stop()
 		aging = t.C
 	}
+	sd := newNotifier()
+	defer sd.close()
+	sd.send("READY=1")
+	defer sd.send("STOPPING=1")
+	watchdog, stopWatchdog := sd.ticker()
+	defer stopWatchdog()
+	var beats [2]uint64
+	if e := d.engine(); e != nil {
+		beats = e.Beats()
+	}
 	for {
 		if d.eng.Params().NotReady == "" && (d.vx == nil || !d.vx.unresolved) {
 			fast.Stop()
@@ -344,6 +354,18 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			d.refresh()
 		case <-reresolve:
 			d.wg.reresolve(ctx)
+		case <-watchdog:
+			// Only while both data goroutines turn: systemd restarts a
+			// pwgated whose data path is stuck.
+			if e := d.engine(); e != nil {
+				now := e.Beats()
+				if !progressed(beats, now) {
+					d.log.Error("a data goroutine made no progress since the last watchdog tick; not telling systemd", "beats", now)
+					continue
+				}
+				beats = now
+			}
+			sd.send("WATCHDOG=1")
 		}
 	}
 }

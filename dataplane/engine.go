@@ -265,6 +265,11 @@ func (e *Engine) Threads() []Thread {
 	return []Thread{{"encap", int(e.enc.tid.Load())}, {"decap", int(e.dec.tid.Load())}}
 }
 
+// Beats returns how many turns the encap and decap goroutines' loops have
+// made (counted in steps of up to 1024): a value that does not move while
+// the engine runs means a goroutine is stuck.
+func (e *Engine) Beats() [2]uint64 { return [2]uint64{e.enc.beat.Load(), e.dec.beat.Load()} }
+
 // pin locks the calling goroutine to its thread and the thread to core.
 func pin(core int) error {
 	runtime.LockOSThread()

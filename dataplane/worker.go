@@ -41,6 +41,9 @@ type worker struct {
 	// of the last failed system call on each port.
 	tid              atomic.Int32
 	rxErrno, txErrno atomic.Uint32
+	// beat counts the loop's turns, stored every 1024: the main
+	// goroutine's watchdog sees the goroutine is not stuck.
+	beat atomic.Uint64
 }
 
 // init makes w own chunks [from, to) of the UMEM.
@@ -66,7 +69,11 @@ func (w *worker) loop(ready chan<- error, process func(n int)) {
 	ready <- nil
 	busy := w.e.cfg.Poll == Busy
 	idle := 0
+	var turns uint64
 	for !w.e.stop.Load() {
+		if turns++; turns&1023 == 0 {
+			w.beat.Store(turns)
+		}
 		if n := w.step(process); n > 0 {
 			idle = 0
 			continue
@@ -80,6 +87,7 @@ func (w *worker) loop(ready chan<- error, process func(n int)) {
 		}
 		idle = 0
 		w.st.Publish()
+		w.beat.Store(turns) // about to sleep: a turn short of 1024 counts too
 		timeout := sleepIdle
 		if w.txOut > 0 {
 			w.kick() // retry what the kernel left queued

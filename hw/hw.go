@@ -5,6 +5,8 @@ package hw
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -58,6 +60,40 @@ func Lookup(name string) (Profile, error) {
 		return Profile{}, fmt.Errorf("unknown hardware profile %q (have %s)", name, strings.Join(Names(), ", "))
 	}
 	return p, nil
+}
+
+// Detect picks the profile of the box it runs on, from its DMI strings
+// (dmiDir, /sys/class/dmi/id on Linux) or else its CPU model (cpuinfo,
+// /proc/cpuinfo): the Skynew IN-1 has a Celeron N2940, the Partaker C4 a
+// Celeron J3160. ok is false on any other box; seen says what was read,
+// for the log.
+func Detect(dmiDir, cpuinfo string) (p Profile, ok bool, seen string) {
+	read := func(path string) string {
+		b, _ := os.ReadFile(path)
+		return strings.TrimSpace(string(b))
+	}
+	var dmi []string
+	for _, f := range []string{"sys_vendor", "product_name", "board_vendor", "board_name"} {
+		if v := read(filepath.Join(dmiDir, f)); v != "" {
+			dmi = append(dmi, v)
+		}
+	}
+	model := ""
+	for _, line := range strings.Split(read(cpuinfo), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			model = strings.TrimSpace(v)
+			break
+		}
+	}
+	seen = fmt.Sprintf("DMI %q, CPU %q", strings.Join(dmi, " / "), model)
+	all := strings.ToUpper(strings.Join(dmi, " "))
+	switch {
+	case strings.Contains(all, "SKYNEW") || strings.Contains(all, "IN-1") || strings.Contains(model, "N2940"):
+		return profiles["in-1"], true, seen
+	case strings.Contains(all, "PARTAKER") || strings.Contains(model, "J3160"):
+		return profiles["c4"], true, seen
+	}
+	return Profile{}, false, seen
 }
 
 // Names lists the profiles.

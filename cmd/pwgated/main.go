@@ -40,7 +40,7 @@ func run() int {
 		gpwConfig = flag.String("gpw-config", "", "the reference's (ginzado-pseudowire's) configuration `file`, used unchanged")
 		downlink  = flag.String("downlink", "", "downlink `interface` (with --gpw-config)")
 		uplink    = flag.String("uplink", "", "uplink `interface` (with --gpw-config)")
-		profile   = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings)")
+		profile   = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings), or auto (from DMI and the CPU model; none on another box)")
 		check     = flag.Bool("check", false, "check the configuration and exit")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
 		debugAddr = flag.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on `address` (such as 127.0.0.1:6060), for finding what uses CPU or memory")
@@ -78,7 +78,15 @@ func run() int {
 		return nil, control.ErrNoConfig
 	}
 	var prof *hw.Profile
-	if *profile != "" {
+	if *profile == "auto" {
+		p, ok, seen := hw.Detect("/sys/class/dmi/id", "/proc/cpuinfo")
+		if ok {
+			log.Info("hardware profile from the box", "profile", p.Name, "seen", seen)
+			prof = &p
+		} else {
+			log.Warn("no hardware profile fits this box: running without one (generic)", "seen", seen)
+		}
+	} else if *profile != "" {
 		p, err := hw.Lookup(*profile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)

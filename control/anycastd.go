@@ -90,12 +90,20 @@ func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ 
 		}
 	}
 	if f := c.Anycast.Forward; f != nil {
-		if d.xdp, err = bpf.LoadAnycast(f.TableSize); err != nil {
+		xdp, err := bpf.LoadAnycast(f.TableSize)
+		if err != nil {
 			return nil, err
 		}
-		if d.fwd, err = anycast.NewForwarder(d.xdp, d.resolve, f.VIPs, f.TableSize, log); err != nil {
+		d.mu.Lock() // the sockets answer already
+		d.xdp = xdp
+		d.mu.Unlock()
+		fwd, err := anycast.NewForwarder(xdp, d.resolve, f.VIPs, f.TableSize, log)
+		if err != nil {
 			return nil, err
 		}
+		d.mu.Lock()
+		d.fwd = fwd
+		d.mu.Unlock()
 		for _, n := range f.Interfaces {
 			l, err := d.xdp.Attach(n, c.XDPMode)
 			if err != nil {

@@ -178,17 +178,49 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("mode", s.Mode)
-	row("downlink", s.Downlink)
-	row("uplink", fmt.Sprintf("%s (MTU %d)", s.Uplink, s.UplinkMTU))
-	row("peer", s.Peer)
-	if s.Local != "" {
-		row("local", s.Local)
+	switch {
+	case s.Mode == "anycast": // no ports of its own
+		if a := s.Anycast; a != nil {
+			up := 0
+			for _, v := range a.VIPs {
+				if v.Announced {
+					up++
+				}
+			}
+			row("anycast", fmt.Sprintf("%d of %d VIPs announced, %d forwarded (pwctl anycast)", up, len(a.VIPs), len(a.Forward)))
+		}
+	default:
+		row("downlink", s.Downlink)
+		row("uplink", fmt.Sprintf("%s (MTU %d)", s.Uplink, s.UplinkMTU))
+		row("peer", s.Peer)
+		if s.Local != "" {
+			row("local", s.Local)
+		}
+		if e := s.EVPN; e != nil { // a VTEP: a next hop per VTEP
+			resolved := 0
+			for _, v := range e.VTEPs {
+				if v.Resolved {
+					resolved++
+				}
+			}
+			row("remote VTEPs", fmt.Sprintf("%d, %d with their next hop resolved (pwctl evpn)", len(e.VTEPs), resolved))
+			break
+		}
+		nh := s.NextHop
+		if s.Via != "" {
+			nh += " via " + s.Via
+		}
+		row("next hop", nh)
 	}
-	nh := s.NextHop
-	if s.Via != "" {
-		nh += " via " + s.Via
+	if b := s.BGP; b != nil {
+		est := 0
+		for _, n := range b.Neighbors {
+			if n.State == "established" {
+				est++
+			}
+		}
+		row("bgp", fmt.Sprintf("%d of %d sessions established (pwctl bgp)", est, len(b.Neighbors)))
 	}
-	row("next hop", nh)
 	if s.Ready {
 		row("ready", "yes")
 	} else {
@@ -201,8 +233,10 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 		}
 		row("wireguard", fmt.Sprintf("%s, port %d, MTU %d, %d peers%s (pwctl wg)", w.Interface, w.ListenPort, w.MTU, len(w.Peers), session))
 	}
-	row("poll", s.Poll)
-	row("xdp bind", s.XDPBind)
+	if s.Mode != "anycast" {
+		row("poll", s.Poll)
+		row("xdp bind", s.XDPBind)
+	}
 	if len(s.NICChanges) > 0 {
 		row("port settings", strings.Join(s.NICChanges, ", ")+" (until exit)")
 	}

@@ -85,6 +85,29 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// A VTEP's and an anycast pwgated's status show what they have instead
+// of a single next hop.
+func TestStatusOtherModes(t *testing.T) {
+	d := controltest.Start(t)
+	d.SetStatus(client.Status{Mode: "vxlan", Peer: "vxlan 10.0.0.1", Uplink: "ul0", UplinkMTU: 1500, Ready: true,
+		EVPN: &client.EVPN{VTEPs: []client.VTEP{{Address: "10.0.0.2", Resolved: true}, {Address: "10.0.0.3"}}},
+		BGP:  &client.BGP{Neighbors: []client.Neighbor{{Neighbor: "10.0.0.2", State: "established"}, {Neighbor: "10.0.0.3", State: "active"}}}})
+	out, _, _ := pwctl("--socket", d.Socket, "status")
+	for _, want := range []string{"remote VTEPs +2, 1 with their next hop resolved \\(pwctl evpn\\)", "bgp +1 of 2 sessions established"} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("vxlan status lacks %q:\n%s", want, out)
+		}
+	}
+	if regexp.MustCompile(`(?m)^next hop`).MatchString(out) {
+		t.Errorf("a VTEP's status shows a single next hop:\n%s", out)
+	}
+	d.SetStatus(client.Status{Mode: "anycast", Ready: true, Anycast: &client.Anycast{VIPs: []client.AnycastVIP{{Announced: true}, {}}}})
+	out, _, _ = pwctl("--socket", d.Socket, "status")
+	if !strings.Contains(out, "1 of 2 VIPs announced, 0 forwarded") || strings.Contains(out, "downlink") || strings.Contains(out, "xdp bind") {
+		t.Errorf("anycast status:\n%s", out)
+	}
+}
+
 func TestErrors(t *testing.T) {
 	dir := t.TempDir()
 	for _, tt := range []struct {

@@ -264,6 +264,10 @@ const (
 	// refreshEvery: besides the kernel's notifications, the uplink is read
 	// again this often, and the data path's errors are logged.
 	refreshEvery = 10 * time.Second
+	// stuckAfter: a data goroutine that has not turned for this long is
+	// stuck, and systemd's watchdog is no longer told all is well (an
+	// idle goroutine sleeps at most sleepIdle between turns).
+	stuckAfter = 3 * time.Second
 	// reresolveEvery: how often WireGuard endpoint names of silent peers
 	// are looked up again.
 	reresolveEvery = 30 * time.Second
@@ -313,6 +317,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	watchdog, stopWatchdog := sd.ticker()
 	defer stopWatchdog()
 	var beats [2]uint64
+	moved := time.Now() // when both data goroutines were last seen turning
 	if e := d.engine(); e != nil {
 		beats = e.Beats()
 	}
@@ -359,11 +364,15 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			// pwgated whose data path is stuck.
 			if e := d.engine(); e != nil {
 				now := e.Beats()
-				if !progressed(beats, now) {
-					d.log.Error("a data goroutine made no progress since the last watchdog tick; not telling systemd", "beats", now)
+				if progressed(beats, now) {
+					beats, moved = now, time.Now()
+				} else if time.Since(moved) > stuckAfter {
+					// A goroutine sleeping in poll(2) or kept off its
+					// core by a loaded machine is not stuck: only one
+					// that has not turned for stuckAfter.
+					d.log.Error("a data goroutine made no progress; not telling systemd's watchdog", "for", time.Since(moved).Round(time.Millisecond), "beats", now)
 					continue
 				}
-				beats = now
 			}
 			sd.send("WATCHDOG=1")
 		}

@@ -72,6 +72,7 @@ type vipRun struct {
 	lastErr    string
 	announced  *bgp.Route
 	drainUntil time.Time
+	oldChecks  []Check // replaced by a reload, to be closed
 	checks     uint64
 	failures   uint64
 	changes    uint64
@@ -93,6 +94,11 @@ func (a *Announcer) Set(vips []VIP) {
 	for _, v := range vips {
 		keep[v.Prefix] = true
 		if r, ok := a.vip[v.Prefix]; ok {
+			if v.Check.String() == r.cfg.Check.String() {
+				v.Check = r.cfg.Check // the same check, its kept connection too
+			} else {
+				r.oldChecks = append(r.oldChecks, r.cfg.Check) // closed by its loop
+			}
 			r.cfg = v
 			a.poke(r)
 			continue
@@ -192,10 +198,13 @@ func (a *Announcer) loop(r *vipRun) {
 	// do not check at the same instant (a burst a server's listen queue
 	// may not take), on a grid of checkSlot from the announcer's start,
 	// so that the few VIPs in one slot share the process's wake-up.
-	slots := max(int64(r.cfg.Interval/checkSlot), 1)
+	a.mu.Lock()
+	interval := r.cfg.Interval // Set changes r.cfg under a.mu
+	a.mu.Unlock()
+	slots := max(int64(interval/checkSlot), 1)
 	next := a.start.Add(time.Duration(rand.N(slots)) * checkSlot)
 	for !next.After(time.Now()) {
-		next = next.Add(r.cfg.Interval)
+		next = next.Add(interval)
 	}
 	tick := time.NewTimer(time.Until(next))
 	defer tick.Stop()
@@ -210,18 +219,19 @@ func (a *Announcer) loop(r *vipRun) {
 		select {
 		case <-r.stop:
 			a.mu.Lock()
-			if r.state == Up && r.cfg.Drain > 0 {
+			if drain := r.cfg.Drain; r.state == Up && drain > 0 {
 				// Removed by a reload while up: drain first.
 				a.setState(r, Draining)
 				a.apply(r)
 				a.mu.Unlock()
-				time.Sleep(r.cfg.Drain)
+				time.Sleep(drain)
 				a.mu.Lock()
 			}
 			a.withdraw(r)
+			checks := append(r.oldChecks, r.cfg.Check)
 			a.mu.Unlock()
-			if c, ok := r.cfg.Check.(interface{ Close() }); ok {
-				c.Close() // a kept connection
+			for _, c := range checks {
+				closeCheck(c)
 			}
 			return
 		case <-tick.C:
@@ -236,7 +246,12 @@ func (a *Announcer) loop(r *vipRun) {
 				next = next.Add(r.cfg.Interval)
 			}
 			tick.Reset(time.Until(next))
+			old := r.oldChecks
+			r.oldChecks = nil
 			a.mu.Unlock()
+			for _, c := range old { // replaced by a reload: not running now
+				closeCheck(c)
+			}
 		case <-r.wake:
 			a.mu.Lock()
 			a.apply(r)
@@ -311,6 +326,13 @@ func (a *Announcer) announce(r *vipRun, drain bool) {
 		return
 	}
 	r.announced = &rt
+}
+
+// closeCheck closes a check's kept connection, if it has one.
+func closeCheck(c Check) {
+	if c, ok := c.(interface{ Close() }); ok {
+		c.Close()
+	}
 }
 
 // sameRoute compares what the announcer sets of a route (every check asks;

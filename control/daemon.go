@@ -191,6 +191,18 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		return nil, err
 	}
 	d.eng = eng
+	if c.CoreMain != NoCore {
+		// Again, but for the data threads: threads the runtime made while
+		// the first pass ran, or from a thread not pinned yet, would
+		// otherwise keep another affinity.
+		var data []int
+		for _, t := range eng.Threads() {
+			data = append(data, t.TID)
+		}
+		if err := dataplane.PinProcess(c.CoreMain, data...); err != nil {
+			return nil, err
+		}
+	}
 	d.publishStatus() // from here on the sockets' goroutines read the daemon
 	log.Info("started", "mode", c.ModeName(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
 		"poll", c.Poll.String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),

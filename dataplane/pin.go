@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -20,15 +21,17 @@ func setAffinity(tid, core int) error {
 
 // PinProcess pins every thread the process has now to core. Call it before
 // Start: threads the Go runtime creates later for the main goroutine's work
-// come from these, while the data goroutines pin their own threads.
-func PinProcess(core int) error {
+// come from these, while the data goroutines pin their own threads. Threads
+// in except (the data goroutines', when called again after Start) are left
+// as they are.
+func PinProcess(core int, except ...int) error {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return err
 	}
 	for _, t := range tasks {
 		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
+		if err != nil || slices.Contains(except, tid) {
 			continue
 		}
 		if err := setAffinity(tid, core); err != nil {

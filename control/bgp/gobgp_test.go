@@ -432,10 +432,15 @@ func TestGoBGPMultipath(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Stop(false) })
-		if err := s.Announce(Route{Kind: Prefix, Prefix: vip, NextHop: netip.IPv4Unspecified(), MED: uint32(i), HasMED: true}); err != nil {
+		sp = append(sp, s)
+	}
+	// Routes only once every speaker has started: GoBGP's StartBgp writes
+	// a package variable that a running server's update processing reads
+	// (a race between servers in one process; pwgated has one).
+	for i, s := range sp {
+		if err := s.Announce(Route{Kind: Prefix, Prefix: vip, NextHop: netip.IPv4Unspecified(), MED: uint32(i + 1), HasMED: true}); err != nil {
 			t.Fatal(err)
 		}
-		sp = append(sp, s)
 	}
 	count := func(want int) func() bool {
 		return func() bool { mu.Lock(); defer mu.Unlock(); return len(paths) == want }
@@ -478,11 +483,8 @@ func TestGoBGPDefaultOriginate(t *testing.T) {
 		cc.Neighbors = append(cc.Neighbors, Neighbor{Address: addr(i), ASN: 65000 + uint32(i), Port: port, Source: addr(1), Families: fams,
 			DefaultOriginate: i == 2, Export: []Rule{{Permit: false}}}) // deny everything else
 	}
-	a := NewGoBGP(quiet())
-	if err := a.Start(cc, func([]Update) {}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Stop(false) })
+	// The neighbors start first: a originates its default route as it
+	// starts (see TestGoBGPMultipath on starting servers while others run).
 	for i := byte(2); i <= 3; i++ {
 		s := NewGoBGP(quiet())
 		c := Config{ASN: 65000 + uint32(i), RouterID: addr(i), ListenAddrs: []netip.Addr{addr(i)}, ListenPort: port,
@@ -500,6 +502,11 @@ func TestGoBGPDefaultOriginate(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Stop(false) })
 	}
+	a := NewGoBGP(quiet())
+	if err := a.Start(cc, func([]Update) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Stop(false) })
 	has := func(i byte) bool { mu.Lock(); defer mu.Unlock(); return got[addr(i)] }
 	waitFor(t, "the default route at the neighbor that asked for it", func() bool { return has(2) })
 	waitFor(t, "both sessions", func() bool {

@@ -66,12 +66,8 @@ func LoadAnycast(tableSize int) (*Anycast, error) {
 	}
 	spec.Maps["ac_rings"].InnerMap.MaxEntries = uint32(tableSize)
 	a := &Anycast{tableSize: tableSize}
-	if err := spec.LoadAndAssign(&a.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load anycast program: %+v", verr)
-		}
-		return nil, fmt.Errorf("load anycast program: %w", err)
+	if err := loadAndAssign(spec, &a.objs, "anycast program"); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -216,14 +212,5 @@ func (a *Anycast) BackendTraffic(i int) (Traffic, error) {
 // Counters returns the forwarder's counters summed over CPUs.
 func (a *Anycast) Counters() ([ACNumCounters]uint64, error) {
 	var out [ACNumCounters]uint64
-	var per []uint64
-	for i := range out {
-		if err := a.objs.AcCounters.Lookup(uint32(i), &per); err != nil {
-			return out, fmt.Errorf("read anycast counter %d: %w", i, err)
-		}
-		for _, v := range per {
-			out[i] += v
-		}
-	}
-	return out, nil
+	return out, sumCounters(a.objs.AcCounters, out[:])
 }

@@ -89,14 +89,39 @@ func Load(m Mode) (*Objects, error) {
 		return nil, fmt.Errorf("set xdp mode: %w", err)
 	}
 	o := new(Objects)
-	if err := spec.LoadAndAssign(&o.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load xdp programs: %+v", verr)
-		}
-		return nil, fmt.Errorf("load xdp programs: %w", err)
+	if err := loadAndAssign(spec, &o.objs, "xdp programs"); err != nil {
+		return nil, err
 	}
 	return o, nil
+}
+
+// loadAndAssign loads spec into objs; a verifier's refusal comes with its
+// whole log.
+func loadAndAssign(spec *ebpf.CollectionSpec, objs any, what string) error {
+	if err := spec.LoadAndAssign(objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("load %s: %+v", what, verr)
+		}
+		return fmt.Errorf("load %s: %w", what, err)
+	}
+	return nil
+}
+
+// sumCounters reads a per-CPU array of uint64 counters, each summed over
+// the CPUs.
+func sumCounters(m *ebpf.Map, out []uint64) error {
+	var perCPU []uint64
+	for i := range out {
+		if err := m.Lookup(uint32(i), &perCPU); err != nil {
+			return fmt.Errorf("read xdp counter %d: %w", i, err)
+		}
+		out[i] = 0
+		for _, v := range perCPU {
+			out[i] += v
+		}
+	}
+	return nil
 }
 
 // Close releases the programs and maps. Attached links keep the programs
@@ -204,14 +229,5 @@ func register(m *ebpf.Map, queue, fd int) error {
 // Counters returns the programs' counters summed over CPUs.
 func (o *Objects) Counters() ([NumCounters]uint64, error) {
 	var out [NumCounters]uint64
-	var perCPU []uint64
-	for i := range out {
-		if err := o.objs.PwCounters.Lookup(uint32(i), &perCPU); err != nil {
-			return out, fmt.Errorf("read xdp counter %d: %w", i, err)
-		}
-		for _, v := range perCPU {
-			out[i] += v
-		}
-	}
-	return out, nil
+	return out, sumCounters(o.objs.PwCounters, out[:])
 }

@@ -72,22 +72,8 @@ func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ 
 			return nil, err
 		}
 	}
-	for _, s := range []func() (io.Closer, error){
-		func() (io.Closer, error) { return ServeStats(c.StatsSocket, c.StatsGroup, d) },
-		func() (io.Closer, error) {
-			if c.Prometheus == "" {
-				return nil, nil
-			}
-			return ServePrometheus(c.Prometheus, d)
-		},
-	} {
-		srv, err := s()
-		if err != nil {
-			return nil, fmt.Errorf("stats: %w", err)
-		}
-		if srv != nil {
-			d.servers = append(d.servers, srv)
-		}
+	if d.servers, err = serveStats(c, d); err != nil {
+		return nil, err
 	}
 	if f := c.Anycast.Forward; f != nil {
 		xdp, err := bpf.LoadAnycast(f.TableSize)
@@ -212,8 +198,7 @@ func (d *AnycastDaemon) syncRoutes() {
 		if d.routes[p] == key {
 			continue
 		}
-		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-		r := &netlink.Route{Dst: dst, Protocol: RouteProtocol}
+		r := vipRoute(p)
 		var err error
 		if len(srv) == 0 {
 			err = netlink.RouteDel(r)
@@ -230,10 +215,15 @@ func (d *AnycastDaemon) syncRoutes() {
 	}
 }
 
+// vipRoute is the kernel route to p that pwgated owns, without next hops.
+func vipRoute(p netip.Prefix) *netlink.Route {
+	return &netlink.Route{Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Protocol: RouteProtocol}
+}
+
 func (d *AnycastDaemon) deleteRoutes() {
 	for p, key := range d.routes {
 		if key != "" {
-			netlink.RouteDel(&netlink.Route{Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Protocol: RouteProtocol})
+			netlink.RouteDel(vipRoute(p))
 		}
 	}
 	d.routes = map[netip.Prefix]string{}

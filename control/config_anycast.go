@@ -80,6 +80,15 @@ func vipPrefix(v string) (netip.Prefix, error) {
 	return p, nil
 }
 
+// uint32Of parses a 32-bit unsigned attribute such as a MED.
+func uint32Of(v, what string) (uint32, error) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a %s (0 to 4294967295)", v, what)
+	}
+	return uint32(n), nil
+}
+
 func community(v string) (uint32, error) {
 	switch v {
 	case "graceful-shutdown":
@@ -159,21 +168,14 @@ var anycastSchema = section{
 				}),
 				"rise": setter(func(c *Config, v string) (err error) { c.vip().Rise, err = intIn(v, 1, 100); return }),
 				"fall": setter(func(c *Config, v string) (err error) { c.vip().Fall, err = intIn(v, 1, 100); return }),
-				"med": setter(func(c *Config, v string) error {
-					n, err := strconv.ParseUint(v, 10, 32)
-					if err != nil {
-						return fmt.Errorf("%q is not a MED (0 to 4294967295)", v)
-					}
-					c.vip().MED, c.vip().HasMED = uint32(n), true
-					return nil
+				"med": setter(func(c *Config, v string) (err error) {
+					c.vip().MED, err = uint32Of(v, "MED")
+					c.vip().HasMED = true
+					return
 				}),
-				"local_pref": setter(func(c *Config, v string) error {
-					n, err := strconv.ParseUint(v, 10, 32)
-					if err != nil {
-						return fmt.Errorf("%q is not a local preference (0 to 4294967295)", v)
-					}
-					c.vip().LocalPref = uint32(n)
-					return nil
+				"local_pref": setter(func(c *Config, v string) (err error) {
+					c.vip().LocalPref, err = uint32Of(v, "local preference")
+					return
 				}),
 				"communities": each(func(c *Config, v string) error {
 					x, err := community(v)
@@ -186,13 +188,10 @@ var anycastSchema = section{
 					return err
 				}),
 				"drain": setter(func(c *Config, v string) error { return duration(&c.vip().Drain, v, 0, 24*time.Hour) }),
-				"drain_med": setter(func(c *Config, v string) error {
-					n, err := strconv.ParseUint(v, 10, 32)
-					if err != nil {
-						return fmt.Errorf("%q is not a MED (0 to 4294967295)", v)
-					}
-					c.vip().DrainMED, c.vip().drainMEDSet = uint32(n), true
-					return nil
+				"drain_med": setter(func(c *Config, v string) (err error) {
+					c.vip().DrainMED, err = uint32Of(v, "MED")
+					c.vip().drainMEDSet = true
+					return
 				}),
 			},
 		},

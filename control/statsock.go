@@ -98,27 +98,43 @@ func (d *Daemon) FDB() []client.FDBEntry {
 var _ Source = (*Daemon)(nil)
 
 // serve starts the statistics endpoints of c.
-func (d *Daemon) serve(c *Config) error {
-	srv, err := ServeStats(c.StatsSocket, c.StatsGroup, d)
-	if err != nil {
-		return fmt.Errorf("stats.socket: %w", err)
-	}
-	d.servers = append(d.servers, srv)
-	if c.GPWSocket != "" {
-		srv, err := ServeGPW(c.GPWSocket, c.StatsGroup, d)
+func (d *Daemon) serve(c *Config) (err error) {
+	d.servers, err = serveStats(c, d)
+	return err
+}
+
+// serveStats starts the statistics endpoints c configures for src: the
+// socket, and the reference protocol's socket and Prometheus if set. On
+// error the ones started are closed.
+func serveStats(c *Config, src Source) (servers []io.Closer, err error) {
+	defer func() {
 		if err != nil {
-			return fmt.Errorf("stats.gpwstats_socket: %w", err)
+			for _, s := range servers {
+				s.Close()
+			}
+			servers = nil
 		}
-		d.servers = append(d.servers, srv)
+	}()
+	srv, err := ServeStats(c.StatsSocket, c.StatsGroup, src)
+	if err != nil {
+		return nil, fmt.Errorf("stats.socket: %w", err)
+	}
+	servers = append(servers, srv)
+	if c.GPWSocket != "" {
+		srv, err := ServeGPW(c.GPWSocket, c.StatsGroup, src)
+		if err != nil {
+			return servers, fmt.Errorf("stats.gpwstats_socket: %w", err)
+		}
+		servers = append(servers, srv)
 	}
 	if c.Prometheus != "" {
-		srv, err := ServePrometheus(c.Prometheus, d)
+		srv, err := ServePrometheus(c.Prometheus, src)
 		if err != nil {
-			return fmt.Errorf("stats.prometheus: %w", err)
+			return servers, fmt.Errorf("stats.prometheus: %w", err)
 		}
-		d.servers = append(d.servers, srv)
+		servers = append(servers, srv)
 	}
-	return nil
+	return servers, nil
 }
 
 // ServeStats answers pwctl's requests about src on the unix socket path

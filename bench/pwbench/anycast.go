@@ -113,6 +113,18 @@ func anycastBench(bin, dir string) *anycastResult {
 	return r
 }
 
+// servers returns the indexes of n servers, and of those left when server
+// gone leaves.
+func servers(n, gone int) (all, rest []int) {
+	for i := range n {
+		all = append(all, i)
+		if i != gone {
+			rest = append(rest, i)
+		}
+	}
+	return all, rest
+}
+
 // flow i: a client in 10.8.0.0/24 (10.8.0.3 to .252) and a source port.
 func flowOf(i int) (netip.Addr, uint16) {
 	return netip.AddrFrom4([4]byte{10, 8, 0, byte(3 + i%250)}), uint16(20000 + i/250)
@@ -196,13 +208,7 @@ func remapPwgate(n, gone int) ([]remapRow, error) {
 		}
 		return out, nil
 	}
-	all, rest := make([]int, n), make([]int, 0, n-1)
-	for i := range all {
-		all[i] = i
-		if i != gone {
-			rest = append(rest, i)
-		}
-	}
+	all, rest := servers(n, gone)
 	a, err := load()
 	if err != nil {
 		return nil, err
@@ -306,13 +312,7 @@ func remapKernel(bin, dir string, n, gone int) ([]remapRow, error) {
 		}
 		return cmd
 	}
-	all, rest := make([]int, n), []int{}
-	for i := range all {
-		all[i] = i
-		if i != gone {
-			rest = append(rest, i)
-		}
-	}
+	all, rest := servers(n, gone)
 	var rows []remapRow
 	// Hash-threshold ECMP.
 	if err := a.Script("fwd", ecmp(all)); err != nil {

@@ -125,35 +125,29 @@ func (a *Announcer) poke(r *vipRun) {
 
 // Drain re-announces prefix with its drain MED and GRACEFUL_SHUTDOWN for
 // its drain time, then withdraws it; it stays withdrawn until Resume.
-func (a *Announcer) Drain(prefix netip.Prefix) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r, ok := a.vip[prefix]
-	if !ok {
-		return fmt.Errorf("no VIP %s", prefix)
-	}
-	if r.state == Draining || r.state == Drained {
-		return nil
-	}
-	a.setState(r, Draining)
-	r.drainUntil = time.Now().Add(r.cfg.Drain)
-	a.poke(r)
-	return nil
-}
+func (a *Announcer) Drain(prefix netip.Prefix) error { return a.setDrain(prefix, true) }
 
 // Resume ends a drain: the VIP is announced again while healthy.
-func (a *Announcer) Resume(prefix netip.Prefix) error {
+func (a *Announcer) Resume(prefix netip.Prefix) error { return a.setDrain(prefix, false) }
+
+func (a *Announcer) setDrain(prefix netip.Prefix, on bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r, ok := a.vip[prefix]
 	if !ok {
 		return fmt.Errorf("no VIP %s", prefix)
 	}
-	if r.state == Draining || r.state == Drained {
+	if on == (r.state == Draining || r.state == Drained) {
+		return nil
+	}
+	if on {
+		a.setState(r, Draining)
+		r.drainUntil = time.Now().Add(r.cfg.Drain)
+	} else {
 		a.setState(r, Down)
 		r.drainUntil = time.Time{}
-		a.poke(r)
 	}
+	a.poke(r)
 	return nil
 }
 

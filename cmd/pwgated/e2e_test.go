@@ -548,6 +548,11 @@ func testReferenceFrames(t *testing.T, s *lab.Sites) {
 	if mode == "ip6" {
 		ov, filter = 56, "ip6 proto 252"
 	}
+	if mode == "ip6" {
+		// The router resolves B's address first: while it resolves, the
+		// kernel keeps only three packets for it and drops the rest.
+		s.Exec("net", "ping", "-6", "-c", "1", "-W", "1", lab.AddrB)
+	}
 	stopUL := capture(t, s, "net", "a", filter)
 	var stopULIn func() [][]byte
 	if mode == "ip6" {

@@ -25,18 +25,30 @@ import (
 )
 
 // AnycastDaemon is a pwgated with only bgp and anycast sections: a
-// server's announcer (VIPs announced while their checks pass), a
-// forwarder (an XDP program spreading VIPs over the servers BGP names),
-// or both. It has no pseudowire ports.
+// server's announcer, a forwarder, or both. It has no pseudowire ports.
 type AnycastDaemon struct {
 	log     *slog.Logger
 	load    func() (*Config, error)
 	started time.Time
 	servers []io.Closer
+	ac      *anycastRole
 
-	mu  sync.Mutex // guards cfg, sp, ann, fwd (the sockets' goroutines read them)
+	mu  sync.Mutex // guards cfg and sp (the sockets' goroutines read them)
 	cfg *Config
 	sp  bgp.Speaker
+}
+
+// anycastRole is anycast in a pwgated, alone or beside a pseudowire or a
+// VTEP on one BGP speaker: the announcer (VIPs announced while their
+// checks pass) and the forwarder (an XDP program spreading VIPs over the
+// servers BGP names). The main goroutine runs it; the statistics sockets
+// read it under mu.
+type anycastRole struct {
+	log   *slog.Logger
+	ports []string       // the forwarder's
+	vips  []netip.Prefix // forwarded
+
+	mu  sync.Mutex // guards ann, fwd, xdp
 	ann *anycast.Announcer
 	fwd *anycast.Forwarder
 	xdp *bpf.Anycast
@@ -55,10 +67,57 @@ type AnycastDaemon struct {
 // newSpeaker makes the BGP speaker (a fake in tests).
 var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
 
+// newAnycastRole loads and attaches c's forwarder, if it has one. On
+// error nothing is left attached.
+func newAnycastRole(c *Config, log *slog.Logger) (_ *anycastRole, err error) {
+	r := &anycastRole{log: log, wake: make(chan struct{}, 1), routes: map[netip.Prefix]string{}}
+	f := c.Anycast.Forward
+	if f == nil {
+		return r, nil
+	}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	r.ports, r.vips = f.Interfaces, f.VIPs
+	xdp, err := bpf.LoadAnycast(f.TableSize)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock() // the sockets may answer already
+	r.xdp = xdp
+	r.mu.Unlock()
+	fwd, err := anycast.NewForwarder(xdp, r.resolve, f.VIPs, f.TableSize, log)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.fwd = fwd
+	r.mu.Unlock()
+	for _, n := range f.Interfaces {
+		l, err := xdp.Attach(n, c.XDPMode)
+		if err != nil {
+			return nil, err
+		}
+		r.lnk = append(r.lnk, l)
+	}
+	return r, nil
+}
+
+// announce starts announcing vips over sp, which runs already.
+func (r *anycastRole) announce(sp bgp.Speaker, vips []anycast.VIP) {
+	ann := anycast.NewAnnouncer(sp, r.log)
+	r.mu.Lock()
+	r.ann = ann
+	r.mu.Unlock()
+	ann.Set(vips)
+}
+
 // StartAnycast starts the announcer and the forwarder of c. On error
 // nothing is left attached or running.
 func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ *AnycastDaemon, err error) {
-	d := &AnycastDaemon{log: log, load: load, cfg: c, started: time.Now(), wake: make(chan struct{}, 1), routes: map[netip.Prefix]string{}}
+	d := &AnycastDaemon{log: log, load: load, cfg: c, started: time.Now()}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -75,65 +134,78 @@ func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ 
 	if d.servers, err = serveStats(c, d); err != nil {
 		return nil, err
 	}
-	if f := c.Anycast.Forward; f != nil {
-		xdp, err := bpf.LoadAnycast(f.TableSize)
-		if err != nil {
-			return nil, err
-		}
-		d.mu.Lock() // the sockets answer already
-		d.xdp = xdp
-		d.mu.Unlock()
-		fwd, err := anycast.NewForwarder(xdp, d.resolve, f.VIPs, f.TableSize, log)
-		if err != nil {
-			return nil, err
-		}
-		d.mu.Lock()
-		d.fwd = fwd
-		d.mu.Unlock()
-		for _, n := range f.Interfaces {
-			l, err := d.xdp.Attach(n, c.XDPMode)
-			if err != nil {
-				return nil, err
-			}
-			d.lnk = append(d.lnk, l)
-		}
-	}
-	sp := newSpeaker(log)
-	if err := sp.Start(c.speakerConfig(false), d.received); err != nil {
+	ac, err := newAnycastRole(c, log)
+	if err != nil {
 		return nil, err
 	}
-	ann := anycast.NewAnnouncer(sp, log)
 	d.mu.Lock() // the sockets answer already
-	d.sp, d.ann = sp, ann
+	d.ac = ac
 	d.mu.Unlock()
-	ann.Set(c.AnycastVIPs())
+	sp := newSpeaker(log)
+	if err := sp.Start(c.speakerConfig(false), ac.received); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.sp = sp
+	d.mu.Unlock()
+	ac.announce(sp, c.AnycastVIPs())
 	log.Info("started", "mode", "anycast", "vips", len(c.Anycast.VIPs), "forwarding", c.Anycast.Forward != nil)
 	return d, nil
 }
 
 // received runs on BGP's goroutine: it only queues.
-func (d *AnycastDaemon) received(us []bgp.Update) {
-	d.qmu.Lock()
-	d.queue = append(d.queue, us...)
-	d.qmu.Unlock()
+func (r *anycastRole) received(us []bgp.Update) {
+	r.qmu.Lock()
+	r.queue = append(r.queue, us...)
+	r.qmu.Unlock()
 	select {
-	case d.wake <- struct{}{}:
+	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
 // resolve finds a server's next hop in the kernel's tables; it must leave
 // by one of the forwarder's ports (the only ones it can redirect to).
-func (d *AnycastDaemon) resolve(nh netip.Addr) (bpf.Backend, string) {
-	h, why := resolveNextHop(nh, nil, &d.hop)
+func (r *anycastRole) resolve(nh netip.Addr) (bpf.Backend, string) {
+	h, why := resolveNextHop(nh, nil, &r.hop)
 	if why != "" {
 		return bpf.Backend{}, why
 	}
-	if !slices.Contains(d.cfg.Anycast.Forward.Interfaces, h.Ifname) {
+	if !slices.Contains(r.ports, h.Ifname) {
 		return bpf.Backend{}, fmt.Sprintf("the route to %s leaves by %s, not one of anycast.forward.interfaces", nh, h.Ifname)
 	}
 	return bpf.Backend{Ifindex: h.Ifindex, Dst: h.MAC, Src: h.SrcMAC}, ""
 }
+
+// work hands the paths BGP queued to the forwarder (main goroutine).
+func (r *anycastRole) work() {
+	r.qmu.Lock()
+	us := r.queue
+	r.queue = nil
+	r.qmu.Unlock()
+	if r.fwd == nil {
+		return
+	}
+	r.mu.Lock()
+	r.fwd.Update(us)
+	r.mu.Unlock()
+	r.syncRoutes()
+}
+
+// refresh re-resolves the servers' next hops (main goroutine, every
+// anycastRefresh).
+func (r *anycastRole) refresh() {
+	if r.fwd == nil {
+		return
+	}
+	r.mu.Lock()
+	r.fwd.Refresh()
+	r.mu.Unlock()
+	r.syncRoutes()
+}
+
+// anycastRefresh is how often the servers' next hops are looked up again.
+const anycastRefresh = time.Second
 
 // Run is the main goroutine: it hands BGP's paths to the forwarder,
 // re-resolves next hops every second, and reloads on hup.
@@ -145,7 +217,7 @@ func (d *AnycastDaemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	defer sd.send("STOPPING=1")
 	watchdog, stopWatchdog := sd.ticker()
 	defer stopWatchdog()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(anycastRefresh)
 	defer t.Stop()
 	for {
 		select {
@@ -154,24 +226,10 @@ func (d *AnycastDaemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		case <-ctx.Done():
 			d.log.Info("stopping")
 			return nil
-		case <-d.wake:
-			d.qmu.Lock()
-			us := d.queue
-			d.queue = nil
-			d.qmu.Unlock()
-			if d.fwd != nil {
-				d.mu.Lock()
-				d.fwd.Update(us)
-				d.mu.Unlock()
-				d.syncRoutes()
-			}
+		case <-d.ac.wake:
+			d.ac.work()
 		case <-t.C:
-			if d.fwd != nil {
-				d.mu.Lock()
-				d.fwd.Refresh()
-				d.mu.Unlock()
-				d.syncRoutes()
-			}
+			d.ac.refresh()
 		case <-hup:
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload failed; the running configuration stays", "err", err)
@@ -189,29 +247,29 @@ const RouteProtocol = 250
 // expiring, or all of them while no program is attached) are routed as
 // the program would, and one with TTL 1 gets its time exceeded rather
 // than "net unreachable".
-func (d *AnycastDaemon) syncRoutes() {
-	for _, p := range d.cfg.Anycast.Forward.VIPs {
-		d.mu.Lock()
-		srv := d.fwd.InTable(p)
-		d.mu.Unlock()
+func (r *anycastRole) syncRoutes() {
+	for _, p := range r.vips {
+		r.mu.Lock()
+		srv := r.fwd.InTable(p)
+		r.mu.Unlock()
 		key := strings.Join(srv, ",")
-		if d.routes[p] == key {
+		if r.routes[p] == key {
 			continue
 		}
-		r := vipRoute(p)
+		rt := vipRoute(p)
 		var err error
 		if len(srv) == 0 {
-			err = netlink.RouteDel(r)
+			err = netlink.RouteDel(rt)
 		} else {
 			for _, s := range srv {
-				r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{Gw: net.ParseIP(s)})
+				rt.MultiPath = append(rt.MultiPath, &netlink.NexthopInfo{Gw: net.ParseIP(s)})
 			}
-			err = netlink.RouteReplace(r)
+			err = netlink.RouteReplace(rt)
 		}
 		if err != nil && len(srv) > 0 {
-			d.log.Warn("anycast: kernel route to the VIP", "vip", p, "servers", srv, "err", err)
+			r.log.Warn("anycast: kernel route to the VIP", "vip", p, "servers", srv, "err", err)
 		}
-		d.routes[p] = key
+		r.routes[p] = key
 	}
 }
 
@@ -220,13 +278,13 @@ func vipRoute(p netip.Prefix) *netlink.Route {
 	return &netlink.Route{Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Protocol: RouteProtocol}
 }
 
-func (d *AnycastDaemon) deleteRoutes() {
-	for p, key := range d.routes {
+func (r *anycastRole) deleteRoutes() {
+	for p, key := range r.routes {
 		if key != "" {
 			netlink.RouteDel(vipRoute(p))
 		}
 	}
-	d.routes = map[netip.Prefix]string{}
+	r.routes = map[netip.Prefix]string{}
 }
 
 // Reload reads the configuration again: VIPs, their checks and attributes
@@ -240,17 +298,13 @@ func (d *AnycastDaemon) Reload() error {
 	if !c.AnycastOnly() {
 		return fmt.Errorf("%s: the new file has a mode or ports: restart pwgated to change what it is", c.Source)
 	}
-	old := d.cfg
-	if fmt.Sprint(old.Anycast.Forward) != fmt.Sprint(c.Anycast.Forward) {
-		return fmt.Errorf("anycast.forward changed: restart pwgated to apply it")
-	}
-	if old.BGP.ASN != c.BGP.ASN || old.BGP.RouterID != c.BGP.RouterID {
-		return fmt.Errorf("bgp.asn or bgp.router_id changed: restart pwgated to apply it")
+	if key := d.cfg.Reloadable(c); key != "" {
+		return fmt.Errorf("%s: %s cannot change without a restart", c.Source, key)
 	}
 	if err := d.sp.Reconfigure(c.speakerConfig(false)); err != nil {
 		return err
 	}
-	d.ann.Set(c.AnycastVIPs())
+	d.ac.ann.Set(c.AnycastVIPs())
 	d.mu.Lock()
 	d.cfg = c
 	d.mu.Unlock()
@@ -260,13 +314,23 @@ func (d *AnycastDaemon) Reload() error {
 
 // Control drains or resumes an announced VIP (pwctl anycast drain|resume).
 func (d *AnycastDaemon) Control(verb, prefix string) error {
+	d.mu.Lock()
+	ac := d.ac
+	d.mu.Unlock()
+	return ac.control(verb, prefix)
+}
+
+func (r *anycastRole) control(verb, prefix string) error {
+	if r == nil {
+		return fmt.Errorf("no anycast section")
+	}
 	p, err := vipPrefix(prefix)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	ann := d.ann
-	d.mu.Unlock()
+	r.mu.Lock()
+	ann := r.ann
+	r.mu.Unlock()
 	if ann == nil {
 		return fmt.Errorf("starting")
 	}
@@ -281,23 +345,35 @@ func (d *AnycastDaemon) Control(verb, prefix string) error {
 
 // Anycast returns the announcer's and forwarder's state.
 func (d *AnycastDaemon) Anycast() *client.Anycast {
-	a := &client.Anycast{}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.ann != nil {
-		a.VIPs = d.ann.Status()
+	ac := d.ac
+	d.mu.Unlock()
+	return ac.status()
+}
+
+// status returns the announcer's and forwarder's state; nil without an
+// anycast section.
+func (r *anycastRole) status() *client.Anycast {
+	if r == nil {
+		return nil
 	}
-	if d.fwd == nil {
+	a := &client.Anycast{}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ann != nil {
+		a.VIPs = r.ann.Status()
+	}
+	if r.fwd == nil {
 		return a
 	}
-	a.Forward = d.fwd.Status()
+	a.Forward = r.fwd.Status()
 	for i := range a.Forward {
 		f := &a.Forward[i]
-		if t, none, err := d.xdp.VIPTraffic(f.ID); err == nil {
+		if t, none, err := r.xdp.VIPTraffic(f.ID); err == nil {
 			f.Packets, f.Bytes, f.NoServers = t.Packets, t.Bytes, none
 		}
 	}
-	if cs, err := d.xdp.Counters(); err == nil {
+	if cs, err := r.xdp.Counters(); err == nil {
 		a.Counters = map[string]uint64{}
 		for i, v := range cs {
 			a.Counters[bpf.ACCounterNames[i]] = v
@@ -309,15 +385,21 @@ func (d *AnycastDaemon) Anycast() *client.Anycast {
 // Status implements Source.
 func (d *AnycastDaemon) Status() client.Status {
 	d.mu.Lock()
-	c, sp := d.cfg, d.sp
+	c, sp, ac := d.cfg, d.sp, d.ac
 	d.mu.Unlock()
 	s := client.Status{Mode: "anycast", Ready: true, Config: c.Source, Started: d.started, Uptime: time.Since(d.started).Seconds(),
-		PID: os.Getpid(), Version: client.Version, Runtime: readRuntime(nil), Anycast: d.Anycast()}
+		PID: os.Getpid(), Version: client.Version, Runtime: readRuntime(nil), Anycast: ac.status()}
 	if sp != nil {
-		s.BGP = bgpStatus(sp)
-		s.BGP.ASN, s.BGP.RouterID = c.BGP.ASN, c.BGP.RouterID.String()
+		s.BGP = speakerStatus(sp, c.BGP)
 	}
 	return s
+}
+
+// speakerStatus is pwctl bgp's state of a speaker running bgp section c.
+func speakerStatus(sp bgp.Speaker, c *BGPConfig) *client.BGP {
+	b := bgpStatus(sp)
+	b.ASN, b.RouterID = c.ASN, c.RouterID.String()
+	return b
 }
 
 // Snapshot implements Source: no data path, no counters.
@@ -334,29 +416,42 @@ func (d *AnycastDaemon) Close() error {
 		s.Close()
 	}
 	d.servers = nil
-	if d.ann != nil {
-		d.ann.Close()
-		d.ann = nil
-	}
+	d.ac.close()
 	if d.sp != nil {
 		d.sp.Stop(false)
 		d.sp = nil
 	}
-	d.deleteRoutes()
-	d.mu.Lock()
-	if d.fwd != nil {
-		d.fwd.Close()
-		d.fwd = nil
+	return nil
+}
+
+// close withdraws the VIPs (while the speaker still runs), removes the
+// kernel routes and detaches the program. Safe on nil and more than once.
+func (r *anycastRole) close() {
+	if r == nil {
+		return
 	}
-	d.mu.Unlock()
-	for _, l := range d.lnk {
+	r.mu.Lock()
+	ann := r.ann
+	r.ann = nil
+	r.mu.Unlock()
+	if ann != nil {
+		ann.Close()
+	}
+	r.deleteRoutes()
+	r.mu.Lock()
+	if r.fwd != nil {
+		r.fwd.Close()
+		r.fwd = nil
+	}
+	xdp := r.xdp
+	r.xdp = nil
+	r.mu.Unlock()
+	for _, l := range r.lnk {
 		l.Close()
 	}
-	d.lnk = nil
-	if d.xdp != nil {
-		d.xdp.Close()
-		d.xdp = nil
+	r.lnk = nil
+	if xdp != nil {
+		xdp.Close()
 	}
-	d.hop.close()
-	return nil
+	r.hop.close()
 }

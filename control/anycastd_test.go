@@ -53,8 +53,8 @@ func TestAnycastDaemon(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"bad file", "anycast: [", "a.yaml"},
 		{"a pseudowire now", "mode: eth\ndownlink:\n  interface: a\nuplink:\n  interface: b\npeer:\n  mac: 02:00:00:00:00:02\n", "has a mode or ports"},
-		{"asn", strings.Replace(yaml, "asn: 65101", "asn: 65102", 1), "bgp.asn or bgp.router_id changed"},
-		{"forwarder added", strings.Replace(yaml, "stats:", "  forward:\n    interfaces: [eth1]\n    vips: [192.0.2.80/32]\nstats:", 1), "anycast.forward changed"},
+		{"asn", strings.Replace(yaml, "asn: 65101", "asn: 65102", 1), "bgp.asn and bgp.router_id cannot change"},
+		{"forwarder added", strings.Replace(yaml, "stats:", "  forward:\n    interfaces: [eth1]\n    vips: [192.0.2.80/32]\nstats:", 1), "anycast.forward cannot change"},
 	} {
 		next = tc.yaml
 		if err := d.Reload(); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -400,8 +400,8 @@ func (c *Config) check(lines map[string]int) error {
 	if err := c.checkVXLAN(lines, fail); err != nil {
 		return err
 	}
-	if c.Anycast != nil {
-		return fail("anycast", "runs in a pwgated of its own, from a file with only bgp, anycast and stats sections (this one has mode %s)", c.ModeName())
+	if err := c.checkAnycast(fail); err != nil {
+		return err
 	}
 	if c.LocalAddr.Addr().Is4() && !c.IsVXLAN() {
 		return fail("local.address", "%s is IPv4: the pseudowire runs over IPv6 (IPv4 is for VXLAN VTEPs)", c.LocalAddr.Addr())
@@ -529,6 +529,10 @@ func (c *Config) Reloadable(next *Config) string {
 		return "vxlan.mac_limit"
 	case (c.BGP == nil) != (next.BGP == nil):
 		return "bgp (adding or removing the section)"
+	case (c.Anycast == nil) != (next.Anycast == nil):
+		return "anycast (adding or removing the section)"
+	case c.Anycast != nil && fmt.Sprint(c.Anycast.Forward) != fmt.Sprint(next.Anycast.Forward):
+		return "anycast.forward"
 	case c.BGP != nil && (c.BGP.ASN != next.BGP.ASN || c.BGP.RouterID != next.BGP.RouterID):
 		return "bgp.asn and bgp.router_id"
 	case c.BGP != nil && (!slices.Equal(c.BGP.Listen, next.BGP.Listen) || c.BGP.Port != next.BGP.Port ||

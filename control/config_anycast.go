@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -251,6 +252,8 @@ func (c *Config) checkAnycast(fail func(key, format string, args ...any) error) 
 			return fail(v.key+".prefix", "missing")
 		case seen[v.Prefix] != "":
 			return fail(v.key+".prefix", "%s is also %s", v.Prefix, seen[v.Prefix])
+		case !c.carries(v.Prefix):
+			return fail(v.key+".prefix", "no bgp neighbor carries %s: add it to a neighbor's families", unicastOf(v.Prefix))
 		case v.checkKind == "":
 			return fail(v.key+".check", "missing: one of http (URL), tcp (HOST:PORT) or exec (command)")
 		case v.hasStatus && v.checkKind != "http":
@@ -285,6 +288,9 @@ func (c *Config) checkAnycast(fail func(key, format string, args ...any) error) 
 			return fail("anycast.forward.vips", "%d VIPs, at most %d", len(f.VIPs), bpf.MaxVIPs)
 		}
 		for i, p := range f.VIPs {
+			if !c.carries(p) {
+				return fail(fmt.Sprintf("anycast.forward.vips[%d]", i), "no bgp neighbor carries %s: add it to a neighbor's families", unicastOf(p))
+			}
 			for _, q := range f.VIPs[:i] {
 				if p == q {
 					return fail(fmt.Sprintf("anycast.forward.vips[%d]", i), "%s twice", p)
@@ -298,6 +304,24 @@ func (c *Config) checkAnycast(fail func(key, format string, args ...any) error) 
 		}
 	}
 	return nil
+}
+
+// unicastOf is the BGP family that carries p.
+func unicastOf(p netip.Prefix) bgp.Family {
+	if p.Addr().Is4() {
+		return bgp.IPv4Unicast
+	}
+	return bgp.IPv6Unicast
+}
+
+// carries reports whether some neighbor carries p's family.
+func (c *Config) carries(p netip.Prefix) bool {
+	for _, n := range c.BGP.resolved() {
+		if slices.Contains(n.Families, unicastOf(p)) {
+			return true
+		}
+	}
+	return false
 }
 
 // AnycastOnly reports whether pwgated runs only BGP and anycast, with no

@@ -16,6 +16,7 @@ const announcerYAML = `bgp:
   neighbors:
     - address: 10.1.0.1
       asn: 65000
+      families: [ipv4-unicast, ipv6-unicast]
       export:
         - action: permit
           prefix: 192.0.2.80/32
@@ -81,12 +82,16 @@ func TestParseAnycast(t *testing.T) {
 	if w.Prefix.Bits() != 128 || w.Interval != 2*time.Second || w.Timeout != 2*time.Second || w.DrainMED != DefaultDrainMED || w.HasMED {
 		t.Errorf("defaults %+v", w)
 	}
-	if n := c.BGP.Neighbors[0]; len(n.Families) != 1 || n.Families[0] != bgp.IPv4Unicast {
+	if n := c.BGP.Neighbors[0]; len(n.Families) != 2 || n.Families[1] != bgp.IPv6Unicast {
 		t.Errorf("families %v", n.Families)
 	}
 	f, err := Parse("f.yaml", []byte(forwarderYAML))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Without families, a neighbor's are its address's unicast family.
+	if n := f.BGP.Neighbors[0]; len(n.Families) != 1 || n.Families[0] != bgp.IPv4Unicast {
+		t.Errorf("default families %v", n.Families)
 	}
 	if !f.BGP.resolved()[0].DefaultOriginate || !f.speakerConfig(false).Neighbors[0].DefaultOriginate {
 		t.Error("default_originate not read")
@@ -119,6 +124,8 @@ func TestParseAnycastErrors(t *testing.T) {
 		{"bad large community", an("4200000000:1:80", "1:2"), "not a large community"},
 		{"drain_med without drain", an("      drain: 30\n", ""), "without drain"},
 		{"next hop version", an("    - prefix: 2001:db8:80::80\n", "    - prefix: 2001:db8:80::80\n      next_hop: 10.1.0.2\n"), "not of the VIP's IP version"},
+		{"family not carried", an("      families: [ipv4-unicast, ipv6-unicast]\n", ""), "no bgp neighbor carries ipv6-unicast"},
+		{"forwarded family not carried", fw("[192.0.2.80/32]", "[192.0.2.80/32, 2001:db8:80::80/128]"), "no bgp neighbor carries ipv6-unicast"},
 		{"pseudowire key", an("stats:", "peer:\n  mac: 02:00:00:00:00:01\nstats:"), "not without a mode"},
 		{"no forward interfaces", fw("    interfaces: [eth1, eth2]\n", ""), "interfaces: missing"},
 		{"no forward vips", fw("    vips: [192.0.2.80/32]\n", ""), "vips: missing"},
@@ -138,5 +145,42 @@ func TestParseAnycastErrors(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Anycast beside a pseudowire: one file, one BGP section; the forwarder
+// keeps off the pseudowire's ports, and adding, removing or changing the
+// forwarder needs a restart.
+func TestParseAnycastBesidePseudowire(t *testing.T) {
+	yaml := ethYAML + strings.Replace(forwarderYAML, "interfaces: [eth1, eth2]", "interfaces: [c0, s1]", 1)
+	c, err := Parse("pw.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AnycastOnly() || c.Anycast.Forward == nil || c.Downlink != "dl0" {
+		t.Fatalf("parsed %+v", c)
+	}
+	if _, err := Parse("pw.yaml", []byte(strings.Replace(yaml, "[c0, s1]", "[c0, ul0]", 1))); err == nil || !strings.Contains(err.Error(), "ul0 is the pseudowire's port") {
+		t.Errorf("forwarding on the uplink: %v", err)
+	}
+	plain, err := Parse("pw.yaml", []byte(ethYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBGP, err := Parse("pw.yaml", []byte(ethYAML+strings.Replace(announcerYAML, "stats:\n  socket: /run/pwgate/a.sock\n", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Parse("pw.yaml", []byte(strings.Replace(yaml, "[c0, s1]", "[c0, s2]", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from, to *Config
+		want     string
+	}{{plain, c, "bgp (adding"}, {c, other, "anycast.forward"}, {withBGP, c, "anycast.forward"}, {c, c, ""}, {withBGP, withBGP, ""}} {
+		if got := tc.from.Reloadable(tc.to); got != tc.want && !strings.HasPrefix(got, tc.want) || tc.want == "" && got != "" {
+			t.Errorf("reloadable: %q, want %q", got, tc.want)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/evpn"
 	"github.com/pwgate/pwgate/dataplane"
@@ -39,6 +40,12 @@ type Daemon struct {
 	track uplinkTracker // ip6 mode outside WireGuard; nil otherwise
 	wg    *wgRuntime    // with a wireguard section; nil otherwise
 	vx    *vxlanRuntime // mode: vxlan; nil otherwise
+	ac    *anycastRole  // with an anycast section; nil otherwise
+	// sp is the BGP speaker for anycast beside a pseudowire (in vxlan
+	// mode the VTEP's speaker carries anycast too), started with spCfg
+	// (whose ASN and router ID stay until a restart).
+	sp    bgp.Speaker
+	spCfg *BGPConfig
 	// graceful is set when pwgated stops on a signal (not on an error):
 	// BGP then leaves with graceful restart, if configured.
 	graceful bool
@@ -168,16 +175,36 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	}
 	ec := dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: c.Poll,
 		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}
+	// Anycast's forwarder on its own ports, then BGP: one speaker carries
+	// the VTEP's routes and anycast's.
+	var also func([]bgp.Update)
+	if c.Anycast != nil {
+		if d.ac, err = newAnycastRole(c, log); err != nil {
+			return nil, err
+		}
+		also = d.ac.received
+	}
 	if c.IsVXLAN() {
 		var u evpn.Underlay = wgUnderlay{func() *Config { return d.cfg }}
 		if !c.OverWireGuard() {
 			u = &vtepUnderlay{t: d.track.(*tracker), p: d.ports}
 		}
-		if d.vx, err = startVXLAN(c, u, log); err != nil {
+		if d.vx, err = startVXLAN(c, u, also, log); err != nil {
 			return nil, err
 		}
 		d.vx.engineConfig(&ec)
 		d.vx.resolve()
+	}
+	if d.ac != nil {
+		sp := d.speaker()
+		if sp == nil {
+			sp = newSpeaker(log)
+			if err := sp.Start(c.speakerConfig(false), d.ac.received); err != nil {
+				return nil, fmt.Errorf("bgp: %w", err)
+			}
+			d.sp, d.spCfg = sp, c.BGP
+		}
+		d.ac.announce(sp, c.AnycastVIPs())
 	}
 	p, err := d.params(c)
 	if err != nil {
@@ -220,6 +247,14 @@ func bindName(p *xsk.Pair) string {
 		return "zerocopy"
 	}
 	return "copy"
+}
+
+// speaker is the running BGP speaker, nil without a bgp section.
+func (d *Daemon) speaker() bgp.Speaker {
+	if d.vx != nil && d.vx.sp != nil {
+		return d.vx.sp
+	}
+	return d.sp
 }
 
 // mtu returns the uplink MTU in force for c.
@@ -308,7 +343,13 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		reresolve = t.C
 	}
 	var learned chan struct{}
-	var aging <-chan time.Time
+	var aging, anycastTick <-chan time.Time
+	var anycastWake chan struct{}
+	if d.ac != nil {
+		t := time.NewTicker(anycastRefresh)
+		defer t.Stop()
+		anycastTick, anycastWake = t.C, d.ac.wake
+	}
 	// What BGP and the data goroutines report is taken in batches, at
 	// most every workEvery: under churn, every new forwarding table costs
 	// the data goroutines cache misses on the shards it replaces.
@@ -358,6 +399,10 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			lastWork = time.Now()
 		case now := <-aging:
 			d.vx.ctl.Age(now)
+		case <-anycastWake:
+			d.ac.work()
+		case <-anycastTick:
+			d.ac.refresh()
 		case <-hup:
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload failed; the running configuration stays", "err", err)
@@ -535,6 +580,14 @@ func (d *Daemon) Reload() error {
 	case !next.OverWireGuard():
 		steps = append(steps, step{"xdp peers", func() error { return d.xdp.setPeers(peerKeys(next)) }, func() { d.xdp.setPeers(peerKeys(oldCfg)) }})
 	}
+	if d.sp != nil {
+		steps = append(steps, step{"bgp", func() error { return d.sp.Reconfigure(next.speakerConfig(false)) },
+			func() { d.sp.Reconfigure(oldCfg.speakerConfig(false)) }})
+	}
+	if d.ac != nil {
+		steps = append(steps, step{"anycast", func() error { d.ac.ann.Set(next.AnycastVIPs()); return nil },
+			func() { d.ac.ann.Set(oldCfg.AnycastVIPs()) }})
+	}
 	steps = append(steps, step{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }})
 	if d.track != nil {
 		steps = append(steps, step{"uplink address", func() error { return d.track.update(next) }, func() {}})
@@ -606,6 +659,12 @@ func (d *Daemon) Close() error {
 		errs = append(errs, s.Close())
 	}
 	d.servers = nil
+	d.ac.close() // withdraws its VIPs: before the speaker stops
+	d.ac = nil
+	if d.sp != nil {
+		d.sp.Stop(false)
+		d.sp = nil
+	}
 	if d.vx != nil {
 		d.vx.close(d.cfg.BGP != nil && d.cfg.BGP.GracefulRestart, d.graceful)
 		d.vx = nil

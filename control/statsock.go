@@ -65,6 +65,12 @@ func (d *Daemon) Status() client.Status {
 	if vx := d.vx; vx != nil {
 		s.EVPN, s.BGP = vx.status(d.eng.Params())
 	}
+	if d.ac != nil {
+		s.Anycast = d.ac.status()
+		if d.sp != nil {
+			s.BGP = speakerStatus(d.sp, d.spCfg)
+		}
+	}
 	snap := d.Snapshot()
 	for _, b := range []struct {
 		c   stats.Counter
@@ -85,6 +91,22 @@ type Source interface {
 	Status() client.Status
 	// FDB returns the VXLAN forwarding database (nil: not a VTEP).
 	FDB() []client.FDBEntry
+}
+
+// Anycast implements anycastSource.
+func (d *Daemon) Anycast() *client.Anycast {
+	if d.status.Load() == nil { // starting
+		return nil
+	}
+	return d.ac.status()
+}
+
+// Control implements anycastSource: pwctl anycast drain|resume.
+func (d *Daemon) Control(verb, prefix string) error {
+	if d.status.Load() == nil {
+		return errors.New("starting")
+	}
+	return d.ac.control(verb, prefix)
 }
 
 // FDB implements Source.
@@ -288,8 +310,9 @@ func answer(c net.Conn, src Source) {
 	}
 }
 
-// anycastSource is a Source that runs anycast (AnycastDaemon).
+// anycastSource is a Source that may run anycast.
 type anycastSource interface {
+	// Anycast returns the anycast state; nil: no anycast section.
 	Anycast() *client.Anycast
 	Control(verb, prefix string) error
 }
@@ -298,11 +321,15 @@ type anycastSource interface {
 // drain|resume PREFIX" with {} once done.
 func answerAnycast(c net.Conn, src Source, args []string) {
 	a, ok := src.(anycastSource)
+	var st *client.Anycast
+	if ok {
+		st = a.Anycast()
+	}
 	switch {
-	case !ok:
+	case st == nil:
 		fmt.Fprintf(c, "{\"error\":%q}\n", "this pwgated runs no anycast (no anycast section)")
 	case len(args) == 0:
-		json.NewEncoder(c).Encode(a.Anycast())
+		json.NewEncoder(c).Encode(st)
 	case len(args) != 2:
 		fmt.Fprintf(c, "{\"error\":%q}\n", "want: anycast drain|resume PREFIX")
 	default:

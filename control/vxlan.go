@@ -65,8 +65,9 @@ func restartMarker(c *Config) string {
 	return filepath.Join(filepath.Dir(c.StatsSocket), "bgp-restarting."+c.BGP.RouterID.String())
 }
 
-// startVXLAN starts the controller and the speaker.
-func startVXLAN(c *Config, u evpn.Underlay, log *slog.Logger) (_ *vxlanRuntime, err error) {
+// startVXLAN starts the controller and the speaker; also, if not nil,
+// sees every update the controller sees (anycast's forwarder).
+func startVXLAN(c *Config, u evpn.Underlay, also func([]bgp.Update), log *slog.Logger) (_ *vxlanRuntime, err error) {
 	r := &vxlanRuntime{log: log}
 	var sp *bgp.GoBGP
 	if c.BGP != nil {
@@ -85,7 +86,11 @@ func startVXLAN(c *Config, u evpn.Underlay, log *slog.Logger) (_ *vxlanRuntime, 
 		log.Info("bgp: restarting gracefully: the neighbors keep our routes until we send them again")
 	}
 	os.Remove(r.marker)
-	if err := sp.Start(c.speakerConfig(restarting), r.ctl.Received); err != nil {
+	watch := r.ctl.Received
+	if also != nil {
+		watch = func(us []bgp.Update) { r.ctl.Received(us); also(us) }
+	}
+	if err := sp.Start(c.speakerConfig(restarting), watch); err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
 	r.ctl.Begin()

@@ -38,6 +38,10 @@ type AnycastOptions struct {
 	Interval   time.Duration
 	Fall, Rise int
 	Drain      time.Duration
+	// Pseudowire makes the pwgate forwarder a pseudowire appliance too
+	// (eth mode, downlink dl0 from the client's lan0, uplink ul0 to
+	// namespace "wan"): anycast beside the pseudowire in one pwgated.
+	Pseudowire bool
 	// Bare leaves the servers without services and announcers (the
 	// bench's kernel routing baselines need only their addresses).
 	Bare bool
@@ -114,8 +118,19 @@ func NewAnycast(l *Lab, o AnycastOptions) (*Anycast, error) {
 		a.Servers = append(a.Servers, s)
 		names = append(names, s.NS)
 	}
+	if o.Pseudowire {
+		names = append(names, "wan")
+	}
 	if err := l.AddNS(names...); err != nil {
 		return nil, err
+	}
+	if o.Pseudowire {
+		if err := l.Veth("cl", "lan0", "fwd", "dl0", 0); err != nil {
+			return nil, err
+		}
+		if err := l.Veth("fwd", "ul0", "wan", "eth0", 0); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.Veth("fwd", "c0", "cl", "eth0", 0); err != nil {
 		return nil, err
@@ -272,6 +287,9 @@ stats:
 // ForwarderConfig is the pwgate forwarder's configuration.
 func (a *Anycast) ForwarderConfig() string {
 	var b strings.Builder
+	if a.Opt.Pseudowire {
+		b.WriteString("mode: eth\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npeer:\n  mac: 02:00:00:00:00:99\npoll: adaptive\n")
+	}
 	fmt.Fprintf(&b, "bgp:\n  asn: %d\n  router_id: 10.8.0.1\n  neighbors:\n", AnycastFwdASN)
 	ports := []string{"c0"}
 	for _, s := range a.Servers {

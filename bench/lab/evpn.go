@@ -54,6 +54,9 @@ type EVPNOptions struct {
 	Extra func(*EVPNSite) string
 	// LogLevel is pwgated's --log-level (default info).
 	LogLevel string
+	// Families, if set, are the fabric peer group's address families
+	// (default: l2vpn-evpn), for a VTEP that also runs anycast.
+	Families []string
 	// MoreNeighbors are more BGP neighbors of site A (in the fabric peer
 	// group), such as a test's own speaker.
 	MoreNeighbors []string
@@ -237,8 +240,12 @@ func (e *EVPN) ConfigFor(s *EVPNSite) string {
 		}
 		fmt.Fprintf(&b, "  remotes: [%s]\n", strings.Join(rs, ", "))
 	} else {
-		fmt.Fprintf(&b, "bgp:\n  asn: %d\n  router_id: %s\n  peer_groups:\n    - name: fabric\n      asn: %d\n      hold_time: 9\n      keepalive: 3\n  neighbors:\n",
+		fmt.Fprintf(&b, "bgp:\n  asn: %d\n  router_id: %s\n  peer_groups:\n    - name: fabric\n      asn: %d\n      hold_time: 9\n      keepalive: 3\n",
 			EVPNASN, s.RouterID, EVPNASN)
+		if len(e.Opt.Families) > 0 {
+			fmt.Fprintf(&b, "      families: [%s]\n", strings.Join(e.Opt.Families, ", "))
+		}
+		b.WriteString("  neighbors:\n")
 		for _, o := range e.others(s) {
 			fmt.Fprintf(&b, "    - address: %s\n      peer_group: fabric\n      description: site %s\n", o.VTEP, o.Name)
 		}

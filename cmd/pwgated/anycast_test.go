@@ -480,3 +480,226 @@ func (s *stream) stop(t time.Time) (before, after map[string]int) {
 	}
 	return before, after
 }
+
+// A pseudowire and anycast in one pwgated: site A's appliance carries its
+// LAN to site B and announces a VIP to the access router (FRR 8.4 in the
+// router's namespace) over its uplink while the VIP's check passes; the
+// VIP follows its check and a reloaded MED, the pseudowire carries
+// traffic throughout, pwctl shows both, and SIGTERM leaves nothing.
+func TestIP6ModeWithAnycast(t *testing.T) {
+	if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil && lab.IsRoot() {
+		t.Fatal("FRR is not installed (make deps installs it)")
+	}
+	l := newLab(t)
+	toolBin(t, "pwctl")
+	dir := t.TempDir()
+	s, err := lab.NewSites(l, lab.SitesOptions{Mode: "ip6", Pwgated: pwgatedBin, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const vip = "2001:db8:80::80"
+	healthy := filepath.Join(dir, "healthy")
+	if err := os.WriteFile(healthy, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := func(med int) string {
+		return s.ConfigFor(s.A, s.A.Peer) + fmt.Sprintf(`bgp:
+  asn: 65101
+  router_id: 10.77.0.10
+  neighbors:
+    - address: 2001:db8:a::1
+      asn: 65000
+      hold_time: 9
+      export:
+        - action: permit
+          prefix: %s/128
+        - action: deny
+anycast:
+  vips:
+    - prefix: %s/128
+      check:
+        exec: test -e %s
+      interval: 300ms
+      rise: 1
+      fall: 2
+      med: %d
+`, vip, vip, healthy, med)
+	}
+	if err := os.WriteFile(s.A.Config, []byte(config(10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartFRR("net", "frr defaults datacenter\nhostname net\n!\nrouter bgp 65000\n bgp router-id 10.77.0.254\n no bgp ebgp-requires-policy\n"+
+		" neighbor 2001:db8:a::a remote-as 65101\n neighbor 2001:db8:a::a timers 3 9\n address-family ipv6 unicast\n  neighbor 2001:db8:a::a activate\n exit-address-family\n!\n"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() && s.A.Proc != nil {
+			t.Logf("pwgated a log:\n%s", s.A.Proc.Out.String())
+		}
+	})
+	for _, site := range []*lab.Site{s.A, s.B} {
+		if err := s.StartPwgated(site); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, site := range []*lab.Site{s.A, s.B} {
+		if err := s.WaitReady(site, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitForwarding(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// med returns the MED of FRR's path to the VIP, -1 without one.
+	med := func() int {
+		out, _ := l.Vtysh("net", "show bgp ipv6 unicast "+vip+"/128 json")
+		var r struct {
+			Paths []struct {
+				MED *int `json:"metric"`
+			} `json:"paths"`
+		}
+		if i := strings.Index(out, "{"); i >= 0 {
+			json.Unmarshal([]byte(out[i:]), &r)
+		}
+		if len(r.Paths) == 0 {
+			return -1
+		}
+		if r.Paths[0].MED == nil {
+			return 0
+		}
+		return *r.Paths[0].MED
+	}
+	wait := func(what string, want int, timeout time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < timeout {
+			if med() == want {
+				return time.Since(start)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		st, _, _ := pwctlRun("--socket", s.A.Socket, "anycast")
+		t.Fatalf("%s: the router's path has MED %d after %v, want %d\npwctl anycast:\n%s", what, med(), timeout, want, st)
+		return 0
+	}
+	crosses := func(when string) {
+		t.Helper()
+		if out, err := ping(s, s.A.Host, "-c", "3", "-i", "0.2", s.B.HostIP); err != nil {
+			t.Fatalf("%s: the pseudowire does not carry: %v\n%s", when, err, out)
+		}
+	}
+	wait("announced", 10, 30*time.Second)
+	crosses("announcing")
+
+	st, err := client.FetchStatus(s.A.Socket, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != "ip6" || !st.Ready || st.BGP == nil || st.BGP.ASN != 65101 || st.Anycast == nil || len(st.Anycast.VIPs) != 1 {
+		t.Fatalf("status: %+v", st)
+	}
+	if len(st.BGP.Neighbors) != 1 || st.BGP.Neighbors[0].State != "established" {
+		t.Errorf("bgp: %+v", st.BGP)
+	}
+	if out, _, code := pwctlRun("--socket", s.A.Socket, "anycast"); code != 0 || !strings.Contains(out, vip) {
+		t.Errorf("pwctl anycast: exit %d\n%s", code, out)
+	}
+	if out, errOut, code := pwctlRun("--socket", s.B.Socket, "anycast"); code == 0 || !strings.Contains(errOut, "no anycast") {
+		t.Errorf("pwctl anycast on B (no anycast section): exit %d\n%s%s", code, out, errOut)
+	}
+
+	// The check fails: withdrawn within interval × fall + 1 s (and BGP's
+	// way to the router); the pseudowire goes on.
+	if err := os.Remove(healthy); err != nil {
+		t.Fatal(err)
+	}
+	took := wait("check failing", -1, 10*time.Second)
+	t.Logf("withdrawn from the router %v after the check began to fail (interval 0.3 s × fall 2 + 1 s = 1.6 s)", took.Round(10*time.Millisecond))
+	if took > 1600*time.Millisecond+time.Second {
+		t.Errorf("withdrawal took %v", took)
+	}
+	crosses("withdrawn")
+	if err := os.WriteFile(healthy, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("check passing again", 10, 10*time.Second)
+
+	// A reload changes the MED in place; the pseudowire is not touched.
+	if err := os.WriteFile(s.A.Config, []byte(config(50)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.A.Proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	wait("reloaded MED", 50, 10*time.Second)
+	crosses("reloaded")
+
+	code, err := s.StopPwgated(s.A)
+	if err != nil || code != 0 {
+		t.Fatalf("pwgated a: exit %d, %v", code, err)
+	}
+	wait("stopped", -1, 10*time.Second)
+	if out, _ := l.Exec(s.A.PW, "ip", "link", "show"); strings.Contains(out, "xdp") {
+		t.Errorf("XDP program left:\n%s", out)
+	}
+}
+
+// The forwarder beside a pseudowire in one pwgated: VIP requests spread
+// over the three servers while frames from the LAN port cross the
+// pseudowire; both programs leave with SIGTERM.
+func TestAnycastBesidePseudowire(t *testing.T) {
+	a := newAnycast(t, lab.AnycastOptions{Forwarder: "pwgate", Pseudowire: true, Interval: 500 * time.Millisecond, Fall: 3, Rise: 2})
+	if _, err := a.WaitServers(3, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := requests(t, a, 60)
+	for _, s := range a.Servers {
+		if got[s.Name] < 5 {
+			t.Errorf("%s answered %d of 60 requests: %v", s.Name, got[s.Name], got)
+		}
+	}
+	if got[""] > 0 {
+		t.Errorf("%d requests failed", got[""])
+	}
+	count := func(name string) uint64 {
+		cs, err := client.FetchCounters(a.FwdSock, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Name == name {
+				return c.Value
+			}
+		}
+		t.Fatalf("no counter %s", name)
+		return 0
+	}
+	before := count("ul_tx_packets")
+	stop := captureNS(t, a.Lab, "wan", "eth0", "ether dst 02:00:00:00:00:99")
+	if out, err := a.Exec("cl", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "1", "-I", "lan0", "ff02::1"); err != nil && !strings.Contains(out, "transmitted") {
+		t.Fatalf("ping on the LAN port: %v\n%s", err, out)
+	}
+	frames := stop()
+	if sent := count("ul_tx_packets") - before; sent < 3 || len(frames) < 3 {
+		t.Errorf("the pseudowire sent %d frames (the capture saw %d), want 3 or more", sent, len(frames))
+	}
+	st, err := client.FetchStatus(a.FwdSock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != "eth" || st.Anycast == nil || len(st.Anycast.Forward) != 2 || st.BGP == nil {
+		t.Errorf("status: mode %s, anycast %+v, bgp %v", st.Mode, st.Anycast, st.BGP != nil)
+	}
+	if err := a.Fwd.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := a.Fwd.Wait(10 * time.Second); err != nil || code != 0 {
+		t.Fatalf("forwarder: exit %d, %v", code, err)
+	}
+	if out, _ := a.Exec("fwd", "ip", "link", "show"); strings.Contains(out, "xdp") {
+		t.Errorf("XDP program left:\n%s", out)
+	}
+	if out, _ := a.Exec("fwd", "ip", "route", "show", "proto", "250"); strings.TrimSpace(out) != "" {
+		t.Errorf("routes left:\n%s", out)
+	}
+}

@@ -46,7 +46,8 @@ func TestBadInput(t *testing.T) {
 		{"wireguard key file missing", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/none.key"), 1), "wireguard.private_key_file: stat " + dir + "/none.key: no such file"},
 		{"anycast forwarder on a missing port", anycastForward(dir, "dl0, nosuch0"), "interface nosuch0"},
 		{"anycast forwarder on a port without native XDP", anycastForward(dir, "dl0, nx0"), "no native XDP support"},
-		{"anycast beside a pseudowire", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", "bgp:\n  asn: 65000\n  router_id: 10.0.0.1\n  neighbors:\n    - address: 10.0.0.2\n      asn: 65001\nanycast:\n  forward:\n    interfaces: [dlp]\n    vips: [192.0.2.80/32]\nstats:", 1), "anycast: runs in a pwgated of its own"},
+		{"anycast forwarder on the pseudowire's port", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", "bgp:\n  asn: 65000\n  router_id: 10.0.0.1\n  neighbors:\n    - address: 10.0.0.2\n      asn: 65001\nanycast:\n  forward:\n    interfaces: [dlp, ul0]\n    vips: [192.0.2.80/32]\nstats:", 1), "anycast.forward.interfaces[1]: ul0 is the pseudowire's port"},
+		{"anycast beside a pseudowire, forwarder on a missing port", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", "bgp:\n  asn: 65000\n  router_id: 10.0.0.1\n  neighbors:\n    - address: 10.0.0.2\n      asn: 65001\nanycast:\n  forward:\n    interfaces: [dlp, nosuch0]\n    vips: [192.0.2.80/32]\nstats:", 1), "interface nosuch0"},
 		{"socket path is a file", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), dir+"/s.sock", dir+"/keep", 1), dir + "/keep exists and is not a socket"},
 	}
 	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("keep me"), 0o644); err != nil {

@@ -625,10 +625,33 @@ func stopSite(e *lab.EVPN, s *lab.EVPNSite) (int, error) {
 
 // TestEVPNIPv6: pwgate A and B with IPv6 VTEPs over the routed IPv6 access
 // network (radvd), BGP EVPN over IPv6: what FRR cannot do.
+//
+// Site A also announces an anycast VIP on the same BGP speaker (the
+// appliance as one box): B receives it beside the EVPN routes, which go
+// on as before.
 func TestEVPNIPv6(t *testing.T) {
-	e := newEVPN(t, lab.EVPNOptions{IPv6: true, Split: true})
+	const vip = "2001:db8:80::80"
+	e := newEVPN(t, lab.EVPNOptions{IPv6: true, Split: true, Families: []string{"l2vpn-evpn", "ipv6-unicast"},
+		Extra: func(s *lab.EVPNSite) string {
+			if s.Name != "a" {
+				return ""
+			}
+			return "anycast:\n  vips:\n    - prefix: " + vip + "/128\n      check:\n        exec: \"true\"\n      interval: 300ms\n      rise: 1\n"
+		}})
 	if err := e.WaitSessions(30 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st := evpnStatus(t, e.B)
+		if len(st.BGP.Neighbors) == 1 && st.BGP.Neighbors[0].Received["ipv6-unicast"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B does not receive A's VIP: %+v", st.BGP.Neighbors)
+		}
+	}
+	if st := evpnStatus(t, e.A); st.Anycast == nil || len(st.Anycast.VIPs) != 1 || st.Anycast.VIPs[0].State != "up" {
+		t.Errorf("A's anycast: %+v", st.Anycast)
 	}
 	evpnPing(t, e, e.A, e.B.HostIP)
 	evpnPing(t, e, e.B, e.A.HostIP)

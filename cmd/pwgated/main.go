@@ -116,7 +116,11 @@ func run() int {
 			fmt.Printf("%s: ok (anycast: %d VIPs to announce, forwarding %v)\n", c.Source, len(c.AnycastVIPs()), c.Anycast.Forward != nil)
 			return 0
 		}
-		fmt.Printf("%s: ok (%s mode, downlink %s, uplink %s)\n", c.Source, c.ModeName(), c.Downlink, c.Uplink)
+		extra := ""
+		if c.Anycast != nil {
+			extra = fmt.Sprintf("; anycast: %d VIPs to announce, forwarding %v", len(c.AnycastVIPs()), c.Anycast.Forward != nil)
+		}
+		fmt.Printf("%s: ok (%s mode, downlink %s, uplink %s%s)\n", c.Source, c.ModeName(), c.Downlink, c.Uplink, extra)
 		return 0
 	}
 	if prof != nil {

@@ -137,8 +137,22 @@ func run(o options) (bool, error) {
 	}
 	start := time.Now()
 	samples := map[string][]sample{}
+	// Each daemon's mappings after the warm-up and at the end: what grew.
+	maps := map[string][2]map[string]mapping{}
 	take := func() error {
 		for _, site := range []*lab.Site{s.A, s.B} {
+			if n := len(samples[site.Name]); n >= warmUp {
+				m, err := readMappings(site.Proc.Cmd.Process.Pid)
+				if err != nil {
+					return err
+				}
+				mm := maps[site.Name]
+				if n == warmUp {
+					mm[0] = m
+				}
+				mm[1] = m
+				maps[site.Name] = mm
+			}
 			st, err := client.FetchStatus(site.Socket, 5*time.Second)
 			if err != nil {
 				return err
@@ -197,7 +211,11 @@ func run(o options) (bool, error) {
 	for _, v := range verdicts {
 		ok = ok && !v.Fail
 	}
-	return ok, report(o, samples, verdicts, rates, ok)
+	changes := map[string][]growth{}
+	for site, mm := range maps {
+		changes[site], _ = grew(mm[0], mm[1])
+	}
+	return ok, report(o, samples, verdicts, changes, rates, ok)
 }
 
 // iperfRates returns the received rates of both directions in Mbit/s.
@@ -289,7 +307,10 @@ func judge(samples map[string][]sample) []verdict {
 	return out
 }
 
-func report(o options, samples map[string][]sample, verdicts []verdict, rates [2]float64, ok bool) error {
+// shownChanges is how many changed mappings the report lists per site.
+const shownChanges = 8
+
+func report(o options, samples map[string][]sample, verdicts []verdict, changes map[string][]growth, rates [2]float64, ok bool) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
@@ -316,6 +337,16 @@ func report(o options, samples map[string][]sample, verdicts []verdict, rates [2
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", v.Site, v.Metric, first, last, slope, res)
 	}
+	fmt.Fprintf(&b, "\n## What changed, by mapping (/proc/PID/smaps after the warm-up and at the end)\n\n| site | mapping | backing | resident now | change | anonymous change |\n|---|---|---|---:|---:|---:|\n")
+	for _, site := range []string{"a", "b"} {
+		for i, g := range changes[site] {
+			if i == shownChanges {
+				fmt.Fprintf(&b, "| %s | … %d more | | | | |\n", site, len(changes[site])-i)
+				break
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %.0f KiB | %s | %s |\n", site, g.Mapping.Where, g.Mapping.describe(), float64(g.Mapping.RSS)/1024, kib(g.Delta), kib(g.AnonDelta))
+		}
+	}
 	b.WriteString("\n## Samples\n\n| minute | site | RSS MiB | own MiB | files MiB | heap KiB | Go holds MiB | goroutines | threads | fds | GC cycles | drops |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for i := range samples["a"] {
 		for _, site := range []string{"a", "b"} {
@@ -332,7 +363,7 @@ func report(o options, samples map[string][]sample, verdicts []verdict, rates [2
 		return err
 	}
 	j, _ := json.MarshalIndent(map[string]any{"mode": o.mode, "rate": o.rate, "duration": o.duration.String(),
-		"received_mbps": rates, "samples": samples, "verdicts": verdicts, "pass": ok}, "", "  ")
+		"received_mbps": rates, "samples": samples, "verdicts": verdicts, "mapping_changes": changes, "pass": ok}, "", "  ")
 	if err := os.WriteFile(base+".json", j, 0o644); err != nil {
 		return err
 	}

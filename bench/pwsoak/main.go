@@ -337,14 +337,14 @@ func report(o options, samples map[string][]sample, verdicts []verdict, changes 
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", v.Site, v.Metric, first, last, slope, res)
 	}
-	fmt.Fprintf(&b, "\n## What changed, by mapping (/proc/PID/smaps after the warm-up and at the end)\n\n| site | mapping | backing | resident now | change | anonymous change |\n|---|---|---|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "\n## What changed, by kind of mapping (/proc/PID/smaps after the warm-up and at the end)\n\n| site | kind | resident now | change | anonymous change |\n|---|---|---:|---:|---:|\n")
 	for _, site := range []string{"a", "b"} {
 		for i, g := range changes[site] {
 			if i == shownChanges {
-				fmt.Fprintf(&b, "| %s | … %d more | | | | |\n", site, len(changes[site])-i)
+				fmt.Fprintf(&b, "| %s | … %d more | | | |\n", site, len(changes[site])-i)
 				break
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %.0f KiB | %s | %s |\n", site, g.Mapping.Where, g.Mapping.describe(), float64(g.Mapping.RSS)/1024, kib(g.Delta), kib(g.AnonDelta))
+			fmt.Fprintf(&b, "| %s | %s | %.0f KiB | %s | %s |\n", site, g.Mapping.Kind, float64(g.Mapping.RSS)/1024, kib(g.Delta), kib(g.AnonDelta))
 		}
 	}
 	b.WriteString("\n## Samples\n\n| minute | site | RSS MiB | own MiB | files MiB | heap KiB | Go holds MiB | goroutines | threads | fds | GC cycles | drops |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")

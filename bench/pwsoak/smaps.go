@@ -9,17 +9,36 @@ import (
 	"strings"
 )
 
-// mapping is one entry of /proc/PID/smaps: where it is, what backs it and
-// how much of it is resident.
+// mapping is the resident memory of one kind of mapping of a process
+// (/proc/PID/smaps, summed by kind): the ranges of a kind come and go and
+// merge as the runtime maps more, the kinds stay.
 type mapping struct {
-	Where string `json:"where"` // address range and permissions
-	What  string `json:"what"`  // path, [heap], [stack], or "" for anonymous
-	RSS   uint64 `json:"rss_bytes"`
-	Anon  uint64 `json:"anon_bytes"`
+	Kind string `json:"kind"`
+	RSS  uint64 `json:"rss_bytes"`
+	Anon uint64 `json:"anon_bytes"`
 }
 
-// readMappings returns the mappings of process pid, keyed by address
-// range and backing.
+// kindOf names a mapping's kind from its smaps header fields: anonymous
+// memory (Go's heap, the runtime's own and the UMEM: Go 1.26 places its
+// arenas at random, so the address does not tell them apart), a file by
+// path and permissions, or a special mapping ([stack], socket:[N]) by name.
+func kindOf(perms, what string) string {
+	switch {
+	case what == "":
+		return "anonymous (Go's memory, the UMEM)"
+	case strings.HasPrefix(what, "/"):
+		return strings.TrimSuffix(what, " (deleted)") + " " + perms
+	}
+	return strings.Trim(strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, what), ":[]") + " " + perms
+}
+
+// readMappings returns the resident memory of process pid by kind of
+// mapping.
 func readMappings(pid int) (map[string]mapping, error) {
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/smaps")
 	if err != nil {
@@ -30,17 +49,17 @@ func readMappings(pid int) (map[string]mapping, error) {
 	var cur string
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		fs := strings.Fields(line)
+		fs := strings.Fields(sc.Text())
 		if len(fs) == 0 {
 			continue
 		}
 		if !strings.HasSuffix(fs[0], ":") { // a header: range perms offset dev inode [path]
-			m := mapping{Where: fs[0] + " " + fs[1]}
-			if len(fs) > 5 {
-				m.What = strings.Join(fs[5:], " ")
+			if len(fs) < 5 {
+				continue
 			}
-			cur = m.Where + " " + m.What
+			cur = kindOf(fs[1], strings.Join(fs[5:], " "))
+			m := out[cur]
+			m.Kind = cur
 			out[cur] = m
 			continue
 		}
@@ -51,9 +70,9 @@ func readMappings(pid int) (map[string]mapping, error) {
 		m := out[cur]
 		switch fs[0] {
 		case "Rss:":
-			m.RSS = n << 10
+			m.RSS += n << 10
 		case "Anonymous:":
-			m.Anon = n << 10
+			m.Anon += n << 10
 		}
 		out[cur] = m
 	}
@@ -85,7 +104,7 @@ func grew(before, after map[string]mapping) ([]growth, int64) {
 	}
 	for k, b := range before {
 		if _, ok := after[k]; !ok {
-			out = append(out, growth{Mapping: mapping{Where: b.Where, What: b.What + " (gone)"}, Delta: -int64(b.RSS), AnonDelta: -int64(b.Anon)})
+			out = append(out, growth{Mapping: mapping{Kind: b.Kind}, Delta: -int64(b.RSS), AnonDelta: -int64(b.Anon)})
 			anon -= int64(b.Anon)
 		}
 	}
@@ -94,7 +113,7 @@ func grew(before, after map[string]mapping) ([]growth, int64) {
 		if ai != aj {
 			return ai > aj
 		}
-		return out[i].Mapping.Where < out[j].Mapping.Where
+		return out[i].Mapping.Kind < out[j].Mapping.Kind
 	})
 	return out, anon
 }
@@ -104,14 +123,6 @@ func abs(x int64) int64 {
 		return -x
 	}
 	return x
-}
-
-// describe names what a mapping most likely is, for the report.
-func (m mapping) describe() string {
-	if m.What != "" {
-		return m.What
-	}
-	return "anonymous"
 }
 
 func kib(b int64) string { return fmt.Sprintf("%+.0f KiB", float64(b)/1024) }

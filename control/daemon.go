@@ -144,7 +144,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	}
 	d.xdp = d.ports
 	for _, ch := range d.ports.nic {
-		log.Info("port setting turned off until exit", "setting", ch.String())
+		log.Info("port setting changed until exit", "setting", ch.String())
 	}
 	for _, w := range d.ports.pair.Warnings {
 		log.Warn(w)
@@ -196,7 +196,10 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		d.vx.resolve()
 	}
 	if d.ac != nil {
-		sp := d.speaker()
+		var sp bgp.Speaker
+		if d.vx != nil {
+			sp = d.vx.sp
+		}
 		if sp == nil {
 			sp = newSpeaker(log)
 			if err := sp.Start(c.speakerConfig(false), d.ac.received); err != nil {
@@ -247,14 +250,6 @@ func bindName(p *xsk.Pair) string {
 		return "zerocopy"
 	}
 	return "copy"
-}
-
-// speaker is the running BGP speaker, nil without a bgp section.
-func (d *Daemon) speaker() bgp.Speaker {
-	if d.vx != nil && d.vx.sp != nil {
-		return d.vx.sp
-	}
-	return d.sp
 }
 
 // mtu returns the uplink MTU in force for c.

@@ -3,9 +3,11 @@ package control
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"unsafe"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,12 +50,55 @@ func parseNICPolicy(s string) (NICPolicy, error) {
 	return 0, fmt.Errorf("unknown policy %q (want fix, check or ignore)", s)
 }
 
-// nicChange is one setting pwgated turned off, to be restored.
+// nicChange is one setting pwgated changed, to be restored: an offload
+// turned off, or (on: true) the port brought up or made promiscuous.
 type nicChange struct {
 	ifname, feature string
+	on              bool
 }
 
-func (c nicChange) String() string { return c.ifname + " " + c.feature + " off" }
+func (c nicChange) String() string {
+	switch {
+	case c.feature == "up":
+		return c.ifname + " up"
+	case c.on:
+		return c.ifname + " " + c.feature + " on"
+	}
+	return c.ifname + " " + c.feature + " off"
+}
+
+// prepareLinks brings the ports up and makes the downlink promiscuous: it
+// takes the LAN's frames for every MAC, as a bridge port does (a NIC's
+// unicast filter, igb's or virtio-net's, would drop the frames for the far
+// site's hosts; a veth has none, so the lab alone does not show it). It
+// returns what it changed; on error nothing is left changed.
+func prepareLinks(downlink, uplink string) ([]nicChange, error) {
+	var changes []nicChange
+	for _, p := range []struct {
+		ifname  string
+		promisc bool
+	}{{downlink, true}, {uplink, false}} {
+		if p.ifname == "" {
+			continue
+		}
+		l, err := netlink.LinkByName(p.ifname)
+		if err == nil && p.promisc && l.Attrs().Promisc == 0 {
+			if err = netlink.SetPromiscOn(l); err == nil {
+				changes = append(changes, nicChange{p.ifname, "promisc", true})
+			}
+		}
+		if err == nil && l.Attrs().Flags&net.FlagUp == 0 {
+			if err = netlink.LinkSetUp(l); err == nil {
+				changes = append(changes, nicChange{p.ifname, "up", true})
+			}
+		}
+		if err != nil {
+			restoreNIC(changes)
+			return nil, fmt.Errorf("prepare %s: %w", p.ifname, err)
+		}
+	}
+	return changes, nil
+}
 
 // prepareNIC applies policy to the frame-changing settings of the
 // downlink and uplink and returns what it changed. On error nothing is
@@ -102,7 +147,7 @@ func prepareNIC(policy NICPolicy, downlink, uplink string) ([]nicChange, error) 
 			return nil, fmt.Errorf("turn off %s on %s: %w", strings.Join(off, ", "), p.ifname, err)
 		}
 		for _, name := range off {
-			changes = append(changes, nicChange{p.ifname, name})
+			changes = append(changes, nicChange{p.ifname, name, false})
 		}
 	}
 	return changes, nil
@@ -112,9 +157,20 @@ func prepareNIC(policy NICPolicy, downlink, uplink string) ([]nicChange, error) 
 func restoreNIC(changes []nicChange) error {
 	var errs []error
 	for _, c := range changes {
-		f, err := readFeatures(c.ifname)
-		if err == nil {
-			err = f.set(c.ifname, []string{c.feature}, true)
+		var err error
+		switch c.feature {
+		case "up", "promisc":
+			var l netlink.Link
+			if l, err = netlink.LinkByName(c.ifname); err == nil && c.feature == "up" {
+				err = netlink.LinkSetDown(l)
+			} else if err == nil {
+				err = netlink.SetPromiscOff(l)
+			}
+		default:
+			var f *features
+			if f, err = readFeatures(c.ifname); err == nil {
+				err = f.set(c.ifname, []string{c.feature}, true)
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("restore %s on %s: %w", c.feature, c.ifname, err))

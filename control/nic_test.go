@@ -1,6 +1,7 @@
 package control
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -57,5 +58,45 @@ func TestNICPolicies(t *testing.T) {
 	}
 	if !state("rx-vlan-hw-parse") || !state("rx-vlan-stag-hw-parse") {
 		t.Fatal("not restored")
+	}
+}
+
+// TestPrepareLinks: a port that is down comes up, the downlink becomes
+// promiscuous (a NIC's unicast filter would drop the far site's frames),
+// and both go back as they were; a missing port changes nothing.
+func TestPrepareLinks(t *testing.T) {
+	l := newNS(t)
+	if err := l.Script("x", "ip link set ul0 down", "ip link set ulp down", "ip link add dl0 type veth peer name dlp", "ip link set dl0 up"); err != nil {
+		t.Fatal(err)
+	}
+	show := func(ifname string) string {
+		t.Helper()
+		out, err := l.Exec("x", "ip", "link", "show", ifname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var changes []nicChange
+	if err := l.Do("x", func() (err error) {
+		if c, err := prepareLinks("dl0", "nosuch0"); err == nil || c != nil {
+			t.Errorf("a missing uplink: %v %v", c, err)
+		}
+		changes, err = prepareLinks("dl0", "ul0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(changes) != "[dl0 promisc on ul0 up]" {
+		t.Errorf("changes %v", changes)
+	}
+	if !strings.Contains(show("dl0"), "PROMISC") || !strings.Contains(show("ul0"), ",UP") || strings.Contains(show("ul0"), "PROMISC") {
+		t.Errorf("while running:\n%s%s", show("dl0"), show("ul0"))
+	}
+	if err := l.Do("x", func() error { return restoreNIC(changes) }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(show("dl0"), "PROMISC") || strings.Contains(show("ul0"), ",UP") {
+		t.Errorf("after restoring:\n%s%s", show("dl0"), show("ul0"))
 	}
 }

@@ -20,7 +20,7 @@ type ports struct {
 	pair  *xsk.Pair
 	links []link.Link
 	peers []bpf.PeerKey // what the XDP peer map holds
-	nic   []nicChange   // settings turned off, restored by close
+	nic   []nicChange   // settings changed, restored by close
 }
 
 // openPorts prepares the interfaces for c: NIC settings first, then the
@@ -43,6 +43,11 @@ func openPorts(c *Config) (_ *ports, err error) {
 	if p.nic, err = prepareNIC(c.NICOffloads, c.Downlink, uplink); err != nil {
 		return nil, err
 	}
+	links, err := prepareLinks(c.Downlink, uplink)
+	if err != nil {
+		return nil, err
+	}
+	p.nic = append(p.nic, links...)
 	if p.objs, err = bpf.Load(mode); err != nil {
 		return nil, err
 	}

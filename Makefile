@@ -18,7 +18,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 MODE ?= ip6
 ENCRYPT ?= none
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick soak clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick soak image-deps image image-test clean
 
 all: build
 
@@ -94,6 +94,26 @@ bench-quick: root-check deps build
 SOAK ?= 30m
 soak: root-check deps build
 	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK)
+
+# The appliance's disk image (hw/image): Debian from its mirror, our
+# binaries, A/B root slots; bin/pwgate.img and .zst. image-test boots two
+# of it in qemu (TCG: minutes) and sends frames across their pseudowire.
+IMAGE ?= $(BIN)/pwgate.img
+IMAGE_PKGS := mmdebstrap squashfs-tools dosfstools mtools e2fsprogs fdisk zstd qemu-system-x86 ovmf openssh-client
+
+image-deps: root-check
+	@missing=$$(for p in $(IMAGE_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v systemd-repart >/dev/null || missing="$$missing systemd-repart"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+image: root-check image-deps build
+	hw/image/mkimage --bin $(BIN) --out $(IMAGE)
+
+image-test: image
+	$(GO) run ./bench/pwimagetest --image $(IMAGE)
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,277 @@
+// Command pwimagetest is make image-test: it boots two appliances from
+// the image in qemu (TCG, OVMF) and checks that they carry a pseudowire.
+//
+//	pwimagetest [--image bin/pwgate.img] [--boot 8m]
+//
+// The configuration partitions are written before boot (mtools, no
+// mount): an eth-mode pseudowire between the VMs' uplinks, SSH keys made
+// for the run, the management port on qemu's user network (SSH forwarded
+// to 127.0.0.1). Around the VMs, in network namespaces:
+//
+//	hosta ── br-a ── [VM A: dl enp0s4, ul enp0s5] ── br-ul ── [VM B] ── br-b ── hostb
+//
+// br-a (the root) and br-b speak STP, so BPDUs cross the pseudowire. The
+// checks: both VMs boot and pwgated runs (systemctl over SSH), ping from
+// hosta to hostb, 1614-byte frames (split in two on the uplink and
+// reassembled, by pwctl stats), and check_pwbpdu OK on both: on A for the
+// BPDUs from its LAN, on B for those from the far site.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pwgate/pwgate/bench/lab"
+)
+
+const prefix = "pwimg-"
+
+func main() {
+	image := flag.String("image", "bin/pwgate.img", "the image make image built")
+	boot := flag.Duration("boot", 8*time.Minute, "how long a boot may take (TCG is slow)")
+	flag.Parse()
+	if err := run(*image, *boot); err != nil {
+		fmt.Fprintf(os.Stderr, "pwimagetest: FAIL: %v\n", err)
+		lab.Teardown(prefix)
+		os.Exit(1)
+	}
+	fmt.Println("pwimagetest: PASS")
+}
+
+// vm is one appliance.
+type vm struct {
+	name, image, vars, serial string
+	ssh                        int // forwarded SSH port on 127.0.0.1 in the "vms" namespace
+	proc                       *lab.Proc
+}
+
+func run(image string, boot time.Duration) error {
+	if !lab.IsRoot() {
+		return errors.New("must run as root (namespaces, taps)")
+	}
+	for _, t := range []string{"qemu-system-x86_64", "mcopy", "sfdisk", "ssh", "ssh-keygen"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%s not found (make image-deps)", t)
+		}
+	}
+	if err := lab.Teardown(prefix); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "pwimagetest")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	key := filepath.Join(dir, "id")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		return err
+	}
+	l := lab.New(prefix)
+	l.Log = func(f string, a ...any) { fmt.Printf("  lab: "+f+"\n", a...) }
+	defer l.Close()
+	if err := l.AddNS("vms", "hosta", "hostb"); err != nil {
+		return err
+	}
+	vms := []*vm{{name: "a", ssh: 2201}, {name: "b", ssh: 2202}}
+	setup := []string{
+		"ip link add br-ul type bridge ageing_time 0 stp_state 0", "ip link set br-ul up",
+	}
+	for i, v := range vms {
+		v.image, v.vars, v.serial = filepath.Join(dir, v.name+".img"), filepath.Join(dir, v.name+"-vars.fd"), filepath.Join(dir, v.name+"-serial.log")
+		if out, err := exec.Command("cp", "--sparse=always", image, v.image).CombinedOutput(); err != nil {
+			return fmt.Errorf("copy the image: %v: %s", err, out)
+		}
+		if out, err := exec.Command("cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", v.vars).CombinedOutput(); err != nil {
+			return fmt.Errorf("OVMF: %v: %s", err, out)
+		}
+		files := map[string]string{
+			"pwgated.yaml": fmt.Sprintf("mode: eth\ndownlink:\n  interface: enp0s4\nuplink:\n  interface: enp0s5\npeer:\n  mac: \"52:54:00:00:0%d:05\"\npoll: adaptive\nstats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\n", 2-i),
+			"mgmt.network":    "[Match]\nName=enp0s3\n\n[Network]\nDHCP=ipv4\n",
+			"authorized_keys": string(pub),
+		}
+		if err := writeConfig(v.image, dir, files); err != nil {
+			return fmt.Errorf("vm %s: %w", v.name, err)
+		}
+		host := "host" + v.name
+		setup = append(setup,
+			"ip tuntap add dl-"+v.name+" mode tap", "ip tuntap add ul-"+v.name+" mode tap",
+			"ip link set dl-"+v.name+" mtu 1600 up", "ip link set ul-"+v.name+" up",
+			fmt.Sprintf("ip link add br-%s mtu 1600 type bridge stp_state 1 forward_delay 400 hello_time 100 priority %d", v.name, 4096+28672*i),
+			"ip link set dl-"+v.name+" master br-"+v.name, "ip link set ul-"+v.name+" master br-ul", "ip link set br-"+v.name+" up")
+		if err := l.Veth("vms", "h"+v.name, host, "eth0", 1600); err != nil {
+			return err
+		}
+		setup = append(setup, "ip link set h"+v.name+" master br-"+v.name)
+		if err := l.Script(host, fmt.Sprintf("ip addr add 10.77.0.%d/24 dev eth0", i+1)); err != nil {
+			return err
+		}
+	}
+	if err := l.Script("vms", setup...); err != nil {
+		return err
+	}
+	start := time.Now()
+	for i, v := range vms {
+		p, err := l.Start("vms", "qemu-system-x86_64", "-machine", "q35", "-m", "1024", "-smp", "2",
+			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+			"-drive", "if=pflash,format=raw,file="+v.vars,
+			"-drive", "file="+v.image+",format=raw,if=virtio",
+			"-display", "none", "-serial", "file:"+v.serial,
+			"-netdev", fmt.Sprintf("user,id=m,hostfwd=tcp:127.0.0.1:%d-:22", v.ssh),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=m,addr=0x3,mac=52:54:00:00:0%d:03", i+1),
+			"-netdev", "tap,id=dl,ifname=dl-"+v.name+",script=no,downscript=no",
+			// ctrl_vlan=off: virtio-net's VLAN filter cannot be turned off
+			// from the guest, and pwgated refuses a port that would drop
+			// the LAN's tagged frames.
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=dl,addr=0x4,host_mtu=1600,ctrl_vlan=off,mac=52:54:00:00:0%d:04", i+1),
+			"-netdev", "tap,id=ul,ifname=ul-"+v.name+",script=no,downscript=no",
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=ul,addr=0x5,ctrl_vlan=off,mac=52:54:00:00:0%d:05", i+1))
+		if err != nil {
+			return err
+		}
+		v.proc = p
+	}
+	defer func() {
+		for _, v := range vms {
+			if b, err := os.ReadFile(v.serial); err == nil {
+				os.WriteFile(filepath.Join(os.TempDir(), "pwimagetest-"+v.name+"-serial.log"), b, 0o644)
+			}
+		}
+	}()
+	ssh := func(v *vm, cmd string) (string, error) {
+		return l.Exec("vms", "ssh", "-i", key, "-p", fmt.Sprint(v.ssh), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd)
+	}
+	for _, v := range vms {
+		for {
+			out, err := ssh(v, "systemctl is-active pwgated")
+			if err == nil && strings.TrimSpace(out) == "active" {
+				fmt.Printf("pwimagetest: vm %s: pwgated active %v after start\n", v.name, time.Since(start).Round(time.Second))
+				break
+			}
+			if strings.TrimSpace(out) == "failed" {
+				st, _ := ssh(v, "systemctl status pwgated --no-pager; journalctl -b -u pwgated --no-pager | tail -20")
+				return fmt.Errorf("vm %s: pwgated failed:\n%s", v.name, st)
+			}
+			if v.proc.Exited() {
+				return fmt.Errorf("vm %s: qemu exited: %s", v.name, v.proc.Out.String())
+			}
+			if time.Since(start) > boot {
+				st, _ := ssh(v, "systemctl status pwgated --no-pager; journalctl -b -u pwgated --no-pager | tail -20")
+				return fmt.Errorf("vm %s: pwgated not active %v after start (last: %q, %v)\n%s\nserial: %s", v.name, boot, out, err, st, tailFile(v.serial))
+			}
+			time.Sleep(5 * time.Second)
+		}
+	}
+	// STP's forward delay (4 s) on both host bridges, then traffic.
+	var out string
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(2 * time.Second) {
+		if out, err = l.Exec("hosta", "ping", "-c", "3", "-W", "2", "10.77.0.2"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, v := range vms {
+				st, _ := ssh(v, "pwctl stats; ip -s link")
+				fmt.Fprintf(&b, "vm %s:\n%s\n", v.name, st)
+			}
+			br, _ := l.Exec("vms", "bridge", "link")
+			return fmt.Errorf("ping across the pseudowire: %v\n%s\n%s\nbridges:\n%s", err, out, b.String(), br)
+		}
+	}
+	fmt.Println("pwimagetest: ping hosta -> hostb across the pseudowire: ok")
+	if out, err = l.Exec("hosta", "ping", "-c", "3", "-W", "2", "-M", "do", "-s", "1572", "10.77.0.2"); err != nil {
+		return fmt.Errorf("1614-byte frames: %v\n%s", err, out)
+	}
+	stats, err := ssh(vms[1], "pwctl stats")
+	if err != nil {
+		return fmt.Errorf("pwctl stats on b: %v\n%s", err, stats)
+	}
+	var reassembled uint64
+	for _, line := range strings.Split(stats, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "pwgate.ul_rx_reassembled" {
+			fmt.Sscan(f[1], &reassembled)
+		}
+	}
+	if reassembled < 3 {
+		return fmt.Errorf("b reassembled %d frames, want 3 or more; pwctl stats:\n%s", reassembled, stats)
+	}
+	fmt.Printf("pwimagetest: 1614-byte frames split and reassembled (b: ul_rx_reassembled %d)\n", reassembled)
+	// br-a is the root bridge: its BPDUs enter A from the LAN and reach B
+	// from the uplink (B's bridge, not root, sends none on its root port).
+	for _, v := range vms {
+		dir := map[string]string{"a": "dl", "b": "ul"}[v.name]
+		out, err := ssh(v, "/usr/lib/nagios/plugins/check_pwbpdu --direction "+dir)
+		if err != nil || !strings.HasPrefix(out, "BPDU OK") {
+			return fmt.Errorf("vm %s: check_pwbpdu: %v\n%s", v.name, err, out)
+		}
+		fmt.Printf("pwimagetest: vm %s: %s", v.name, out)
+	}
+	for _, v := range vms {
+		ssh(v, "systemctl poweroff")
+	}
+	for _, v := range vms {
+		v.proc.Wait(2 * time.Minute)
+	}
+	return nil
+}
+
+// writeConfig puts files on the image's configuration partition.
+func writeConfig(image, dir string, files map[string]string) error {
+	out, err := exec.Command("sfdisk", "-J", image).Output()
+	if err != nil {
+		return fmt.Errorf("sfdisk: %w", err)
+	}
+	var pt struct {
+		PartitionTable struct {
+			SectorSize int `json:"sectorsize"`
+			Partitions []struct {
+				Start int64  `json:"start"`
+				Name  string `json:"name"`
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal(out, &pt); err != nil {
+		return err
+	}
+	ss := int64(pt.PartitionTable.SectorSize)
+	if ss == 0 {
+		ss = 512
+	}
+	for _, p := range pt.PartitionTable.Partitions {
+		if p.Name != "pwgate-config" {
+			continue
+		}
+		for name, content := range files {
+			f := filepath.Join(dir, name)
+			if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+				return err
+			}
+			if out, err := exec.Command("mcopy", "-o", "-i", fmt.Sprintf("%s@@%d", image, p.Start*ss), f, "::/"+name).CombinedOutput(); err != nil {
+				return fmt.Errorf("mcopy %s: %v: %s", name, err, out)
+			}
+		}
+		return nil
+	}
+	return errors.New("no pwgate-config partition")
+}
+
+func tailFile(name string) string {
+	b, _ := os.ReadFile(name)
+	b = bytes.ReplaceAll(b, []byte("\r"), nil)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}

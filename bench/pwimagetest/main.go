@@ -49,8 +49,8 @@ func main() {
 // vm is one appliance.
 type vm struct {
 	name, image, vars, serial string
-	ssh                        int // forwarded SSH port on 127.0.0.1 in the "vms" namespace
-	proc                       *lab.Proc
+	ssh                       int // forwarded SSH port on 127.0.0.1 in the "vms" namespace
+	proc                      *lab.Proc
 }
 
 func run(image string, boot time.Duration) error {
@@ -97,7 +97,7 @@ func run(image string, boot time.Duration) error {
 			return fmt.Errorf("OVMF: %v: %s", err, out)
 		}
 		files := map[string]string{
-			"pwgated.yaml": fmt.Sprintf("mode: eth\ndownlink:\n  interface: enp0s4\nuplink:\n  interface: enp0s5\npeer:\n  mac: \"52:54:00:00:0%d:05\"\npoll: adaptive\nstats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\n", 2-i),
+			"pwgated.yaml":    fmt.Sprintf("mode: eth\ndownlink:\n  interface: enp0s4\nuplink:\n  interface: enp0s5\npeer:\n  mac: \"52:54:00:00:0%d:05\"\npoll: adaptive\nstats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\n", 2-i),
 			"mgmt.network":    "[Match]\nName=enp0s3\n\n[Network]\nDHCP=ipv4\n",
 			"authorized_keys": string(pub),
 		}

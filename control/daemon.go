@@ -104,6 +104,13 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	if _, err := net.InterfaceByName(c.Downlink); err != nil {
 		return nil, fmt.Errorf("downlink %s: %w", c.Downlink, err)
 	}
+	if c.Anycast != nil && c.Anycast.Forward != nil {
+		for _, n := range c.Anycast.Forward.Interfaces {
+			if _, err := net.InterfaceByName(n); err != nil {
+				return nil, fmt.Errorf("anycast forwarder interface %s: %w", n, err)
+			}
+		}
+	}
 	if len(ul.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("uplink %s has no Ethernet address", c.Uplink)
 	}

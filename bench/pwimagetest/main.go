@@ -13,8 +13,10 @@
 // br-a (the root) and br-b speak STP, so BPDUs cross the pseudowire. The
 // checks: both VMs boot and pwgated runs (systemctl over SSH), ping from
 // hosta to hostb, 1614-byte frames (split in two on the uplink and
-// reassembled, by pwctl stats), and check_pwbpdu OK on both: on A for the
-// BPDUs from its LAN, on B for those from the far site.
+// reassembled, by pwctl stats), check_pwbpdu OK on both: on A for the
+// BPDUs from its LAN, on B for those from the far site; then B rebooted with
+// a bad pwgated.yaml comes back over SSH with pwgated stopped, not
+// restarting, the reason in its log.
 package main
 
 import (
@@ -218,6 +220,34 @@ func run(image string, boot time.Duration) error {
 		}
 		fmt.Printf("pwimagetest: vm %s: %s", v.name, out)
 	}
+	// A bad configuration, as an operator might write it: after a reboot
+	// pwgated stays stopped (exit 2, not restarted), the reason is in its
+	// log, and the box answers over SSH.
+	b := vms[1]
+	bootID := func() string { out, _ := ssh(b, "cat /proc/sys/kernel/random/boot_id"); return strings.TrimSpace(out) }
+	before := bootID()
+	if out, err := ssh(b, "printf 'mode: ethernet\\n' > /config/pwgated.yaml && sync && systemctl reboot"); err != nil && !strings.Contains(out, "closed") {
+		fmt.Printf("pwimagetest: reboot b: %v %s\n", err, out)
+	}
+	rebooted := time.Now()
+	for now := bootID(); now == "" || now == before; now = bootID() {
+		if time.Since(rebooted) > boot {
+			return fmt.Errorf("vm b did not come back over SSH within %v of a reboot with a bad configuration\nserial: %s", boot, tailFile(b.serial))
+		}
+		time.Sleep(5 * time.Second)
+	}
+	var state string
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(3 * time.Second) {
+		state, _ = ssh(b, "systemctl is-active pwgated; systemctl show -p NRestarts --value pwgated; journalctl -b -u pwgated --no-pager -o cat")
+		if strings.HasPrefix(state, "failed\n") || time.Now().After(deadline) {
+			break
+		}
+	}
+	lines := strings.SplitN(state, "\n", 3)
+	if len(lines) < 3 || lines[0] != "failed" || lines[1] != "0" || !strings.Contains(lines[2], "mode") {
+		return fmt.Errorf("vm b with a bad configuration: want pwgated failed, not restarted, the reason logged; got:\n%s", state)
+	}
+	fmt.Printf("pwimagetest: vm b with a bad pwgated.yaml: back over SSH %v after the reboot, pwgated failed and not restarted:\n%s", time.Since(rebooted).Round(time.Second), indent(lines[2]))
 	for _, v := range vms {
 		ssh(v, "systemctl poweroff")
 	}
@@ -265,6 +295,16 @@ func writeConfig(image, dir string, files map[string]string) error {
 		return nil
 	}
 	return errors.New("no pwgate-config partition")
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.Contains(l, "pwgated") {
+			b.WriteString("    " + l + "\n")
+		}
+	}
+	return b.String()
 }
 
 func tailFile(name string) string {

@@ -212,11 +212,8 @@ const anycastRefresh = time.Second
 func (d *AnycastDaemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	defer d.Close()
 	sd := newNotifier()
-	defer sd.close()
-	sd.send("READY=1")
-	defer sd.send("STOPPING=1")
-	watchdog, stopWatchdog := sd.ticker()
-	defer stopWatchdog()
+	watchdog := sd.ready()
+	defer sd.stop()
 	t := time.NewTicker(anycastRefresh)
 	defer t.Stop()
 	for {

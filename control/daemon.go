@@ -366,11 +366,8 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		aging = t.C
 	}
 	sd := newNotifier()
-	defer sd.close()
-	sd.send("READY=1")
-	defer sd.send("STOPPING=1")
-	watchdog, stopWatchdog := sd.ticker()
-	defer stopWatchdog()
+	watchdog := sd.ready()
+	defer sd.stop()
 	var beats [2]uint64
 	moved := time.Now() // when both data goroutines were last seen turning
 	if e := d.engine(); e != nil {

@@ -15,6 +15,7 @@ import (
 type notifier struct {
 	conn  *net.UnixConn
 	every time.Duration // 0: no watchdog
+	tick  *time.Ticker  // the watchdog's, from ready
 }
 
 func newNotifier() *notifier {
@@ -46,16 +47,24 @@ func (n *notifier) send(state string) {
 	}
 }
 
-// ticker returns a channel that ticks at the watchdog's pace, or nil.
-func (n *notifier) ticker() (<-chan time.Time, func()) {
+// ready says READY=1 and returns a channel that ticks at the watchdog's
+// pace (nil without a watchdog): on each tick the caller sends WATCHDOG=1
+// if all is well.
+func (n *notifier) ready() <-chan time.Time {
+	n.send("READY=1")
 	if n.conn == nil || n.every == 0 {
-		return nil, func() {}
+		return nil
 	}
-	t := time.NewTicker(n.every)
-	return t.C, t.Stop
+	n.tick = time.NewTicker(n.every)
+	return n.tick.C
 }
 
-func (n *notifier) close() {
+// stop says STOPPING=1, stops the watchdog's ticker and closes the socket.
+func (n *notifier) stop() {
+	n.send("STOPPING=1")
+	if n.tick != nil {
+		n.tick.Stop()
+	}
 	if n.conn != nil {
 		n.conn.Close()
 	}

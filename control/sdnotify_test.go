@@ -18,15 +18,22 @@ func TestNotifier(t *testing.T) {
 	t.Setenv("WATCHDOG_USEC", "200000")
 	t.Setenv("WATCHDOG_PID", "")
 	n := newNotifier()
-	defer n.close()
 	if n.every != 100*time.Millisecond {
 		t.Errorf("watchdog every %v, want half of 200 ms", n.every)
 	}
-	n.send("READY=1")
+	tick := n.ready()
 	buf := make([]byte, 64)
 	ln.SetReadDeadline(time.Now().Add(time.Second))
 	k, err := ln.Read(buf)
 	if err != nil || string(buf[:k]) != "READY=1" {
+		t.Fatalf("got %q, %v", buf[:k], err)
+	}
+	if tick == nil {
+		t.Fatal("no watchdog ticker")
+	}
+	<-tick
+	n.stop()
+	if k, err := ln.Read(buf); err != nil || string(buf[:k]) != "STOPPING=1" {
 		t.Fatalf("got %q, %v", buf[:k], err)
 	}
 	// Another process's watchdog: none for us.
@@ -36,10 +43,11 @@ func TestNotifier(t *testing.T) {
 	}
 	// No socket: nothing, quietly.
 	t.Setenv("NOTIFY_SOCKET", "")
-	if c, _ := newNotifier().ticker(); c != nil {
+	m := newNotifier()
+	if c := m.ready(); c != nil {
 		t.Error("a ticker without a socket")
 	}
-	newNotifier().send("READY=1")
+	m.stop()
 }
 
 func TestProgressed(t *testing.T) {

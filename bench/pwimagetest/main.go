@@ -247,7 +247,7 @@ func run(image string, boot time.Duration) error {
 	if len(lines) < 3 || lines[0] != "failed" || lines[1] != "0" || !strings.Contains(lines[2], "mode") {
 		return fmt.Errorf("vm b with a bad configuration: want pwgated failed, not restarted, the reason logged; got:\n%s", state)
 	}
-	fmt.Printf("pwimagetest: vm b with a bad pwgated.yaml: back over SSH %v after the reboot, pwgated failed and not restarted:\n%s", time.Since(rebooted).Round(time.Second), indent(lines[2]))
+	fmt.Printf("pwimagetest: vm b with a bad pwgated.yaml: back over SSH %v after the reboot, pwgated failed and not restarted:\n%s", time.Since(rebooted).Round(time.Second), pwgatedLines(lines[2]))
 	for _, v := range vms {
 		ssh(v, "systemctl poweroff")
 	}
@@ -297,7 +297,8 @@ func writeConfig(image, dir string, files map[string]string) error {
 	return errors.New("no pwgate-config partition")
 }
 
-func indent(s string) string {
+// pwgatedLines returns the lines of a log that name pwgated, indented.
+func pwgatedLines(s string) string {
 	var b strings.Builder
 	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
 		if strings.Contains(l, "pwgated") {

@@ -214,7 +214,7 @@ func run(o options) (bool, error) {
 	}
 	changes := map[string][]growth{}
 	for site, mm := range maps {
-		changes[site], _ = grew(mm[0], mm[1])
+		changes[site] = grew(mm[0], mm[1])
 	}
 	return ok, report(o, samples, verdicts, changes, rates, ok)
 }

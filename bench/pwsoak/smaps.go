@@ -89,23 +89,19 @@ type growth struct {
 }
 
 // grew returns the mappings whose resident memory changed between
-// before and after, largest change first, and the sum of the anonymous
-// changes.
-func grew(before, after map[string]mapping) ([]growth, int64) {
+// before and after, largest change first.
+func grew(before, after map[string]mapping) []growth {
 	var out []growth
-	var anon int64
 	for k, a := range after {
 		b := before[k]
 		g := growth{Mapping: a, Delta: int64(a.RSS) - int64(b.RSS), AnonDelta: int64(a.Anon) - int64(b.Anon)}
 		if g.Delta != 0 || g.AnonDelta != 0 {
 			out = append(out, g)
-			anon += g.AnonDelta
 		}
 	}
 	for k, b := range before {
 		if _, ok := after[k]; !ok {
 			out = append(out, growth{Mapping: mapping{Kind: b.Kind}, Delta: -int64(b.RSS), AnonDelta: -int64(b.Anon)})
-			anon -= int64(b.Anon)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -115,7 +111,7 @@ func grew(before, after map[string]mapping) ([]growth, int64) {
 		}
 		return out[i].Mapping.Kind < out[j].Mapping.Kind
 	})
-	return out, anon
+	return out
 }
 
 func abs(x int64) int64 {

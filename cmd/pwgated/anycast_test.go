@@ -490,13 +490,9 @@ func TestIP6ModeWithAnycast(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/frr/bgpd"); err != nil && lab.IsRoot() {
 		t.Fatal("FRR is not installed (make deps installs it)")
 	}
-	l := newLab(t)
 	toolBin(t, "pwctl")
-	dir := t.TempDir()
-	s, err := lab.NewSites(l, lab.SitesOptions{Mode: "ip6", Pwgated: pwgatedBin, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := buildSites(t, lab.SitesOptions{Mode: "ip6"})
+	l, dir := s.Lab, s.Opt.Dir
 	const vip = "2001:db8:80::80"
 	healthy := filepath.Join(dir, "healthy")
 	if err := os.WriteFile(healthy, nil, 0o644); err != nil {
@@ -532,24 +528,7 @@ anycast:
 		" neighbor 2001:db8:a::a remote-as 65101\n neighbor 2001:db8:a::a timers 3 9\n address-family ipv6 unicast\n  neighbor 2001:db8:a::a activate\n exit-address-family\n!\n"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() && s.A.Proc != nil {
-			t.Logf("pwgated a log:\n%s", s.A.Proc.Out.String())
-		}
-	})
-	for _, site := range []*lab.Site{s.A, s.B} {
-		if err := s.StartPwgated(site); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, site := range []*lab.Site{s.A, s.B} {
-		if err := s.WaitReady(site, 20*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.WaitForwarding(15 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	startSites(t, s)
 	// med returns the MED of FRR's path to the VIP, -1 without one.
 	med := func() int {
 		out, _ := l.Vtysh("net", "show bgp ipv6 unicast "+vip+"/128 json")

@@ -27,11 +27,7 @@ func TestBusyPinned(t *testing.T) {
 	}
 	for _, cores := range [][3]int{{0, 1, 1}, {0, 0, 1}} {
 		t.Run(fmt.Sprintf("main%d-encap%d-decap%d", cores[0], cores[1], cores[2]), func(t *testing.T) {
-			l := newLab(t)
-			s, err := lab.NewSites(l, lab.SitesOptions{Mode: "eth", Pwgated: pwgatedBin, Dir: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := buildSites(t, lab.SitesOptions{Mode: "eth"})
 			conf := strings.Replace(s.ConfigFor(s.A, s.A.Peer), "poll: adaptive\n",
 				fmt.Sprintf("poll: busy\ncores:\n  main: %d\n  encap: %d\n  decap: %d\n", cores[0], cores[1], cores[2]), 1)
 			if err := os.WriteFile(s.A.Config, []byte(conf), 0o644); err != nil {
@@ -42,11 +38,6 @@ func TestBusyPinned(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("pwgated a:\n%s", s.A.Proc.Out.String())
-				}
-			})
 			// Sysmon re-reads the affinity about once a second: give it time
 			// to drop GOMAXPROCS, if it would.
 			time.Sleep(2500 * time.Millisecond)

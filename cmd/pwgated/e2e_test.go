@@ -71,8 +71,18 @@ func newLab(t *testing.T) *lab.Lab {
 
 func newSites(t *testing.T, mode string) *lab.Sites {
 	t.Helper()
+	s := buildSites(t, lab.SitesOptions{Mode: mode, STP: true})
+	startSites(t, s)
+	return s
+}
+
+// buildSites builds a two-site lab (o's binary and directory filled in)
+// whose appliances' logs are shown when the test fails.
+func buildSites(t *testing.T, o lab.SitesOptions) *lab.Sites {
+	t.Helper()
 	l := newLab(t)
-	s, err := lab.NewSites(l, lab.SitesOptions{Mode: mode, Pwgated: pwgatedBin, Dir: t.TempDir(), STP: true})
+	o.Pwgated, o.Dir = pwgatedBin, t.TempDir()
+	s, err := lab.NewSites(l, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +95,12 @@ func newSites(t *testing.T, mode string) *lab.Sites {
 			}
 		}
 	})
+	return s
+}
+
+// startSites starts both appliances and waits until frames cross.
+func startSites(t *testing.T, s *lab.Sites) {
+	t.Helper()
 	for _, site := range []*lab.Site{s.A, s.B} {
 		if err := s.StartPwgated(site); err != nil {
 			t.Fatal(err)
@@ -98,7 +114,6 @@ func newSites(t *testing.T, mode string) *lab.Sites {
 	if err := s.WaitForwarding(15 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	return s
 }
 
 func TestEthMode(t *testing.T) { runSuite(t, newSites(t, "eth")) }

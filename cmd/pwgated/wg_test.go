@@ -22,20 +22,7 @@ import (
 )
 
 func TestWireGuardMode(t *testing.T) {
-	l := newLab(t)
-	s, err := lab.NewSites(l, lab.SitesOptions{Mode: "ip6", Pwgated: pwgatedBin, Dir: t.TempDir(), STP: true, WireGuard: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, site := range []*lab.Site{s.A, s.B} {
-				if site.Proc != nil {
-					t.Logf("pwgated %s log:\n%s", site.Name, site.Proc.Out.String())
-				}
-			}
-		}
-	})
+	s := buildSites(t, lab.SitesOptions{Mode: "ip6", STP: true, WireGuard: true})
 	for _, site := range []*lab.Site{s.A, s.B} {
 		if err := s.StartPwgated(site); err != nil {
 			t.Fatal(err)

@@ -1,11 +1,12 @@
-// Command pwctl reads a running pwgated's counters and status, and makes
-// WireGuard keys.
+// Command pwctl reads a running pwgated's counters and status, makes
+// WireGuard keys, and updates the appliance (pwctl update).
 //
 //	pwctl [--socket PATH | --config FILE] stats [--json]
 //	pwctl [--socket PATH | --config FILE] status [--json]
 //	pwctl [--socket PATH | --config FILE] wg [--json]
 //	pwctl [--socket PATH | --config FILE] fdb|evpn|bgp [--json]
 //	pwctl wg genkey | pwctl wg pubkey
+//	pwctl update FILE|- | --status | check-boot (see update.go)
 //
 // Invoked as "gpwstats" (a symlink), it prints the reference's twelve
 // counters in the reference tool's format from the reference protocol
@@ -49,6 +50,8 @@ func usage(w io.Writer) {
        pwctl [--socket PATH | --config FILE] anycast drain|resume VIP
        pwctl wg genkey          a new WireGuard private key (as wg genkey)
        pwctl wg pubkey          the public key of the private key on stdin (as wg pubkey)
+       pwctl update ...         install an update into the other root slot
+                                (pwctl update --help)
        pwctl --version
 
   stats   every counter, one a line (the reference's twelve first)
@@ -91,6 +94,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if cmd == "update" {
+		return updateCmd(rest, *socket, stdin, stdout, stderr)
+	}
 	sub := flag.NewFlagSet("pwctl "+cmd, flag.ContinueOnError)
 	sub.SetOutput(stderr)
 	asJSON := sub.Bool("json", false, "print JSON")

@@ -1,0 +1,443 @@
+package update
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// System is where an appliance keeps what updates touch. Tests point it
+// at a temporary directory.
+type System struct {
+	ESP       string // the EFI system partition's mount point
+	Parts     string // partitions by GPT label (root-a, root-b)
+	Cmdline   string // the kernel's command line (pwgate.slot=)
+	State     string // the record of the last update, on the data partition
+	PublicKey string // Ed25519 key updates must be signed with; absent: none
+	EFIVars   string // efivarfs (LoaderBootCountPath: a trial boot)
+}
+
+// Appliance is the image's layout (hw/image).
+func Appliance() System {
+	return System{ESP: "/efi", Parts: "/dev/disk/by-partlabel", Cmdline: "/proc/cmdline",
+		State: "/var/lib/pwgate/update.json", PublicKey: "/config/update.pub", EFIVars: "/sys/firmware/efi/efivars"}
+}
+
+// Slots are the root slots.
+var Slots = []string{"a", "b"}
+
+// Entry is one slot's boot loader entry: loader/entries/pwgate-SLOT[+LEFT[-DONE]].conf.
+type Entry struct {
+	File       string `json:"file"`
+	Slot       string `json:"slot"`
+	Version    string `json:"version"`    // pwgate's
+	Generation int    `json:"generation"` // the entry's "version": the newest boots first
+	TriesLeft  int    `json:"tries_left"` // -1: no boot counting (blessed)
+	TriesDone  int    `json:"tries_done"`
+}
+
+var entryName = regexp.MustCompile(`^pwgate-([ab])(?:\+(\d+)(?:-(\d+))?)?\.conf$`)
+
+// EntryText is the boot loader entry of a slot holding version. The sort
+// key and generation make systemd-boot choose the newest entry that has
+// tries left (or none to count), so that a slot on trial boots first and
+// a slot that failed its trial sorts last by itself.
+func EntryText(slot, version string, generation int) string {
+	return fmt.Sprintf(`title pwgate %s (slot %s)
+sort-key pwgate
+version %d
+linux /%s/vmlinuz
+initrd /%s/initrd.img
+options root=PARTLABEL=root-%s rootfstype=squashfs ro console=tty0 console=ttyS0,115200 panic=10 pwgate.slot=%s
+`, version, strings.ToUpper(slot), generation, slot, slot, slot, slot)
+}
+
+func (s System) entriesDir() string { return filepath.Join(s.ESP, "loader", "entries") }
+
+// Entries lists the slots' boot loader entries, by slot.
+func (s System) Entries() (map[string]Entry, error) {
+	des, err := os.ReadDir(s.entriesDir())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Entry{}
+	for _, de := range des {
+		m := entryName.FindStringSubmatch(de.Name())
+		if m == nil {
+			continue
+		}
+		e := Entry{File: de.Name(), Slot: m[1], TriesLeft: -1}
+		if m[2] != "" {
+			e.TriesLeft, _ = strconv.Atoi(m[2])
+			if m[3] != "" {
+				e.TriesDone, _ = strconv.Atoi(m[3])
+			}
+		}
+		b, err := os.ReadFile(filepath.Join(s.entriesDir(), de.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			switch {
+			case len(f) >= 3 && f[0] == "title" && f[1] == "pwgate":
+				e.Version = f[2]
+			case len(f) == 2 && f[0] == "version":
+				e.Generation, _ = strconv.Atoi(f[1])
+			}
+		}
+		if old, dup := out[e.Slot]; dup {
+			return nil, fmt.Errorf("two boot entries for slot %s: %s and %s", e.Slot, old.File, e.File)
+		}
+		out[e.Slot] = e
+	}
+	return out, nil
+}
+
+// State says what an entry's file name says, from the booted slot's view.
+func (e Entry) State(booted string) string {
+	switch {
+	case e.TriesLeft < 0:
+		return "good"
+	case e.Slot == booted:
+		return "on trial (this boot; blessed when healthy)"
+	case e.TriesLeft > 0:
+		return "trial pending (boots next)"
+	default:
+		return "bad (failed its trial boot)"
+	}
+}
+
+// NextBoot is the slot systemd-boot picks from entries, as it sorts them
+// (our entries all carry the same sort key): entries with no tries left
+// last, then the highest generation ("version") first.
+func NextBoot(entries map[string]Entry) string {
+	best := ""
+	for _, slot := range Slots {
+		e, ok := entries[slot]
+		if !ok {
+			continue
+		}
+		if best == "" {
+			best = slot
+			continue
+		}
+		b := entries[best]
+		if bad, bbad := e.TriesLeft == 0, b.TriesLeft == 0; bad != bbad {
+			if !bad {
+				best = slot
+			}
+			continue
+		}
+		if e.Generation > b.Generation {
+			best = slot
+		}
+	}
+	return best
+}
+
+// BootedSlot is the slot the running system came from.
+func (s System) BootedSlot() (string, error) {
+	b, err := os.ReadFile(s.Cmdline)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, "pwgate.slot="); ok && (v == "a" || v == "b") {
+			return v, nil
+		}
+	}
+	return "", errors.New("not booted from a pwgate slot (no pwgate.slot= on the kernel command line)")
+}
+
+// Other is the slot that is not slot.
+func Other(slot string) string {
+	if slot == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+// Record is what the last update did, kept on the data partition.
+type Record struct {
+	Started    time.Time `json:"started"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	Version    string    `json:"version"`
+	Generation int       `json:"generation"`
+	Signed     bool      `json:"signed"`
+	Written    bool      `json:"written"` // every file written and checked; the entry made
+	Trial      string    `json:"trial,omitempty"`
+}
+
+func (s System) readRecord() (*Record, error) {
+	b, err := os.ReadFile(s.State)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.State, err)
+	}
+	return &r, nil
+}
+
+func (s System) writeRecord(r Record) error {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	return writeFileSync(s.State, append(b, '\n'))
+}
+
+// publicKey is the configured signing key, or nil.
+func (s System) publicKey() (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(s.PublicKey)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := DecodeKey(string(b), ed25519.PublicKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.PublicKey, err)
+	}
+	return k, nil
+}
+
+// Install writes the bundle from r into the slot not booted and makes it
+// boot next for tries trial boots. Nothing of the new slot is bootable
+// until every file was written, synced and matched its hash: a power
+// loss or a bad bundle at any point leaves the booted slot the one that
+// boots.
+func (s System) Install(r io.Reader, tries int, logf func(string, ...any)) (Record, error) {
+	var rec Record
+	if tries < 1 || tries > 9 {
+		return rec, fmt.Errorf("tries %d: want 1 to 9", tries)
+	}
+	booted, err := s.BootedSlot()
+	if err != nil {
+		return rec, err
+	}
+	target := Other(booted)
+	entries, err := s.Entries()
+	if err != nil {
+		return rec, err
+	}
+	if e, ok := entries[booted]; ok && e.TriesLeft >= 0 {
+		return rec, fmt.Errorf("slot %s is on trial and not yet blessed: update again once it is (pwctl update --status)", booted)
+	}
+	pub, err := s.publicKey()
+	if err != nil {
+		return rec, err
+	}
+	b, err := Open(r, pub)
+	if err != nil {
+		return rec, err
+	}
+	gen := 0
+	for _, e := range entries {
+		gen = max(gen, e.Generation)
+	}
+	rec = Record{Started: time.Now().UTC(), From: booted, To: target, Version: b.Manifest.Version, Generation: gen + 1, Signed: b.Signed}
+	logf("installing pwgate %s into slot %s (booted: slot %s)", rec.Version, target, booted)
+	// The target slot's entry goes first: from here on the slot is not
+	// bootable until its new entry exists.
+	if e, ok := entries[target]; ok {
+		if err := os.Remove(filepath.Join(s.entriesDir(), e.File)); err != nil {
+			return rec, err
+		}
+		if err := syncDir(s.entriesDir()); err != nil {
+			return rec, err
+		}
+	}
+	if err := s.writeRecord(rec); err != nil {
+		return rec, err
+	}
+	// The slot's old kernel and initrd make room for the new ones (the
+	// ESP holds two sets, not three).
+	dir := filepath.Join(s.ESP, target)
+	if err := os.RemoveAll(dir); err != nil {
+		return rec, err
+	}
+	dev := filepath.Join(s.Parts, "root-"+target)
+	if err := writeSlot(dev, b, logf); err != nil {
+		return rec, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return rec, err
+	}
+	for _, name := range Files[1:] {
+		if err := writeChecked(filepath.Join(dir, name), b); err != nil {
+			return rec, err
+		}
+	}
+	name := fmt.Sprintf("pwgate-%s+%d.conf", target, tries)
+	if err := writeFileSync(filepath.Join(s.entriesDir(), name), []byte(EntryText(target, rec.Version, rec.Generation))); err != nil {
+		return rec, err
+	}
+	rec.Written = true
+	if err := s.writeRecord(rec); err != nil {
+		return rec, err
+	}
+	logf("slot %s holds pwgate %s and boots next (%s, %d trial boot(s)); slot %s stays the fallback", target, rec.Version, name, tries, booted)
+	return rec, nil
+}
+
+// writeSlot streams root.sqfs onto the slot's partition and syncs it.
+func writeSlot(dev string, b *Bundle, logf func(string, ...any)) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("slot partition: %w", err)
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	want := b.Manifest.Files[0].Size
+	if fi, _ := f.Stat(); fi.Mode().IsRegular() && size < want {
+		size = want // a file stands in for the partition in tests: it grows
+	}
+	if want > size {
+		return fmt.Errorf("root.sqfs is %d MiB, the slot %s only %d MiB", want>>20, dev, size>>20)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	logf("writing root.sqfs (%d MiB) to %s", want>>20, dev)
+	if _, err := b.Copy(f); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// writeChecked writes the bundle's next file to path through a
+// temporary file, renamed only when its hash matched.
+func writeChecked(path string, b *Bundle) error {
+	tmp := path + ".new"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = b.Copy(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeFileSync writes a small file whole: a temporary file, synced,
+// renamed over path, the directory synced.
+func writeFileSync(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".new"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Status is the slots and the last update, for pwctl update --status.
+type Status struct {
+	Booted  string            `json:"booted"`
+	Next    string            `json:"next_boot"`
+	Entries map[string]Entry  `json:"entries"`
+	States  map[string]string `json:"states"`
+	Last    *Record           `json:"last_update,omitempty"`
+	Outcome string            `json:"outcome,omitempty"`
+}
+
+// Status reads the slots' entries and the record of the last update.
+func (s System) Status() (Status, error) {
+	var st Status
+	var err error
+	if st.Booted, err = s.BootedSlot(); err != nil {
+		return st, err
+	}
+	if st.Entries, err = s.Entries(); err != nil {
+		return st, err
+	}
+	st.Next = NextBoot(st.Entries)
+	st.States = map[string]string{}
+	for slot, e := range st.Entries {
+		st.States[slot] = e.State(st.Booted)
+	}
+	if st.Last, err = s.readRecord(); err != nil {
+		return st, err
+	}
+	if r := st.Last; r != nil {
+		st.Outcome = outcome(*r, st.Booted, st.Entries)
+	}
+	return st, nil
+}
+
+// outcome says what became of the last update.
+func outcome(r Record, booted string, entries map[string]Entry) string {
+	e, ok := entries[r.To]
+	switch {
+	case !r.Written:
+		return fmt.Sprintf("not finished: slot %s was being written and is not bootable; slot %s boots", r.To, booted)
+	case !ok || e.Generation != r.Generation:
+		return fmt.Sprintf("slot %s has been written over since", r.To)
+	case e.TriesLeft < 0 && booted == r.To:
+		return fmt.Sprintf("blessed: slot %s is healthy and boots from now on", r.To)
+	case e.TriesLeft < 0:
+		return fmt.Sprintf("blessed, but slot %s is booted now", booted)
+	case booted == r.To:
+		return fmt.Sprintf("on trial: slot %s booted and is blessed once healthy", r.To)
+	case e.TriesLeft > 0:
+		return fmt.Sprintf("waiting: slot %s boots next, on trial", r.To)
+	default:
+		why := ""
+		if r.Trial != "" {
+			why = " (" + r.Trial + ")"
+		}
+		return fmt.Sprintf("rolled back: slot %s failed its trial boot%s; slot %s boots", r.To, why, booted)
+	}
+}

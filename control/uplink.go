@@ -92,15 +92,48 @@ func (t *tracker) subscribe() error {
 	if err := netlink.RouteSubscribeWithOptions(routes, t.done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
 		return err
 	}
-	drain(t, routes, func(u netlink.RouteUpdate) bool { return u.LinkIndex == idx || u.LinkIndex == 0 })
+	type routeKey struct {
+		dst           string
+		gw            netip.Addr
+		table, metric int
+	}
+	var rs seen[routeKey, int]
+	drain(t, routes, func(u netlink.RouteUpdate) bool {
+		if u.LinkIndex != idx && u.LinkIndex != 0 {
+			return false
+		}
+		gw, _ := netip.AddrFromSlice(u.Gw)
+		dst := ""
+		if u.Dst != nil {
+			dst = u.Dst.String()
+		}
+		return rs.changed(routeKey{dst, gw, u.Table, u.Priority}, u.LinkIndex, u.Type == unix.RTM_DELROUTE)
+	})
 	if err := netlink.NeighSubscribeWithOptions(neighs, t.done, netlink.NeighSubscribeOptions{ErrorCallback: onErr}); err != nil {
 		return err
 	}
-	drain(t, neighs, func(u netlink.NeighUpdate) bool { return u.LinkIndex == idx })
+	type neighState struct {
+		usable bool
+		mac    string
+	}
+	var ns seen[netip.Addr, neighState]
+	drain(t, neighs, func(u netlink.NeighUpdate) bool {
+		if u.LinkIndex != idx {
+			return false
+		}
+		ip, _ := netip.AddrFromSlice(u.IP)
+		return ns.changed(ip.Unmap(), neighState{u.State&usableNUD != 0, string(u.HardwareAddr)}, u.Type == unix.RTM_DELNEIGH)
+	})
 	if err := netlink.AddrSubscribeWithOptions(addrs, t.done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
 		return err
 	}
-	drain(t, addrs, func(u netlink.AddrUpdate) bool { return u.LinkIndex == idx })
+	var as seen[string, bool]
+	drain(t, addrs, func(u netlink.AddrUpdate) bool {
+		if u.LinkIndex != idx {
+			return false
+		}
+		return as.changed(u.LinkAddress.String(), usable(netlink.Addr{Flags: u.Flags}) && u.PreferedLft != 0, !u.NewAddr)
+	})
 	return nil
 }
 
@@ -116,6 +149,37 @@ func drain[T any](t *tracker, ch <-chan T, ours func(T) bool) {
 			}
 		}
 	}()
+}
+
+// seen remembers what the last notification said about each route,
+// neighbour or address, so that one that changes nothing the view reads
+// wakes nobody: a router advertisement renews the default route's and
+// the SLAAC address's lifetimes every few seconds, and the next hop's
+// neighbour entry goes REACHABLE, STALE, DELAY, PROBE and back while
+// frames bypass the kernel. (Each wake-up re-reads addresses, routes
+// and neighbours: allocations on the main goroutine, all day long.)
+type seen[K, V comparable] struct{ m map[K]V }
+
+// seenMax bounds what seen keeps (a busy segment's neighbours): past it,
+// it starts again, and the first notification of each wakes once more.
+const seenMax = 256
+
+// changed records what a notification says about k (v, or gone) and
+// reports whether that differs from what the last one said.
+func (s *seen[K, V]) changed(k K, v V, gone bool) bool {
+	old, had := s.m[k]
+	if gone { // seen or not: the view may have used it
+		delete(s.m, k)
+		return true
+	}
+	if had && old == v {
+		return false
+	}
+	if s.m == nil || len(s.m) >= seenMax {
+		s.m = map[K]V{}
+	}
+	s.m[k] = v
+	return true
 }
 
 // setToken does what "ip token set TOKEN dev IF" does: the kernel then

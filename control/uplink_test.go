@@ -97,3 +97,32 @@ func TestTrackerFollowsKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSeenWakesOnlyOnChange(t *testing.T) {
+	var s seen[string, bool]
+	steps := []struct {
+		k     string
+		v     bool
+		gone  bool
+		wakes bool
+	}{
+		{"2001:db8::1/64", false, false, true}, // new, tentative
+		{"2001:db8::1/64", false, false, false},
+		{"2001:db8::1/64", true, false, true},  // usable now
+		{"2001:db8::1/64", true, false, false}, // a lifetime renewed
+		{"2001:db8::1/64", true, true, true},   // gone
+		{"2001:db8::2/64", true, true, true},   // gone, never seen: still wakes
+		{"2001:db8::1/64", true, false, true},  // back
+	}
+	for i, st := range steps {
+		if got := s.changed(st.k, st.v, st.gone); got != st.wakes {
+			t.Errorf("step %d %+v: woke %v", i, st, got)
+		}
+	}
+	for i := range seenMax + 10 {
+		s.changed(fmt.Sprint(i), true, false)
+	}
+	if len(s.m) > seenMax {
+		t.Errorf("seen keeps %d entries, more than %d", len(s.m), seenMax)
+	}
+}

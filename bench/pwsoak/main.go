@@ -12,7 +12,10 @@
 // files end higher than they started. The memory judged is the process's
 // own (anonymous) resident memory and the Go heap; resident file pages
 // (the binary's code, paged in as rarer paths first run, bounded by its
-// size) are reported beside them. The samples and verdicts go to
+// size) are reported beside them. What allocates is reported too: each
+// daemon's exact allocation count per minute, and pprof's allocation
+// profile (each pwgated serves it with --debug-addr) at the end less the
+// one after the warm-up. The samples and verdicts go to
 // bench/results/soak-*.md and .json.
 package main
 
@@ -72,6 +75,7 @@ type sample struct {
 	Goroutines int     `json:"goroutines"`
 	FDs        int     `json:"fds"`
 	GC         uint64  `json:"gc_cycles"`
+	Allocs     uint64  `json:"allocs"` // heap allocations since start (objects, exact)
 	Drops      uint64  `json:"drops"`
 	ULRx, DLRx uint64  `json:"-"`
 }
@@ -114,7 +118,7 @@ func run(o options) (bool, error) {
 		return false, err
 	}
 	for _, site := range []*lab.Site{s.A, s.B} {
-		if err := s.StartPwgated(site); err != nil {
+		if err := s.StartPwgated(site, "--config", site.Config, "--debug-addr", debugAddr); err != nil {
 			return false, err
 		}
 	}
@@ -140,6 +144,9 @@ func run(o options) (bool, error) {
 	samples := map[string][]sample{}
 	// Each daemon's mappings after the warm-up and at the end: what grew.
 	maps := map[string][2]map[string]mapping{}
+	// Each daemon's allocation profile after the warm-up: what allocated
+	// since then is the churn that touches memory.
+	profiles := map[string]string{}
 	take := func() error {
 		for _, site := range []*lab.Site{s.A, s.B} {
 			if n := len(samples[site.Name]); n >= warmUp {
@@ -150,6 +157,9 @@ func run(o options) (bool, error) {
 				mm := maps[site.Name]
 				if n == warmUp {
 					mm[0] = m
+					if profiles[site.Name], err = fetchAllocs(s, site, dir, site.Name+"-warm"); err != nil {
+						return err
+					}
 				}
 				mm[1] = m
 				maps[site.Name] = mm
@@ -164,7 +174,7 @@ func run(o options) (bool, error) {
 			}
 			r := st.Runtime
 			sm := sample{At: time.Since(start).Minutes(), RSS: r.RSSBytes, RSSAnon: r.RSSAnonBytes, RSSFile: r.RSSFileBytes,
-				Heap: r.HeapBytes, GoHeld: r.GoHeldBytes, Threads: r.OSThreads, Goroutines: r.Goroutines, FDs: r.FDs, GC: r.GCCycles}
+				Heap: r.HeapBytes, GoHeld: r.GoHeldBytes, Threads: r.OSThreads, Goroutines: r.Goroutines, FDs: r.FDs, GC: r.GCCycles, Allocs: r.Allocs}
 			for _, c := range cs {
 				switch {
 				case strings.Contains(c.Name, "_drop_"):
@@ -202,6 +212,16 @@ func run(o options) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	allocs := map[string]string{}
+	for _, site := range []*lab.Site{s.A, s.B} {
+		end, err := fetchAllocs(s, site, dir, site.Name+"-end")
+		if err != nil {
+			return false, err
+		}
+		if allocs[site.Name], err = allocatedBetween(profiles[site.Name], end); err != nil {
+			return false, err
+		}
+	}
 	for _, site := range []*lab.Site{s.A, s.B} {
 		if code, err := s.StopPwgated(site); err != nil || code != 0 {
 			return false, fmt.Errorf("pwgated %s: exit %d, %v", site.Name, code, err)
@@ -216,7 +236,7 @@ func run(o options) (bool, error) {
 	for site, mm := range maps {
 		changes[site] = grew(mm[0], mm[1])
 	}
-	return ok, report(o, samples, verdicts, changes, rates, ok)
+	return ok, report(o, samples, verdicts, changes, allocs, rates, ok)
 }
 
 // iperfRates returns the received rates of both directions in Mbit/s.
@@ -319,7 +339,7 @@ func judge(samples map[string][]sample) []verdict {
 // shownChanges is how many changed mappings the report lists per site.
 const shownChanges = 8
 
-func report(o options, samples map[string][]sample, verdicts []verdict, changes map[string][]growth, rates [2]float64, ok bool) error {
+func report(o options, samples map[string][]sample, verdicts []verdict, changes map[string][]growth, allocs map[string]string, rates [2]float64, ok bool) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
@@ -355,6 +375,18 @@ func report(o options, samples map[string][]sample, verdicts []verdict, changes 
 			}
 			fmt.Fprintf(&b, "| %s | %s | %.0f KiB | %s | %s |\n", site, g.Mapping.Kind, float64(g.Mapping.RSS)/1024, kib(g.Delta), kib(g.AnonDelta))
 		}
+	}
+	b.WriteString("\n## What allocated after the warm-up (pprof allocs, the end's profile less the warm-up's)\n\n")
+	for _, site := range []string{"a", "b"} {
+		if ss := samples[site]; len(ss) > warmUp+1 {
+			first, last := ss[warmUp], ss[len(ss)-1]
+			fmt.Fprintf(&b, "Site %s: %.0f heap allocations per minute (exact, runtime/metrics; the sampler's own status query once a minute included), %d GC cycles.\n",
+				site, float64(last.Allocs-first.Allocs)/(last.At-first.At), last.GC-first.GC)
+		}
+	}
+	b.WriteString("\npprof's sampled profile (one sample per 512 KiB allocated: a rough picture, not a count):\n")
+	for _, site := range []string{"a", "b"} {
+		fmt.Fprintf(&b, "\nSite %s:\n\n```\n%s```\n", site, allocs[site])
 	}
 	b.WriteString("\n## Samples\n\n| minute | site | RSS MiB | own MiB | files MiB | heap KiB | Go holds MiB | goroutines | threads | fds | GC cycles | drops |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for i := range samples["a"] {

@@ -96,8 +96,11 @@ soak: root-check deps build
 	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK)
 
 # The appliance's disk image (hw/image): Debian from its mirror, our
-# binaries, A/B root slots; bin/pwgate.img and .zst. image-test boots two
-# of it in qemu (TCG: minutes) and sends frames across their pseudowire.
+# binaries, A/B root slots; bin/pwgate.img and .zst, and bin/pwgate.update
+# (the same build as an update bundle for pwctl update). image-test boots
+# two of it in qemu (TCG: minutes), sends frames across their pseudowire,
+# and updates one: a failing update rolls back, a good one is blessed, a
+# power cut mid-update leaves the old slot.
 IMAGE ?= $(BIN)/pwgate.img
 IMAGE_PKGS := mmdebstrap squashfs-tools dosfstools mtools e2fsprogs fdisk zstd qemu-system-x86 ovmf openssh-client
 

@@ -14,9 +14,10 @@
 // checks: both VMs boot and pwgated runs (systemctl over SSH), ping from
 // hosta to hostb, 1614-byte frames (split in two on the uplink and
 // reassembled, by pwctl stats), check_pwbpdu OK on both: on A for the
-// BPDUs from its LAN, on B for those from the far site; then B rebooted with
-// a bad pwgated.yaml comes back over SSH with pwgated stopped, not
-// restarting, the reason in its log.
+// BPDUs from its LAN, on B for those from the far site; A's pwgated chose
+// no hardware profile from qemu's DMI strings and said so; then B rebooted
+// with a bad pwgated.yaml comes back over SSH with pwgated stopped, not
+// restarting, the reason in its log; then A is updated (update.go).
 package main
 
 import (
@@ -53,6 +54,7 @@ type vm struct {
 	name, image, vars, serial string
 	ssh                       int // forwarded SSH port on 127.0.0.1 in the "vms" namespace
 	proc                      *lab.Proc
+	bootID                    string // of the boot before the last reboot, while it comes back
 }
 
 func run(image string, boot time.Duration) error {
@@ -102,6 +104,8 @@ func run(image string, boot time.Duration) error {
 			"pwgated.yaml":    fmt.Sprintf("mode: eth\ndownlink:\n  interface: enp0s4\nuplink:\n  interface: enp0s5\npeer:\n  mac: \"52:54:00:00:0%d:05\"\npoll: adaptive\nstats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\n", 2-i),
 			"mgmt.network":    "[Match]\nName=enp0s3\n\n[Network]\nDHCP=ipv4\n",
 			"authorized_keys": string(pub),
+			// A trial boot of an update has a minute to become healthy.
+			"update.env": "PWGATE_BOOT_CHECK=--deadline 60s\n",
 		}
 		if err := writeConfig(v.image, dir, files); err != nil {
 			return fmt.Errorf("vm %s: %w", v.name, err)
@@ -125,24 +129,9 @@ func run(image string, boot time.Duration) error {
 	}
 	start := time.Now()
 	for i, v := range vms {
-		p, err := l.Start("vms", "qemu-system-x86_64", "-machine", "q35", "-m", "1024", "-smp", "2",
-			"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-			"-drive", "if=pflash,format=raw,file="+v.vars,
-			"-drive", "file="+v.image+",format=raw,if=virtio",
-			"-display", "none", "-serial", "file:"+v.serial,
-			"-netdev", fmt.Sprintf("user,id=m,hostfwd=tcp:127.0.0.1:%d-:22", v.ssh),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=m,addr=0x3,mac=52:54:00:00:0%d:03", i+1),
-			"-netdev", "tap,id=dl,ifname=dl-"+v.name+",script=no,downscript=no",
-			// ctrl_vlan=off: virtio-net's VLAN filter cannot be turned off
-			// from the guest, and pwgated refuses a port that would drop
-			// the LAN's tagged frames.
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=dl,addr=0x4,host_mtu=1600,ctrl_vlan=off,mac=52:54:00:00:0%d:04", i+1),
-			"-netdev", "tap,id=ul,ifname=ul-"+v.name+",script=no,downscript=no",
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=ul,addr=0x5,ctrl_vlan=off,mac=52:54:00:00:0%d:05", i+1))
-		if err != nil {
+		if err := v.start(l, i); err != nil {
 			return err
 		}
-		v.proc = p
 	}
 	defer func() {
 		for _, v := range vms {
@@ -220,13 +209,19 @@ func run(image string, boot time.Duration) error {
 		}
 		fmt.Printf("pwimagetest: vm %s: %s", v.name, out)
 	}
+	// --profile auto reads the box's DMI strings: qemu's fit no profile.
+	profile, err := ssh(vms[0], "journalctl -b -u pwgated -o cat | grep -m1 'hardware profile'")
+	if err != nil || !strings.Contains(profile, "generic") {
+		return fmt.Errorf("vm a: pwgated's log says nothing of the hardware profile it chose: %v\n%s", err, profile)
+	}
+	fmt.Printf("pwimagetest: vm a: pwgated --profile auto: %s", profile)
 	// A bad configuration, as an operator might write it: after a reboot
 	// pwgated stays stopped (exit 2, not restarted), the reason is in its
 	// log, and the box answers over SSH.
 	b := vms[1]
 	bootID := func() string { out, _ := ssh(b, "cat /proc/sys/kernel/random/boot_id"); return strings.TrimSpace(out) }
 	before := bootID()
-	if out, err := ssh(b, "printf 'mode: ethernet\\n' > /config/pwgated.yaml && sync && systemctl reboot"); err != nil && !strings.Contains(out, "closed") {
+	if out, err := ssh(b, "cp /config/pwgated.yaml /config/pwgated.yaml.good && printf 'mode: ethernet\\n' > /config/pwgated.yaml && sync && systemctl reboot"); err != nil && !strings.Contains(out, "closed") {
 		fmt.Printf("pwimagetest: reboot b: %v %s\n", err, out)
 	}
 	rebooted := time.Now()
@@ -248,12 +243,42 @@ func run(image string, boot time.Duration) error {
 		return fmt.Errorf("vm b with a bad configuration: want pwgated failed, not restarted, the reason logged; got:\n%s", state)
 	}
 	fmt.Printf("pwimagetest: vm b with a bad pwgated.yaml: back over SSH %v after the reboot, pwgated failed and not restarted:\n%s", time.Since(rebooted).Round(time.Second), pwgatedLines(lines[2]))
+	if out, err := ssh(b, "mv /config/pwgated.yaml.good /config/pwgated.yaml && systemctl restart pwgated && systemctl is-active pwgated"); err != nil {
+		return fmt.Errorf("vm b: the good configuration back: %v\n%s", err, out)
+	}
+	u := &updater{l: l, key: key, dir: dir, boot: boot, ssh: ssh}
+	if err := u.run(vms[0], image); err != nil {
+		return err
+	}
 	for _, v := range vms {
 		ssh(v, "systemctl poweroff")
 	}
 	for _, v := range vms {
 		v.proc.Wait(2 * time.Minute)
 	}
+	return nil
+}
+
+// start boots the VM (the i-th: its MAC addresses) in qemu.
+func (v *vm) start(l *lab.Lab, i int) error {
+	p, err := l.Start("vms", "qemu-system-x86_64", "-machine", "q35", "-m", "1024", "-smp", "2",
+		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+		"-drive", "if=pflash,format=raw,file="+v.vars,
+		"-drive", "file="+v.image+",format=raw,if=virtio",
+		"-display", "none", "-serial", "file:"+v.serial,
+		"-netdev", fmt.Sprintf("user,id=m,hostfwd=tcp:127.0.0.1:%d-:22", v.ssh),
+		"-device", fmt.Sprintf("virtio-net-pci,netdev=m,addr=0x3,mac=52:54:00:00:0%d:03", i+1),
+		"-netdev", "tap,id=dl,ifname=dl-"+v.name+",script=no,downscript=no",
+		// ctrl_vlan=off: virtio-net's VLAN filter cannot be turned off
+		// from the guest, and pwgated refuses a port that would drop
+		// the LAN's tagged frames.
+		"-device", fmt.Sprintf("virtio-net-pci,netdev=dl,addr=0x4,host_mtu=1600,ctrl_vlan=off,mac=52:54:00:00:0%d:04", i+1),
+		"-netdev", "tap,id=ul,ifname=ul-"+v.name+",script=no,downscript=no",
+		"-device", fmt.Sprintf("virtio-net-pci,netdev=ul,addr=0x5,ctrl_vlan=off,mac=52:54:00:00:0%d:05", i+1))
+	if err != nil {
+		return err
+	}
+	v.proc = p
 	return nil
 }
 

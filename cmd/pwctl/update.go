@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 const updateUsage = `usage: pwctl update FILE|- [--tries N] [--no-reboot]
        pwctl update --status [--json]
        pwctl update check-boot [--deadline D] [--want bpdu,bgp]
+       pwctl update pin-machine-id
        pwctl update genkey | pwctl update pubkey
        pwctl update pack --version V [--key FILE] --out FILE ROOT.SQFS VMLINUZ INITRD
        pwctl update entry SLOT VERSION GENERATION
@@ -36,13 +38,16 @@ const updateUsage = `usage: pwctl update FILE|- [--tries N] [--no-reboot]
               to D (5m) for pwgated to be ready (and for the far site's
               BPDUs, or every BGP session, with --want); fails otherwise,
               and the unit reboots into the other slot
+  pin-machine-id  run by pwgate-machine-id.service at boot: keeps the box's
+              machine ID on the data partition and on every slot's kernel
+              command line (the root is read-only)
   genkey      an Ed25519 signing key (keep it off the box); pubkey gives
               its public half for /config/update.pub
   pack, entry used by the image build (make image)
 `
 
 // updateVerbs are the operands that are not a bundle's file name.
-var updateVerbs = map[string]bool{"check-boot": true, "genkey": true, "pubkey": true, "pack": true, "entry": true}
+var updateVerbs = map[string]bool{"check-boot": true, "pin-machine-id": true, "genkey": true, "pubkey": true, "pack": true, "entry": true}
 
 // updateCmd is pwctl update.
 func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -73,7 +78,7 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 	}
 	sys := update.Appliance()
 	if *root != "" {
-		for _, p := range []*string{&sys.ESP, &sys.Parts, &sys.Cmdline, &sys.State, &sys.PublicKey, &sys.EFIVars} {
+		for _, p := range []*string{&sys.ESP, &sys.Parts, &sys.Cmdline, &sys.State, &sys.PublicKey, &sys.EFIVars, &sys.MachineID, &sys.Journal} {
 			*p = filepath.Join(*root, *p)
 		}
 	}
@@ -111,6 +116,15 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 			return update.Healthy(st, wants)
 		}
 		if err := sys.CheckBoot(*deadline, 2*time.Second, health, logf); err != nil {
+			return fail(1, err)
+		}
+		return 0
+	case op == "pin-machine-id" && len(operands) == 1:
+		b, err := os.ReadFile(filepath.Join(*root, "/etc/machine-id"))
+		if err != nil {
+			return fail(1, err)
+		}
+		if err := sys.PinMachineID(strings.TrimSpace(string(b)), logf); err != nil {
 			return fail(1, err)
 		}
 		return 0
@@ -166,7 +180,7 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 		if err != nil || (operands[1] != "a" && operands[1] != "b") {
 			return fail(2, fmt.Errorf("entry: want SLOT (a or b) VERSION GENERATION (a number)"))
 		}
-		fmt.Fprint(stdout, update.EntryText(operands[1], operands[2], gen))
+		fmt.Fprint(stdout, update.EntryText(operands[1], operands[2], gen, ""))
 		return 0
 	case len(operands) == 1 && !updateVerbs[op]:
 		in := stdin

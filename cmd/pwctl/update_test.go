@@ -22,7 +22,7 @@ func applianceRoot(t *testing.T) string {
 		}
 	}
 	for name, content := range map[string]string{
-		a.ESP + "/loader/entries/pwgate-a.conf": update.EntryText("a", "v1", 1),
+		a.ESP + "/loader/entries/pwgate-a.conf": update.EntryText("a", "v1", 1, ""),
 		a.Parts + "/root-b":                     "",
 		a.Cmdline:                               "ro pwgate.slot=a\n",
 	} {
@@ -72,7 +72,7 @@ func TestUpdateCommand(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
-	if out, _, _ := pwctlIn("", "update", "entry", "a", "v9", "7"); out != update.EntryText("a", "v9", 7) {
+	if out, _, _ := pwctlIn("", "update", "entry", "a", "v9", "7"); out != update.EntryText("a", "v9", 7, "") {
 		t.Errorf("entry: %q", out)
 	}
 	// A box that is not on trial passes its boot check at once.

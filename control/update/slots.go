@@ -23,12 +23,15 @@ type System struct {
 	State     string // the record of the last update, on the data partition
 	PublicKey string // Ed25519 key updates must be signed with; absent: none
 	EFIVars   string // efivarfs (LoaderBootCountPath: a trial boot)
+	MachineID string // the box's machine ID, kept on the data partition
+	Journal   string // journald's persistent directory
 }
 
 // Appliance is the image's layout (hw/image).
 func Appliance() System {
 	return System{ESP: "/efi", Parts: "/dev/disk/by-partlabel", Cmdline: "/proc/cmdline",
-		State: "/var/lib/pwgate/update.json", PublicKey: "/config/update.pub", EFIVars: "/sys/firmware/efi/efivars"}
+		State: "/var/lib/pwgate/update.json", PublicKey: "/config/update.pub", EFIVars: "/sys/firmware/efi/efivars",
+		MachineID: "/var/lib/pwgate/machine-id", Journal: "/var/log/journal"}
 }
 
 // Slots are the root slots.
@@ -42,6 +45,7 @@ type Entry struct {
 	Generation int    `json:"generation"` // the entry's "version": the newest boots first
 	TriesLeft  int    `json:"tries_left"` // -1: no boot counting (blessed)
 	TriesDone  int    `json:"tries_done"`
+	MachineID  string `json:"machine_id,omitempty"` // systemd.machine_id= on its command line
 }
 
 var entryName = regexp.MustCompile(`^pwgate-([ab])(?:\+(\d+)(?:-(\d+))?)?\.conf$`)
@@ -49,15 +53,21 @@ var entryName = regexp.MustCompile(`^pwgate-([ab])(?:\+(\d+)(?:-(\d+))?)?\.conf$
 // EntryText is the boot loader entry of a slot holding version. The sort
 // key and generation make systemd-boot choose the newest entry that has
 // tries left (or none to count), so that a slot on trial boots first and
-// a slot that failed its trial sorts last by itself.
-func EntryText(slot, version string, generation int) string {
+// a slot that failed its trial sorts last by itself. machineID, if not
+// empty, is the box's (PinMachineID): the root is read-only, and without
+// it each boot would have a new one.
+func EntryText(slot, version string, generation int, machineID string) string {
+	id := ""
+	if machineID != "" {
+		id = " systemd.machine_id=" + machineID
+	}
 	return fmt.Sprintf(`title pwgate %s (slot %s)
 sort-key pwgate
 version %d
 linux /%s/vmlinuz
 initrd /%s/initrd.img
-options root=PARTLABEL=root-%s rootfstype=squashfs ro console=tty0 console=ttyS0,115200 panic=10 pwgate.slot=%s
-`, version, strings.ToUpper(slot), generation, slot, slot, slot, slot)
+options root=PARTLABEL=root-%s rootfstype=squashfs ro console=tty0 console=ttyS0,115200 panic=10 pwgate.slot=%s%s
+`, version, strings.ToUpper(slot), generation, slot, slot, slot, slot, id)
 }
 
 func (s System) entriesDir() string { return filepath.Join(s.ESP, "loader", "entries") }
@@ -92,6 +102,12 @@ func (s System) Entries() (map[string]Entry, error) {
 				e.Version = f[2]
 			case len(f) == 2 && f[0] == "version":
 				e.Generation, _ = strconv.Atoi(f[1])
+			case len(f) > 1 && f[0] == "options":
+				for _, o := range f[1:] {
+					if id, ok := strings.CutPrefix(o, "systemd.machine_id="); ok {
+						e.MachineID = id
+					}
+				}
 			}
 		}
 		if old, dup := out[e.Slot]; dup {
@@ -282,7 +298,7 @@ func (s System) Install(r io.Reader, tries int, logf func(string, ...any)) (Reco
 		}
 	}
 	name := fmt.Sprintf("pwgate-%s+%d.conf", target, tries)
-	if err := writeFileSync(filepath.Join(s.entriesDir(), name), []byte(EntryText(target, rec.Version, rec.Generation))); err != nil {
+	if err := writeFileSync(filepath.Join(s.entriesDir(), name), []byte(EntryText(target, rec.Version, rec.Generation, s.pinnedMachineID()))); err != nil {
 		return rec, err
 	}
 	rec.Written = true
@@ -440,4 +456,67 @@ func outcome(r Record, booted string, entries map[string]Entry) string {
 		}
 		return fmt.Sprintf("rolled back: slot %s failed its trial boot%s; slot %s boots", r.To, why, booted)
 	}
+}
+
+var machineIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// pinnedMachineID is the box's machine ID from the data partition, or "".
+func (s System) pinnedMachineID() string {
+	b, err := os.ReadFile(s.MachineID)
+	if id := strings.TrimSpace(string(b)); err == nil && machineIDPattern.MatchString(id) {
+		return id
+	}
+	return ""
+}
+
+// PinMachineID keeps the box's machine ID across boots: the root is
+// read-only, so systemd makes a new one at each boot unless the kernel's
+// command line names it, and journald then starts a new directory each
+// boot that its size limit never counts (the 16 MiB data partition would
+// fill). On the first boot the running ID (current) is kept on the data
+// partition; every slot's entry gets it on its command line (from the
+// next boot on); once booted with it, the journals of boots before it are
+// removed. It logs what it changes.
+func (s System) PinMachineID(current string, logf func(string, ...any)) error {
+	if !machineIDPattern.MatchString(current) {
+		return fmt.Errorf("machine ID %q: want 32 hex digits", current)
+	}
+	id := s.pinnedMachineID()
+	if id == "" {
+		if err := writeFileSync(s.MachineID, []byte(current+"\n")); err != nil {
+			return err
+		}
+		id = current
+		logf("machine ID %s kept on the data partition", id)
+	}
+	entries, err := s.Entries()
+	if err != nil {
+		return err
+	}
+	for _, slot := range Slots {
+		e, ok := entries[slot]
+		if !ok || e.MachineID == id {
+			continue
+		}
+		if err := writeFileSync(filepath.Join(s.entriesDir(), e.File), []byte(EntryText(slot, e.Version, e.Generation, id))); err != nil {
+			return err
+		}
+		logf("slot %s boots with machine ID %s from now on (%s)", slot, id, e.File)
+	}
+	if current != id {
+		return nil
+	}
+	des, err := os.ReadDir(s.Journal)
+	if err != nil {
+		return nil // no persistent journal
+	}
+	for _, de := range des {
+		if de.IsDir() && de.Name() != id && machineIDPattern.MatchString(de.Name()) {
+			if err := os.RemoveAll(filepath.Join(s.Journal, de.Name())); err != nil {
+				return err
+			}
+			logf("removed the journal of boots before the machine ID was kept (%s)", de.Name())
+		}
+	}
+	return nil
 }

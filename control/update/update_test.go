@@ -27,11 +27,12 @@ func newBox(t *testing.T) *box {
 	t.Helper()
 	dir := t.TempDir()
 	s := System{ESP: filepath.Join(dir, "efi"), Parts: filepath.Join(dir, "parts"), Cmdline: filepath.Join(dir, "cmdline"),
-		State: filepath.Join(dir, "var/update.json"), PublicKey: filepath.Join(dir, "config/update.pub"), EFIVars: filepath.Join(dir, "efivars")}
+		State: filepath.Join(dir, "var/update.json"), PublicKey: filepath.Join(dir, "config/update.pub"), EFIVars: filepath.Join(dir, "efivars"),
+		MachineID: filepath.Join(dir, "var/machine-id"), Journal: filepath.Join(dir, "var/journal")}
 	for _, d := range []string{s.ESP + "/loader/entries", s.ESP + "/a", s.Parts, s.EFIVars, filepath.Dir(s.PublicKey)} {
 		must(t, os.MkdirAll(d, 0o755))
 	}
-	must(t, os.WriteFile(s.ESP+"/loader/entries/pwgate-a.conf", []byte(EntryText("a", "v1", 1)), 0o644))
+	must(t, os.WriteFile(s.ESP+"/loader/entries/pwgate-a.conf", []byte(EntryText("a", "v1", 1, "")), 0o644))
 	for _, slot := range Slots {
 		must(t, os.WriteFile(filepath.Join(s.Parts, "root-"+slot), make([]byte, slotSize), 0o644))
 	}
@@ -212,7 +213,7 @@ func TestInstallFailuresLeaveTheBootedSlot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBox(t)
 			// slot b held an older, bootable version before
-			must(t, os.WriteFile(b.ESP+"/loader/entries/pwgate-b.conf", []byte(EntryText("b", "v0", 0)), 0o644))
+			must(t, os.WriteFile(b.ESP+"/loader/entries/pwgate-b.conf", []byte(EntryText("b", "v0", 0, "")), 0o644))
 			if tc.prep != nil {
 				tc.prep(b)
 			}
@@ -360,4 +361,46 @@ func FuzzOpen(f *testing.F) {
 			t.Fatal("a fourth file copied")
 		}
 	})
+}
+
+func TestPinMachineID(t *testing.T) {
+	b := newBox(t)
+	const first, second = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	must(t, os.MkdirAll(filepath.Join(b.Journal, first), 0o755))
+	must(t, os.WriteFile(b.ESP+"/loader/entries/pwgate-b+0-1.conf", []byte(EntryText("b", "v0", 0, "")), 0o644))
+	// First boot: the transient ID is kept and goes onto both entries.
+	must(t, b.PinMachineID(first, quiet))
+	es, err := b.Entries()
+	must(t, err)
+	if es["a"].MachineID != first || es["b"].MachineID != first || es["b"].File != "pwgate-b+0-1.conf" || es["a"].Generation != 1 || es["a"].Version != "v1" {
+		t.Errorf("entries after the first boot: %+v", es)
+	}
+	// A boot that came up with another ID (the entry was not yet
+	// rewritten) keeps the pinned one and the journals.
+	must(t, os.MkdirAll(filepath.Join(b.Journal, second), 0o755))
+	must(t, b.PinMachineID(second, quiet))
+	if id, _ := os.ReadFile(b.MachineID); strings.TrimSpace(string(id)) != first {
+		t.Errorf("the kept ID changed to %q", id)
+	}
+	if _, err := os.Stat(filepath.Join(b.Journal, second)); err != nil {
+		t.Error("a journal was removed before the box booted with its kept ID")
+	}
+	// Booted with it: the other boots' journals go.
+	must(t, b.PinMachineID(first, quiet))
+	if _, err := os.Stat(filepath.Join(b.Journal, second)); err == nil {
+		t.Error("the journal of a boot with another ID was kept")
+	}
+	if _, err := os.Stat(filepath.Join(b.Journal, first)); err != nil {
+		t.Error("the current journal was removed")
+	}
+	// An update's entry carries it.
+	must(t, os.Remove(b.ESP+"/loader/entries/pwgate-b+0-1.conf"))
+	_, err = b.Install(bytes.NewReader(bundle(t, "v2", 10, nil)), 1, quiet)
+	must(t, err)
+	if es, _ := b.Entries(); es["b"].MachineID != first {
+		t.Errorf("the update's entry: %+v", es["b"])
+	}
+	if err := b.PinMachineID("nonsense", quiet); err == nil {
+		t.Error("a bad machine ID accepted")
+	}
 }

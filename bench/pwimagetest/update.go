@@ -1,0 +1,270 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/control/update"
+)
+
+// updater runs the update tests on one appliance: a bundle whose pwgated
+// never becomes ready rolls back by itself; a good one is blessed and
+// stays; power lost while a slot is written leaves the booted slot.
+type updater struct {
+	l        *lab.Lab
+	key, dir string
+	boot     time.Duration
+	ssh      func(*vm, string) (string, error)
+}
+
+func (u *updater) run(v *vm, image string) error {
+	good, bad, err := u.bundles(strings.TrimSuffix(image, ".img") + ".update")
+	if err != nil {
+		return err
+	}
+
+	// 1. pwgated never ready: the trial boot fails, the box comes back on slot a.
+	if err := u.install(v, bad); err != nil {
+		return err
+	}
+	slot, err := u.waitBoot(v)
+	if err != nil {
+		return err
+	}
+	if slot == "b" {
+		st, _ := u.ssh(v, "pwctl update --status")
+		fmt.Printf("pwimagetest: vm %s on trial in slot b:\n%s", v.name, indent(st))
+		if slot, err = u.waitBoot(v); err != nil {
+			return err
+		}
+	}
+	// The trial boot's log is there too: the box keeps its machine ID, so
+	// journald keeps one journal across boots.
+	st, _ := u.ssh(v, "pwctl update --status; journalctl -b -1 -u pwgate-boot-check -o cat --no-pager | tail -2")
+	if slot != "a" || !strings.Contains(st, "rolled back: slot b failed its trial boot") || !strings.Contains(st, "rebooting into slot a") {
+		return fmt.Errorf("vm %s after an update whose pwgated is never ready: want slot a and a rollback, got slot %s:\n%s", v.name, slot, st)
+	}
+	fmt.Printf("pwimagetest: vm %s: an update whose pwgated never becomes ready rolled back by itself:\n%s", v.name, indent(st))
+
+	// 2. A good update is blessed, carries traffic, and stays after a reboot.
+	if err := u.install(v, good); err != nil {
+		return err
+	}
+	if slot, err = u.waitBoot(v); err != nil || slot != "b" {
+		return fmt.Errorf("vm %s after a good update: booted slot %q, %v", v.name, slot, err)
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(3 * time.Second) {
+		if st, _ = u.ssh(v, "pwctl update --status"); strings.Contains(st, "blessed: slot b") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("vm %s: the good update was not blessed within 3 min:\n%s", v.name, st)
+		}
+	}
+	fmt.Printf("pwimagetest: vm %s: a good update is blessed:\n%s", v.name, indent(st))
+	if err := u.ping(); err != nil {
+		return err
+	}
+	u.ssh(v, "systemctl reboot")
+	if slot, err = u.waitBoot(v); err != nil || slot != "b" {
+		return fmt.Errorf("vm %s rebooted after a blessed update: booted slot %q, %v", v.name, slot, err)
+	}
+	if err := u.ping(); err != nil {
+		return err
+	}
+	fmt.Printf("pwimagetest: vm %s: rebooted, still on slot b, the pseudowire carries pings\n", v.name)
+
+	// 3. Power lost while slot a is written: the box boots slot b.
+	log := filepath.Join(u.dir, "update.log")
+	cmd, err := u.sshCmd(v, "pwctl update -", good, log)
+	if err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		if b, _ := os.ReadFile(log); strings.Contains(string(b), "writing root.sqfs") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log)
+			return fmt.Errorf("vm %s: the update did not start writing:\n%s", v.name, b)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	v.proc.Signal(syscall.SIGKILL)
+	v.proc.Wait(30 * time.Second)
+	cmd.Wait()
+	fmt.Printf("pwimagetest: vm %s: power cut (qemu killed) while pwctl update wrote slot a\n", v.name)
+	if err := v.start(u.l, 0); err != nil {
+		return err
+	}
+	if slot, err = u.waitBoot(v); err != nil || slot != "b" {
+		return fmt.Errorf("vm %s after a power cut during an update: booted slot %q, %v", v.name, slot, err)
+	}
+	st, _ = u.ssh(v, "pwctl update --status")
+	if !strings.Contains(st, "not finished: slot a was being written") {
+		return fmt.Errorf("vm %s after a power cut during an update: status:\n%s", v.name, st)
+	}
+	if err := u.ping(); err != nil {
+		return err
+	}
+	fmt.Printf("pwimagetest: vm %s: back on slot b after the power cut, the pseudowire carries pings:\n%s", v.name, indent(st))
+	return nil
+}
+
+// bundles makes two updates from the image's own bundle: good (the same
+// files, a new version) and bad (its pwgated never becomes ready).
+func (u *updater) bundles(built string) (good, bad string, err error) {
+	f, err := os.Open(built)
+	if err != nil {
+		return "", "", fmt.Errorf("the image's update bundle: %w (make image writes it)", err)
+	}
+	defer f.Close()
+	b, err := update.Open(f, nil)
+	if err != nil {
+		return "", "", err
+	}
+	var files []string
+	for _, name := range update.Files {
+		p := filepath.Join(u.dir, name)
+		out, err := os.Create(p)
+		if err != nil {
+			return "", "", err
+		}
+		_, err = b.Copy(out)
+		out.Close()
+		if err != nil {
+			return "", "", err
+		}
+		files = append(files, p)
+	}
+	version := b.Manifest.Version
+	good, bad = filepath.Join(u.dir, "good.update"), filepath.Join(u.dir, "bad.update")
+	if err := pack(good, version+"-good", files); err != nil {
+		return "", "", err
+	}
+	start := time.Now()
+	root := filepath.Join(u.dir, "badroot")
+	never := "#!/bin/sh\n# pwimagetest: a pwgated that never becomes ready\necho 'pwgated: this build never becomes ready (pwimagetest)' >&2\nexec sleep infinity\n"
+	if out, err := exec.Command("unsquashfs", "-q", "-n", "-d", root, files[0]).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("unsquashfs: %v: %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/local/sbin/pwgated"), []byte(never), 0o755); err != nil {
+		return "", "", err
+	}
+	if out, err := exec.Command("mksquashfs", root, filepath.Join(u.dir, "bad.sqfs"), "-quiet", "-no-progress", "-noappend", "-comp", "xz").CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("mksquashfs: %v: %s", err, out)
+	}
+	os.RemoveAll(root)
+	if err := pack(bad, version+"-never-ready", []string{filepath.Join(u.dir, "bad.sqfs"), files[1], files[2]}); err != nil {
+		return "", "", err
+	}
+	fmt.Printf("pwimagetest: update bundles made (good, and one whose pwgated never becomes ready) in %v\n", time.Since(start).Round(time.Second))
+	return good, bad, nil
+}
+
+func pack(out, version string, files []string) error {
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if err := update.Pack(f, version, files, nil); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// sshCmd starts cmd on v over SSH with the file in on its standard
+// input, its output to the file log.
+func (u *updater) sshCmd(v *vm, cmd, in, log string) (*exec.Cmd, error) {
+	stdin, err := os.Open(in)
+	if err != nil {
+		return nil, err
+	}
+	out, err := os.Create(log)
+	if err != nil {
+		return nil, err
+	}
+	c := exec.Command("ip", "netns", "exec", u.l.NS("vms"), "ssh", "-i", u.key, "-p", fmt.Sprint(v.ssh), "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd)
+	c.Stdin, c.Stdout, c.Stderr = stdin, out, out
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// install sends a bundle with pwctl update over SSH, as an operator
+// would, and checks that the box writes it and reboots.
+func (u *updater) install(v *vm, bundle string) error {
+	v.bootID = u.bootID(v)
+	log := filepath.Join(u.dir, "update.log")
+	start := time.Now()
+	c, err := u.sshCmd(v, "pwctl update -", bundle, log)
+	if err != nil {
+		return err
+	}
+	c.Wait() // the reboot may cut the session
+	out, _ := os.ReadFile(log)
+	if !strings.Contains(string(out), "rebooting into the new slot") {
+		return fmt.Errorf("vm %s: pwctl update %s:\n%s", v.name, filepath.Base(bundle), out)
+	}
+	fmt.Printf("pwimagetest: vm %s: pwctl update - < %s (%v):\n%s", v.name, filepath.Base(bundle), time.Since(start).Round(time.Second), indent(string(out)))
+	return nil
+}
+
+func (u *updater) bootID(v *vm) string {
+	out, _ := u.ssh(v, "cat /proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(out)
+}
+
+// waitBoot waits for v to come back from a reboot over SSH and returns
+// the slot it booted (the boot's ID and command line read in one go: the
+// box may go down again at any moment).
+func (u *updater) waitBoot(v *vm) (string, error) {
+	start := time.Now()
+	for {
+		out, _ := u.ssh(v, "cat /proc/sys/kernel/random/boot_id /proc/cmdline")
+		if id, cmdline, ok := strings.Cut(out, "\n"); ok && len(id) == 36 && id != v.bootID {
+			v.bootID = id
+			for _, f := range strings.Fields(cmdline) {
+				if s, ok := strings.CutPrefix(f, "pwgate.slot="); ok {
+					fmt.Printf("pwimagetest: vm %s: booted slot %s (%v after it went down)\n", v.name, s, time.Since(start).Round(time.Second))
+					return s, nil
+				}
+			}
+			return "", fmt.Errorf("vm %s: no slot on the kernel command line: %q", v.name, cmdline)
+		}
+		if time.Since(start) > u.boot {
+			return "", fmt.Errorf("vm %s did not come back over SSH within %v\nserial: %s", v.name, u.boot, tailFile(v.serial))
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// ping checks the pseudowire with pwgated just started: STP's forward
+// delay first.
+func (u *updater) ping() error {
+	var out string
+	var err error
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		if out, err = u.l.Exec("hosta", "ping", "-c", "3", "-W", "2", "10.77.0.2"); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("ping across the pseudowire: %v\n%s", err, out)
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}

@@ -18,7 +18,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 MODE ?= ip6
 ENCRYPT ?= none
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick soak image-deps image image-test clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick soak image-deps image image-test image-check clean
 
 all: build
 
@@ -117,6 +117,10 @@ image: root-check image-deps build
 
 image-test: image
 	$(GO) run ./bench/pwimagetest --image $(IMAGE)
+
+# CI's quick look at the image (no qemu): partitions, files, the bundle.
+image-check: image
+	$(GO) run ./bench/pwimagetest --check --image $(IMAGE)
 
 clean:
 	rm -rf $(BIN)

@@ -46,7 +46,7 @@ func (u *updater) run(v *vm, image string) error {
 	}
 	// The trial boot's log is there too: the box keeps its machine ID, so
 	// journald keeps one journal across boots.
-	st, _ := u.ssh(v, "pwctl update --status; journalctl -b -1 -u pwgate-boot-check -o cat --no-pager | tail -2")
+	st, _ := u.ssh(v, "pwctl update --status; journalctl -b -1 -u pwgate-boot-check -o cat --no-pager | grep -m1 'rebooting into slot'")
 	if slot != "a" || !strings.Contains(st, "rolled back: slot b failed its trial boot") || !strings.Contains(st, "rebooting into slot a") {
 		return fmt.Errorf("vm %s after an update whose pwgated is never ready: want slot a and a rollback, got slot %s:\n%s", v.name, slot, st)
 	}

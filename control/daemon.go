@@ -310,9 +310,13 @@ const (
 	// proddingEvery: while the next hop is unknown, the kernel is prodded
 	// to resolve it (at most once a second, see tracker.prod).
 	proddingEvery = 100 * time.Millisecond
-	// refreshEvery: besides the kernel's notifications, the uplink is read
-	// again this often, and the data path's errors are logged.
-	refreshEvery = 10 * time.Second
+	// logEvery: the data path's failed system calls are logged at most
+	// this often.
+	logEvery = 10 * time.Second
+	// rereadEvery: besides the kernel's notifications (nlWatch), the
+	// uplink is read again this often, in case one was missed. Each read
+	// allocates (the netlink package's 64 KiB per request): not often.
+	rereadEvery = time.Minute
 	// stuckAfter: a data goroutine that has not turned for this long is
 	// stuck, and systemd's watchdog is no longer told all is well (an
 	// idle goroutine sleeps at most sleepIdle between turns).
@@ -330,8 +334,10 @@ const (
 // closing everything.
 func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	defer d.Close()
-	slow := time.NewTicker(refreshEvery)
+	slow := time.NewTicker(logEvery)
 	defer slow.Stop()
+	reread := time.NewTicker(rereadEvery)
+	defer reread.Stop()
 	fast := time.NewTicker(proddingEvery)
 	defer fast.Stop()
 	var changed <-chan struct{}
@@ -412,6 +418,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			d.refresh()
 		case <-slow.C:
 			d.logErrors()
+		case <-reread.C:
 			d.refresh()
 		case <-reresolve:
 			d.wg.reresolve(ctx)
@@ -460,7 +467,7 @@ type errLog struct {
 }
 
 // logErrors logs failed system calls on the ports since the last call, at
-// most once per refreshEvery: the counters say how many, the data path
+// most once per logEvery: the counters say how many, the data path
 // keeps the last errno.
 func (d *Daemon) logErrors() {
 	e := d.engine()

@@ -82,104 +82,16 @@ func (t *tracker) notify() {
 
 // subscribe starts following the kernel's notifications.
 func (t *tracker) subscribe() error {
-	idx := t.link.Attrs().Index
-	routes := make(chan netlink.RouteUpdate, 64)
-	neighs := make(chan netlink.NeighUpdate, 64)
-	addrs := make(chan netlink.AddrUpdate, 64)
-	// A lost notification (socket buffer overrun) is not lost state: the
-	// next view reads everything again.
-	onErr := func(error) { t.notify() }
-	if err := netlink.RouteSubscribeWithOptions(routes, t.done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
+	w, err := newNLWatch(t.link.Attrs().Index)
+	if err != nil {
 		return err
 	}
-	type routeKey struct {
-		dst           string
-		gw            netip.Addr
-		table, metric int
-	}
-	var rs seen[routeKey, int]
-	drain(t, routes, func(u netlink.RouteUpdate) bool {
-		if u.LinkIndex != idx && u.LinkIndex != 0 {
-			return false
-		}
-		gw, _ := netip.AddrFromSlice(u.Gw)
-		dst := ""
-		if u.Dst != nil {
-			dst = u.Dst.String()
-		}
-		return rs.changed(routeKey{dst, gw, u.Table, u.Priority}, u.LinkIndex, u.Type == unix.RTM_DELROUTE)
-	})
-	if err := netlink.NeighSubscribeWithOptions(neighs, t.done, netlink.NeighSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		return err
-	}
-	type neighState struct {
-		usable bool
-		mac    string
-	}
-	var ns seen[netip.Addr, neighState]
-	drain(t, neighs, func(u netlink.NeighUpdate) bool {
-		if u.LinkIndex != idx {
-			return false
-		}
-		ip, _ := netip.AddrFromSlice(u.IP)
-		return ns.changed(ip.Unmap(), neighState{u.State&usableNUD != 0, string(u.HardwareAddr)}, u.Type == unix.RTM_DELNEIGH)
-	})
-	if err := netlink.AddrSubscribeWithOptions(addrs, t.done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		return err
-	}
-	var as seen[string, bool]
-	drain(t, addrs, func(u netlink.AddrUpdate) bool {
-		if u.LinkIndex != idx {
-			return false
-		}
-		return as.changed(u.LinkAddress.String(), usable(netlink.Addr{Flags: u.Flags}) && u.PreferedLft != 0, !u.NewAddr)
-	})
-	return nil
-}
-
-// drain reads ch until it is closed (by close), notifying for updates that
-// concern the uplink.
-func drain[T any](t *tracker, ch <-chan T, ours func(T) bool) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
-		for u := range ch {
-			if ours(u) {
-				t.notify()
-			}
-		}
+		w.run(t.done, t.notify)
 	}()
-}
-
-// seen remembers what the last notification said about each route,
-// neighbour or address, so that one that changes nothing the view reads
-// wakes nobody: a router advertisement renews the default route's and
-// the SLAAC address's lifetimes every few seconds, and the next hop's
-// neighbour entry goes REACHABLE, STALE, DELAY, PROBE and back while
-// frames bypass the kernel. (Each wake-up re-reads addresses, routes
-// and neighbours: allocations on the main goroutine, all day long.)
-type seen[K, V comparable] struct{ m map[K]V }
-
-// seenMax bounds what seen keeps (a busy segment's neighbours): past it,
-// it starts again, and the first notification of each wakes once more.
-const seenMax = 256
-
-// changed records what a notification says about k (v, or gone) and
-// reports whether that differs from what the last one said.
-func (s *seen[K, V]) changed(k K, v V, gone bool) bool {
-	old, had := s.m[k]
-	if gone { // seen or not: the view may have used it
-		delete(s.m, k)
-		return true
-	}
-	if had && old == v {
-		return false
-	}
-	if s.m == nil || len(s.m) >= seenMax {
-		s.m = map[K]V{}
-	}
-	s.m[k] = v
-	return true
+	return nil
 }
 
 // setToken does what "ip token set TOKEN dev IF" does: the kernel then

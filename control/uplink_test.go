@@ -1,11 +1,15 @@
 package control
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bench/lab"
 )
@@ -124,5 +128,85 @@ func TestSeenWakesOnlyOnChange(t *testing.T) {
 	}
 	if len(s.m) > seenMax {
 		t.Errorf("seen keeps %d entries, more than %d", len(s.m), seenMax)
+	}
+}
+
+// nlMsg builds a netlink message: header, fixed part, attributes.
+func nlMsg(typ uint16, fixed []byte, attrs ...[]byte) []byte {
+	body := append([]byte(nil), fixed...)
+	for _, a := range attrs {
+		body = append(body, a...)
+		for len(body)%4 != 0 {
+			body = append(body, 0)
+		}
+	}
+	h := make([]byte, unix.NLMSG_HDRLEN)
+	binary.NativeEndian.PutUint32(h[0:4], uint32(len(h)+len(body)))
+	binary.NativeEndian.PutUint16(h[4:6], typ)
+	return append(h, body...)
+}
+
+func nlAttr(typ uint16, v []byte) []byte {
+	a := make([]byte, 4, 4+len(v))
+	binary.NativeEndian.PutUint16(a[0:2], uint16(4+len(v)))
+	binary.NativeEndian.PutUint16(a[2:4], typ)
+	return append(a, v...)
+}
+
+func le32(v uint32) []byte { b := make([]byte, 4); binary.NativeEndian.PutUint32(b, v); return b }
+
+func TestNLWatchWakesOnlyOnChange(t *testing.T) {
+	const us = 7
+	w := &nlWatch{ifindex: us}
+	gw := netip.MustParseAddr("fe80::1").AsSlice()
+	route := func(typ uint16, oif, metric uint32) []byte {
+		return nlMsg(typ, []byte{unix.AF_INET6, 0, 0, 0, unix.RT_TABLE_MAIN, 0, 0, 0, 0, 0, 0, 0},
+			nlAttr(unix.RTA_GATEWAY, gw), nlAttr(unix.RTA_OIF, le32(oif)), nlAttr(unix.RTA_PRIORITY, le32(metric)))
+	}
+	neigh := func(typ uint16, ifindex uint32, state uint16, mac string) []byte {
+		fixed := make([]byte, unix.SizeofNdMsg)
+		fixed[0] = unix.AF_INET6
+		binary.NativeEndian.PutUint32(fixed[4:8], ifindex)
+		binary.NativeEndian.PutUint16(fixed[8:10], state)
+		m, _ := net.ParseMAC(mac)
+		return nlMsg(typ, fixed, nlAttr(unix.NDA_DST, gw), nlAttr(unix.NDA_LLADDR, m))
+	}
+	addr := func(typ uint16, flags, preferred uint32) []byte {
+		fixed := []byte{unix.AF_INET6, 64, 0, 0, us, 0, 0, 0}
+		ci := append(le32(preferred), le32(3600)...)
+		ci = append(ci, make([]byte, 8)...)
+		return nlMsg(typ, fixed, nlAttr(unix.IFA_ADDRESS, netip.MustParseAddr("2001:db8::a").AsSlice()),
+			nlAttr(unix.IFA_CACHEINFO, ci), nlAttr(unix.IFA_FLAGS, le32(flags)))
+	}
+	for i, step := range []struct {
+		what  string
+		d     []byte
+		wakes bool
+	}{
+		{"default route via the router", route(unix.RTM_NEWROUTE, us, 1024), true},
+		{"the same route renewed by an RA", route(unix.RTM_NEWROUTE, us, 1024), false},
+		{"a route on another interface", route(unix.RTM_NEWROUTE, us+1, 1024), false},
+		{"another metric: another route", route(unix.RTM_NEWROUTE, us, 100), true},
+		{"the route deleted", route(unix.RTM_DELROUTE, us, 1024), true},
+		{"router resolved", neigh(unix.RTM_NEWNEIGH, us, unix.NUD_REACHABLE, "02:00:00:00:00:01"), true},
+		{"REACHABLE to STALE", neigh(unix.RTM_NEWNEIGH, us, unix.NUD_STALE, "02:00:00:00:00:01"), false},
+		{"another interface's neighbour", neigh(unix.RTM_NEWNEIGH, us+1, unix.NUD_FAILED, "02:00:00:00:00:09"), false},
+		{"the router's MAC changed", neigh(unix.RTM_NEWNEIGH, us, unix.NUD_STALE, "02:00:00:00:00:02"), true},
+		{"the router unreachable", neigh(unix.RTM_NEWNEIGH, us, unix.NUD_FAILED, "02:00:00:00:00:02"), true},
+		{"SLAAC address, tentative", addr(unix.RTM_NEWADDR, unix.IFA_F_TENTATIVE, 1800), true},
+		{"usable", addr(unix.RTM_NEWADDR, 0, 1800), true},
+		{"lifetimes renewed by an RA", addr(unix.RTM_NEWADDR, 0, 1799), false},
+		{"deprecated", addr(unix.RTM_NEWADDR, 0, 0), true},
+		{"gone", addr(unix.RTM_DELADDR, 0, 0), true},
+		{"two messages in one datagram, one a change", append(route(unix.RTM_NEWROUTE, us, 100), route(unix.RTM_NEWROUTE, us, 5)...), true},
+		{"a truncated message", route(unix.RTM_NEWROUTE, us, 7)[:20], false},
+	} {
+		if got := w.datagram(step.d); got != step.wakes {
+			t.Errorf("step %d, %s: woke %v, want %v", i, step.what, got, step.wakes)
+		}
+	}
+	renewal := route(unix.RTM_NEWROUTE, us, 100)
+	if n := testing.AllocsPerRun(100, func() { w.datagram(renewal) }); n != 0 {
+		t.Errorf("a notification costs %.0f allocations, want 0", n)
 	}
 }

@@ -154,8 +154,7 @@ func run(image string, boot time.Duration) error {
 		}
 	}()
 	ssh := func(v *vm, cmd string) (string, error) {
-		return l.Exec("vms", "ssh", "-i", key, "-p", fmt.Sprint(v.ssh), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-			"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd)
+		return l.Exec("vms", sshArgs(key, v, cmd)...)
 	}
 	for _, v := range vms {
 		for {
@@ -270,6 +269,13 @@ func run(image string, boot time.Duration) error {
 		v.proc.Wait(2 * time.Minute)
 	}
 	return nil
+}
+
+// sshArgs is the command line of ssh running cmd on v as root, with the
+// run's key, forgetting host keys (each boot of a fresh image makes one).
+func sshArgs(key string, v *vm, cmd string) []string {
+	return []string{"ssh", "-i", key, "-p", fmt.Sprint(v.ssh), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd}
 }
 
 // start boots the VM (the i-th: its MAC addresses) in qemu.

@@ -191,8 +191,7 @@ func (u *updater) sshCmd(v *vm, cmd, in, log string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := exec.Command("ip", "netns", "exec", u.l.NS("vms"), "ssh", "-i", u.key, "-p", fmt.Sprint(v.ssh), "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd)
+	c := exec.Command("ip", append([]string{"netns", "exec", u.l.NS("vms")}, sshArgs(u.key, v, cmd)...)...)
 	c.Stdin, c.Stdout, c.Stderr = stdin, out, out
 	if err := c.Start(); err != nil {
 		return nil, err

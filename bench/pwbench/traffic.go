@@ -275,18 +275,24 @@ func coreTicks(core int) (busy, total, softirq uint64, err error) {
 // taskTicks returns the user+system ticks of a task (a process, or a
 // thread given as pid/task/tid).
 func taskTicks(path string) uint64 {
+	u, sys := taskTimes(path)
+	return u + sys
+}
+
+// taskTimes returns a task's user and system ticks apart.
+func taskTimes(path string) (user, sys uint64) {
 	b, err := os.ReadFile(filepath.Join("/proc", path, "stat"))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return u + st
+	user, _ = strconv.ParseUint(f[11], 10, 64)
+	sys, _ = strconv.ParseUint(f[12], 10, 64)
+	return user, sys
 }
 
 // napiTasks returns the PIDs of the DUT's veth NAPI threads.
@@ -315,6 +321,7 @@ type sample struct {
 	encTx, decTx      uint64 // frames the generators sent
 	busy, total, soft uint64 // DUT core ticks (layoutShared)
 	daemon            uint64 // pwgated ticks, all threads
+	daemonSys         uint64 // of them in the kernel (system calls)
 	encap, decap      uint64 // its data goroutines' threads
 	napi              uint64 // the DUT's NAPI threads
 	gc                uint64
@@ -349,7 +356,8 @@ func (t *topo) sample(gens map[string]source) (s sample, err error) {
 	}
 	if t.pwgated != nil {
 		pid := t.pwgated.Cmd.Process.Pid
-		s.daemon = taskTicks(strconv.Itoa(pid))
+		u, sys := taskTimes(strconv.Itoa(pid))
+		s.daemon, s.daemonSys = u+sys, sys
 		if st, err := client.FetchStatus(t.socket, time.Second); err == nil {
 			s.gc = st.Runtime.GCCycles
 			for _, th := range st.Runtime.Threads {
@@ -367,12 +375,17 @@ func (t *topo) sample(gens map[string]source) (s sample, err error) {
 
 // cpuSplit is CPU time per delivered frame, in ns, by owner.
 type cpuSplit struct {
-	Encap   float64 `json:"encap_thread"`
-	Decap   float64 `json:"decap_thread"`
-	Main    float64 `json:"pwgated_other_threads"`
-	NAPI    float64 `json:"veth_napi_threads"`
-	Softirq float64 `json:"softirq"`
-	Other   float64 `json:"other"`
+	Encap float64 `json:"encap_thread"`
+	Decap float64 `json:"decap_thread"`
+	Main  float64 `json:"pwgated_other_threads"`
+	// InKernel is the part of pwgated's threads' time spent in the kernel,
+	// in its system calls: with copy-mode AF_XDP (veth) the kernel builds
+	// and sends a socket buffer for each frame inside the TX kick, work a
+	// zero-copy NIC driver does not do.
+	InKernel float64 `json:"pwgated_in_kernel"`
+	NAPI     float64 `json:"veth_napi_threads"`
+	Softirq  float64 `json:"softirq"`
+	Other    float64 `json:"other"`
 }
 
 // Pwgated is pwgated's own threads.
@@ -511,6 +524,7 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 		per := func(ticks uint64) float64 { return float64(ticks) * float64(tick) / delivered }
 		r.Split = cpuSplit{Encap: per(b.encap - a.encap), Decap: per(b.decap - a.decap), NAPI: per(b.napi - a.napi)}
 		r.Split.Main = max(0, per(b.daemon-a.daemon)-r.Split.Encap-r.Split.Decap)
+		r.Split.InKernel = per(b.daemonSys - a.daemonSys)
 		if c.Layout == layoutShared {
 			if b.total > a.total {
 				r.CoreUse = float64(b.busy-a.busy) / float64(b.total-a.total)

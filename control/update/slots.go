@@ -289,9 +289,6 @@ func (s System) Install(r io.Reader, tries int, logf func(string, ...any)) (Reco
 	if err := writeSlot(dev, b, logf); err != nil {
 		return rec, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return rec, err
-	}
 	for _, name := range Files[1:] {
 		if err := writeChecked(filepath.Join(dir, name), b); err != nil {
 			return rec, err
@@ -337,34 +334,21 @@ func writeSlot(dev string, b *Bundle, logf func(string, ...any)) error {
 	return f.Sync()
 }
 
-// writeChecked writes the bundle's next file to path through a
-// temporary file, renamed only when its hash matched.
+// writeChecked writes the bundle's next file to path, renamed into
+// place only when its hash matched.
 func writeChecked(path string, b *Bundle) error {
-	tmp := path + ".new"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = b.Copy(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return replaceFile(path, func(w io.Writer) error { _, err := b.Copy(w); return err })
 }
 
-// writeFileSync writes a small file whole: a temporary file, synced,
-// renamed over path, the directory synced.
+// writeFileSync writes a small file whole.
 func writeFileSync(path string, data []byte) error {
+	return replaceFile(path, func(w io.Writer) error { _, err := w.Write(data); return err })
+}
+
+// replaceFile replaces path with what fill writes, or leaves it as it was:
+// a temporary file beside it, synced, renamed over path only when fill
+// succeeded, the directory synced.
+func replaceFile(path string, fill func(io.Writer) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -373,7 +357,7 @@ func writeFileSync(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = fill(f)
 	if err == nil {
 		err = f.Sync()
 	}

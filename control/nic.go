@@ -50,19 +50,19 @@ func parseNICPolicy(s string) (NICPolicy, error) {
 	return 0, fmt.Errorf("unknown policy %q (want fix, check or ignore)", s)
 }
 
-// nicChange is one setting pwgated changed, to be restored: an offload
-// turned off, or (on: true) the port brought up or made promiscuous.
+// nicChange is one setting pwgated changed, to be restored: the port
+// brought "up", made "promisc", or an offload (any other feature) turned
+// off.
 type nicChange struct {
 	ifname, feature string
-	on              bool
 }
 
 func (c nicChange) String() string {
-	switch {
-	case c.feature == "up":
+	switch c.feature {
+	case "up":
 		return c.ifname + " up"
-	case c.on:
-		return c.ifname + " " + c.feature + " on"
+	case "promisc":
+		return c.ifname + " promisc on"
 	}
 	return c.ifname + " " + c.feature + " off"
 }
@@ -84,12 +84,12 @@ func prepareLinks(downlink, uplink string) ([]nicChange, error) {
 		l, err := netlink.LinkByName(p.ifname)
 		if err == nil && p.promisc && l.Attrs().Promisc == 0 {
 			if err = netlink.SetPromiscOn(l); err == nil {
-				changes = append(changes, nicChange{p.ifname, "promisc", true})
+				changes = append(changes, nicChange{p.ifname, "promisc"})
 			}
 		}
 		if err == nil && l.Attrs().Flags&net.FlagUp == 0 {
 			if err = netlink.LinkSetUp(l); err == nil {
-				changes = append(changes, nicChange{p.ifname, "up", true})
+				changes = append(changes, nicChange{p.ifname, "up"})
 			}
 		}
 		if err != nil {
@@ -147,7 +147,7 @@ func prepareNIC(policy NICPolicy, downlink, uplink string) ([]nicChange, error) 
 			return nil, fmt.Errorf("turn off %s on %s: %w", strings.Join(off, ", "), p.ifname, err)
 		}
 		for _, name := range off {
-			changes = append(changes, nicChange{p.ifname, name, false})
+			changes = append(changes, nicChange{p.ifname, name})
 		}
 	}
 	return changes, nil

@@ -231,17 +231,14 @@ func run(image string, boot time.Duration) error {
 	// pwgated stays stopped (exit 2, not restarted), the reason is in its
 	// log, and the box answers over SSH.
 	b := vms[1]
-	bootID := func() string { out, _ := ssh(b, "cat /proc/sys/kernel/random/boot_id"); return strings.TrimSpace(out) }
-	before := bootID()
+	u := &updater{l: l, key: key, dir: dir, boot: boot, ssh: ssh}
+	b.bootID = u.bootID(b)
 	if out, err := ssh(b, "cp /config/pwgated.yaml /config/pwgated.yaml.good && printf 'mode: ethernet\\n' > /config/pwgated.yaml && sync && systemctl reboot"); err != nil && !strings.Contains(out, "closed") {
 		fmt.Printf("pwimagetest: reboot b: %v %s\n", err, out)
 	}
 	rebooted := time.Now()
-	for now := bootID(); now == "" || now == before; now = bootID() {
-		if time.Since(rebooted) > boot {
-			return fmt.Errorf("vm b did not come back over SSH within %v of a reboot with a bad configuration\nserial: %s", boot, tailFile(b.serial))
-		}
-		time.Sleep(5 * time.Second)
+	if _, err := u.waitBoot(b); err != nil {
+		return fmt.Errorf("after a reboot with a bad configuration: %w", err)
 	}
 	var state string
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(3 * time.Second) {
@@ -258,7 +255,6 @@ func run(image string, boot time.Duration) error {
 	if out, err := ssh(b, "mv /config/pwgated.yaml.good /config/pwgated.yaml && systemctl restart pwgated && systemctl is-active pwgated"); err != nil {
 		return fmt.Errorf("vm b: the good configuration back: %v\n%s", err, out)
 	}
-	u := &updater{l: l, key: key, dir: dir, boot: boot, ssh: ssh}
 	if err := u.run(vms[0], image); err != nil {
 		return err
 	}

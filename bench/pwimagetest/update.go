@@ -218,8 +218,12 @@ func (u *updater) install(v *vm, bundle string) error {
 	return nil
 }
 
+// bootID is v's current boot ID, "" when it does not answer.
 func (u *updater) bootID(v *vm) string {
-	out, _ := u.ssh(v, "cat /proc/sys/kernel/random/boot_id")
+	out, err := u.ssh(v, "cat /proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
 	return strings.TrimSpace(out)
 }
 

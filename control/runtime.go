@@ -24,6 +24,8 @@ var (
 		{Name: "/gc/heap/allocs:objects"},
 		{Name: "/memory/classes/total:bytes"},
 		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/gc/heap/goal:bytes"},
 	}
 )
 
@@ -36,7 +38,7 @@ func readRuntime(threads []dataplane.Thread) client.Runtime {
 	r.RSSBytes, r.RSSAnonBytes, r.RSSFileBytes = rss()
 	runtimeMu.Lock()
 	metrics.Read(runtimeSamples)
-	var v [6]uint64
+	var v [8]uint64
 	for i, s := range runtimeSamples {
 		if s.Value.Kind() == metrics.KindUint64 {
 			v[i] = s.Value.Uint64()
@@ -45,6 +47,7 @@ func readRuntime(threads []dataplane.Thread) client.Runtime {
 	runtimeMu.Unlock()
 	r.GCCycles, r.HeapBytes, r.Goroutines, r.Allocs = v[0], v[1], int(v[2]), v[3]
 	r.GoHeldBytes = v[4] - v[5]
+	r.AllocBytes, r.HeapGoalBytes = v[6], v[7]
 
 	data := map[int]bool{}
 	for _, t := range threads {

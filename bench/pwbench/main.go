@@ -220,12 +220,14 @@ func run(quick bool, only string, dur, soak time.Duration, out, bin, readme stri
 		}
 		if k.dut == dutPWEth && k.layout == layoutShared && soak > 0 {
 			fmt.Printf("steady load: pwgate eth, 64 bytes both ways from the XDP generator for %v\n", soak)
+			queries := queryAllocs(t.socket)
 			before, _ := client.FetchStatus(t.socket, time.Second)
 			r := t.run(caseSpec{DUT: dutPWEth, Gen: genXDP, Layout: layoutShared, Size: 64, Direction: dirBoth}, soak,
 				func() { go func() { rep.Perf = perfTop(dir) }() })
 			after, _ := client.FetchStatus(t.socket, time.Second)
-			rep.Soak = &steady{result: r, Allocs: after.Runtime.Allocs - before.Runtime.Allocs}
-			fmt.Printf("  %.0f kfps, %d GC cycles, %d allocations %s\n", r.FPS/1000, r.GCCycles, rep.Soak.Allocs, r.Error)
+			rep.Soak = newSteady(r, before.Runtime, after.Runtime, queries)
+			fmt.Printf("  %.0f kfps, %d GC cycles, %d allocations (%d of them the status queries') %s\n",
+				r.FPS/1000, r.GCCycles, rep.Soak.Allocs, rep.Soak.QueryAllocs, r.Error)
 		}
 		t.stopPwgated()
 		t.close()

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/pwgate/pwgate/control/client"
 )
 
 // meta says where and when results were taken.
@@ -34,6 +37,50 @@ type goal struct {
 type steady struct {
 	result
 	Allocs uint64 `json:"allocations"`
+	// QueryAllocs is what the status queries that bracket and sample the
+	// run allocate themselves (three queries' worth: see queryAllocs),
+	// measured with no traffic just before; NetAllocs the rest.
+	QueryAllocs uint64 `json:"query_allocations"`
+	NetAllocs   uint64 `json:"net_allocations"`
+	// AllocBytes is the bytes allocated in the run, HeadroomBytes how far
+	// the heap was from the goal that starts a collection: a run that
+	// allocates less than that cannot have triggered one, and a
+	// collection in it is the runtime's periodic one (every two minutes).
+	AllocBytes    uint64 `json:"alloc_bytes"`
+	HeadroomBytes uint64 `json:"headroom_bytes"`
+}
+
+func newSteady(r result, before, after client.Runtime, queries uint64) *steady {
+	s := &steady{result: r, Allocs: after.Allocs - before.Allocs, QueryAllocs: queries,
+		AllocBytes: after.AllocBytes - before.AllocBytes}
+	s.NetAllocs = s.Allocs - min(s.Allocs, queries)
+	if before.HeapGoalBytes > before.HeapBytes {
+		s.HeadroomBytes = before.HeapGoalBytes - before.HeapBytes
+	}
+	return s
+}
+
+// periodicGC says whether the run's collections can only have been the
+// runtime's periodic ones: it allocated less than the heap's headroom.
+func (s *steady) periodicGC() bool { return s.GCCycles > 0 && s.AllocBytes < s.HeadroomBytes }
+
+// queryAllocs returns what three status queries allocate in pwgated, the
+// allocations between two queries' readings of the runtime's counters
+// that the steady-load run has too: the tail of the query before it, the
+// two that sample it, the head of the one after it.
+func queryAllocs(socket string) uint64 {
+	var first, last uint64
+	for i := range 4 {
+		st, err := client.FetchStatus(socket, time.Second)
+		if err != nil {
+			return 0
+		}
+		if i == 0 {
+			first = st.Runtime.Allocs
+		}
+		last = st.Runtime.Allocs
+	}
+	return last - first
 }
 
 type report struct {
@@ -124,9 +171,12 @@ func (r *report) evaluate() {
 			worst <= 400, strings.Join(cpu, ", ")})
 	}
 	if s := r.Soak; s != nil {
-		perFrame := float64(s.Allocs) / max(1, s.FPS*s.Seconds)
-		d := fmt.Sprintf("%d GC cycles and %d allocations (%.1g per frame; the run's two status queries included) in %.0f s at %.0f kframes/s",
-			s.GCCycles, s.Allocs, perFrame, s.Seconds, s.FPS/1000)
+		perFrame := float64(s.NetAllocs) / max(1, s.FPS*s.Seconds)
+		d := fmt.Sprintf("%d GC cycles and %d allocations in %.0f s at %.0f kframes/s; %d of them the status queries' own (measured idle), "+
+			"%d others (%.1g per frame)", s.GCCycles, s.Allocs, s.Seconds, s.FPS/1000, s.QueryAllocs, s.NetAllocs, perFrame)
+		if s.periodicGC() {
+			d += fmt.Sprintf("; the GC was the runtime's periodic one (%d KiB allocated in the run, %d KiB short of the heap goal)", s.AllocBytes>>10, s.HeadroomBytes>>10)
+		}
 		if s.Error != "" {
 			d += " (" + s.Error + ")"
 		}
@@ -582,8 +632,8 @@ func (r *report) markdown() string {
 			x.OfferedFPS/1000, x.FPS/1000, 100*x.Loss, 100*x.CoreUse, ns(x.CPUPerFrame), ns(x.Split.Pwgated()), x.Syscalls, x.Error)
 	}
 	if s := r.Soak; s != nil {
-		fmt.Fprintf(&b, "\n## Steady load\n\npwgate eth, 64-byte frames both ways from the XDP generator for %.0f s: %.0f kframes/s delivered, %.1f%% loss, %d GC cycles, %d heap allocations (the two status queries that bracket the run included).\n",
-			s.Seconds, s.FPS/1000, 100*s.Loss, s.GCCycles, s.Allocs)
+		fmt.Fprintf(&b, "\n## Steady load\n\npwgate eth, 64-byte frames both ways from the XDP generator for %.0f s: %.0f kframes/s delivered, %.1f%% loss, %d GC cycles, %d heap allocations (%d bytes): %d of them the status queries' that bracket and sample the run (three queries' worth, measured with no traffic just before), %d others. The heap was %d KiB short of the goal that starts a collection.\n",
+			s.Seconds, s.FPS/1000, 100*s.Loss, s.GCCycles, s.Allocs, s.AllocBytes, s.QueryAllocs, s.NetAllocs, s.HeadroomBytes>>10)
 	}
 	if r.Deltas != "" {
 		fmt.Fprintf(&b, "\n## Compared with the previous run (%s)\n\nDelivered frames/s, this run against the previous, for the cases both have:\n\n%s", r.Previous, r.Deltas)

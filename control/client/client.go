@@ -242,12 +242,17 @@ type Runtime struct {
 	GOMAXPROCS int `json:"gomaxprocs"`
 	// Threads are the data goroutines' threads and where the kernel lets
 	// them and last ran them; "main" covers every other thread.
-	Threads    []Thread `json:"threads"`
-	GCCycles   uint64   `json:"gc_cycles"`  // garbage collections since start: 0 in steady state
-	Allocs     uint64   `json:"allocs"`     // heap allocations since start (objects)
-	HeapBytes  uint64   `json:"heap_bytes"` // live and unswept heap objects
-	Goroutines int      `json:"goroutines"`
-	RSSBytes   uint64   `json:"rss_bytes"`
+	Threads   []Thread `json:"threads"`
+	GCCycles  uint64   `json:"gc_cycles"`  // garbage collections since start: 0 in steady state
+	Allocs    uint64   `json:"allocs"`     // heap allocations since start (objects)
+	HeapBytes uint64   `json:"heap_bytes"` // live and unswept heap objects
+	// AllocBytes is the bytes allocated on the heap since start; a
+	// collection starts when the heap reaches HeapGoalBytes, or when none
+	// has run for two minutes (the runtime's periodic one).
+	AllocBytes    uint64 `json:"alloc_bytes"`
+	HeapGoalBytes uint64 `json:"heap_goal_bytes"`
+	Goroutines    int    `json:"goroutines"`
+	RSSBytes      uint64 `json:"rss_bytes"`
 	// RSSAnonBytes is the resident memory of the process's own (anonymous)
 	// pages: heap, stacks, packet memory; RSSFileBytes the resident pages of
 	// files (the binary's code, touched as it runs: bounded by its size).

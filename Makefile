@@ -18,7 +18,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 MODE ?= ip6
 ENCRYPT ?= none
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick soak image-deps image image-test image-check clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab soak image-deps image image-test image-check clean
 
 all: build
 
@@ -88,6 +88,18 @@ bench: root-check deps build
 
 bench-quick: root-check deps build
 	$(GO) run ./bench/pwbench --bin $(BIN) --quick --readme ""
+
+# Before and after from one run: pwgate's cases with this build and with
+# the pwgated of BASE (a commit), alternately; bench/results/*-ab.md.
+BASE ?= HEAD~1
+ROUNDS ?= 3
+BASEDIR := $(or $(TMPDIR),/tmp)/pwgate-bench-base
+bench-ab: root-check deps build
+	rm -rf $(BASEDIR) && mkdir -p $(BASEDIR)/src
+	git archive $(BASE) | tar -x -C $(BASEDIR)/src
+	cd $(BASEDIR)/src && CGO_ENABLED=0 $(GO) build -ldflags "-X github.com/pwgate/pwgate/control/client.Version=$$(git rev-parse --short $(BASE))" -o $(BASEDIR)/bin/ ./cmd/pwgated
+	$(GO) run ./bench/pwbench --bin $(BIN) --against $(BASEDIR)/bin --rounds $(ROUNDS)
+	rm -rf $(BASEDIR)
 
 # 30 minutes of iperf3 both ways through the ip6 lab; fails when pwgated's
 # memory, goroutines or open files grow. Results in bench/results/soak-*.

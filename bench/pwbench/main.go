@@ -9,6 +9,7 @@
 // the summary into the README.
 //
 //	pwbench [--quick] [--duration 3s] [--soak 60s] [--out bench/results] [--readme README.md]
+//	pwbench --against DIR [--rounds 3] [--duration 3s]   (before/after: ab.go)
 //
 // It needs root, two cores or more, trafgen, perf, and pwgated in --bin. It
 // leaves no namespace or process behind, and restores the socket buffer
@@ -63,6 +64,8 @@ func main() {
 	out := flag.String("out", "bench/results", "results directory")
 	bin := flag.String("bin", "bin", "directory holding pwgated")
 	readme := flag.String("readme", "README.md", "file whose bench section gets the summary; empty: none")
+	against := flag.String("against", "", "directory holding another build's pwgated: measure pwgate's cases with both, alternately, and report before (it) and after (--bin) (make bench-ab)")
+	rounds := flag.Int("rounds", 3, "with --against: how many times each build measures each case")
 	only := flag.String("only", "", "comma-separated devices to measure (such as pwgate-vxlan,vxlan; evpn: the EVPN control plane); the results go to a file of their own, not latest nor the README")
 	flag.Parse()
 	if *dur == 0 {
@@ -77,7 +80,13 @@ func main() {
 	if *only != "" {
 		*readme = ""
 	}
-	if err := run(*quick, *only, *dur, *soak, *out, *bin, *readme); err != nil {
+	var err error
+	if *against != "" {
+		err = runAB(*rounds, *dur, *out, *bin, *against)
+	} else {
+		err = run(*quick, *only, *dur, *soak, *out, *bin, *readme)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwbench: %v\n", err)
 		lab.Teardown(prefix)
 		os.Exit(1)

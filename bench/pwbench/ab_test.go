@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pwgate/pwgate/control/client"
+)
+
+func TestMedian(t *testing.T) {
+	fps := func(r result) float64 { return r.FPS }
+	rs := func(v ...float64) (out []result) {
+		for _, f := range v {
+			out = append(out, result{FPS: f})
+		}
+		return out
+	}
+	failed := result{FPS: 1e9, Error: "generator died"}
+	for _, c := range []struct {
+		in   []result
+		want float64
+	}{
+		{nil, 0},
+		{rs(3), 3},
+		{rs(5, 1, 3), 3},
+		{rs(4, 1, 3, 2), 2.5},
+		{append(rs(1, 2, 3), failed), 2}, // a failed case does not count
+		{[]result{failed}, 0},
+	} {
+		if got := median(c.in, fps); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestSteadyAllocations(t *testing.T) {
+	before := client.Runtime{Allocs: 1000, AllocBytes: 1 << 20, HeapBytes: 2 << 20, HeapGoalBytes: 4 << 20}
+	after := client.Runtime{Allocs: 1500, AllocBytes: 1<<20 + 64<<10, HeapBytes: 2 << 20, HeapGoalBytes: 4 << 20}
+	r := result{GCCycles: 1, FPS: 1e6, caseSpec: caseSpec{}}
+	s := newSteady(r, before, after, 450)
+	if s.Allocs != 500 || s.QueryAllocs != 450 || s.NetAllocs != 50 || s.AllocBytes != 64<<10 || s.HeadroomBytes != 2<<20 {
+		t.Errorf("steady %+v", s)
+	}
+	if !s.periodicGC() {
+		t.Error("64 KiB allocated 2 MiB short of the goal: the GC was the periodic one")
+	}
+	// More allocated than the headroom: the GC may have been triggered.
+	after.AllocBytes = before.AllocBytes + 3<<20
+	if newSteady(r, before, after, 450).periodicGC() {
+		t.Error("3 MiB allocated with 2 MiB of headroom called periodic")
+	}
+	// The queries measured idle allocated more than the run: never negative.
+	if s := newSteady(r, before, after, 900); s.NetAllocs != 0 {
+		t.Errorf("net allocations %d, want 0", s.NetAllocs)
+	}
+}
+
+func TestABMarkdown(t *testing.T) {
+	c := caseSpec{DUT: dutPWEth, Gen: genXDP, Layout: layoutShared, Size: 64, Direction: dirEncap}
+	res := func(fps, pw, kern float64) result {
+		return result{caseSpec: c, FPS: fps, Split: cpuSplit{Encap: pw, InKernel: kern}, Syscalls: 0.07}
+	}
+	r := &abReport{Rounds: 2, After: "this tree", Before: "base", Results: []abRow{{caseSpec: c,
+		Before: []result{res(300e3, 1500, 1100), res(320e3, 1400, 1000)},
+		After:  []result{res(330e3, 1300, 1000), res(350e3, 1200, 950)}}}}
+	md := r.markdown()
+	for _, want := range []string{"| pwgate-eth | 64 | encap | 310 → 340 k | 1.10× | 1450 → 1250 | 0.86× | 400 → 275 | 0.69× | 1050 → 975 | 0.93× | 0.070 → 0.070 |",
+		"after (A): this tree", "before (B): base"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}

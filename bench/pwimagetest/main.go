@@ -211,6 +211,15 @@ func run(image string, boot time.Duration) error {
 		return fmt.Errorf("b reassembled %d frames, want 3 or more; pwctl stats:\n%s", reassembled, stats)
 	}
 	fmt.Printf("pwimagetest: 1614-byte frames split and reassembled (b: ul_rx_reassembled %d)\n", reassembled)
+	// Which kernel booted, and how pwgated's sockets are bound on its
+	// virtio-net ports (zero-copy where the driver offers it).
+	for _, v := range vms {
+		out, err := ssh(v, "uname -r; pwctl status | grep 'xdp bind'")
+		if err != nil {
+			return fmt.Errorf("vm %s: kernel and xdp bind: %v\n%s", v.name, err, out)
+		}
+		fmt.Printf("pwimagetest: vm %s: kernel %s\n", v.name, strings.Join(strings.Fields(out), " "))
+	}
 	// br-a is the root bridge: its BPDUs enter A from the LAN and reach B
 	// from the uplink (B's bridge, not root, sends none on its root port).
 	for _, v := range vms {

@@ -92,14 +92,16 @@ bench-quick: root-check deps build
 # Before and after from one run: pwgate's cases with this build and with
 # the pwgated of BASE (a commit), alternately; bench/results/*-ab.md.
 BASE ?= HEAD~1
-ROUNDS ?= 3
-BASEDIR := $(or $(TMPDIR),/tmp)/pwgate-bench-base
-bench-ab: root-check deps build
-	rm -rf $(BASEDIR) && mkdir -p $(BASEDIR)/src
-	git archive $(BASE) | tar -x -C $(BASEDIR)/src
-	cd $(BASEDIR)/src && CGO_ENABLED=0 $(GO) build -ldflags "-X github.com/pwgate/pwgate/control/client.Version=$$(git rev-parse --short $(BASE))" -o $(BASEDIR)/bin/ ./cmd/pwgated
-	$(GO) run ./bench/pwbench --bin $(BIN) --against $(BASEDIR)/bin --rounds $(ROUNDS)
-	rm -rf $(BASEDIR)
+ROUNDS ?= 5
+ABDIR := $(or $(TMPDIR),/tmp)/pwgate-bench-ab
+VERSION_FLAG := -X github.com/pwgate/pwgate/control/client.Version
+bench-ab: root-check deps
+	rm -rf $(ABDIR) && mkdir -p $(ABDIR)/src
+	git archive $(BASE) | tar -x -C $(ABDIR)/src
+	cd $(ABDIR)/src && CGO_ENABLED=0 $(GO) build -ldflags "$(VERSION_FLAG)=$$(git -C $(CURDIR) rev-parse --short $(BASE))" -o $(ABDIR)/before/ ./cmd/pwgated
+	CGO_ENABLED=0 $(GO) build -ldflags "$(VERSION_FLAG)=$$(git describe --always --dirty)" -o $(ABDIR)/after/ ./cmd/pwgated
+	$(GO) run ./bench/pwbench --bin $(ABDIR)/after --against $(ABDIR)/before --rounds $(ROUNDS)
+	rm -rf $(ABDIR)
 
 # 30 minutes of iperf3 both ways through the ip6 lab; fails when pwgated's
 # memory, goroutines or open files grow. Results in bench/results/soak-*.

@@ -68,9 +68,8 @@ func runAB(rounds int, dur time.Duration, out, bin, against string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rep := &abReport{Meta: metadata(fmt.Sprintf("pwbench --against %s --rounds %d", against, rounds), dur), Rounds: rounds}
-	rep.After = fmt.Sprintf("this tree, %s (%s)", rep.Meta.Commit, bin)
-	rep.Before = version(against)
+	rep := &abReport{Meta: metadata(fmt.Sprintf("pwbench --bin %s --against %s --rounds %d", bin, against, rounds), dur), Rounds: rounds,
+		After: version(bin), Before: version(against)}
 	for _, c := range abCases() {
 		rep.Results = append(rep.Results, abRow{caseSpec: c})
 	}
@@ -120,13 +119,29 @@ func runAB(rounds int, dur time.Duration, out, bin, against string) error {
 }
 
 // version returns what pwgated in bin says it is (make bench-ab links
-// BASE's name into it).
+// each build's commit into it).
 func version(bin string) string {
 	b, err := exec.Command(filepath.Join(bin, "pwgated"), "--version").Output()
 	if err != nil {
 		return bin
 	}
 	return strings.TrimSpace(string(b)) + " (" + bin + ")"
+}
+
+// spread returns half the range of f over rs as a percentage of its
+// median: how far apart one build's rounds were.
+func spread(rs []result, f func(result) float64) float64 {
+	m := median(rs, f)
+	lo, hi := m, m
+	for _, r := range rs {
+		if r.Error == "" {
+			lo, hi = min(lo, f(r)), max(hi, f(r))
+		}
+	}
+	if m == 0 {
+		return 0
+	}
+	return 50 * (hi - lo) / m
 }
 
 // median returns the median of f over rs.
@@ -155,6 +170,8 @@ func (r *abReport) markdown() string {
 	b.WriteString("The XDP generator at its maximum rate into one shared DUT core (the main tables' layout). Medians over the rounds; " +
 		"pwgated's CPU per frame is its threads' time, split into its own code (user time) and the kernel's (system time: " +
 		"in copy mode the TX kick builds and sends a socket buffer per frame); after/before ratios (below 1: cheaper; for frames/s above 1: faster).\n\n")
+	b.WriteString("Each median is followed by ± half the range of that build's rounds, in percent: a ratio inside both spreads is noise. " +
+		"(Two identical builds measured this way have differed by up to about 30 % per case on this shared 2-core VM.)\n\n")
 	b.WriteString("| DUT | frame | direction | frames/s before → after | ratio | pwgated ns/frame before → after | ratio | own code | ratio | in the kernel | ratio | syscalls/frame before → after |\n")
 	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	fps := func(x result) float64 { return x.FPS }
@@ -168,14 +185,18 @@ func (r *abReport) markdown() string {
 		}
 		return fmt.Sprintf("%.2f×", a/b)
 	}
+	// cell is "before ±s% → after ±s%" (unit: 1 for ns, 1000 for k/s), ratio.
+	cell := func(x abRow, f func(result) float64, unit float64) (string, string) {
+		a, bf := median(x.After, f), median(x.Before, f)
+		return fmt.Sprintf("%.0f ±%.0f%% → %.0f ±%.0f%%", bf/unit, spread(x.Before, f), a/unit, spread(x.After, f)), times(a, bf)
+	}
 	for _, x := range r.Results {
-		fmt.Fprintf(&b, "| %s | %d | %s | %.0f → %.0f k | %s | %.0f → %.0f | %s | %.0f → %.0f | %s | %.0f → %.0f | %s | %.3f → %.3f |\n",
-			x.DUT, x.Size, x.Direction,
-			median(x.Before, fps)/1000, median(x.After, fps)/1000, times(median(x.After, fps), median(x.Before, fps)),
-			median(x.Before, pw), median(x.After, pw), times(median(x.After, pw), median(x.Before, pw)),
-			median(x.Before, own), median(x.After, own), times(median(x.After, own), median(x.Before, own)),
-			median(x.Before, kern), median(x.After, kern), times(median(x.After, kern), median(x.Before, kern)),
-			median(x.Before, sys), median(x.After, sys))
+		f, fr := cell(x, fps, 1000)
+		p, pr := cell(x, pw, 1)
+		o, or := cell(x, own, 1)
+		k, kr := cell(x, kern, 1)
+		fmt.Fprintf(&b, "| %s | %d | %s | %s k | %s | %s | %s | %s | %s | %s | %s | %.3f → %.3f |\n",
+			x.DUT, x.Size, x.Direction, f, fr, p, pr, o, or, k, kr, median(x.Before, sys), median(x.After, sys))
 	}
 	return b.String()
 }

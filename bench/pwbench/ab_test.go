@@ -64,7 +64,7 @@ func TestABMarkdown(t *testing.T) {
 		Before: []result{res(300e3, 1500, 1100), res(320e3, 1400, 1000)},
 		After:  []result{res(330e3, 1300, 1000), res(350e3, 1200, 950)}}}}
 	md := r.markdown()
-	for _, want := range []string{"| pwgate-eth | 64 | encap | 310 → 340 k | 1.10× | 1450 → 1250 | 0.86× | 400 → 275 | 0.69× | 1050 → 975 | 0.93× | 0.070 → 0.070 |",
+	for _, want := range []string{"| pwgate-eth | 64 | encap | 310 ±3% → 340 ±3% k | 1.10× | 1450 ±3% → 1250 ±4% | 0.86× | 400 ±0% → 275 ±9% | 0.69× | 1050 ±5% → 975 ±3% | 0.93× | 0.070 → 0.070 |",
 		"after (A): this tree", "before (B): base"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

@@ -65,7 +65,7 @@ func main() {
 	bin := flag.String("bin", "bin", "directory holding pwgated")
 	readme := flag.String("readme", "README.md", "file whose bench section gets the summary; empty: none")
 	against := flag.String("against", "", "directory holding another build's pwgated: measure pwgate's cases with both, alternately, and report before (it) and after (--bin) (make bench-ab)")
-	rounds := flag.Int("rounds", 3, "with --against: how many times each build measures each case")
+	rounds := flag.Int("rounds", 5, "with --against: how many times each build measures each case")
 	only := flag.String("only", "", "comma-separated devices to measure (such as pwgate-vxlan,vxlan; evpn: the EVPN control plane); the results go to a file of their own, not latest nor the README")
 	flag.Parse()
 	if *dur == 0 {

@@ -279,9 +279,17 @@ func pin(core int) error {
 	return setAffinity(0, core)
 }
 
-// Timing of the adaptive poll mode.
+// Timing of the adaptive poll mode. The spin is short: on a core shared
+// with the ports' NAPI threads, empty polls only keep NAPI from filling
+// the ring. make bench-ab on one shared core (bench/results/
+// 20261122-171505-ab.md and 20261122-172012-ab.md): 16 empty polls
+// instead of 256 halved pwgated's own time per frame (0.42–0.89×) and
+// its total 0.74–1.01×, frames/s 0.94–1.33× (noise); 1024 cost 1.08–
+// 1.28× and 5–24 % fewer frames; yielding the core on each empty poll
+// (sched_yield) cost 2–3.5× in small batches and system calls (an
+// earlier three-round run). Two identical builds: 20261122-170947-ab.md.
 const (
-	spinBeforeSleep = 256                    // empty polls before sleeping
+	spinBeforeSleep = 16                     // empty polls before sleeping
 	sleepIdle       = 200 * time.Millisecond // nothing in flight
 	sleepInFlight   = time.Millisecond       // sent frames still to be completed
 )

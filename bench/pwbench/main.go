@@ -31,7 +31,6 @@ import (
 
 	"github.com/pwgate/pwgate/bench/lab"
 	"github.com/pwgate/pwgate/bench/xdpgen"
-	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane"
 )
 
@@ -60,7 +59,7 @@ func main() {
 	}
 	quick := flag.Bool("quick", false, "a one-minute subset: 64 and 1514 bytes, encap direction, no steady-load run")
 	dur := flag.Duration("duration", 0, "measurement time per case (default 3s, 2s with --quick)")
-	soak := flag.Duration("soak", 60*time.Second, "steady-load run of pwgate (eth, 64 bytes both ways) for the GC check; 0 skips it")
+	soak := flag.Duration("soak", 60*time.Second, "steady-load run of pwgate (eth, 64 bytes both ways) for the GC check; 0 skips it (the default with --quick and --only)")
 	out := flag.String("out", "bench/results", "results directory")
 	bin := flag.String("bin", "bin", "directory holding pwgated")
 	readme := flag.String("readme", "README.md", "file whose bench section gets the summary; empty: none")
@@ -74,7 +73,9 @@ func main() {
 			*dur = 2 * time.Second
 		}
 	}
-	if *quick || *only != "" {
+	soakSet := false
+	flag.Visit(func(f *flag.Flag) { soakSet = soakSet || f.Name == "soak" })
+	if *quick || *only != "" && !soakSet {
 		*soak = 0
 	}
 	if *only != "" {
@@ -227,21 +228,15 @@ func run(quick bool, only string, dur, soak time.Duration, out, bin, readme stri
 				r.DUT, r.Gen, r.Layout, r.Size, r.Direction, r.FPS/1000, 100*r.Loss, r.Split.Pwgated(), r.Split.NAPI, r.CPUPerFrame, r.Syscalls, r.Error)
 			rep.Results = append(rep.Results, r)
 		}
-		if k.dut == dutPWEth && k.layout == layoutShared && soak > 0 {
-			fmt.Printf("steady load: pwgate eth, 64 bytes both ways from the XDP generator for %v\n", soak)
-			queries := queryAllocs(t.socket)
-			before, _ := client.FetchStatus(t.socket, time.Second)
-			r := t.run(caseSpec{DUT: dutPWEth, Gen: genXDP, Layout: layoutShared, Size: 64, Direction: dirBoth}, soak,
-				func() { go func() { rep.Perf = perfTop(dir) }() })
-			after, _ := client.FetchStatus(t.socket, time.Second)
-			rep.Soak = newSteady(r, before.Runtime, after.Runtime, queries)
-			fmt.Printf("  %.0f kfps, %d GC cycles, %d allocations (%d of them the status queries') %s\n",
-				r.FPS/1000, r.GCCycles, rep.Soak.Allocs, rep.Soak.QueryAllocs, r.Error)
-		}
 		t.stopPwgated()
 		t.close()
 		if profile != "" {
 			rep.Profile = pprofTop(filepath.Join(bin, "pwgated"), profile)
+		}
+	}
+	if want(dutPWEth) && soak > 0 {
+		if rep.Soak, err = steadyRun(filepath.Join(dir, "steady"), bin, soak, &rep.Perf); err != nil {
+			return err
 		}
 	}
 	if !quick && want("evpn") {

@@ -208,8 +208,12 @@ func (t *topo) startPwgated(bin, profile string) error {
 	return t.runPwgated(bin, profile, c)
 }
 
+// steadyProfile, as a topology's profile, serves pwgated's allocation
+// profiles instead of writing a CPU profile.
+const steadyProfile = "allocs"
+
 // runPwgated starts pwgated with configuration c and waits until it is
-// ready.
+// ready; profile is a file for its CPU profile, steadyProfile or empty.
 func (t *topo) runPwgated(bin, profile, c string) error {
 	cfg := filepath.Join(t.dir, "pwgated.yaml")
 	if err := os.WriteFile(cfg, []byte(c), 0o644); err != nil {
@@ -217,7 +221,14 @@ func (t *topo) runPwgated(bin, profile, c string) error {
 	}
 	// This program runs pinned to genCore; pwgated pins itself to dutCore.
 	args := []string{"taskset", "-c", fmt.Sprintf("0-%d", runtime.NumCPU()-1), filepath.Join(bin, "pwgated"), "--config", cfg}
-	if profile != "" {
+	switch profile {
+	case "":
+	case steadyProfile:
+		// Every allocation sampled (it costs only where something
+		// allocates), the profiles served for the steady-load run.
+		args = append([]string{"env", "GODEBUG=memprofilerate=1"}, args...)
+		args = append(args, "--debug-addr", lab.DebugAddr)
+	default:
 		args = append(args, "--cpuprofile", profile)
 	}
 	p, err := t.l.Start("dut", args...)

@@ -118,7 +118,7 @@ func run(o options) (bool, error) {
 		return false, err
 	}
 	for _, site := range []*lab.Site{s.A, s.B} {
-		if err := s.StartPwgated(site, "--config", site.Config, "--debug-addr", debugAddr); err != nil {
+		if err := s.StartPwgated(site, "--config", site.Config, "--debug-addr", lab.DebugAddr); err != nil {
 			return false, err
 		}
 	}
@@ -157,7 +157,7 @@ func run(o options) (bool, error) {
 				mm := maps[site.Name]
 				if n == warmUp {
 					mm[0] = m
-					if profiles[site.Name], err = fetchAllocs(s, site, dir, site.Name+"-warm"); err != nil {
+					if profiles[site.Name], err = s.FetchAllocs(site.PW, dir, site.Name+"-warm"); err != nil {
 						return err
 					}
 				}
@@ -214,11 +214,11 @@ func run(o options) (bool, error) {
 	}
 	allocs := map[string]string{}
 	for _, site := range []*lab.Site{s.A, s.B} {
-		end, err := fetchAllocs(s, site, dir, site.Name+"-end")
+		end, err := s.FetchAllocs(site.PW, dir, site.Name+"-end")
 		if err != nil {
 			return false, err
 		}
-		if allocs[site.Name], err = allocatedBetween(profiles[site.Name], end); err != nil {
+		if allocs[site.Name], err = lab.AllocatedBetween(profiles[site.Name], end); err != nil {
 			return false, err
 		}
 	}

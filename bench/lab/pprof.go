@@ -29,12 +29,16 @@ func (l *Lab) FetchAllocs(ns, dir, name string) (string, error) {
 }
 
 // AllocatedBetween is pprof's list of what allocated between two
-// profiles of one daemon, heaviest first, by bytes and by count; what
-// serving the profiles allocated (net/http) is left out.
-func AllocatedBetween(base, end string) (string, error) {
+// profiles of one daemon, heaviest first, by bytes and by count, on
+// paths through no function matching ignore (as pprof's -ignore; empty:
+// none); what serving the profiles allocated (net/http) is left out.
+func AllocatedBetween(base, end, ignore string) (string, error) {
 	var out strings.Builder
+	if ignore != "" {
+		ignore = "|" + ignore
+	}
 	for _, index := range []string{"alloc_space", "alloc_objects"} {
-		b, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=12", "-sample_index="+index, "-ignore=net/http", "-base", base, end).CombinedOutput()
+		b, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=12", "-sample_index="+index, "-ignore=net/http"+ignore, "-base", base, end).CombinedOutput()
 		if err != nil {
 			return "", fmt.Errorf("go tool pprof: %v: %s", err, b)
 		}

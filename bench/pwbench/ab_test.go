@@ -54,7 +54,7 @@ func TestSteadyAllocations(t *testing.T) {
 	for _, c := range []struct {
 		others int64
 		met    bool
-	}{{0, true}, {-1, false}, {5000, false}} {
+	}{{0, true}, {3, true}, {-1, false}, {6001, false}} {
 		rep := &report{Soak: &steady{result: result{FPS: 1e6, Seconds: 60}, Allocs: 500, Others: c.others}}
 		rep.evaluate()
 		for _, g := range rep.Goals {

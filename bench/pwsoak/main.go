@@ -218,7 +218,7 @@ func run(o options) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if allocs[site.Name], err = lab.AllocatedBetween(profiles[site.Name], end); err != nil {
+		if allocs[site.Name], err = lab.AllocatedBetween(profiles[site.Name], end, ""); err != nil {
 			return false, err
 		}
 	}

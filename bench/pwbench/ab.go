@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/bench/lab"
-	"github.com/pwgate/pwgate/dataplane"
 )
 
 // An A/B run (pwbench --against DIR, make bench-ab BASE=commit) measures
@@ -51,23 +50,11 @@ type abReport struct {
 }
 
 func runAB(rounds int, dur time.Duration, out, bin, against string) error {
-	for _, b := range []string{bin, against} {
-		if err := preflight(b); err != nil {
-			return err
-		}
-	}
-	if err := lab.Teardown(prefix); err != nil {
-		return err
-	}
-	if err := dataplane.PinProcess(genCore); err != nil {
-		return err
-	}
-	defer raiseSocketBuffers()()
-	dir, err := os.MkdirTemp("", "pwbench")
+	dir, done, err := prepare(bin, against)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer done()
 	rep := &abReport{Meta: metadata(fmt.Sprintf("pwbench --bin %s --against %s --rounds %d", bin, against, rounds), dur), Rounds: rounds,
 		After: version(bin), Before: version(against)}
 	for _, c := range abCases() {

@@ -167,23 +167,36 @@ func suites(quick bool) []suite {
 	}
 }
 
-func run(quick bool, only string, dur, soak time.Duration, out, bin, readme string) error {
-	if err := preflight(bin); err != nil {
-		return err
+// prepare checks the machine and the builds in bins, clears a previous
+// run's namespaces, keeps this program (a generator-side process) off
+// the DUT core, raises the socket buffers and makes a scratch directory;
+// done removes it and restores the buffers.
+func prepare(bins ...string) (dir string, done func(), err error) {
+	for _, b := range bins {
+		if err := preflight(b); err != nil {
+			return "", nil, err
+		}
 	}
 	if err := lab.Teardown(prefix); err != nil {
-		return err
+		return "", nil, err
 	}
-	// This program is a generator-side process: keep it off the DUT core.
 	if err := dataplane.PinProcess(genCore); err != nil {
-		return err
+		return "", nil, err
 	}
-	defer raiseSocketBuffers()()
-	dir, err := os.MkdirTemp("", "pwbench")
+	restore := raiseSocketBuffers()
+	if dir, err = os.MkdirTemp("", "pwbench"); err != nil {
+		restore()
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir); restore() }, nil
+}
+
+func run(quick bool, only string, dur, soak time.Duration, out, bin, readme string) error {
+	dir, done, err := prepare(bin)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer done()
 	cmd := "make bench"
 	if quick {
 		cmd = "make bench-quick"

@@ -286,7 +286,7 @@ func pin(core int) error {
 // instead of 256 halved pwgated's own time per frame (0.42–0.89×) and
 // its total 0.74–1.01×, frames/s 0.94–1.33× (noise); 1024 cost 1.08–
 // 1.28× and 5–24 % fewer frames; yielding the core on each empty poll
-// (sched_yield) cost 2–3.5× in small batches and system calls (an
+// (sched_yield) cost 1.7–3.5× in small batches and system calls (an
 // earlier three-round run). Two identical builds: 20261122-170947-ab.md.
 const (
 	spinBeforeSleep = 16                     // empty polls before sleeping

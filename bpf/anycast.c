@@ -139,7 +139,8 @@ struct {
 
 // The flow table: which server each flow went to. A flow stays with its
 // server while the server is there (in the Maglev table or not: a drained
-// server keeps its flows), whatever the table says now.
+// server keeps its flows), whatever the table says now; a TCP SYN opens
+// a new one (opens).
 struct flow_val {
 	__u32 backend;
 	__u32 gen;
@@ -239,6 +240,18 @@ static __always_inline int read_ports(__u8 proto, void *p, void *end, __u32 *por
 	return 0;
 }
 
+// opens says whether a TCP segment at p opens a connection: SYN without
+// ACK. A client that reuses a closed connection's ports opens a new
+// connection, which the Maglev table places (a drained server takes no
+// new ones), not the flow table.
+static __always_inline int opens(__u8 proto, void *p, void *end)
+{
+	__u8 *flags = p + 13;
+	if (proto != IPPROTO_TCP || (void *)(flags + 1) > end)
+		return 0;
+	return (*flags & 0x12) == 0x02;
+}
+
 static __always_inline void map4(__u32 *dst, __be32 a)
 {
 	dst[0] = 0;
@@ -247,14 +260,16 @@ static __always_inline void map4(__u32 *dst, __be32 a)
 	dst[3] = a;
 }
 
-static __always_inline int forward(struct xdp_md *ctx, struct vip *v, struct flow *f, struct ethhdr *eth, __u8 *ttl,
-				   struct iphdr *ip4)
+// forward sends the packet of flow f to its server: the flow table's, or
+// for a new flow (or a connection opening: fresh) the Maglev table's.
+static __always_inline int forward(struct xdp_md *ctx, struct vip *v, struct flow *f, int fresh, struct ethhdr *eth,
+				   __u8 *ttl, struct iphdr *ip4)
 {
 	__u32 id = v->id;
 	struct vip_stats *vs = bpf_map_lookup_elem(&ac_vip_stats, &id);
 	__u32 b = 0;
 	struct backend *be = 0;
-	struct flow_val *fv = bpf_map_lookup_elem(&ac_flows, f);
+	struct flow_val *fv = fresh ? 0 : bpf_map_lookup_elem(&ac_flows, f);
 	if (fv) {
 		b = fv->backend;
 		be = bpf_map_lookup_elem(&ac_backends, &b);
@@ -328,6 +343,7 @@ static __always_inline int do_ip4(struct xdp_md *ctx, struct ethhdr *eth, void *
 		return XDP_PASS;
 	}
 	struct flow f = {.proto = ip->protocol};
+	int fresh = 0;
 	map4(f.src, ip->saddr);
 	map4(f.dst, ip->daddr);
 	void *l4 = p + hl;
@@ -361,8 +377,10 @@ static __always_inline int do_ip4(struct xdp_md *ctx, struct ethhdr *eth, void *
 	} else if (read_ports(ip->protocol, l4, end, &f.ports) < 0) {
 		count(AC_TRUNCATED);
 		return XDP_DROP;
+	} else {
+		fresh = opens(ip->protocol, l4, end);
 	}
-	return forward(ctx, v, &f, eth, &ip->ttl, ip);
+	return forward(ctx, v, &f, fresh, eth, &ip->ttl, ip);
 }
 
 static __always_inline int is_ext(__u8 nh)
@@ -388,6 +406,7 @@ static __always_inline int do_ip6(struct xdp_md *ctx, struct ethhdr *eth, void *
 		return XDP_PASS;
 	}
 	struct flow f = {.proto = ip->nexthdr};
+	int fresh = 0;
 	__builtin_memcpy(f.src, &ip->saddr, 16);
 	__builtin_memcpy(f.dst, &ip->daddr, 16);
 	void *l4 = ip + 1;
@@ -424,8 +443,10 @@ static __always_inline int do_ip6(struct xdp_md *ctx, struct ethhdr *eth, void *
 	} else if (read_ports(ip->nexthdr, l4, end, &f.ports) < 0) {
 		count(AC_TRUNCATED);
 		return XDP_DROP;
+	} else {
+		fresh = opens(ip->nexthdr, l4, end);
 	}
-	return forward(ctx, v, &f, eth, &ip->hop_limit, 0);
+	return forward(ctx, v, &f, fresh, eth, &ip->hop_limit, 0);
 }
 
 SEC("xdp")

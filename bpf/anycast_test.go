@@ -348,3 +348,53 @@ func TestAnycastFlowTable(t *testing.T) {
 		t.Errorf("new_flows %d, want 102", cs[ACNewFlows])
 	}
 }
+
+// A TCP SYN opens a connection: when a client reuses the ports of a flow
+// whose server is drained, the table places it (no new connection goes
+// to a drained server), and the flow follows; a SYN-ACK or any other
+// segment stays with the flow's server.
+func TestAnycastSYNOpensAFlow(t *testing.T) {
+	a := newForwarder(t, 3)
+	p := a.Program()
+	flags := func(h []byte, f byte) []byte { h[13] = f; return h }
+	for _, c := range []struct {
+		name   string
+		client netip.Addr
+		vip    netip.Addr
+	}{{"IPv4", client4, vip4.Addr()}, {"IPv6", client6, vip6.Addr()}} {
+		t.Run(c.name, func(t *testing.T) {
+			in := ipPacket(c.client, c.vip, 64, 6, tcp(4343, 80))
+			first := server(runXDP(t, p, in))
+			var others []int32
+			for s := range 3 {
+				if s != first {
+					others = append(others, int32(s))
+				}
+			}
+			tab := make([]int32, 251)
+			for i := range tab {
+				tab[i] = others[i%2]
+			}
+			for id := range 2 {
+				if err := a.SetRing(id, tab); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if s := server(runXDP(t, p, ipPacket(c.client, c.vip, 64, 6, flags(tcp(4343, 80), 0x12)))); s != first {
+				t.Fatalf("a SYN-ACK went to %d, not the flow's server %d", s, first)
+			}
+			moved := server(runXDP(t, p, ipPacket(c.client, c.vip, 64, 6, flags(tcp(4343, 80), 0x02))))
+			if moved == first || moved < 0 {
+				t.Fatalf("a SYN on a drained server's flow went to %d (drained: %d)", moved, first)
+			}
+			if s := server(runXDP(t, p, in)); s != moved {
+				t.Fatalf("the reopened connection's next segment went to %d, not %d", s, moved)
+			}
+			// A SYN cut short before its flags is an ordinary packet.
+			short := ipPacket(c.client, c.vip, 64, 6, tcp(4343, 80)[:12])
+			if s := server(runXDP(t, p, short)); s != moved {
+				t.Fatalf("a segment without flags went to %d, not %d", s, moved)
+			}
+		})
+	}
+}

@@ -250,7 +250,10 @@ func remapPwgate(n, gone int) ([]remapRow, error) {
 	return []remapRow{{"pwgate Maglev table (65537 slots)", n, m1, d1}, {"pwgate Maglev + flow table", n, m2, d2}}, nil
 }
 
-// tcpFrame is an Ethernet frame with an IPv4 TCP SYN.
+// tcpFrame is an Ethernet frame with an IPv4 TCP segment of an
+// established connection (ACK): the flows whose server a leaving server
+// changes, or not. (A SYN would open a new connection, which the
+// forwarder places by its table whatever the flow table says.)
 func tcpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
 	f := make([]byte, 14+20+20)
 	binary.BigEndian.PutUint16(f[12:], 0x0800)
@@ -263,7 +266,7 @@ func tcpFrame(src, dst netip.Addr, sport, dport uint16) []byte {
 	tcp := ip[20:]
 	binary.BigEndian.PutUint16(tcp, sport)
 	binary.BigEndian.PutUint16(tcp[2:], dport)
-	tcp[12], tcp[13] = 5<<4, 0x02
+	tcp[12], tcp[13] = 5<<4, 0x10
 	return f
 }
 

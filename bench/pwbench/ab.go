@@ -24,7 +24,7 @@ import (
 // core, fed by the XDP generator, at the smallest and the split size.
 func abCases() []caseSpec {
 	var cs []caseSpec
-	for _, dut := range []string{dutPWEth, dutPWIP6} {
+	for _, dut := range pseudowires {
 		for _, size := range []int{64, 1514} {
 			for _, d := range []string{dirEncap, dirDecap} {
 				cs = append(cs, caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: d})
@@ -65,7 +65,7 @@ func runAB(rounds int, dur time.Duration, out, bin, against string) error {
 		if i%4 == 1 || i%4 == 2 { // A B B A
 			b, name = against, "before"
 		}
-		for _, dut := range []string{dutPWEth, dutPWIP6} {
+		for _, dut := range pseudowires {
 			t, err := build(dut, layoutShared, filepath.Join(dir, fmt.Sprintf("%s-%d", dut, i)), b, "")
 			if err != nil {
 				return fmt.Errorf("%s (%s): %w", dut, b, err)

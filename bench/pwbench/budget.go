@@ -65,7 +65,7 @@ func budgets(r *report) []budget {
 	}
 	var out []budget
 	for _, box := range boxes {
-		for _, dut := range []string{dutPWEth, dutPWIP6} {
+		for _, dut := range pseudowires {
 			m := pseudowire.ModeEth
 			if dut == dutPWIP6 {
 				m = pseudowire.ModeIP6

@@ -143,8 +143,8 @@ type suite struct {
 }
 
 func suites(quick bool) []suite {
-	all := []string{dutBridge, dutVXLAN, dutPWEth, dutPWIP6}
-	pw := []string{dutPWEth, dutPWIP6}
+	all := append([]string{dutBridge, dutVXLAN}, pseudowires...)
+	pw := pseudowires
 	dirs := []string{dirEncap, dirDecap, dirBoth}
 	vx := []string{dutVXLAN, dutPWVXLAN}
 	if quick {

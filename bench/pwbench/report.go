@@ -8,10 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
-
-	"github.com/pwgate/pwgate/bench/lab"
-	"github.com/pwgate/pwgate/control/client"
 )
 
 // meta says where and when results were taken.
@@ -32,76 +28,6 @@ type goal struct {
 	Goal   string `json:"goal"`
 	Met    bool   `json:"met"`
 	Detail string `json:"detail"`
-}
-
-// steady is the steady-load run: a case, and the allocations in it.
-type steady struct {
-	result
-	// Allocs is the runtime's count of heap allocations in the run (its
-	// counters are flushed as spans fill: close, not exact).
-	Allocs uint64 `json:"allocations"`
-	// Others is what allocated on paths not through the status socket's
-	// server (the queries that bracket and sample the run), from pprof
-	// with every allocation sampled: exact, less the runtime's starting
-	// of threads (lab.ObjectsBetween). -1: unknown.
-	Others int64 `json:"allocations_not_status_queries"`
-	// AllocBytes is the bytes allocated in the run, HeadroomBytes how far
-	// the heap was from the goal that starts a collection: a run that
-	// allocates less than that cannot have triggered one.
-	AllocBytes    uint64 `json:"alloc_bytes"`
-	HeadroomBytes uint64 `json:"headroom_bytes"`
-	// Sites is pprof's list of what allocated during the run outside the
-	// status socket's server.
-	Sites string `json:"allocation_sites,omitempty"`
-}
-
-func newSteady(r result, before, after client.Runtime) *steady {
-	s := &steady{result: r, Allocs: after.Allocs - before.Allocs, AllocBytes: after.AllocBytes - before.AllocBytes, Others: -1}
-	if before.HeapGoalBytes > before.HeapBytes {
-		s.HeadroomBytes = before.HeapGoalBytes - before.HeapBytes
-	}
-	return s
-}
-
-// periodicGC says whether the run's collections can only have been the
-// runtime's periodic ones: it allocated less than the heap's headroom.
-func (s *steady) periodicGC() bool { return s.GCCycles > 0 && s.AllocBytes < s.HeadroomBytes }
-
-// steadyRun is the steady-load run, on a topology of its own: pwgated
-// without the CPU profiler the main eth topology has (its profile writer
-// allocates as samples come in), with every allocation sampled
-// (steadyProfile). Taking the first allocation profile collects garbage,
-// so the runtime's periodic collection (two minutes after the last) does
-// not fall in a run of less than two minutes: a collection in it is one
-// that allocation started. perf's view of the DUT core goes to perf.
-func steadyRun(dir, bin string, d time.Duration, perf *string) (*steady, error) {
-	fmt.Printf("steady load: pwgate eth, 64 bytes both ways from the XDP generator for %v\n", d)
-	t, err := build(dutPWEth, layoutShared, dir, bin, steadyProfile)
-	if err != nil {
-		return nil, fmt.Errorf("steady load: %w", err)
-	}
-	defer t.close()
-	base, err := t.l.FetchAllocs("dut", dir, "steady-start")
-	if err != nil {
-		return nil, fmt.Errorf("steady load: %w", err)
-	}
-	before, _ := client.FetchStatus(t.socket, time.Second)
-	r := t.run(caseSpec{DUT: dutPWEth, Gen: genXDP, Layout: layoutShared, Size: 64, Direction: dirBoth}, d,
-		func() { go func() { *perf = perfTop(dir) }() })
-	after, _ := client.FetchStatus(t.socket, time.Second)
-	s := newSteady(r, before.Runtime, after.Runtime)
-	if end, err := t.l.FetchAllocs("dut", dir, "steady-end"); err == nil {
-		// Not counted: the status socket's server (accepting and answering
-		// the queries that bracket and sample the run).
-		const queries = "pwgate/control.startServer"
-		s.Sites, _ = lab.AllocatedBetween(base, end, queries)
-		if n, err := lab.ObjectsBetween(base, end, queries); err == nil {
-			s.Others = int64(n)
-		}
-	}
-	fmt.Printf("  %.0f kfps, %d GC cycles, %d allocations, %d of them not the status queries' %s\n",
-		r.FPS/1000, r.GCCycles, s.Allocs, s.Others, r.Error)
-	return s, nil
 }
 
 type report struct {
@@ -160,7 +86,7 @@ func (r *report) evaluate() {
 	}
 	cmp := func(size int, base string, want float64, title string) {
 		worst, details := 1e18, []string{}
-		for _, pw := range []string{dutPWEth, dutPWIP6} {
+		for _, pw := range pseudowires {
 			for _, dir := range []string{dirEncap, dirDecap} {
 				a, b := shared(pw, size, dir), shared(base, size, dir)
 				if a == nil || b == nil || b.FPS < 1 {
@@ -179,7 +105,7 @@ func (r *report) evaluate() {
 	cmp(1514, dutBridge, 0.5, "XDP generator: 1514-byte frames (two uplink frames each) at ≥ 0.5× the bridge's frame rate")
 	var cpu []string
 	worst := 0.0
-	for _, pw := range []string{dutPWEth, dutPWIP6} {
+	for _, pw := range pseudowires {
 		for _, dir := range []string{dirEncap, dirDecap} {
 			if x := shared(pw, 64, dir); x != nil {
 				worst = max(worst, x.Split.Pwgated())
@@ -197,8 +123,8 @@ func (r *report) evaluate() {
 			others = float64(s.Others)
 		}
 		perFrame := others / max(1, s.FPS*s.Seconds)
-		d := fmt.Sprintf("%d GC cycles and %d allocations in %.0f s at %.0f kframes/s; outside the status queries that bracket and sample the run: %.0f (%.1g per frame; pprof, every allocation sampled)",
-			s.GCCycles, s.Allocs, s.Seconds, s.FPS/1000, others, perFrame)
+		d := fmt.Sprintf("%d GC cycles in %.0f s at %.0f kframes/s; %.0f objects allocated outside the status queries that bracket and sample the run (%.1g per frame; pprof, every allocation sampled)",
+			s.GCCycles, s.Seconds, s.FPS/1000, others, perFrame)
 		if s.periodicGC() {
 			d += fmt.Sprintf("; the GC was the runtime's periodic one (%d KiB allocated in the run, %d KiB short of the heap goal)", s.AllocBytes>>10, s.HeadroomBytes>>10)
 		}
@@ -510,7 +436,7 @@ func (r *report) table(gen string) string {
 				continue
 			}
 			fmt.Fprintf(&b, "| %d | %s | %s k/s, %s ns | %s k/s, %s ns |", size, dir, kfps(br), cpuNS(br), kfps(vx), cpuNS(vx))
-			for _, pw := range []string{dutPWEth, dutPWIP6} {
+			for _, pw := range pseudowires {
 				x := c(pw)
 				fmt.Fprintf(&b, " %s k/s, %s ns (%s br, %s vx) |", kfps(x), cpuNS(x), ratio(x, br), ratio(x, vx))
 			}
@@ -532,7 +458,7 @@ func cpuNS(x *result) string {
 func (r *report) owners(sizes ...int) string {
 	var b strings.Builder
 	b.WriteString("| DUT | frame | direction | pwgated encap | pwgated decap | pwgated other | of pwgated's: in the kernel | veth NAPI | softirq | other | DUT core | pwgated syscalls/frame |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, dut := range []string{dutBridge, dutVXLAN, dutPWEth, dutPWIP6} {
+	for _, dut := range append([]string{dutBridge, dutVXLAN}, pseudowires...) {
 		for _, size := range sizes {
 			for _, dir := range []string{dirEncap, dirDecap} {
 				x := r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: dir})
@@ -560,7 +486,7 @@ func (r *report) owners(sizes ...int) string {
 func (r *report) busy() string {
 	var b strings.Builder
 	b.WriteString("| DUT | frame | direction | busy, own cores | adaptive, one core | ratio |\n|---|---:|---|---:|---:|---:|\n")
-	for _, dut := range []string{dutPWEth, dutPWIP6} {
+	for _, dut := range pseudowires {
 		for _, size := range r.sizes() {
 			for _, dir := range []string{dirEncap, dirDecap} {
 				bz := r.find(caseSpec{DUT: dut, Gen: genXDP, Layout: layoutBusy, Size: size, Direction: dir})
@@ -657,8 +583,8 @@ func (r *report) markdown() string {
 			x.OfferedFPS/1000, x.FPS/1000, 100*x.Loss, 100*x.CoreUse, ns(x.CPUPerFrame), ns(x.Split.Pwgated()), x.Syscalls, x.Error)
 	}
 	if s := r.Soak; s != nil {
-		fmt.Fprintf(&b, "\n## Steady load\n\npwgate eth, 64-byte frames both ways from the XDP generator for %.0f s, on a topology of its own (pwgated without the CPU profiler, every allocation sampled): %.0f kframes/s delivered, %.1f%% loss, %d GC cycles, %d heap allocations (%d bytes), %d of them outside the status queries that bracket and sample the run. The run starts after a collection (taking the first allocation profile), so the runtime's periodic one, two minutes later, is not in it; the heap was %d KiB short of the goal that starts one.\n",
-			s.Seconds, s.FPS/1000, 100*s.Loss, s.GCCycles, s.Allocs, s.AllocBytes, s.Others, s.HeadroomBytes>>10)
+		fmt.Fprintf(&b, "\n## Steady load\n\npwgate eth, 64-byte frames both ways from the XDP generator for %.0f s, on a topology of its own (pwgated without the CPU profiler, every allocation sampled): %.0f kframes/s delivered, %.1f%% loss, %d GC cycles; pprof finds %d objects allocated outside the status queries that bracket and sample the run (the runtime's own counter, flushed only as spans fill, says %d objects, %d bytes, in all). The run starts after a collection (taking the first allocation profile), so the runtime's periodic one, two minutes later, is not in it; the heap was %d KiB short of the goal that starts one.\n",
+			s.Seconds, s.FPS/1000, 100*s.Loss, s.GCCycles, s.Others, s.Allocs, s.AllocBytes, s.HeadroomBytes>>10)
 		if s.Sites != "" {
 			fmt.Fprintf(&b, "\nWhat allocated in it outside the status socket's server (pprof, the profile at its end less the one at its start; pwgated ran with GODEBUG=memprofilerate=1, so that every allocation is in them):\n\n```\n%s```\n", s.Sites)
 		}

@@ -55,6 +55,10 @@ const (
 	dutPWVXLAN3 = "pwgate-vxlan-flood3"
 )
 
+// pseudowires are pwgate's two pseudowire modes, the rows most tables
+// compare with the kernel's.
+var pseudowires = []string{dutPWEth, dutPWIP6}
+
 // topo is one built topology.
 type topo struct {
 	kind     string

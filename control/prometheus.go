@@ -22,6 +22,7 @@ type collector struct {
 	src      Source
 	counts   [stats.NumCounters]*prometheus.Desc
 	drops    *prometheus.Desc
+	refused  *prometheus.Desc
 	lastBPDU *prometheus.Desc
 	ready    *prometheus.Desc
 	start    *prometheus.Desc
@@ -52,6 +53,7 @@ func newCollector(src Source) *collector {
 	c := &collector{
 		src:      src,
 		drops:    prometheus.NewDesc("pwgate_drops_total", "Frames dropped, by the port they came in on (direction) and why.", []string{"direction", "reason"}, nil),
+		refused:  prometheus.NewDesc("pwgate_evpn_routes_not_imported_total", "Received EVPN routes not imported, by why (see pwctl counters for each reason).", []string{"reason"}, nil),
 		lastBPDU: prometheus.NewDesc("pwgate_last_bpdu_timestamp_seconds", "Unix time of the last BPDU received from the port (direction); 0 if none yet.", []string{"direction"}, nil),
 		ready:    prometheus.NewDesc("pwgate_ready", "1 when frames from the LAN can be sent to the peer, 0 while the next hop or own address is unknown.", nil, nil),
 		start:    prometheus.NewDesc("pwgate_start_time_seconds", "Unix time pwgated started.", nil, nil),
@@ -88,11 +90,17 @@ func newCollector(src Source) *collector {
 		counters:   prometheus.NewDesc("pwgate_anycast_packets_total", "The forwarder's XDP program's packets, by what it did.", []string{"what"}, nil),
 	}
 	for i := stats.Counter(0); i < stats.NumCounters; i++ {
-		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() {
+		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() && i != stats.EVPNRoutesNotImported && reasonOf(i) == "" {
 			c.counts[i] = prometheus.NewDesc("pwgate_"+i.Name()+"_total", capitalize(i.Help())+".", nil, nil)
 		}
 	}
 	return c
+}
+
+// reasonOf is an EVPN refusal counter's reason, or "".
+func reasonOf(i stats.Counter) string {
+	r, _ := i.NotImported()
+	return r
 }
 
 func capitalize(s string) string {
@@ -110,6 +118,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		}
 	}
 	ch <- c.drops
+	ch <- c.refused
 	ch <- c.lastBPDU
 	ch <- c.ready
 	ch <- c.start
@@ -137,6 +146,9 @@ func (c *collector) collectCounters(ch chan<- prometheus.Metric) {
 		switch port, reason, drop := i.Drop(); {
 		case drop:
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(s[i]), port, reason)
+		case i == stats.EVPNRoutesNotImported: // the sum of the reasons below
+		case reasonOf(i) != "":
+			ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s[i]), reasonOf(i))
 		case i.IsTimestamp():
 			dir := map[stats.Counter]string{stats.ULLastBPDU: "ul", stats.DLLastBPDU: "dl"}[i]
 			ch <- prometheus.MustNewConstMetric(c.lastBPDU, prometheus.GaugeValue, float64(s[i])/1e9, dir)

@@ -225,6 +225,12 @@ func TestPrometheus(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	if want := fmt.Sprintf(`pwgate_evpn_routes_not_imported_total{reason="family"} %d`, stats.EVPNNotImportedFamily+1); !strings.Contains(out, want) {
+		t.Errorf("metrics lack %q", want)
+	}
+	if strings.Contains(out, `reason="ul_rx_packets"`) || strings.Contains(out, "not_imported_family_total") {
+		t.Error("EVPN refusals exported wrongly")
+	}
 	if strings.Contains(out, "last_bpdu_total") || strings.Contains(out, "drop_lone_second_total") {
 		t.Error("timestamps or drops exported as plain counters")
 	}

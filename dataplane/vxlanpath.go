@@ -178,7 +178,7 @@ func (w *encapWorker) toVTEP(base uint64, off, ln int, v *vxlan.VTEP, vni uint32
 	case 1:
 		start, err := w.vx.enc.Encap(chunk, off, ln, v, vni)
 		if err != nil {
-			w.drop(base, stats.DLDropNoHeadroom)
+			w.drop(base, vxlanEncapDrop(err))
 			return
 		}
 		w.queue(xsk.Desc{Addr: base + uint64(start), Len: uint32(off + ln - start)})
@@ -191,7 +191,7 @@ func (w *encapWorker) toVTEP(base uint64, off, ln int, v *vxlan.VTEP, vni uint32
 		n1, n2, err := w.vx.enc.Fragment(chunk, off, ln, mem[s:s+size], v, vni)
 		if err != nil {
 			w.free = append(w.free, s)
-			w.drop(base, stats.DLDropNoHeadroom)
+			w.drop(base, vxlanEncapDrop(err))
 			return
 		}
 		w.queue(xsk.Desc{Addr: base + uint64(off-w.vx.enc.Overhead()), Len: uint32(n1)})
@@ -200,6 +200,14 @@ func (w *encapWorker) toVTEP(base uint64, off, ln int, v *vxlan.VTEP, vni uint32
 	default:
 		w.drop(base, stats.DLDropVXLANTooBig)
 	}
+}
+
+// vxlanEncapDrop is the counter of a vxlan.Encapsulator's error.
+func vxlanEncapDrop(err error) stats.Counter {
+	if err == vxlan.ErrFamily {
+		return stats.DLDropBadVTEP
+	}
+	return stats.DLDropNoHeadroom
 }
 
 // flood replicates the frame to every VTEP of the VNI: copies into fresh

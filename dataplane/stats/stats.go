@@ -55,6 +55,12 @@ const (
 	EVPNMACsDuplicate
 	EVPNMACsOverLimit
 	EVPNRoutesNotImported
+	EVPNNotImportedNoVNI
+	EVPNNotImportedOwnVTEP
+	EVPNNotImportedFamily
+	EVPNNotImportedVTEPPrefix
+	EVPNNotImportedVTEPLimit
+	EVPNNotImportedMACLimit
 	ARPSuppressed
 
 	ULDropTruncated
@@ -88,6 +94,7 @@ const (
 	DLDropNoVNI
 	DLDropVXLANTooBig
 	DLDropNoVTEP
+	DLDropBadVTEP
 	DLDropLocal
 	DLDropTxRingFull
 	DLDropRxRingFull
@@ -136,7 +143,13 @@ var table = [NumCounters]struct{ name, help string }{
 	{"evpn_macs_moved", "MACs seen behind another port or VTEP than before (MAC mobility)"},
 	{"evpn_macs_duplicate", "MACs found moving too often (RFC 7432 duplicate detection: 5 moves in 180 s); their moves are not announced until they settle"},
 	{"evpn_macs_over_limit", "new MACs not learned because vxlan.mac_limit learned MACs are known (they are still flooded)"},
-	{"evpn_routes_not_imported", "received EVPN routes not taken: no configured VNI with their route target and VNI, or our own VTEP as next hop"},
+	{"evpn_routes_not_imported", "received EVPN routes not taken, for any of the reasons below (the sum of the evpn_routes_not_imported_* counters)"},
+	{"evpn_routes_not_imported_no_vni", "received EVPN routes not taken: no configured VNI with their route target and VNI"},
+	{"evpn_routes_not_imported_own_vtep", "received EVPN routes not taken: no next hop, or our own VTEP address as next hop"},
+	{"evpn_routes_not_imported_family", "received EVPN routes not taken: their VTEP is not of our VTEP address's IP version"},
+	{"evpn_routes_not_imported_vtep_prefix", "received EVPN routes not taken: their VTEP is outside vxlan.vtep_prefixes (or the neighbor's vtep_prefixes)"},
+	{"evpn_routes_not_imported_vtep_limit", "received EVPN routes not taken: they name a new VTEP while as many VTEPs as the XDP program holds (1024) are in use; tried again as VTEPs go"},
+	{"evpn_routes_not_imported_mac_limit", "received EVPN MAC routes not taken: vxlan.mac_limit MACs are known, or the MAC already has 16 routes; tried again as MACs go"},
 	{"arp_suppressed", "ARP requests and IPv6 neighbour solicitations answered on the LAN from EVPN's MAC+IP routes"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
@@ -169,6 +182,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"dl_drop_no_vni", "LAN frames of a VLAN (or untagged) that no VNI carries"},
 	{"dl_drop_vxlan_too_big", "LAN frames too big for the VXLAN underlay's MTU (and not splittable to that VTEP)"},
 	{"dl_drop_no_vtep", "LAN frames with nowhere to go: a VNI with no remote VTEP to flood to, or a VTEP whose next hop is not resolved"},
+	{"dl_drop_bad_vtep", "LAN frames for a VTEP whose address is not of our VTEP address's IP version (never sent: such a VTEP is not imported)"},
 	{"dl_drop_local", "LAN frames to a MAC on the LAN itself, dropped as a bridge does"},
 	{"dl_drop_tx_ring_full", "packets for the uplink not sent because its TX ring was full"},
 	{"dl_drop_rx_ring_full", "LAN frames the kernel dropped: RX ring full or no free buffer"},
@@ -200,6 +214,15 @@ func (c Counter) IsTimestamp() bool { return c == ULLastBPDU || c == DLLastBPDU 
 func (c Counter) Drop() (port, reason string, ok bool) {
 	port, reason, ok = strings.Cut(c.Name(), "_drop_")
 	return port, reason, ok
+}
+
+// NotImported splits an EVPN refusal counter's name into its reason
+// ("family"); ok is false for other counters, the total included.
+func (c Counter) NotImported() (reason string, ok bool) {
+	if reason, ok = strings.CutPrefix(c.Name(), "evpn_routes_not_imported_"); !ok {
+		return "", false
+	}
+	return reason, true
 }
 
 // Lookup returns the counter with the given name.

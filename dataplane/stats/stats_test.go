@@ -36,6 +36,15 @@ func TestNames(t *testing.T) {
 	if _, _, ok := ULRxBPDUs.Drop(); ok {
 		t.Error("ul_rx_bpdus is not a drop counter")
 	}
+	if r, ok := EVPNNotImportedFamily.NotImported(); !ok || r != "family" {
+		t.Errorf("NotImported() = %q %v", r, ok)
+	}
+	if r, ok := ULRxPackets.NotImported(); ok || r != "" {
+		t.Errorf("ul_rx_packets: NotImported() = %q %v", r, ok)
+	}
+	if _, ok := EVPNRoutesNotImported.NotImported(); ok {
+		t.Error("the total is not a reason")
+	}
 }
 
 func TestShardsSum(t *testing.T) {

@@ -47,6 +47,7 @@ var (
 	ErrHeadroom = errors.New("vxlan: not enough headroom in front of the frame")
 	ErrRunt     = errors.New("vxlan: frame shorter than an Ethernet header")
 	ErrTooBig   = errors.New("vxlan: frame does not fit the underlay's MTU")
+	ErrFamily   = errors.New("vxlan: the VTEP's address is not of the local address's IP version")
 )
 
 // VTEP is a remote tunnel end as the data path sends to it: its address,
@@ -221,8 +222,18 @@ func checksum6(p []byte, l2 int) {
 	binary.BigEndian.PutUint16(udp[6:], c)
 }
 
-func (e *Encapsulator) check(buf []byte, off, n int) error {
+// family reports whether v's address can be written into our outer IP
+// header (an IPv4 VTEP behind an IPv6 local address, or the other way
+// round, would be nonsense or, for IPv4, a panic in netip; a mapped IPv4
+// address is no IPv6 VTEP).
+func (e *Encapsulator) family(v *VTEP) bool {
+	return v.Addr.IsValid() && v.Addr.Is4() != e.v6 && !v.Addr.Is4In6()
+}
+
+func (e *Encapsulator) check(buf []byte, off, n int, v *VTEP) error {
 	switch {
+	case !e.family(v):
+		return ErrFamily
 	case off < e.ov:
 		return ErrHeadroom
 	case n < frame.EthernetLen:
@@ -237,7 +248,7 @@ func (e *Encapsulator) check(buf []byte, off, n int) error {
 // in VNI vni: the headers go in buf[off-Overhead():off], and the packet is
 // buf[start:off+n]. The frame is neither copied nor changed.
 func (e *Encapsulator) Encap(buf []byte, off, n int, v *VTEP, vni uint32) (start int, err error) {
-	if err := e.check(buf, off, n); err != nil {
+	if err := e.check(buf, off, n, v); err != nil {
 		return 0, err
 	}
 	if n > e.whole {
@@ -254,6 +265,9 @@ func (e *Encapsulator) Encap(buf []byte, off, n int, v *VTEP, vni uint32) (start
 // Copy writes, into dst, a packet to v carrying a copy of the frame f (for
 // the second and later copies of a flooded frame), and returns its length.
 func (e *Encapsulator) Copy(dst, f []byte, v *VTEP, vni uint32) (int, error) {
+	if !e.family(v) {
+		return 0, ErrFamily
+	}
 	if len(f) < frame.EthernetLen {
 		return 0, ErrRunt
 	}
@@ -273,7 +287,7 @@ func (e *Encapsulator) Copy(dst, f []byte, v *VTEP, vni uint32) (int, error) {
 // buf[off-Overhead() : off-Overhead()+firstLen]; the second written into
 // second[:secondLen].
 func (e *Encapsulator) Fragment(buf []byte, off, n int, second []byte, v *VTEP, vni uint32) (firstLen, secondLen int, err error) {
-	if err := e.check(buf, off, n); err != nil {
+	if err := e.check(buf, off, n, v); err != nil {
 		return 0, 0, err
 	}
 	if e.Pieces(n, v) != 2 {

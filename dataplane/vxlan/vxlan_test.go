@@ -349,3 +349,39 @@ func TestL3(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongFamilyVTEP: a table naming a VTEP of the other IP version (or
+// none) is refused with ErrFamily by every way of sending, never a panic
+// (netip's As4 panics on an IPv6 address: issue 21's remote crash).
+func TestWrongFamilyVTEP(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		local netip.Addr
+		vtep  netip.Addr
+	}{
+		{"ipv6 vtep, ipv4 local", a4, b6},
+		{"ipv4 vtep, ipv6 local", a6, b4},
+		{"mapped ipv4 vtep, ipv6 local", a6, netip.AddrFrom16(b4.As16())},
+		{"no address, ipv4 local", a4, netip.Addr{}},
+		{"no address, ipv6 local", a6, netip.Addr{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := NewEncapsulator(EncapConfig{Src: macA, Local: tc.local, MTU: 1500, Split: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &VTEP{Addr: tc.vtep, NextHop: router, Up: true, Pwgate: true}
+			f := innerFrame(200, 1)
+			if _, err := e.Encap(withHeadroom(f), 256, len(f), v, 5); err != ErrFamily {
+				t.Errorf("Encap: %v, want ErrFamily", err)
+			}
+			if _, err := e.Copy(make([]byte, 4096), f, v, 5); err != ErrFamily {
+				t.Errorf("Copy: %v, want ErrFamily", err)
+			}
+			big := innerFrame(1514, 1)
+			if _, _, err := e.Fragment(withHeadroom(big), 256, len(big), make([]byte, 4096), v, 5); err != ErrFamily {
+				t.Errorf("Fragment: %v, want ErrFamily", err)
+			}
+		})
+	}
+}

@@ -36,6 +36,13 @@ const (
 	DefaultLimit     = 16384
 	DefaultDupMoves  = 5 // FRR's dup-addr-detection defaults: 5 moves
 	DefaultDupWindow = 180 * time.Second
+	// DefaultMaxVTEPs is the most remote VTEPs in use at once: the size of
+	// the XDP program's peer map (bpf's MAX_PEERS).
+	DefaultMaxVTEPs = 1024
+	// maxRoutesPerMAC is the most MAC and MAC+IP routes kept for one MAC
+	// (a MAC route and a few addresses from each of a few VTEPs); more are
+	// refused as over the MAC limit.
+	maxRoutesPerMAC = 16
 	// ringSize is each learned ring's length; a full ring loses reports
 	// the data goroutines repeat a second later.
 	ringSize = 4096
@@ -58,8 +65,18 @@ type Config struct {
 	VNIs  []VNI
 	// Aging forgets learned MACs that sent nothing for this long.
 	Aging time.Duration
-	// Limit is the most learned MACs (LAN and remote) kept at once.
+	// Limit is the most MACs in the forwarding database at once: learned
+	// on the LAN, learned from frames and imported from EVPN routes.
 	Limit int
+	// MaxVTEPs is the most remote VTEPs in use at once; routes naming a
+	// new VTEP beyond it are refused (and tried again as VTEPs go).
+	MaxVTEPs int
+	// VTEPPrefixes are where remote VTEPs may be: a route whose next hop
+	// is outside is not imported. Empty: anywhere.
+	VTEPPrefixes []netip.Prefix
+	// NeighborVTEPs replace VTEPPrefixes for routes from one neighbor
+	// (by its address).
+	NeighborVTEPs map[netip.Addr][]netip.Prefix
 	// LearnRemote learns remote MACs from received frames.
 	LearnRemote bool
 	// StaticPwgate: static remotes are pwgate VTEPs (take split frames).
@@ -84,6 +101,9 @@ func (c *Config) defaults() {
 	if c.Limit == 0 {
 		c.Limit = DefaultLimit
 	}
+	if c.MaxVTEPs == 0 {
+		c.MaxVTEPs = DefaultMaxVTEPs
+	}
 	if c.DupMoves == 0 {
 		c.DupMoves = DefaultDupMoves
 	}
@@ -103,8 +123,28 @@ type Underlay interface {
 
 // Counters are the controller's counters.
 type Counters struct {
-	Learned, Aged, Moved, Duplicates, OverLimit, NotImported atomic.Uint64
+	Learned, Aged, Moved, Duplicates, OverLimit atomic.Uint64
+	// NotImported counts refused routes by reason.
+	NotImported [numReasons]atomic.Uint64
 }
+
+// reason is why a received route was not imported.
+type reason int
+
+const (
+	imported   reason = iota
+	noVNI             // no configured VNI with its route target and VNI
+	ownVTEP           // no next hop, or ours
+	family            // a VTEP of the other IP version
+	vtepPrefix        // a VTEP outside the allowed prefixes
+	vtepLimit         // a new VTEP beyond MaxVTEPs
+	macLimit          // a new MAC beyond Limit, or too many routes for one MAC
+	numReasons
+)
+
+// reasonCounters are the reasons' counters.
+var reasonCounters = [numReasons]stats.Counter{0, stats.EVPNNotImportedNoVNI, stats.EVPNNotImportedOwnVTEP,
+	stats.EVPNNotImportedFamily, stats.EVPNNotImportedVTEPPrefix, stats.EVPNNotImportedVTEPLimit, stats.EVPNNotImportedMACLimit}
 
 // local is a MAC on the LAN.
 type local struct {
@@ -189,9 +229,14 @@ type Controller struct {
 	vtepIdx  map[netip.Addr]int32
 	imets    map[int]bgp.Route   // our flood routes, by VNI index
 	ipOwner  map[ipKey]vxlan.Key // which LAN MAC has an address
+	// refused are received routes refused for a limit (vtepLimit,
+	// macLimit), by route ID: tried again by Age when room was made.
+	refused  map[string]bool
+	roomMade bool // a VTEP or a MAC went since the last retry
 	counters Counters
 	dirty    bool
 	peerSet  []netip.Addr // what the underlay was last told
+	peerErr  bool         // telling the underlay failed: try again
 }
 
 // New returns a controller for cfg; sp may be nil (static remotes only).
@@ -204,7 +249,7 @@ func New(cfg Config, u Underlay, sp bgp.Speaker, log *slog.Logger) (*Controller,
 	c := &Controller{log: log, u: u, sp: sp, wake: make(chan struct{}, 1), cfg: cfg,
 		b: vxlan.NewBuilder(cfg.Limit + 1), locals: map[vxlan.Key]*local{}, routes: map[string]*remoteRoute{}, received: map[string]bgp.Update{},
 		byKey: map[vxlan.Key]map[string]bool{}, lremote: map[vxlan.Key]learnedRemote{}, mob: map[vxlan.Key]*mobility{},
-		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}, ipOwner: map[ipKey]vxlan.Key{}}
+		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}, ipOwner: map[ipKey]vxlan.Key{}, refused: map[string]bool{}}
 	for i := range c.learned {
 		c.learned[i] = spsc.New[dataplane.Learned](ringSize)
 	}
@@ -249,6 +294,9 @@ func check(c *Config) error {
 	}
 	if c.Limit < 1 || c.Limit > 1<<20 {
 		return fmt.Errorf("evpn: MAC limit %d is out of range 1..%d", c.Limit, 1<<20)
+	}
+	if c.MaxVTEPs < 1 || c.MaxVTEPs > DefaultMaxVTEPs {
+		return fmt.Errorf("evpn: VTEP limit %d is out of range 1..%d", c.MaxVTEPs, DefaultMaxVTEPs)
 	}
 	return nil
 }
@@ -430,21 +478,34 @@ func (c *Controller) Work(now time.Time) {
 }
 
 // flush publishes a new table if anything changed, and the VTEP set.
+// A failed update of the VTEP set is tried again at the next call (Age
+// calls it every few seconds), not only when something changes.
 func (c *Controller) flush() {
-	if !c.dirty {
+	if !c.dirty && !c.peerErr {
 		return
 	}
-	c.dirty = false
-	c.setVNIs()
-	c.publish()
-	set := c.vtepAddrs()
-	if !slices.Equal(set, c.peerSet) {
-		if err := c.u.SetVTEPs(set); err != nil {
-			c.log.Error("evpn: set the XDP program's VTEPs", "err", err)
-			return
-		}
-		c.peerSet = set
+	if c.dirty {
+		c.dirty = false
+		c.setVNIs()
+		c.publish()
 	}
+	set := c.vtepAddrs()
+	if slices.Equal(set, c.peerSet) {
+		c.peerErr = false
+		return
+	}
+	if err := c.u.SetVTEPs(set); err != nil {
+		if !c.peerErr {
+			c.log.Error("evpn: set the XDP program's VTEPs (tried again every few seconds)", "vteps", len(set), "err", err)
+		}
+		c.peerErr = true
+		return
+	}
+	if c.peerErr {
+		c.log.Info("evpn: the XDP program's VTEPs are set again", "vteps", len(set))
+	}
+	c.peerErr = false
+	c.peerSet = set
 }
 
 func (c *Controller) vtepAddrs() []netip.Addr {
@@ -523,6 +584,7 @@ func (c *Controller) unref(a netip.Addr) {
 	if c.vteps[i].refs--; c.vteps[i].refs == 0 {
 		c.vteps[i] = vtep{}
 		delete(c.vtepIdx, a)
+		c.roomMade = true
 	}
 }
 
@@ -570,14 +632,21 @@ func (c *Controller) update(u *bgp.Update, now time.Time) {
 	}
 	id := u.ID()
 	c.forget(id, now)
+	retry := c.refused[id]
+	delete(c.refused, id)
 	if u.Withdraw {
 		delete(c.received, id)
 		return
 	}
 	c.received[id] = *u
 	vi := c.vniFor(u)
-	if vi < 0 || !u.NextHop.IsValid() || u.NextHop == c.cfg.Local {
-		c.counters.NotImported.Add(1)
+	if why := c.refuse(u, vi); why != imported {
+		if why == vtepLimit || why == macLimit {
+			c.refused[id] = true
+		}
+		if !retry { // counted once, not at each retry
+			c.counters.NotImported[why].Add(1)
+		}
 		return
 	}
 	r := &remoteRoute{kind: u.Kind, vni: vi, vtep: u.NextHop, seq: u.Seq, sticky: u.Sticky, ip: u.IP, pwgate: u.Pwgate}
@@ -599,6 +668,57 @@ func (c *Controller) update(u *bgp.Update, now time.Time) {
 	}
 	c.byKey[r.key][id] = true
 	c.settle(r.key, now)
+}
+
+// refuse says why the received route u (for VNI index vi) is not
+// imported, or imported. What a neighbor sends is checked here before it
+// reaches the forwarding database, the flood lists or the XDP program:
+// the VTEP's family and prefix, and the limits on VTEPs and MACs.
+func (c *Controller) refuse(u *bgp.Update, vi int) reason {
+	nh := u.NextHop
+	switch {
+	case !nh.IsValid() || nh == c.cfg.Local:
+		return ownVTEP
+	case nh.Is4() != c.cfg.Local.Is4() || nh.Is4In6():
+		return family
+	case vi < 0:
+		return noVNI
+	}
+	allowed, ok := c.cfg.NeighborVTEPs[u.Peer]
+	if !ok {
+		allowed = c.cfg.VTEPPrefixes
+	}
+	if len(allowed) > 0 && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(nh) }) {
+		return vtepPrefix
+	}
+	if _, ok := c.vtepIdx[nh]; !ok && len(c.vtepIdx) >= c.cfg.MaxVTEPs {
+		return vtepLimit
+	}
+	if u.Kind == bgp.MACIP {
+		k := vxlan.MakeKey(vi, u.MAC)
+		if _, ok := c.b.Get(k); !ok && c.b.Len() >= c.cfg.Limit || len(c.byKey[k]) >= maxRoutesPerMAC {
+			return macLimit
+		}
+	}
+	return imported
+}
+
+// retryRefused imports again the routes refused for a limit, once room
+// was made (a VTEP or a MAC went).
+func (c *Controller) retryRefused(now time.Time) {
+	if !c.roomMade || len(c.refused) == 0 {
+		c.roomMade = false
+		return
+	}
+	c.roomMade = false
+	for id := range c.refused {
+		u, ok := c.received[id]
+		if !ok {
+			delete(c.refused, id)
+			continue
+		}
+		c.update(&u, now)
+	}
 }
 
 // forget removes a received route, if known.
@@ -657,6 +777,7 @@ func (c *Controller) settle(k vxlan.Key, now time.Time) {
 			c.b.Set(k, vxlan.Entry{VTEP: c.vtepIdx[lr.vtep], Seen: lr.seen})
 		} else {
 			c.b.Delete(k)
+			c.roomMade = true
 		}
 		c.dirty = true
 		return
@@ -679,6 +800,7 @@ func (c *Controller) dropLocal(k vxlan.Key, l *local) {
 	c.freeSeen = append(c.freeSeen, l.seen)
 	c.b.Delete(k)
 	c.dirty = true
+	c.roomMade = true
 }
 
 // moved records a move of k and reports whether it is now a duplicate.
@@ -708,7 +830,7 @@ func (c *Controller) duplicate(k vxlan.Key) bool {
 
 // takeSeen returns a free seen slot stamped now, or false at the limit.
 func (c *Controller) takeSeen(now time.Time) (int32, bool) {
-	if len(c.freeSeen) == 0 {
+	if len(c.freeSeen) == 0 || c.b.Len() >= c.cfg.Limit {
 		c.counters.OverLimit.Add(1)
 		return 0, false
 	}
@@ -788,6 +910,7 @@ func (c *Controller) dropLearnedRemote(k vxlan.Key, lr learnedRemote) {
 	c.unref(lr.vtep)
 	c.b.Delete(k)
 	c.dirty = true
+	c.roomMade = true
 }
 
 // Age forgets learned MACs silent for longer than the aging time, and
@@ -826,6 +949,7 @@ func (c *Controller) Age(now time.Time) {
 			}
 		}
 	}
+	c.retryRefused(now)
 	c.flush()
 }
 
@@ -890,6 +1014,7 @@ func (c *Controller) Reconfigure(cfg Config, now time.Time) error {
 	c.cfg = cfg
 	c.refStatic(cfg.VNIs, 1)
 	c.byVNI = nil
+	clear(c.refused)
 	for _, u := range c.received {
 		c.update(&u, now)
 	}
@@ -1019,5 +1144,9 @@ func (c *Controller) AddCounters(s *stats.Snapshot) {
 	s[stats.EVPNMACsMoved] += c.counters.Moved.Load()
 	s[stats.EVPNMACsDuplicate] += c.counters.Duplicates.Load()
 	s[stats.EVPNMACsOverLimit] += c.counters.OverLimit.Load()
-	s[stats.EVPNRoutesNotImported] += c.counters.NotImported.Load()
+	for why := noVNI; why < numReasons; why++ {
+		n := c.counters.NotImported[why].Load()
+		s[reasonCounters[why]] += n
+		s[stats.EVPNRoutesNotImported] += n
+	}
 }

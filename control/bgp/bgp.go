@@ -63,6 +63,26 @@ type Config struct {
 	Neighbors       []Neighbor
 }
 
+// The routes a neighbor may send per family when its configuration
+// does not say (max_prefix): enough for a few hundred sites' MACs and
+// VTEPs, or a few hundred servers' VIPs, and small enough that a
+// neighbor cannot grow pwgated without bound.
+const (
+	DefaultMaxPrefixEVPN    = 20_000
+	DefaultMaxPrefixUnicast = 1_000
+)
+
+// maxPrefix returns the most routes n may send of family f.
+func (n *Neighbor) maxPrefix(f Family) int {
+	switch {
+	case n.MaxPrefix > 0:
+		return n.MaxPrefix
+	case f == EVPN:
+		return DefaultMaxPrefixEVPN
+	}
+	return DefaultMaxPrefixUnicast
+}
+
 // Neighbor is one BGP neighbor (peer groups are resolved into it).
 type Neighbor struct {
 	Address   netip.Addr // or
@@ -72,7 +92,9 @@ type Neighbor struct {
 	HoldTime  int    // seconds; 0: 90
 	Keepalive int    // seconds; 0: a third of HoldTime
 	Families  []Family
-	// MaxPrefix is the most routes accepted per family; 0: no limit.
+	// MaxPrefix is the most routes accepted per family; 0: the family's
+	// default (DefaultMaxPrefixEVPN, DefaultMaxPrefixUnicast). A neighbor
+	// that sends more is sent a Cease and its session goes down.
 	MaxPrefix int
 	Multihop  int // eBGP multihop TTL; 0: directly connected
 	// Source is the local address sessions to this neighbor come from

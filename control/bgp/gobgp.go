@@ -365,9 +365,7 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 	}
 	for _, f := range n.Families {
 		a := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
-		if n.MaxPrefix > 0 {
-			a.PrefixLimits = &api.PrefixLimit{Family: apiFamily(f), MaxPrefixes: uint32(n.MaxPrefix)}
-		}
+		a.PrefixLimits = &api.PrefixLimit{Family: apiFamily(f), MaxPrefixes: uint32(n.maxPrefix(f))}
 		if c.GracefulRestart {
 			a.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 		}

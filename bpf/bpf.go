@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -128,35 +129,51 @@ func sumCounters(m *ebpf.Map, out []uint64) error {
 // alive until they are closed themselves.
 func (o *Objects) Close() error { return o.objs.Close() }
 
+// MaxPeers is how many peers (VTEPs) the uplink program's peer map holds
+// (MAX_PEERS in pwgate.c).
+const MaxPeers = 1024
+
 // ReplacePeers makes next the set of peers: it adds every key of next,
 // then deletes the keys of prev that are not in next, so that a peer in
-// both is never missing. On error it removes what it added and returns.
+// both is never missing. When the map is too full for that (a full set of
+// VTEPs with one replaced), the keys that go are deleted first. On error
+// the map holds prev again.
 func (o *Objects) ReplacePeers(prev, next []PeerKey) error {
-	in := func(k PeerKey, set []PeerKey) bool {
-		for _, s := range set {
-			if s == k {
-				return true
-			}
+	gone := slices.DeleteFunc(slices.Clone(prev), func(k PeerKey) bool { return slices.Contains(next, k) })
+	add := slices.DeleteFunc(slices.Clone(next), func(k PeerKey) bool { return slices.Contains(prev, k) })
+	added, err := o.addPeers(add)
+	if err != nil && len(gone) > 0 {
+		if err = o.deletePeers(gone); err == nil {
+			var more int
+			more, err = o.addPeers(add[added:])
+			added += more
 		}
-		return false
+		if err != nil {
+			o.deletePeers(add[:added])
+			o.addPeers(gone)
+			return err
+		}
+		return nil
 	}
-	var added []PeerKey
-	for _, k := range next {
-		if in(k, prev) {
-			continue
-		}
+	if err != nil {
+		o.deletePeers(add[:added])
+		return err
+	}
+	return o.deletePeers(gone)
+}
+
+// addPeers adds keys until one fails, and returns how many it added.
+func (o *Objects) addPeers(keys []PeerKey) (int, error) {
+	for i, k := range keys {
 		if err := o.objs.PwPeers.Update(k, uint32(1), ebpf.UpdateAny); err != nil {
-			for _, a := range added {
-				o.objs.PwPeers.Delete(a)
-			}
-			return fmt.Errorf("add xdp peer: %w", err)
+			return i, fmt.Errorf("add xdp peer: %w", err)
 		}
-		added = append(added, k)
 	}
-	for _, k := range prev {
-		if in(k, next) {
-			continue
-		}
+	return len(keys), nil
+}
+
+func (o *Objects) deletePeers(keys []PeerKey) error {
+	for _, k := range keys {
 		if err := o.objs.PwPeers.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("remove xdp peer: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -162,6 +163,9 @@ func TestReplacePeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
+	if n := o.objs.PwPeers.MaxEntries(); n != MaxPeers {
+		t.Fatalf("the peer map holds %d, MaxPeers says %d", n, MaxPeers)
+	}
 	a, b := AddrPeer(peerIP), AddrPeer(otherIP)
 	if err := o.ReplacePeers(nil, []PeerKey{a}); err != nil {
 		t.Fatal(err)
@@ -186,5 +190,18 @@ func TestReplacePeers(t *testing.T) {
 	}
 	if got, _ := o.Peers(); len(got) != 1 || got[0] != b {
 		t.Fatalf("after a failed replacement: %d peers, want only %x", len(got), b)
+	}
+	// A full map with one key replaced: the old key leaves first (the
+	// EVPN controller's full set of VTEPs, issue 21).
+	full := many[:MaxPeers]
+	if err := o.ReplacePeers([]PeerKey{b}, full); err != nil {
+		t.Fatal(err)
+	}
+	swapped := append(slices.Clone(full[1:]), many[MaxPeers])
+	if err := o.ReplacePeers(full, swapped); err != nil {
+		t.Fatalf("replacing one of %d peers: %v", MaxPeers, err)
+	}
+	if got, _ := o.Peers(); len(got) != MaxPeers || slices.Contains(got, full[0]) || !slices.Contains(got, many[MaxPeers]) {
+		t.Fatalf("after replacing one: %d peers", len(got))
 	}
 }

@@ -42,8 +42,10 @@ type NeighborConfig struct {
 	DefaultOriginate bool
 	Import           []bgp.Rule
 	Export           []bgp.Rule
-	set              map[string]bool // keys the file set
-	key              string          // "bgp.neighbors[N]", for messages
+	// VTEPPrefixes replace vxlan.vtep_prefixes for this neighbor's routes.
+	VTEPPrefixes []netip.Prefix
+	set          map[string]bool // keys the file set
+	key          string          // "bgp.neighbors[N]", for messages
 }
 
 // Defaults of the bgp section.
@@ -97,6 +99,11 @@ var neighborKeys = func() map[string]any {
 				err = fmt.Errorf("%q is not an IP address", v)
 			}
 			return
+		}),
+		"vtep_prefixes": each(func(c *Config, v string) error {
+			p, err := vtepPrefix(v)
+			c.bgpN().VTEPPrefixes = append(c.bgpN().VTEPPrefixes, p)
+			return err
 		}),
 		"import": rulesSchema(func(n *NeighborConfig) *[]bgp.Rule { return &n.Import }),
 		"export": rulesSchema(func(n *NeighborConfig) *[]bgp.Rule { return &n.Export }),
@@ -284,6 +291,8 @@ func (b *BGPConfig) resolved() []NeighborConfig {
 					*d = *src.(*[]bgp.Rule)
 				case *bool:
 					*d = *src.(*bool)
+				case *[]netip.Prefix:
+					*d = *src.(*[]netip.Prefix)
 				}
 			}
 			inherit("asn", &r.ASN, &g.ASN)
@@ -298,6 +307,7 @@ func (b *BGPConfig) resolved() []NeighborConfig {
 			inherit("default_originate", &r.DefaultOriginate, &g.DefaultOriginate)
 			inherit("import", &r.Import, &g.Import)
 			inherit("export", &r.Export, &g.Export)
+			inherit("vtep_prefixes", &r.VTEPPrefixes, &g.VTEPPrefixes)
 		}
 		out = append(out, r)
 	}
@@ -375,6 +385,12 @@ func (c *Config) checkBGP(fail func(key, format string, args ...any) error) erro
 				return fail(n.key+".export", "route_type %s: export filters tell only evpn and prefix routes apart (GoBGP's policies cannot see EVPN route types); filter by route_target instead",
 					map[bgp.RuleKind]string{bgp.MACIPRoutes: "macip", bgp.IMETRoutes: "imet"}[r.Kind])
 			}
+		}
+		switch {
+		case len(n.VTEPPrefixes) > 0 && !c.IsVXLAN():
+			return fail(n.key+".vtep_prefixes", "only in mode: vxlan (they filter EVPN routes' VTEPs)")
+		case len(n.VTEPPrefixes) > 0 && n.Interface != "":
+			return fail(n.key+".vtep_prefixes", "needs the neighbor's address, not an interface (use vxlan.vtep_prefixes)")
 		}
 		if len(n.Export) > 0 && n.Interface != "" {
 			return fail(n.key+".export", "export filters need the neighbor's address, not an interface")

@@ -26,6 +26,10 @@ type VXLANConfig struct {
 	// Learning: "auto" learns remote MACs from frames without EVPN and
 	// not with it; "on" and "off" force it.
 	Learning string
+	// VTEPPrefixes are where EVPN routes' VTEPs may be (a neighbor's own
+	// vtep_prefixes replace them for its routes); empty: inside WireGuard
+	// the peers' allowed_ips, else anywhere (with a warning at start).
+	VTEPPrefixes []netip.Prefix
 }
 
 // VNIConfig is one entry of vxlan.vnis.
@@ -59,6 +63,15 @@ func vtepAddr(v string) (netip.Addr, error) {
 		return a, fmt.Errorf("%s is not a unicast address a VTEP can have", v)
 	}
 	return a, nil
+}
+
+// vtepPrefix parses an entry of vtep_prefixes.
+func vtepPrefix(v string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(v)
+	if err != nil || p != p.Masked() {
+		return p, fmt.Errorf("%q is not a prefix such as 2001:db8:100::/48 or 192.0.2.0/24", v)
+	}
+	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()), nil
 }
 
 func boolean(dst *bool, v string) error {
@@ -140,6 +153,11 @@ var vxlanSchema = section{
 			c.VXLAN.MACLimit, err = intIn(v, 1, 1<<20)
 			return
 		}),
+		"vtep_prefixes": each(func(c *Config, v string) (err error) {
+			p, err := vtepPrefix(v)
+			c.VXLAN.VTEPPrefixes = append(c.VXLAN.VTEPPrefixes, p)
+			return err
+		}),
 		"learning": setter(func(c *Config, v string) error {
 			if v != "auto" && v != "on" && v != "off" {
 				return fmt.Errorf("unknown learning %q (want auto, on or off)", v)
@@ -214,11 +232,56 @@ func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, 
 			}
 		}
 	}
+	if err := c.checkVTEPPrefixes(fail); err != nil {
+		return err
+	}
 	if len(x.Remotes) == 0 && !slices.ContainsFunc(x.VNIs, func(v VNIConfig) bool { return len(v.Remotes) > 0 }) &&
 		(c.BGP == nil || !c.BGP.usesEVPN()) {
 		return fail("vxlan", "no remote VTEP: list vxlan.remotes, or add a bgp section with l2vpn-evpn neighbors")
 	}
 	return nil
+}
+
+// checkVTEPPrefixes refuses vtep_prefixes of the other IP version than
+// our VTEP address (they could never match).
+func (c *Config) checkVTEPPrefixes(fail func(key, format string, args ...any) error) error {
+	v4 := c.VTEPAddr().Is4()
+	check := func(key string, list []netip.Prefix) error {
+		for i, p := range list {
+			if p.Addr().Is4() != v4 {
+				return fail(fmt.Sprintf("%s[%d]", key, i), "%s is not of the same IP version as our VTEP address %s", p, c.VTEPAddr())
+			}
+		}
+		return nil
+	}
+	if err := check("vxlan.vtep_prefixes", c.VXLAN.VTEPPrefixes); err != nil {
+		return err
+	}
+	if c.BGP == nil {
+		return nil
+	}
+	for _, n := range c.BGP.resolved() {
+		if err := check(n.key+".vtep_prefixes", n.VTEPPrefixes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vtepPrefixes returns where EVPN routes' VTEPs may be, and whether that
+// is anywhere because nothing says otherwise (worth a warning).
+func (c *Config) vtepPrefixes() (_ []netip.Prefix, anywhere bool) {
+	switch {
+	case len(c.VXLAN.VTEPPrefixes) > 0:
+		return c.VXLAN.VTEPPrefixes, false
+	case c.OverWireGuard():
+		var out []netip.Prefix
+		for _, p := range c.WireGuard.Peers {
+			out = append(out, p.AllowedIPs...)
+		}
+		return out, false
+	}
+	return nil, true
 }
 
 // inAllowedIPs reports whether a wireguard peer's allowed IPs hold a.
@@ -265,6 +328,15 @@ func (c *Config) evpnConfig(local netip.Addr) evpn.Config {
 	}
 	if c.BGP != nil && c.BGP.usesEVPN() {
 		e.ASN, e.RouterID, e.Pwgate = c.BGP.ASN, c.BGP.RouterID, x.Split
+		e.VTEPPrefixes, _ = c.vtepPrefixes()
+		for _, n := range c.BGP.resolved() {
+			if len(n.VTEPPrefixes) > 0 && n.Address.IsValid() {
+				if e.NeighborVTEPs == nil {
+					e.NeighborVTEPs = map[netip.Addr][]netip.Prefix{}
+				}
+				e.NeighborVTEPs[n.Address] = n.VTEPPrefixes
+			}
+		}
 	}
 	return e
 }

@@ -80,6 +80,9 @@ func startVXLAN(c *Config, u evpn.Underlay, also func([]bgp.Update), log *slog.L
 	if sp == nil {
 		return r, nil
 	}
+	if _, anywhere := c.vtepPrefixes(); anywhere && c.BGP.usesEVPN() {
+		log.Warn("evpn: any neighbor may name any address as a VTEP, which then gets this LAN's broadcasts: set vxlan.vtep_prefixes to where your VTEPs are")
+	}
 	restarting := false
 	if fi, err := os.Stat(r.marker); err == nil && time.Since(fi.ModTime()) < time.Duration(c.BGP.RestartTime)*time.Second {
 		restarting = true

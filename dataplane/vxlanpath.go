@@ -215,13 +215,23 @@ func vxlanEncapDrop(err error) stats.Counter {
 // front of the frame, so the copies read it unchanged either way).
 func (w *encapWorker) flood(base uint64, off, ln int, tab *vxlan.Table, vi int, vni uint32) {
 	list := tab.VNIs[vi].Flood
-	if len(list) == 0 {
+	// The original goes to the last VTEP that is up; those that are not
+	// (unresolved next hops, of which a neighbor may name hundreds) get no
+	// copy at all.
+	last := len(list) - 1
+	for last >= 0 && !tab.VTEPs[list[last]].Up {
+		last--
+	}
+	if last < 0 {
 		w.drop(base, stats.DLDropNoVTEP)
 		return
 	}
 	mem, size := w.umem.Mem, w.umem.ChunkSize
 	f := mem[base+uint64(off) : base+uint64(off+ln)]
-	for _, vt := range list[:len(list)-1] {
+	for _, vt := range list[:last] {
+		if !tab.VTEPs[vt].Up {
+			continue
+		}
 		c, ok := w.take()
 		if !ok {
 			w.st.Inc(stats.DLDropNoBuffer)
@@ -232,7 +242,7 @@ func (w *encapWorker) flood(base uint64, off, ln int, tab *vxlan.Table, vi int, 
 		w.toVTEP(c, xsk.RxHeadroom, ln, &tab.VTEPs[vt], vni)
 	}
 	w.st.Inc(stats.ULTxFloodCopies)
-	w.toVTEP(base, off, ln, &tab.VTEPs[list[len(list)-1]], vni)
+	w.toVTEP(base, off, ln, &tab.VTEPs[list[last]], vni)
 }
 
 // vxlanDrops maps vxlan's drop reasons to counters.

@@ -194,3 +194,24 @@ func TestVXLANBatchZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestVXLANFloodSkipsDownVTEPs: a broadcast is copied only to VTEPs that
+// are up (a neighbor may name hundreds of unresolvable ones), the original
+// going to the last one up; a VTEP of the other IP version in a table is
+// a counted drop, never a panic (issue 21 finding 1).
+func TestVXLANFloodSkipsDownVTEPs(t *testing.T) {
+	down := netip.MustParseAddr("2001:db8:d::d")
+	v4 := netip.MustParseAddr("192.0.2.4")
+	a := newVXSite(t, vtepA, []vxlan.VTEP{{Addr: vtepB, NextHop: routerA, Up: true}, {Addr: down}, {Addr: vtepC, NextHop: routerA, Up: true},
+		{Addr: v4, NextHop: routerA, Up: true}, {Addr: down}}, false)
+	bc := lanFrame(frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, hostX, 100, 0)
+	inject(t, a.dl, [][]byte{bc})
+	got := collect(t, a.ul, 2)
+	for _, p := range got {
+		if d := frame.IPv6(p[14:]).Dst(); d != vtepB && d != vtepC {
+			t.Errorf("flooded to %v", d)
+		}
+	}
+	waitCounter(t, a.e, stats.DLDropBadVTEP, 1)
+	waitCounter(t, a.e, stats.ULTxFloodCopies, 3)
+}

@@ -39,6 +39,9 @@ const (
 	// DefaultMaxVTEPs is the most remote VTEPs in use at once: the size of
 	// the XDP program's peer map (bpf's MAX_PEERS).
 	DefaultMaxVTEPs = 1024
+	// DefaultNeighborVTEPs is the most VTEPs one neighbor's routes may
+	// name: half the map, so that no one neighbor can fill it.
+	DefaultNeighborVTEPs = DefaultMaxVTEPs / 2
 	// maxRoutesPerMAC is the most MAC and MAC+IP routes kept for one MAC
 	// (a MAC route and a few addresses from each of a few VTEPs); more are
 	// refused as over the MAC limit.
@@ -71,6 +74,9 @@ type Config struct {
 	// MaxVTEPs is the most remote VTEPs in use at once; routes naming a
 	// new VTEP beyond it are refused (and tried again as VTEPs go).
 	MaxVTEPs int
+	// NeighborVTEPLimit is the most VTEPs the routes of one neighbor may
+	// name (0: DefaultNeighborVTEPs, at most MaxVTEPs).
+	NeighborVTEPLimit int
 	// VTEPPrefixes are where remote VTEPs may be: a route whose next hop
 	// is outside is not imported. Empty: anywhere.
 	VTEPPrefixes []netip.Prefix
@@ -103,6 +109,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxVTEPs == 0 {
 		c.MaxVTEPs = DefaultMaxVTEPs
+	}
+	if c.NeighborVTEPLimit == 0 {
+		c.NeighborVTEPLimit = min(DefaultNeighborVTEPs, c.MaxVTEPs)
 	}
 	if c.DupMoves == 0 {
 		c.DupMoves = DefaultDupMoves
@@ -175,6 +184,7 @@ type remoteRoute struct {
 	sticky bool
 	ip     netip.Addr
 	pwgate bool
+	peer   netip.Addr // the neighbor it came from
 }
 
 // learnedRemote is a MAC learned from a received frame (static remotes).
@@ -233,6 +243,8 @@ type Controller struct {
 	// macLimit), by route ID: tried again by Age when room was made.
 	refused  map[string]bool
 	roomMade bool // a VTEP or a MAC went since the last retry
+	// byPeer counts, per neighbor, its imported routes naming each VTEP.
+	byPeer   map[netip.Addr]map[netip.Addr]int
 	counters Counters
 	dirty    bool
 	peerSet  []netip.Addr // what the underlay was last told
@@ -249,7 +261,8 @@ func New(cfg Config, u Underlay, sp bgp.Speaker, log *slog.Logger) (*Controller,
 	c := &Controller{log: log, u: u, sp: sp, wake: make(chan struct{}, 1), cfg: cfg,
 		b: vxlan.NewBuilder(cfg.Limit + 1), locals: map[vxlan.Key]*local{}, routes: map[string]*remoteRoute{}, received: map[string]bgp.Update{},
 		byKey: map[vxlan.Key]map[string]bool{}, lremote: map[vxlan.Key]learnedRemote{}, mob: map[vxlan.Key]*mobility{},
-		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}, ipOwner: map[ipKey]vxlan.Key{}, refused: map[string]bool{}}
+		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}, ipOwner: map[ipKey]vxlan.Key{}, refused: map[string]bool{},
+		byPeer: map[netip.Addr]map[netip.Addr]int{}}
 	for i := range c.learned {
 		c.learned[i] = spsc.New[dataplane.Learned](ringSize)
 	}
@@ -297,6 +310,9 @@ func check(c *Config) error {
 	}
 	if c.MaxVTEPs < 1 || c.MaxVTEPs > DefaultMaxVTEPs {
 		return fmt.Errorf("evpn: VTEP limit %d is out of range 1..%d", c.MaxVTEPs, DefaultMaxVTEPs)
+	}
+	if c.NeighborVTEPLimit < 1 || c.NeighborVTEPLimit > c.MaxVTEPs {
+		return fmt.Errorf("evpn: a neighbor's VTEP limit %d is out of range 1..%d", c.NeighborVTEPLimit, c.MaxVTEPs)
 	}
 	return nil
 }
@@ -649,8 +665,9 @@ func (c *Controller) update(u *bgp.Update, now time.Time) {
 		}
 		return
 	}
-	r := &remoteRoute{kind: u.Kind, vni: vi, vtep: u.NextHop, seq: u.Seq, sticky: u.Sticky, ip: u.IP, pwgate: u.Pwgate}
+	r := &remoteRoute{kind: u.Kind, vni: vi, vtep: u.NextHop, seq: u.Seq, sticky: u.Sticky, ip: u.IP, pwgate: u.Pwgate, peer: u.Peer}
 	c.routes[id] = r
+	c.peerRef(r, 1)
 	i := c.ref(r.vtep)
 	if u.Kind == bgp.IMET {
 		for len(c.byVNI) <= vi {
@@ -694,6 +711,9 @@ func (c *Controller) refuse(u *bgp.Update, vi int) reason {
 	if _, ok := c.vtepIdx[nh]; !ok && len(c.vtepIdx) >= c.cfg.MaxVTEPs {
 		return vtepLimit
 	}
+	if m := c.byPeer[u.Peer]; m[nh] == 0 && len(m) >= c.cfg.NeighborVTEPLimit {
+		return vtepLimit
+	}
 	if u.Kind == bgp.MACIP {
 		k := vxlan.MakeKey(vi, u.MAC)
 		if _, ok := c.b.Get(k); !ok && c.b.Len() >= c.cfg.Limit || len(c.byKey[k]) >= maxRoutesPerMAC {
@@ -701,6 +721,22 @@ func (c *Controller) refuse(u *bgp.Update, vi int) reason {
 		}
 	}
 	return imported
+}
+
+// peerRef counts (delta 1) or uncounts (-1) r for its neighbor's VTEPs.
+func (c *Controller) peerRef(r *remoteRoute, delta int) {
+	m := c.byPeer[r.peer]
+	if m == nil {
+		m = map[netip.Addr]int{}
+		c.byPeer[r.peer] = m
+	}
+	if m[r.vtep] += delta; m[r.vtep] <= 0 {
+		delete(m, r.vtep)
+		c.roomMade = true
+		if len(m) == 0 {
+			delete(c.byPeer, r.peer)
+		}
+	}
 }
 
 // retryRefused imports again the routes refused for a limit, once room
@@ -728,6 +764,7 @@ func (c *Controller) forget(id string, now time.Time) {
 		return
 	}
 	delete(c.routes, id)
+	c.peerRef(r, -1)
 	if r.kind == bgp.IMET {
 		delete(c.byVNI[r.vni], id)
 		if i, ok := c.vtepIdx[r.vtep]; ok && r.pwgate {

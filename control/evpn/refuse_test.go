@@ -179,3 +179,38 @@ func TestSetVTEPsRetried(t *testing.T) {
 		t.Errorf("after the retry: XDP %v", f.u.vteps)
 	}
 }
+
+// TestNeighborVTEPLimit: one neighbor's routes name at most
+// NeighborVTEPLimit VTEPs, so that a site whose routes come later from
+// another neighbor still gets in (issue 21: after 2,000 VTEPs from one
+// neighbor a real site was never accepted).
+func TestNeighborVTEPLimit(t *testing.T) {
+	f := newFixture(t, Config{MaxVTEPs: 8, NeighborVTEPLimit: 4}, true)
+	hostile, real := netip.MustParseAddr("2001:db8:ff::9"), vtepB
+	var us []bgp.Update
+	for i := range 20 {
+		u := imet(nthVTEP(i), 101, false)
+		u.Peer = hostile
+		us = append(us, u)
+	}
+	f.receive(t0, us...)
+	site := imet(vtepB, 101, false)
+	site.Peer = real
+	f.receive(t0, site)
+	if n := len(f.u.vteps); n != 5 || !contains(f.u.vteps, vtepB) {
+		t.Errorf("XDP %v, want 4 of the neighbor's and %s", f.u.vteps, vtepB)
+	}
+	if s := f.counters(); s[stats.EVPNNotImportedVTEPLimit] != 16 {
+		t.Errorf("vtep_limit %d, want 16", s[stats.EVPNNotImportedVTEPLimit])
+	}
+	// More routes to a VTEP the neighbor already names still come in.
+	m := macRoute(nthVTEP(0), macH1, 0)
+	m.Peer = hostile
+	f.receive(t0, m)
+	if f.where(0, macH1) != nthVTEP(0).String() {
+		t.Error("a MAC behind one of the neighbor's VTEPs was refused")
+	}
+	if _, err := New(Config{Local: ourVTEP, VNIs: []VNI{{ID: 1}}, MaxVTEPs: 8, NeighborVTEPLimit: 9}, f.u, nil, f.c.log); err == nil {
+		t.Error("a neighbor's limit above the VTEP limit was accepted")
+	}
+}

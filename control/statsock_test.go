@@ -237,7 +237,7 @@ func TestPrometheus(t *testing.T) {
 	f.mu.Lock()
 	f.s[stats.ULRxPackets] = 99
 	f.st.BGP = &client.BGP{Neighbors: []client.Neighbor{{Neighbor: "10.0.0.2", State: "established", Advertised: 3, Received: map[string]int{"l2vpn-evpn": 7}},
-		{Neighbor: "10.0.0.3", State: "active", Received: map[string]int{}}}}
+		{Neighbor: "10.0.0.3", State: "active", Received: map[string]int{}, PrefixLimitResets: 2}}}
 	f.st.EVPN = &client.EVPN{MACs: client.MACCounts{Local: 4, Remote: 9}, VTEPs: []client.VTEP{{Resolved: true}, {Resolved: false}},
 		RoutesReceived: map[string]int{"macip": 9, "imet": 2}, RoutesAnnounced: map[string]int{"macip": 4, "imet": 1}}
 	f.mu.Unlock()
@@ -248,6 +248,7 @@ func TestPrometheus(t *testing.T) {
 		`pwgate_bgp_session_up{neighbor="10.0.0.3"} 0`,
 		`pwgate_bgp_routes_received{family="l2vpn-evpn",neighbor="10.0.0.2"} 7`,
 		`pwgate_bgp_routes_advertised{neighbor="10.0.0.2"} 3`,
+		`pwgate_bgp_prefix_limit_resets_total{neighbor="10.0.0.3"} 2`,
 		`pwgate_evpn_macs{where="remote"} 9`,
 		`pwgate_evpn_vteps{resolved="no"} 1`,
 		`pwgate_evpn_routes{direction="announced",type="imet"} 1`,

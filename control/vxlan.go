@@ -177,7 +177,8 @@ func (r *vxlanRuntime) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
 func bgpStatus(sp bgp.Speaker) *client.BGP {
 	b := &client.BGP{}
 	for _, ps := range sp.Peers() {
-		n := client.Neighbor{Neighbor: ps.Key, ASN: ps.ASN, Description: ps.Description, State: ps.State, Received: map[string]int{}, Advertised: ps.Advertised}
+		n := client.Neighbor{Neighbor: ps.Key, ASN: ps.ASN, Description: ps.Description, State: ps.State, Received: map[string]int{}, Advertised: ps.Advertised,
+			PrefixLimitResets: ps.LimitResets}
 		if ps.Address.IsValid() {
 			n.Address = ps.Address.String()
 		}

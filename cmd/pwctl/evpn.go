@@ -122,7 +122,11 @@ func printBGP(w io.Writer, socket string, asJSON bool) error {
 		if n.Address != "" && n.Address != n.Neighbor {
 			name += " (" + n.Address + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", name, n.ASN, n.State, up, dash(strings.Join(rcv, ", ")), n.Advertised, n.Description)
+		state := n.State
+		if n.PrefixLimitResets > 0 {
+			state += fmt.Sprintf(" (ended %d× for max_prefix)", n.PrefixLimitResets)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", name, n.ASN, state, up, dash(strings.Join(rcv, ", ")), n.Advertised, n.Description)
 	}
 	return tw.Flush()
 }

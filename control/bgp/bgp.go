@@ -64,11 +64,12 @@ type Config struct {
 }
 
 // The routes a neighbor may send per family when its configuration
-// does not say (max_prefix): enough for a few hundred sites' MACs and
-// VTEPs, or a few hundred servers' VIPs, and small enough that a
-// neighbor cannot grow pwgated without bound.
+// does not say (max_prefix): enough for a few thousand hosts' MAC and
+// MAC+IP routes, or hundreds of servers' VIPs, and small enough that a
+// neighbor cannot grow pwgated by more than about 50 MiB (GoBGP keeps
+// about 3 KiB per EVPN route).
 const (
-	DefaultMaxPrefixEVPN    = 20_000
+	DefaultMaxPrefixEVPN    = 10_000
 	DefaultMaxPrefixUnicast = 1_000
 )
 
@@ -281,13 +282,16 @@ type Update struct {
 
 // PeerState is a neighbor as show bgp summary shows it.
 type PeerState struct {
-	Key         string
-	Address     netip.Addr
-	ASN         uint32
-	State       string // "established", "active", "idle", ...
-	Since       time.Time
-	Received    map[Family]int // routes received (after policy)
-	Advertised  int
+	Key        string
+	Address    netip.Addr
+	ASN        uint32
+	State      string // "established", "active", "idle", ...
+	Since      time.Time
+	Received   map[Family]int // routes received (after policy)
+	Advertised int
+	// LimitResets counts the sessions ended because the neighbor sent
+	// more routes than its max_prefix.
+	LimitResets int
 	Description string
 }
 

@@ -38,6 +38,7 @@ type GoBGP struct {
 	announced map[string]bool // IDs of the routes announced
 	// imports are the neighbors' import filters, read by the watcher.
 	imports atomic.Pointer[importRules]
+	limit   *prefixLimit
 }
 
 // importRules are the import filters by neighbor address; unnumbered
@@ -78,7 +79,9 @@ func (ir *importRules) permitted(peer netip.Addr, r *Route) bool {
 var _ Speaker = (*GoBGP)(nil)
 
 // NewGoBGP returns a speaker that logs to log.
-func NewGoBGP(log *slog.Logger) *GoBGP { return &GoBGP{log: log, announced: map[string]bool{}} }
+func NewGoBGP(log *slog.Logger) *GoBGP {
+	return &GoBGP{log: log, announced: map[string]bool{}, limit: newPrefixLimit()}
+}
 
 // Start implements Speaker.
 func (g *GoBGP) Start(c Config, watch func([]Update)) error {
@@ -130,6 +133,15 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 			}
 		})
 	}
+	if err == nil {
+		err = g.s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
+			if p := r.GetPeer().GetPeer(); p != nil && p.State != nil && p.State.SessionState != api.PeerState_ESTABLISHED {
+				if a, err := netip.ParseAddr(p.State.NeighborAddress); err == nil {
+					g.limit.sessionDown(a)
+				}
+			}
+		})
+	}
 	if err != nil {
 		g.s.Stop()
 		return fmt.Errorf("watch bgp routes: %w", err)
@@ -174,6 +186,7 @@ func (g *GoBGP) Reconfigure(c Config) error {
 		}
 	}
 	g.imports.Store(newImportRules(c.Neighbors))
+	g.limit.configure(c.Neighbors)
 	if err := g.setExportPolicy(ctx, c.Neighbors); err != nil {
 		return err
 	}
@@ -365,7 +378,8 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 	}
 	for _, f := range n.Families {
 		a := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true}}
-		a.PrefixLimits = &api.PrefixLimit{Family: apiFamily(f), MaxPrefixes: uint32(n.maxPrefix(f))}
+		// No PrefixLimits: GoBGP v3.37 checks them by walking the
+		// adj-RIB-in on every UPDATE; prefixLimit counts instead.
 		if c.GracefulRestart {
 			a.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 		}
@@ -524,7 +538,15 @@ func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
 			continue // originated here
 		}
 		u, ok := convert(p)
-		if !ok || (u.Kind == Prefix) != unicast {
+		if !ok {
+			continue
+		}
+		// The post-policy feed has every neighbor's paths of every family:
+		// the prefix limits count them there.
+		if unicast && g.limit.seen(&u) {
+			go g.overLimit(u.Peer)
+		}
+		if (u.Kind == Prefix) != unicast {
 			continue
 		}
 		if !u.Withdraw && ir != nil && !ir.permitted(u.Peer, &u.Route) {
@@ -533,6 +555,25 @@ func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
 		out = append(out, u)
 	}
 	return out
+}
+
+// overLimit ends the session of a neighbor that sent more routes than its
+// prefix limit (Cease, RFC 4486 subcode 1 is what GoBGP's own limit sent;
+// an administrative shutdown with its reason is what DisablePeer can) and
+// lets it connect again after LimitHoldOff.
+func (g *GoBGP) overLimit(peer netip.Addr) {
+	g.log.Warn("bgp: the neighbor sent more routes than its max_prefix: its session ends, and it may connect again later",
+		"neighbor", peer.String(), "after", LimitHoldOff.String())
+	ctx := context.Background()
+	if err := g.s.DisablePeer(ctx, &api.DisablePeerRequest{Address: peer.String(), Communication: "maximum number of prefixes reached"}); err != nil {
+		g.log.Error("bgp: end the session of a neighbor over its prefix limit", "neighbor", peer.String(), "err", err)
+	}
+	time.AfterFunc(LimitHoldOff, func() {
+		g.limit.letIn(peer)
+		if err := g.s.EnablePeer(ctx, &api.EnablePeerRequest{Address: peer.String()}); err != nil {
+			g.log.Debug("bgp: let a neighbor in again", "neighbor", peer.String(), "err", err)
+		}
+	})
 }
 
 // convert reads one of GoBGP's paths.
@@ -639,6 +680,7 @@ func (g *GoBGP) Peers() []PeerState {
 		}
 		if p.State != nil {
 			st.Address, _ = netip.ParseAddr(p.State.NeighborAddress)
+			st.LimitResets = g.limit.resetsOf(st.Address)
 			st.State = map[api.PeerState_SessionState]string{
 				api.PeerState_UNKNOWN: "unknown", api.PeerState_IDLE: "idle", api.PeerState_CONNECT: "connect",
 				api.PeerState_ACTIVE: "active", api.PeerState_OPENSENT: "opensent", api.PeerState_OPENCONFIRM: "openconfirm",

@@ -1,30 +1,102 @@
 package bgp
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
 // TestDefaultMaxPrefix: every family of every neighbor has a prefix limit,
 // the configured one or the family's default (issue 21 finding 3: without
 // one, 100,000 MAC routes grew pwgated by 700 MiB).
 func TestDefaultMaxPrefix(t *testing.T) {
-	g := &GoBGP{}
+	l := newPrefixLimit()
+	a, b := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
+	l.configure([]Neighbor{{Address: a, Families: []Family{EVPN, IPv4Unicast}}, {Address: b, Families: []Family{EVPN}, MaxPrefix: 50}})
 	for _, tc := range []struct {
-		max  int
+		peer netip.Addr
 		f    Family
-		want uint32
+		want int
 	}{
-		{0, EVPN, DefaultMaxPrefixEVPN},
-		{0, IPv4Unicast, DefaultMaxPrefixUnicast},
-		{0, IPv6Unicast, DefaultMaxPrefixUnicast},
-		{50, EVPN, 50},
-		{300_000, IPv4Unicast, 300_000},
+		{a, EVPN, DefaultMaxPrefixEVPN},
+		{a, IPv4Unicast, DefaultMaxPrefixUnicast},
+		{b, EVPN, 50},
+		{netip.MustParseAddr("fe80::1"), IPv6Unicast, DefaultMaxPrefixUnicast}, // unnumbered
 	} {
-		n := Neighbor{Address: netip.MustParseAddr("192.0.2.2"), ASN: 65001, Families: []Family{tc.f}, MaxPrefix: tc.max}
-		p := g.peer(n, Config{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.1")})
-		if len(p.AfiSafis) != 1 || p.AfiSafis[0].PrefixLimits == nil || p.AfiSafis[0].PrefixLimits.MaxPrefixes != tc.want {
-			t.Errorf("max_prefix %d, %v: %+v, want %d", tc.max, tc.f, p.AfiSafis, tc.want)
+		if got := l.limit(tc.peer, tc.f); got != tc.want {
+			t.Errorf("%s %v: limit %d, want %d", tc.peer, tc.f, got, tc.want)
 		}
+	}
+}
+
+func macUpdate(peer netip.Addr, i int, withdraw bool) *Update {
+	return &Update{Peer: peer, Withdraw: withdraw, Route: Route{Kind: MACIP, RD: "192.0.2.9:1", VNI: 101, MAC: frame.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}}}
+}
+
+// TestPrefixLimitCounts: a neighbor's routes are counted per family by
+// route (a route sent again is one route, a withdrawn one goes); the one
+// past the limit reports the neighbor once, until it is let in again.
+func TestPrefixLimitCounts(t *testing.T) {
+	l := newPrefixLimit()
+	nb := netip.MustParseAddr("192.0.2.2")
+	l.configure([]Neighbor{{Address: nb, Families: []Family{EVPN, IPv4Unicast}, MaxPrefix: 3}})
+	for i := range 3 {
+		if l.seen(macUpdate(nb, i, false)) || l.seen(macUpdate(nb, i, false)) {
+			t.Fatalf("route %d (sent twice) is over a limit of 3", i)
+		}
+	}
+	if l.seen(macUpdate(nb, 0, true)) || l.seen(macUpdate(nb, 3, false)) {
+		t.Fatal("a route after a withdrawal is over the limit")
+	}
+	// Another family has its own count.
+	if l.seen(&Update{Peer: nb, Route: Route{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24")}}) {
+		t.Fatal("a unicast route counted with the EVPN ones")
+	}
+	if !l.seen(macUpdate(nb, 4, false)) {
+		t.Fatal("the fourth route is not over the limit")
+	}
+	if l.seen(macUpdate(nb, 5, false)) || l.resetsOf(nb) != 1 {
+		t.Fatalf("reported again while down; resets %d", l.resetsOf(nb))
+	}
+	l.letIn(nb)
+	for i := range 3 {
+		if l.seen(macUpdate(nb, 10+i, false)) {
+			t.Fatalf("after being let in, route %d is over the limit", i)
+		}
+	}
+	l.sessionDown(nb)
+	for i := range 3 {
+		if l.seen(macUpdate(nb, 20+i, false)) {
+			t.Fatalf("after the session went down, route %d is over the limit", i)
+		}
+	}
+}
+
+// TestGoBGPPrefixLimit: a neighbor that sends more routes than max_prefix
+// loses its session (counted in Peers), and what it sent is withdrawn.
+func TestGoBGPPrefixLimit(t *testing.T) {
+	p := newPair(t, false)
+	p.cb.Neighbors[0].MaxPrefix = 5
+	if err := p.b.Reconfigure(p.cb); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "session up again", func() bool { return established(p.a) && established(p.b) })
+	vtep := netip.MustParseAddr("2001:db8::a")
+	for i := range 8 {
+		r := Route{Kind: MACIP, RD: AutoRD(p.ca.RouterID, 0), MAC: frame.MAC{2, 0, 0, 0, 0, byte(i)}, VNI: 101, RTs: []RT{AutoRT(p.ca.ASN, 101)}, NextHop: vtep}
+		if err := p.a.Announce(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the session ended for its limit", func() bool {
+		ps := p.b.Peers()
+		return len(ps) == 1 && ps[0].LimitResets == 1 && ps[0].State != "established"
+	})
+	last := Route{Kind: MACIP, RD: AutoRD(p.ca.RouterID, 0), MAC: frame.MAC{2, 0, 0, 0, 0, 0}, VNI: 101}
+	waitFor(t, "its routes withdrawn", func() bool { u, ok := p.last(last.ID()); return ok && u.Withdraw })
+	if ps := p.b.Peers(); ps[0].Received[EVPN] != 0 {
+		t.Errorf("routes kept: %s", fmt.Sprint(ps[0].Received))
 	}
 }

@@ -207,6 +207,9 @@ type Neighbor struct {
 	Since       *time.Time     `json:"since,omitempty"` // established since
 	Received    map[string]int `json:"received"`        // routes accepted, by family
 	Advertised  int            `json:"advertised"`
+	// PrefixLimitResets counts the sessions pwgate ended because the
+	// neighbor sent more routes than its max_prefix.
+	PrefixLimitResets int `json:"prefix_limit_resets,omitempty"`
 }
 
 // WireGuard is the embedded WireGuard interface's state ("pwctl wg").

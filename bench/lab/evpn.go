@@ -60,6 +60,10 @@ type EVPNOptions struct {
 	// MoreNeighbors are more BGP neighbors of site A (in the fabric peer
 	// group), such as a test's own speaker.
 	MoreNeighbors []string
+	// VTEPPrefixes are the pwgate sites' vxlan.vtep_prefixes.
+	VTEPPrefixes []string
+	// MACLimit is the pwgate sites' vxlan.mac_limit (0: the default).
+	MACLimit int
 	// WireGuard runs the VTEPs and BGP inside WireGuard (IPv4 overlay
 	// 10.99.0.0/24 over the IPv4 segment): pwgate's embedded one, and
 	// wireguard-go on the FRR site, as the operator's setup does.
@@ -233,6 +237,12 @@ func (e *EVPN) ConfigFor(s *EVPNSite) string {
 	if e.Opt.Split {
 		b.WriteString("  split: pwgate\n")
 	}
+	if e.Opt.MACLimit > 0 {
+		fmt.Fprintf(&b, "  mac_limit: %d\n", e.Opt.MACLimit)
+	}
+	if len(e.Opt.VTEPPrefixes) > 0 {
+		fmt.Fprintf(&b, "  vtep_prefixes: [%s]\n", strings.Join(e.Opt.VTEPPrefixes, ", "))
+	}
 	if e.Opt.Static {
 		var rs []string
 		for _, o := range e.others(s) {
@@ -351,7 +361,7 @@ func (e *EVPN) VtyshJSON(s *EVPNSite, cmd string, v any) error {
 // StartPwgated starts the pwgate sites and waits until they run.
 func (e *EVPN) StartPwgated(sites ...*EVPNSite) error {
 	for _, s := range sites {
-		p, err := e.Start(s.NS, e.Opt.Pwgated, "--config", s.Config, "--log-level", e.Opt.LogLevel)
+		p, err := e.Start(s.NS, e.Opt.Pwgated, "--config", s.Config, "--log-level", e.Opt.LogLevel, "--debug-addr", DebugAddr)
 		if err != nil {
 			return err
 		}

@@ -161,6 +161,18 @@ struct {
 	__type(value, struct flow_val);
 } ac_flows SEC(".maps");
 
+// Connections being opened: the server a SYN was sent to, until the
+// connection's next segment confirms it and moves it to ac_flows. A flood
+// of SYNs from spoofed sources churns this table, never the established
+// flows, which would otherwise be evicted and, during a drain, move
+// servers.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flow);
+	__type(value, struct flow_val);
+} ac_opening SEC(".maps");
+
 // The forwarder's ports: a frame is only forwarded when it is addressed to
 // the port it came in on (a router takes no frames for others, such as
 // unknown unicast a switch floods).
@@ -261,7 +273,9 @@ static __always_inline void map4(__u32 *dst, __be32 a)
 }
 
 // forward sends the packet of flow f to its server: the flow table's, or
-// for a new flow (or a connection opening: fresh) the Maglev table's.
+// for a new flow (or a connection opening: fresh) the Maglev table's. A
+// SYN's server is kept in ac_opening and enters ac_flows with the
+// connection's next segment.
 static __always_inline int forward(struct xdp_md *ctx, struct vip *v, struct flow *f, int fresh, struct ethhdr *eth,
 				   __u8 *ttl, struct iphdr *ip4)
 {
@@ -269,12 +283,27 @@ static __always_inline int forward(struct xdp_md *ctx, struct vip *v, struct flo
 	struct vip_stats *vs = bpf_map_lookup_elem(&ac_vip_stats, &id);
 	__u32 b = 0;
 	struct backend *be = 0;
-	struct flow_val *fv = fresh ? 0 : bpf_map_lookup_elem(&ac_flows, f);
+	struct flow_val *fv = 0;
+	int opening = 0;
+	if (fresh) {
+		bpf_map_delete_elem(&ac_flows, f); // the client reopens: the old connection is over
+	} else {
+		fv = bpf_map_lookup_elem(&ac_flows, f);
+		if (!fv) {
+			fv = bpf_map_lookup_elem(&ac_opening, f);
+			opening = fv != 0;
+		}
+	}
 	if (fv) {
 		b = fv->backend;
 		be = bpf_map_lookup_elem(&ac_backends, &b);
 		if (be && (!be->ifindex || be->gen != fv->gen))
 			be = 0;
+		if (be && opening) { // confirmed: an established flow now
+			struct flow_val nv = {.backend = b, .gen = be->gen};
+			bpf_map_update_elem(&ac_flows, f, &nv, BPF_ANY);
+			bpf_map_delete_elem(&ac_opening, f);
+		}
 	}
 	if (!be) {
 		void *ring = bpf_map_lookup_elem(&ac_rings, &id);
@@ -295,7 +324,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct vip *v, struct flo
 			return XDP_DROP;
 		}
 		struct flow_val nv = {.backend = b, .gen = be->gen};
-		bpf_map_update_elem(&ac_flows, f, &nv, BPF_ANY);
+		bpf_map_update_elem(fresh ? (void *)&ac_opening : (void *)&ac_flows, f, &nv, BPF_ANY);
 		count(AC_NEW_FLOWS);
 	}
 	__u64 len = ctx->data_end - ctx->data;

@@ -74,6 +74,7 @@ const (
 	anycastMapAcBackends     = "ac_backends"
 	anycastMapAcCounters     = "ac_counters"
 	anycastMapAcFlows        = "ac_flows"
+	anycastMapAcOpening      = "ac_opening"
 	anycastMapAcPorts        = "ac_ports"
 	anycastMapAcRings        = "ac_rings"
 	anycastMapAcVipStats     = "ac_vip_stats"
@@ -135,6 +136,7 @@ type anycastMapSpecs struct {
 	AcBackends     *ebpf.MapSpec `ebpf:"ac_backends"`
 	AcCounters     *ebpf.MapSpec `ebpf:"ac_counters"`
 	AcFlows        *ebpf.MapSpec `ebpf:"ac_flows"`
+	AcOpening      *ebpf.MapSpec `ebpf:"ac_opening"`
 	AcPorts        *ebpf.MapSpec `ebpf:"ac_ports"`
 	AcRings        *ebpf.MapSpec `ebpf:"ac_rings"`
 	AcVipStats     *ebpf.MapSpec `ebpf:"ac_vip_stats"`
@@ -172,6 +174,7 @@ type anycastMaps struct {
 	AcBackends     *ebpf.Map `ebpf:"ac_backends"`
 	AcCounters     *ebpf.Map `ebpf:"ac_counters"`
 	AcFlows        *ebpf.Map `ebpf:"ac_flows"`
+	AcOpening      *ebpf.Map `ebpf:"ac_opening"`
 	AcPorts        *ebpf.Map `ebpf:"ac_ports"`
 	AcRings        *ebpf.Map `ebpf:"ac_rings"`
 	AcVipStats     *ebpf.Map `ebpf:"ac_vip_stats"`
@@ -184,6 +187,7 @@ func (m *anycastMaps) Close() error {
 		m.AcBackends,
 		m.AcCounters,
 		m.AcFlows,
+		m.AcOpening,
 		m.AcPorts,
 		m.AcRings,
 		m.AcVipStats,

@@ -398,3 +398,51 @@ func TestAnycastSYNOpensAFlow(t *testing.T) {
 		})
 	}
 }
+
+// A SYN flood from spoofed sources does not evict established flows: a
+// SYN's flow waits in ac_opening until the connection's next segment, so
+// 300,000 SYNs (more than the flow table holds) leave a drained server's
+// established flow where it was (issue 21 finding 6); a connection whose
+// SYN was placed continues to its server once confirmed.
+func TestAnycastSYNFloodKeepsFlows(t *testing.T) {
+	a := newForwarder(t, 3)
+	p := a.Program()
+	est := ipPacket(client4, vip4.Addr(), 64, 6, tcp(4444, 80))
+	first := server(runXDP(t, p, est))
+	var others []int32
+	for s := range 3 {
+		if s != first {
+			others = append(others, int32(s))
+		}
+	}
+	tab := make([]int32, 251)
+	for i := range tab {
+		tab[i] = others[i%2]
+	}
+	if err := a.SetRing(0, tab); err != nil {
+		t.Fatal(err)
+	}
+	syn := tcp(0, 80)
+	syn[13] = 0x02
+	pkt := ipPacket(netip.MustParseAddr("198.18.0.1"), vip4.Addr(), 64, 6, syn)
+	for i := range 300_000 {
+		// A new spoofed source and port each time, written in place (the
+		// checksums do not matter to the program).
+		binary.BigEndian.PutUint16(pkt[14+12+2:], uint16(i>>16))
+		binary.BigEndian.PutUint16(pkt[14+20:], uint16(i))
+		if ret, _, err := p.Test(pkt); err != nil || ret != xdpRedirect {
+			t.Fatalf("SYN %d: verdict %d, %v", i, ret, err)
+		}
+	}
+	if s := server(runXDP(t, p, est)); s != first {
+		t.Fatalf("after a SYN flood the established flow went to %d, not its drained server %d", s, first)
+	}
+	// A connection opened during the flood: its SYN and next segment go to
+	// the same server.
+	open := tcp(5555, 80)
+	open[13] = 0x02
+	s1 := server(runXDP(t, p, ipPacket(client4, vip4.Addr(), 64, 6, open)))
+	if s2 := server(runXDP(t, p, ipPacket(client4, vip4.Addr(), 64, 6, tcp(5555, 80)))); s1 != s2 || s1 == first {
+		t.Fatalf("a new connection: SYN to %d, next segment to %d (drained: %d)", s1, s2, first)
+	}
+}

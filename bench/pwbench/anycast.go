@@ -35,6 +35,10 @@ import (
 //     HTTP checks every second against a local server.
 const (
 	remapFlows = 4000
+	// synFlows established flows meet synFloodSYNs SYNs (more than the
+	// 262,144 flows the flow table holds).
+	synFlows     = 10000
+	synFloodSYNs = 400000
 	// checkVIPs: each of the 3 servers' announcers checks its 100 VIPs;
 	// checkVIPsAll: all 300 checks in one announcer, for comparison.
 	checkVIPs    = 100
@@ -43,6 +47,10 @@ const (
 
 type anycastResult struct {
 	Remap []remapRow `json:"remap"`
+	// SYNFloodKept is the fraction of established flows still on their
+	// server after a SYN flood, SYNFloodRate the SYNs per second.
+	SYNFloodKept float64 `json:"syn_flood_kept"`
+	SYNFloodRate float64 `json:"syn_flood_rate"`
 	// CheckCPU is one announcer's CPU for checkVIPs checks a second, in
 	// percent of one core; CheckCPUAll for checkVIPsAll.
 	CheckCPU    float64 `json:"check_cpu_percent"`
@@ -98,6 +106,14 @@ func anycastBench(bin, dir string) *anycastResult {
 	for _, row := range r.Remap {
 		fmt.Printf("  %-34s %d servers: %5.1f%% of flows moved, %4.1f%% of the staying servers' flows\n", row.Method, row.Servers, 100*row.Moved, 100*row.Disrupted)
 	}
+	kept, rate, err := synFlood()
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.SYNFloodKept, r.SYNFloodRate = kept, rate
+	fmt.Printf("  SYN flood: %d SYNs from spoofed sources at %.0f k/s kept %.1f%% of %d established flows on their server (one of 3 draining)\n",
+		synFloodSYNs, rate/1e3, 100*kept, synFlows)
 	for _, x := range []struct {
 		n   int
 		dst *float64
@@ -153,44 +169,8 @@ func moved(before, after []string, gone string) (all, staying float64) {
 // remapPwgate runs the flows through pwgate's program; server gone
 // leaves.
 func remapPwgate(n, gone int) ([]remapRow, error) {
-	vip := netip.MustParsePrefix(lab.AnycastVIP + "/32")
-	load := func() (*bpf.Anycast, error) {
-		a, err := bpf.LoadAnycast(anycast.DefaultTableSize)
-		if err != nil {
-			return nil, err
-		}
-		// BPF_PROG_RUN's frames come in on the loopback device, to the
-		// zero MAC tcpFrame writes.
-		if err := a.SetPort(1, [6]byte{}); err != nil {
-			a.Close()
-			return nil, err
-		}
-		if err := a.SetVIP(vip, 0); err != nil {
-			a.Close()
-			return nil, err
-		}
-		for i := range n {
-			if err := a.SetBackend(i, bpf.Backend{Ifindex: 1, Dst: [6]byte{2, 0, 0, 0, 0, byte(i)}}); err != nil {
-				a.Close()
-				return nil, err
-			}
-		}
-		return a, nil
-	}
-	ring := func(a *bpf.Anycast, servers []int) error {
-		names := make([]string, len(servers))
-		for i, s := range servers {
-			names[i] = serverName(s)
-		}
-		tab := make([]int32, anycast.DefaultTableSize)
-		if err := anycast.Maglev(tab, names); err != nil {
-			return err
-		}
-		for i, v := range tab {
-			tab[i] = int32(servers[v])
-		}
-		return a.SetRing(0, tab)
-	}
+	load := func() (*bpf.Anycast, error) { return loadForwarder(n) }
+	ring := setRing
 	assign := func(a *bpf.Anycast) ([]string, error) {
 		out := make([]string, remapFlows)
 		for i := range out {
@@ -248,6 +228,108 @@ func remapPwgate(n, gone int) ([]remapRow, error) {
 	m1, d1 := moved(before, fresh, serverName(gone))
 	m2, d2 := moved(before, withTable, serverName(gone))
 	return []remapRow{{"pwgate Maglev table (65537 slots)", n, m1, d1}, {"pwgate Maglev + flow table", n, m2, d2}}, nil
+}
+
+// loadForwarder loads pwgate's anycast program with the lab's VIP and n
+// servers, for BPF_PROG_RUN.
+func loadForwarder(n int) (*bpf.Anycast, error) {
+	vip := netip.MustParsePrefix(lab.AnycastVIP + "/32")
+	a, err := bpf.LoadAnycast(anycast.DefaultTableSize)
+	if err != nil {
+		return nil, err
+	}
+	// BPF_PROG_RUN's frames come in on the loopback device, to the zero
+	// MAC tcpFrame writes.
+	if err := a.SetPort(1, [6]byte{}); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.SetVIP(vip, 0); err != nil {
+		a.Close()
+		return nil, err
+	}
+	for i := range n {
+		if err := a.SetBackend(i, bpf.Backend{Ifindex: 1, Dst: [6]byte{2, 0, 0, 0, 0, byte(i)}}); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// setRing fills the VIP's Maglev table with servers.
+func setRing(a *bpf.Anycast, servers []int) error {
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		names[i] = serverName(s)
+	}
+	tab := make([]int32, anycast.DefaultTableSize)
+	if err := anycast.Maglev(tab, names); err != nil {
+		return err
+	}
+	for i, v := range tab {
+		tab[i] = int32(servers[v])
+	}
+	return a.SetRing(0, tab)
+}
+
+// synFlood measures what a SYN flood from spoofed sources does to
+// established flows: synFlows flows are placed over 3 servers, one is
+// drained (out of the table, keeping its flows), then synFloodSYNs SYNs
+// from new sources go through the program as fast as BPF_PROG_RUN takes
+// them; it returns the fraction of the established flows still on their
+// server afterwards, and the SYNs per second.
+func synFlood() (kept, rate float64, err error) {
+	a, err := loadForwarder(3)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer a.Close()
+	if err := setRing(a, []int{0, 1, 2}); err != nil {
+		return 0, 0, err
+	}
+	run := func(frame []byte) (int, error) {
+		res := make([]byte, len(frame))
+		ret, err := a.Program().Run(&ebpf.RunOptions{Data: frame, DataOut: res})
+		if err == nil && ret != 4 { // XDP_REDIRECT
+			err = fmt.Errorf("anycast program: verdict %d", ret)
+		}
+		return int(res[5]), err
+	}
+	vip := netip.MustParseAddr(lab.AnycastVIP)
+	before := make([]int, synFlows)
+	for i := range before {
+		src, sport := flowOf(i)
+		if before[i], err = run(tcpFrame(src, vip, sport, 80)); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := setRing(a, []int{1, 2}); err != nil { // server 0 drains
+		return 0, 0, err
+	}
+	syn := tcpFrame(netip.MustParseAddr("198.18.0.0"), vip, 0, 80)
+	syn[14+20+13] = 0x02
+	t0 := time.Now()
+	for i := range synFloodSYNs {
+		binary.BigEndian.PutUint16(syn[14+12+2:], uint16(i>>16))
+		binary.BigEndian.PutUint16(syn[14+20:], uint16(i))
+		if _, err := run(syn); err != nil {
+			return 0, 0, err
+		}
+	}
+	rate = synFloodSYNs / time.Since(t0).Seconds()
+	n := 0
+	for i, b := range before {
+		src, sport := flowOf(i)
+		s, err := run(tcpFrame(src, vip, sport, 80))
+		if err != nil {
+			return 0, 0, err
+		}
+		if s == b {
+			n++
+		}
+	}
+	return float64(n) / synFlows, rate, nil
 }
 
 // tcpFrame is an Ethernet frame with an IPv4 TCP segment of an

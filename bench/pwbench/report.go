@@ -214,6 +214,11 @@ func (r *report) anycastGoals() {
 		r.Goals = append(r.Goals, goal{"the anycast forwarder ≥ 2× the kernel's forwarding (resilient nexthop group) at 64 bytes", pw.FPS >= 2*k.FPS,
 			fmt.Sprintf("%s k/s at %s ns against %s k/s at %s ns: %.2f×", kfps(pw), cpuNS(pw), kfps(k), cpuNS(k), pw.FPS/k.FPS)})
 	}
+	if a.SYNFloodRate > 0 {
+		r.Goals = append(r.Goals, goal{"a SYN flood from spoofed sources moves no established flow", a.SYNFloodKept == 1,
+			fmt.Sprintf("%d SYNs (more than the flow table holds) at %.0f k/s: %.1f %% of %d established flows kept their server, one of 3 servers draining",
+				synFloodSYNs, a.SYNFloodRate/1e3, 100*a.SYNFloodKept, synFlows)})
+	}
 	if a.CheckCPU > 0 {
 		r.Goals = append(r.Goals, goal{"health checks of 100 VIPs × 3 servers every second cost < 2 % of one core", a.CheckCPU < 2,
 			fmt.Sprintf("each server's announcer checks its %d VIPs (a service each, HTTP kept alive) for %.2f %% of one core; all %d checks in one announcer %.2f %%",
@@ -245,6 +250,10 @@ func (r *report) anycastTable() string {
 	b.WriteString("| servers | method | flows moved | staying servers' flows moved |\n|---:|---|---:|---:|\n")
 	for _, x := range a.Remap {
 		fmt.Fprintf(&b, "| %d | %s | %.1f %% | %.1f %% |\n", x.Servers, x.Method, 100*x.Moved, 100*x.Disrupted)
+	}
+	if a.SYNFloodRate > 0 {
+		fmt.Fprintf(&b, "\nSYN flood: %d SYNs from spoofed sources at %.0f k/s (BPF_PROG_RUN) left %.1f %% of %d established flows on their server, one of 3 servers draining.\n",
+			synFloodSYNs, a.SYNFloodRate/1e3, 100*a.SYNFloodKept, synFlows)
 	}
 	if a.CheckCPU > 0 {
 		fmt.Fprintf(&b, "\nHealth checks, one HTTP check a second per VIP: %d VIPs cost one announcer %.2f %% of one core, %d VIPs %.2f %%.\n", checkVIPs, a.CheckCPU, checkVIPsAll, a.CheckCPUAll)

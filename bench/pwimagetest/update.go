@@ -145,7 +145,10 @@ func (u *updater) bundles(built string) (good, bad string, err error) {
 	}
 	version := b.Manifest.Version
 	good, bad = filepath.Join(u.dir, "good.update"), filepath.Join(u.dir, "bad.update")
-	if err := pack(good, version+"-good", files); err != nil {
+	// The image's serial: the same build again, which a box installs
+	// (an older one it refuses).
+	serial := b.Manifest.Serial
+	if err := pack(good, version+"-good", serial, files); err != nil {
 		return "", "", err
 	}
 	start := time.Now()
@@ -161,19 +164,19 @@ func (u *updater) bundles(built string) (good, bad string, err error) {
 		return "", "", fmt.Errorf("mksquashfs: %v: %s", err, out)
 	}
 	os.RemoveAll(root)
-	if err := pack(bad, version+"-never-ready", []string{filepath.Join(u.dir, "bad.sqfs"), files[1], files[2]}); err != nil {
+	if err := pack(bad, version+"-never-ready", serial, []string{filepath.Join(u.dir, "bad.sqfs"), files[1], files[2]}); err != nil {
 		return "", "", err
 	}
 	fmt.Printf("pwimagetest: update bundles made (good, and one whose pwgated never becomes ready) in %v\n", time.Since(start).Round(time.Second))
 	return good, bad, nil
 }
 
-func pack(out, version string, files []string) error {
+func pack(out, version string, serial int64, files []string) error {
 	f, err := os.Create(out)
 	if err != nil {
 		return err
 	}
-	if err := update.Pack(f, version, files, nil); err != nil {
+	if err := update.Pack(f, version, serial, files, nil); err != nil {
 		f.Close()
 		return err
 	}

@@ -19,12 +19,12 @@ import (
 	"github.com/pwgate/pwgate/control/update"
 )
 
-const updateUsage = `usage: pwctl update FILE|- [--tries N] [--no-reboot]
+const updateUsage = `usage: pwctl update FILE|- [--tries N] [--no-reboot] [--allow-downgrade]
        pwctl update --status [--json]
        pwctl update check-boot [--deadline D] [--want bpdu,bgp]
        pwctl update pin-machine-id
        pwctl update genkey | pwctl update pubkey
-       pwctl update pack --version V [--key FILE] --out FILE ROOT.SQFS VMLINUZ INITRD
+       pwctl update pack --version V --serial N [--key FILE] --out FILE ROOT.SQFS VMLINUZ INITRD
        pwctl update entry SLOT VERSION GENERATION
 
   FILE        writes the update bundle (- : standard input, as in
@@ -32,7 +32,11 @@ const updateUsage = `usage: pwctl update FILE|- [--tries N] [--no-reboot]
               booted, checks every file's SHA-256 (and the signature if
               /config/update.pub holds a key), marks the slot for N trial
               boots (1) and reboots into it; the slot is blessed once
-              pwgated is healthy, else the box comes back on this slot
+              pwgated is healthy, else the box comes back on this slot.
+              Refused while /config is not mounted (it says whether
+              bundles must be signed), and for a build older than the
+              running one (a lower serial; the same build installs)
+  --allow-downgrade  installs an older build all the same
   --status    the slots, their versions and states, and the last update
   check-boot  run by pwgate-boot-check.service on a trial boot: waits up
               to D (5m) for pwgated to be ready (and for the far site's
@@ -43,7 +47,11 @@ const updateUsage = `usage: pwctl update FILE|- [--tries N] [--no-reboot]
               command line (the root is read-only)
   genkey      an Ed25519 signing key (keep it off the box); pubkey gives
               its public half for /config/update.pub
-  pack, entry used by the image build (make image)
+  pack, entry used by the image build (make image); pack's --serial is
+              the build's serial (make image: the commit's time in seconds,
+              SOURCE_DATE_EPOCH); 0 leaves it out, for boxes whose pwctl
+              predates serials (newer boxes take such a bundle only with
+              --allow-downgrade)
 `
 
 // updateVerbs are the operands that are not a bundle's file name.
@@ -58,9 +66,11 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 	asJSON := fs.Bool("json", false, "print JSON (with --status)")
 	tries := fs.Int("tries", 1, "trial boots before the box falls back")
 	noReboot := fs.Bool("no-reboot", false, "do not reboot after writing the slot")
+	allowDowngrade := fs.Bool("allow-downgrade", false, "install a bundle older (a lower serial) than the running root")
 	deadline := fs.Duration("deadline", 5*time.Minute, "check-boot: how long a trial boot has to become healthy")
 	want := fs.String("want", "", "check-boot: also wait for bpdu (the far site's BPDUs) and/or bgp (every session up)")
 	version := fs.String("version", "", "pack: the version the bundle carries")
+	serial := fs.Int64("serial", -1, "pack: the bundle's serial, larger for a later build (0: none)")
 	keyFile := fs.String("key", "", "pack: sign with the private key in `file` (from pwctl update genkey)")
 	out := fs.String("out", "", "pack: write the bundle to `file`")
 	root := fs.String("root", "", "prefix of the appliance's paths (/efi, /dev/disk/by-partlabel, …), for tests")
@@ -78,7 +88,7 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 	}
 	sys := update.Appliance()
 	if *root != "" {
-		for _, p := range []*string{&sys.ESP, &sys.Parts, &sys.Cmdline, &sys.State, &sys.PublicKey, &sys.EFIVars, &sys.MachineID, &sys.Journal} {
+		for _, p := range []*string{&sys.ESP, &sys.Parts, &sys.Cmdline, &sys.State, &sys.PublicKey, &sys.Mountinfo, &sys.Release, &sys.EFIVars, &sys.MachineID, &sys.Journal} {
 			*p = filepath.Join(*root, *p)
 		}
 	}
@@ -150,6 +160,9 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 		if *out == "" {
 			return fail(2, fmt.Errorf("pack: --out FILE is required"))
 		}
+		if *serial < 0 {
+			return fail(2, fmt.Errorf("pack: --serial N is required (make image: the commit's time, SOURCE_DATE_EPOCH; 0: none)"))
+		}
 		var key ed25519.PrivateKey
 		if *keyFile != "" {
 			b, err := os.ReadFile(*keyFile)
@@ -166,7 +179,7 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			return fail(1, err)
 		}
-		err = update.Pack(f, *version, operands[1:], key)
+		err = update.Pack(f, *version, *serial, operands[1:], key)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -192,7 +205,7 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 			defer f.Close()
 			in = f
 		}
-		if _, err := sys.Install(in, *tries, logf); err != nil {
+		if _, err := sys.InstallWith(in, update.Options{Tries: *tries, AllowDowngrade: *allowDowngrade}, logf); err != nil {
 			return fail(1, fmt.Errorf("%w (the booted slot is unchanged and stays the one that boots)", err))
 		}
 		if *noReboot {
@@ -232,7 +245,11 @@ func printUpdateStatus(w io.Writer, st update.Status, asJSON bool) {
 		if r.Signed {
 			signed = "signature checked"
 		}
-		fmt.Fprintf(tw, "last update:\t%s, pwgate %s into slot %s (from slot %s), %s\n", r.Started.Format(time.RFC3339), r.Version, r.To, r.From, signed)
+		serial := ""
+		if r.Serial > 0 {
+			serial = fmt.Sprintf(" (serial %d)", r.Serial)
+		}
+		fmt.Fprintf(tw, "last update:\t%s, pwgate %s%s into slot %s (from slot %s), %s\n", r.Started.Format(time.RFC3339), r.Version, serial, r.To, r.From, signed)
 		fmt.Fprintf(tw, "outcome:\t%s\n", st.Outcome)
 	} else {
 		fmt.Fprintf(tw, "last update:\tnone\n")

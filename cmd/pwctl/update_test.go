@@ -11,12 +11,13 @@ import (
 )
 
 // applianceRoot lays out what pwctl update touches under a directory:
-// slot a booted and blessed, slot b's partition a file.
+// slot a booted and blessed (serial 100), slot b's partition a file, the
+// configuration partition mounted.
 func applianceRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
 	a := update.Appliance()
-	for _, d := range []string{a.ESP + "/loader/entries", a.Parts, filepath.Dir(a.Cmdline), a.EFIVars} {
+	for _, d := range []string{a.ESP + "/loader/entries", a.Parts, filepath.Dir(a.Cmdline), a.EFIVars, filepath.Dir(a.Release), filepath.Dir(a.Mountinfo)} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -25,6 +26,8 @@ func applianceRoot(t *testing.T) string {
 		a.ESP + "/loader/entries/pwgate-a.conf": update.EntryText("a", "v1", 1, ""),
 		a.Parts + "/root-b":                     "",
 		a.Cmdline:                               "ro pwgate.slot=a\n",
+		a.Release:                               "pwgate v1\nserial 100\n",
+		a.Mountinfo:                             "24 22 8:4 / " + filepath.Join(root, filepath.Dir(a.PublicKey)) + " rw - vfat /dev/sda4 rw\n",
 	} {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -59,7 +62,7 @@ func TestUpdateCommand(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "config"), 0o755)
 	os.WriteFile(filepath.Join(root, "config/update.pub"), []byte(pub), 0o644)
 	bundle := filepath.Join(dir, "x.update")
-	if _, e, code := pwctlIn("", append([]string{"update", "pack", "--version", "v2", "--key", filepath.Join(dir, "key"), "--out", bundle}, files...)...); code != 0 {
+	if _, e, code := pwctlIn("", append([]string{"update", "pack", "--version", "v2", "--serial", "200", "--key", filepath.Join(dir, "key"), "--out", bundle}, files...)...); code != 0 {
 		t.Fatalf("pack: %s", e)
 	}
 	out, e, code := pwctlIn("", "update", bundle, "--root", root, "--no-reboot")
@@ -67,7 +70,7 @@ func TestUpdateCommand(t *testing.T) {
 		t.Fatalf("update: exit %d\n%s%s", code, out, e)
 	}
 	out, _, code = pwctlIn("", "update", "--root", root, "--status")
-	for _, want := range []string{"booted:       slot a", "boots next:   slot b", "slot b:       pwgate v2, generation 2, trial pending", "signature checked", "outcome:      waiting: slot b boots next"} {
+	for _, want := range []string{"booted:       slot a", "boots next:   slot b", "slot b:       pwgate v2, generation 2, trial pending", "signature checked", "outcome:      waiting: slot b boots next", "pwgate v2 (serial 200) into slot b"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -103,5 +106,56 @@ func TestUpdateCommandErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(e, tc.want) {
 			t.Errorf("%v: exit %d, %q; want %d and %q", tc.args, code, e, tc.code, tc.want)
 		}
+	}
+}
+
+// An older build is refused unless --allow-downgrade; pack needs a
+// serial; a box whose configuration partition is not mounted installs
+// nothing.
+func TestUpdateCommandSerials(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for _, n := range update.Files {
+		files = append(files, filepath.Join(dir, n))
+		os.WriteFile(files[len(files)-1], []byte(n), 0o644)
+	}
+	pack := func(serial string) string {
+		out := filepath.Join(dir, serial+".update")
+		if _, e, code := pwctlIn("", append([]string{"update", "pack", "--version", "v0.9", "--serial", serial, "--out", out}, files...)...); code != 0 {
+			t.Fatalf("pack: %s", e)
+		}
+		return out
+	}
+	older, none := pack("99"), pack("0")
+	for _, tc := range []struct {
+		name string
+		args []string
+		prep func(root string)
+		code int
+		want string
+	}{
+		{"older", []string{older}, nil, 1, "pwgate v0.9 (serial 99) is older than the running root (serial 100): refused as a downgrade (pwctl update --allow-downgrade installs it anyway) (the booted slot is unchanged"},
+		{"no serial", []string{none}, nil, 1, "refused as a downgrade"},
+		{"older, allowed", []string{older, "--allow-downgrade"}, nil, 0, "downgrading (--allow-downgrade): pwgate v0.9 has serial 99, the running root 100"},
+		{"no serial, allowed", []string{"--allow-downgrade", none}, nil, 0, "slot b holds pwgate v0.9"},
+		{"configuration not mounted", []string{older, "--allow-downgrade"}, func(root string) {
+			os.WriteFile(filepath.Join(root, update.Appliance().Mountinfo), nil, 0o644)
+		}, 1, "config is not mounted"},
+		{"pack without a serial", []string{"pack", "--version", "v", "--out", filepath.Join(dir, "x"), files[0], files[1], files[2]}, nil, 2, "--serial N is required"},
+		{"pack with a negative serial", []string{"pack", "--version", "v", "--serial", "-2", "--out", filepath.Join(dir, "x"), files[0], files[1], files[2]}, nil, 2, "--serial N is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := applianceRoot(t)
+			if tc.prep != nil {
+				tc.prep(root)
+			}
+			out, e, code := pwctlIn("", append(append([]string{"update"}, tc.args...), "--root", root, "--no-reboot")...)
+			if code != tc.code || !strings.Contains(out+e, tc.want) {
+				t.Errorf("exit %d, want %d and %q:\n%s%s", code, tc.code, tc.want, out, e)
+			}
+		})
+	}
+	if _, e, _ := pwctlIn("", "update", "--help"); !strings.Contains(e, "--allow-downgrade") {
+		t.Errorf("the usage does not name --allow-downgrade:\n%s", e)
 	}
 }

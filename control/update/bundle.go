@@ -3,11 +3,13 @@
 // entries (systemd-boot with boot counting), the trial boot's health check
 // and the record of the last update.
 //
-// A bundle is a tar archive: "manifest" (the version and each file's
-// size and SHA-256), "manifest.sig" when signed (Ed25519 over the
-// manifest), then root.sqfs, vmlinuz and initrd.img in that order. The
-// files stream straight to the slot while they are hashed: nothing is
-// marked bootable before every hash matched.
+// A bundle is a tar archive: "manifest" (the version, the serial and each
+// file's size and SHA-256), "manifest.sig" when signed (Ed25519 over the
+// manifest), then root.sqfs, vmlinuz and initrd.img in that order, each a
+// plain regular file (no links, devices, directories or sparse files).
+// The files stream straight to the slot while they are hashed, never more
+// of a file than its manifest states: nothing is marked bootable before
+// every hash matched.
 package update
 
 import (
@@ -44,14 +46,21 @@ type File struct {
 
 // Manifest says what a bundle holds.
 type Manifest struct {
-	Version string
-	Files   []File
+	Version string // pwgate's version (git describe), for people
+	// Serial orders builds: a later build has a larger one (make image
+	// uses the commit's time, SOURCE_DATE_EPOCH, in seconds since 1970
+	// UTC). 0: none (a bundle from before serials).
+	Serial int64
+	Files  []File
 }
 
 // Marshal is the manifest's text, the bytes a signature covers.
 func (m Manifest) Marshal() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\nversion %s\n", magic, m.Version)
+	if m.Serial > 0 {
+		fmt.Fprintf(&b, "serial %d\n", m.Serial)
+	}
 	for _, f := range m.Files {
 		fmt.Fprintf(&b, "file %s %d %x\n", f.Name, f.Size, f.SHA256)
 	}
@@ -70,6 +79,12 @@ func ParseManifest(b []byte) (Manifest, error) {
 		switch {
 		case len(f) == 2 && f[0] == "version" && m.Version == "":
 			m.Version = f[1]
+		case len(f) == 2 && f[0] == "serial" && m.Serial == 0:
+			n, err := strconv.ParseUint(f[1], 10, 63)
+			if err != nil || n == 0 {
+				return m, fmt.Errorf("manifest line %d: bad serial %q (want a number from 1 to 2^63-1)", i+2, f[1])
+			}
+			m.Serial = int64(n)
 		case len(f) == 4 && f[0] == "file":
 			size, err := strconv.ParseInt(f[2], 10, 64)
 			sum, herr := hex.DecodeString(f[3])
@@ -97,16 +112,19 @@ func ParseManifest(b []byte) (Manifest, error) {
 	return m, nil
 }
 
-// Pack writes a bundle of version from the files at paths (in Files'
-// order), signed with key if it is not nil.
-func Pack(w io.Writer, version string, paths []string, key ed25519.PrivateKey) error {
+// Pack writes a bundle of version and serial (0: none) from the files at
+// paths (in Files' order), signed with key if it is not nil.
+func Pack(w io.Writer, version string, serial int64, paths []string, key ed25519.PrivateKey) error {
 	if version == "" || strings.ContainsAny(version, " \t\n") {
 		return fmt.Errorf("bad version %q", version)
+	}
+	if serial < 0 {
+		return fmt.Errorf("bad serial %d", serial)
 	}
 	if len(paths) != len(Files) {
 		return fmt.Errorf("want %d files (%s)", len(Files), strings.Join(Files, ", "))
 	}
-	m := Manifest{Version: version}
+	m := Manifest{Version: version, Serial: serial}
 	for i, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
@@ -159,6 +177,7 @@ type Bundle struct {
 	Manifest Manifest
 	Signed   bool // a signature was present and verified
 	tr       *tar.Reader
+	hdr      *tar.Header // the member Copy writes next, if Open read its header
 	next     int
 }
 
@@ -180,9 +199,12 @@ func Open(r io.Reader, pub ed25519.PublicKey) (*Bundle, error) {
 		return nil, fmt.Errorf("bundle ends after its manifest: %w", err)
 	}
 	if h.Name == sigName {
-		sig, err := io.ReadAll(io.LimitReader(tr, ed25519.SignatureSize+1))
-		if err != nil {
+		if err := regular(h, sigName, ed25519.SignatureSize); err != nil {
 			return nil, err
+		}
+		sig, err := io.ReadAll(io.LimitReader(tr, ed25519.SignatureSize))
+		if err != nil {
+			return nil, fmt.Errorf("read bundle member %s: %w", sigName, err)
 		}
 		if pub != nil {
 			if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, text, sig) {
@@ -199,6 +221,7 @@ func Open(r io.Reader, pub ed25519.PublicKey) (*Bundle, error) {
 	if h.Name != Files[0] {
 		return nil, fmt.Errorf("bundle member %q where %q belongs", h.Name, Files[0])
 	}
+	b.hdr = h
 	return b, nil
 }
 
@@ -211,7 +234,55 @@ func member(tr *tar.Reader, name string, max int64) ([]byte, error) {
 	if h.Name != name || h.Size > max {
 		return nil, fmt.Errorf("not a pwgate update (first member %q, %d bytes; want %q)", h.Name, h.Size, name)
 	}
-	return io.ReadAll(tr)
+	if err := regular(h, name, -1); err != nil {
+		return nil, fmt.Errorf("not a pwgate update: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(tr, max))
+	if err != nil {
+		return nil, fmt.Errorf("read bundle member %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// regular checks that h is the plain regular file name of size bytes
+// (size < 0: any): links, devices, directories and sparse files are
+// refused, whatever their name (bundle members are never paths on the
+// box: their names are compared, not opened).
+func regular(h *tar.Header, name string, size int64) error {
+	if h.Name != name {
+		return fmt.Errorf("bundle member %q where %q belongs", h.Name, name)
+	}
+	if h.Typeflag != tar.TypeReg {
+		return fmt.Errorf("bundle member %s is a %s, not a regular file: refused", name, typeName(h.Typeflag))
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return fmt.Errorf("bundle member %s is a sparse file: refused", name)
+		}
+	}
+	if size >= 0 && h.Size != size {
+		return fmt.Errorf("bundle member %s is %d bytes, its manifest says %d: refused before writing it", name, h.Size, size)
+	}
+	return nil
+}
+
+// typeName says what a tar entry of type t is.
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeSymlink:
+		return "symbolic link"
+	case tar.TypeChar, tar.TypeBlock:
+		return "device"
+	case tar.TypeDir:
+		return "directory"
+	case tar.TypeFifo:
+		return "FIFO"
+	case tar.TypeGNUSparse:
+		return "sparse file"
+	}
+	return fmt.Sprintf("tar entry of type %q", t)
 }
 
 // Copy writes the next file to w and checks its size and hash. The
@@ -221,18 +292,23 @@ func (b *Bundle) Copy(w io.Writer) (File, error) {
 		return File{}, errors.New("no more files in the bundle")
 	}
 	want := b.Manifest.Files[b.next]
-	if b.next > 0 {
-		h, err := b.tr.Next()
-		if err != nil {
+	hdr := b.hdr
+	b.hdr = nil
+	if hdr == nil {
+		var err error
+		if hdr, err = b.tr.Next(); err != nil {
 			return want, fmt.Errorf("bundle ends before %s: %w", want.Name, err)
-		}
-		if h.Name != want.Name {
-			return want, fmt.Errorf("bundle member %q where %q belongs", h.Name, want.Name)
 		}
 	}
 	b.next++
+	// The member's header must state what the (signed) manifest does, and
+	// no more than that is read from it: a long member is refused before
+	// any of it is written.
+	if err := regular(hdr, want.Name, want.Size); err != nil {
+		return want, err
+	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), b.tr)
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(b.tr, want.Size))
 	if err != nil {
 		return want, fmt.Errorf("%s: %w", want.Name, err)
 	}

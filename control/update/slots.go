@@ -21,7 +21,9 @@ type System struct {
 	Parts     string // partitions by GPT label (root-a, root-b)
 	Cmdline   string // the kernel's command line (pwgate.slot=)
 	State     string // the record of the last update, on the data partition
-	PublicKey string // Ed25519 key updates must be signed with; absent: none
+	PublicKey string // Ed25519 key updates must be signed with; absent (its directory mounted): none
+	Mountinfo string // the kernel's mount table: PublicKey's directory must be mounted
+	Release   string // the running root's release file: its version and serial
 	EFIVars   string // efivarfs (LoaderBootCountPath: a trial boot)
 	MachineID string // the box's machine ID, kept on the data partition
 	Journal   string // journald's persistent directory
@@ -30,7 +32,8 @@ type System struct {
 // Appliance is the image's layout (hw/image).
 func Appliance() System {
 	return System{ESP: "/efi", Parts: "/dev/disk/by-partlabel", Cmdline: "/proc/cmdline",
-		State: "/var/lib/pwgate/update.json", PublicKey: "/config/update.pub", EFIVars: "/sys/firmware/efi/efivars",
+		State: "/var/lib/pwgate/update.json", PublicKey: "/config/update.pub", Mountinfo: "/proc/self/mountinfo",
+		Release: "/etc/pwgate-release", EFIVars: "/sys/firmware/efi/efivars",
 		MachineID: "/var/lib/pwgate/machine-id", Journal: "/var/log/journal"}
 }
 
@@ -188,6 +191,7 @@ type Record struct {
 	From       string    `json:"from"`
 	To         string    `json:"to"`
 	Version    string    `json:"version"`
+	Serial     int64     `json:"serial,omitempty"` // the manifest's
 	Generation int       `json:"generation"`
 	Signed     bool      `json:"signed"`
 	Written    bool      `json:"written"` // every file written and checked; the entry made
@@ -214,14 +218,26 @@ func (s System) writeRecord(r Record) error {
 	return writeFileSync(s.State, append(b, '\n'))
 }
 
-// publicKey is the configured signing key, or nil.
+// publicKey is the configured signing key, or nil when the configuration
+// partition is mounted and holds none (unsigned bundles are then
+// accepted). It fails closed: when the key's partition is not mounted
+// (its fstab line says nofail) nobody can tell whether a key is
+// configured, and that is an error, not "no key".
 func (s System) publicKey() (ed25519.PublicKey, error) {
 	b, err := os.ReadFile(s.PublicKey)
 	if errors.Is(err, os.ErrNotExist) {
+		dir := filepath.Dir(s.PublicKey)
+		mounted, err := isMountPoint(s.Mountinfo, dir)
+		if err != nil {
+			return nil, fmt.Errorf("is the configuration partition mounted: %w", err)
+		}
+		if !mounted {
+			return nil, fmt.Errorf("%s is not mounted: the configuration partition would say whether updates must be signed (update.pub), so nothing is installed until it is", dir)
+		}
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the update key: %w", err)
 	}
 	k, err := DecodeKey(string(b), ed25519.PublicKeySize)
 	if err != nil {
@@ -230,13 +246,81 @@ func (s System) publicKey() (ed25519.PublicKey, error) {
 	return k, nil
 }
 
-// Install writes the bundle from r into the slot not booted and makes it
-// boot next for tries trial boots. Nothing of the new slot is bootable
-// until every file was written, synced and matched its hash: a power
-// loss or a bad bundle at any point leaves the booted slot the one that
-// boots.
+// isMountPoint says whether dir is a mount point in mountinfo (the
+// format of /proc/self/mountinfo: the fifth field, octal escapes).
+func isMountPoint(mountinfo, dir string) (bool, error) {
+	b, err := os.ReadFile(mountinfo)
+	if err != nil {
+		return false, err
+	}
+	dir = filepath.Clean(dir)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && filepath.Clean(unescapeMount(f[4])) == dir {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// RunningSerial is the serial of the running root (its release file's
+// "serial N" line), 0 for a root built before serials.
+func (s System) RunningSerial() (int64, error) {
+	b, err := os.ReadFile(s.Release)
+	if err != nil {
+		return 0, fmt.Errorf("the running version: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "serial "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("%s: bad serial %q", s.Release, v)
+			}
+			return n, nil
+		}
+	}
+	return 0, nil
+}
+
+// Options say how Install installs.
+type Options struct {
+	Tries int // trial boots before the box falls back: 1 to 9
+	// AllowDowngrade installs a bundle whose serial is lower than the
+	// running root's (pwctl update --allow-downgrade). Without it such a
+	// bundle is refused; an equal serial (the same build again) is not.
+	AllowDowngrade bool
+}
+
+// Install is InstallWith the given tries, refusing downgrades.
 func (s System) Install(r io.Reader, tries int, logf func(string, ...any)) (Record, error) {
+	return s.InstallWith(r, Options{Tries: tries}, logf)
+}
+
+// InstallWith writes the bundle from r into the slot not booted and makes
+// it boot next for o.Tries trial boots. Nothing of the new slot is
+// bootable until every file was written, synced and matched its hash: a
+// power loss or a bad bundle at any point leaves the booted slot the one
+// that boots. A bundle older than the running root (a lower serial) is
+// refused unless o.AllowDowngrade.
+func (s System) InstallWith(r io.Reader, o Options, logf func(string, ...any)) (Record, error) {
 	var rec Record
+	tries := o.Tries
 	if tries < 1 || tries > 9 {
 		return rec, fmt.Errorf("tries %d: want 1 to 9", tries)
 	}
@@ -260,11 +344,14 @@ func (s System) Install(r io.Reader, tries int, logf func(string, ...any)) (Reco
 	if err != nil {
 		return rec, err
 	}
+	if err := s.checkSerial(b.Manifest, o.AllowDowngrade, logf); err != nil {
+		return rec, err
+	}
 	gen := 0
 	for _, e := range entries {
 		gen = max(gen, e.Generation)
 	}
-	rec = Record{Started: time.Now().UTC(), From: booted, To: target, Version: b.Manifest.Version, Generation: gen + 1, Signed: b.Signed}
+	rec = Record{Started: time.Now().UTC(), From: booted, To: target, Version: b.Manifest.Version, Serial: b.Manifest.Serial, Generation: gen + 1, Signed: b.Signed}
 	logf("installing pwgate %s into slot %s (booted: slot %s)", rec.Version, target, booted)
 	// The target slot's entry goes first: from here on the slot is not
 	// bootable until its new entry exists.
@@ -304,6 +391,28 @@ func (s System) Install(r io.Reader, tries int, logf func(string, ...any)) (Reco
 	}
 	logf("slot %s holds pwgate %s and boots next (%s, %d trial boot(s)); slot %s stays the fallback", target, rec.Version, name, tries, booted)
 	return rec, nil
+}
+
+// checkSerial refuses a bundle older than the running root unless
+// allowed; before anything is written.
+func (s System) checkSerial(m Manifest, allowDowngrade bool, logf func(string, ...any)) error {
+	running, err := s.RunningSerial()
+	if err != nil {
+		if allowDowngrade {
+			logf("not comparing serials (--allow-downgrade): %v", err)
+			return nil
+		}
+		return fmt.Errorf("%w: cannot tell whether pwgate %s is older (pwctl update --allow-downgrade installs it anyway)", err, m.Version)
+	}
+	switch {
+	case m.Serial >= running:
+		return nil
+	case allowDowngrade:
+		logf("downgrading (--allow-downgrade): pwgate %s has serial %d, the running root %d", m.Version, m.Serial, running)
+		return nil
+	default:
+		return fmt.Errorf("pwgate %s (serial %d) is older than the running root (serial %d): refused as a downgrade (pwctl update --allow-downgrade installs it anyway)", m.Version, m.Serial, running)
+	}
 }
 
 // writeSlot streams root.sqfs onto the slot's partition and syncs it.

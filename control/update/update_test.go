@@ -14,24 +14,32 @@ import (
 	"github.com/pwgate/pwgate/control/client"
 )
 
-// box is an appliance in a directory: slot a booted and blessed, slot b's
-// partition a file of slotSize bytes.
+// box is an appliance in a directory: slot a booted and blessed (serial
+// runningSerial), slot b's partition a file of slotSize bytes, the
+// configuration partition mounted.
 type box struct {
 	System
 	dir string
 }
 
-const slotSize = 64 << 10
+const (
+	slotSize      = 64 << 10
+	runningSerial = 100
+	newerSerial   = 200 // bundle's
+)
 
 func newBox(t *testing.T) *box {
 	t.Helper()
 	dir := t.TempDir()
 	s := System{ESP: filepath.Join(dir, "efi"), Parts: filepath.Join(dir, "parts"), Cmdline: filepath.Join(dir, "cmdline"),
 		State: filepath.Join(dir, "var/update.json"), PublicKey: filepath.Join(dir, "config/update.pub"), EFIVars: filepath.Join(dir, "efivars"),
-		MachineID: filepath.Join(dir, "var/machine-id"), Journal: filepath.Join(dir, "var/journal")}
-	for _, d := range []string{s.ESP + "/loader/entries", s.ESP + "/a", s.Parts, s.EFIVars, filepath.Dir(s.PublicKey)} {
+		MachineID: filepath.Join(dir, "var/machine-id"), Journal: filepath.Join(dir, "var/journal"),
+		Mountinfo: filepath.Join(dir, "mountinfo"), Release: filepath.Join(dir, "etc/pwgate-release")}
+	for _, d := range []string{s.ESP + "/loader/entries", s.ESP + "/a", s.Parts, s.EFIVars, filepath.Dir(s.PublicKey), filepath.Dir(s.Release)} {
 		must(t, os.MkdirAll(d, 0o755))
 	}
+	must(t, os.WriteFile(s.Mountinfo, []byte(mountinfo(filepath.Dir(s.PublicKey))), 0o644))
+	must(t, os.WriteFile(s.Release, []byte(fmt.Sprintf("pwgate v1\nserial %d\n", runningSerial)), 0o644))
 	must(t, os.WriteFile(s.ESP+"/loader/entries/pwgate-a.conf", []byte(EntryText("a", "v1", 1, "")), 0o644))
 	for _, slot := range Slots {
 		must(t, os.WriteFile(filepath.Join(s.Parts, "root-"+slot), make([]byte, slotSize), 0o644))
@@ -72,8 +80,21 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// bundle packs a bundle of version with a root of n bytes.
+// mountinfo is a mount table in which config is mounted (among others).
+func mountinfo(config string) string {
+	return "22 1 0:20 / / ro,relatime - squashfs /dev/sda2 ro\n" +
+		"23 22 0:21 / /var rw - ext4 /dev/sda5 rw\n" +
+		"24 22 8:4 / " + strings.ReplaceAll(config, " ", "\\040") + " rw,relatime - vfat /dev/sda4 rw,umask=0077\n"
+}
+
+// bundle packs a bundle of version (serial newerSerial) with a root of n bytes.
 func bundle(t *testing.T, version string, n int, key ed25519.PrivateKey) []byte {
+	t.Helper()
+	return serialBundle(t, version, newerSerial, n, key)
+}
+
+// serialBundle packs a bundle of version and serial with a root of n bytes.
+func serialBundle(t *testing.T, version string, serial int64, n int, key ed25519.PrivateKey) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	var paths []string
@@ -87,7 +108,7 @@ func bundle(t *testing.T, version string, n int, key ed25519.PrivateKey) []byte 
 		paths = append(paths, p)
 	}
 	var buf bytes.Buffer
-	must(t, Pack(&buf, version, paths, key))
+	must(t, Pack(&buf, version, serial, paths, key))
 	return buf.Bytes()
 }
 
@@ -305,7 +326,7 @@ func TestParseManifestErrors(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := Pack(&bytes.Buffer{}, "two words", nil, nil); err == nil {
+	if err := Pack(&bytes.Buffer{}, "two words", 1, nil, nil); err == nil {
 		t.Error("a version with a space packed")
 	}
 }

@@ -57,8 +57,17 @@ type Announcer struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	vip   map[netip.Prefix]*vipRun
-	wg    sync.WaitGroup
+	// leaving are VIPs a reload removed, draining before their withdrawal;
+	// one added again before its drain ends is taken back from here.
+	leaving map[netip.Prefix]*vipRun
+	closing bool          // Close was called: nothing is announced any more
+	shut    chan struct{} // closed by Close: leaving VIPs withdraw at once
+	wg      sync.WaitGroup
 }
+
+// closeWait is how long Close waits for the checks that are running to
+// end; their VIPs are withdrawn before, whatever the checks take.
+const closeWait = 500 * time.Millisecond
 
 type vipRun struct {
 	cfg        VIP
@@ -73,20 +82,28 @@ type vipRun struct {
 	announced  *bgp.Route
 	drainUntil time.Time
 	oldChecks  []Check // replaced by a reload, to be closed
-	checks     uint64
-	failures   uint64
-	changes    uint64
+	// revive is closed when a reload adds back the VIP it removed (then
+	// revived is set): its stop and its drain on removal are void, and
+	// the loop goes on with the VIP's new stop.
+	revive   chan struct{}
+	revived  bool
+	checks   uint64
+	failures uint64
+	changes  uint64
 }
 
 // NewAnnouncer returns an announcer that speaks through sp.
 func NewAnnouncer(sp bgp.Speaker, log *slog.Logger) *Announcer {
-	return &Announcer{start: time.Now(), sp: sp, log: log, vip: map[netip.Prefix]*vipRun{}}
+	return &Announcer{start: time.Now(), sp: sp, log: log, vip: map[netip.Prefix]*vipRun{}, leaving: map[netip.Prefix]*vipRun{},
+		shut: make(chan struct{})}
 }
 
 // Set makes vips the announced set: new VIPs start checking (and are
 // announced after Rise passing checks), removed ones are withdrawn (after
 // their drain time, if they were up), changed ones are announced again
-// with their new attributes at once.
+// with their new attributes at once. A VIP added back while its removal
+// drains it is announced again as it was, and its drain ends without a
+// withdrawal.
 func (a *Announcer) Set(vips []VIP) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -94,13 +111,25 @@ func (a *Announcer) Set(vips []VIP) {
 	for _, v := range vips {
 		keep[v.Prefix] = true
 		if r, ok := a.vip[v.Prefix]; ok {
-			if v.Check.String() == r.cfg.Check.String() {
-				v.Check = r.cfg.Check // the same check, its kept connection too
-			} else {
-				r.oldChecks = append(r.oldChecks, r.cfg.Check) // closed by its loop
-			}
-			r.cfg = v
+			a.reconfigure(r, v)
 			a.poke(r)
+			continue
+		}
+		if r, ok := a.leaving[v.Prefix]; ok && !a.closing {
+			delete(a.leaving, v.Prefix)
+			a.reconfigure(r, v)
+			r.stop, r.revived, r.drainUntil = make(chan struct{}), true, time.Time{}
+			close(r.revive)
+			a.vip[v.Prefix] = r
+			// Out of the drain at once (its loop may still be waiting):
+			// the route with the VIP's own attributes replaces the
+			// drained one, or it is withdrawn if the VIP is unhealthy.
+			if r.state == Draining && r.healthy {
+				a.setState(r, Up)
+			} else if r.state == Draining {
+				a.setState(r, Down)
+			}
+			a.apply(r)
 			continue
 		}
 		r := &vipRun{cfg: v, stop: make(chan struct{}), wake: make(chan struct{}, 1), state: Down, since: time.Now()}
@@ -110,10 +139,24 @@ func (a *Announcer) Set(vips []VIP) {
 	}
 	for p, r := range a.vip {
 		if !keep[p] {
+			// Its loop drains it (if it is up) and withdraws it, unless
+			// a reload takes it back from leaving first.
 			delete(a.vip, p)
+			a.leaving[p] = r
+			r.revive = make(chan struct{})
 			close(r.stop)
 		}
 	}
+}
+
+// reconfigure gives r its new configuration v (under a.mu).
+func (a *Announcer) reconfigure(r *vipRun, v VIP) {
+	if v.Check.String() == r.cfg.Check.String() {
+		v.Check = r.cfg.Check // the same check, its kept connection too
+	} else {
+		r.oldChecks = append(r.oldChecks, r.cfg.Check) // closed by its loop
+	}
+	r.cfg = v
 }
 
 func (a *Announcer) poke(r *vipRun) {
@@ -170,10 +213,34 @@ func (a *Announcer) Status() []client.AnycastVIP {
 	return out
 }
 
-// Close withdraws every VIP and stops the checks.
+// Close withdraws every VIP at once (a stop is not a drain: no drain
+// time is waited for, not even that of a VIP a reload removed) and stops
+// the checks. It waits for a check that is running at most closeWait;
+// the check ends by its own timeout, and its VIP stays withdrawn.
 func (a *Announcer) Close() {
+	a.mu.Lock()
+	if !a.closing {
+		a.closing = true
+		close(a.shut)
+	}
+	for _, r := range a.vip {
+		a.withdraw(r)
+	}
+	for _, r := range a.leaving {
+		a.withdraw(r)
+	}
+	a.mu.Unlock()
 	a.Set(nil)
-	a.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		a.log.Warn("anycast: a health check is still running at the stop; its VIP is withdrawn")
+	}
 }
 
 func (a *Announcer) setState(r *vipRun, s State) {
@@ -209,17 +276,18 @@ func (a *Announcer) loop(r *vipRun) {
 			d := time.Until(r.drainUntil)
 			drainEnd = time.After(max(d, 0))
 		}
+		stop := r.stop // a reload that adds the VIP back replaces it
 		a.mu.Unlock()
 		select {
-		case <-r.stop:
+		case <-stop:
 			a.mu.Lock()
-			if drain := r.cfg.Drain; r.state == Up && drain > 0 {
-				// Removed by a reload while up: drain first.
-				a.setState(r, Draining)
-				a.apply(r)
+			if r.revived || a.drainOnRemoval(r) {
+				r.revived = false
 				a.mu.Unlock()
-				time.Sleep(drain)
-				a.mu.Lock()
+				continue // added back by a reload
+			}
+			if a.leaving[r.cfg.Prefix] == r {
+				delete(a.leaving, r.cfg.Prefix)
 			}
 			a.withdraw(r)
 			checks := append(r.oldChecks, r.cfg.Check)
@@ -261,6 +329,31 @@ func (a *Announcer) loop(r *vipRun) {
 	}
 }
 
+// drainOnRemoval drains r, which a reload removed, if it is up and has a
+// drain time (under a.mu, which it lets go while it waits): it reports
+// whether a reload added r back meanwhile, in which case r goes on. It
+// does not wait once Close was called.
+func (a *Announcer) drainOnRemoval(r *vipRun) bool {
+	drain := r.cfg.Drain
+	if r.state != Up || drain <= 0 || a.closing {
+		return false
+	}
+	a.setState(r, Draining)
+	r.drainUntil = time.Now().Add(drain)
+	a.apply(r)
+	revive := r.revive
+	a.mu.Unlock()
+	t := time.NewTimer(drain)
+	select {
+	case <-t.C:
+	case <-revive:
+	case <-a.shut:
+	}
+	t.Stop()
+	a.mu.Lock()
+	return r.revived
+}
+
 // result takes one check's outcome: Rise passes in a row make the VIP
 // healthy, Fall failures in a row unhealthy.
 func (a *Announcer) result(r *vipRun, err error) {
@@ -282,9 +375,12 @@ func (a *Announcer) result(r *vipRun, err error) {
 	}
 }
 
-// apply brings BGP in line with r's health and state.
+// apply brings BGP in line with r's health and state; after Close it
+// only withdraws.
 func (a *Announcer) apply(r *vipRun) {
 	switch {
+	case a.closing:
+		a.withdraw(r)
 	case r.state == Drained:
 		a.withdraw(r)
 	case r.state == Draining:

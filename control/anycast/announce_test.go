@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -249,3 +250,97 @@ func FuzzReadAnswer(f *testing.F) {
 		}
 	})
 }
+
+// A VIP removed by a reload and added again within its drain time stays
+// announced: the removal's drain must not withdraw the route the VIP has
+// again (issue 21 finding 7).
+func TestAnnouncerReAddedWhileDraining(t *testing.T) {
+	sp := bgptest.New()
+	a := NewAnnouncer(sp, quiet())
+	defer a.Close()
+	cfg := VIP{Prefix: vip, Check: &switchCheck{}, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1,
+		MED: 10, HasMED: true, Drain: 200 * time.Millisecond, DrainMED: 1000}
+	a.Set([]VIP{cfg})
+	eventually(t, "announced", func() bool { r, ok := announced(sp); return ok && r.MED == 10 })
+	a.Set(nil)
+	eventually(t, "drain on removal", func() bool { r, _ := announced(sp); return r.MED == 1000 })
+	a.Set([]VIP{cfg})
+	eventually(t, "announced again with its own MED", func() bool { r, ok := announced(sp); return ok && r.MED == 10 })
+	time.Sleep(cfg.Drain + 100*time.Millisecond) // past the old drain's end
+	r, ok := announced(sp)
+	s := a.Status()
+	if len(s) != 1 || s[0].State != string(Up) || !s[0].Announced {
+		t.Fatalf("status %+v", s)
+	}
+	if !ok || r.MED != 10 || slices.Contains(r.Communities, bgp.GracefulShutdown) {
+		t.Fatalf("the status says announced, but the speaker has %v (announced %v); log %v", r, ok, sp.Log)
+	}
+	// Removed again: this drain ends in a withdrawal, as before.
+	a.Set(nil)
+	eventually(t, "withdrawn after the second removal", func() bool { _, ok := announced(sp); return !ok })
+}
+
+// Close (SIGTERM) withdraws at once: a stop is not a drain. Neither an up
+// VIP with a drain time, nor one a reload is draining, nor a check that
+// takes its whole timeout keeps the process past systemd's stop timeout
+// (issue 21 finding 7).
+func TestAnnouncerCloseWithdrawsAtOnce(t *testing.T) {
+	sp := bgptest.New()
+	a := NewAnnouncer(sp, quiet())
+	other := netip.MustParsePrefix("192.0.2.81/32")
+	slow := netip.MustParsePrefix("192.0.2.82/32")
+	mk := func(p netip.Prefix) VIP {
+		return VIP{Prefix: p, Check: &switchCheck{}, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1,
+			Drain: 10 * time.Second, DrainMED: 1000}
+	}
+	sc := &slowCheck{}
+	slowVIP := mk(slow)
+	slowVIP.Check, slowVIP.Timeout = sc, 8*time.Second
+	a.Set([]VIP{mk(vip), mk(other)})
+	id := func(p netip.Prefix) string { return (&bgp.Route{Kind: bgp.Prefix, Prefix: p}).ID() }
+	eventually(t, "both announced", func() bool {
+		_, ok1 := sp.Get(id(vip))
+		_, ok2 := sp.Get(id(other))
+		return ok1 && ok2
+	})
+	// The slow VIP: announced once (checks pass), then its next check hangs.
+	a.Set([]VIP{mk(vip), mk(other), slowVIP})
+	eventually(t, "slow VIP announced", func() bool { _, ok := sp.Get(id(slow)); return ok })
+	sc.setDelay(8 * time.Second)
+	time.Sleep(100 * time.Millisecond) // its check is running now
+	a.Set([]VIP{mk(vip), slowVIP})     // a reload drains other
+	eventually(t, "other draining", func() bool { r, _ := sp.Get(id(other)); return r.MED == 1000 })
+	start := time.Now()
+	a.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v: a stop must withdraw at once", d)
+	}
+	for _, p := range []netip.Prefix{vip, other, slow} {
+		if r, ok := sp.Get(id(p)); ok {
+			t.Errorf("%s still announced after Close: %v", p, r)
+		}
+	}
+}
+
+// slowCheck passes after d.
+type slowCheck struct {
+	mu sync.Mutex
+	d  time.Duration
+}
+
+func (c *slowCheck) setDelay(d time.Duration) { c.mu.Lock(); c.d = d; c.mu.Unlock() }
+func (c *slowCheck) Run(deadline time.Time) error {
+	c.mu.Lock()
+	d := c.d
+	c.mu.Unlock()
+	if d == 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-time.After(time.Until(deadline)):
+		return errors.New("timeout")
+	}
+}
+func (c *slowCheck) String() string { return "slow" }

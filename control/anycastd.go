@@ -54,6 +54,9 @@ type anycastRole struct {
 	xdp *bpf.Anycast
 	lnk []link.Link
 	hop prober
+	// anyHop (anycast.forward.next_hop: any) takes a server's next hop
+	// reached through a gateway; by default it must be on-link.
+	anyHop bool
 	// routes are the kernel routes to the forwarded VIPs (their servers,
 	// comma-separated), for what the program passes to the kernel.
 	routes map[netip.Prefix]string
@@ -95,6 +98,7 @@ func newAnycastRole(c *Config, log *slog.Logger) (_ *anycastRole, err error) {
 	r.mu.Lock()
 	r.fwd = fwd
 	r.mu.Unlock()
+	r.setTrust(c)
 	for _, n := range f.Interfaces {
 		l, err := xdp.Attach(n, c.XDPMode)
 		if err != nil {
@@ -164,8 +168,27 @@ func (r *anycastRole) received(us []bgp.Update) {
 	}
 }
 
+// setTrust gives the forwarder c's anycast.forward.neighbors and
+// next_hop (at the start and on a reload); the paths received so far are
+// weighed again. Safe without a forwarder.
+func (r *anycastRole) setTrust(c *Config) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fwd == nil {
+		return
+	}
+	r.anyHop = c.Anycast.Forward.AnyNextHop
+	r.fwd.SetTrust(c.anycastTrust())
+}
+
 // resolve finds a server's next hop in the kernel's tables; it must leave
-// by one of the forwarder's ports (the only ones it can redirect to).
+// by one of the forwarder's ports (the only ones it can redirect to) and,
+// unless anycast.forward.next_hop is any, be on-link: a next hop behind a
+// gateway would have the forwarder send the VIP's packets to a router
+// that may send them back. It runs under r.mu (the forwarder's methods).
 func (r *anycastRole) resolve(nh netip.Addr) (bpf.Backend, string) {
 	h, why := resolveNextHop(nh, nil, &r.hop)
 	if why != "" {
@@ -173,6 +196,9 @@ func (r *anycastRole) resolve(nh netip.Addr) (bpf.Backend, string) {
 	}
 	if !slices.Contains(r.ports, h.Ifname) {
 		return bpf.Backend{}, fmt.Sprintf("the route to %s leaves by %s, not one of anycast.forward.interfaces", nh, h.Ifname)
+	}
+	if !r.anyHop && h.Via.WithZone("").Unmap() != nh.WithZone("").Unmap() {
+		return bpf.Backend{}, fmt.Sprintf("%s is not on-link: its route goes through %s (anycast.forward.next_hop: any takes it)", nh, h.Via)
 	}
 	return bpf.Backend{Ifindex: h.Ifindex, Dst: h.MAC, Src: h.SrcMAC}, ""
 }
@@ -302,6 +328,7 @@ func (d *AnycastDaemon) Reload() error {
 		return err
 	}
 	d.ac.ann.Set(c.AnycastVIPs())
+	d.ac.setTrust(c)
 	d.mu.Lock()
 	d.cfg = c
 	d.mu.Unlock()
@@ -370,6 +397,7 @@ func (r *anycastRole) status() *client.Anycast {
 			f.Packets, f.Bytes, f.NoServers = t.Packets, t.Bytes, none
 		}
 	}
+	a.PathsRefused = r.fwd.Refused()
 	if cs, err := r.xdp.Counters(); err == nil {
 		a.Counters = map[string]uint64{}
 		for i, v := range cs {

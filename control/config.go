@@ -531,7 +531,7 @@ func (c *Config) Reloadable(next *Config) string {
 		return "bgp (adding or removing the section)"
 	case (c.Anycast == nil) != (next.Anycast == nil):
 		return "anycast (adding or removing the section)"
-	case c.Anycast != nil && fmt.Sprint(c.Anycast.Forward) != fmt.Sprint(next.Anycast.Forward):
+	case c.Anycast != nil && fmt.Sprint(c.Anycast.Forward.restartKeys()) != fmt.Sprint(next.Anycast.Forward.restartKeys()):
 		return "anycast.forward"
 	case c.BGP != nil && (c.BGP.ASN != next.BGP.ASN || c.BGP.RouterID != next.BGP.RouterID):
 		return "bgp.asn and bgp.router_id"

@@ -37,6 +37,23 @@ type ForwardConfig struct {
 	Interfaces []string
 	VIPs       []netip.Prefix
 	TableSize  int
+	// Neighbors are the bgp neighbors (addresses, or interfaces of
+	// unnumbered ones) whose paths may name servers; empty: every one.
+	Neighbors []string
+	// AnyNextHop (next_hop: any) takes a path whose next hop is not its
+	// neighbor's address, or is reached through a gateway; the default
+	// (next_hop: neighbor) refuses it.
+	AnyNextHop bool
+}
+
+// restartKeys is f without what a reload may change (the trust).
+func (f *ForwardConfig) restartKeys() *ForwardConfig {
+	if f == nil {
+		return nil
+	}
+	g := *f
+	g.Neighbors, g.AnyNextHop = nil, false
+	return &g
 }
 
 // DefaultDrainMED is the MED a drained VIP is announced with unless
@@ -210,6 +227,21 @@ var anycastSchema = section{
 					c.Anycast.Forward.VIPs = append(c.Anycast.Forward.VIPs, p)
 					return err
 				}),
+				"neighbors": each(func(c *Config, v string) error {
+					c.Anycast.Forward.Neighbors = append(c.Anycast.Forward.Neighbors, v)
+					return nil
+				}),
+				"next_hop": setter(func(c *Config, v string) error {
+					switch v {
+					case "neighbor":
+						c.Anycast.Forward.AnyNextHop = false
+					case "any":
+						c.Anycast.Forward.AnyNextHop = true
+					default:
+						return fmt.Errorf("%q is not neighbor (the next hop must be the announcing neighbor's address, on-link) or any", v)
+					}
+					return nil
+				}),
 				"table_size": setter(func(c *Config, v string) error {
 					n, err := intIn(v, 251, anycast.MaxTableSize)
 					if err == nil && !anycast.IsPrime(n) {
@@ -302,8 +334,47 @@ func (c *Config) checkAnycast(fail func(key, format string, args ...any) error) 
 				return fail(fmt.Sprintf("anycast.forward.interfaces[%d]", i), "%s is the pseudowire's port", n)
 			}
 		}
+		for i, v := range f.Neighbors {
+			key := fmt.Sprintf("anycast.forward.neighbors[%d]", i)
+			if !c.isNeighbor(v) {
+				return fail(key, "%q is not the address or interface of a bgp neighbor", v)
+			}
+			if slices.Index(f.Neighbors, v) < i {
+				return fail(key, "%s twice", v)
+			}
+		}
 	}
 	return nil
+}
+
+// isNeighbor reports whether v is a bgp neighbor's address or (an
+// unnumbered one's) interface.
+func (c *Config) isNeighbor(v string) bool {
+	a, err := netip.ParseAddr(v)
+	for _, n := range c.BGP.resolved() {
+		if err == nil && n.Address.IsValid() && n.Address.WithZone("").Unmap() == a.WithZone("").Unmap() ||
+			err != nil && n.Interface != "" && n.Interface == v {
+			return true
+		}
+	}
+	return false
+}
+
+// anycastTrust is which neighbors' paths name the forwarder's servers.
+func (c *Config) anycastTrust() anycast.Trust {
+	var t anycast.Trust
+	if c.Anycast == nil || c.Anycast.Forward == nil {
+		return t
+	}
+	t.AnyNextHop = c.Anycast.Forward.AnyNextHop
+	for _, v := range c.Anycast.Forward.Neighbors {
+		if a, err := netip.ParseAddr(v); err == nil {
+			t.Neighbors = append(t.Neighbors, a)
+		} else {
+			t.Interfaces = append(t.Interfaces, v)
+		}
+	}
+	return t
 }
 
 // unicastOf is the BGP family that carries p.

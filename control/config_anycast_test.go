@@ -184,3 +184,49 @@ func TestParseAnycastBesidePseudowire(t *testing.T) {
 		}
 	}
 }
+
+// anycast.forward.neighbors names the neighbors whose paths may name
+// servers and next_hop whether a path's next hop must be its neighbor's
+// address; both change on a reload (issue 21 finding 5).
+func TestParseAnycastForwardTrust(t *testing.T) {
+	yaml := strings.Replace(forwarderYAML, "      default_originate: true\n",
+		"      default_originate: true\n    - address: 10.1.0.3\n      asn: 65103\n    - interface: eth9\n      asn: 65109\n      families: [ipv6-unicast]\n", 1)
+	c, err := Parse("f.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := c.anycastTrust(); len(tr.Neighbors) != 0 || len(tr.Interfaces) != 0 || tr.AnyNextHop {
+		t.Errorf("default trust %+v: want every neighbor, next hop the neighbor's", tr)
+	}
+	listed := strings.Replace(yaml, "    vips: [192.0.2.80/32]\n", "    vips: [192.0.2.80/32]\n    neighbors: [10.1.0.2, eth9]\n    next_hop: any\n", 1)
+	d, err := Parse("f.yaml", []byte(listed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := d.anycastTrust()
+	if len(tr.Neighbors) != 1 || tr.Neighbors[0] != netip.MustParseAddr("10.1.0.2") || len(tr.Interfaces) != 1 || tr.Interfaces[0] != "eth9" || !tr.AnyNextHop {
+		t.Errorf("trust %+v", tr)
+	}
+	if got := c.Reloadable(d); got != "" {
+		t.Errorf("changing anycast.forward.neighbors and next_hop needs %q", got)
+	}
+	if got := d.Reloadable(c); got != "" {
+		t.Errorf("removing anycast.forward.neighbors and next_hop needs %q", got)
+	}
+	// Errors name the file, the line and the key.
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"not a neighbor", "    vips: [192.0.2.80/32]\n", "    vips: [192.0.2.80/32]\n    neighbors:\n      - 10.1.0.2\n      - 10.1.0.254\n",
+			`f.yaml:19: anycast.forward.neighbors[1]: "10.1.0.254" is not the address or interface of a bgp neighbor`},
+		{"not an interface of a neighbor", "    vips: [192.0.2.80/32]\n", "    vips: [192.0.2.80/32]\n    neighbors: [eth8]\n",
+			`f.yaml:17: anycast.forward.neighbors[0]: "eth8" is not the address or interface of a bgp neighbor`},
+		{"twice", "    vips: [192.0.2.80/32]\n", "    vips: [192.0.2.80/32]\n    neighbors: [10.1.0.3, eth9, 10.1.0.3]\n",
+			"f.yaml:17: anycast.forward.neighbors[2]: 10.1.0.3 twice"},
+		{"bad next_hop", "    vips: [192.0.2.80/32]\n", "    vips: [192.0.2.80/32]\n    next_hop: self\n",
+			`f.yaml:17: anycast.forward.next_hop: "self" is not neighbor`},
+	} {
+		_, err := Parse("f.yaml", []byte(strings.Replace(yaml, tc.old, tc.new, 1)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

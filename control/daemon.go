@@ -591,8 +591,8 @@ func (d *Daemon) Reload() error {
 			func() { d.sp.Reconfigure(oldCfg.speakerConfig(false)) }})
 	}
 	if d.ac != nil {
-		steps = append(steps, step{"anycast", func() error { d.ac.ann.Set(next.AnycastVIPs()); return nil },
-			func() { d.ac.ann.Set(oldCfg.AnycastVIPs()) }})
+		steps = append(steps, step{"anycast", func() error { d.ac.ann.Set(next.AnycastVIPs()); d.ac.setTrust(next); return nil },
+			func() { d.ac.ann.Set(oldCfg.AnycastVIPs()); d.ac.setTrust(oldCfg) }})
 	}
 	steps = append(steps, step{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }})
 	if d.track != nil {

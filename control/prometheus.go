@@ -34,7 +34,7 @@ type collector struct {
 
 // anycastDescs are the announcer's and the forwarder's metrics.
 type anycastDescs struct {
-	vipUp, checks, failures, vipPackets, vipBytes, noServer, servers, srvPackets, srvBytes, counters *prometheus.Desc
+	vipUp, checks, failures, vipPackets, vipBytes, noServer, servers, srvPackets, srvBytes, counters, refused *prometheus.Desc
 }
 
 // evpnDescs are the BGP sessions' and the forwarding database's metrics.
@@ -89,6 +89,9 @@ func newCollector(src Source) *collector {
 		srvPackets: prometheus.NewDesc("pwgate_anycast_server_packets_total", "Packets forwarded to the server (its next hop).", []string{"vip", "server"}, nil),
 		srvBytes:   prometheus.NewDesc("pwgate_anycast_server_bytes_total", "Bytes forwarded to the server (its next hop).", []string{"vip", "server"}, nil),
 		counters:   prometheus.NewDesc("pwgate_anycast_packets_total", "The forwarder's XDP program's packets, by what it did.", []string{"what"}, nil),
+		refused: prometheus.NewDesc("pwgate_anycast_paths_refused_total",
+			"Received paths to forwarded VIPs that named no server, by why: neighbor (not in anycast.forward.neighbors), next_hop (not the neighbor's address).",
+			[]string{"reason"}, nil),
 	}
 	for i := stats.Counter(0); i < stats.NumCounters; i++ {
 		if _, _, drop := i.Drop(); !drop && !i.IsTimestamp() && i != stats.EVPNRoutesNotImported && reasonOf(i) == "" {
@@ -127,7 +130,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.wg.handshake, c.wg.rx, c.wg.tx, c.wg.failures, c.wg.endpoint, c.wg.session,
 		c.evpn.sessionUp, c.evpn.received, c.evpn.advertised, c.evpn.limitResets, c.evpn.macs, c.evpn.vteps, c.evpn.routes,
 		c.anycast.vipUp, c.anycast.checks, c.anycast.failures, c.anycast.vipPackets, c.anycast.vipBytes, c.anycast.noServer,
-		c.anycast.servers, c.anycast.srvPackets, c.anycast.srvBytes, c.anycast.counters} {
+		c.anycast.servers, c.anycast.srvPackets, c.anycast.srvBytes, c.anycast.counters, c.anycast.refused} {
 		ch <- d
 	}
 }
@@ -228,8 +231,8 @@ func (c *collector) collectAnycast(ch chan<- prometheus.Metric, a *client.Anycas
 		ch <- prometheus.MustNewConstMetric(d.noServer, prometheus.CounterValue, float64(f.NoServers), f.Prefix)
 		n, seen := 0, map[string]bool{}
 		for _, s := range f.Servers {
-			if seen[s.NextHop] {
-				continue // two neighbors name the same server
+			if seen[s.NextHop] || s.Refused != "" {
+				continue // two neighbors name the same server; a refused path names none
 			}
 			seen[s.NextHop] = true
 			if s.Slots > 0 {
@@ -242,6 +245,9 @@ func (c *collector) collectAnycast(ch chan<- prometheus.Metric, a *client.Anycas
 	}
 	for k, v := range a.Counters {
 		ch <- prometheus.MustNewConstMetric(d.counters, prometheus.CounterValue, float64(v), k)
+	}
+	for k, v := range a.PathsRefused {
+		ch <- prometheus.MustNewConstMetric(d.refused, prometheus.CounterValue, float64(v), k)
 	}
 }
 

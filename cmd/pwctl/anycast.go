@@ -58,5 +58,12 @@ func printAnycast(w io.Writer, socket string, asJSON bool) error {
 		}
 		fmt.Fprintln(tw)
 	}
+	if len(a.PathsRefused) > 0 {
+		fmt.Fprint(tw, "paths refused:")
+		for _, k := range slices.Sorted(maps.Keys(a.PathsRefused)) {
+			fmt.Fprintf(tw, " %s %d", k, a.PathsRefused[k])
+		}
+		fmt.Fprintln(tw)
+	}
 	return tw.Flush()
 }

@@ -27,6 +27,39 @@ type Dataplane interface {
 // Resolve returns how a server's next hop is reached, or why it is not.
 type Resolve func(nextHop netip.Addr) (bpf.Backend, string)
 
+// Trust says which neighbors' paths to a VIP name servers. The zero
+// Trust takes every neighbor's path whose next hop is the neighbor's own
+// address.
+type Trust struct {
+	// Neighbors are the neighbors, by address, whose paths may name
+	// servers, and Interfaces the unnumbered ones (a link-local neighbor
+	// on that interface). Both empty: every neighbor.
+	Neighbors  []netip.Addr
+	Interfaces []string
+	// AnyNextHop takes a path whose next hop is not the address of the
+	// neighbor that sent it (a route server's or reflector's).
+	AnyNextHop bool
+}
+
+// Reasons a received path to a VIP names no server (Refused's keys).
+const (
+	// RefusedNeighbor: the neighbor is not one that may carry servers
+	// (anycast.forward.neighbors).
+	RefusedNeighbor = "neighbor"
+	// RefusedNextHop: the next hop is not the neighbor's own address
+	// (anycast.forward.next_hop: neighbor).
+	RefusedNextHop = "next_hop"
+)
+
+// refusedReasons are Refused's keys, in order.
+var refusedReasons = []string{RefusedNeighbor, RefusedNextHop}
+
+// refusal is a received path that names no server, and why.
+type refusal struct {
+	u   bgp.Update
+	why string // RefusedNeighbor or RefusedNextHop
+}
+
 // Forwarder turns BGP's paths to the VIPs into the XDP program's tables.
 // It is used from one goroutine (the main goroutine).
 type Forwarder struct {
@@ -34,16 +67,21 @@ type Forwarder struct {
 	resolve Resolve
 	log     *slog.Logger
 	vips    []netip.Prefix                             // by id
-	paths   map[netip.Prefix]map[netip.Addr]bgp.Update // VIP → peer → path
-	hops    map[netip.Addr]*backendState               // next hop → server
-	free    []int                                      // backend indexes free to take
-	retired []int                                      // free once the tables no longer name them
-	shares  map[netip.Prefix]map[string]int            // slots per server
-	gone    map[netip.Addr]bpf.Traffic                 // traffic of a server's earlier entries
-	owner   map[int]netip.Addr                         // whose entry an index is
-	next    int
-	tables  map[netip.Prefix][]string // servers in each VIP's table now
-	table   []int32
+	paths   map[netip.Prefix]map[netip.Addr]bgp.Update // VIP → peer → path that names a server
+	// refused are the paths the trust refuses, kept so that a new trust
+	// (a reload) can take them; refusedN counts refusals by reason.
+	refused  map[netip.Prefix]map[netip.Addr]refusal
+	refusedN map[string]uint64
+	trust    Trust
+	hops     map[netip.Addr]*backendState    // next hop → server
+	free     []int                           // backend indexes free to take
+	retired  []int                           // free once the tables no longer name them
+	shares   map[netip.Prefix]map[string]int // slots per server
+	gone     map[netip.Addr]bpf.Traffic      // traffic of a server's earlier entries
+	owner    map[int]netip.Addr              // whose entry an index is
+	next     int
+	tables   map[netip.Prefix][]string // servers in each VIP's table now
+	table    []int32
 }
 
 type backendState struct {
@@ -61,6 +99,7 @@ func NewForwarder(dp Dataplane, resolve Resolve, vips []netip.Prefix, size int, 
 	}
 	f := &Forwarder{dp: dp, resolve: resolve, log: log, vips: vips,
 		paths: map[netip.Prefix]map[netip.Addr]bgp.Update{}, hops: map[netip.Addr]*backendState{},
+		refused: map[netip.Prefix]map[netip.Addr]refusal{}, refusedN: map[string]uint64{},
 		tables: map[netip.Prefix][]string{}, shares: map[netip.Prefix]map[string]int{}, gone: map[netip.Addr]bpf.Traffic{},
 		owner: map[int]netip.Addr{}, table: make([]int32, size)}
 	for id, p := range vips {
@@ -83,29 +122,20 @@ func (f *Forwarder) empty() []int32 {
 }
 
 // Update takes BGP's changes: paths to the VIPs (exactly their prefixes)
-// from each neighbor.
+// from each neighbor. A path the trust refuses names no server; it is
+// counted by reason and shown in the status.
 func (f *Forwarder) Update(us []bgp.Update) {
 	changed := map[netip.Prefix]bool{}
 	for _, u := range us {
 		if u.Kind != bgp.Prefix || !slices.Contains(f.vips, u.Prefix) {
 			continue
 		}
-		m := f.paths[u.Prefix]
-		if m == nil {
-			m = map[netip.Addr]bgp.Update{}
-			f.paths[u.Prefix] = m
-		}
-		old, had := m[u.Peer]
-		delete(m, u.Peer)
-		if !u.Withdraw && u.NextHop.IsValid() {
-			// Taken before the old path is let go: a path whose
-			// attributes change (a drain) keeps its server's entry,
-			// and the flows placed on it.
-			m[u.Peer] = u
-			f.use(u.NextHop)
-		}
-		if had {
-			f.release(old.NextHop)
+		was := f.refused[u.Prefix][u.Peer].why
+		if why := f.place(u); why != "" {
+			f.refusedN[why]++
+			if why != was {
+				f.log.Warn("anycast: path refused", "vip", u.Prefix, "neighbor", u.Peer, "next_hop", u.NextHop, "why", refusedWhy(why))
+			}
 		}
 		changed[u.Prefix] = true
 	}
@@ -113,6 +143,110 @@ func (f *Forwarder) Update(us []bgp.Update) {
 		f.rebuild(p)
 	}
 	f.settle()
+}
+
+// place puts u, a neighbor's path to a VIP (or its withdrawal), in place
+// of the neighbor's earlier path: among the servers, or among the refused
+// paths, whose reason it returns.
+func (f *Forwarder) place(u bgp.Update) (refused string) {
+	m := f.paths[u.Prefix]
+	if m == nil {
+		m = map[netip.Addr]bgp.Update{}
+		f.paths[u.Prefix] = m
+	}
+	old, had := m[u.Peer]
+	delete(m, u.Peer)
+	delete(f.refused[u.Prefix], u.Peer)
+	if !u.Withdraw && u.NextHop.IsValid() {
+		if refused = f.refuse(u); refused != "" {
+			if f.refused[u.Prefix] == nil {
+				f.refused[u.Prefix] = map[netip.Addr]refusal{}
+			}
+			f.refused[u.Prefix][u.Peer] = refusal{u: u, why: refused}
+		} else {
+			// Taken before the old path is let go: a path whose
+			// attributes change (a drain) keeps its server's entry,
+			// and the flows placed on it.
+			m[u.Peer] = u
+			f.use(u.NextHop)
+		}
+	}
+	if had {
+		f.release(old.NextHop)
+	}
+	return refused
+}
+
+// refuse returns why the trust refuses u, or "".
+func (f *Forwarder) refuse(u bgp.Update) string {
+	t := &f.trust
+	if len(t.Neighbors) > 0 || len(t.Interfaces) > 0 {
+		peer := u.Peer.WithZone("")
+		ok := slices.Contains(t.Neighbors, peer.Unmap()) ||
+			peer.IsLinkLocalUnicast() && u.Peer.Zone() != "" && slices.Contains(t.Interfaces, u.Peer.Zone())
+		if !ok {
+			return RefusedNeighbor
+		}
+	}
+	if !t.AnyNextHop && u.NextHop.WithZone("").Unmap() != u.Peer.WithZone("").Unmap() {
+		return RefusedNextHop
+	}
+	return ""
+}
+
+// SetTrust changes which paths name servers (a reload): the paths
+// received so far, taken or refused, are weighed again. Refusals are
+// counted as paths arrive, not here.
+func (f *Forwarder) SetTrust(t Trust) {
+	f.trust = Trust{Neighbors: make([]netip.Addr, len(t.Neighbors)), Interfaces: slices.Clone(t.Interfaces), AnyNextHop: t.AnyNextHop}
+	for i, a := range t.Neighbors {
+		f.trust.Neighbors[i] = a.WithZone("").Unmap()
+	}
+	changed := map[netip.Prefix]bool{}
+	for _, p := range f.vips {
+		var again []bgp.Update
+		for _, u := range f.paths[p] {
+			if f.refuse(u) != "" {
+				again = append(again, u)
+			}
+		}
+		for _, r := range f.refused[p] {
+			if f.refuse(r.u) != r.why {
+				again = append(again, r.u)
+			}
+		}
+		for _, u := range again {
+			if why := f.place(u); why != "" {
+				f.log.Info("anycast: path refused", "vip", p, "neighbor", u.Peer, "next_hop", u.NextHop, "why", refusedWhy(why))
+			}
+			changed[p] = true
+		}
+	}
+	for p := range changed {
+		f.rebuild(p)
+	}
+	f.settle()
+}
+
+// Refused counts the received paths that named no server, by reason
+// (RefusedNeighbor, RefusedNextHop; every reason, 0 too).
+func (f *Forwarder) Refused() map[string]uint64 {
+	out := make(map[string]uint64, len(refusedReasons))
+	for _, r := range refusedReasons {
+		out[r] = f.refusedN[r]
+	}
+	return out
+}
+
+// refusedWhy explains a refusal reason.
+func refusedWhy(why string) string {
+	switch why {
+	case RefusedNeighbor:
+		return "refused: the neighbor is not in anycast.forward.neighbors"
+	case RefusedNextHop:
+		return "refused: the next hop is not the neighbor's address (anycast.forward.next_hop: any takes it)"
+	}
+	return "refused: " + why
 }
 
 // settle frees the backend indexes the tables no longer name; their
@@ -326,7 +460,20 @@ func (f *Forwarder) Status() []client.AnycastForward {
 			s.Bytes += g.Bytes
 			st.Servers = append(st.Servers, s)
 		}
-		slices.SortFunc(st.Servers, func(a, b client.AnycastServer) int { return strings.Compare(a.NextHop, b.NextHop) })
+		for peer, r := range f.refused[p] {
+			s := client.AnycastServer{NextHop: r.u.NextHop.String(), Peer: peer.String(), Index: -1, Refused: r.why, Why: refusedWhy(r.why)}
+			if r.u.HasMED {
+				med := r.u.MED
+				s.MED = &med
+			}
+			st.Servers = append(st.Servers, s)
+		}
+		slices.SortFunc(st.Servers, func(a, b client.AnycastServer) int {
+			if c := strings.Compare(a.NextHop, b.NextHop); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Peer, b.Peer)
+		})
 		out = append(out, st)
 	}
 	return out

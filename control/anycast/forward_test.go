@@ -194,3 +194,129 @@ func TestForwarderDrain(t *testing.T) {
 		t.Error("a withdrawn server's entry was not cleared")
 	}
 }
+
+// A neighbor's path names a server only when its next hop is the
+// neighbor's own address, unless the trust says any next hop: a path
+// from the access router (or any neighbor) naming another box, such as
+// one behind a gateway, takes no flows (issue 21 finding 5).
+func TestForwarderNextHopIsTheNeighbor(t *testing.T) {
+	dp := newFakeDP()
+	resolve := func(nh netip.Addr) (bpf.Backend, string) {
+		return bpf.Backend{Ifindex: 3, Dst: [6]byte{2, 0, 0, 0, 1, nh.As4()[3]}}, ""
+	}
+	f, err := NewForwarder(dp, resolve, []netip.Prefix{vip}, 251, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, i}) }
+	path := func(peer, nh byte, med uint32) bgp.Update {
+		return bgp.Update{Route: bgp.Route{Kind: bgp.Prefix, Prefix: vip, NextHop: a(nh), MED: med, HasMED: true}, Peer: a(peer)}
+	}
+	in := func() map[int]bool {
+		m := map[int]bool{}
+		for _, s := range dp.servers(0) {
+			m[s] = true
+		}
+		return m
+	}
+	// 1 and 2 announce themselves; 9 (a router) names 7, with a better MED.
+	f.Update([]bgp.Update{path(1, 1, 10), path(2, 2, 10), path(9, 7, 0)})
+	if m := in(); len(m) != 2 || !m[1] || !m[2] {
+		t.Fatalf("a third party's next hop took the table: %v", m)
+	}
+	// The same server's address, announced by a neighbor other than the server.
+	f.Update([]bgp.Update{path(9, 1, 0)})
+	if m := in(); len(m) != 2 || !m[1] || !m[2] {
+		t.Fatalf("a neighbor naming another neighbor took the table: %v", m)
+	}
+	// An IPv4-mapped next hop is the neighbor's address.
+	f.Update([]bgp.Update{{Route: bgp.Route{Kind: bgp.Prefix, Prefix: vip, NextHop: netip.AddrFrom16(a(2).As16()), MED: 10, HasMED: true}, Peer: a(2)}})
+	if m := in(); len(m) != 2 || !m[2] {
+		t.Fatalf("a mapped next hop was refused: %v", m)
+	}
+	if n := f.Refused()[RefusedNextHop]; n != 2 {
+		t.Errorf("refused for their next hop: %d, want 2 (%v)", n, f.Refused())
+	}
+	var seen bool
+	for _, s := range f.Status()[0].Servers {
+		if s.Peer == "10.0.0.9" {
+			seen = true
+			if s.Refused != RefusedNextHop || s.Why == "" || s.Slots != 0 || s.Resolved {
+				t.Errorf("refused path's status %+v", s)
+			}
+		}
+	}
+	if !seen {
+		t.Error("the refused path is not in the status")
+	}
+	// next_hop: any takes it (a route server or reflector's paths).
+	f.SetTrust(Trust{AnyNextHop: true})
+	if m := in(); len(m) != 1 || !m[1] {
+		t.Errorf("with any next hop, the best MED (server 1 through 9): %v", m)
+	}
+	f.SetTrust(Trust{})
+	if m := in(); len(m) != 2 {
+		t.Errorf("back to strict: %v", m)
+	}
+	// A withdrawal of a refused path forgets it.
+	f.Update([]bgp.Update{{Route: bgp.Route{Kind: bgp.Prefix, Prefix: vip}, Peer: a(9), Withdraw: true}})
+	for _, s := range f.Status()[0].Servers {
+		if s.Peer == "10.0.0.9" {
+			t.Errorf("withdrawn refused path still shown: %+v", s)
+		}
+	}
+}
+
+// With anycast.forward.neighbors, only those neighbors' paths name
+// servers: the access router's path with the lowest MED takes no flows
+// (issue 21 finding 5).
+func TestForwarderTrustedNeighbors(t *testing.T) {
+	dp := newFakeDP()
+	resolve := func(nh netip.Addr) (bpf.Backend, string) {
+		return bpf.Backend{Ifindex: 3, Dst: [6]byte{2, 0, 0, 0, 1, nh.As16()[15]}}, ""
+	}
+	f, err := NewForwarder(dp, resolve, []netip.Prefix{vip}, 251, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetTrust(Trust{Neighbors: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}, Interfaces: []string{"eth3"}})
+	a := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, i}) }
+	path := func(peer netip.Addr, med uint32) bgp.Update {
+		return bgp.Update{Route: bgp.Route{Kind: bgp.Prefix, Prefix: vip, NextHop: peer.WithZone(""), MED: med, HasMED: true}, Peer: peer}
+	}
+	in := func() map[int]bool {
+		m := map[int]bool{}
+		for _, s := range dp.servers(0) {
+			m[s] = true
+		}
+		return m
+	}
+	router := a(254)
+	f.Update([]bgp.Update{path(a(1), 10), path(a(2), 10), path(router, 0)})
+	if m := in(); len(m) != 2 || !m[1] || !m[2] {
+		t.Fatalf("the access router took the table: %v", m)
+	}
+	if n := f.Refused()[RefusedNeighbor]; n != 1 {
+		t.Errorf("refused for their neighbor: %d (%v)", n, f.Refused())
+	}
+	// An unnumbered neighbor on a listed interface (its link-local
+	// address, zoned) is trusted; one on another interface is not.
+	on := netip.MustParseAddr("fe80::5%eth3")
+	off := netip.MustParseAddr("fe80::6%eth4")
+	f.Update([]bgp.Update{path(on, 10), path(off, 10)})
+	if m := in(); len(m) != 3 || !m[5] || m[6] {
+		t.Errorf("unnumbered neighbors: %v", m)
+	}
+	if n := f.Refused()[RefusedNeighbor]; n != 2 {
+		t.Errorf("refused for their neighbor: %d (%v)", n, f.Refused())
+	}
+	// A reload that lists the router lets its path in (kept while refused).
+	f.SetTrust(Trust{Neighbors: []netip.Addr{router}})
+	if m := in(); len(m) != 1 || !m[254] {
+		t.Errorf("after the trust changed: %v", m)
+	}
+	f.SetTrust(Trust{}) // every neighbor
+	if m := in(); len(m) != 1 || !m[254] {
+		t.Errorf("every neighbor: %v", m)
+	}
+}

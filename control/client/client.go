@@ -82,6 +82,10 @@ type Anycast struct {
 	// Counters are the forwarder's XDP counters by name (passed,
 	// forwarded, ttl_expired, drop_truncated, ...).
 	Counters map[string]uint64 `json:"counters,omitempty"`
+	// PathsRefused counts the received paths to forwarded VIPs that
+	// named no server, by reason: "neighbor" (not in
+	// anycast.forward.neighbors), "next_hop" (not the neighbor's address).
+	PathsRefused map[string]uint64 `json:"paths_refused,omitempty"`
 }
 
 // AnycastVIP is one VIP of the announcer.
@@ -127,6 +131,9 @@ type AnycastServer struct {
 	Packets  uint64 `json:"packets"`
 	Bytes    uint64 `json:"bytes"`
 	Index    int    `json:"-"` // the program's server index; -1 none
+	// Refused is why the path names no server ("neighbor", "next_hop"),
+	// if it does not; Why explains it.
+	Refused string `json:"refused,omitempty"`
 }
 
 // EVPN is the VXLAN tunnel end's state ("pwctl evpn").

@@ -45,6 +45,9 @@ type AnycastOptions struct {
 	// Bare leaves the servers without services and announcers (the
 	// bench's kernel routing baselines need only their addresses).
 	Bare bool
+	// MoreNeighbors are more BGP neighbors of the pwgate forwarder
+	// ("ADDRESS ASN"), such as a test's own speaker.
+	MoreNeighbors []string
 }
 
 // Anycast is the anycast lab: a client, a forwarder and servers, each
@@ -297,6 +300,10 @@ func (a *Anycast) ForwarderConfig() string {
 			fmt.Fprintf(&b, "    - address: %s\n      asn: %d\n      hold_time: 9\n      max_prefix: 10\n", addr, s.ASN)
 		}
 		ports = append(ports, s.Port)
+	}
+	for _, n := range a.Opt.MoreNeighbors {
+		addr, asn, _ := strings.Cut(n, " ")
+		fmt.Fprintf(&b, "    - address: %s\n      asn: %s\n      hold_time: 9\n", addr, asn)
 	}
 	fmt.Fprintf(&b, "anycast:\n  forward:\n    interfaces: [%s]\n    vips: [%s/32, %s/128]\nstats:\n  socket: %s\n",
 		strings.Join(ports, ", "), AnycastVIP, AnycastVIP6, a.FwdSock)

@@ -184,3 +184,45 @@ func TestHostilePeer(t *testing.T) {
 		alive("flap storm (1,000 updates/s for 30 s)")
 	})
 }
+
+// TestHostileAnycastPeer: a neighbor of the anycast forwarder (a real
+// GoBGP, here on the clients' segment) announces the VIP with a better
+// MED than the servers' and a next hop that is not itself (another box,
+// or one behind a gateway): the path names no server, is counted as
+// refused, and every request still reaches the real servers (issue 21
+// finding 5).
+func TestHostileAnycastPeer(t *testing.T) {
+	a := newAnycast(t, lab.AnycastOptions{Forwarder: "pwgate", Interval: 500 * time.Millisecond, Fall: 3, Rise: 2,
+		MoreNeighbors: []string{"10.8.0.3 65200"}})
+	if err := a.Script("cl", "ip addr add 10.8.0.3/24 dev eth0"); err != nil {
+		t.Fatal(err)
+	}
+	sp := startSpeaker(t, a.Lab, "cl", "10.8.0.3", "10.8.0.1", "65200", "65000")
+	if _, err := a.WaitServers(3, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sp.do(t, "vip %s/32 10.9.9.9 0", lab.AnycastVIP)
+	var st client.Anycast
+	for deadline := time.Now().Add(20 * time.Second); st.PathsRefused["next_hop"] == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		s, err := client.FetchAnycast(a.FwdSock, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = *s
+	}
+	if st.PathsRefused["next_hop"] == 0 {
+		t.Fatalf("the neighbor's path was not refused: %+v", st)
+	}
+	if _, err := a.WaitServers(3, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got := requests(t, a, 60)
+	for _, s := range a.Servers {
+		if got[s.Name] < 5 {
+			t.Errorf("%s answered %d of 60 requests: %v", s.Name, got[s.Name], got)
+		}
+	}
+	if got[""] > 0 {
+		t.Errorf("%d requests failed: the neighbor drew flows", got[""])
+	}
+}

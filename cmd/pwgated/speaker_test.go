@@ -25,10 +25,12 @@ import (
 const speakerEnv = "PWGATE_TEST_SPEAKER"
 
 // runSpeaker is the neighbor's main: the environment says its address and
-// the neighbor it peers with ("10.0.0.9 10.0.0.1"); each line on standard
-// input is a command, answered by "ok ..." or "error ..." on standard
-// output:
+// the neighbor it peers with ("10.0.0.9 10.0.0.1": iBGP in the EVPN lab's
+// AS, l2vpn-evpn), optionally their ASNs ("10.9.0.3 10.9.0.1 65200 65000":
+// eBGP, ipv4-unicast); each line on standard input is a command, answered
+// by "ok ..." or "error ..." on standard output:
 //
+//	vip PREFIX NEXTHOP MED     a unicast route to PREFIX via NEXTHOP
 //	imet VTEP                  a flood route of VNI 101 with VTEP as next hop
 //	vteps N FIRST              N flood routes, VTEPs FIRST, FIRST+1, ...
 //	macs N VTEP                N MAC routes of VNI 101 behind VTEP
@@ -36,14 +38,20 @@ const speakerEnv = "PWGATE_TEST_SPEAKER"
 //	withdraw                   every route announced so far withdrawn
 func runSpeaker() int {
 	f := strings.Fields(os.Getenv(speakerEnv))
-	if len(f) != 2 {
-		fmt.Fprintln(os.Stderr, "speaker: want LOCAL NEIGHBOR in", speakerEnv)
+	if len(f) != 2 && len(f) != 4 {
+		fmt.Fprintln(os.Stderr, "speaker: want LOCAL NEIGHBOR [LOCAL-ASN NEIGHBOR-ASN] in", speakerEnv)
 		return 2
 	}
 	local, nb := netip.MustParseAddr(f[0]), netip.MustParseAddr(f[1])
+	asn, nbASN, fam := uint32(lab.EVPNASN), uint32(lab.EVPNASN), bgp.EVPN
+	if len(f) == 4 {
+		a, _ := strconv.Atoi(f[2])
+		b, _ := strconv.Atoi(f[3])
+		asn, nbASN, fam = uint32(a), uint32(b), bgp.IPv4Unicast
+	}
 	sp := bgp.NewGoBGP(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	err := sp.Start(bgp.Config{ASN: lab.EVPNASN, RouterID: local, ListenAddrs: []netip.Addr{local},
-		Neighbors: []bgp.Neighbor{{Address: nb, ASN: lab.EVPNASN, HoldTime: 9, Keepalive: 3, Families: []bgp.Family{bgp.EVPN}, Source: local}}},
+	err := sp.Start(bgp.Config{ASN: asn, RouterID: local, ListenAddrs: []netip.Addr{local},
+		Neighbors: []bgp.Neighbor{{Address: nb, ASN: nbASN, HoldTime: 9, Keepalive: 3, Families: []bgp.Family{fam}, Source: local}}},
 		func([]bgp.Update) {})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "speaker:", err)
@@ -74,6 +82,9 @@ func runSpeaker() int {
 		num := func(i int) int { n, _ := strconv.Atoi(args[i]); return n }
 		var err error
 		switch {
+		case len(args) == 4 && args[0] == "vip":
+			err = announce(bgp.Route{Kind: bgp.Prefix, Prefix: netip.MustParsePrefix(args[1]), NextHop: netip.MustParseAddr(args[2]),
+				MED: uint32(num(3)), HasMED: true})
 		case len(args) == 2 && args[0] == "imet":
 			err = announce(imet(netip.MustParseAddr(args[1])))
 		case len(args) == 3 && args[0] == "vteps":
@@ -131,15 +142,16 @@ type speaker struct {
 }
 
 // startSpeaker starts a neighbor at local in lab namespace ns, peering
-// with nb; it is stopped when the test ends.
-func startSpeaker(t *testing.T, l *lab.Lab, ns, local, nb string) *speaker {
+// with nb (and, if given, "LOCAL-ASN NEIGHBOR-ASN" for eBGP over
+// ipv4-unicast); it is stopped when the test ends.
+func startSpeaker(t *testing.T, l *lab.Lab, ns, local, nb string, asns ...string) *speaker {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", l.NS(ns), self)
-	cmd.Env = append(os.Environ(), speakerEnv+"="+local+" "+nb)
+	cmd.Env = append(os.Environ(), speakerEnv+"="+strings.Join(append([]string{local, nb}, asns...), " "))
 	cmd.Stderr = os.Stderr
 	s := &speaker{cmd: cmd}
 	if s.in, err = cmd.StdinPipe(); err != nil {

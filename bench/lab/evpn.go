@@ -361,7 +361,7 @@ func (e *EVPN) VtyshJSON(s *EVPNSite, cmd string, v any) error {
 // StartPwgated starts the pwgate sites and waits until they run.
 func (e *EVPN) StartPwgated(sites ...*EVPNSite) error {
 	for _, s := range sites {
-		p, err := e.Start(s.NS, e.Opt.Pwgated, "--config", s.Config, "--log-level", e.Opt.LogLevel, "--debug-addr", DebugAddr)
+		p, err := e.Start(s.NS, e.Opt.Pwgated, "--config", s.Config, "--log-level", e.Opt.LogLevel)
 		if err != nil {
 			return err
 		}

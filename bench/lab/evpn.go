@@ -64,6 +64,8 @@ type EVPNOptions struct {
 	VTEPPrefixes []string
 	// MACLimit is the pwgate sites' vxlan.mac_limit (0: the default).
 	MACLimit int
+	// MaxPrefix is the fabric peer group's max_prefix (0: the default).
+	MaxPrefix int
 	// WireGuard runs the VTEPs and BGP inside WireGuard (IPv4 overlay
 	// 10.99.0.0/24 over the IPv4 segment): pwgate's embedded one, and
 	// wireguard-go on the FRR site, as the operator's setup does.
@@ -254,6 +256,9 @@ func (e *EVPN) ConfigFor(s *EVPNSite) string {
 			EVPNASN, s.RouterID, EVPNASN)
 		if len(e.Opt.Families) > 0 {
 			fmt.Fprintf(&b, "      families: [%s]\n", strings.Join(e.Opt.Families, ", "))
+		}
+		if e.Opt.MaxPrefix > 0 {
+			fmt.Fprintf(&b, "      max_prefix: %d\n", e.Opt.MaxPrefix)
 		}
 		b.WriteString("  neighbors:\n")
 		for _, o := range e.others(s) {

@@ -210,7 +210,9 @@ func installBench(r *evpnResult, bin, dir string) error {
 	}
 	l := lab.New(prefix)
 	defer l.Close()
-	e, err := lab.NewEVPN(l, lab.EVPNOptions{Pwgated: filepath.Join(bin, "pwgated"), Dir: dir, FRR: true})
+	// FRR's MAC routes are more than the default max_prefix: an operator
+	// with that many MACs raises it as here.
+	e, err := lab.NewEVPN(l, lab.EVPNOptions{Pwgated: filepath.Join(bin, "pwgated"), Dir: dir, FRR: true, MaxPrefix: 4 * max(churnMACs, installMACs)})
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func waitCounterAtLeast(t *testing.T, s *lab.EVPNSite, name string, want uint64,
 // a named reason. (Malformed attributes: TestBGPBadInput.)
 func TestHostilePeer(t *testing.T) {
 	// A lower mac_limit than the default, so that MAC routes meet it
-	// before the neighbor's prefix limit (10,000) ends its session.
+	// before the neighbor's prefix limit (8,000) ends its session.
 	e := newEVPN(t, lab.EVPNOptions{MoreNeighbors: []string{"10.0.0.9"}, VTEPPrefixes: []string{"10.0.0.0/24", "10.9.0.0/16"}, MACLimit: 5000})
 	// The neighbor on the underlay, with an IPv6 address A can resolve
 	// too (a dual-stack underlay).
@@ -150,7 +150,7 @@ func TestHostilePeer(t *testing.T) {
 	t.Run("100000 MAC routes", func(t *testing.T) {
 		peak := peakRSS(t, e.A.Proc)
 		sp.do(t, "macs 100000 10.0.0.9")
-		// Past mac_limit routes are refused; past max_prefix (10,000 by
+		// Past mac_limit routes are refused; past max_prefix (8,000 by
 		// default) pwgate ends the neighbor's session.
 		n := waitCounterAtLeast(t, e.A, "evpn_routes_not_imported_mac_limit", 1, 60*time.Second)
 		var nb client.Neighbor

@@ -64,12 +64,12 @@ type Config struct {
 }
 
 // The routes a neighbor may send per family when its configuration
-// does not say (max_prefix): enough for a few thousand hosts' MAC and
+// does not say (max_prefix): enough for about 2,000 hosts' MAC and
 // MAC+IP routes, or hundreds of servers' VIPs, and small enough that a
 // neighbor cannot grow pwgated by more than about 50 MiB (GoBGP keeps
-// about 3 KiB per EVPN route).
+// about 3 KiB per EVPN route). A fabric with more MACs sets max_prefix.
 const (
-	DefaultMaxPrefixEVPN    = 10_000
+	DefaultMaxPrefixEVPN    = 8_000
 	DefaultMaxPrefixUnicast = 1_000
 )
 

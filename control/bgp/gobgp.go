@@ -133,19 +133,11 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 			}
 		})
 	}
-	if err == nil {
-		err = g.s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
-			if p := r.GetPeer().GetPeer(); p != nil && p.State != nil && p.State.SessionState != api.PeerState_ESTABLISHED {
-				if a, err := netip.ParseAddr(p.State.NeighborAddress); err == nil {
-					g.limit.sessionDown(a)
-				}
-			}
-		})
-	}
 	if err != nil {
 		g.s.Stop()
 		return fmt.Errorf("watch bgp routes: %w", err)
 	}
+	go g.watchLimits(ctx)
 	g.mu.Lock()
 	g.cfg = Config{ASN: c.ASN, RouterID: c.RouterID, ListenAddrs: c.ListenAddrs, ListenPort: c.ListenPort,
 		GracefulRestart: c.GracefulRestart, RestartTime: c.RestartTime, Restarting: c.Restarting}
@@ -541,11 +533,6 @@ func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
 		if !ok {
 			continue
 		}
-		// The post-policy feed has every neighbor's paths of every family:
-		// the prefix limits count them there.
-		if unicast && g.limit.seen(&u) {
-			go g.overLimit(u.Peer)
-		}
 		if (u.Kind == Prefix) != unicast {
 			continue
 		}
@@ -557,15 +544,82 @@ func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
 	return out
 }
 
+// watchLimits compares, every LimitPoll, each neighbor's routes in
+// GoBGP's adj-RIB-in with its prefix limits, until ctx ends.
+func (g *GoBGP) watchLimits(ctx context.Context) {
+	t := time.NewTicker(LimitPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		type excess struct {
+			peer   netip.Addr
+			f      Family
+			routes int
+		}
+		var over []excess
+		g.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.State == nil || p.State.SessionState != api.PeerState_ESTABLISHED {
+				return
+			}
+			peer, err := netip.ParseAddr(p.State.NeighborAddress)
+			if err != nil {
+				return
+			}
+			for _, a := range p.AfiSafis {
+				if a.State == nil || a.Config == nil {
+					continue
+				}
+				if f, ok := familyOf(a.Config.Family); ok && g.limit.over(peer, f, int(a.State.Received)) {
+					over = append(over, excess{peer, f, int(a.State.Received)})
+					return
+				}
+			}
+		})
+		for _, x := range over {
+			g.overLimit(x.peer, x.f, x.routes)
+		}
+	}
+}
+
+// familyOf returns the Family of one of GoBGP's.
+func familyOf(af *api.Family) (Family, bool) {
+	for _, f := range []Family{EVPN, IPv4Unicast, IPv6Unicast} {
+		if af != nil && apiFamily(f).Afi == af.Afi && apiFamily(f).Safi == af.Safi {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
 // overLimit ends the session of a neighbor that sent more routes than its
-// prefix limit (Cease, RFC 4486 subcode 1 is what GoBGP's own limit sent;
-// an administrative shutdown with its reason is what DisablePeer can) and
-// lets it connect again after LimitHoldOff.
-func (g *GoBGP) overLimit(peer netip.Addr) {
+// prefix limit and lets it connect again after LimitHoldOff. A configured
+// neighbor is deleted and added back administratively down: deleting
+// drops the messages GoBGP has read from it but not yet processed (its
+// receive queue has no bound, and a fast neighbor fills it), where
+// disabling would process them first. An unnumbered one is disabled.
+func (g *GoBGP) overLimit(peer netip.Addr, f Family, routes int) {
 	g.log.Warn("bgp: the neighbor sent more routes than its max_prefix: its session ends, and it may connect again later",
-		"neighbor", peer.String(), "after", LimitHoldOff.String())
+		"neighbor", peer.String(), "family", f.String(), "routes", routes, "after", LimitHoldOff.String())
 	ctx := context.Background()
-	if err := g.s.DisablePeer(ctx, &api.DisablePeerRequest{Address: peer.String(), Communication: "maximum number of prefixes reached"}); err != nil {
+	g.mu.Lock()
+	i := slices.IndexFunc(g.cfg.Neighbors, func(n Neighbor) bool { return n.Address == peer })
+	var err error
+	if i >= 0 {
+		n := g.cfg.Neighbors[i]
+		if err = g.s.DeletePeer(ctx, deletePeer(n)); err == nil {
+			p := g.peer(n, g.cfg)
+			p.Conf.AdminDown = true
+			err = g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: p})
+		}
+	} else {
+		err = g.s.DisablePeer(ctx, &api.DisablePeerRequest{Address: peer.String(), Communication: "maximum number of prefixes reached"})
+	}
+	g.mu.Unlock()
+	if err != nil {
 		g.log.Error("bgp: end the session of a neighbor over its prefix limit", "neighbor", peer.String(), "err", err)
 	}
 	time.AfterFunc(LimitHoldOff, func() {
@@ -693,13 +747,7 @@ func (g *GoBGP) Peers() []PeerState {
 			if a.State == nil || a.Config == nil || a.Config.Family == nil {
 				continue
 			}
-			f := Family(-1)
-			for _, x := range []Family{EVPN, IPv4Unicast, IPv6Unicast} {
-				if apiFamily(x).Afi == a.Config.Family.Afi && apiFamily(x).Safi == a.Config.Family.Safi {
-					f = x
-				}
-			}
-			if f >= 0 {
+			if f, ok := familyOf(a.Config.Family); ok {
 				st.Received[f] = int(a.State.Accepted)
 				st.Advertised += int(a.State.Advertised)
 			}

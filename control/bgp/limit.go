@@ -13,22 +13,26 @@ import (
 // cannot wait for).
 const LimitHoldOff = 60 * time.Second
 
-// prefixLimit counts each neighbor's routes per family as they arrive and
-// tells when one sends more than its limit. It replaces GoBGP v3.37's own
-// prefix limit, which walks the neighbor's whole adj-RIB-in on every
-// UPDATE: with 20,000 routes its main loop fell so far behind that its
-// unbounded receive queue held 100 MiB of parsed messages. Here a route
-// costs a map operation.
+// LimitPoll is how often each neighbor's routes are compared with its
+// prefix limit.
+const LimitPoll = 100 * time.Millisecond
+
+// prefixLimit holds the neighbors' prefix limits and who went past them.
+// It replaces GoBGP v3.37's own prefix limit, which walks the neighbor's
+// whole adj-RIB-in on every UPDATE: with 20,000 routes its main loop fell
+// so far behind that its unbounded receive queue held 100 MiB of parsed
+// messages. Here the count GoBGP keeps is compared every LimitPoll (one
+// walk per neighbor, not one per UPDATE), so a neighbor can go past its
+// limit by what GoBGP takes in within LimitPoll before its session ends.
 type prefixLimit struct {
 	mu     sync.Mutex
-	limits map[netip.Addr]map[Family]int             // by neighbor address; others: the family's default
-	routes map[netip.Addr]map[Family]map[string]bool // the route IDs each neighbor has now
-	resets map[netip.Addr]int                        // sessions ended, by neighbor
-	down   map[netip.Addr]bool                       // ended and not yet let in again
+	limits map[netip.Addr]map[Family]int // by neighbor address; others: the family's default
+	resets map[netip.Addr]int            // sessions ended, by neighbor
+	down   map[netip.Addr]bool           // ended and not yet let in again
 }
 
 func newPrefixLimit() *prefixLimit {
-	return &prefixLimit{routes: map[netip.Addr]map[Family]map[string]bool{}, resets: map[netip.Addr]int{}, down: map[netip.Addr]bool{}}
+	return &prefixLimit{resets: map[netip.Addr]int{}, down: map[netip.Addr]bool{}}
 }
 
 // configure takes the neighbors' limits.
@@ -36,7 +40,7 @@ func (l *prefixLimit) configure(ns []Neighbor) {
 	lim := map[netip.Addr]map[Family]int{}
 	for _, n := range ns {
 		if !n.Address.IsValid() {
-			continue // unnumbered: the defaults, or the family's max_prefix below
+			continue // unnumbered: the families' defaults
 		}
 		m := map[Family]int{}
 		for _, f := range n.Families {
@@ -49,7 +53,8 @@ func (l *prefixLimit) configure(ns []Neighbor) {
 	l.mu.Unlock()
 }
 
-// limit returns the most routes of family f that peer may send.
+// limit returns the most routes of family f that peer may send. Called
+// with l.mu held.
 func (l *prefixLimit) limit(peer netip.Addr, f Family) int {
 	if n, ok := l.limits[peer][f]; ok {
 		return n
@@ -57,58 +62,17 @@ func (l *prefixLimit) limit(peer netip.Addr, f Family) int {
 	return (&Neighbor{}).maxPrefix(f)
 }
 
-// family returns the address family of a route.
-func family(r *Route) Family {
-	switch {
-	case r.Kind != Prefix:
-		return EVPN
-	case r.Prefix.Addr().Is4():
-		return IPv4Unicast
-	}
-	return IPv6Unicast
-}
-
-// seen counts one received path (u.Peer's route u, or its withdrawal) and
-// reports whether u.Peer has now gone past its limit; it then forgets the
-// neighbor's routes (its session is to end, and its routes with it) and
-// reports it once, until let in again.
-func (l *prefixLimit) seen(u *Update) (over bool) {
-	if !u.Peer.IsValid() {
-		return false
-	}
+// over reports whether peer, holding routes routes of family f, has gone
+// past its limit: once, until letIn.
+func (l *prefixLimit) over(peer netip.Addr, f Family, routes int) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := family(&u.Route)
-	byFam := l.routes[u.Peer]
-	if u.Withdraw {
-		delete(byFam[f], u.ID())
+	if l.down[peer] || routes <= l.limit(peer, f) {
 		return false
 	}
-	if l.down[u.Peer] {
-		return false // late paths of an ended session
-	}
-	if byFam == nil {
-		byFam = map[Family]map[string]bool{}
-		l.routes[u.Peer] = byFam
-	}
-	if byFam[f] == nil {
-		byFam[f] = map[string]bool{}
-	}
-	byFam[f][u.ID()] = true
-	if len(byFam[f]) <= l.limit(u.Peer, f) {
-		return false
-	}
-	delete(l.routes, u.Peer)
-	l.down[u.Peer] = true
-	l.resets[u.Peer]++
+	l.down[peer] = true
+	l.resets[peer]++
 	return true
-}
-
-// sessionDown forgets a neighbor's routes when its session ends.
-func (l *prefixLimit) sessionDown(peer netip.Addr) {
-	l.mu.Lock()
-	delete(l.routes, peer)
-	l.mu.Unlock()
 }
 
 // letIn ends a neighbor's hold-off.

@@ -31,46 +31,24 @@ func TestDefaultMaxPrefix(t *testing.T) {
 	}
 }
 
-func macUpdate(peer netip.Addr, i int, withdraw bool) *Update {
-	return &Update{Peer: peer, Withdraw: withdraw, Route: Route{Kind: MACIP, RD: "192.0.2.9:1", VNI: 101, MAC: frame.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}}}
-}
-
-// TestPrefixLimitCounts: a neighbor's routes are counted per family by
-// route (a route sent again is one route, a withdrawn one goes); the one
-// past the limit reports the neighbor once, until it is let in again.
-func TestPrefixLimitCounts(t *testing.T) {
+// TestPrefixLimitOver: a neighbor past its limit is reported once, until
+// it is let in again; another family has its own limit.
+func TestPrefixLimitOver(t *testing.T) {
 	l := newPrefixLimit()
 	nb := netip.MustParseAddr("192.0.2.2")
 	l.configure([]Neighbor{{Address: nb, Families: []Family{EVPN, IPv4Unicast}, MaxPrefix: 3}})
-	for i := range 3 {
-		if l.seen(macUpdate(nb, i, false)) || l.seen(macUpdate(nb, i, false)) {
-			t.Fatalf("route %d (sent twice) is over a limit of 3", i)
-		}
+	if l.over(nb, EVPN, 3) || l.over(nb, IPv4Unicast, 2) {
+		t.Fatal("at the limit is over it")
 	}
-	if l.seen(macUpdate(nb, 0, true)) || l.seen(macUpdate(nb, 3, false)) {
-		t.Fatal("a route after a withdrawal is over the limit")
+	if !l.over(nb, EVPN, 4) {
+		t.Fatal("past the limit is not over it")
 	}
-	// Another family has its own count.
-	if l.seen(&Update{Peer: nb, Route: Route{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24")}}) {
-		t.Fatal("a unicast route counted with the EVPN ones")
-	}
-	if !l.seen(macUpdate(nb, 4, false)) {
-		t.Fatal("the fourth route is not over the limit")
-	}
-	if l.seen(macUpdate(nb, 5, false)) || l.resetsOf(nb) != 1 {
+	if l.over(nb, EVPN, 5) || l.resetsOf(nb) != 1 {
 		t.Fatalf("reported again while down; resets %d", l.resetsOf(nb))
 	}
 	l.letIn(nb)
-	for i := range 3 {
-		if l.seen(macUpdate(nb, 10+i, false)) {
-			t.Fatalf("after being let in, route %d is over the limit", i)
-		}
-	}
-	l.sessionDown(nb)
-	for i := range 3 {
-		if l.seen(macUpdate(nb, 20+i, false)) {
-			t.Fatalf("after the session went down, route %d is over the limit", i)
-		}
+	if !l.over(nb, EVPN, 4) || l.resetsOf(nb) != 2 {
+		t.Fatalf("after being let in: resets %d", l.resetsOf(nb))
 	}
 }
 

@@ -349,6 +349,22 @@ func TestAnycastFlowTable(t *testing.T) {
 	}
 }
 
+// ringWithout is a Maglev table of 251 slots over the 3 test servers
+// except drained (a drained server is in no slot).
+func ringWithout(drained int) []int32 {
+	var others []int32
+	for s := range 3 {
+		if s != drained {
+			others = append(others, int32(s))
+		}
+	}
+	tab := make([]int32, 251)
+	for i := range tab {
+		tab[i] = others[i%2]
+	}
+	return tab
+}
+
 // A TCP SYN opens a connection: when a client reuses the ports of a flow
 // whose server is drained, the table places it (no new connection goes
 // to a drained server), and the flow follows; a SYN-ACK or any other
@@ -365,16 +381,7 @@ func TestAnycastSYNOpensAFlow(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			in := ipPacket(c.client, c.vip, 64, 6, tcp(4343, 80))
 			first := server(runXDP(t, p, in))
-			var others []int32
-			for s := range 3 {
-				if s != first {
-					others = append(others, int32(s))
-				}
-			}
-			tab := make([]int32, 251)
-			for i := range tab {
-				tab[i] = others[i%2]
-			}
+			tab := ringWithout(first)
 			for id := range 2 {
 				if err := a.SetRing(id, tab); err != nil {
 					t.Fatal(err)
@@ -409,17 +416,7 @@ func TestAnycastSYNFloodKeepsFlows(t *testing.T) {
 	p := a.Program()
 	est := ipPacket(client4, vip4.Addr(), 64, 6, tcp(4444, 80))
 	first := server(runXDP(t, p, est))
-	var others []int32
-	for s := range 3 {
-		if s != first {
-			others = append(others, int32(s))
-		}
-	}
-	tab := make([]int32, 251)
-	for i := range tab {
-		tab[i] = others[i%2]
-	}
-	if err := a.SetRing(0, tab); err != nil {
+	if err := a.SetRing(0, ringWithout(first)); err != nil {
 		t.Fatal(err)
 	}
 	syn := tcp(0, 80)

@@ -580,7 +580,7 @@ func (g *GoBGP) watchLimits(ctx context.Context) {
 			}
 		})
 		for _, x := range over {
-			g.overLimit(x.peer, x.f, x.routes)
+			g.overLimit(ctx, x.peer, x.f, x.routes)
 		}
 	}
 }
@@ -601,10 +601,9 @@ func familyOf(af *api.Family) (Family, bool) {
 // drops the messages GoBGP has read from it but not yet processed (its
 // receive queue has no bound, and a fast neighbor fills it), where
 // disabling would process them first. An unnumbered one is disabled.
-func (g *GoBGP) overLimit(peer netip.Addr, f Family, routes int) {
+func (g *GoBGP) overLimit(ctx context.Context, peer netip.Addr, f Family, routes int) {
 	g.log.Warn("bgp: the neighbor sent more routes than its max_prefix: its session ends, and it may connect again later",
 		"neighbor", peer.String(), "family", f.String(), "routes", routes, "after", LimitHoldOff.String())
-	ctx := context.Background()
 	g.mu.Lock()
 	i := slices.IndexFunc(g.cfg.Neighbors, func(n Neighbor) bool { return n.Address == peer })
 	var err error
@@ -623,6 +622,9 @@ func (g *GoBGP) overLimit(peer netip.Addr, f Family, routes int) {
 		g.log.Error("bgp: end the session of a neighbor over its prefix limit", "neighbor", peer.String(), "err", err)
 	}
 	time.AfterFunc(LimitHoldOff, func() {
+		if ctx.Err() != nil {
+			return // stopped
+		}
 		g.limit.letIn(peer)
 		if err := g.s.EnablePeer(ctx, &api.EnablePeerRequest{Address: peer.String()}); err != nil {
 			g.log.Debug("bgp: let a neighbor in again", "neighbor", peer.String(), "err", err)

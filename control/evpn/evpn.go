@@ -15,6 +15,7 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -747,7 +748,8 @@ func (c *Controller) retryRefused(now time.Time) {
 		return
 	}
 	c.roomMade = false
-	for id := range c.refused {
+	// update changes c.refused: walk a copy of its IDs.
+	for _, id := range slices.Collect(maps.Keys(c.refused)) {
 		u, ok := c.received[id]
 		if !ok {
 			delete(c.refused, id)

@@ -2,12 +2,15 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -31,19 +34,68 @@ const (
 // so that dynamic DNS is followed without fighting WireGuard's roaming.
 const reresolveAfter = 135 * time.Second
 
+// maxKeyFile bounds what is read of a key file: a key is 44 characters
+// of base64 and a newline.
+const maxKeyFile = 1024
+
 // readKeyFile reads a WireGuard key file (base64, as wg genkey writes it).
-// A private key readable by group or others is refused.
+// The file is opened once, without following a symbolic link and without
+// waiting on a FIFO, and the opened file is checked before it is read: it
+// must be a regular file owned by the user pwgated runs as (root on the
+// appliance) that group and others cannot read, write or run, and no
+// larger than maxKeyFile. The errors name the file and say what to run.
 func readKeyFile(path string) (wg.Key, error) {
-	fi, err := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return wg.Key{}, fmt.Errorf("%s is a symbolic link: name the key file itself", path)
+	}
 	if err != nil {
 		return wg.Key{}, err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return wg.Key{}, fmt.Errorf("%s is readable by group or others (mode %04o): chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
-		return wg.Key{}, err
+		return wg.Key{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		kind := "a device"
+		switch t := fi.Mode().Type(); {
+		case t&os.ModeDir != 0:
+			kind = "a directory"
+		case t&os.ModeNamedPipe != 0:
+			kind = "a FIFO"
+		case t&os.ModeSocket != 0:
+			kind = "a socket"
+		}
+		return wg.Key{}, fmt.Errorf("%s is not a regular file but %s", path, kind)
+	}
+	euid, owner, who := os.Geteuid(), "root", "root"
+	if euid != 0 { // tests run by a user
+		owner = strconv.Itoa(euid)
+		who = "uid " + owner
+	}
+	fix := fmt.Sprintf("chmod 600 %s; chown %s %s", path, owner, path)
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok {
+		return wg.Key{}, fmt.Errorf("%s: cannot tell its owner", path)
+	} else if int(st.Uid) != euid {
+		return wg.Key{}, fmt.Errorf("%s is owned by uid %d, not by %s, the user pwgated runs as: %s", path, st.Uid, who, fix)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		what := "readable"
+		if perm&0o044 == 0 {
+			what = "writable or executable"
+		}
+		return wg.Key{}, fmt.Errorf("%s is %s by group or others (mode %04o): %s", path, what, perm, fix)
+	}
+	if fi.Size() > maxKeyFile {
+		return wg.Key{}, fmt.Errorf("%s is too large for a key file (%d bytes, at most %d)", path, fi.Size(), maxKeyFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return wg.Key{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxKeyFile { // grew since fstat
+		return wg.Key{}, fmt.Errorf("%s is too large for a key file (more than %d bytes)", path, maxKeyFile)
 	}
 	k, err := wg.ParseKey(string(b))
 	if err != nil {

@@ -43,7 +43,7 @@ func TestBadInput(t *testing.T) {
 		{"offloads on with check", fmt.Sprintf(eth, "dl0", "ul0") + "nic_offloads: check\n",
 			`dl0 has rx-vlan-hw-parse on, which changes frames before pwgated sees them: run "ethtool -K dl0 rx-vlan-hw-parse off"`},
 		{"wireguard key readable by others", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/open.key"), 1), "open.key is readable by group or others (mode 0644): chmod 600"},
-		{"wireguard key file missing", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/none.key"), 1), "wireguard.private_key_file: stat " + dir + "/none.key: no such file"},
+		{"wireguard key file missing", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", wgSection(dir+"/none.key"), 1), "wireguard.private_key_file: open " + dir + "/none.key: no such file"},
 		{"anycast forwarder on a missing port", anycastForward(dir, "dl0, nosuch0"), "interface nosuch0"},
 		{"anycast forwarder on a port without native XDP", anycastForward(dir, "dl0, nx0"), "no native XDP support"},
 		{"anycast forwarder on the pseudowire's port", strings.Replace(fmt.Sprintf(eth, "dl0", "ul0"), "stats:", "bgp:\n  asn: 65000\n  router_id: 10.0.0.1\n  neighbors:\n    - address: 10.0.0.2\n      asn: 65001\nanycast:\n  forward:\n    interfaces: [dlp, ul0]\n    vips: [192.0.2.80/32]\nstats:", 1), "anycast.forward.interfaces[1]: ul0 is the pseudowire's port"},

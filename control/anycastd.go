@@ -135,7 +135,7 @@ func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ 
 			return nil, err
 		}
 	}
-	if d.servers, err = serveStats(c, d); err != nil {
+	if d.servers, err = serveStats(c, d, d.log); err != nil {
 		return nil, err
 	}
 	ac, err := newAnycastRole(c, log)

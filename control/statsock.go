@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/user"
@@ -13,7 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane"
@@ -121,14 +125,15 @@ var _ Source = (*Daemon)(nil)
 
 // serve starts the statistics endpoints of c.
 func (d *Daemon) serve(c *Config) (err error) {
-	d.servers, err = serveStats(c, d)
+	d.servers, err = serveStats(c, d, d.log)
 	return err
 }
 
 // serveStats starts the statistics endpoints c configures for src: the
 // socket, and the reference protocol's socket and Prometheus if set. On
-// error the ones started are closed.
-func serveStats(c *Config, src Source) (servers []io.Closer, err error) {
+// error the ones started are closed. Refused control requests are logged
+// to log.
+func serveStats(c *Config, src Source, log *slog.Logger) (servers []io.Closer, err error) {
 	defer func() {
 		if err != nil {
 			for _, s := range servers {
@@ -137,7 +142,7 @@ func serveStats(c *Config, src Source) (servers []io.Closer, err error) {
 			servers = nil
 		}
 	}()
-	srv, err := ServeStats(c.StatsSocket, c.StatsGroup, src)
+	srv, err := serveStatsSocket(c.StatsSocket, c.StatsGroup, &statsServer{src: src, log: log, peerUID: peerCredUID})
 	if err != nil {
 		return nil, fmt.Errorf("stats.socket: %w", err)
 	}
@@ -160,13 +165,86 @@ func serveStats(c *Config, src Source) (servers []io.Closer, err error) {
 }
 
 // ServeStats answers pwctl's requests about src on the unix socket path
-// (made 0660, owned by group if not ""), until closed.
+// (made 0660, owned by group if not ""), until closed. Anyone who can
+// open the socket may read; only root, or the user pwgated runs as, may
+// change state (anycast drain and resume), as the peer's credentials
+// (SO_PEERCRED) say. Refusals are logged to slog's default logger.
 func ServeStats(path, group string, src Source) (io.Closer, error) {
+	return serveStatsSocket(path, group, &statsServer{src: src, log: slog.Default(), peerUID: peerCredUID})
+}
+
+// serveStatsSocket is ServeStats with the server's logger and
+// credential check given.
+func serveStatsSocket(path, group string, s *statsServer) (io.Closer, error) {
 	ln, err := listenUnix(path, group)
 	if err != nil {
 		return nil, err
 	}
-	return startServer(ln, func(c net.Conn) { answer(c, src) }), nil
+	return startServer(ln, s.answer), nil
+}
+
+// statsServer answers pwctl on the statistics socket.
+type statsServer struct {
+	src Source
+	log *slog.Logger
+	// peerUID returns the user id of the process at the other end of a
+	// connection: peerCredUID, or a fake in tests.
+	peerUID func(net.Conn) (int, error)
+	// refused counts control requests refused for want of root.
+	refused atomic.Uint64
+	mu      sync.Mutex
+	logged  time.Time // when a refusal was last logged
+	since   uint64    // refused then
+}
+
+// peerCredUID returns the user id of the process that connected c, a unix
+// socket connection, as the kernel recorded it at connect (SO_PEERCRED).
+func peerCredUID(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, fmt.Errorf("not a unix socket connection (%T)", c)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("peer credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return -1, fmt.Errorf("peer credentials: %w", err)
+	}
+	if credErr != nil {
+		return -1, fmt.Errorf("peer credentials: %w", credErr)
+	}
+	return int(cred.Uid), nil
+}
+
+// mayControl reports whether a peer of user id uid may change state: root,
+// or the user pwgated runs as (who may signal or trace it anyway).
+func mayControl(uid int) bool {
+	return uid == 0 || uid == os.Geteuid()
+}
+
+// refuse counts a control request refused and logs it, at most once per
+// logEvery: the line says how many were refused since the last one.
+func (s *statsServer) refuse(req string, uid int, why error) {
+	total := s.refused.Add(1)
+	s.mu.Lock()
+	now := time.Now()
+	if !s.logged.IsZero() && now.Sub(s.logged) < logEvery {
+		s.mu.Unlock()
+		return
+	}
+	n := total - s.since
+	s.logged, s.since = now, total
+	s.mu.Unlock()
+	args := []any{"request", req, "uid", uid, "refused", n, "total", total}
+	if why != nil {
+		args = append(args, "credentials", why.Error())
+	}
+	s.log.Warn("stats socket: control request refused: needs root", args...)
 }
 
 // ServeGPW answers the reference's binary protocol about src on the unix
@@ -281,16 +359,19 @@ func (s *server) Close() error {
 	return err
 }
 
-// answer serves pwctl: one request line, one JSON answer.
-func answer(c net.Conn, src Source) {
+// answer serves pwctl: one request line, one JSON answer. The peer's
+// credentials are read once, before the request.
+func (s *statsServer) answer(c net.Conn) {
+	src := s.src
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	uid, uidErr := s.peerUID(c)
 	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
 	if err != nil && line == "" {
 		return
 	}
 	req := strings.TrimSpace(line)
 	if verb, ok := strings.CutPrefix(req, client.ReqAnycast); ok {
-		answerAnycast(c, src, strings.Fields(verb))
+		s.answerAnycast(c, strings.Fields(verb), uid, uidErr)
 		return
 	}
 	switch req {
@@ -318,9 +399,10 @@ type anycastSource interface {
 }
 
 // answerAnycast answers "anycast" with the anycast state and "anycast
-// drain|resume PREFIX" with {} once done.
-func answerAnycast(c net.Conn, src Source, args []string) {
-	a, ok := src.(anycastSource)
+// drain|resume PREFIX" with {} once done, if the peer (uid, or uidErr if
+// its credentials could not be read) may change state.
+func (s *statsServer) answerAnycast(c net.Conn, args []string, uid int, uidErr error) {
+	a, ok := s.src.(anycastSource)
 	var st *client.Anycast
 	if ok {
 		st = a.Anycast()
@@ -332,6 +414,13 @@ func answerAnycast(c net.Conn, src Source, args []string) {
 		json.NewEncoder(c).Encode(st)
 	case len(args) != 2:
 		fmt.Fprintf(c, "{\"error\":%q}\n", "want: anycast drain|resume PREFIX")
+	case uidErr != nil || !mayControl(uid):
+		s.refuse(client.ReqAnycast+" "+strings.Join(args, " "), uid, uidErr)
+		why := fmt.Sprintf("uid %d may only read", uid)
+		if uidErr != nil {
+			why = fmt.Sprintf("cannot tell who is asking (%v)", uidErr)
+		}
+		fmt.Fprintf(c, "{\"error\":%q}\n", fmt.Sprintf("anycast %s needs root: %s; run it as root (sudo pwctl anycast %s PREFIX)", args[0], why, args[0]))
 	default:
 		if err := a.Control(args[0], args[1]); err != nil {
 			fmt.Fprintf(c, "{\"error\":%q}\n", err.Error())

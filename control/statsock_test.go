@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -258,4 +260,165 @@ func TestPrometheus(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// fakeAnycast is a fakeSource that runs anycast and records the control
+// requests that reached it.
+type fakeAnycast struct {
+	*fakeSource
+	calls []string
+}
+
+func (f *fakeAnycast) Anycast() *client.Anycast {
+	return &client.Anycast{VIPs: []client.AnycastVIP{{Prefix: "192.0.2.80/32", State: "up"}}}
+}
+
+func (f *fakeAnycast) Control(verb, prefix string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, verb+" "+prefix)
+	return nil
+}
+
+func (f *fakeAnycast) controlCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// TestStatsSocketControlNeedsRoot: a peer that is neither root nor
+// pwgated's own user (the monitoring group) may read everything but not
+// drain or resume a VIP; root may.
+func TestStatsSocketControlNeedsRoot(t *testing.T) {
+	other := 1000 // the test runs as root in CI
+	if os.Geteuid() != 0 {
+		other = os.Geteuid() + 1
+	}
+	var mu sync.Mutex
+	uid, uidErr := other, error(nil)
+	logged := &syncWriter{w: &bytes.Buffer{}}
+	f := &fakeAnycast{fakeSource: newFake()}
+	path := filepath.Join(t.TempDir(), "pw.sock")
+	s := &statsServer{src: f, log: slog.New(slog.NewTextHandler(logged, nil)), peerUID: func(net.Conn) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return uid, uidErr
+	}}
+	srv, err := serveStatsSocket(path, "", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	// Reading stays open to the group.
+	if _, err := client.FetchCounters(path, time.Second); err != nil {
+		t.Fatalf("stats as uid %d: %v", other, err)
+	}
+	if _, err := client.FetchStatus(path, time.Second); err != nil {
+		t.Fatalf("status as uid %d: %v", other, err)
+	}
+	if a, err := client.FetchAnycast(path, time.Second); err != nil || len(a.VIPs) != 1 {
+		t.Fatalf("anycast as uid %d: %+v %v", other, a, err)
+	}
+	// Changing state does not.
+	for _, verb := range []string{"drain", "resume"} {
+		err := client.AnycastControl(path, verb, "192.0.2.80/32", time.Second)
+		if err == nil || !strings.Contains(err.Error(), "anycast "+verb+" needs root") || !strings.Contains(err.Error(), fmt.Sprint("uid ", other)) {
+			t.Fatalf("anycast %s as uid %d: %v", verb, other, err)
+		}
+	}
+	if c := f.controlCalls(); len(c) != 0 {
+		t.Fatalf("refused requests reached the announcer: %q", c)
+	}
+	if n := s.refused.Load(); n != 2 {
+		t.Errorf("refused counter %d, want 2", n)
+	}
+	// Refusals are logged, at most once per logEvery.
+	if out := logged.String(); strings.Count(out, "control request refused") != 1 || !strings.Contains(out, "uid=") {
+		t.Errorf("log of refusals:\n%s", out)
+	}
+	// A peer whose credentials cannot be read is not root.
+	mu.Lock()
+	uidErr = errors.New("no credentials")
+	mu.Unlock()
+	if err := client.AnycastControl(path, "drain", "192.0.2.80/32", time.Second); err == nil || !strings.Contains(err.Error(), "needs root") || !strings.Contains(err.Error(), "no credentials") {
+		t.Fatalf("anycast drain without credentials: %v", err)
+	}
+	// Root may.
+	mu.Lock()
+	uid, uidErr = 0, nil
+	mu.Unlock()
+	for _, verb := range []string{"drain", "resume"} {
+		if err := client.AnycastControl(path, verb, "192.0.2.80/32", time.Second); err != nil {
+			t.Fatalf("anycast %s as root: %v", verb, err)
+		}
+	}
+	if c := f.controlCalls(); len(c) != 2 || c[0] != "drain 192.0.2.80/32" || c[1] != "resume 192.0.2.80/32" {
+		t.Fatalf("control requests as root: %q", c)
+	}
+	if n := s.refused.Load(); n != 3 {
+		t.Errorf("refused counter %d, want 3", n)
+	}
+}
+
+// TestStatsSocketPeerUID: the server reads the connecting process's user
+// id from the socket (SO_PEERCRED), and a real ServeStats lets this
+// process (root in CI, else pwgated's own user) drain.
+func TestStatsSocketPeerUID(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pw.sock")
+	got := make(chan int, 1)
+	s := &statsServer{src: newFake(), log: slog.New(slog.DiscardHandler), peerUID: func(c net.Conn) (int, error) {
+		uid, err := peerCredUID(c)
+		if err != nil {
+			t.Errorf("peerCredUID: %v", err)
+		}
+		got <- uid
+		return uid, err
+	}}
+	srv, err := serveStatsSocket(path, "", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.FetchStatus(path, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if uid := <-got; uid != os.Geteuid() {
+		t.Errorf("SO_PEERCRED uid %d, want %d", uid, os.Geteuid())
+	}
+	srv.Close()
+	if _, err := peerCredUID(nil); err == nil {
+		t.Error("peerCredUID of a non-unix connection: no error")
+	}
+
+	f := &fakeAnycast{fakeSource: newFake()}
+	srv, err = ServeStats(path, "", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := client.AnycastControl(path, "drain", "192.0.2.80/32", time.Second); err != nil {
+		t.Fatalf("anycast drain as uid %d (pwgated's own): %v", os.Geteuid(), err)
+	}
+	if c := f.controlCalls(); len(c) != 1 {
+		t.Fatalf("control requests: %q", c)
+	}
+}
+
+// syncWriter serializes writes to w (the server logs from its
+// connections' goroutines).
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }

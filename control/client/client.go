@@ -38,7 +38,9 @@ const (
 	ReqStatus = "status" // Status
 	ReqFDB    = "fdb"    // []FDBEntry (mode: vxlan)
 	// ReqAnycast + " drain PREFIX" or " resume PREFIX" drains or resumes
-	// an announced VIP; alone, it answers Status.Anycast.
+	// an announced VIP, for root only (pwgated reads the client's
+	// credentials; the socket's group may only read); alone, it answers
+	// Status.Anycast.
 	ReqAnycast = "anycast"
 )
 

@@ -51,9 +51,7 @@ func (f Family) String() string {
 type Config struct {
 	ASN      uint32
 	RouterID netip.Addr // IPv4
-	// ListenAddrs are the addresses GoBGP accepts sessions on (0.0.0.0
-	// and :: for all); empty: the sessions' local addresses
-	// (SessionSources), or none when no session has one.
+	// ListenAddrs are the addresses GoBGP accepts sessions on; empty: all.
 	ListenAddrs []netip.Addr
 	ListenPort  int // 179 by default; -1: no listening (outbound only)
 	// GracefulRestart advertises the capability (RFC 4724) as restarter
@@ -100,11 +98,6 @@ type Neighbor struct {
 	// that sends more is sent a Cease and its session goes down.
 	MaxPrefix int
 	Multihop  int // eBGP multihop TTL; 0: directly connected
-	// TTLSecurity is GTSM (RFC 5082, FRR's ttl-security hops): with N > 0,
-	// packets go out with TTL 255 and the session takes only packets
-	// from at most N hops away (TTL 256-N or more); 0: off. Not with
-	// Multihop.
-	TTLSecurity int
 	// Source is the local address sessions to this neighbor come from
 	// (FRR's update-source); unset: the kernel's choice.
 	Source netip.Addr
@@ -421,10 +414,6 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("bgp: neighbor %s: max_prefix must not be negative", k)
 		case n.Multihop < 0 || n.Multihop > 255:
 			return fmt.Errorf("bgp: neighbor %s: multihop TTL %d is not 1 to 255", k, n.Multihop)
-		case n.TTLSecurity < 0 || n.TTLSecurity > 254:
-			return fmt.Errorf("bgp: neighbor %s: ttl_security %d hops is not 1 to 254", k, n.TTLSecurity)
-		case n.TTLSecurity > 0 && n.Multihop > 0:
-			return fmt.Errorf("bgp: neighbor %s: ttl_security and multihop exclude each other (ttl_security takes a hop count)", k)
 		case len(n.Export) > 0 && n.Interface != "":
 			return fmt.Errorf("bgp: neighbor %s: export filters need the neighbor's address", k)
 		case n.DefaultOriginate && n.Interface != "":

@@ -41,8 +41,6 @@ type GoBGP struct {
 	imports atomic.Pointer[importRules]
 	limit   *prefixLimit
 	evpn    evpnPaths
-	// listening are the addresses GoBGP listens on (under mu).
-	listening []netip.Addr
 }
 
 // importRules are the import filters by neighbor address; unnumbered
@@ -100,21 +98,13 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 	if port == 0 {
 		port = 179
 	}
-	listen := c.ListenAddrs
-	if len(listen) == 0 && port > 0 {
-		listen = g.defaultListen(c.Neighbors)
-		if len(listen) == 0 {
-			g.log.Info("bgp: not listening: no neighbor's session has a local address yet; pwgated connects to its neighbors (bgp.listen sets where to listen)")
-			port = -1
-		}
-	}
-	if port < 0 {
-		listen = nil
-	}
 	global := &api.Global{Asn: c.ASN, RouterId: c.RouterID.String(), ListenPort: port}
-	for _, a := range listen {
-		// GoBGP listens "tcp6" on "::", which is IPv6 only.
+	for _, a := range c.ListenAddrs {
 		global.ListenAddresses = append(global.ListenAddresses, a.String())
+	}
+	if len(global.ListenAddresses) == 0 && port > 0 {
+		// GoBGP listens "tcp6" on "::", which is IPv6 only.
+		global.ListenAddresses = []string{"0.0.0.0", "::"}
 	}
 	if c.GracefulRestart {
 		global.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(c.RestartTime)}
@@ -144,7 +134,6 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 	g.mu.Lock()
 	g.cfg = Config{ASN: c.ASN, RouterID: c.RouterID, ListenAddrs: c.ListenAddrs, ListenPort: c.ListenPort,
 		GracefulRestart: c.GracefulRestart, RestartTime: c.RestartTime, Restarting: c.Restarting}
-	g.listening = listen
 	g.mu.Unlock()
 	return g.Reconfigure(c)
 }
@@ -358,19 +347,8 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 		p.Transport.LocalAddress = n.Source.String()
 	}
 	p.Transport.PassiveMode = passive(n)
-	if p.Transport.PassiveMode && !listens(g.listening, sessionSource(n)) {
-		// Added after the start with a new source: GoBGP cannot listen
-		// on it until pwgated restarts, so pwgated connects.
-		g.log.Info("bgp: connecting to the neighbor: not listening on the session's address until pwgated restarts", "neighbor", n.Key(), "source", sessionSource(n).String())
-		p.Transport.PassiveMode = false
-	}
 	if p.Transport.PassiveMode {
 		g.log.Info("bgp: waiting for the neighbor to connect (our address is the higher one)", "neighbor", n.Key())
-	}
-	if n.TTLSecurity > 0 {
-		// GTSM (RFC 5082): sent with TTL 255, received only with at least
-		// 256 minus the hops (FRR's neighbor ttl-security hops N).
-		p.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: uint32(256 - n.TTLSecurity)}
 	}
 	if n.Interface != "" {
 		p.Conf.NeighborInterface = n.Interface
@@ -404,23 +382,14 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 // source (or the session is refused anyway). Other speakers (FRR) connect
 // on their own; unnumbered neighbors are always connected to.
 func passive(n Neighbor) bool {
-	src := sessionSource(n) // invalid for unnumbered neighbors
-	return src.IsValid() && src.Compare(n.Address) > 0
-}
-
-// defaultListen returns the addresses to listen on when the configuration
-// names none: the sessions' local addresses (SessionSources) that are
-// this host's now. A neighbor whose source is left out is connected to.
-func (g *GoBGP) defaultListen(ns []Neighbor) []netip.Addr {
-	var out []netip.Addr
-	for _, a := range SessionSources(ns) {
-		if bindable(a) {
-			out = append(out, a)
-		} else {
-			g.log.Warn("bgp: not listening on a neighbor's source address: it is not this host's (yet); pwgated connects from it when it is", "address", a.String())
-		}
+	if n.Interface != "" {
+		return false
 	}
-	return out
+	src := n.Source
+	if !src.IsValid() {
+		src = kernelSource(n.Address)
+	}
+	return src.IsValid() && src.Compare(n.Address) > 0
 }
 
 // kernelSource returns the source address the kernel picks toward dst
@@ -915,10 +884,9 @@ func (l *logger) Panic(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l
 func (l *logger) Fatal(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) Error(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) Warn(msg string, f gobgplog.Fields) {
-	if strings.HasPrefix(msg, "cannot set TTL (255) for TCPListener") {
-		// GoBGP sets TTL 255 on every listener, for neighbors with TTL
-		// security; on an IPv6 one it fails, and GoBGP sets it again on
-		// each accepted session (a failure there is a warning).
+	if strings.HasPrefix(msg, "cannot set TTL") {
+		// GoBGP tries TTL 255 on its listeners for neighbors with TTL
+		// security (which pwgate does not configure); the IPv6 one fails.
 		l.l.Debug("bgp: "+msg, l.attrs(f)...)
 		return
 	}

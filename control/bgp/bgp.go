@@ -269,18 +269,11 @@ func (r *Route) ID() string {
 	return "p:" + r.Prefix.String()
 }
 
-// Update is a change of a received route, after the import rules of the
-// neighbor it came from (Peer) were applied to each path: a path that its
-// neighbor's rules deny is never passed on, and never hides, replaces or
-// withdraws another neighbor's.
-//
-// For unicast prefixes every neighbor's path is reported: an Update
-// replaces or (Withdraw) removes Peer's path to Prefix. For EVPN routes
-// one path per route (Route.ID) is reported, chosen among the permitted
-// paths of all neighbors (highest MAC mobility sequence, then the one
-// reported already, then the lowest neighbor address): an Update replaces
-// the route (Peer may change), and Withdraw comes when no neighbor's
-// permitted path is left.
+// Update is a change of a received route: the best path of a destination
+// appeared or changed (Withdraw false) or went away (true). Peer is the
+// neighbor it came from. For unicast prefixes every neighbor's path is
+// reported, not only the best: an Update replaces or (Withdraw) removes
+// Peer's path to Prefix.
 type Update struct {
 	Route
 	Withdraw bool
@@ -307,7 +300,7 @@ type PeerState struct {
 // must not block long.
 type Speaker interface {
 	// Start starts the speaker with c and calls watch for every change of
-	// a received route (see Update).
+	// a received best path.
 	Start(c Config, watch func([]Update)) error
 	// Reconfigure adds, removes and changes neighbors; sessions of
 	// neighbors that did not change stay up.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +39,6 @@ type GoBGP struct {
 	// imports are the neighbors' import filters, read by the watcher.
 	imports atomic.Pointer[importRules]
 	limit   *prefixLimit
-	evpn    evpnPaths
 }
 
 // importRules are the import filters by neighbor address; unnumbered
@@ -113,19 +111,28 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 		g.s.Stop()
 		return fmt.Errorf("start bgp: %w", err)
 	}
-	// Every neighbor's path as it enters GoBGP's table, not only the
-	// best: the import rules apply to each path before one is chosen (a
-	// denied best path would otherwise hide a permitted one), and the
-	// anycast forwarder spreads a VIP over all its servers.
 	err := g.s.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
-		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_POST_POLICY, Init: true}},
+		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
 	}}, func(r *api.WatchEventResponse) {
 		if t := r.GetTable(); t != nil {
-			if us := g.updates(t.Paths); len(us) > 0 {
+			if us := g.updates(t.Paths, false); len(us) > 0 {
 				watch(us)
 			}
 		}
 	})
+	if err == nil {
+		// Unicast routes: every neighbor's path, not only the best (the
+		// anycast forwarder spreads a VIP over all its servers).
+		err = g.s.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_POST_POLICY, Init: true}},
+		}}, func(r *api.WatchEventResponse) {
+			if t := r.GetTable(); t != nil {
+				if us := g.updates(t.Paths, true); len(us) > 0 {
+					watch(us)
+				}
+			}
+		})
+	}
 	if err != nil {
 		g.s.Stop()
 		return fmt.Errorf("watch bgp routes: %w", err)
@@ -512,13 +519,10 @@ func (g *GoBGP) path(r *Route) (*api.Path, error) {
 	return apiutil.NewPath(nlri, false, attrs, time.Now())
 }
 
-// updates converts the changes of GoBGP's paths, one neighbor's each.
-// pwgate's own routes are left out, and a path the neighbor's import
-// rules refuse becomes a withdrawal of that neighbor's path (it may have
-// been taken before the rules changed). Unicast paths are passed on as
-// they are; EVPN ones go through g.evpn, which passes on one path per
-// route.
-func (g *GoBGP) updates(paths []*api.Path) []Update {
+// updates converts GoBGP's best-path changes; pwgate's own routes are left
+// out, and a route the import filter refuses becomes a withdrawal (it may
+// have been taken before the filter changed).
+func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
 	var out []Update
 	ir := g.imports.Load()
 	for _, p := range paths {
@@ -529,95 +533,15 @@ func (g *GoBGP) updates(paths []*api.Path) []Update {
 		if !ok {
 			continue
 		}
+		if (u.Kind == Prefix) != unicast {
+			continue
+		}
 		if !u.Withdraw && ir != nil && !ir.permitted(u.Peer, &u.Route) {
 			u.Withdraw = true
 		}
-		if u.Kind == Prefix {
-			out = append(out, u)
-		} else if c, ok := g.evpn.update(u); ok {
-			out = append(out, c)
-		}
+		out = append(out, u)
 	}
 	return out
-}
-
-// evpnPaths are the permitted paths of the EVPN routes received, every
-// neighbor's, and the one of each route the watcher was given. The EVPN
-// controller takes one path per route (by Route.ID); choosing it here,
-// among permitted paths only, keeps a neighbor whose path the rules deny
-// from withdrawing or replacing another neighbor's.
-type evpnPaths struct {
-	mu    sync.Mutex
-	dests map[string]*evpnDest
-}
-
-type evpnDest struct {
-	paths map[netip.Addr]Update // by neighbor
-	shown *Update               // given to the watcher; nil: none
-}
-
-// update takes one neighbor's permitted path (or withdrawal) and returns
-// what the watcher is to be told, if anything: the route's chosen path
-// when it changed, or its withdrawal when no permitted path is left.
-func (e *evpnPaths) update(u Update) (Update, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	id := u.ID()
-	d := e.dests[id]
-	if d == nil {
-		if u.Withdraw {
-			return Update{}, false
-		}
-		if e.dests == nil {
-			e.dests = map[string]*evpnDest{}
-		}
-		d = &evpnDest{paths: map[netip.Addr]Update{}}
-		e.dests[id] = d
-	}
-	if u.Withdraw {
-		delete(d.paths, u.Peer)
-	} else {
-		d.paths[u.Peer] = u
-	}
-	best, ok := d.choose()
-	switch {
-	case !ok:
-		delete(e.dests, id)
-		if d.shown == nil {
-			return Update{}, false
-		}
-		w := *d.shown
-		w.Withdraw = true
-		return w, true
-	case d.shown != nil && d.shown.Peer == best.Peer && reflect.DeepEqual(d.shown.Route, best.Route):
-		return Update{}, false
-	}
-	d.shown = &best
-	return best, true
-}
-
-// choose returns the path of d to pass on: the highest MAC mobility
-// sequence (the newest), then the one passed on already (no churn), then
-// the lowest neighbor address.
-func (d *evpnDest) choose() (Update, bool) {
-	var best Update
-	found := false
-	for _, p := range d.paths {
-		switch {
-		case !found:
-		case p.Seq != best.Seq:
-			if p.Seq < best.Seq {
-				continue
-			}
-		case d.shown != nil && best.Peer == d.shown.Peer:
-			continue
-		case d.shown != nil && p.Peer == d.shown.Peer:
-		case best.Peer.Less(p.Peer):
-			continue
-		}
-		best, found = p, true
-	}
-	return best, found
 }
 
 // watchLimits compares, every LimitPoll, each neighbor's routes in

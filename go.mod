@@ -2,6 +2,11 @@ module github.com/pwgate/pwgate
 
 go 1.26.8
 
+// Listeners without MPTCP (Go makes them MPTCP since 1.24): an MPTCP
+// socket refuses IP_TTL, IP_MINTTL and TCP_MD5SIG, so GoBGP's listeners
+// could not take TTL security (GTSM) or TCP-MD5 sessions.
+godebug multipathtcp=0
+
 require (
 	github.com/cilium/ebpf v0.22.0
 	github.com/google/gopacket v1.1.19

@@ -36,6 +36,7 @@ type NeighborConfig struct {
 	Families    []bgp.Family
 	MaxPrefix   int
 	Multihop    int
+	TTLSecurity int // ttl_security: GTSM's hop count (true: 1); 0: off
 	Source      netip.Addr
 	Description string
 	// DefaultOriginate: announce a default route to this neighbor.
@@ -92,6 +93,19 @@ var neighborKeys = func() map[string]any {
 		"description": setter(func(c *Config, v string) error { c.bgpN().Description = v; return nil }),
 		"default_originate": setter(func(c *Config, v string) error {
 			return boolean(&c.bgpN().DefaultOriginate, v)
+		}),
+		"ttl_security": setter(func(c *Config, v string) (err error) {
+			switch v {
+			case "true":
+				c.bgpN().TTLSecurity = 1
+			case "false":
+				c.bgpN().TTLSecurity = 0
+			default:
+				if c.bgpN().TTLSecurity, err = intIn(v, 1, 254); err != nil {
+					err = fmt.Errorf("%q is neither true, false nor a hop count 1 to 254", v)
+				}
+			}
+			return
 		}),
 		"source": setter(func(c *Config, v string) (err error) {
 			c.bgpN().Source, err = netip.ParseAddr(v)
@@ -302,6 +316,7 @@ func (b *BGPConfig) resolved() []NeighborConfig {
 			inherit("families", &r.Families, &g.Families)
 			inherit("max_prefix", &r.MaxPrefix, &g.MaxPrefix)
 			inherit("multihop", &r.Multihop, &g.Multihop)
+			inherit("ttl_security", &r.TTLSecurity, &g.TTLSecurity)
 			inherit("source", &r.Source, &g.Source)
 			inherit("description", &r.Description, &g.Description)
 			inherit("default_originate", &r.DefaultOriginate, &g.DefaultOriginate)
@@ -371,6 +386,8 @@ func (c *Config) checkBGP(fail func(key, format string, args ...any) error) erro
 			return fail(n.key, "asn: missing (here or in its peer group)")
 		case n.Keepalive > 0 && n.HoldTime > 0 && n.Keepalive*3 > n.HoldTime:
 			return fail(n.key+".keepalive", "%d s is more than a third of hold_time %d s", n.Keepalive, n.HoldTime)
+		case n.TTLSecurity > 0 && n.Multihop > 0:
+			return fail(n.key+".ttl_security", "excludes multihop: TTL security takes the neighbor's distance in hops (ttl_security: N)")
 		case n.Source.IsValid() && n.Address.IsValid() && n.Source.Is4() != n.Address.Is4():
 			return fail(n.key+".source", "%s is not of the same IP version as the neighbor %s", n.Source, n.Address)
 		}
@@ -416,7 +433,7 @@ func (c *Config) speakerConfig(restarting bool) bgp.Config {
 		}
 		sc.Neighbors = append(sc.Neighbors, bgp.Neighbor{Address: n.Address, Interface: n.Interface, ASN: n.ASN,
 			Password: n.Password, HoldTime: n.HoldTime, Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix,
-			Multihop: n.Multihop, Source: n.Source, Description: n.Description, DefaultOriginate: n.DefaultOriginate,
+			Multihop: n.Multihop, TTLSecurity: n.TTLSecurity, Source: n.Source, Description: n.Description, DefaultOriginate: n.DefaultOriginate,
 			Import: n.Import, Export: n.Export})
 	}
 	return sc

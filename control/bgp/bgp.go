@@ -51,7 +51,9 @@ func (f Family) String() string {
 type Config struct {
 	ASN      uint32
 	RouterID netip.Addr // IPv4
-	// ListenAddrs are the addresses GoBGP accepts sessions on; empty: all.
+	// ListenAddrs are the addresses GoBGP accepts sessions on (0.0.0.0
+	// and :: for all); empty: the sessions' local addresses
+	// (SessionSources), or none when no session has one.
 	ListenAddrs []netip.Addr
 	ListenPort  int // 179 by default; -1: no listening (outbound only)
 	// GracefulRestart advertises the capability (RFC 4724) as restarter
@@ -98,6 +100,11 @@ type Neighbor struct {
 	// that sends more is sent a Cease and its session goes down.
 	MaxPrefix int
 	Multihop  int // eBGP multihop TTL; 0: directly connected
+	// TTLSecurity is GTSM (RFC 5082, FRR's ttl-security hops): with N > 0,
+	// packets go out with TTL 255 and the session takes only packets
+	// from at most N hops away (TTL 256-N or more); 0: off. Not with
+	// Multihop.
+	TTLSecurity int
 	// Source is the local address sessions to this neighbor come from
 	// (FRR's update-source); unset: the kernel's choice.
 	Source netip.Addr
@@ -269,11 +276,11 @@ func (r *Route) ID() string {
 	return "p:" + r.Prefix.String()
 }
 
-// Update is a change of a received route: the best path of a destination
-// appeared or changed (Withdraw false) or went away (true). Peer is the
-// neighbor it came from. For unicast prefixes every neighbor's path is
-// reported, not only the best: an Update replaces or (Withdraw) removes
-// Peer's path to Prefix.
+// Update is a change of one neighbor's (Peer's) path to a route, after
+// that neighbor's import rules: it replaces or (Withdraw) removes Peer's
+// path to the route (Route.ID). Every neighbor's path is reported, not
+// only a best one, so a path that its neighbor's rules deny never hides,
+// replaces or withdraws another neighbor's; the receiver chooses.
 type Update struct {
 	Route
 	Withdraw bool
@@ -300,7 +307,7 @@ type PeerState struct {
 // must not block long.
 type Speaker interface {
 	// Start starts the speaker with c and calls watch for every change of
-	// a received best path.
+	// a received route (see Update).
 	Start(c Config, watch func([]Update)) error
 	// Reconfigure adds, removes and changes neighbors; sessions of
 	// neighbors that did not change stay up.
@@ -407,6 +414,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("bgp: neighbor %s: max_prefix must not be negative", k)
 		case n.Multihop < 0 || n.Multihop > 255:
 			return fmt.Errorf("bgp: neighbor %s: multihop TTL %d is not 1 to 255", k, n.Multihop)
+		case n.TTLSecurity < 0 || n.TTLSecurity > 254:
+			return fmt.Errorf("bgp: neighbor %s: ttl_security %d hops is not 1 to 254", k, n.TTLSecurity)
+		case n.TTLSecurity > 0 && n.Multihop > 0:
+			return fmt.Errorf("bgp: neighbor %s: ttl_security and multihop exclude each other (ttl_security takes a hop count)", k)
 		case len(n.Export) > 0 && n.Interface != "":
 			return fmt.Errorf("bgp: neighbor %s: export filters need the neighbor's address", k)
 		case n.DefaultOriginate && n.Interface != "":

@@ -39,6 +39,8 @@ type GoBGP struct {
 	// imports are the neighbors' import filters, read by the watcher.
 	imports atomic.Pointer[importRules]
 	limit   *prefixLimit
+	// listening are the addresses GoBGP listens on (under mu).
+	listening []netip.Addr
 }
 
 // importRules are the import filters by neighbor address; unnumbered
@@ -96,13 +98,21 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 	if port == 0 {
 		port = 179
 	}
-	global := &api.Global{Asn: c.ASN, RouterId: c.RouterID.String(), ListenPort: port}
-	for _, a := range c.ListenAddrs {
-		global.ListenAddresses = append(global.ListenAddresses, a.String())
+	listen := c.ListenAddrs
+	if len(listen) == 0 && port > 0 {
+		listen = g.defaultListen(c.Neighbors)
+		if len(listen) == 0 {
+			g.log.Info("bgp: not listening: every neighbor is unnumbered, and pwgated connects to them (bgp.listen sets where to listen)")
+			port = -1
+		}
 	}
-	if len(global.ListenAddresses) == 0 && port > 0 {
+	if port < 0 {
+		listen = nil
+	}
+	global := &api.Global{Asn: c.ASN, RouterId: c.RouterID.String(), ListenPort: port}
+	for _, a := range listen {
 		// GoBGP listens "tcp6" on "::", which is IPv6 only.
-		global.ListenAddresses = []string{"0.0.0.0", "::"}
+		global.ListenAddresses = append(global.ListenAddresses, a.String())
 	}
 	if c.GracefulRestart {
 		global.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(c.RestartTime)}
@@ -111,28 +121,19 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 		g.s.Stop()
 		return fmt.Errorf("start bgp: %w", err)
 	}
+	// Every neighbor's path as it enters GoBGP's table, not only the
+	// best: the import rules apply to each path before one is chosen (a
+	// denied best path would otherwise hide a permitted one), and the
+	// anycast forwarder spreads a VIP over all its servers.
 	err := g.s.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
-		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
+		Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_POST_POLICY, Init: true}},
 	}}, func(r *api.WatchEventResponse) {
 		if t := r.GetTable(); t != nil {
-			if us := g.updates(t.Paths, false); len(us) > 0 {
+			if us := g.updates(t.Paths); len(us) > 0 {
 				watch(us)
 			}
 		}
 	})
-	if err == nil {
-		// Unicast routes: every neighbor's path, not only the best (the
-		// anycast forwarder spreads a VIP over all its servers).
-		err = g.s.WatchEvent(ctx, &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
-			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_POST_POLICY, Init: true}},
-		}}, func(r *api.WatchEventResponse) {
-			if t := r.GetTable(); t != nil {
-				if us := g.updates(t.Paths, true); len(us) > 0 {
-					watch(us)
-				}
-			}
-		})
-	}
 	if err != nil {
 		g.s.Stop()
 		return fmt.Errorf("watch bgp routes: %w", err)
@@ -141,6 +142,7 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 	g.mu.Lock()
 	g.cfg = Config{ASN: c.ASN, RouterID: c.RouterID, ListenAddrs: c.ListenAddrs, ListenPort: c.ListenPort,
 		GracefulRestart: c.GracefulRestart, RestartTime: c.RestartTime, Restarting: c.Restarting}
+	g.listening = listen
 	g.mu.Unlock()
 	return g.Reconfigure(c)
 }
@@ -354,8 +356,19 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 		p.Transport.LocalAddress = n.Source.String()
 	}
 	p.Transport.PassiveMode = passive(n)
+	if p.Transport.PassiveMode && !listens(g.listening, sessionSource(n)) {
+		// Added after the start with a new source: GoBGP cannot listen
+		// on it until pwgated restarts, so pwgated connects.
+		g.log.Info("bgp: connecting to the neighbor: not listening on the session's address until pwgated restarts", "neighbor", n.Key(), "source", sessionSource(n).String())
+		p.Transport.PassiveMode = false
+	}
 	if p.Transport.PassiveMode {
 		g.log.Info("bgp: waiting for the neighbor to connect (our address is the higher one)", "neighbor", n.Key())
+	}
+	if n.TTLSecurity > 0 {
+		// GTSM (RFC 5082): sent with TTL 255, received only with at least
+		// 256 minus the hops (FRR's neighbor ttl-security hops N).
+		p.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: uint32(256 - n.TTLSecurity)}
 	}
 	if n.Interface != "" {
 		p.Conf.NeighborInterface = n.Interface
@@ -389,14 +402,45 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 // source (or the session is refused anyway). Other speakers (FRR) connect
 // on their own; unnumbered neighbors are always connected to.
 func passive(n Neighbor) bool {
-	if n.Interface != "" {
-		return false
-	}
-	src := n.Source
-	if !src.IsValid() {
-		src = kernelSource(n.Address)
-	}
+	src := sessionSource(n) // invalid for unnumbered neighbors
 	return src.IsValid() && src.Compare(n.Address) > 0
+}
+
+// defaultListen returns the addresses to listen on when the configuration
+// names none: the sessions' local addresses (SessionSources). When a
+// numbered neighbor's is not known or not this host's yet (no route to
+// the neighbor at boot, an IPv6 address still in duplicate address
+// detection), GoBGP cannot bind it, and connecting alone is not enough
+// (two pwgates that both only connect never meet): the unspecified
+// address of its version is listened on instead, as before (GoBGP still
+// closes connections from addresses that are not neighbors).
+func (g *GoBGP) defaultListen(ns []Neighbor) []netip.Addr {
+	var out []netip.Addr
+	any4, any6 := false, false
+	for _, n := range ns {
+		if n.Interface != "" {
+			continue // connected to (see passive)
+		}
+		if a := sessionSource(n); a.IsValid() && bindable(a) {
+			out = append(out, a)
+			continue
+		}
+		g.log.Warn("bgp: the session's local address is not this host's yet: listening on every address of its IP version (bgp.listen sets where to listen)", "neighbor", n.Key())
+		if n.Address.Is4() {
+			any4 = true
+		} else {
+			any6 = true
+		}
+	}
+	out = slices.DeleteFunc(out, func(a netip.Addr) bool { return a.Is4() && any4 || !a.Is4() && any6 })
+	if any4 {
+		out = append(out, netip.IPv4Unspecified())
+	}
+	if any6 {
+		out = append(out, netip.IPv6Unspecified())
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // kernelSource returns the source address the kernel picks toward dst
@@ -519,10 +563,11 @@ func (g *GoBGP) path(r *Route) (*api.Path, error) {
 	return apiutil.NewPath(nlri, false, attrs, time.Now())
 }
 
-// updates converts GoBGP's best-path changes; pwgate's own routes are left
-// out, and a route the import filter refuses becomes a withdrawal (it may
-// have been taken before the filter changed).
-func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
+// updates converts the changes of GoBGP's paths, one neighbor's each.
+// pwgate's own routes are left out, and a path the neighbor's import
+// rules refuse becomes a withdrawal of that neighbor's path (it may have
+// been taken before the rules changed).
+func (g *GoBGP) updates(paths []*api.Path) []Update {
 	var out []Update
 	ir := g.imports.Load()
 	for _, p := range paths {
@@ -531,9 +576,6 @@ func (g *GoBGP) updates(paths []*api.Path, unicast bool) []Update {
 		}
 		u, ok := convert(p)
 		if !ok {
-			continue
-		}
-		if (u.Kind == Prefix) != unicast {
 			continue
 		}
 		if !u.Withdraw && ir != nil && !ir.permitted(u.Peer, &u.Route) {
@@ -808,9 +850,10 @@ func (l *logger) Panic(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l
 func (l *logger) Fatal(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) Error(msg string, f gobgplog.Fields) { l.l.Error("bgp: "+msg, l.attrs(f)...) }
 func (l *logger) Warn(msg string, f gobgplog.Fields) {
-	if strings.HasPrefix(msg, "cannot set TTL") {
-		// GoBGP tries TTL 255 on its listeners for neighbors with TTL
-		// security (which pwgate does not configure); the IPv6 one fails.
+	if strings.HasPrefix(msg, "cannot set TTL (255) for TCPListener") {
+		// GoBGP sets TTL 255 on every listener, for neighbors with TTL
+		// security; on an IPv6 one it fails, and GoBGP sets it again on
+		// each accepted session (a failure there is a warning).
 		l.l.Debug("bgp: "+msg, l.attrs(f)...)
 		return
 	}

@@ -230,10 +230,10 @@ type Controller struct {
 	b        *vxlan.Builder
 	freeSeen []int32
 	locals   map[vxlan.Key]*local
-	received map[string]bgp.Update         // every EVPN route received, imported or not
-	routes   map[string]*remoteRoute       // imported, by route ID
-	byKey    map[vxlan.Key]map[string]bool // MACIP route IDs per MAC
-	byVNI    []map[string]bool             // IMET route IDs per VNI index
+	received map[string]bgp.Update         // every EVPN path received, imported or not, by pathID
+	routes   map[string]*remoteRoute       // imported, by pathID
+	byKey    map[vxlan.Key]map[string]bool // MACIP path IDs per MAC
+	byVNI    []map[string]bool             // IMET path IDs per VNI index
 	lremote  map[vxlan.Key]learnedRemote   // learned from frames
 	mob      map[vxlan.Key]*mobility
 	vteps    []vtep // by index; refs 0: free
@@ -241,7 +241,7 @@ type Controller struct {
 	imets    map[int]bgp.Route   // our flood routes, by VNI index
 	ipOwner  map[ipKey]vxlan.Key // which LAN MAC has an address
 	// refused are received routes refused for a limit (vtepLimit,
-	// macLimit), by route ID: tried again by Age when room was made.
+	// macLimit), by pathID: tried again by Age when room was made.
 	refused  map[string]bool
 	roomMade bool // a VTEP or a MAC went since the last retry
 	// byPeer counts, per neighbor, its imported routes naming each VTEP.
@@ -642,12 +642,22 @@ func (c *Controller) vniFor(u *bgp.Update) int {
 	return -1
 }
 
-// update takes one received route or withdrawal.
+// pathID names one neighbor's path to a route: the speaker reports every
+// neighbor's, so that a path refused here (a VTEP outside that neighbor's
+// prefixes) does not hide another neighbor's path to the same route.
+func pathID(u *bgp.Update) string {
+	if !u.Peer.IsValid() {
+		return u.ID()
+	}
+	return u.ID() + "@" + u.Peer.String()
+}
+
+// update takes one neighbor's path to a route, or its withdrawal.
 func (c *Controller) update(u *bgp.Update, now time.Time) {
 	if u.Kind != bgp.MACIP && u.Kind != bgp.IMET {
 		return
 	}
-	id := u.ID()
+	id := pathID(u)
 	c.forget(id, now)
 	retry := c.refused[id]
 	delete(c.refused, id)

@@ -214,3 +214,43 @@ func TestNeighborVTEPLimit(t *testing.T) {
 		t.Error("a neighbor's limit above the VTEP limit was accepted")
 	}
 }
+
+// TestRefusedPathHidesNoOther: two neighbors (route reflectors) pass on
+// the same route; one's path is refused (its VTEP is outside that
+// neighbor's prefixes), the other's is imported, whichever came first,
+// and the refused neighbor's withdrawal leaves the other's in place
+// (issue 21, finding 4: one path per route was kept, so the refused one
+// could hide or withdraw the permitted one).
+func TestRefusedPathHidesNoOther(t *testing.T) {
+	nb1, nb2 := netip.MustParseAddr("2001:db8:ff::1"), netip.MustParseAddr("2001:db8:ff::2")
+	from := func(u bgp.Update, nb netip.Addr, withdraw bool) bgp.Update {
+		u.Peer, u.Withdraw = nb, withdraw
+		return u
+	}
+	for _, first := range []netip.Addr{nb1, nb2} {
+		f := newFixture(t, Config{NeighborVTEPs: map[netip.Addr][]netip.Prefix{
+			nb1: {netip.MustParsePrefix("2001:db8:77::/48")}, // vtepB is outside
+			nb2: {netip.MustParsePrefix(vtepB.String() + "/128")},
+		}}, true)
+		second := nb1
+		if first == nb1 {
+			second = nb2
+		}
+		f.receive(t0, from(imet(vtepB, 101, false), first, false), from(macRoute(vtepB, macH1, 0), first, false))
+		f.receive(t0, from(imet(vtepB, 101, false), second, false), from(macRoute(vtepB, macH1, 0), second, false))
+		if got := f.where(0, macH1); got != vtepB.String() {
+			t.Errorf("%s first: %s is at %q, want %s", first, macH1, got, vtepB)
+		}
+		f.receive(t0, from(imet(vtepB, 101, false), nb1, true), from(macRoute(vtepB, macH1, 0), nb1, true))
+		if got, tab := f.where(0, macH1), f.c.Table().Load(); got != vtepB.String() || len(tab.VNIs[0].Flood) != 1 {
+			t.Errorf("%s first, after nb1's withdrawal: %s is at %q, flood %v; want %s", first, macH1, got, tab.VNIs[0].Flood, vtepB)
+		}
+		if s := f.counters(); s[stats.EVPNNotImportedVTEPPrefix] != 2 {
+			t.Errorf("%s first: vtep_prefix %d, want 2", first, s[stats.EVPNNotImportedVTEPPrefix])
+		}
+		f.receive(t0, from(imet(vtepB, 101, false), nb2, true), from(macRoute(vtepB, macH1, 0), nb2, true))
+		if got, tab := f.where(0, macH1), f.c.Table().Load(); got != "" || len(tab.VNIs[0].Flood) != 0 {
+			t.Errorf("%s first, after both withdrawals: %s is at %q, flood %v", first, macH1, got, tab.VNIs[0].Flood)
+		}
+	}
+}

@@ -82,7 +82,7 @@ lab-down: root-check build
 	$(BIN)/pwlab down
 
 # Throughput and CPU per frame against a Linux bridge and kernel VXLAN on
-# the same topology; writes bench/results and the README's bench section.
+# the same topology; writes bench/results and bench/README.md's bench section.
 bench: root-check deps build
 	$(GO) run ./bench/pwbench --bin $(BIN)
 

@@ -6,9 +6,9 @@
 // busy-polling on its own cores beside the shared-core runs, derives a
 // line-rate budget for the appliances' Celerons, and writes the results
 // to bench/results (markdown and JSON, compared with the previous run) and
-// the summary into the README.
+// the summary into bench/README.md.
 //
-//	pwbench [--quick] [--duration 3s] [--soak 60s] [--out bench/results] [--readme README.md]
+//	pwbench [--quick] [--duration 3s] [--soak 60s] [--out bench/results] [--readme bench/README.md]
 //	pwbench --against DIR [--rounds 3] [--duration 3s]   (before/after: ab.go)
 //
 // It needs root, two cores or more, trafgen, perf, and pwgated in --bin. It
@@ -62,10 +62,10 @@ func main() {
 	soak := flag.Duration("soak", 60*time.Second, "steady-load run of pwgate (eth, 64 bytes both ways) for the GC check; 0 skips it (the default with --quick and --only)")
 	out := flag.String("out", "bench/results", "results directory")
 	bin := flag.String("bin", "bin", "directory holding pwgated")
-	readme := flag.String("readme", "README.md", "file whose bench section gets the summary; empty: none")
+	readme := flag.String("readme", "bench/README.md", "file whose bench section gets the summary; empty: none")
 	against := flag.String("against", "", "directory holding another build's pwgated: measure pwgate's cases with both, alternately, and report before (it) and after (--bin) (make bench-ab)")
 	rounds := flag.Int("rounds", 5, "with --against: how many times each build measures each case")
-	only := flag.String("only", "", "comma-separated devices to measure (such as pwgate-vxlan,vxlan; evpn: the EVPN control plane); the results go to a file of their own, not latest nor the README")
+	only := flag.String("only", "", "comma-separated devices to measure (such as pwgate-vxlan,vxlan; evpn: the EVPN control plane); the results go to a file of their own, not latest nor bench/README.md")
 	flag.Parse()
 	if *dur == 0 {
 		*dur = 3 * time.Second

@@ -534,7 +534,7 @@ func (r *report) goals() string {
 	return b.String()
 }
 
-// summary is what the README quotes.
+// summary is what bench/README.md quotes.
 func (r *report) summary() string {
 	var b strings.Builder
 	b.WriteString("**XDP generator** (frames reach the device as xdp_frames, as from a NIC driver): delivered frames/s and the device core's CPU per frame; ratios to the bridge (br) and kernel VXLAN (vx).\n\n")
@@ -659,7 +659,7 @@ thread with the goroutine that receives from it.
 
 // write stores the report as JSON and markdown in dir; a full run is
 // latest.md and latest.json too, compared with the previous latest.json,
-// and its summary goes into the README between the bench markers (readme
+// and its summary goes into bench/README.md between the bench markers (readme
 // "" skips that).
 func (r *report) write(dir, stamp string, full bool, readme string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -694,7 +694,7 @@ func (r *report) write(dir, stamp string, full bool, readme string) error {
 	if i < 0 || k < i {
 		return fmt.Errorf("%s has no %q … %q markers", readme, strings.TrimSpace(begin), end)
 	}
-	section := fmt.Sprintf("Measured %s with `%s` (commit %s, kernel %s, %s); full results in [bench/results/latest.md](bench/results/latest.md).\n\n%s\n%s",
+	section := fmt.Sprintf("Measured %s with `%s` (commit %s, kernel %s, %s); full results in [results/latest.md](results/latest.md).\n\n%s\n%s",
 		r.Meta.Date, r.Meta.Command, r.Meta.Commit, r.Meta.Kernel, r.Meta.CPU, r.summary(), r.goals())
 	out := append(append(append([]byte{}, old[:i+len(begin)]...), section...), old[k:]...)
 	return os.WriteFile(readme, out, 0o644)

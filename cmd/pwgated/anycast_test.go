@@ -57,6 +57,21 @@ func requests(t *testing.T, a *lab.Anycast, n int) map[string]int {
 	return requestsTo(t, a, lab.AnycastVIP, n)
 }
 
+// spread makes n requests to the VIP and fails t unless every server
+// answered at least least of them and none failed.
+func spread(t *testing.T, a *lab.Anycast, n, least int) {
+	t.Helper()
+	got := requests(t, a, n)
+	for _, s := range a.Servers {
+		if got[s.Name] < least {
+			t.Errorf("%s answered %d of %d requests: %v", s.Name, got[s.Name], n, got)
+		}
+	}
+	if got[""] > 0 {
+		t.Errorf("%d requests failed", got[""])
+	}
+}
+
 // requestsTo is requests to one VIP.
 func requestsTo(t *testing.T, a *lab.Anycast, vip string, n int) map[string]int {
 	t.Helper()
@@ -142,15 +157,7 @@ func TestAnycast(t *testing.T) {
 	if _, err := a.WaitServers(3, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	got := requests(t, a, 90)
-	for _, s := range a.Servers {
-		if got[s.Name] < 10 {
-			t.Errorf("%s answered %d of 90 requests: %v", s.Name, got[s.Name], got)
-		}
-	}
-	if got[""] > 0 {
-		t.Errorf("%d requests failed", got[""])
-	}
+	spread(t, a, 90, 10)
 	t.Run("IPv6 VIP", func(t *testing.T) {
 		if _, err := a.WaitServersOf(1, 3, 20*time.Second); err != nil {
 			t.Fatal(err)
@@ -631,15 +638,7 @@ func TestAnycastBesidePseudowire(t *testing.T) {
 	if _, err := a.WaitServers(3, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	got := requests(t, a, 60)
-	for _, s := range a.Servers {
-		if got[s.Name] < 5 {
-			t.Errorf("%s answered %d of 60 requests: %v", s.Name, got[s.Name], got)
-		}
-	}
-	if got[""] > 0 {
-		t.Errorf("%d requests failed", got[""])
-	}
+	spread(t, a, 60, 5)
 	count := func(name string) uint64 {
 		cs, err := client.FetchCounters(a.FwdSock, 5*time.Second)
 		if err != nil {

@@ -115,20 +115,10 @@ type Config struct {
 	// set, receives what they learn (one ring per goroutine: encap's for
 	// the LAN's MACs, decap's for remote ones).
 	FDB     *atomic.Pointer[vxlan.Table]
-	Learned [2]*spsc.Ring[Learned]
+	Learned [2]*spsc.Ring[vxlan.Learned]
 	// LearnedWake, if set, gets a value (without blocking) after a data
 	// goroutine pushed to Learned: the control goroutine waits on it.
 	LearnedWake chan struct{}
-}
-
-// Learned is a MAC a data goroutine saw where the forwarding database does
-// not have it: on the LAN (VTEP vxlan.Local), or behind a remote VTEP.
-type Learned struct {
-	Key  vxlan.Key
-	VTEP int32
-	// IP, from the LAN, is an address the MAC announced for itself (ARP,
-	// neighbour discovery), for EVPN's MAC+IP routes.
-	IP netip.Addr
 }
 
 // Engine is a running data path.

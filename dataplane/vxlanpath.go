@@ -143,7 +143,7 @@ func (w *encapWorker) learnLocal(tab *vxlan.Table, vi int, src frame.MAC) {
 	}
 	k := vxlan.MakeKey(vi, src)
 	if r := w.e.cfg.Learned[0]; r != nil && !suppress(&w.vx.recent, &w.vx.recentAt, k, w.vx.now) {
-		r.Push1(Learned{Key: k, VTEP: vxlan.Local})
+		r.Push1(vxlan.Learned{Key: k, VTEP: vxlan.Local})
 		w.e.wakeControl()
 	}
 }
@@ -160,7 +160,7 @@ func (w *encapWorker) learnIP(vi int, src frame.MAC, f []byte) {
 	b := ip.As16()
 	h := vxlan.Key(binary.LittleEndian.Uint64(b[:8])^binary.LittleEndian.Uint64(b[8:])) ^ k
 	if !suppress(&w.vx.ipSeen, &w.vx.ipSeenAt, h, w.vx.now) {
-		r.Push1(Learned{Key: k, VTEP: vxlan.Local, IP: ip})
+		r.Push1(vxlan.Learned{Key: k, VTEP: vxlan.Local, IP: ip})
 		w.e.wakeControl()
 	}
 }
@@ -366,7 +366,7 @@ func (w *decapWorker) learnRemote(tab *vxlan.Table, vi int, vt int32, src frame.
 	}
 	k := vxlan.MakeKey(vi, src)
 	if r := w.e.cfg.Learned[1]; r != nil && !suppress(&w.vx.recent, &w.vx.recentAt, k, now) {
-		r.Push1(Learned{Key: k, VTEP: vt})
+		r.Push1(vxlan.Learned{Key: k, VTEP: vt})
 		w.e.wakeControl()
 	}
 }

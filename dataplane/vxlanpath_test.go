@@ -28,14 +28,14 @@ type vxSite struct {
 	dl, ul  *xsk.Fake
 	fdb     *atomic.Pointer[vxlan.Table]
 	b       *vxlan.Builder
-	learned [2]*spsc.Ring[Learned]
+	learned [2]*spsc.Ring[vxlan.Learned]
 }
 
 func newVXSite(t *testing.T, local netip.Addr, vteps []vxlan.VTEP, learn bool) *vxSite {
 	t.Helper()
 	u := xsk.NewFakeUMEM(512)
 	s := &vxSite{dl: xsk.NewFake(u), ul: xsk.NewFake(u), fdb: new(atomic.Pointer[vxlan.Table]), b: vxlan.NewBuilder(64)}
-	s.learned = [2]*spsc.Ring[Learned]{spsc.New[Learned](64), spsc.New[Learned](64)}
+	s.learned = [2]*spsc.Ring[vxlan.Learned]{spsc.New[vxlan.Learned](64), spsc.New[vxlan.Learned](64)}
 	flood := make([]int32, len(vteps))
 	for i := range flood {
 		flood[i] = int32(i)
@@ -181,7 +181,7 @@ func TestVXLANBatchZeroAllocs(t *testing.T) {
 		dl, ul := &loopPort{umem: u}, &loopPort{umem: u}
 		dl.frames = [][]byte{lanFrame(dst, hostX, 64, 0)}
 		p := &Params{VXLAN: &VXLANParams{Encap: vxlan.EncapConfig{Src: refMAC, Local: vtepA, MTU: 1500}}}
-		e, err := New(Config{UMEM: u, DL: dl, UL: ul, Batch: 64, FDB: tab, Learned: [2]*spsc.Ring[Learned]{spsc.New[Learned](64), spsc.New[Learned](64)}}, p)
+		e, err := New(Config{UMEM: u, DL: dl, UL: ul, Batch: 64, FDB: tab, Learned: [2]*spsc.Ring[vxlan.Learned]{spsc.New[vxlan.Learned](64), spsc.New[vxlan.Learned](64)}}, p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/bgp/bgptest"
-	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/vxlan"
@@ -99,7 +98,7 @@ func newFixture(t *testing.T, cfg Config, withBGP bool) *fixture {
 
 // lanFrame reports MAC m as seen on the LAN in VNI index vi.
 func (f *fixture) lan(vi int, m frame.MAC, now time.Time) {
-	f.c.Learned()[0].Push1(dataplane.Learned{Key: vxlan.MakeKey(vi, m), VTEP: vxlan.Local})
+	f.c.Learned()[0].Push1(vxlan.Learned{Key: vxlan.MakeKey(vi, m), VTEP: vxlan.Local})
 	f.c.Work(now)
 }
 
@@ -154,12 +153,12 @@ func TestStaticRemotes(t *testing.T) {
 	}
 	// Learned from a frame: behind C, then moved to B, then to the LAN.
 	ic := tab.VNIs[1].Flood[0]
-	f.c.Learned()[1].Push1(dataplane.Learned{Key: vxlan.MakeKey(0, macH1), VTEP: ic})
+	f.c.Learned()[1].Push1(vxlan.Learned{Key: vxlan.MakeKey(0, macH1), VTEP: ic})
 	f.c.Work(t0)
 	if got := f.where(0, macH1); got != vtepC.String() {
 		t.Fatalf("learned remote MAC goes to %q", got)
 	}
-	f.c.Learned()[1].Push1(dataplane.Learned{Key: vxlan.MakeKey(0, macH1), VTEP: f.c.vtepIdx[vtepB]})
+	f.c.Learned()[1].Push1(vxlan.Learned{Key: vxlan.MakeKey(0, macH1), VTEP: f.c.vtepIdx[vtepB]})
 	f.c.Work(t0)
 	if got := f.where(0, macH1); got != vtepB.String() {
 		t.Fatalf("moved remote MAC goes to %q", got)
@@ -172,7 +171,7 @@ func TestStaticRemotes(t *testing.T) {
 		t.Errorf("learned %d moved %d", s[stats.EVPNMACsLearned], s[stats.EVPNMACsMoved])
 	}
 	// A report naming a VTEP index not in use is ignored.
-	f.c.Learned()[1].Push1(dataplane.Learned{Key: vxlan.MakeKey(0, macH2), VTEP: 77})
+	f.c.Learned()[1].Push1(vxlan.Learned{Key: vxlan.MakeKey(0, macH2), VTEP: 77})
 	f.c.Work(t0)
 	if f.where(0, macH2) != "" {
 		t.Error("learned behind a VTEP that does not exist")
@@ -181,7 +180,7 @@ func TestStaticRemotes(t *testing.T) {
 
 func TestLearningOffIgnoresRemoteFrames(t *testing.T) {
 	f := newFixture(t, Config{VNIs: []VNI{{ID: 101, Remotes: []netip.Addr{vtepB}}}}, false)
-	f.c.Learned()[1].Push1(dataplane.Learned{Key: vxlan.MakeKey(0, macH1), VTEP: 0})
+	f.c.Learned()[1].Push1(vxlan.Learned{Key: vxlan.MakeKey(0, macH1), VTEP: 0})
 	f.c.Work(t0)
 	if f.where(0, macH1) != "" {
 		t.Error("learned from a frame with learning off")
@@ -517,7 +516,7 @@ func TestMACIPRoutes(t *testing.T) {
 	f := newFixture(t, Config{Aging: time.Minute}, true)
 	ip := netip.MustParseAddr("192.0.2.7")
 	lanIP := func(m frame.MAC, now time.Time) {
-		f.c.Learned()[0].Push1(dataplane.Learned{Key: vxlan.MakeKey(0, m), VTEP: vxlan.Local, IP: ip})
+		f.c.Learned()[0].Push1(vxlan.Learned{Key: vxlan.MakeKey(0, m), VTEP: vxlan.Local, IP: ip})
 		f.c.Work(now)
 	}
 	lanIP(macH1, t0) // the first frame of a MAC can be its ARP

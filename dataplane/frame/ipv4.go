@@ -36,6 +36,13 @@ func (h IPv4) Src() netip.Addr { return netip.AddrFrom4([4]byte(h[12:16])) }
 // Dst returns the destination address.
 func (h IPv4) Dst() netip.Addr { return netip.AddrFrom4([4]byte(h[16:20])) }
 
+// DstEquals reports whether the destination address is a.
+func (h IPv4) DstEquals(a [4]byte) bool { return [4]byte(h[16:20]) == a }
+
+// Addrs returns the source and destination addresses, as a checksum's
+// pseudo-header takes them.
+func (h IPv4) Addrs() []byte { return h[12:20] }
+
 // Encode writes a header without options, with don't-fragment set, and its
 // checksum.
 func (h IPv4) Encode(totalLen uint16, proto, ttl uint8, src, dst netip.Addr) {

@@ -34,6 +34,13 @@ func (h IPv6) SrcEquals(a *[16]byte) bool {
 		binary.LittleEndian.Uint64(h[16:24]) == binary.LittleEndian.Uint64(a[8:16])
 }
 
+// DstEquals reports whether the destination address is a.
+func (h IPv6) DstEquals(a *[16]byte) bool { return [16]byte(h[24:40]) == *a }
+
+// Addrs returns the source and destination addresses, as a checksum's
+// pseudo-header takes them.
+func (h IPv6) Addrs() []byte { return h[8:40] }
+
 // SetPayloadLength writes the payload length field.
 func (h IPv6) SetPayloadLength(n uint16) { binary.BigEndian.PutUint16(h[4:6], n) }
 

@@ -1,7 +1,6 @@
 package vxlan
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -84,7 +83,8 @@ func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
 			return r, DropNotVXLAN
 		}
 	}
-	var udp []byte
+	var udp frame.UDP
+	var addrs []byte // the outer addresses, for the checksum
 	switch {
 	case v6 && d.v6:
 		if len(pkt) < l2+frame.IPv6Len+UDPLen {
@@ -94,7 +94,7 @@ func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
 		if ip.Version() != 6 || ip.NextHeader() != 17 {
 			return r, DropNotVXLAN
 		}
-		if [16]byte(pkt[l2+24:l2+40]) != d.local {
+		if !ip.DstEquals(&d.local) {
 			return r, DropNotForUs
 		}
 		pl := int(ip.PayloadLength())
@@ -102,7 +102,8 @@ func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
 			return r, DropBadLength
 		}
 		pkt = pkt[:l2+frame.IPv6Len+pl] // the rest is link padding
-		udp = pkt[l2+frame.IPv6Len:]
+		udp = frame.UDP(pkt[l2+frame.IPv6Len:])
+		addrs = ip.Addrs()
 		r.Src = ip.Src()
 	case !v6 && !d.v6:
 		if len(pkt) < l2+frame.IPv4Len+UDPLen {
@@ -112,7 +113,7 @@ func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
 		if ip.Version() != 4 || ip.HeaderLen() != frame.IPv4Len || ip.Protocol() != 17 || ip.IsFragment() {
 			return r, DropNotVXLAN
 		}
-		if [4]byte(pkt[l2+16:l2+20]) != [4]byte(d.local[12:]) {
+		if !ip.DstEquals([4]byte(d.local[12:])) {
 			return r, DropNotForUs
 		}
 		tl := int(ip.TotalLength())
@@ -120,47 +121,40 @@ func (d *Decapsulator) Decap(pkt []byte) (Received, DropReason) {
 			return r, DropBadLength
 		}
 		pkt = pkt[:l2+tl]
-		udp = pkt[l2+frame.IPv4Len:]
+		udp = frame.UDP(pkt[l2+frame.IPv4Len:])
+		addrs = ip.Addrs()
 		r.Src = ip.Src()
 	default:
 		return r, DropNotVXLAN
 	}
-	if binary.BigEndian.Uint16(udp[2:]) != d.port {
+	if udp.DstPort() != d.port {
 		return r, DropNotVXLAN
 	}
-	if int(binary.BigEndian.Uint16(udp[4:])) != len(udp) {
+	if int(udp.Length()) != len(udp) {
 		return r, DropBadLength
 	}
 	if len(udp) < UDPLen+HeaderLen {
 		return r, DropTruncated
 	}
-	if sum := binary.BigEndian.Uint16(udp[6:]); d.v6 {
-		if sum == 0 && !d.acceptZero6 {
-			return r, DropBadChecksum
-		}
-		if sum != 0 {
-			acc := frame.Checksum(0, pkt[l2+8:l2+40])
-			acc += uint64(len(udp)) + 17
-			if frame.Fold(frame.Checksum(acc, udp)) != 0 {
-				return r, DropBadChecksum
-			}
-		}
-	} else if sum != 0 {
-		acc := frame.Checksum(0, pkt[l2+12:l2+20])
-		acc += uint64(len(udp)) + 17
+	sum := udp.Checksum()
+	if sum == 0 && d.v6 && !d.acceptZero6 {
+		return r, DropBadChecksum
+	}
+	if sum != 0 {
+		acc := frame.Checksum(0, addrs) + uint64(len(udp)) + frame.ProtoUDP
 		if frame.Fold(frame.Checksum(acc, udp)) != 0 {
 			return r, DropBadChecksum
 		}
 	}
-	vx := udp[UDPLen:]
-	if vx[0]&FlagI == 0 {
+	vx := frame.VXLAN(udp.Payload())
+	if vx.Flags()&FlagI == 0 {
 		return r, DropBadFlags
 	}
-	r.VNI = binary.BigEndian.Uint32(vx[4:8]) >> 8
-	r.Inner = udp[UDPLen+HeaderLen:]
-	if vx[0]&FlagPiece != 0 {
+	r.VNI = vx.VNI()
+	r.Inner = vx.Payload()
+	if vx.Flags()&FlagPiece != 0 {
 		r.Piece = true
-		r.CW = pseudowire.ControlWord(binary.LittleEndian.Uint16(vx[1:3]))
+		r.CW = pseudowire.ControlWord(vx.Reserved16())
 	}
 	return r, DropNone
 }

@@ -13,7 +13,6 @@
 package vxlan
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -25,8 +24,8 @@ import (
 // Protocol constants.
 const (
 	Port      = 4789 // IANA's VXLAN port
-	HeaderLen = 8
-	UDPLen    = 8
+	HeaderLen = frame.VXLANLen
+	UDPLen    = frame.UDPLen
 	FlagI     = 0x08 // the VNI is valid
 	FlagPiece = 0x01 // pwgate: one piece of a split frame (reserved in RFC 7348)
 	MaxVNI    = 1<<24 - 1
@@ -193,33 +192,25 @@ func (e *Encapsulator) header(b []byte, inner int, v *VTEP, vni uint32, sport ui
 	udpLen := UDPLen + HeaderLen + inner
 	if e.v6 {
 		udpOff = e.l2 + frame.IPv6Len
-		frame.IPv6(b[e.l2:]).Encode(uint16(udpLen), 17, TTL, netip.AddrFrom16(e.local), v.Addr)
+		frame.IPv6(b[e.l2:]).Encode(uint16(udpLen), frame.ProtoUDP, TTL, netip.AddrFrom16(e.local), v.Addr)
 	} else {
-		frame.IPv4(b[e.l2:]).Encode(uint16(frame.IPv4Len+udpLen), 17, TTL, netip.AddrFrom4([4]byte(e.local[12:])), v.Addr)
+		frame.IPv4(b[e.l2:]).Encode(uint16(frame.IPv4Len+udpLen), frame.ProtoUDP, TTL, netip.AddrFrom4([4]byte(e.local[12:])), v.Addr)
 	}
-	udp := b[udpOff:]
-	binary.BigEndian.PutUint16(udp[0:], sport)
-	binary.BigEndian.PutUint16(udp[2:], Port)
-	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
-	binary.BigEndian.PutUint16(udp[6:], 0)
-	vx := udp[UDPLen:]
-	vx[0] = FlagI | flags
-	binary.LittleEndian.PutUint16(vx[1:3], uint16(cw))
-	binary.BigEndian.PutUint32(vx[4:8], vni<<8)
+	udp := frame.UDP(b[udpOff:])
+	udp.Encode(sport, Port, uint16(udpLen))
+	frame.VXLAN(udp.Payload()).Encode(FlagI|flags, uint16(cw), vni)
 }
 
 // checksum6 fills in the UDP checksum of an IPv6 packet that starts at
 // p[l2] and runs to the end of p.
 func checksum6(p []byte, l2 int) {
-	udp := p[l2+frame.IPv6Len:]
-	acc := frame.Checksum(0, p[l2+8:l2+40]) // source and destination
-	acc += uint64(len(udp)) + 17
-	acc = frame.Checksum(acc, udp)
-	c := frame.Fold(acc)
+	udp := frame.UDP(p[l2+frame.IPv6Len:])
+	acc := frame.Checksum(0, frame.IPv6(p[l2:]).Addrs()) + uint64(len(udp)) + frame.ProtoUDP
+	c := frame.Fold(frame.Checksum(acc, udp))
 	if c == 0 {
 		c = 0xffff
 	}
-	binary.BigEndian.PutUint16(udp[6:], c)
+	udp.SetChecksum(c)
 }
 
 // family reports whether v's address can be written into our outer IP

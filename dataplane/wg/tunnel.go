@@ -22,7 +22,6 @@
 package wg
 
 import (
-	"encoding/binary"
 	"errors"
 	"net/netip"
 	"os"
@@ -425,12 +424,14 @@ func isPseudowire(pkt []byte, peer *[16]byte) bool {
 // isVXLAN reports whether pkt is a VXLAN packet (UDP to port 4789, not
 // an IPv4 fragment, no IPv6 extension headers) to the address at to.
 func isVXLAN(pkt []byte, to *[16]byte) bool {
-	if len(pkt) >= frame.IPv4Len+8 && pkt[0] == 0x45 {
-		return pkt[9] == 17 && pkt[6]&0x3f|pkt[7] == 0 && [4]byte(pkt[16:20]) == [4]byte(to[12:]) &&
-			[12]byte(to[:12]) == [12]byte{10: 0xff, 11: 0xff} && binary.BigEndian.Uint16(pkt[22:]) == vxlan.Port
+	if len(pkt) >= frame.IPv4Len+frame.UDPLen && pkt[0] == 0x45 { // version 4, no options
+		ip := frame.IPv4(pkt)
+		return ip.Protocol() == frame.ProtoUDP && !ip.IsFragment() && ip.DstEquals([4]byte(to[12:])) &&
+			[12]byte(to[:12]) == [12]byte{10: 0xff, 11: 0xff} && frame.UDP(pkt[frame.IPv4Len:]).DstPort() == vxlan.Port
 	}
-	if len(pkt) >= frame.IPv6Len+8 && pkt[0]>>4 == 6 {
-		return pkt[6] == 17 && [16]byte(pkt[24:40]) == *to && binary.BigEndian.Uint16(pkt[42:]) == vxlan.Port
+	if len(pkt) >= frame.IPv6Len+frame.UDPLen && frame.IPv6(pkt).Version() == 6 {
+		ip := frame.IPv6(pkt)
+		return ip.NextHeader() == frame.ProtoUDP && ip.DstEquals(to) && frame.UDP(pkt[frame.IPv6Len:]).DstPort() == vxlan.Port
 	}
 	return false
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/pwgate/pwgate/control/anycast"
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
@@ -28,13 +29,13 @@ import (
 // server's announcer, a forwarder, or both. It has no pseudowire ports.
 type AnycastDaemon struct {
 	log     *slog.Logger
-	load    func() (*Config, error)
+	load    func() (*config.Config, error)
 	started time.Time
 	servers []io.Closer
 	ac      *anycastRole
 
 	mu  sync.Mutex // guards cfg and sp (the sockets' goroutines read them)
-	cfg *Config
+	cfg *config.Config
 	sp  bgp.Speaker
 }
 
@@ -72,7 +73,7 @@ var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
 
 // newAnycastRole loads and attaches c's forwarder, if it has one. On
 // error nothing is left attached.
-func newAnycastRole(c *Config, log *slog.Logger) (_ *anycastRole, err error) {
+func newAnycastRole(c *config.Config, log *slog.Logger) (_ *anycastRole, err error) {
 	r := &anycastRole{log: log, wake: make(chan struct{}, 1), routes: map[netip.Prefix]string{}}
 	f := c.Anycast.Forward
 	if f == nil {
@@ -100,7 +101,7 @@ func newAnycastRole(c *Config, log *slog.Logger) (_ *anycastRole, err error) {
 	r.mu.Unlock()
 	r.setTrust(c)
 	for _, n := range f.Interfaces {
-		l, err := xdp.Attach(n, c.XDPMode)
+		l, err := xdp.Attach(n, bpf.AttachMode(c.XDPMode))
 		if err != nil {
 			return nil, err
 		}
@@ -120,15 +121,15 @@ func (r *anycastRole) announce(sp bgp.Speaker, vips []anycast.VIP) {
 
 // StartAnycast starts the announcer and the forwarder of c. On error
 // nothing is left attached or running.
-func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ *AnycastDaemon, err error) {
+func StartAnycast(c *config.Config, load func() (*config.Config, error), log *slog.Logger) (_ *AnycastDaemon, err error) {
 	d := &AnycastDaemon{log: log, load: load, cfg: c, started: time.Now()}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
-	if c.CoreMain != NoCore {
-		if err := c.CheckCores(); err != nil {
+	if c.CoreMain != config.NoCore {
+		if err := CheckCores(c); err != nil {
 			return nil, err
 		}
 		if err := dataplane.PinProcess(c.CoreMain); err != nil {
@@ -146,13 +147,13 @@ func StartAnycast(c *Config, load func() (*Config, error), log *slog.Logger) (_ 
 	d.ac = ac
 	d.mu.Unlock()
 	sp := newSpeaker(log)
-	if err := sp.Start(c.speakerConfig(false), ac.received); err != nil {
+	if err := sp.Start(speakerConfig(c, false), ac.received); err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	d.sp = sp
 	d.mu.Unlock()
-	ac.announce(sp, c.AnycastVIPs())
+	ac.announce(sp, anycastVIPs(c))
 	log.Info("started", "mode", "anycast", "vips", len(c.Anycast.VIPs), "forwarding", c.Anycast.Forward != nil)
 	return d, nil
 }
@@ -171,7 +172,7 @@ func (r *anycastRole) received(us []bgp.Update) {
 // setTrust gives the forwarder c's anycast.forward.neighbors and
 // next_hop (at the start and on a reload); the paths received so far are
 // weighed again. Safe without a forwarder.
-func (r *anycastRole) setTrust(c *Config) {
+func (r *anycastRole) setTrust(c *config.Config) {
 	if r == nil {
 		return
 	}
@@ -181,7 +182,7 @@ func (r *anycastRole) setTrust(c *Config) {
 		return
 	}
 	r.anyHop = c.Anycast.Forward.AnyNextHop
-	r.fwd.SetTrust(c.anycastTrust())
+	r.fwd.SetTrust(anycastTrust(c))
 }
 
 // resolve finds a server's next hop in the kernel's tables; it must leave
@@ -324,10 +325,10 @@ func (d *AnycastDaemon) Reload() error {
 	if key := d.cfg.Reloadable(c); key != "" {
 		return fmt.Errorf("%s: %s cannot change without a restart", c.Source, key)
 	}
-	if err := d.sp.Reconfigure(c.speakerConfig(false)); err != nil {
+	if err := d.sp.Reconfigure(speakerConfig(c, false)); err != nil {
 		return err
 	}
-	d.ac.ann.Set(c.AnycastVIPs())
+	d.ac.ann.Set(anycastVIPs(c))
 	d.ac.setTrust(c)
 	d.mu.Lock()
 	d.cfg = c
@@ -348,7 +349,7 @@ func (r *anycastRole) control(verb, prefix string) error {
 	if r == nil {
 		return fmt.Errorf("no anycast section")
 	}
-	p, err := vipPrefix(prefix)
+	p, err := config.ParseVIPPrefix(prefix)
 	if err != nil {
 		return err
 	}
@@ -421,7 +422,7 @@ func (d *AnycastDaemon) Status() client.Status {
 }
 
 // speakerStatus is pwctl bgp's state of a speaker running bgp section c.
-func speakerStatus(sp bgp.Speaker, c *BGPConfig) *client.BGP {
+func speakerStatus(sp bgp.Speaker, c *config.BGPConfig) *client.BGP {
 	b := bgpStatus(sp)
 	b.ASN, b.RouterID = c.ASN, c.RouterID.String()
 	return b

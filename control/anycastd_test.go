@@ -9,6 +9,7 @@ import (
 
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/bgp/bgptest"
+	"github.com/pwgate/pwgate/control/config"
 )
 
 // An announcer-only pwgated with a fake speaker: control requests, status
@@ -19,14 +20,14 @@ func TestAnycastDaemon(t *testing.T) {
 	newSpeaker = func(*slog.Logger) bgp.Speaker { return fake }
 	t.Cleanup(func() { newSpeaker = old })
 	sock := filepath.Join(t.TempDir(), "a.sock")
-	yaml := strings.Replace(strings.Replace(announcerYAML, "/run/pwgate/a.sock", sock, 1),
+	yaml := strings.Replace(strings.Replace(testYAML("announcer.yaml"), "/run/pwgate/a.sock", sock, 1),
 		"        http: http://127.0.0.1:8080/health\n        status: 204\n", "        exec: true\n", 1)
-	c, err := Parse("a.yaml", []byte(yaml))
+	c, err := config.Parse("a.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	next := yaml
-	load := func() (*Config, error) { return Parse("a.yaml", []byte(next)) }
+	load := func() (*config.Config, error) { return config.Parse("a.yaml", []byte(next)) }
 	d, err := StartAnycast(c, load, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestAnycastDaemon(t *testing.T) {
 	if err := d.Reload(); err != nil {
 		t.Fatalf("a good reload: %v", err)
 	}
-	if d.cfg.AnycastVIPs()[0].MED != 200 {
+	if anycastVIPs(d.cfg)[0].MED != 200 {
 		t.Error("the reload did not apply")
 	}
 }

@@ -1,3 +1,7 @@
+// Package control is pwgated's slow path: the daemon that starts each
+// part from the configuration (control/config), reload, the uplink's next
+// hop and own address in ip6 mode (from the kernel, over netlink), the
+// counters' sockets, and the main goroutine that ties them together.
 package control
 
 import (
@@ -17,6 +21,7 @@ import (
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/evpn"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
@@ -32,8 +37,8 @@ import (
 // Snapshot.
 type Daemon struct {
 	log   *slog.Logger
-	cfg   *Config
-	load  func() (*Config, error) // reads the configuration again, for reload
+	cfg   *config.Config
+	load  func() (*config.Config, error) // reads the configuration again, for reload
 	ports *ports
 	eng   dataPath
 	xdp   peerFilter
@@ -45,7 +50,7 @@ type Daemon struct {
 	// mode the VTEP's speaker carries anycast too), started with spCfg
 	// (whose ASN and router ID stay until a restart).
 	sp    bgp.Speaker
-	spCfg *BGPConfig
+	spCfg *config.BGPConfig
 	// graceful is set when pwgated stops on a signal (not on an error):
 	// BGP then leaves with graceful restart, if configured.
 	graceful bool
@@ -70,7 +75,7 @@ type (
 	}
 	uplinkTracker interface {
 		view() uplinkView
-		update(*Config) error
+		update(*config.Config) error
 		Changed() <-chan struct{}
 		close()
 	}
@@ -90,7 +95,7 @@ const MinGOMAXPROCS = 3
 // Start opens the ports, starts the data path and the statistics sockets.
 // load is called again on every reload. On error nothing is left attached
 // or running.
-func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon, err error) {
+func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logger) (_ *Daemon, err error) {
 	d := &Daemon{log: log, cfg: c, load: load, started: time.Now()}
 	defer func() {
 		if err != nil {
@@ -118,7 +123,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	if _, err := d.mtu(c); err != nil {
 		return nil, err
 	}
-	if err := c.CheckCores(); err != nil {
+	if err := CheckCores(c); err != nil {
 		return nil, err
 	}
 	// WireGuard's keys are read, and its endpoint names resolved, before
@@ -141,7 +146,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	// PinProcess has put every thread on the main core, drops it to 1, and
 	// two busy data goroutines starve the main goroutine.
 	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), MinGOMAXPROCS))
-	if c.CoreMain != NoCore {
+	if c.CoreMain != config.NoCore {
 		if err := dataplane.PinProcess(c.CoreMain); err != nil {
 			return nil, err
 		}
@@ -172,7 +177,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 			ulPort = d.wg.tunnel
 		}
 	}
-	if (c.Mode == pseudowire.ModeIP6 || c.IsVXLAN()) && !c.OverWireGuard() {
+	if (c.Mode == config.ModeIP6 || c.IsVXLAN()) && !c.OverWireGuard() {
 		t, err := newTracker(c.Uplink, c)
 		if err != nil {
 			return nil, err
@@ -180,7 +185,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		d.track = t
 		d.view = t.view()
 	}
-	ec := dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: c.Poll,
+	ec := dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: dataplane.PollMode(c.Poll),
 		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}
 	// Anycast's forwarder on its own ports, then BGP: one speaker carries
 	// the VTEP's routes and anycast's.
@@ -192,7 +197,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		also = d.ac.received
 	}
 	if c.IsVXLAN() {
-		var u evpn.Underlay = wgUnderlay{func() *Config { return d.cfg }}
+		var u evpn.Underlay = wgUnderlay{func() *config.Config { return d.cfg }}
 		if !c.OverWireGuard() {
 			u = &vtepUnderlay{t: d.track.(*tracker), p: d.ports}
 		}
@@ -209,12 +214,12 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		}
 		if sp == nil {
 			sp = newSpeaker(log)
-			if err := sp.Start(c.speakerConfig(false), d.ac.received); err != nil {
+			if err := sp.Start(speakerConfig(c, false), d.ac.received); err != nil {
 				return nil, fmt.Errorf("bgp: %w", err)
 			}
 			d.sp, d.spCfg = sp, c.BGP
 		}
-		d.ac.announce(sp, c.AnycastVIPs())
+		d.ac.announce(sp, anycastVIPs(c))
 	}
 	p, err := d.params(c)
 	if err != nil {
@@ -228,7 +233,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 		return nil, err
 	}
 	d.eng = eng
-	if c.CoreMain != NoCore {
+	if c.CoreMain != config.NoCore {
 		// Again, but for the data threads: threads the runtime made while
 		// the first pass ran, or from a thread not pinned yet, would
 		// otherwise keep another affinity.
@@ -242,7 +247,7 @@ func Start(c *Config, load func() (*Config, error), log *slog.Logger) (_ *Daemon
 	}
 	d.publishStatus() // from here on the sockets' goroutines read the daemon
 	log.Info("started", "mode", c.ModeName(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
-		"poll", c.Poll.String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
+		"poll", dataplane.PollMode(c.Poll).String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
 		"cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
 	d.logReadiness("", p.NotReady)
 	// Give back what starting took (the eBPF loader's garbage, mostly);
@@ -260,9 +265,9 @@ func bindName(p *xsk.Pair) string {
 }
 
 // mtu returns the uplink MTU in force for c.
-func (d *Daemon) mtu(c *Config) (int, error) {
+func (d *Daemon) mtu(c *config.Config) (int, error) {
 	if c.UplinkMTU == 0 {
-		return min(d.ulMTU, MaxUplinkMTU), nil
+		return min(d.ulMTU, dataplane.MaxUplinkMTU), nil
 	}
 	if c.UplinkMTU > d.ulMTU {
 		return 0, fmt.Errorf("uplink.mtu %d is larger than %s's MTU %d", c.UplinkMTU, c.Uplink, d.ulMTU)
@@ -272,7 +277,7 @@ func (d *Daemon) mtu(c *Config) (int, error) {
 
 // params builds the data path's configuration from c and what the kernel
 // says about the uplink.
-func (d *Daemon) params(c *Config) (*dataplane.Params, error) {
+func (d *Daemon) params(c *config.Config) (*dataplane.Params, error) {
 	mtu, err := d.mtu(c)
 	if err != nil {
 		return nil, err
@@ -282,7 +287,7 @@ func (d *Daemon) params(c *Config) (*dataplane.Params, error) {
 		d.vxlanParams(c, p, mtu)
 		return p, nil
 	}
-	mode := c.Mode
+	mode := pseudowire.Mode(c.Mode)
 	if c.OverWireGuard() {
 		mode, mtu = pseudowire.ModeIP6Tun, d.wg.mtu
 	}
@@ -491,7 +496,7 @@ func (d *Daemon) logErrors() {
 }
 
 // apply hands c, with the current uplink view, to the data path.
-func (d *Daemon) apply(c *Config) error {
+func (d *Daemon) apply(c *config.Config) error {
 	old := d.eng.Params()
 	p, err := d.params(c)
 	if err != nil {
@@ -503,7 +508,7 @@ func (d *Daemon) apply(c *Config) error {
 	d.cfg = c
 	d.publishStatus()
 	d.logReadiness(old.NotReady, p.NotReady)
-	if p.NotReady == "" && c.Mode == pseudowire.ModeIP6 && (old.NextHop() != p.NextHop() || old.Local() != p.Local()) {
+	if p.NotReady == "" && c.Mode == config.ModeIP6 && (old.NextHop() != p.NextHop() || old.Local() != p.Local()) {
 		d.log.Info("next hop", "via", d.view.Via.String(), "mac", p.NextHop().String(), "local", p.Local().String())
 	}
 	return nil
@@ -587,12 +592,12 @@ func (d *Daemon) Reload() error {
 		steps = append(steps, step{"xdp peers", func() error { return d.xdp.setPeers(peerKeys(next)) }, func() { d.xdp.setPeers(peerKeys(oldCfg)) }})
 	}
 	if d.sp != nil {
-		steps = append(steps, step{"bgp", func() error { return d.sp.Reconfigure(next.speakerConfig(false)) },
-			func() { d.sp.Reconfigure(oldCfg.speakerConfig(false)) }})
+		steps = append(steps, step{"bgp", func() error { return d.sp.Reconfigure(speakerConfig(next, false)) },
+			func() { d.sp.Reconfigure(speakerConfig(oldCfg, false)) }})
 	}
 	if d.ac != nil {
-		steps = append(steps, step{"anycast", func() error { d.ac.ann.Set(next.AnycastVIPs()); d.ac.setTrust(next); return nil },
-			func() { d.ac.ann.Set(oldCfg.AnycastVIPs()); d.ac.setTrust(oldCfg) }})
+		steps = append(steps, step{"anycast", func() error { d.ac.ann.Set(anycastVIPs(next)); d.ac.setTrust(next); return nil },
+			func() { d.ac.ann.Set(anycastVIPs(oldCfg)); d.ac.setTrust(oldCfg) }})
 	}
 	steps = append(steps, step{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }})
 	if d.track != nil {

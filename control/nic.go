@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -24,31 +25,6 @@ var (
 		"rx-lro", "rx-gro-hw", "rx-fcs", "rx-all"}
 	ulFeatures = []string{"rx-lro", "rx-gro-hw", "rx-fcs", "rx-all"}
 )
-
-// NICPolicy is what pwgated does about those settings (nic_offloads).
-type NICPolicy int
-
-// NIC policies.
-const (
-	// NICFix turns them off at start and back on at exit.
-	NICFix NICPolicy = iota
-	// NICCheck refuses to start while one is on, naming the ethtool command.
-	NICCheck
-	// NICIgnore leaves them as they are (for drivers that report wrongly).
-	NICIgnore
-)
-
-func parseNICPolicy(s string) (NICPolicy, error) {
-	switch s {
-	case "fix":
-		return NICFix, nil
-	case "check":
-		return NICCheck, nil
-	case "ignore":
-		return NICIgnore, nil
-	}
-	return 0, fmt.Errorf("unknown policy %q (want fix, check or ignore)", s)
-}
 
 // nicChange is one setting pwgated changed, to be restored: the port
 // brought "up", made "promisc", or an offload (any other feature) turned
@@ -103,8 +79,8 @@ func prepareLinks(downlink, uplink string) ([]nicChange, error) {
 // prepareNIC applies policy to the frame-changing settings of the
 // downlink and uplink and returns what it changed. On error nothing is
 // left changed.
-func prepareNIC(policy NICPolicy, downlink, uplink string) ([]nicChange, error) {
-	if policy == NICIgnore {
+func prepareNIC(policy config.NICPolicy, downlink, uplink string) ([]nicChange, error) {
+	if policy == config.NICIgnore {
 		return nil, nil
 	}
 	var changes []nicChange
@@ -133,7 +109,7 @@ func prepareNIC(policy NICPolicy, downlink, uplink string) ([]nicChange, error) 
 			case fixed:
 				restoreNIC(changes)
 				return nil, fmt.Errorf("%s has %s on and its driver cannot turn it off: frames would not cross unchanged", p.ifname, name)
-			case policy == NICCheck:
+			case policy == config.NICCheck:
 				restoreNIC(changes)
 				return nil, fmt.Errorf("%s has %s on, which changes frames before pwgated sees them: run \"ethtool -K %s %s off\" (or set nic_offloads: fix)", p.ifname, name, p.ifname, name)
 			}

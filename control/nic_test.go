@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/pwgate/pwgate/control/config"
 )
 
 // TestNICPolicies on veth, whose rx-vlan offloads are on by default and
@@ -35,13 +37,13 @@ func TestNICPolicies(t *testing.T) {
 	}
 	var changes []nicChange
 	err := l.Do("x", func() (err error) {
-		if _, err := prepareNIC(NICCheck, "ul0", ""); err == nil || !strings.Contains(err.Error(), `run "ethtool -K ul0 rx-vlan-hw-parse off"`) {
+		if _, err := prepareNIC(config.NICCheck, "ul0", ""); err == nil || !strings.Contains(err.Error(), `run "ethtool -K ul0 rx-vlan-hw-parse off"`) {
 			t.Errorf("check: %v", err)
 		}
-		if c, err := prepareNIC(NICIgnore, "ul0", ""); err != nil || c != nil {
+		if c, err := prepareNIC(config.NICIgnore, "ul0", ""); err != nil || c != nil {
 			t.Errorf("ignore: %v %v", c, err)
 		}
-		changes, err = prepareNIC(NICFix, "ul0", "")
+		changes, err = prepareNIC(config.NICFix, "ul0", "")
 		return err
 	})
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bpf"
-	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -27,7 +27,7 @@ type ports struct {
 // XDP programs with c's peer, the sockets (registered in the programs'
 // maps) and, last, the programs attached, so that no frame reaches a
 // program before its socket is there. On error everything is undone.
-func openPorts(c *Config) (_ *ports, err error) {
+func openPorts(c *config.Config) (_ *ports, err error) {
 	p := &ports{}
 	defer func() {
 		if err != nil {
@@ -56,7 +56,7 @@ func openPorts(c *Config) (_ *ports, err error) {
 			return nil, err
 		}
 	}
-	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: uplink, Bind: c.XDPBind})
+	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: uplink, Bind: xsk.BindMode(c.XDPBind)})
 	if errors.Is(err, xsk.ErrNoZeroCopy) {
 		return nil, fmt.Errorf("xdp_bind: zerocopy: %w (drivers: %s %s, %s %s; xdp_bind: auto falls back to copy mode)",
 			err, c.Downlink, driver(c.Downlink), c.Uplink, driver(c.Uplink))
@@ -67,7 +67,7 @@ func openPorts(c *Config) (_ *ports, err error) {
 	if err = p.objs.RegisterDownlink(0, p.pair.DL.FD()); err != nil {
 		return nil, err
 	}
-	l, err := p.objs.AttachDownlink(c.Downlink, c.XDPMode)
+	l, err := p.objs.AttachDownlink(c.Downlink, bpf.AttachMode(c.XDPMode))
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func openPorts(c *Config) (_ *ports, err error) {
 	if err = p.objs.RegisterUplink(0, p.pair.UL.FD()); err != nil {
 		return nil, err
 	}
-	if l, err = p.objs.AttachUplink(uplink, c.XDPMode); err != nil {
+	if l, err = p.objs.AttachUplink(uplink, bpf.AttachMode(c.XDPMode)); err != nil {
 		return nil, err
 	}
 	p.links = append(p.links, l)
@@ -99,11 +99,11 @@ func driver(ifname string) string {
 	return unix.ByteSliceToString(info.Driver[:])
 }
 
-func bpfMode(c *Config) bpf.Mode {
+func bpfMode(c *config.Config) bpf.Mode {
 	switch {
 	case c.IsVXLAN():
 		return bpf.ModeVXLAN
-	case c.Mode == pseudowire.ModeIP6:
+	case c.Mode == config.ModeIP6:
 		return bpf.ModeIP6
 	}
 	return bpf.ModeEth
@@ -111,11 +111,11 @@ func bpfMode(c *Config) bpf.Mode {
 
 // peerKeys returns the XDP peer map's keys for c: in vxlan mode none, the
 // VTEPs' controller sets them.
-func peerKeys(c *Config) []bpf.PeerKey {
+func peerKeys(c *config.Config) []bpf.PeerKey {
 	switch {
 	case c.IsVXLAN():
 		return nil
-	case c.Mode == pseudowire.ModeIP6:
+	case c.Mode == config.ModeIP6:
 		return []bpf.PeerKey{bpf.AddrPeer(c.PeerAddr)}
 	}
 	return []bpf.PeerKey{bpf.MACPeer(c.PeerMAC)}

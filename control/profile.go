@@ -8,36 +8,14 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/pwgate/pwgate/dataplane"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/hw"
 )
-
-// UseProfile takes a hardware profile's cores and poll mode where the
-// configuration does not set them itself.
-func (c *Config) UseProfile(p hw.Profile) error {
-	for _, k := range []struct {
-		key  string
-		dst  *int
-		core int
-	}{{"cores.main", &c.CoreMain, p.CoreMain}, {"cores.encap", &c.CoreEncap, p.CoreEncap}, {"cores.decap", &c.CoreDecap, p.CoreDecap}} {
-		if !c.IsSet(k.key) {
-			*k.dst = k.core
-		}
-	}
-	if !c.IsSet("poll") {
-		m, err := dataplane.ParsePollMode(p.Poll)
-		if err != nil {
-			return err
-		}
-		c.Poll = m
-	}
-	return nil
-}
 
 // ApplyNIC sets up both ports as the profile says: ethtool settings, and
 // the ports' interrupts on the profile's interrupt core. Settings a driver
 // does not support (veth has no channels, for one) are logged and skipped.
-func ApplyNIC(p hw.Profile, c *Config, log *slog.Logger) {
+func ApplyNIC(p hw.Profile, c *config.Config, log *slog.Logger) {
 	for _, ifname := range []string{c.Downlink, c.Uplink} {
 		for _, args := range p.EthtoolArgs(ifname) {
 			if out, err := exec.Command("ethtool", args...).CombinedOutput(); err != nil {

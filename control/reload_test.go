@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
@@ -51,7 +52,7 @@ type fakeTracker struct {
 func (f *fakeTracker) view() uplinkView {
 	return uplinkView{Local: netip.MustParseAddr("2001:db8:a::a"), NextHop: frame.MAC{2, 0, 0, 0, 0xf, 0xa}}
 }
-func (f *fakeTracker) update(c *Config) error {
+func (f *fakeTracker) update(c *config.Config) error {
 	if f.fail != nil {
 		return f.fail
 	}
@@ -72,7 +73,7 @@ func TestReloadIsTransactional(t *testing.T) {
 		return "mode: ip6\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npeer:\n  address: " + peer +
 			"\nlocal:\n  token: " + token + "\nstats:\n  socket: " + dir + "/s.sock\n"
 	}
-	load := func() (*Config, error) { return LoadFile(file) }
+	load := func() (*config.Config, error) { return config.LoadFile(file) }
 	boom := errors.New("injected failure")
 	for _, failAt := range []string{"", "file", "check", "xdp peers", "data path", "uplink address"} {
 		t.Run("fail at "+failAt, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
@@ -27,7 +28,7 @@ import (
 func (d *Daemon) publishStatus() {
 	p := d.eng.Params()
 	s := &client.Status{Mode: d.cfg.ModeName(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
-		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: d.cfg.Poll.String(),
+		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: dataplane.PollMode(d.cfg.Poll).String(),
 		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, UplinkMTU: p.Encap.MTU}
 	if d.wg != nil {
 		s.WireGuard = d.wg.status(d.cfg)
@@ -124,7 +125,7 @@ func (d *Daemon) FDB() []client.FDBEntry {
 var _ Source = (*Daemon)(nil)
 
 // serve starts the statistics endpoints of c.
-func (d *Daemon) serve(c *Config) (err error) {
+func (d *Daemon) serve(c *config.Config) (err error) {
 	d.servers, err = serveStats(c, d, d.log)
 	return err
 }
@@ -133,7 +134,7 @@ func (d *Daemon) serve(c *Config) (err error) {
 // socket, and the reference protocol's socket and Prometheus if set. On
 // error the ones started are closed. Refused control requests are logged
 // to log.
-func serveStats(c *Config, src Source, log *slog.Logger) (servers []io.Closer, err error) {
+func serveStats(c *config.Config, src Source, log *slog.Logger) (servers []io.Closer, err error) {
 	defer func() {
 		if err != nil {
 			for _, s := range servers {

@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
@@ -46,7 +47,7 @@ type tracker struct {
 	wg      sync.WaitGroup
 }
 
-func newTracker(ifname string, c *Config) (_ *tracker, err error) {
+func newTracker(ifname string, c *config.Config) (_ *tracker, err error) {
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", ifname, err)
@@ -110,7 +111,7 @@ func setToken(ifindex int, token netip.Addr) error {
 }
 
 // update points the tracker at a new configuration (reload).
-func (t *tracker) update(c *Config) error {
+func (t *tracker) update(c *config.Config) error {
 	if c.LocalToken != t.token && c.LocalToken.IsValid() {
 		if err := setToken(t.link.Attrs().Index, c.LocalToken); err != nil {
 			return fmt.Errorf("set IPv6 token %s: %w", c.LocalToken, err)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/control/config"
 )
 
 // newNS makes a namespace with ul0 (and its veth peer ulp), up, for tests
@@ -47,7 +48,7 @@ func TestTrackerSkipsDeprecated(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := l.Do("x", func() error {
-		tr, err := newTracker("ul0", &Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalToken: netip.MustParseAddr("::a")})
+		tr, err := newTracker("ul0", &config.Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalToken: netip.MustParseAddr("::a")})
 		if err != nil {
 			return err
 		}
@@ -70,7 +71,7 @@ func TestTrackerFollowsKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := l.Do("x", func() error {
-		tr, err := newTracker("ul0", &Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalAddr: netip.MustParsePrefix("2001:db8:a::a/64")})
+		tr, err := newTracker("ul0", &config.Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalAddr: netip.MustParsePrefix("2001:db8:a::a/64")})
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/evpn"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
@@ -61,26 +62,26 @@ func (u *vtepUnderlay) SetVTEPs(addrs []netip.Addr) error {
 // restart: the next start within the restart time tells its neighbors it
 // is restarting (RFC 4724's R bit), so that they keep its routes until it
 // has sent them again.
-func restartMarker(c *Config) string {
+func restartMarker(c *config.Config) string {
 	return filepath.Join(filepath.Dir(c.StatsSocket), "bgp-restarting."+c.BGP.RouterID.String())
 }
 
 // startVXLAN starts the controller and the speaker; also, if not nil,
 // sees every update the controller sees (anycast's forwarder).
-func startVXLAN(c *Config, u evpn.Underlay, also func([]bgp.Update), log *slog.Logger) (_ *vxlanRuntime, err error) {
+func startVXLAN(c *config.Config, u evpn.Underlay, also func([]bgp.Update), log *slog.Logger) (_ *vxlanRuntime, err error) {
 	r := &vxlanRuntime{log: log}
 	var sp *bgp.GoBGP
 	if c.BGP != nil {
 		sp = bgp.NewGoBGP(log)
 		r.sp, r.asn, r.routerID, r.marker = sp, c.BGP.ASN, c.BGP.RouterID, restartMarker(c)
 	}
-	if r.ctl, err = evpn.New(c.evpnConfig(c.VTEPAddr()), u, r.sp, log); err != nil {
+	if r.ctl, err = evpn.New(evpnConfig(c, c.VTEPAddr()), u, r.sp, log); err != nil {
 		return nil, err
 	}
 	if sp == nil {
 		return r, nil
 	}
-	if _, anywhere := c.vtepPrefixes(); anywhere && c.BGP.usesEVPN() {
+	if _, anywhere := c.VTEPPrefixList(); anywhere && c.BGP.UsesEVPN() {
 		log.Warn("evpn: any neighbor may name any address as a VTEP, which then gets this LAN's broadcasts: set vxlan.vtep_prefixes to where your VTEPs are")
 	}
 	restarting := false
@@ -93,7 +94,7 @@ func startVXLAN(c *Config, u evpn.Underlay, also func([]bgp.Update), log *slog.L
 	if also != nil {
 		watch = func(us []bgp.Update) { r.ctl.Received(us); also(us) }
 	}
-	if err := sp.Start(c.speakerConfig(restarting), watch); err != nil {
+	if err := sp.Start(speakerConfig(c, restarting), watch); err != nil {
 		return nil, fmt.Errorf("bgp: %w", err)
 	}
 	r.ctl.Begin()
@@ -106,7 +107,7 @@ func (r *vxlanRuntime) engineConfig(ec *dataplane.Config) {
 }
 
 // vxlanParams builds the data path's VXLAN parameters.
-func (d *Daemon) vxlanParams(c *Config, p *dataplane.Params, mtu int) {
+func (d *Daemon) vxlanParams(c *config.Config, p *dataplane.Params, mtu int) {
 	x := c.VXLAN
 	l3 := c.OverWireGuard() // inside WireGuard: IP packets, the tunnel's MTU
 	if l3 {
@@ -114,7 +115,7 @@ func (d *Daemon) vxlanParams(c *Config, p *dataplane.Params, mtu int) {
 	}
 	p.VXLAN = &dataplane.VXLANParams{
 		Encap:       vxlan.EncapConfig{Src: d.ulMAC, Local: c.VTEPAddr(), MTU: mtu, ZeroChecksum6: x.ZeroCsum6TX, Split: x.Split, L3: l3},
-		AcceptZero6: x.ZeroCsum6RX, LearnRemote: c.learnRemote(),
+		AcceptZero6: x.ZeroCsum6RX, LearnRemote: c.LearnRemote(),
 	}
 	p.NotReady = d.view.NotReady
 }
@@ -123,13 +124,13 @@ func (d *Daemon) vxlanParams(c *Config, p *dataplane.Params, mtu int) {
 func (r *vxlanRuntime) resolve() { r.unresolved = r.ctl.Resolve() }
 
 // reconfigure applies next; undo puts the old configuration back.
-func (r *vxlanRuntime) reconfigure(old, next *Config) []step {
+func (r *vxlanRuntime) reconfigure(old, next *config.Config) []step {
 	now := time.Now()
-	steps := []step{{"vxlan", func() error { return r.ctl.Reconfigure(next.evpnConfig(next.VTEPAddr()), now) },
-		func() { r.ctl.Reconfigure(old.evpnConfig(old.VTEPAddr()), now) }}}
+	steps := []step{{"vxlan", func() error { return r.ctl.Reconfigure(evpnConfig(next, next.VTEPAddr()), now) },
+		func() { r.ctl.Reconfigure(evpnConfig(old, old.VTEPAddr()), now) }}}
 	if r.sp != nil {
-		steps = append(steps, step{"bgp", func() error { return r.sp.Reconfigure(next.speakerConfig(false)) },
-			func() { r.sp.Reconfigure(old.speakerConfig(false)) }})
+		steps = append(steps, step{"bgp", func() error { return r.sp.Reconfigure(speakerConfig(next, false)) },
+			func() { r.sp.Reconfigure(speakerConfig(old, false)) }})
 	}
 	return steps
 }

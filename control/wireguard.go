@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/wg"
 	"github.com/pwgate/pwgate/dataplane/xsk"
@@ -134,7 +135,7 @@ func resolveEndpoint(ctx context.Context, ep string) (netip.AddrPort, error) {
 // wgDeviceConfig builds the device's configuration from c: keys read from
 // their files, endpoints resolved (a name that does not resolve leaves the
 // peer without an endpoint, and says so in the returned warnings).
-func wgDeviceConfig(c *Config) (wg.Config, []string, error) {
+func wgDeviceConfig(c *config.Config) (wg.Config, []string, error) {
 	w := c.WireGuard
 	key, err := readKeyFile(w.PrivateKeyFile)
 	if err != nil {
@@ -147,17 +148,17 @@ func wgDeviceConfig(c *Config) (wg.Config, []string, error) {
 	var warnings []string
 	for _, p := range w.Peers {
 		if p.PublicKey == key.PublicKey() {
-			return wg.Config{}, nil, fmt.Errorf("%s.public_key: that is this box's own public key", p.key)
+			return wg.Config{}, nil, fmt.Errorf("%s.public_key: that is this box's own public key", p.Name())
 		}
 		pc := wg.PeerConfig{PublicKey: p.PublicKey, AllowedIPs: p.AllowedIPs, PersistentKeepalive: p.PersistentKeepalive}
 		out.Overlay = append(out.Overlay, p.AllowedIPs...)
 		if p.PresharedKeyFile != "" {
 			if pc.PresharedKey, err = readKeyFile(p.PresharedKeyFile); err != nil {
-				return wg.Config{}, nil, fmt.Errorf("%s.preshared_key_file: %w", p.key, err)
+				return wg.Config{}, nil, fmt.Errorf("%s.preshared_key_file: %w", p.Name(), err)
 			}
 		}
 		if pc.Endpoint, err = resolveEndpoint(context.Background(), p.Endpoint); err != nil {
-			warnings = append(warnings, fmt.Sprintf("%s.endpoint %s: %v (tried again while the peer is silent)", p.key, p.Endpoint, err))
+			warnings = append(warnings, fmt.Sprintf("%s.endpoint %s: %v (tried again while the peer is silent)", p.Name(), p.Endpoint, err))
 		}
 		out.Peers = append(out.Peers, pc)
 	}
@@ -181,7 +182,7 @@ type wgRuntime struct {
 	tunnel *wg.Tunnel
 	link   netlink.Link // the host TUN (pwwg0)
 	cfg    wg.Config
-	conf   *WGConfig
+	conf   *config.WGConfig
 	mtu    int
 	log    *slog.Logger
 }
@@ -190,13 +191,13 @@ type wgRuntime struct {
 // and starts wireguard-go with cfg (from wgDeviceConfig) on a Tunnel over u
 // (the engine's UMEM when the pseudowire runs inside the tunnel). On error
 // nothing is left.
-func startWireGuard(c *Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *wgRuntime, err error) {
+func startWireGuard(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *wgRuntime, err error) {
 	for _, w := range warnings {
 		log.Warn("wireguard: " + w)
 	}
 	r := &wgRuntime{cfg: cfg, conf: c.WireGuard, log: log}
 	var ep netip.AddrPort
-	if i := c.wgPeerIndex(); i >= 0 {
+	if i := c.WGPeerIndex(); i >= 0 {
 		ep = cfg.Peers[i].Endpoint
 	}
 	if c.OverWireGuard() && c.IsVXLAN() {
@@ -247,12 +248,12 @@ func startWireGuard(c *Config, cfg wg.Config, warnings []string, u *xsk.UMEM, up
 
 // setPseudowirePeer tells the Tunnel and the device which peer and address
 // carry the pseudowire, or, for VXLAN inside the tunnel, our VTEP address.
-func (r *wgRuntime) setPseudowirePeer(c *Config) {
+func (r *wgRuntime) setPseudowirePeer(c *config.Config) {
 	if c.IsVXLAN() {
 		r.tunnel.SetVXLAN(c.VTEPAddr())
 		return
 	}
-	i := c.wgPeerIndex()
+	i := c.WGPeerIndex()
 	r.tunnel.SetPeer(c.PeerAddr.As16(), i >= 0)
 	if r.dev == nil {
 		return
@@ -266,7 +267,7 @@ func (r *wgRuntime) setPseudowirePeer(c *Config) {
 
 // setAddresses makes next's addresses the host TUN's, removing prev's
 // that are gone.
-func (r *wgRuntime) setAddresses(prev, next *WGConfig) error {
+func (r *wgRuntime) setAddresses(prev, next *config.WGConfig) error {
 	want := map[netip.Prefix]bool{}
 	for _, a := range next.Addresses {
 		want[a] = true
@@ -297,8 +298,8 @@ func nlAddr(p netip.Prefix) *netlink.Addr {
 // setRoutes routes the peers' allowed IPs that no overlay address's prefix
 // covers to the host TUN (the kernel routes the covered ones already), as
 // wg-quick does; prev's routes that are gone are removed.
-func (r *wgRuntime) setRoutes(prev, next *WGConfig) error {
-	routes := func(w *WGConfig) map[netip.Prefix]bool {
+func (r *wgRuntime) setRoutes(prev, next *config.WGConfig) error {
+	routes := func(w *config.WGConfig) map[netip.Prefix]bool {
 		m := map[netip.Prefix]bool{}
 		if w == nil {
 			return m
@@ -355,7 +356,7 @@ func (r *wgRuntime) reresolve(ctx context.Context) {
 		if err != nil || ep == next.Peers[i].Endpoint {
 			continue
 		}
-		r.log.Info("wireguard: endpoint name resolved anew", "peer", p.key, "endpoint", p.Endpoint, "address", ep.String())
+		r.log.Info("wireguard: endpoint name resolved anew", "peer", p.Name(), "endpoint", p.Endpoint, "address", ep.String())
 		next.Peers[i].Endpoint = ep
 		changed = true
 	}
@@ -371,7 +372,7 @@ func (r *wgRuntime) reresolve(ctx context.Context) {
 // reconfigure applies next's wireguard section: the device (peers, keys,
 // port), the host TUN's addresses and routes, and the pseudowire's peer.
 // It returns what undoes it.
-func (r *wgRuntime) reconfigure(next *Config, cfg wg.Config) (undo func(), err error) {
+func (r *wgRuntime) reconfigure(next *config.Config, cfg wg.Config) (undo func(), err error) {
 	prevCfg, prevConf := r.cfg, r.conf
 	cfg.HostIfindex = r.link.Attrs().Index
 	if err := r.dev.Configure(cfg); err != nil {
@@ -411,13 +412,13 @@ func (r *wgRuntime) close() {
 
 // status returns what pwctl shows of the WireGuard interface that only
 // the main goroutine changes (the configuration).
-func (r *wgRuntime) status(c *Config) *client.WireGuard {
+func (r *wgRuntime) status(c *config.Config) *client.WireGuard {
 	w := &client.WireGuard{Interface: r.conf.Interface, PublicKey: r.cfg.PrivateKey.PublicKey().String(),
 		ListenPort: r.cfg.ListenPort, MTU: r.mtu, Pseudowire: c.OverWireGuard()}
 	for _, a := range r.conf.Addresses {
 		w.Addresses = append(w.Addresses, a.String())
 	}
-	pw := c.wgPeerIndex()
+	pw := c.WGPeerIndex()
 	for i, p := range r.conf.Peers {
 		wp := client.WGPeer{PublicKey: p.PublicKey.String(), ConfiguredAs: p.Endpoint, Keepalive: p.PersistentKeepalive, Pseudowire: i == pw}
 		for _, a := range p.AllowedIPs {
@@ -458,7 +459,7 @@ func (r *wgRuntime) live(w client.WireGuard) *client.WireGuard {
 
 // wgUnderlay is the underlay of VXLAN inside WireGuard: a VTEP is reachable
 // when a peer's allowed IPs hold it, and there is no XDP program to tell.
-type wgUnderlay struct{ cfg func() *Config }
+type wgUnderlay struct{ cfg func() *config.Config }
 
 func (u wgUnderlay) NextHop(a netip.Addr) (frame.MAC, bool) {
 	for _, p := range u.cfg().WireGuard.Peers {

@@ -30,6 +30,12 @@ import (
 // PollMode says how a data goroutine waits for frames.
 type PollMode int
 
+// MaxUplinkMTU is the largest uplink MTU the data path takes: a received
+// packet must fit one UMEM chunk after the kernel's headroom, Ethernet
+// header included (4096 - 256 - 14). The pseudowire format itself allows
+// up to pseudowire.MaxMTU.
+const MaxUplinkMTU = xsk.ChunkSize - xsk.RxHeadroom - frame.EthernetLen
+
 // Poll modes.
 const (
 	// Adaptive spins briefly when the RX ring is empty, then sleeps in

@@ -26,10 +26,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pwgate/pwgate/control"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane/stats"
-	"github.com/pwgate/pwgate/dataplane/wg"
+	"github.com/pwgate/pwgate/dataplane/wg/wgkey"
 )
 
 const timeout = 5 * time.Second
@@ -72,7 +72,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { usage(stderr) }
 	socket := fs.String("socket", client.DefaultStatsSocket, "pwgated's statistics `socket`")
-	config := fs.String("config", "", "read the socket's path from pwgated's configuration `file`")
+	configFile := fs.String("config", "", "read the socket's path from pwgated's configuration `file`")
 	version := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -81,8 +81,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "pwctl", client.Version)
 		return 0
 	}
-	if *config != "" {
-		c, err := control.LoadFile(*config)
+	if *configFile != "" {
+		c, err := config.LoadFile(*configFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "pwctl: %v\n", err)
 			return 2
@@ -332,7 +332,7 @@ func gpwstats(w io.Writer, socket string) int {
 // keys is "pwctl wg genkey" and "pwctl wg pubkey", compatible with wg's.
 func keys(op string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if op == "genkey" {
-		k, err := wg.GenerateKey()
+		k, err := wgkey.GenerateKey()
 		if err != nil {
 			fmt.Fprintf(stderr, "pwctl: %v\n", err)
 			return 1
@@ -345,7 +345,7 @@ func keys(op string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pwctl: %v\n", err)
 		return 1
 	}
-	k, err := wg.ParseKey(string(b))
+	k, err := wgkey.Parse(string(b))
 	if err != nil {
 		fmt.Fprintf(stderr, "pwctl: a private key on standard input: %v\n", err)
 		return 1

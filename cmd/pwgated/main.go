@@ -28,6 +28,7 @@ import (
 
 	"github.com/pwgate/pwgate/control"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/hw"
 )
 
@@ -44,16 +45,16 @@ func main() {
 
 func run() int {
 	var (
-		config    = flag.String("config", "", "YAML configuration `file`")
-		gpwConfig = flag.String("gpw-config", "", "the reference's (ginzado-pseudowire's) configuration `file`, used unchanged")
-		downlink  = flag.String("downlink", "", "downlink `interface` (with --gpw-config)")
-		uplink    = flag.String("uplink", "", "uplink `interface` (with --gpw-config)")
-		profile   = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings), or auto (from DMI and the CPU model; none on another box)")
-		check     = flag.Bool("check", false, "check the configuration and exit")
-		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
-		debugAddr = flag.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on `address` (such as 127.0.0.1:6060), for finding what uses CPU or memory")
-		logLevel  = flag.String("log-level", "info", "log `level`: debug (adds the BGP speaker's own detail), info, warn or error")
-		version   = flag.Bool("version", false, "print the version and exit")
+		configFile = flag.String("config", "", "YAML configuration `file`")
+		gpwConfig  = flag.String("gpw-config", "", "the reference's (ginzado-pseudowire's) configuration `file`, used unchanged")
+		downlink   = flag.String("downlink", "", "downlink `interface` (with --gpw-config)")
+		uplink     = flag.String("uplink", "", "uplink `interface` (with --gpw-config)")
+		profile    = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings), or auto (from DMI and the CPU model; none on another box)")
+		check      = flag.Bool("check", false, "check the configuration and exit")
+		cpuprof    = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
+		debugAddr  = flag.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on `address` (such as 127.0.0.1:6060), for finding what uses CPU or memory")
+		logLevel   = flag.String("log-level", "info", "log `level`: debug (adds the BGP speaker's own detail), info, warn or error")
+		version    = flag.Bool("version", false, "print the version and exit")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: pwgated --config FILE [--profile NAME] [--check]\n       pwgated --gpw-config FILE --downlink IF --uplink IF\n\n")
@@ -74,16 +75,16 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "pwgated: unexpected argument %q\n", flag.Arg(0))
 		return 2
 	}
-	load := func() (*control.Config, error) {
+	load := func() (*config.Config, error) {
 		switch {
-		case *config != "" && *gpwConfig != "":
+		case *configFile != "" && *gpwConfig != "":
 			return nil, errors.New("give --config or --gpw-config, not both")
-		case *config != "":
-			return control.LoadFile(*config)
+		case *configFile != "":
+			return config.LoadFile(*configFile)
 		case *gpwConfig != "":
-			return control.LoadGPWFile(*gpwConfig, control.Interfaces{Downlink: *downlink, Uplink: *uplink})
+			return config.LoadGPWFile(*gpwConfig, config.Interfaces{Downlink: *downlink, Uplink: *uplink})
 		}
-		return nil, control.ErrNoConfig
+		return nil, config.ErrNoConfig
 	}
 	var prof *hw.Profile
 	if *profile == "auto" {
@@ -103,7 +104,7 @@ func run() int {
 		prof = &p
 	}
 	// Reloads read the file again and apply the same profile.
-	loadAll := func() (*control.Config, error) {
+	loadAll := func() (*config.Config, error) {
 		c, err := load()
 		if err == nil && prof != nil {
 			err = c.UseProfile(*prof)
@@ -116,17 +117,17 @@ func run() int {
 		return 2
 	}
 	if *check {
-		if err := c.CheckCores(); err != nil {
+		if err := control.CheckCores(c); err != nil {
 			fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 			return 2
 		}
 		if c.AnycastOnly() {
-			fmt.Printf("%s: ok (anycast: %d VIPs to announce, forwarding %v)\n", c.Source, len(c.AnycastVIPs()), c.Anycast.Forward != nil)
+			fmt.Printf("%s: ok (anycast: %d VIPs to announce, forwarding %v)\n", c.Source, len(c.Anycast.VIPs), c.Anycast.Forward != nil)
 			return 0
 		}
 		extra := ""
 		if c.Anycast != nil {
-			extra = fmt.Sprintf("; anycast: %d VIPs to announce, forwarding %v", len(c.AnycastVIPs()), c.Anycast.Forward != nil)
+			extra = fmt.Sprintf("; anycast: %d VIPs to announce, forwarding %v", len(c.Anycast.VIPs), c.Anycast.Forward != nil)
 		}
 		fmt.Printf("%s: ok (%s mode, downlink %s, uplink %s%s)\n", c.Source, c.ModeName(), c.Downlink, c.Uplink, extra)
 		return 0

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pwgate/pwgate/control/config"
 )
 
 // Check is one health check; Run returns nil when the service is healthy.
@@ -226,49 +228,32 @@ func (c *ExecCheck) String() string {
 
 // ParseCheck reads a check as the configuration writes it: "http URL
 // [STATUS]", "tcp HOST:PORT" or "exec COMMAND [ARGS…]" (with exit for the
-// expected code).
+// expected code); config.ParseCheck says what is valid.
 func ParseCheck(kind, target string, want int) (Check, error) {
-	switch kind {
+	s, err := config.ParseCheck(kind, target, want)
+	if err != nil {
+		return nil, err
+	}
+	return NewCheck(s), nil
+}
+
+// NewCheck returns the check s (valid: from config.ParseCheck) describes.
+func NewCheck(s config.CheckSpec) Check {
+	switch s.Kind {
 	case "http":
-		u, err := url.Parse(target)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%q is not an http:// or https:// URL", target)
-		}
-		if want == 0 {
-			want = 200
-		}
-		if want < 100 || want > 599 {
-			return nil, fmt.Errorf("status %d is not an HTTP status", want)
-		}
-		h := &HTTPCheck{URL: target, Status: want}
-		if u.Scheme == "http" {
+		h := &HTTPCheck{URL: s.Target, Status: s.Want}
+		if u, err := url.Parse(s.Target); err == nil && u.Scheme == "http" {
 			h.addr = u.Host
 			if u.Port() == "" {
 				h.addr = net.JoinHostPort(u.Hostname(), "80")
 			}
 			h.req = []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: pwgate-health/1\r\n\r\n")
 		}
-		return h, nil
+		return h
 	case "tcp":
-		host, port, err := net.SplitHostPort(target)
-		if err != nil || host == "" || port == "" {
-			return nil, fmt.Errorf("%q is not HOST:PORT", target)
-		}
-		return &TCPCheck{Addr: target}, nil
-	case "exec":
-		argv := strings.Fields(target)
-		if len(argv) == 0 {
-			return nil, fmt.Errorf("exec: no command")
-		}
-		if _, err := exec.LookPath(argv[0]); err != nil {
-			return nil, fmt.Errorf("exec: %v", err)
-		}
-		if want < 0 || want > 255 {
-			return nil, fmt.Errorf("exit code %d is not 0 to 255", want)
-		}
-		return &ExecCheck{Argv: argv, Exit: want}, nil
+		return &TCPCheck{Addr: s.Target}
 	}
-	return nil, fmt.Errorf("unknown check %q (want http, tcp or exec)", kind)
+	return &ExecCheck{Argv: strings.Fields(s.Target), Exit: s.Want}
 }
 
 // run runs c once within timeout.

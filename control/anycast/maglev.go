@@ -5,29 +5,18 @@ import (
 	"hash/fnv"
 	"slices"
 	"strings"
+
+	"github.com/pwgate/pwgate/control/config"
 )
 
 // DefaultTableSize is the Maglev lookup table's size: a prime, as the
 // paper asks (Eisenbud et al., "Maglev", NSDI 2016, §3.4), and Katran's
 // default. With N servers each owns about M/N entries, and a server that
 // leaves moves only the entries it owned.
-const DefaultTableSize = 65537
+const DefaultTableSize = config.DefaultTableSize
 
 // MaxTableSize bounds table_size (the forwarder keeps one table per VIP).
-const MaxTableSize = 1048573
-
-// IsPrime reports whether n is a prime (trial division; n is small).
-func IsPrime(n int) bool {
-	if n < 2 {
-		return false
-	}
-	for d := 2; d*d <= n; d++ {
-		if n%d == 0 {
-			return false
-		}
-	}
-	return true
-}
+const MaxTableSize = config.MaxTableSize
 
 // Maglev fills table (its length M, a prime) with indexes into backends:
 // each backend walks its own permutation of the slots (offset and skip
@@ -37,7 +26,7 @@ func IsPrime(n int) bool {
 // With no backends, every slot is -1.
 func Maglev(table []int32, backends []string) error {
 	m := len(table)
-	if !IsPrime(m) {
+	if !config.IsPrime(m) {
 		return fmt.Errorf("maglev: table size %d is not a prime", m)
 	}
 	for i := range table {

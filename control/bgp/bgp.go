@@ -16,36 +16,34 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
-// Family is an address family a session carries.
-type Family int
-
-// Families.
-const (
-	EVPN        Family = iota // l2vpn evpn
-	IPv4Unicast               // ipv4 unicast
-	IPv6Unicast               // ipv6 unicast
+// The basic types of BGP configuration belong to control/config, which
+// parses them; these are the same types.
+type (
+	// Family is an address family a session carries.
+	Family = config.Family
+	// RuleKind is the kind of route a Rule matches.
+	RuleKind = config.RuleKind
+	// RT is a route target, ASN:Value.
+	RT = config.RT
+	// LargeCommunity is RFC 8092's Global:Local1:Local2.
+	LargeCommunity = config.LargeCommunity
 )
 
-// ParseFamily parses "l2vpn-evpn", "ipv4-unicast" or "ipv6-unicast".
-func ParseFamily(s string) (Family, error) {
-	switch s {
-	case "l2vpn-evpn", "evpn":
-		return EVPN, nil
-	case "ipv4-unicast", "ipv4":
-		return IPv4Unicast, nil
-	case "ipv6-unicast", "ipv6":
-		return IPv6Unicast, nil
-	}
-	return 0, fmt.Errorf("unknown address family %q (want l2vpn-evpn, ipv4-unicast or ipv6-unicast)", s)
-}
-
-// String returns the family's name.
-func (f Family) String() string {
-	return [...]string{"l2vpn-evpn", "ipv4-unicast", "ipv6-unicast"}[f]
-}
+// Families and rule kinds.
+const (
+	EVPN         = config.EVPN
+	IPv4Unicast  = config.IPv4Unicast
+	IPv6Unicast  = config.IPv6Unicast
+	AnyRoute     = config.AnyRoute
+	MACIPRoutes  = config.MACIPRoutes
+	IMETRoutes   = config.IMETRoutes
+	EVPNRoutes   = config.EVPNRoutes
+	PrefixRoutes = config.PrefixRoutes
+)
 
 // Config is the speaker's configuration.
 type Config struct {
@@ -119,33 +117,6 @@ type Neighbor struct {
 	// this neighbor: the first rule that matches decides, and a route no
 	// rule matches is taken (announced).
 	Import, Export []Rule
-}
-
-// RuleKind is the kind of route a Rule matches.
-type RuleKind int
-
-// Rule kinds.
-const (
-	AnyRoute     RuleKind = iota
-	MACIPRoutes           // EVPN type 2
-	IMETRoutes            // EVPN type 3
-	EVPNRoutes            // both
-	PrefixRoutes          // unicast
-)
-
-// ParseRuleKind parses macip, imet, evpn or prefix.
-func ParseRuleKind(s string) (RuleKind, error) {
-	switch s {
-	case "macip":
-		return MACIPRoutes, nil
-	case "imet":
-		return IMETRoutes, nil
-	case "evpn":
-		return EVPNRoutes, nil
-	case "prefix":
-		return PrefixRoutes, nil
-	}
-	return 0, fmt.Errorf("unknown route type %q (want macip, imet, evpn or prefix)", s)
 }
 
 // Rule is one entry of an import or export filter.
@@ -222,21 +193,8 @@ const (
 	Prefix                  // unicast IPv4 or IPv6
 )
 
-// RT is a route target: a two-octet-AS-specific extended community
-// ASN:Value.
-type RT struct {
-	ASN   uint16
-	Value uint32
-}
-
-// String formats the RT as ASN:Value.
-func (r RT) String() string { return fmt.Sprintf("%d:%d", r.ASN, r.Value) }
-
-// LargeCommunity is RFC 8092's Global:Local1:Local2.
-type LargeCommunity struct{ Global, Local1, Local2 uint32 }
-
 // GracefulShutdown is RFC 8326's well-known community (65535:0).
-const GracefulShutdown = 0xFFFF0000
+const GracefulShutdown = config.GracefulShutdown
 
 // Route is a route pwgate originates or receives.
 type Route struct {
@@ -334,17 +292,6 @@ func AutoRD(routerID netip.Addr, i int) string { return routerID.String() + ":" 
 // form_auto_rt: encode_route_target_as(bgp->as & 0xFFFF, vni, ...)).
 func AutoRT(asn, vni uint32) RT { return RT{ASN: uint16(asn & 0xffff), Value: vni} }
 
-// ParseRT parses "ASN:Value".
-func ParseRT(s string) (RT, error) {
-	a, v, ok := strings.Cut(s, ":")
-	asn, err1 := strconv.ParseUint(a, 10, 16)
-	val, err2 := strconv.ParseUint(v, 10, 32)
-	if !ok || err1 != nil || err2 != nil {
-		return RT{}, fmt.Errorf("%q is not a route target ASN:VALUE with a two-byte ASN", s)
-	}
-	return RT{ASN: uint16(asn), Value: uint32(val)}, nil
-}
-
 // String shows the route as pwctl and the tests print it.
 func (r Route) String() string {
 	var b strings.Builder
@@ -388,49 +335,14 @@ func (r Route) String() string {
 // Validate checks what GoBGP would take but a neighbor would refuse or
 // the operator cannot have meant.
 func (c *Config) Validate() error {
-	if c.ASN == 0 {
-		return fmt.Errorf("bgp: asn is missing")
-	}
-	if !c.RouterID.Is4() {
-		return fmt.Errorf("bgp: router_id must be an IPv4 address, not %q", c.RouterID)
-	}
-	seen := map[string]bool{}
-	for _, n := range c.Neighbors {
-		k := n.Key()
-		switch {
-		case n.Interface == "" && !n.Address.IsValid():
-			return fmt.Errorf("bgp: a neighbor has neither an address nor an interface")
-		case seen[k]:
-			return fmt.Errorf("bgp: neighbor %s is configured twice", k)
-		case n.ASN == 0:
-			return fmt.Errorf("bgp: neighbor %s: asn is missing", k)
-		case n.HoldTime != 0 && n.HoldTime < 3 || n.HoldTime > 65535:
-			return fmt.Errorf("bgp: neighbor %s: hold_time %d s: RFC 4271 allows 0 or 3 to 65535", k, n.HoldTime)
-		case n.Keepalive < 0 || n.HoldTime > 0 && n.Keepalive >= n.HoldTime:
-			return fmt.Errorf("bgp: neighbor %s: keepalive %d s must be shorter than hold_time %d s", k, n.Keepalive, n.HoldTime)
-		case len(n.Families) == 0:
-			return fmt.Errorf("bgp: neighbor %s has no address family", k)
-		case n.MaxPrefix < 0:
-			return fmt.Errorf("bgp: neighbor %s: max_prefix must not be negative", k)
-		case n.Multihop < 0 || n.Multihop > 255:
-			return fmt.Errorf("bgp: neighbor %s: multihop TTL %d is not 1 to 255", k, n.Multihop)
-		case n.TTLSecurity < 0 || n.TTLSecurity > 254:
-			return fmt.Errorf("bgp: neighbor %s: ttl_security %d hops is not 1 to 254", k, n.TTLSecurity)
-		case n.TTLSecurity > 0 && n.Multihop > 0:
-			return fmt.Errorf("bgp: neighbor %s: ttl_security and multihop exclude each other (ttl_security takes a hop count)", k)
-		case len(n.Export) > 0 && n.Interface != "":
-			return fmt.Errorf("bgp: neighbor %s: export filters need the neighbor's address", k)
-		case n.DefaultOriginate && n.Interface != "":
-			return fmt.Errorf("bgp: neighbor %s: default_originate needs the neighbor's address", k)
-		case n.DefaultOriginate && !slices.Contains(n.Families, IPv4Unicast) && !slices.Contains(n.Families, IPv6Unicast):
-			return fmt.Errorf("bgp: neighbor %s: default_originate needs an ipv4-unicast or ipv6-unicast family", k)
-		}
+	ns := make([]config.NeighborConfig, len(c.Neighbors))
+	for i, n := range c.Neighbors {
+		ns[i] = config.NeighborConfig{Address: n.Address, Interface: n.Interface, ASN: n.ASN, HoldTime: n.HoldTime,
+			Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix, Multihop: n.Multihop,
+			TTLSecurity: n.TTLSecurity, DefaultOriginate: n.DefaultOriginate}
 		for _, r := range n.Export {
-			if r.Kind == MACIPRoutes || r.Kind == IMETRoutes {
-				return fmt.Errorf("bgp: neighbor %s: an export filter cannot tell MAC routes from flood routes (GoBGP's policies cannot); use evpn, route_target or prefix", k)
-			}
+			ns[i].Export = append(ns[i].Export, config.Rule(r))
 		}
-		seen[k] = true
 	}
-	return nil
+	return config.ValidateSpeaker(c.ASN, c.RouterID, ns)
 }

@@ -742,7 +742,7 @@ func convert(p *api.Path) (Update, bool) {
 			u.Communities = a.Value
 		case *bgp.PathAttributeLargeCommunities:
 			for _, c := range a.Values {
-				u.LargeCommunities = append(u.LargeCommunities, LargeCommunity{c.ASN, c.LocalData1, c.LocalData2})
+				u.LargeCommunities = append(u.LargeCommunities, LargeCommunity{Global: c.ASN, Local1: c.LocalData1, Local2: c.LocalData2})
 			}
 		case *bgp.PathAttributeExtendedCommunities:
 			for _, ec := range a.Value {

@@ -102,7 +102,7 @@ func TestGoBGPRoutesRoundTrip(t *testing.T) {
 		{Kind: IMET, RD: AutoRD(p.ca.RouterID, 1), VNI: 202, RTs: []RT{{ASN: 65000, Value: 202}}, Pwgate: true, NextHop: vtep},
 		{Kind: IMET, RD: AutoRD(p.ca.RouterID, 2), VNI: 303, RTs: []RT{{ASN: 65000, Value: 303}}, NextHop: netip.MustParseAddr("192.0.2.1")},
 		{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24"), NextHop: netip.MustParseAddr("127.0.0.1"),
-			MED: 20, HasMED: true, Communities: []uint32{GracefulShutdown, 65000<<16 | 7}, LargeCommunities: []LargeCommunity{{4200000001, 1, 2}}},
+			MED: 20, HasMED: true, Communities: []uint32{GracefulShutdown, 65000<<16 | 7}, LargeCommunities: []LargeCommunity{{Global: 4200000001, Local1: 1, Local2: 2}}},
 		{Kind: Prefix, Prefix: netip.MustParsePrefix("2001:db8:aaaa::/48"), NextHop: netip.MustParseAddr("2001:db8::1")},
 	}
 	for _, r := range routes {
@@ -224,7 +224,7 @@ func TestGoBGPFilters(t *testing.T) {
 	ca.Neighbors = slices.Clone(ca.Neighbors)
 	ca.Neighbors[0].Export = []Rule{
 		{Permit: false, Kind: PrefixRoutes, Prefix: netip.MustParsePrefix("198.51.100.0/24")},
-		{Permit: false, HasRT: true, RT: RT{65000, 9}},
+		{Permit: false, HasRT: true, RT: RT{ASN: 65000, Value: 9}},
 	}
 	if err := p.a.Reconfigure(ca); err != nil {
 		t.Fatal(err)
@@ -240,12 +240,12 @@ func TestGoBGPFilters(t *testing.T) {
 	nh := netip.MustParseAddr("127.0.0.1")
 	denied := []Route{
 		{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.128/25"), NextHop: nh},
-		{Kind: MACIP, RD: "127.0.0.1:9", MAC: frame.MAC{2, 0, 0, 0, 0, 9}, VNI: 9, RTs: []RT{{65000, 9}}, NextHop: vtep},
-		{Kind: IMET, RD: "127.0.0.1:1", VNI: 1, RTs: []RT{{65000, 1}}, NextHop: vtep},
+		{Kind: MACIP, RD: "127.0.0.1:9", MAC: frame.MAC{2, 0, 0, 0, 0, 9}, VNI: 9, RTs: []RT{{ASN: 65000, Value: 9}}, NextHop: vtep},
+		{Kind: IMET, RD: "127.0.0.1:1", VNI: 1, RTs: []RT{{ASN: 65000, Value: 1}}, NextHop: vtep},
 	}
 	allowed := []Route{
 		{Kind: Prefix, Prefix: netip.MustParsePrefix("203.0.113.0/24"), NextHop: nh},
-		{Kind: MACIP, RD: "127.0.0.1:1", MAC: frame.MAC{2, 0, 0, 0, 0, 1}, VNI: 1, RTs: []RT{{65000, 1}}, NextHop: vtep},
+		{Kind: MACIP, RD: "127.0.0.1:1", MAC: frame.MAC{2, 0, 0, 0, 0, 1}, VNI: 1, RTs: []RT{{ASN: 65000, Value: 1}}, NextHop: vtep},
 	}
 	for _, r := range append(slices.Clone(denied), allowed...) {
 		if err := p.a.Announce(r); err != nil {
@@ -319,8 +319,8 @@ func TestGoBGPNoTransit(t *testing.T) {
 }
 
 func TestRuleMatches(t *testing.T) {
-	macip := &Route{Kind: MACIP, RTs: []RT{{1, 2}}, IP: netip.MustParseAddr("10.1.2.3")}
-	imet := &Route{Kind: IMET, RTs: []RT{{1, 3}}}
+	macip := &Route{Kind: MACIP, RTs: []RT{{ASN: 1, Value: 2}}, IP: netip.MustParseAddr("10.1.2.3")}
+	imet := &Route{Kind: IMET, RTs: []RT{{ASN: 1, Value: 3}}}
 	pfx := &Route{Kind: Prefix, Prefix: netip.MustParsePrefix("10.1.0.0/16")}
 	for _, c := range []struct {
 		r    Rule
@@ -331,7 +331,7 @@ func TestRuleMatches(t *testing.T) {
 		{Rule{Kind: IMETRoutes}, [3]bool{false, true, false}},
 		{Rule{Kind: EVPNRoutes}, [3]bool{true, true, false}},
 		{Rule{Kind: PrefixRoutes}, [3]bool{false, false, true}},
-		{Rule{HasRT: true, RT: RT{1, 3}}, [3]bool{false, true, false}},
+		{Rule{HasRT: true, RT: RT{ASN: 1, Value: 3}}, [3]bool{false, true, false}},
 		{Rule{Prefix: netip.MustParsePrefix("10.0.0.0/8")}, [3]bool{true, false, true}},
 		{Rule{Prefix: netip.MustParsePrefix("10.1.2.0/24")}, [3]bool{true, false, false}},
 	} {
@@ -372,7 +372,7 @@ func BenchmarkMove(b *testing.B) {
 	vt := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")}
 	route := func(i, v int, seq uint32) Route {
 		return Route{Kind: MACIP, RD: fmt.Sprintf("192.0.2.%d:1", v+1), MAC: frame.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, VNI: 101,
-			RTs: []RT{{65001, 101}}, Seq: seq, NextHop: vt[v]}
+			RTs: []RT{{ASN: 65001, Value: 101}}, Seq: seq, NextHop: vt[v]}
 	}
 	for i := range 10000 {
 		if err := s.Announce(route(i, 0, 0)); err != nil {

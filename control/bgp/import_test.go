@@ -70,7 +70,7 @@ func TestGoBGPImportPerPath(t *testing.T) {
 	}
 	// The same MAC route (one RD: one originator, reflected by both) and
 	// the same prefix.
-	mac := Route{Kind: MACIP, RD: "192.0.2.1:1", MAC: frame.MAC{2, 0, 0, 0, 0, 0x41}, VNI: 101, RTs: []RT{{65000, 101}},
+	mac := Route{Kind: MACIP, RD: "192.0.2.1:1", MAC: frame.MAC{2, 0, 0, 0, 0, 0x41}, VNI: 101, RTs: []RT{{ASN: 65000, Value: 101}},
 		NextHop: netip.MustParseAddr("192.0.2.1")}
 	pfx := Route{Kind: Prefix, Prefix: netip.MustParsePrefix("198.51.100.0/24"), NextHop: netip.IPv4Unspecified()}
 	received := func(from netip.Addr) int {

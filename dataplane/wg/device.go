@@ -109,7 +109,7 @@ func (d *Device) Configure(next Config) error {
 	defer d.mu.Unlock()
 	var b strings.Builder
 	if next.PrivateKey != d.cfg.PrivateKey {
-		fmt.Fprintf(&b, "private_key=%s\n", next.PrivateKey.hex())
+		fmt.Fprintf(&b, "private_key=%s\n", next.PrivateKey.Hex())
 	}
 	if next.ListenPort != d.cfg.ListenPort {
 		fmt.Fprintf(&b, "listen_port=%d\n", next.ListenPort)
@@ -130,7 +130,7 @@ func (d *Device) Configure(next Config) error {
 		}
 	}
 	for k := range old {
-		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.hex())
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.Hex())
 	}
 	d.binder.overlay.Store(&overlay{prefixes: next.Overlay, ifindex: int32(next.HostIfindex)})
 	if b.Len() == 0 {
@@ -149,7 +149,7 @@ func (d *Device) Configure(next Config) error {
 // everything.
 func fullUAPI(cfg Config) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", cfg.PrivateKey.hex(), cfg.ListenPort)
+	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", cfg.PrivateKey.Hex(), cfg.ListenPort)
 	for i := range cfg.Peers {
 		writePeer(&b, &cfg.Peers[i], false)
 	}
@@ -157,11 +157,11 @@ func fullUAPI(cfg Config) string {
 }
 
 func writePeer(b *strings.Builder, p *PeerConfig, update bool) {
-	fmt.Fprintf(b, "public_key=%s\n", p.PublicKey.hex())
+	fmt.Fprintf(b, "public_key=%s\n", p.PublicKey.Hex())
 	if update {
 		b.WriteString("update_only=true\n")
 	}
-	fmt.Fprintf(b, "preshared_key=%s\n", p.PresharedKey.hex())
+	fmt.Fprintf(b, "preshared_key=%s\n", p.PresharedKey.Hex())
 	if p.Endpoint.IsValid() {
 		fmt.Fprintf(b, "endpoint=%s\n", p.Endpoint)
 	}
@@ -180,8 +180,8 @@ func (d *Device) setFailureNames(cfg Config) {
 		}
 	}
 	for _, p := range cfg.Peers {
-		if _, ok := m[p.PublicKey.short()]; !ok {
-			m[p.PublicKey.short()] = new(atomic.Uint64)
+		if _, ok := m[p.PublicKey.Short()]; !ok {
+			m[p.PublicKey.Short()] = new(atomic.Uint64)
 		}
 	}
 	d.failures.Store(&m)
@@ -241,7 +241,7 @@ func (d *Device) Peers() ([]PeerStatus, error) {
 		if s, ok := byKey[p.PublicKey]; ok {
 			st = *s
 		}
-		if c := failures[p.PublicKey.short()]; c != nil {
+		if c := failures[p.PublicKey.Short()]; c != nil {
 			st.HandshakeFailures = c.Load()
 		}
 		out = append(out, st)
@@ -272,7 +272,7 @@ func (d *Device) SetSessionPeer(k Key) {
 		d.sessionPeer.Store(nil)
 		return
 	}
-	s := k.short()
+	s := k.Short()
 	d.sessionPeer.Store(&s)
 }
 

@@ -1,61 +1,13 @@
 package wg
 
-import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
-	"fmt"
-	"strings"
-
-	"golang.org/x/crypto/curve25519"
-)
+import "github.com/pwgate/pwgate/dataplane/wg/wgkey"
 
 // Key is a WireGuard key (Curve25519), private or public.
-type Key [32]byte
+type Key = wgkey.Key
 
 // GenerateKey returns a new private key, clamped as wg genkey's are.
-func GenerateKey() (Key, error) {
-	var k Key
-	if _, err := rand.Read(k[:]); err != nil {
-		return k, err
-	}
-	k[0] &= 248
-	k[31] = (k[31] & 127) | 64
-	return k, nil
-}
-
-// PublicKey returns the public key of private key k (wg pubkey).
-func (k Key) PublicKey() Key {
-	var p Key
-	pub, _ := curve25519.X25519(k[:], curve25519.Basepoint)
-	copy(p[:], pub)
-	return p
-}
-
-// String returns the key in base64, as wg prints keys.
-func (k Key) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
-
-// IsZero reports whether k is all zeros (not set).
-func (k Key) IsZero() bool { return k == Key{} }
-
-func (k Key) hex() string { return hex.EncodeToString(k[:]) }
+func GenerateKey() (Key, error) { return wgkey.GenerateKey() }
 
 // ParseKey parses a key in base64 (44 characters, as wg genkey and wg
 // pubkey print them).
-func ParseKey(s string) (Key, error) {
-	var k Key
-	s = strings.TrimSpace(s)
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b) != len(k) {
-		return k, fmt.Errorf("not a WireGuard key: want 44 characters of base64 encoding 32 bytes, as wg genkey prints")
-	}
-	copy(k[:], b)
-	return k, nil
-}
-
-// short returns wireguard-go's abbreviation of a peer's public key,
-// "peer(ABCD…WXYZ)", as its log lines name peers.
-func (k Key) short() string {
-	s := k.String()
-	return "peer(" + s[0:4] + "…" + s[39:43] + ")"
-}
+func ParseKey(s string) (Key, error) { return wgkey.Parse(s) }

@@ -1,45 +1,9 @@
-package control
+package config
 
 import (
-	"net/netip"
-	"slices"
 	"strings"
 	"testing"
-
-	"github.com/pwgate/pwgate/bpf"
-	"github.com/pwgate/pwgate/control/evpn"
 )
-
-// TestVTEPPrefixes: vxlan.vtep_prefixes and a neighbor's (inherited from
-// its peer group) reach the controller; without them the default is
-// anywhere, flagged for a warning.
-func TestVTEPPrefixes(t *testing.T) {
-	c, err := Parse("f.yaml", []byte(evpnYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, anywhere := c.vtepPrefixes(); p != nil || !anywhere {
-		t.Errorf("default on a routed underlay: %v, anywhere %v", p, anywhere)
-	}
-	y := strings.Replace(evpnYAML, "  mac_aging: 120\n", "  mac_aging: 120\n  vtep_prefixes: [10.0.0.0/24, 10.1.0.0/16]\n", 1)
-	y = strings.Replace(y, "      hold_time: 30\n", "      hold_time: 30\n      vtep_prefixes: [10.3.0.0/16]\n", 1)
-	y = strings.Replace(y, "      keepalive: 3\n", "      keepalive: 3\n      vtep_prefixes: [10.2.0.0/16]\n", 1)
-	if c, err = Parse("f.yaml", []byte(y)); err != nil {
-		t.Fatal(err)
-	}
-	e := c.evpnConfig(c.VTEPAddr())
-	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("10.1.0.0/16")}
-	if !slices.Equal(e.VTEPPrefixes, want) {
-		t.Errorf("vtep_prefixes %v, want %v", e.VTEPPrefixes, want)
-	}
-	n2, n3 := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
-	if g := e.NeighborVTEPs[n2]; len(g) != 1 || g[0].String() != "10.2.0.0/16" {
-		t.Errorf("10.0.0.2 (from its group): %v", g)
-	}
-	if g := e.NeighborVTEPs[n3]; len(g) != 1 || g[0].String() != "10.3.0.0/16" {
-		t.Errorf("10.0.0.3 (its own): %v", g)
-	}
-}
 
 // TestVTEPPrefixesOverWireGuard: inside WireGuard the default is the
 // peers' allowed_ips.
@@ -72,7 +36,7 @@ bgp:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, anywhere := c.vtepPrefixes()
+	p, anywhere := c.VTEPPrefixList()
 	if anywhere || len(p) != 2 || p[1].String() != "10.99.1.0/24" {
 		t.Errorf("inside WireGuard: %v, anywhere %v", p, anywhere)
 	}
@@ -93,13 +57,5 @@ func TestVTEPPrefixesErrors(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
-	}
-}
-
-// TestVTEPLimitIsTheMapSize: the controller's VTEP limit is the XDP peer
-// map's size, so that a full set of VTEPs always fits the map.
-func TestVTEPLimitIsTheMapSize(t *testing.T) {
-	if evpn.DefaultMaxVTEPs != bpf.MaxPeers {
-		t.Errorf("evpn.DefaultMaxVTEPs %d, bpf.MaxPeers %d", evpn.DefaultMaxVTEPs, bpf.MaxPeers)
 	}
 }

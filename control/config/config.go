@@ -1,8 +1,12 @@
-// Package control is pwgated's slow path: configuration (strict YAML, or
-// the reference's two- or three-line file), reload, the uplink's next hop
-// and own address in ip6 mode (from the kernel, over netlink), the counters'
-// sockets, and the main goroutine that ties them together.
-package control
+// Package config is pwgated's configuration: plain types, the strict YAML
+// file (or the reference's two- or three-line file), validation with the
+// file, line and key of each error. It knows nothing of the daemon: its
+// enums and limits are its own (control checks that they agree with the
+// data path's), and it imports the standard library, yaml and leaves that
+// do too (control/client, dataplane/frame, dataplane/wg/wgkey, hw), so
+// that pwctl and the plugins read a configuration without linking GoBGP,
+// eBPF or WireGuard.
+package config
 
 import (
 	"bytes"
@@ -13,15 +17,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/client"
-	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
-	"github.com/pwgate/pwgate/dataplane/pseudowire"
-	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
 // Defaults of the configuration.
@@ -34,7 +35,7 @@ const (
 type Config struct {
 	Source string // file it came from, for messages
 
-	Mode      pseudowire.Mode
+	Mode      Mode
 	Downlink  string
 	Uplink    string
 	UplinkMTU int // 0: the interface's MTU
@@ -47,9 +48,9 @@ type Config struct {
 	CoreMain    int          // NoCore: not pinned
 	CoreEncap   int
 	CoreDecap   int
-	Poll        dataplane.PollMode
-	XDPMode     bpf.AttachMode
-	XDPBind     xsk.BindMode
+	Poll        PollMode
+	XDPMode     XDPMode
+	XDPBind     BindMode
 	NICOffloads NICPolicy
 	StatsSocket string
 	StatsGroup  string // group owning the socket; "" keeps the daemon's
@@ -124,7 +125,7 @@ var schema = map[string]any{
 			c.vxlanMode = true
 			return nil
 		}
-		c.Mode, err = pseudowire.ParseMode(v)
+		c.Mode, err = ParseMode(v)
 		if err != nil {
 			err = fmt.Errorf("unknown mode %q (want eth, ip6 or vxlan)", v)
 		}
@@ -136,7 +137,7 @@ var schema = map[string]any{
 	"uplink": map[string]any{
 		"interface": setter(func(c *Config, v string) error { return ifname(&c.Uplink, v) }),
 		"mtu": setter(func(c *Config, v string) (err error) {
-			c.UplinkMTU, err = intIn(v, pseudowire.MinMTU, MaxUplinkMTU)
+			c.UplinkMTU, err = intIn(v, MinMTU, MaxUplinkMTU)
 			return
 		}),
 	},
@@ -191,19 +192,19 @@ var schema = map[string]any{
 		"encap": setter(func(c *Config, v string) (err error) { c.CoreEncap, err = intIn(v, 0, 4095); return }),
 		"decap": setter(func(c *Config, v string) (err error) { c.CoreDecap, err = intIn(v, 0, 4095); return }),
 	},
-	"poll": setter(func(c *Config, v string) (err error) { c.Poll, err = dataplane.ParsePollMode(v); return }),
+	"poll": setter(func(c *Config, v string) (err error) { c.Poll, err = ParsePollMode(v); return }),
 	"xdp_mode": setter(func(c *Config, v string) error {
 		switch v {
 		case "native":
-			c.XDPMode = bpf.Native
+			c.XDPMode = XDPNative
 		case "generic":
-			c.XDPMode = bpf.Generic
+			c.XDPMode = XDPGeneric
 		default:
 			return fmt.Errorf("unknown XDP mode %q (want native or generic)", v)
 		}
 		return nil
 	}),
-	"xdp_bind":     setter(func(c *Config, v string) (err error) { c.XDPBind, err = xsk.ParseBindMode(v); return }),
+	"xdp_bind":     setter(func(c *Config, v string) (err error) { c.XDPBind, err = ParseBindMode(v); return }),
 	"nic_offloads": setter(func(c *Config, v string) (err error) { c.NICOffloads, err = parseNICPolicy(v); return }),
 	"wireguard":    wgSchema,
 	"vxlan":        vxlanSchema,
@@ -217,11 +218,31 @@ var schema = map[string]any{
 	},
 }
 
-// MaxUplinkMTU is the largest uplink MTU pwgated accepts: a received
-// packet must fit one 4096-byte UMEM chunk after the kernel's 256 bytes of
-// headroom, Ethernet header included (4096 - 256 - 14). The pseudowire
-// format itself allows up to pseudowire.MaxMTU.
-const MaxUplinkMTU = xsk.ChunkSize - xsk.RxHeadroom - frame.EthernetLen
+// Limits of the data path that the configuration is checked against;
+// control's TestLimitsAreTheDataPaths checks that they are the data
+// path's own.
+const (
+	// MaxUplinkMTU is dataplane.MaxUplinkMTU: a received packet must fit
+	// one 4096-byte UMEM chunk after the kernel's 256 bytes of headroom,
+	// Ethernet header included (4096 - 256 - 14).
+	MaxUplinkMTU = 3826
+	// MinMTU and MaxMTU are the pseudowire format's (pseudowire.MinMTU,
+	// MaxMTU).
+	MinMTU = 1280
+	MaxMTU = 9216
+	// MaxVNI is the largest VXLAN network identifier (vxlan.MaxVNI).
+	MaxVNI = 1<<24 - 1
+	// MaxVIPs is the anycast forwarder's VIPs at most (bpf.MaxVIPs).
+	MaxVIPs = 256
+	// DefaultMACLimit and DefaultMACAging are the VXLAN forwarding
+	// database's defaults (evpn.DefaultLimit, DefaultAging).
+	DefaultMACLimit = 16384
+	DefaultMACAging = 300 * time.Second
+	// DefaultTableSize and MaxTableSize are the forwarder's Maglev table
+	// sizes (anycast.DefaultTableSize, MaxTableSize).
+	DefaultTableSize = 65537
+	MaxTableSize     = 1048573
+)
 
 func ifname(dst *string, v string) error {
 	if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t:") {
@@ -408,7 +429,7 @@ func (c *Config) check(lines map[string]int) error {
 	}
 	switch {
 	case c.IsVXLAN():
-	case c.Mode == pseudowire.ModeEth:
+	case c.Mode == ModeEth:
 		if c.PeerMAC.IsZero() {
 			return fail("peer.mac", "missing: eth mode sends to the peer's MAC address")
 		}
@@ -471,24 +492,17 @@ func (c *Config) checkAnycastOnly(lines map[string]int, fail func(key, format st
 	return c.checkStats(fail)
 }
 
-// CheckCores refuses cores the machine does not have or this process may
-// not use. It is a check of the machine, not of the file: Parse does not
-// call it (a configuration is valid whatever the calling process's CPU
-// affinity), pwgated does before it pins anything, and --check does.
-func (c *Config) CheckCores() error {
-	avail, err := dataplane.AvailableCores()
-	if err != nil {
-		return err
-	}
-	ok := map[int]bool{}
-	for _, a := range avail {
-		ok[a] = true
-	}
+// CheckCores refuses cores that are not in avail (the cores this process
+// may run on: dataplane.AvailableCores). It is a check of the machine, not
+// of the file: Parse does not call it (a configuration is valid whatever
+// the calling process's CPU affinity), pwgated does before it pins
+// anything, and --check does.
+func (c *Config) CheckCores(avail []int) error {
 	for _, k := range []struct {
 		key  string
 		core int
 	}{{"cores.main", c.CoreMain}, {"cores.encap", c.CoreEncap}, {"cores.decap", c.CoreDecap}} {
-		if k.core != NoCore && !ok[k.core] {
+		if k.core != NoCore && !slices.Contains(avail, k.core) {
 			return &ConfigError{File: c.Source, Line: c.lines[k.key], Key: k.key,
 				Msg: fmt.Sprintf("core %d does not exist or is not available (available: %v)", k.core, avail)}
 		}

@@ -1,4 +1,4 @@
-package control
+package config
 
 import (
 	"fmt"
@@ -7,9 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/pwgate/pwgate/dataplane/pseudowire"
-	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
 // WGConfig is the wireguard section: an embedded WireGuard interface.
@@ -27,7 +24,7 @@ type WGConfig struct {
 
 // WGPeer is one peer of the wireguard section.
 type WGPeer struct {
-	PublicKey        wg.Key
+	PublicKey        Key
 	PresharedKeyFile string
 	// Endpoint is host:port as written: an address, or a name resolved at
 	// start and again while the peer is silent (dynamic DNS). "" waits for
@@ -37,6 +34,10 @@ type WGPeer struct {
 	PersistentKeepalive int
 	key                 string // "wireguard.peers[N]", for messages
 }
+
+// Name is the peer's place in the file ("wireguard.peers[N]"), for
+// messages.
+func (p *WGPeer) Name() string { return p.key }
 
 // Defaults of the wireguard section.
 const (
@@ -69,7 +70,7 @@ var wgSchema = section{
 			},
 			schema: map[string]any{
 				"public_key": setter(func(c *Config, v string) (err error) {
-					c.wgPeer().PublicKey, err = wg.ParseKey(v)
+					c.wgPeer().PublicKey, err = ParseKey(v)
 					return
 				}),
 				"preshared_key_file": setter(func(c *Config, v string) error { return absPath(&c.wgPeer().PresharedKeyFile, v) }),
@@ -135,7 +136,7 @@ func (c *Config) checkWireGuard(fail func(key, format string, args ...any) error
 	case w.Interface == c.Downlink || w.Interface == c.Uplink:
 		return fail("wireguard.interface", "%s is already the downlink or uplink", w.Interface)
 	}
-	keys := map[wg.Key]string{}
+	keys := map[Key]string{}
 	var all []struct {
 		p   netip.Prefix
 		key string
@@ -199,12 +200,12 @@ func (c *Config) OverWireGuard() bool {
 		return c.WireGuard != nil && c.LocalAddr.IsValid() &&
 			slices.ContainsFunc(c.WireGuard.Addresses, func(p netip.Prefix) bool { return p.Addr() == c.LocalAddr.Addr() })
 	}
-	return c.wgPeerIndex() >= 0
+	return c.WGPeerIndex() >= 0
 }
 
-// wgPeerIndex returns the wireguard peer that carries the pseudowire, or -1.
-func (c *Config) wgPeerIndex() int {
-	if c.WireGuard == nil || c.Mode != pseudowire.ModeIP6 || !c.PeerAddr.IsValid() {
+// WGPeerIndex returns the wireguard peer that carries the pseudowire, or -1.
+func (c *Config) WGPeerIndex() int {
+	if c.WireGuard == nil || c.Mode != ModeIP6 || !c.PeerAddr.IsValid() {
 		return -1
 	}
 	for i, p := range c.WireGuard.Peers {

@@ -1,4 +1,4 @@
-package control
+package config
 
 import (
 	"fmt"
@@ -8,10 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/pwgate/pwgate/bpf"
-	"github.com/pwgate/pwgate/control/anycast"
-	"github.com/pwgate/pwgate/control/bgp"
 )
 
 // AnycastConfig is the anycast section: VIPs this box announces while
@@ -22,9 +18,30 @@ type AnycastConfig struct {
 	Forward *ForwardConfig
 }
 
+// VIP is a VIP the announcer runs (control/anycast's VIP, with the
+// check as written).
+type VIP struct {
+	Prefix  netip.Prefix
+	NextHop netip.Addr // unset: this speaker's address on each session
+	Check   CheckSpec
+	// Interval between checks, Timeout of one; Rise passing checks in a
+	// row announce the VIP, Fall failing ones withdraw it.
+	Interval, Timeout time.Duration
+	Rise, Fall        int
+	MED               uint32
+	HasMED            bool
+	LocalPref         uint32 // iBGP; 0: the speaker's default (100)
+	Communities       []uint32
+	LargeCommunities  []LargeCommunity
+	// Drain is how long a drained VIP stays announced with DrainMED and
+	// GRACEFUL_SHUTDOWN before it is withdrawn.
+	Drain    time.Duration
+	DrainMED uint32
+}
+
 // VIPConfig is one entry of anycast.vips.
 type VIPConfig struct {
-	anycast.VIP
+	VIP
 	key                     string
 	checkKind, checkTarget  string
 	checkWant               int
@@ -79,7 +96,7 @@ func duration(dst *time.Duration, v string, lo, hi time.Duration) error {
 	return nil
 }
 
-func vipPrefix(v string) (netip.Prefix, error) {
+func ParseVIPPrefix(v string) (netip.Prefix, error) {
 	if !strings.Contains(v, "/") {
 		if a, err := netip.ParseAddr(v); err == nil {
 			v = netip.PrefixFrom(a, a.BitLen()).String()
@@ -110,7 +127,7 @@ func uint32Of(v, what string) (uint32, error) {
 func community(v string) (uint32, error) {
 	switch v {
 	case "graceful-shutdown":
-		return bgp.GracefulShutdown, nil
+		return GracefulShutdown, nil
 	case "no-export":
 		return 0xFFFFFF01, nil
 	case "no-advertise":
@@ -125,20 +142,20 @@ func community(v string) (uint32, error) {
 	return uint32(x)<<16 | uint32(y), nil
 }
 
-func largeCommunity(v string) (bgp.LargeCommunity, error) {
+func largeCommunity(v string) (LargeCommunity, error) {
 	f := strings.Split(v, ":")
 	var n [3]uint32
 	if len(f) != 3 {
-		return bgp.LargeCommunity{}, fmt.Errorf("%q is not a large community GLOBAL:LOCAL1:LOCAL2", v)
+		return LargeCommunity{}, fmt.Errorf("%q is not a large community GLOBAL:LOCAL1:LOCAL2", v)
 	}
 	for i, s := range f {
 		x, err := strconv.ParseUint(s, 10, 32)
 		if err != nil {
-			return bgp.LargeCommunity{}, fmt.Errorf("%q is not a large community GLOBAL:LOCAL1:LOCAL2 (32-bit numbers)", v)
+			return LargeCommunity{}, fmt.Errorf("%q is not a large community GLOBAL:LOCAL1:LOCAL2 (32-bit numbers)", v)
 		}
 		n[i] = uint32(x)
 	}
-	return bgp.LargeCommunity{Global: n[0], Local1: n[1], Local2: n[2]}, nil
+	return LargeCommunity{Global: n[0], Local1: n[1], Local2: n[2]}, nil
 }
 
 var anycastSchema = section{
@@ -147,10 +164,10 @@ var anycastSchema = section{
 		"vips": items{
 			begin: func(c *Config) {
 				c.Anycast.VIPs = append(c.Anycast.VIPs, VIPConfig{key: fmt.Sprintf("anycast.vips[%d]", len(c.Anycast.VIPs)),
-					VIP: anycast.VIP{Interval: 2 * time.Second, Rise: 2, Fall: 3, DrainMED: DefaultDrainMED}})
+					VIP: VIP{Interval: 2 * time.Second, Rise: 2, Fall: 3, DrainMED: DefaultDrainMED}})
 			},
 			schema: map[string]any{
-				"prefix": setter(func(c *Config, v string) (err error) { c.vip().Prefix, err = vipPrefix(v); return }),
+				"prefix": setter(func(c *Config, v string) (err error) { c.vip().Prefix, err = ParseVIPPrefix(v); return }),
 				"next_hop": setter(func(c *Config, v string) error {
 					if v == "self" {
 						return nil
@@ -214,7 +231,7 @@ var anycastSchema = section{
 			},
 		},
 		"forward": section{
-			begin: func(c *Config) { c.Anycast.Forward = &ForwardConfig{TableSize: anycast.DefaultTableSize} },
+			begin: func(c *Config) { c.Anycast.Forward = &ForwardConfig{TableSize: DefaultTableSize} },
 			schema: map[string]any{
 				"interfaces": each(func(c *Config, v string) error {
 					var s string
@@ -223,7 +240,7 @@ var anycastSchema = section{
 					return err
 				}),
 				"vips": each(func(c *Config, v string) error {
-					p, err := vipPrefix(v)
+					p, err := ParseVIPPrefix(v)
 					c.Anycast.Forward.VIPs = append(c.Anycast.Forward.VIPs, p)
 					return err
 				}),
@@ -243,8 +260,8 @@ var anycastSchema = section{
 					return nil
 				}),
 				"table_size": setter(func(c *Config, v string) error {
-					n, err := intIn(v, 251, anycast.MaxTableSize)
-					if err == nil && !anycast.IsPrime(n) {
+					n, err := intIn(v, 251, MaxTableSize)
+					if err == nil && !IsPrime(n) {
 						err = fmt.Errorf("%d is not a prime (Maglev needs one; 65537 is the default)", n)
 					}
 					c.Anycast.Forward.TableSize = n
@@ -304,7 +321,7 @@ func (c *Config) checkAnycast(fail func(key, format string, args ...any) error) 
 		if v.Timeout > v.Interval {
 			return fail(v.key+".timeout", "%v is longer than the interval %v", v.Timeout, v.Interval)
 		}
-		ch, err := anycast.ParseCheck(v.checkKind, v.checkTarget, v.checkWant)
+		ch, err := ParseCheck(v.checkKind, v.checkTarget, v.checkWant)
 		if err != nil {
 			return fail(v.key+".check."+v.checkKind, "%v", err)
 		}
@@ -316,8 +333,8 @@ func (c *Config) checkAnycast(fail func(key, format string, args ...any) error) 
 			return fail("anycast.forward.interfaces", "missing: the ports the forwarder's XDP program runs on (client side and server side)")
 		case len(f.VIPs) == 0:
 			return fail("anycast.forward.vips", "missing: the VIP prefixes to spread over the servers BGP names")
-		case len(f.VIPs) > bpf.MaxVIPs:
-			return fail("anycast.forward.vips", "%d VIPs, at most %d", len(f.VIPs), bpf.MaxVIPs)
+		case len(f.VIPs) > MaxVIPs:
+			return fail("anycast.forward.vips", "%d VIPs, at most %d", len(f.VIPs), MaxVIPs)
 		}
 		for i, p := range f.VIPs {
 			if !c.carries(p) {
@@ -351,7 +368,7 @@ func (c *Config) checkAnycast(fail func(key, format string, args ...any) error) 
 // unnumbered one's) interface.
 func (c *Config) isNeighbor(v string) bool {
 	a, err := netip.ParseAddr(v)
-	for _, n := range c.BGP.resolved() {
+	for _, n := range c.BGP.Resolved() {
 		if err == nil && n.Address.IsValid() && n.Address.WithZone("").Unmap() == a.WithZone("").Unmap() ||
 			err != nil && n.Interface != "" && n.Interface == v {
 			return true
@@ -360,34 +377,17 @@ func (c *Config) isNeighbor(v string) bool {
 	return false
 }
 
-// anycastTrust is which neighbors' paths name the forwarder's servers.
-func (c *Config) anycastTrust() anycast.Trust {
-	var t anycast.Trust
-	if c.Anycast == nil || c.Anycast.Forward == nil {
-		return t
-	}
-	t.AnyNextHop = c.Anycast.Forward.AnyNextHop
-	for _, v := range c.Anycast.Forward.Neighbors {
-		if a, err := netip.ParseAddr(v); err == nil {
-			t.Neighbors = append(t.Neighbors, a)
-		} else {
-			t.Interfaces = append(t.Interfaces, v)
-		}
-	}
-	return t
-}
-
 // unicastOf is the BGP family that carries p.
-func unicastOf(p netip.Prefix) bgp.Family {
+func unicastOf(p netip.Prefix) Family {
 	if p.Addr().Is4() {
-		return bgp.IPv4Unicast
+		return IPv4Unicast
 	}
-	return bgp.IPv6Unicast
+	return IPv6Unicast
 }
 
 // carries reports whether some neighbor carries p's family.
 func (c *Config) carries(p netip.Prefix) bool {
-	for _, n := range c.BGP.resolved() {
+	for _, n := range c.BGP.Resolved() {
 		if slices.Contains(n.Families, unicastOf(p)) {
 			return true
 		}
@@ -401,14 +401,15 @@ func (c *Config) AnycastOnly() bool {
 	return c.Anycast != nil && c.Downlink == "" && c.Uplink == "" && !c.vxlanMode && c.Mode == 0
 }
 
-// AnycastVIPs returns the VIPs the announcer runs.
-func (c *Config) AnycastVIPs() []anycast.VIP {
-	if c.Anycast == nil {
-		return nil
+// IsPrime reports whether n is a prime (trial division; n is small).
+func IsPrime(n int) bool {
+	if n < 2 {
+		return false
 	}
-	out := make([]anycast.VIP, len(c.Anycast.VIPs))
-	for i, v := range c.Anycast.VIPs {
-		out[i] = v.VIP
+	for d := 2; d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
 	}
-	return out
+	return true
 }

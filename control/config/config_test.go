@@ -1,4 +1,4 @@
-package control
+package config
 
 import (
 	"errors"
@@ -9,10 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/client"
-	"github.com/pwgate/pwgate/dataplane"
-	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/hw"
 	"golang.org/x/sys/unix"
 )
@@ -54,16 +51,16 @@ func TestParseGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Mode != pseudowire.ModeEth || c.Downlink != "dl0" || c.Uplink != "ul0" || c.PeerMAC.String() != "02:00:00:00:00:0b" ||
-		c.CoreMain != NoCore || c.Poll != dataplane.Adaptive || c.XDPMode != bpf.Native || c.StatsSocket != client.DefaultStatsSocket || c.GPWSocket != "" {
+	if c.Mode != ModeEth || c.Downlink != "dl0" || c.Uplink != "ul0" || c.PeerMAC.String() != "02:00:00:00:00:0b" ||
+		c.CoreMain != NoCore || c.Poll != Adaptive || c.XDPMode != XDPNative || c.StatsSocket != client.DefaultStatsSocket || c.GPWSocket != "" {
 		t.Errorf("eth defaults: %+v", c)
 	}
 	c, err = Parse("ip6.yaml", []byte(ip6YAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Mode != pseudowire.ModeIP6 || c.PeerAddr != netip.MustParseAddr("2001:db8:b::b") || c.LocalToken != netip.MustParseAddr("::a") ||
-		c.UplinkMTU != 1500 || c.CoreEncap != 1 || c.Poll != dataplane.Busy || c.XDPMode != bpf.Generic ||
+	if c.Mode != ModeIP6 || c.PeerAddr != netip.MustParseAddr("2001:db8:b::b") || c.LocalToken != netip.MustParseAddr("::a") ||
+		c.UplinkMTU != 1500 || c.CoreEncap != 1 || c.Poll != Busy || c.XDPMode != XDPGeneric ||
 		c.StatsGroup != "adm" || c.GPWSocket != "/run/gpwstats.socket" || c.Prometheus != "127.0.0.1:9469" {
 		t.Errorf("ip6: %+v", c)
 	}
@@ -155,7 +152,7 @@ func TestLoadFile(t *testing.T) {
 func TestParseGPW(t *testing.T) {
 	ifs := Interfaces{Downlink: "dl0", Uplink: "ul0"}
 	c, err := ParseGPW("gpw", []byte("eth             # mode\n000c2979489d    # peer's MAC, no colons\n"), ifs)
-	if err != nil || c.Mode != pseudowire.ModeEth || c.PeerMAC.String() != "00:0c:29:79:48:9d" || c.GPWSocket != client.DefaultGPWSocket {
+	if err != nil || c.Mode != ModeEth || c.PeerMAC.String() != "00:0c:29:79:48:9d" || c.GPWSocket != client.DefaultGPWSocket {
 		t.Fatalf("eth: %+v %v", c, err)
 	}
 	c, err = ParseGPW("gpw", []byte("ip6                                  # mode\n20010db80000000200000000000196fc     # peer address, 32 hex digits\n20010db80000000100000000000096fc     # own address\n"), ifs)
@@ -233,18 +230,18 @@ func TestUseProfile(t *testing.T) {
 	p, _ := hw.Lookup("in-1")
 	p.CoreMain, p.CoreEncap, p.CoreDecap = 0, 1, 1 // cores this machine has
 	c, _ := Parse("e", []byte(ethYAML))
-	if err := c.UseProfile(p); err != nil || c.CoreMain != 0 || c.CoreEncap != 1 || c.Poll != dataplane.Busy {
+	if err := c.UseProfile(p); err != nil || c.CoreMain != 0 || c.CoreEncap != 1 || c.Poll != Busy {
 		t.Fatalf("profile not applied: %+v %v", c, err)
 	}
 	c, _ = Parse("e", []byte(ethYAML+"cores:\n  main: 1\npoll: adaptive\n"))
-	if err := c.UseProfile(p); err != nil || c.CoreMain != 1 || c.CoreEncap != 1 || c.Poll != dataplane.Adaptive {
+	if err := c.UseProfile(p); err != nil || c.CoreMain != 1 || c.CoreEncap != 1 || c.Poll != Adaptive {
 		t.Fatalf("configuration did not take precedence: %+v %v", c, err)
 	}
 	p.CoreDecap = 4000
 	if err := c.UseProfile(p); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CheckCores(); err == nil || !strings.Contains(err.Error(), "core 4000") {
+	if err := c.CheckCores([]int{0, 1}); err == nil || !strings.Contains(err.Error(), "core 4000") {
 		t.Fatalf("profile core that does not exist: %v", err)
 	}
 }
@@ -256,7 +253,7 @@ func TestCheckCores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.CheckCores(); err == nil || !strings.Contains(err.Error(), "f.yaml:13: cores.encap: core 4000 does not exist") {
+	if err := c.CheckCores([]int{0, 1}); err == nil || !strings.Contains(err.Error(), "f.yaml:13: cores.encap: core 4000 does not exist") {
 		t.Fatalf("CheckCores: %v", err)
 	}
 }
@@ -301,8 +298,18 @@ func FuzzParseGPW(f *testing.F) {
 	f.Add([]byte("ip6\n20010db80000000200000000000196fc\n20010db80000000100000000000096fc\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseGPW("f", data, Interfaces{Downlink: "dl0", Uplink: "ul0"})
-		if err == nil && c.Mode == pseudowire.ModeIP6 && (!c.PeerAddr.Is6() || !c.LocalAddr.IsValid()) {
+		if err == nil && c.Mode == ModeIP6 && (!c.PeerAddr.Is6() || !c.LocalAddr.IsValid()) {
 			t.Fatalf("ip6 without addresses accepted: %+v", c)
 		}
 	})
+}
+
+// testYAML returns testdata/name, a configuration that control's tests
+// read too.
+func testYAML(name string) string {
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

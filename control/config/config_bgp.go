@@ -1,12 +1,10 @@
-package control
+package config
 
 import (
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
-
-	"github.com/pwgate/pwgate/control/bgp"
 )
 
 // BGPConfig is the bgp section: the embedded BGP speaker.
@@ -33,7 +31,7 @@ type NeighborConfig struct {
 	Password    string
 	HoldTime    int
 	Keepalive   int
-	Families    []bgp.Family
+	Families    []Family
 	MaxPrefix   int
 	Multihop    int
 	TTLSecurity int // ttl_security: GTSM's hop count (true: 1); 0: off
@@ -41,8 +39,8 @@ type NeighborConfig struct {
 	Description string
 	// DefaultOriginate: announce a default route to this neighbor.
 	DefaultOriginate bool
-	Import           []bgp.Rule
-	Export           []bgp.Rule
+	Import           []Rule
+	Export           []Rule
 	// VTEPPrefixes replace vxlan.vtep_prefixes for this neighbor's routes.
 	VTEPPrefixes []netip.Prefix
 	set          map[string]bool // keys the file set
@@ -81,7 +79,7 @@ var neighborKeys = func() map[string]any {
 		}),
 		"keepalive": setter(func(c *Config, v string) (err error) { c.bgpN().Keepalive, err = intIn(v, 1, 21845); return }),
 		"families": each(func(c *Config, v string) error {
-			f, err := bgp.ParseFamily(v)
+			f, err := ParseFamily(v)
 			if err == nil && slices.Contains(c.bgpN().Families, f) {
 				err = fmt.Errorf("%s twice", v)
 			}
@@ -119,16 +117,16 @@ var neighborKeys = func() map[string]any {
 			c.bgpN().VTEPPrefixes = append(c.bgpN().VTEPPrefixes, p)
 			return err
 		}),
-		"import": rulesSchema(func(n *NeighborConfig) *[]bgp.Rule { return &n.Import }),
-		"export": rulesSchema(func(n *NeighborConfig) *[]bgp.Rule { return &n.Export }),
+		"import": rulesSchema(func(n *NeighborConfig) *[]Rule { return &n.Import }),
+		"export": rulesSchema(func(n *NeighborConfig) *[]Rule { return &n.Export }),
 	}
 }()
 
 // rulesSchema is a list of filter rules.
-func rulesSchema(list func(*NeighborConfig) *[]bgp.Rule) items {
-	rule := func(c *Config) *bgp.Rule { l := list(c.bgpN()); return &(*l)[len(*l)-1] }
+func rulesSchema(list func(*NeighborConfig) *[]Rule) items {
+	rule := func(c *Config) *Rule { l := list(c.bgpN()); return &(*l)[len(*l)-1] }
 	return items{
-		begin: func(c *Config) { l := list(c.bgpN()); *l = append(*l, bgp.Rule{Permit: true}) },
+		begin: func(c *Config) { l := list(c.bgpN()); *l = append(*l, Rule{Permit: true}) },
 		schema: map[string]any{
 			"action": setter(func(c *Config, v string) error {
 				switch v {
@@ -141,9 +139,9 @@ func rulesSchema(list func(*NeighborConfig) *[]bgp.Rule) items {
 				}
 				return nil
 			}),
-			"route_type": setter(func(c *Config, v string) (err error) { rule(c).Kind, err = bgp.ParseRuleKind(v); return }),
+			"route_type": setter(func(c *Config, v string) (err error) { rule(c).Kind, err = ParseRuleKind(v); return }),
 			"route_target": setter(func(c *Config, v string) (err error) {
-				rule(c).RT, err = bgp.ParseRT(v)
+				rule(c).RT, err = ParseRT(v)
 				rule(c).HasRT = true
 				return
 			}),
@@ -267,18 +265,18 @@ func cutDot(v string) (uint32, uint32, bool) {
 	return 0, 0, false
 }
 
-// usesEVPN reports whether any neighbor carries l2vpn-evpn.
-func (b *BGPConfig) usesEVPN() bool {
-	for _, n := range b.resolved() {
-		if slices.Contains(n.Families, bgp.EVPN) {
+// UsesEVPN reports whether any neighbor carries l2vpn-evpn.
+func (b *BGPConfig) UsesEVPN() bool {
+	for _, n := range b.Resolved() {
+		if slices.Contains(n.Families, EVPN) {
 			return true
 		}
 	}
 	return false
 }
 
-// resolved returns the neighbors with their peer groups' keys filled in.
-func (b *BGPConfig) resolved() []NeighborConfig {
+// Resolved returns the neighbors with their peer groups' keys filled in.
+func (b *BGPConfig) Resolved() []NeighborConfig {
 	var out []NeighborConfig
 	for _, n := range b.Neighbors {
 		r := n
@@ -299,10 +297,10 @@ func (b *BGPConfig) resolved() []NeighborConfig {
 					*d = *src.(*string)
 				case *netip.Addr:
 					*d = *src.(*netip.Addr)
-				case *[]bgp.Family:
-					*d = *src.(*[]bgp.Family)
-				case *[]bgp.Rule:
-					*d = *src.(*[]bgp.Rule)
+				case *[]Family:
+					*d = *src.(*[]Family)
+				case *[]Rule:
+					*d = *src.(*[]Rule)
 				case *bool:
 					*d = *src.(*bool)
 				case *[]netip.Prefix:
@@ -342,11 +340,11 @@ func (c *Config) bgpDefaults() {
 		}
 		switch {
 		case c.IsVXLAN():
-			n.Families = []bgp.Family{bgp.EVPN}
+			n.Families = []Family{EVPN}
 		case n.Address.Is4():
-			n.Families = []bgp.Family{bgp.IPv4Unicast} // anycast
+			n.Families = []Family{IPv4Unicast} // anycast
 		default:
-			n.Families = []bgp.Family{bgp.IPv6Unicast}
+			n.Families = []Family{IPv6Unicast}
 		}
 		n.set["families"] = true
 	}
@@ -376,7 +374,7 @@ func (c *Config) checkBGP(fail func(key, format string, args ...any) error) erro
 		}
 		groups[g.Name] = true
 	}
-	for _, n := range b.resolved() {
+	for _, n := range b.Resolved() {
 		switch {
 		case n.Group != "" && !groups[n.Group]:
 			return fail(n.key+".peer_group", "no peer group %q", n.Group)
@@ -394,13 +392,13 @@ func (c *Config) checkBGP(fail func(key, format string, args ...any) error) erro
 		if len(n.Families) == 0 {
 			return fail(n.key, "families: missing (l2vpn-evpn, ipv4-unicast, ipv6-unicast)")
 		}
-		if slices.Contains(n.Families, bgp.EVPN) && !c.IsVXLAN() {
+		if slices.Contains(n.Families, EVPN) && !c.IsVXLAN() {
 			return fail(n.key+".families", "l2vpn-evpn needs mode: vxlan")
 		}
 		for _, r := range n.Export {
-			if r.Kind == bgp.MACIPRoutes || r.Kind == bgp.IMETRoutes {
+			if r.Kind == MACIPRoutes || r.Kind == IMETRoutes {
 				return fail(n.key+".export", "route_type %s: export filters tell only evpn and prefix routes apart (GoBGP's policies cannot see EVPN route types); filter by route_target instead",
-					map[bgp.RuleKind]string{bgp.MACIPRoutes: "macip", bgp.IMETRoutes: "imet"}[r.Kind])
+					map[RuleKind]string{MACIPRoutes: "macip", IMETRoutes: "imet"}[r.Kind])
 			}
 		}
 		switch {
@@ -413,28 +411,68 @@ func (c *Config) checkBGP(fail func(key, format string, args ...any) error) erro
 			return fail(n.key+".export", "export filters need the neighbor's address, not an interface")
 		}
 	}
-	sc := c.speakerConfig(false)
-	if err := sc.Validate(); err != nil {
+	if err := ValidateSpeaker(c.BGP.ASN, c.BGP.RouterID, c.BGP.Resolved()); err != nil {
 		return fail("bgp", "%v", err)
 	}
 	return nil
 }
 
-// speakerConfig is the bgp.Config for c's bgp section.
-func (c *Config) speakerConfig(restarting bool) bgp.Config {
-	b := c.BGP
-	sc := bgp.Config{ASN: b.ASN, RouterID: b.RouterID, ListenAddrs: b.Listen, ListenPort: b.Port,
-		GracefulRestart: b.GracefulRestart, RestartTime: b.RestartTime, Restarting: restarting && b.GracefulRestart}
-	for _, n := range b.resolved() {
-		// Sessions come from our VTEP address, which the neighbors know
-		// (the kernel might pick a SLAAC address of the same prefix).
-		if vtep := c.VTEPAddr(); !n.Source.IsValid() && n.Address.IsValid() && vtep.IsValid() && vtep.Is4() == n.Address.Is4() {
-			n.Source = vtep
-		}
-		sc.Neighbors = append(sc.Neighbors, bgp.Neighbor{Address: n.Address, Interface: n.Interface, ASN: n.ASN,
-			Password: n.Password, HoldTime: n.HoldTime, Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix,
-			Multihop: n.Multihop, TTLSecurity: n.TTLSecurity, Source: n.Source, Description: n.Description, DefaultOriginate: n.DefaultOriginate,
-			Import: n.Import, Export: n.Export})
+// ValidateSpeaker checks a BGP speaker's settings as control/bgp needs
+// them (it calls this for every configuration it is given): the AS, the
+// router ID and each neighbor (resolved from its peer group).
+func ValidateSpeaker(asn uint32, routerID netip.Addr, neighbors []NeighborConfig) error {
+	if asn == 0 {
+		return fmt.Errorf("bgp: asn is missing")
 	}
-	return sc
+	if !routerID.Is4() {
+		return fmt.Errorf("bgp: router_id must be an IPv4 address, not %q", routerID)
+	}
+	seen := map[string]bool{}
+	for _, n := range neighbors {
+		k := n.sessionKey()
+		switch {
+		case n.Interface == "" && !n.Address.IsValid():
+			return fmt.Errorf("bgp: a neighbor has neither an address nor an interface")
+		case seen[k]:
+			return fmt.Errorf("bgp: neighbor %s is configured twice", k)
+		case n.ASN == 0:
+			return fmt.Errorf("bgp: neighbor %s: asn is missing", k)
+		case n.HoldTime != 0 && n.HoldTime < 3 || n.HoldTime > 65535:
+			return fmt.Errorf("bgp: neighbor %s: hold_time %d s: RFC 4271 allows 0 or 3 to 65535", k, n.HoldTime)
+		case n.Keepalive < 0 || n.HoldTime > 0 && n.Keepalive >= n.HoldTime:
+			return fmt.Errorf("bgp: neighbor %s: keepalive %d s must be shorter than hold_time %d s", k, n.Keepalive, n.HoldTime)
+		case len(n.Families) == 0:
+			return fmt.Errorf("bgp: neighbor %s has no address family", k)
+		case n.MaxPrefix < 0:
+			return fmt.Errorf("bgp: neighbor %s: max_prefix must not be negative", k)
+		case n.Multihop < 0 || n.Multihop > 255:
+			return fmt.Errorf("bgp: neighbor %s: multihop TTL %d is not 1 to 255", k, n.Multihop)
+		case n.TTLSecurity < 0 || n.TTLSecurity > 254:
+			return fmt.Errorf("bgp: neighbor %s: ttl_security %d hops is not 1 to 254", k, n.TTLSecurity)
+		case n.TTLSecurity > 0 && n.Multihop > 0:
+			return fmt.Errorf("bgp: neighbor %s: ttl_security and multihop exclude each other (ttl_security takes a hop count)", k)
+		case len(n.Export) > 0 && n.Interface != "":
+			return fmt.Errorf("bgp: neighbor %s: export filters need the neighbor's address", k)
+		case n.DefaultOriginate && n.Interface != "":
+			return fmt.Errorf("bgp: neighbor %s: default_originate needs the neighbor's address", k)
+		case n.DefaultOriginate && !slices.Contains(n.Families, IPv4Unicast) && !slices.Contains(n.Families, IPv6Unicast):
+			return fmt.Errorf("bgp: neighbor %s: default_originate needs an ipv4-unicast or ipv6-unicast family", k)
+		}
+		for _, r := range n.Export {
+			if r.Kind == MACIPRoutes || r.Kind == IMETRoutes {
+				return fmt.Errorf("bgp: neighbor %s: an export filter cannot tell MAC routes from flood routes (GoBGP's policies cannot); use evpn, route_target or prefix", k)
+			}
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// sessionKey names a neighbor as control/bgp does: its address, or
+// "if:" and its interface.
+func (n *NeighborConfig) sessionKey() string {
+	if n.Interface != "" {
+		return "if:" + n.Interface
+	}
+	return n.Address.String()
 }

@@ -1,4 +1,4 @@
-package control
+package config
 
 import (
 	"bufio"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/frame"
-	"github.com/pwgate/pwgate/dataplane/pseudowire"
 )
 
 // Interfaces names what the reference's file leaves out: which interfaces
@@ -56,20 +55,20 @@ func ParseGPW(name string, data []byte, ifs Interfaces) (*Config, error) {
 	if len(words) == 0 {
 		return nil, &ConfigError{File: name, Msg: "empty configuration: want the mode (eth or ip6) on the first line"}
 	}
-	mode, err := pseudowire.ParseMode(words[0].text)
+	mode, err := ParseMode(words[0].text)
 	if err != nil {
 		return nil, fail(words[0], "%v", err)
 	}
 	c.Mode = mode
 	want := 2
-	if mode == pseudowire.ModeIP6 {
+	if mode == ModeIP6 {
 		want = 3
 	}
 	if len(words) != want {
 		return nil, &ConfigError{File: name, Msg: fmt.Sprintf("%v mode wants %d lines (mode, %s), found %d", mode, want,
-			map[bool]string{true: "peer address, own address", false: "peer MAC"}[mode == pseudowire.ModeIP6], len(words))}
+			map[bool]string{true: "peer address, own address", false: "peer MAC"}[mode == ModeIP6], len(words))}
 	}
-	if mode == pseudowire.ModeEth {
+	if mode == ModeEth {
 		w := words[1]
 		if len(w.text) != 12 {
 			return nil, fail(w, "peer MAC %q: want 12 hex digits without colons", w.text)

@@ -1,114 +1,14 @@
-package control
+package config
 
 import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/pwgate/pwgate/control/bgp"
 )
 
-// evpnYAML is a site of the EVPN lab: IPv4 VTEP, an iBGP peer group.
-const evpnYAML = `mode: vxlan
-downlink:
-  interface: dl0
-uplink:
-  interface: ul0
-local:
-  address: 10.0.0.1/24
-vxlan:
-  vnis:
-    - vni: 101
-    - vni: 202
-      vlan: 20
-      route_target: 65000:202
-  split: pwgate
-  mac_aging: 120
-bgp:
-  asn: 4200000000
-  router_id: 10.0.0.1
-  peer_groups:
-    - name: evpn
-      asn: 4200000000
-      hold_time: 9
-      keepalive: 3
-      import:
-        - action: deny
-          route_type: imet
-          route_target: 65000:999
-  neighbors:
-    - address: 10.0.0.2
-      peer_group: evpn
-    - address: 10.0.0.3
-      peer_group: evpn
-      hold_time: 30
-      password: s3cret
-      export:
-        - action: deny
-          prefix: 192.0.2.0/24
-`
+var evpnYAML = testYAML("evpn.yaml")
 
-// staticYAML is VXLAN without BGP: static remotes, IPv6 VTEPs.
-const staticYAML = `mode: vxlan
-downlink:
-  interface: dl0
-uplink:
-  interface: ul0
-local:
-  address: 2001:db8:a::a/64
-vxlan:
-  vnis:
-    - vni: 101
-      remotes: [2001:db8:c::c]
-  remotes: [2001:db8:b::b]
-`
-
-func TestParseVXLAN(t *testing.T) {
-	c, err := Parse("f.yaml", []byte(evpnYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !c.IsVXLAN() || c.ModeName() != "vxlan" || c.OverWireGuard() || c.VTEPAddr() != netip.MustParseAddr("10.0.0.1") {
-		t.Fatalf("vxlan %v mode %s over wg %v vtep %v", c.IsVXLAN(), c.ModeName(), c.OverWireGuard(), c.VTEPAddr())
-	}
-	x := c.VXLAN
-	if len(x.VNIs) != 2 || x.VNIs[1].VLAN != 20 || x.VNIs[1].RT != (bgp.RT{ASN: 65000, Value: 202}) || !x.Split || x.MACAging != 120*time.Second || x.MACLimit != 16384 {
-		t.Fatalf("vxlan %+v", x)
-	}
-	if c.learnRemote() {
-		t.Error("learning from frames on by default with EVPN")
-	}
-	sc := c.speakerConfig(false)
-	if sc.ASN != 4200000000 || len(sc.Neighbors) != 2 || !sc.GracefulRestart || sc.RestartTime != 120 {
-		t.Fatalf("speaker %+v", sc)
-	}
-	n0, n1 := sc.Neighbors[0], sc.Neighbors[1]
-	if n0.ASN != 4200000000 || n0.HoldTime != 9 || n0.Keepalive != 3 || len(n0.Families) != 1 || n0.Families[0] != bgp.EVPN || len(n0.Import) != 1 || n0.Import[0].Permit {
-		t.Errorf("neighbor 0 (from the group) %+v", n0)
-	}
-	if n0.Source != netip.MustParseAddr("10.0.0.1") {
-		t.Errorf("sessions come from %v, want the VTEP address", n0.Source)
-	}
-	if n1.HoldTime != 30 || n1.Keepalive != 3 || n1.Password != "s3cret" || len(n1.Export) != 1 || len(n1.Import) != 1 {
-		t.Errorf("neighbor 1 (overrides) %+v", n1)
-	}
-	e := c.evpnConfig(netip.MustParseAddr("10.0.0.1"))
-	if e.ASN != 4200000000 || e.RouterID != netip.MustParseAddr("10.0.0.1") || !e.Pwgate || len(e.VNIs) != 2 || e.LearnRemote {
-		t.Errorf("evpn config %+v", e)
-	}
-
-	s, err := Parse("f.yaml", []byte(staticYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !s.learnRemote() || s.BGP != nil {
-		t.Error("static VXLAN does not learn from frames")
-	}
-	if e := s.evpnConfig(netip.MustParseAddr("2001:db8:a::a")); len(e.VNIs[0].Remotes) != 2 {
-		t.Errorf("static remotes of VNI 101: %v", e.VNIs[0].Remotes)
-	}
-}
+var staticYAML = testYAML("static.yaml")
 
 func TestParseVXLANErrors(t *testing.T) {
 	ev := func(old, new string) string { return strings.Replace(evpnYAML, old, new, 1) }

@@ -1,4 +1,4 @@
-package control
+package config
 
 import (
 	"os"
@@ -81,7 +81,7 @@ func (r refRow) documents(key string) bool {
 // inside a list entry (an import rule's action), the row of its list
 // shows it as "`action: …`".
 func TestReferenceHasEveryKey(t *testing.T) {
-	b, err := os.ReadFile("../cmd/pwgated/README.md")
+	b, err := os.ReadFile("../../cmd/pwgated/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,10 @@
-package control
+package config
 
 import (
 	"fmt"
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/pwgate/pwgate/control/bgp"
-	"github.com/pwgate/pwgate/control/evpn"
-	"github.com/pwgate/pwgate/dataplane/vxlan"
 )
 
 // VXLANConfig is the vxlan section (mode: vxlan).
@@ -37,7 +33,7 @@ type VNIConfig struct {
 	VNI     uint32
 	VLAN    uint16 // 0: untagged
 	Remotes []netip.Addr
-	RT      bgp.RT // zero: auto
+	RT      RT // zero: auto
 }
 
 func (c *Config) vni() *VNIConfig { return &c.VXLAN.VNIs[len(c.VXLAN.VNIs)-1] }
@@ -95,7 +91,7 @@ func seconds(dst *time.Duration, v string, lo, hi int) error {
 var vxlanSchema = section{
 	begin: func(c *Config) {
 		if c.VXLAN == nil {
-			c.VXLAN = &VXLANConfig{MACAging: evpn.DefaultAging, MACLimit: evpn.DefaultLimit, Learning: "auto"}
+			c.VXLAN = &VXLANConfig{MACAging: DefaultMACAging, MACLimit: DefaultMACLimit, Learning: "auto"}
 		}
 	},
 	schema: map[string]any{
@@ -103,7 +99,7 @@ var vxlanSchema = section{
 			begin: func(c *Config) { c.VXLAN.VNIs = append(c.VXLAN.VNIs, VNIConfig{}) },
 			schema: map[string]any{
 				"vni": setter(func(c *Config, v string) error {
-					n, err := intIn(v, 1, vxlan.MaxVNI)
+					n, err := intIn(v, 1, MaxVNI)
 					c.vni().VNI = uint32(n)
 					return err
 				}),
@@ -125,7 +121,7 @@ var vxlanSchema = section{
 					return err
 				}),
 				"route_target": setter(func(c *Config, v string) (err error) {
-					c.vni().RT, err = bgp.ParseRT(v)
+					c.vni().RT, err = ParseRT(v)
 					return
 				}),
 			},
@@ -172,7 +168,7 @@ var vxlanSchema = section{
 func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, args ...any) error) error {
 	x := c.VXLAN
 	if x == nil {
-		if c.BGP != nil && c.BGP.usesEVPN() {
+		if c.BGP != nil && c.BGP.UsesEVPN() {
 			return fail("bgp", "l2vpn-evpn needs mode: vxlan")
 		}
 		return nil
@@ -212,7 +208,7 @@ func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, 
 			return fail(key+".vlan", "%s already carries VNI %d (vxlan.vnis[%d])", what, x.VNIs[j].VNI, j)
 		}
 		vnis[v.VNI], vlans[v.VLAN] = i, i
-		if v.RT != (bgp.RT{}) && (c.BGP == nil || !c.BGP.usesEVPN()) {
+		if v.RT != (RT{}) && (c.BGP == nil || !c.BGP.UsesEVPN()) {
 			return fail(key+".route_target", "only with BGP EVPN (a bgp section with l2vpn-evpn)")
 		}
 	}
@@ -236,7 +232,7 @@ func (c *Config) checkVXLAN(lines map[string]int, fail func(key, format string, 
 		return err
 	}
 	if len(x.Remotes) == 0 && !slices.ContainsFunc(x.VNIs, func(v VNIConfig) bool { return len(v.Remotes) > 0 }) &&
-		(c.BGP == nil || !c.BGP.usesEVPN()) {
+		(c.BGP == nil || !c.BGP.UsesEVPN()) {
 		return fail("vxlan", "no remote VTEP: list vxlan.remotes, or add a bgp section with l2vpn-evpn neighbors")
 	}
 	return nil
@@ -260,7 +256,7 @@ func (c *Config) checkVTEPPrefixes(fail func(key, format string, args ...any) er
 	if c.BGP == nil {
 		return nil
 	}
-	for _, n := range c.BGP.resolved() {
+	for _, n := range c.BGP.Resolved() {
 		if err := check(n.key+".vtep_prefixes", n.VTEPPrefixes); err != nil {
 			return err
 		}
@@ -268,9 +264,9 @@ func (c *Config) checkVTEPPrefixes(fail func(key, format string, args ...any) er
 	return nil
 }
 
-// vtepPrefixes returns where EVPN routes' VTEPs may be, and whether that
+// VTEPPrefixList returns where EVPN routes' VTEPs may be, and whether that
 // is anywhere because nothing says otherwise (worth a warning).
-func (c *Config) vtepPrefixes() (_ []netip.Prefix, anywhere bool) {
+func (c *Config) VTEPPrefixList() (_ []netip.Prefix, anywhere bool) {
 	switch {
 	case len(c.VXLAN.VTEPPrefixes) > 0:
 		return c.VXLAN.VTEPPrefixes, false
@@ -305,38 +301,13 @@ func (c *Config) VTEPAddr() netip.Addr {
 	return netip.Addr{}
 }
 
-// learnRemote reports whether the data path learns remote MACs from frames.
-func (c *Config) learnRemote() bool {
+// LearnRemote reports whether the data path learns remote MACs from frames.
+func (c *Config) LearnRemote() bool {
 	switch c.VXLAN.Learning {
 	case "on":
 		return true
 	case "off":
 		return false
 	}
-	return c.BGP == nil || !c.BGP.usesEVPN()
-}
-
-// evpnConfig is the controller's configuration for c; local is our VTEP
-// address as the kernel has it.
-func (c *Config) evpnConfig(local netip.Addr) evpn.Config {
-	x := c.VXLAN
-	e := evpn.Config{Local: local, Aging: x.MACAging, Limit: x.MACLimit, LearnRemote: c.learnRemote(), StaticPwgate: x.Split}
-	for _, v := range x.VNIs {
-		rem := append(slices.Clone(x.Remotes), v.Remotes...)
-		slices.SortFunc(rem, netip.Addr.Compare)
-		e.VNIs = append(e.VNIs, evpn.VNI{ID: v.VNI, VLAN: v.VLAN, Remotes: slices.Compact(rem), RT: v.RT})
-	}
-	if c.BGP != nil && c.BGP.usesEVPN() {
-		e.ASN, e.RouterID, e.Pwgate = c.BGP.ASN, c.BGP.RouterID, x.Split
-		e.VTEPPrefixes, _ = c.vtepPrefixes()
-		for _, n := range c.BGP.resolved() {
-			if len(n.VTEPPrefixes) > 0 && n.Address.IsValid() {
-				if e.NeighborVTEPs == nil {
-					e.NeighborVTEPs = map[netip.Addr][]netip.Prefix{}
-				}
-				e.NeighborVTEPs[n.Address] = n.VTEPPrefixes
-			}
-		}
-	}
-	return e
+	return c.BGP == nil || !c.BGP.UsesEVPN()
 }

@@ -1,0 +1,109 @@
+package control
+
+// What the daemon's parts are given, made from the configuration
+// (control/config knows none of them).
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/pwgate/pwgate/control/anycast"
+	"github.com/pwgate/pwgate/control/bgp"
+	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/evpn"
+	"github.com/pwgate/pwgate/dataplane"
+)
+
+// rules converts filter rules (the same fields).
+func rules(rs []config.Rule) []bgp.Rule {
+	var out []bgp.Rule
+	for _, r := range rs {
+		out = append(out, bgp.Rule(r))
+	}
+	return out
+}
+
+// CheckCores is c.CheckCores with the cores this process may use.
+func CheckCores(c *config.Config) error {
+	avail, err := dataplane.AvailableCores()
+	if err != nil {
+		return err
+	}
+	return c.CheckCores(avail)
+}
+
+// speakerConfig is the bgp.Config for c's bgp section.
+func speakerConfig(c *config.Config, restarting bool) bgp.Config {
+	b := c.BGP
+	sc := bgp.Config{ASN: b.ASN, RouterID: b.RouterID, ListenAddrs: b.Listen, ListenPort: b.Port,
+		GracefulRestart: b.GracefulRestart, RestartTime: b.RestartTime, Restarting: restarting && b.GracefulRestart}
+	for _, n := range b.Resolved() {
+		// Sessions come from our VTEP address, which the neighbors know
+		// (the kernel might pick a SLAAC address of the same prefix).
+		if vtep := c.VTEPAddr(); !n.Source.IsValid() && n.Address.IsValid() && vtep.IsValid() && vtep.Is4() == n.Address.Is4() {
+			n.Source = vtep
+		}
+		sc.Neighbors = append(sc.Neighbors, bgp.Neighbor{Address: n.Address, Interface: n.Interface, ASN: n.ASN,
+			Password: n.Password, HoldTime: n.HoldTime, Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix,
+			Multihop: n.Multihop, TTLSecurity: n.TTLSecurity, Source: n.Source, Description: n.Description, DefaultOriginate: n.DefaultOriginate,
+			Import: rules(n.Import), Export: rules(n.Export)})
+	}
+	return sc
+}
+
+// evpnConfig is the controller's configuration for c; local is our VTEP
+// address as the kernel has it.
+func evpnConfig(c *config.Config, local netip.Addr) evpn.Config {
+	x := c.VXLAN
+	e := evpn.Config{Local: local, Aging: x.MACAging, Limit: x.MACLimit, LearnRemote: c.LearnRemote(), StaticPwgate: x.Split}
+	for _, v := range x.VNIs {
+		rem := append(slices.Clone(x.Remotes), v.Remotes...)
+		slices.SortFunc(rem, netip.Addr.Compare)
+		e.VNIs = append(e.VNIs, evpn.VNI{ID: v.VNI, VLAN: v.VLAN, Remotes: slices.Compact(rem), RT: v.RT})
+	}
+	if c.BGP != nil && c.BGP.UsesEVPN() {
+		e.ASN, e.RouterID, e.Pwgate = c.BGP.ASN, c.BGP.RouterID, x.Split
+		e.VTEPPrefixes, _ = c.VTEPPrefixList()
+		for _, n := range c.BGP.Resolved() {
+			if len(n.VTEPPrefixes) > 0 && n.Address.IsValid() {
+				if e.NeighborVTEPs == nil {
+					e.NeighborVTEPs = map[netip.Addr][]netip.Prefix{}
+				}
+				e.NeighborVTEPs[n.Address] = n.VTEPPrefixes
+			}
+		}
+	}
+	return e
+}
+
+// anycastTrust is which neighbors' paths name the forwarder's servers.
+func anycastTrust(c *config.Config) anycast.Trust {
+	var t anycast.Trust
+	if c.Anycast == nil || c.Anycast.Forward == nil {
+		return t
+	}
+	t.AnyNextHop = c.Anycast.Forward.AnyNextHop
+	for _, v := range c.Anycast.Forward.Neighbors {
+		if a, err := netip.ParseAddr(v); err == nil {
+			t.Neighbors = append(t.Neighbors, a)
+		} else {
+			t.Interfaces = append(t.Interfaces, v)
+		}
+	}
+	return t
+}
+
+// AnycastVIPs returns the VIPs the announcer runs.
+func anycastVIPs(c *config.Config) []anycast.VIP {
+	if c.Anycast == nil {
+		return nil
+	}
+	out := make([]anycast.VIP, len(c.Anycast.VIPs))
+	for i, v := range c.Anycast.VIPs {
+		out[i] = anycast.VIP{Prefix: v.Prefix, NextHop: v.NextHop, Check: anycast.NewCheck(v.Check),
+			Interval: v.Interval, Timeout: v.Timeout, Rise: v.Rise, Fall: v.Fall, MED: v.MED, HasMED: v.HasMED,
+			LocalPref: v.LocalPref, Communities: v.Communities, LargeCommunities: v.LargeCommunities,
+			Drain: v.Drain, DrainMED: v.DrainMED}
+	}
+	return out
+}

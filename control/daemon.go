@@ -43,8 +43,8 @@ type Daemon struct {
 	eng   dataPath
 	xdp   peerFilter
 	track uplinkTracker // ip6 mode outside WireGuard; nil otherwise
-	wg    *wgRuntime    // with a wireguard section; nil otherwise
-	vx    *vxlanRuntime // mode: vxlan; nil otherwise
+	wg    *wgRole       // with a wireguard section; nil otherwise
+	vx    *vxlanRole    // mode: vxlan; nil otherwise
 	ac    *anycastRole  // with an anycast section; nil otherwise
 	// sp is the BGP speaker for anycast beside a pseudowire (in vxlan
 	// mode the VTEP's speaker carries anycast too), started with spCfg

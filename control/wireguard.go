@@ -175,9 +175,9 @@ func tunnelMTU(uplinkMTU int, ep netip.AddrPort) int {
 	return uplinkMTU - wgOverhead6
 }
 
-// wgRuntime is the daemon's WireGuard: the device, its Tunnel and the host
+// wgRole is the daemon's WireGuard: the device, its Tunnel and the host
 // TUN device. The main goroutine owns it.
-type wgRuntime struct {
+type wgRole struct {
 	dev    *wg.Device
 	tunnel *wg.Tunnel
 	link   netlink.Link // the host TUN (pwwg0)
@@ -191,11 +191,11 @@ type wgRuntime struct {
 // and starts wireguard-go with cfg (from wgDeviceConfig) on a Tunnel over u
 // (the engine's UMEM when the pseudowire runs inside the tunnel). On error
 // nothing is left.
-func startWireGuard(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *wgRuntime, err error) {
+func startWireGuard(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *wgRole, err error) {
 	for _, w := range warnings {
 		log.Warn("wireguard: " + w)
 	}
-	r := &wgRuntime{cfg: cfg, conf: c.WireGuard, log: log}
+	r := &wgRole{cfg: cfg, conf: c.WireGuard, log: log}
 	var ep netip.AddrPort
 	if i := c.WGPeerIndex(); i >= 0 {
 		ep = cfg.Peers[i].Endpoint
@@ -248,7 +248,7 @@ func startWireGuard(c *config.Config, cfg wg.Config, warnings []string, u *xsk.U
 
 // setPseudowirePeer tells the Tunnel and the device which peer and address
 // carry the pseudowire, or, for VXLAN inside the tunnel, our VTEP address.
-func (r *wgRuntime) setPseudowirePeer(c *config.Config) {
+func (r *wgRole) setPseudowirePeer(c *config.Config) {
 	if c.IsVXLAN() {
 		r.tunnel.SetVXLAN(c.VTEPAddr())
 		return
@@ -267,7 +267,7 @@ func (r *wgRuntime) setPseudowirePeer(c *config.Config) {
 
 // setAddresses makes next's addresses the host TUN's, removing prev's
 // that are gone.
-func (r *wgRuntime) setAddresses(prev, next *config.WGConfig) error {
+func (r *wgRole) setAddresses(prev, next *config.WGConfig) error {
 	want := map[netip.Prefix]bool{}
 	for _, a := range next.Addresses {
 		want[a] = true
@@ -298,7 +298,7 @@ func nlAddr(p netip.Prefix) *netlink.Addr {
 // setRoutes routes the peers' allowed IPs that no overlay address's prefix
 // covers to the host TUN (the kernel routes the covered ones already), as
 // wg-quick does; prev's routes that are gone are removed.
-func (r *wgRuntime) setRoutes(prev, next *config.WGConfig) error {
+func (r *wgRole) setRoutes(prev, next *config.WGConfig) error {
 	routes := func(w *config.WGConfig) map[netip.Prefix]bool {
 		m := map[netip.Prefix]bool{}
 		if w == nil {
@@ -331,13 +331,13 @@ func (r *wgRuntime) setRoutes(prev, next *config.WGConfig) error {
 	return nil
 }
 
-func (r *wgRuntime) route(p netip.Prefix) *netlink.Route {
+func (r *wgRole) route(p netip.Prefix) *netlink.Route {
 	return &netlink.Route{LinkIndex: r.link.Attrs().Index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 }
 
 // reresolve sets again, from DNS, the endpoints given as names of peers
 // whose last handshake is older than reresolveAfter.
-func (r *wgRuntime) reresolve(ctx context.Context) {
+func (r *wgRole) reresolve(ctx context.Context) {
 	peers, err := r.dev.Peers()
 	if err != nil {
 		return
@@ -372,7 +372,7 @@ func (r *wgRuntime) reresolve(ctx context.Context) {
 // reconfigure applies next's wireguard section: the device (peers, keys,
 // port), the host TUN's addresses and routes, and the pseudowire's peer.
 // It returns what undoes it.
-func (r *wgRuntime) reconfigure(next *config.Config, cfg wg.Config) (undo func(), err error) {
+func (r *wgRole) reconfigure(next *config.Config, cfg wg.Config) (undo func(), err error) {
 	prevCfg, prevConf := r.cfg, r.conf
 	cfg.HostIfindex = r.link.Attrs().Index
 	if err := r.dev.Configure(cfg); err != nil {
@@ -399,7 +399,7 @@ func (r *wgRuntime) reconfigure(next *config.Config, cfg wg.Config) (undo func()
 
 // close stops the device (which closes the Tunnel and the host TUN, and
 // with it the TUN device, its addresses and routes).
-func (r *wgRuntime) close() {
+func (r *wgRole) close() {
 	if r.dev != nil {
 		r.dev.Close()
 		r.dev = nil
@@ -412,7 +412,7 @@ func (r *wgRuntime) close() {
 
 // status returns what pwctl shows of the WireGuard interface that only
 // the main goroutine changes (the configuration).
-func (r *wgRuntime) status(c *config.Config) *client.WireGuard {
+func (r *wgRole) status(c *config.Config) *client.WireGuard {
 	w := &client.WireGuard{Interface: r.conf.Interface, PublicKey: r.cfg.PrivateKey.PublicKey().String(),
 		ListenPort: r.cfg.ListenPort, MTU: r.mtu, Pseudowire: c.OverWireGuard()}
 	for _, a := range r.conf.Addresses {
@@ -432,7 +432,7 @@ func (r *wgRuntime) status(c *config.Config) *client.WireGuard {
 // live adds to a copy of w what the device says now: endpoints,
 // handshakes, bytes, failures, whether the pseudowire's session is up.
 // Safe from any goroutine.
-func (r *wgRuntime) live(w client.WireGuard) *client.WireGuard {
+func (r *wgRole) live(w client.WireGuard) *client.WireGuard {
 	w.Session = r.tunnel.SessionUp()
 	peers, err := r.dev.Peers()
 	if err != nil {

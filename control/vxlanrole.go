@@ -22,10 +22,10 @@ import (
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
-// vxlanRuntime is pwgated as a VXLAN tunnel end: the forwarding
+// vxlanRole is pwgated as a VXLAN tunnel end: the forwarding
 // database's controller, and the BGP speaker that feeds it (nil without a
 // bgp section).
-type vxlanRuntime struct {
+type vxlanRole struct {
 	ctl        *evpn.Controller
 	sp         bgp.Speaker
 	asn        uint32
@@ -68,8 +68,8 @@ func restartMarker(c *config.Config) string {
 
 // startVXLAN starts the controller and the speaker; also, if not nil,
 // sees every update the controller sees (anycast's forwarder).
-func startVXLAN(c *config.Config, u evpn.Underlay, also func([]bgp.Update), log *slog.Logger) (_ *vxlanRuntime, err error) {
-	r := &vxlanRuntime{log: log}
+func startVXLAN(c *config.Config, u evpn.Underlay, also func([]bgp.Update), log *slog.Logger) (_ *vxlanRole, err error) {
+	r := &vxlanRole{log: log}
 	var sp *bgp.GoBGP
 	if c.BGP != nil {
 		sp = bgp.NewGoBGP(log)
@@ -102,7 +102,7 @@ func startVXLAN(c *config.Config, u evpn.Underlay, also func([]bgp.Update), log 
 }
 
 // engineConfig adds the forwarding database to the engine's configuration.
-func (r *vxlanRuntime) engineConfig(ec *dataplane.Config) {
+func (r *vxlanRole) engineConfig(ec *dataplane.Config) {
 	ec.FDB, ec.Learned, ec.LearnedWake = r.ctl.Table(), r.ctl.Learned(), r.ctl.Wake()
 }
 
@@ -121,10 +121,10 @@ func (d *Daemon) vxlanParams(c *config.Config, p *dataplane.Params, mtu int) {
 }
 
 // resolve looks the VTEPs' next hops up again.
-func (r *vxlanRuntime) resolve() { r.unresolved = r.ctl.Resolve() }
+func (r *vxlanRole) resolve() { r.unresolved = r.ctl.Resolve() }
 
 // reconfigure applies next; undo puts the old configuration back.
-func (r *vxlanRuntime) reconfigure(old, next *config.Config) []step {
+func (r *vxlanRole) reconfigure(old, next *config.Config) []step {
 	now := time.Now()
 	steps := []step{{"vxlan", func() error { return r.ctl.Reconfigure(evpnConfig(next, next.VTEPAddr()), now) },
 		func() { r.ctl.Reconfigure(evpnConfig(old, old.VTEPAddr()), now) }}}
@@ -137,7 +137,7 @@ func (r *vxlanRuntime) reconfigure(old, next *config.Config) []step {
 
 // close stops the speaker: with graceful restart and graceful (SIGTERM),
 // without a NOTIFICATION, leaving the marker for the next start.
-func (r *vxlanRuntime) close(gr, graceful bool) {
+func (r *vxlanRole) close(gr, graceful bool) {
 	if r.sp == nil {
 		return
 	}
@@ -151,7 +151,7 @@ func (r *vxlanRuntime) close(gr, graceful bool) {
 }
 
 // status returns "pwctl evpn"'s and "pwctl bgp"'s state.
-func (r *vxlanRuntime) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
+func (r *vxlanRole) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
 	e := r.ctl.Status()
 	if p.VXLAN != nil {
 		if enc, err := vxlan.NewEncapsulator(p.VXLAN.Encap); err == nil {

@@ -45,17 +45,6 @@ const (
 	Busy
 )
 
-// ParsePollMode parses "adaptive" or "busy".
-func ParsePollMode(s string) (PollMode, error) {
-	switch s {
-	case "adaptive":
-		return Adaptive, nil
-	case "busy":
-		return Busy, nil
-	}
-	return 0, fmt.Errorf("unknown poll mode %q (want busy or adaptive)", s)
-}
-
 // String returns "busy" or "adaptive".
 func (m PollMode) String() string {
 	if m == Busy {

@@ -280,17 +280,6 @@ func TestPeerChangeDropsHeldHalf(t *testing.T) {
 	waitCounter(t, a.e, stats.DLTxPackets, 1)
 }
 
-func TestParsePollMode(t *testing.T) {
-	for _, s := range []string{"busy", "adaptive"} {
-		if m, err := ParsePollMode(s); err != nil || m.String() != s {
-			t.Errorf("ParsePollMode(%q) = %v, %v", s, m, err)
-		}
-	}
-	if _, err := ParsePollMode("spin"); err == nil {
-		t.Error("spin accepted")
-	}
-}
-
 func TestNewRefusesBadConfig(t *testing.T) {
 	u := xsk.NewFakeUMEM(16)
 	if _, err := New(Config{UMEM: u, DL: xsk.NewFake(u), UL: xsk.NewFake(u)}, ethParams(refMAC, refMAC)); err == nil {

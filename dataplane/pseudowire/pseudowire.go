@@ -49,17 +49,6 @@ const (
 	ModeIP6Tun Mode = 3
 )
 
-// ParseMode parses "eth" or "ip6".
-func ParseMode(s string) (Mode, error) {
-	switch s {
-	case "eth":
-		return ModeEth, nil
-	case "ip6":
-		return ModeIP6, nil
-	}
-	return 0, fmt.Errorf("unknown mode %q (want eth or ip6)", s)
-}
-
 // String returns "eth" or "ip6".
 func (m Mode) String() string {
 	switch m {

@@ -80,17 +80,6 @@ func TestSplitFor(t *testing.T) {
 	}
 }
 
-func TestParseMode(t *testing.T) {
-	for s, want := range map[string]Mode{"eth": ModeEth, "ip6": ModeIP6} {
-		if m, err := ParseMode(s); err != nil || m != want || m.String() != s {
-			t.Errorf("ParseMode(%q) = %v, %v", s, m, err)
-		}
-	}
-	if _, err := ParseMode("gre"); err == nil {
-		t.Error("ParseMode accepted gre")
-	}
-}
-
 func TestConfigErrors(t *testing.T) {
 	if _, err := NewEncapsulator(EncapConfig{Mode: ModeIP6}); err == nil {
 		t.Error("ip6 encapsulator without addresses accepted")

@@ -30,19 +30,6 @@ const (
 	BindCopy
 )
 
-// ParseBindMode parses "auto", "zerocopy" or "copy".
-func ParseBindMode(s string) (BindMode, error) {
-	switch s {
-	case "auto":
-		return BindAuto, nil
-	case "zerocopy":
-		return BindZeroCopy, nil
-	case "copy":
-		return BindCopy, nil
-	}
-	return 0, fmt.Errorf("unknown bind mode %q (want auto, zerocopy or copy)", s)
-}
-
 // String returns "auto", "zerocopy" or "copy".
 func (m BindMode) String() string {
 	return [...]string{"auto", "zerocopy", "copy"}[m]

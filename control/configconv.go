@@ -14,15 +14,6 @@ import (
 	"github.com/pwgate/pwgate/dataplane"
 )
 
-// rules converts filter rules (the same fields).
-func rules(rs []config.Rule) []bgp.Rule {
-	var out []bgp.Rule
-	for _, r := range rs {
-		out = append(out, bgp.Rule(r))
-	}
-	return out
-}
-
 // CheckCores is c.CheckCores with the cores this process may use.
 func CheckCores(c *config.Config) error {
 	avail, err := dataplane.AvailableCores()
@@ -46,7 +37,7 @@ func speakerConfig(c *config.Config, restarting bool) bgp.Config {
 		sc.Neighbors = append(sc.Neighbors, bgp.Neighbor{Address: n.Address, Interface: n.Interface, ASN: n.ASN,
 			Password: n.Password, HoldTime: n.HoldTime, Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix,
 			Multihop: n.Multihop, TTLSecurity: n.TTLSecurity, Source: n.Source, Description: n.Description, DefaultOriginate: n.DefaultOriginate,
-			Import: rules(n.Import), Export: rules(n.Export)})
+			Import: n.Import, Export: n.Export})
 	}
 	return sc
 }

@@ -120,18 +120,10 @@ type Neighbor struct {
 }
 
 // Rule is one entry of an import or export filter.
-type Rule struct {
-	Permit bool
-	Kind   RuleKind
-	RT     RT // with HasRT: routes carrying this route target
-	HasRT  bool
-	// Prefix: unicast routes inside it (it or longer), MAC+IP routes
-	// whose IP is inside it.
-	Prefix netip.Prefix
-}
+type Rule = config.Rule
 
-// Matches reports whether the rule matches r.
-func (x *Rule) Matches(r *Route) bool {
+// matches reports whether the rule x matches r.
+func matches(x *Rule, r *Route) bool {
 	switch x.Kind {
 	case MACIPRoutes:
 		if r.Kind != MACIP {
@@ -168,7 +160,7 @@ func (x *Rule) Matches(r *Route) bool {
 // Permitted reports whether rules let r through.
 func Permitted(rules []Rule, r *Route) bool {
 	for i := range rules {
-		if rules[i].Matches(r) {
+		if matches(&rules[i], r) {
 			return rules[i].Permit
 		}
 	}
@@ -339,10 +331,7 @@ func (c *Config) Validate() error {
 	for i, n := range c.Neighbors {
 		ns[i] = config.NeighborConfig{Address: n.Address, Interface: n.Interface, ASN: n.ASN, HoldTime: n.HoldTime,
 			Keepalive: n.Keepalive, Families: n.Families, MaxPrefix: n.MaxPrefix, Multihop: n.Multihop,
-			TTLSecurity: n.TTLSecurity, DefaultOriginate: n.DefaultOriginate}
-		for _, r := range n.Export {
-			ns[i].Export = append(ns[i].Export, config.Rule(r))
-		}
+			TTLSecurity: n.TTLSecurity, DefaultOriginate: n.DefaultOriginate, Export: n.Export}
 	}
 	return config.ValidateSpeaker(c.ASN, c.RouterID, ns)
 }

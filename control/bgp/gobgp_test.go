@@ -336,7 +336,7 @@ func TestRuleMatches(t *testing.T) {
 		{Rule{Prefix: netip.MustParsePrefix("10.1.2.0/24")}, [3]bool{true, false, false}},
 	} {
 		for i, r := range []*Route{macip, imet, pfx} {
-			if got := c.r.Matches(r); got != c.want[i] {
+			if got := matches(&c.r, r); got != c.want[i] {
 				t.Errorf("%+v matches %v: %v", c.r, r, got)
 			}
 		}

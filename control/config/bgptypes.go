@@ -89,8 +89,7 @@ func ParseRT(s string) (RT, error) {
 // GracefulShutdown is RFC 8326's well-known community (65535:0).
 const GracefulShutdown = 0xFFFF0000
 
-// Rule is one entry of an import or export filter (bgp.Rule, which
-// matches routes, has the same fields).
+// Rule is one entry of an import or export filter (bgp.Rule).
 type Rule struct {
 	Permit bool
 	Kind   RuleKind

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/nic"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -20,7 +21,7 @@ type ports struct {
 	pair  *xsk.Pair
 	links []link.Link
 	peers []bpf.PeerKey // what the XDP peer map holds
-	nic   []nicChange   // settings changed, restored by close
+	nic   []nic.Change  // settings changed, restored by close
 }
 
 // openPorts prepares the interfaces for c: NIC settings first, then the
@@ -40,10 +41,10 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	if c.OverWireGuard() {
 		uplink, mode = "", bpf.ModeNone
 	}
-	if p.nic, err = prepareNIC(c.NICOffloads, c.Downlink, uplink); err != nil {
+	if p.nic, err = nic.Prepare(c.NICOffloads, c.Downlink, uplink); err != nil {
 		return nil, err
 	}
-	links, err := prepareLinks(c.Downlink, uplink)
+	links, err := nic.PrepareLinks(c.Downlink, uplink)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ func (p *ports) close() error {
 		errs = append(errs, p.objs.Close())
 		p.objs = nil
 	}
-	errs = append(errs, restoreNIC(p.nic))
+	errs = append(errs, nic.Restore(p.nic))
 	p.nic = nil
 	return errors.Join(errs...)
 }

@@ -22,18 +22,15 @@ func newNS(t *testing.T) *lab.Lab {
 	if testing.Short() || !lab.IsRoot() {
 		t.Skip("privileged test: needs root for network namespaces, and not -short")
 	}
-	l := lab.New(fmt.Sprintf("pwc%d-", os.Getpid()))
+	l, err := lab.OnePort(fmt.Sprintf("pwc%d-", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			t.Error(err)
 		}
 	})
-	if err := l.AddNS("x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Veth("x", "ul0", "x", "ulp", 0); err != nil {
-		t.Fatal(err)
-	}
 	return l
 }
 

@@ -360,3 +360,19 @@ func (l *Lab) Forget() {
 	l.ns, l.procs = nil, nil
 	l.mu.Unlock()
 }
+
+// OnePort returns a lab with namespace "x" holding ul0 and its veth peer
+// ulp, both up: a port for tests of what pwgated reads from or sets in
+// the kernel. The caller closes it.
+func OnePort(prefix string) (*Lab, error) {
+	l := New(prefix)
+	if err := l.AddNS("x"); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := l.Veth("x", "ul0", "x", "ulp", 0); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}

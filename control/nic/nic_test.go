@@ -1,18 +1,20 @@
-package control
+package nic
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/pwgate/pwgate/bench/lab"
 	"github.com/pwgate/pwgate/control/config"
 )
 
 // TestNICPolicies on veth, whose rx-vlan offloads are on by default and
-// can be switched: fix turns them off and restoreNIC back on; check
+// can be switched: fix turns them off and Restore back on; check
 // refuses, naming the command; ignore leaves them.
 func TestNICPolicies(t *testing.T) {
-	l := newNS(t)
+	l := onePort(t)
 	state := func(name string) bool {
 		t.Helper()
 		var on bool
@@ -35,15 +37,15 @@ func TestNICPolicies(t *testing.T) {
 	if !state("rx-vlan-hw-parse") || !state("rx-vlan-stag-hw-parse") {
 		t.Skip("this veth starts with rx-vlan offload off")
 	}
-	var changes []nicChange
+	var changes []Change
 	err := l.Do("x", func() (err error) {
-		if _, err := prepareNIC(config.NICCheck, "ul0", ""); err == nil || !strings.Contains(err.Error(), `run "ethtool -K ul0 rx-vlan-hw-parse off"`) {
+		if _, err := Prepare(config.NICCheck, "ul0", ""); err == nil || !strings.Contains(err.Error(), `run "ethtool -K ul0 rx-vlan-hw-parse off"`) {
 			t.Errorf("check: %v", err)
 		}
-		if c, err := prepareNIC(config.NICIgnore, "ul0", ""); err != nil || c != nil {
+		if c, err := Prepare(config.NICIgnore, "ul0", ""); err != nil || c != nil {
 			t.Errorf("ignore: %v %v", c, err)
 		}
-		changes, err = prepareNIC(config.NICFix, "ul0", "")
+		changes, err = Prepare(config.NICFix, "ul0", "")
 		return err
 	})
 	if err != nil {
@@ -55,7 +57,7 @@ func TestNICPolicies(t *testing.T) {
 	if state("rx-vlan-hw-parse") || state("rx-vlan-stag-hw-parse") {
 		t.Fatal("still on after fix")
 	}
-	if err := l.Do("x", func() error { return restoreNIC(changes) }); err != nil {
+	if err := l.Do("x", func() error { return Restore(changes) }); err != nil {
 		t.Fatal(err)
 	}
 	if !state("rx-vlan-hw-parse") || !state("rx-vlan-stag-hw-parse") {
@@ -67,7 +69,7 @@ func TestNICPolicies(t *testing.T) {
 // promiscuous (a NIC's unicast filter would drop the far site's frames),
 // and both go back as they were; a missing port changes nothing.
 func TestPrepareLinks(t *testing.T) {
-	l := newNS(t)
+	l := onePort(t)
 	if err := l.Script("x", "ip link set ul0 down", "ip link set ulp down", "ip link add dl0 type veth peer name dlp", "ip link set dl0 up"); err != nil {
 		t.Fatal(err)
 	}
@@ -79,12 +81,12 @@ func TestPrepareLinks(t *testing.T) {
 		}
 		return out
 	}
-	var changes []nicChange
+	var changes []Change
 	if err := l.Do("x", func() (err error) {
-		if c, err := prepareLinks("dl0", "nosuch0"); err == nil || c != nil {
+		if c, err := PrepareLinks("dl0", "nosuch0"); err == nil || c != nil {
 			t.Errorf("a missing uplink: %v %v", c, err)
 		}
-		changes, err = prepareLinks("dl0", "ul0")
+		changes, err = PrepareLinks("dl0", "ul0")
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -95,10 +97,28 @@ func TestPrepareLinks(t *testing.T) {
 	if !strings.Contains(show("dl0"), "PROMISC") || !strings.Contains(show("ul0"), ",UP") || strings.Contains(show("ul0"), "PROMISC") {
 		t.Errorf("while running:\n%s%s", show("dl0"), show("ul0"))
 	}
-	if err := l.Do("x", func() error { return restoreNIC(changes) }); err != nil {
+	if err := l.Do("x", func() error { return Restore(changes) }); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(show("dl0"), "PROMISC") || strings.Contains(show("ul0"), ",UP") {
 		t.Errorf("after restoring:\n%s%s", show("dl0"), show("ul0"))
 	}
+}
+
+// onePort is a namespace with ul0 and its veth peer ulp, up.
+func onePort(t *testing.T) *lab.Lab {
+	t.Helper()
+	if testing.Short() || !lab.IsRoot() {
+		t.Skip("privileged test: needs root for network namespaces, and not -short")
+	}
+	l, err := lab.OnePort(fmt.Sprintf("pwn%d-", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return l
 }

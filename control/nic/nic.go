@@ -1,4 +1,8 @@
-package control
+// Package nic prepares pwgated's ports and restores them at exit: links
+// up and promiscuous, and the NIC settings that would change frames
+// before XDP sees them turned off (or, by policy, refused or left), each
+// change recorded so that Restore undoes exactly it.
+package nic
 
 import (
 	"errors"
@@ -26,14 +30,14 @@ var (
 	ulFeatures = []string{"rx-lro", "rx-gro-hw", "rx-fcs", "rx-all"}
 )
 
-// nicChange is one setting pwgated changed, to be restored: the port
+// Change is one setting pwgated changed, to be restored: the port
 // brought "up", made "promisc", or an offload (any other feature) turned
 // off.
-type nicChange struct {
+type Change struct {
 	ifname, feature string
 }
 
-func (c nicChange) String() string {
+func (c Change) String() string {
 	switch c.feature {
 	case "up":
 		return c.ifname + " up"
@@ -43,13 +47,13 @@ func (c nicChange) String() string {
 	return c.ifname + " " + c.feature + " off"
 }
 
-// prepareLinks brings the ports up and makes the downlink promiscuous: it
+// PrepareLinks brings the ports up and makes the downlink promiscuous: it
 // takes the LAN's frames for every MAC, as a bridge port does (a NIC's
 // unicast filter, igb's or virtio-net's, would drop the frames for the far
 // site's hosts; a veth has none, so the lab alone does not show it). It
 // returns what it changed; on error nothing is left changed.
-func prepareLinks(downlink, uplink string) ([]nicChange, error) {
-	var changes []nicChange
+func PrepareLinks(downlink, uplink string) ([]Change, error) {
+	var changes []Change
 	for _, p := range []struct {
 		ifname  string
 		promisc bool
@@ -60,30 +64,30 @@ func prepareLinks(downlink, uplink string) ([]nicChange, error) {
 		l, err := netlink.LinkByName(p.ifname)
 		if err == nil && p.promisc && l.Attrs().Promisc == 0 {
 			if err = netlink.SetPromiscOn(l); err == nil {
-				changes = append(changes, nicChange{p.ifname, "promisc"})
+				changes = append(changes, Change{p.ifname, "promisc"})
 			}
 		}
 		if err == nil && l.Attrs().Flags&net.FlagUp == 0 {
 			if err = netlink.LinkSetUp(l); err == nil {
-				changes = append(changes, nicChange{p.ifname, "up"})
+				changes = append(changes, Change{p.ifname, "up"})
 			}
 		}
 		if err != nil {
-			restoreNIC(changes)
+			Restore(changes)
 			return nil, fmt.Errorf("prepare %s: %w", p.ifname, err)
 		}
 	}
 	return changes, nil
 }
 
-// prepareNIC applies policy to the frame-changing settings of the
+// Prepare applies policy to the frame-changing settings of the
 // downlink and uplink and returns what it changed. On error nothing is
 // left changed.
-func prepareNIC(policy config.NICPolicy, downlink, uplink string) ([]nicChange, error) {
+func Prepare(policy config.NICPolicy, downlink, uplink string) ([]Change, error) {
 	if policy == config.NICIgnore {
 		return nil, nil
 	}
-	var changes []nicChange
+	var changes []Change
 	ports := []struct {
 		ifname string
 		names  []string
@@ -97,7 +101,7 @@ func prepareNIC(policy config.NICPolicy, downlink, uplink string) ([]nicChange, 
 	for _, p := range ports {
 		f, err := readFeatures(p.ifname)
 		if err != nil {
-			restoreNIC(changes)
+			Restore(changes)
 			return nil, fmt.Errorf("read %s's offload settings: %w", p.ifname, err)
 		}
 		var off []string
@@ -107,10 +111,10 @@ func prepareNIC(policy config.NICPolicy, downlink, uplink string) ([]nicChange, 
 			case !ok || !on:
 				continue
 			case fixed:
-				restoreNIC(changes)
+				Restore(changes)
 				return nil, fmt.Errorf("%s has %s on and its driver cannot turn it off: frames would not cross unchanged", p.ifname, name)
 			case policy == config.NICCheck:
-				restoreNIC(changes)
+				Restore(changes)
 				return nil, fmt.Errorf("%s has %s on, which changes frames before pwgated sees them: run \"ethtool -K %s %s off\" (or set nic_offloads: fix)", p.ifname, name, p.ifname, name)
 			}
 			off = append(off, name)
@@ -119,18 +123,18 @@ func prepareNIC(policy config.NICPolicy, downlink, uplink string) ([]nicChange, 
 			continue
 		}
 		if err := f.set(p.ifname, off, false); err != nil {
-			restoreNIC(changes)
+			Restore(changes)
 			return nil, fmt.Errorf("turn off %s on %s: %w", strings.Join(off, ", "), p.ifname, err)
 		}
 		for _, name := range off {
-			changes = append(changes, nicChange{p.ifname, name})
+			changes = append(changes, Change{p.ifname, name})
 		}
 	}
 	return changes, nil
 }
 
-// restoreNIC turns back on what prepareNIC turned off.
-func restoreNIC(changes []nicChange) error {
+// Restore turns back on what Prepare turned off.
+func Restore(changes []Change) error {
 	var errs []error
 	for _, c := range changes {
 		var err error

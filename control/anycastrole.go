@@ -21,6 +21,7 @@ import (
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/statsrv"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
@@ -136,7 +137,7 @@ func StartAnycast(c *config.Config, load func() (*config.Config, error), log *sl
 			return nil, err
 		}
 	}
-	if d.servers, err = serveStats(c, d, d.log); err != nil {
+	if d.servers, err = statsrv.Serve(c, d, d.log); err != nil {
 		return nil, err
 	}
 	ac, err := newAnycastRole(c, log)
@@ -408,7 +409,7 @@ func (r *anycastRole) status() *client.Anycast {
 	return a
 }
 
-// Status implements Source.
+// Status implements statsrv.Source.
 func (d *AnycastDaemon) Status() client.Status {
 	d.mu.Lock()
 	c, sp, ac := d.cfg, d.sp, d.ac
@@ -428,10 +429,10 @@ func speakerStatus(sp bgp.Speaker, c *config.BGPConfig) *client.BGP {
 	return b
 }
 
-// Snapshot implements Source: no data path, no counters.
+// Snapshot implements statsrv.Source: no data path, no counters.
 func (d *AnycastDaemon) Snapshot() stats.Snapshot { return stats.Snapshot{} }
 
-// FDB implements Source: not a VTEP.
+// FDB implements statsrv.Source: not a VTEP.
 func (d *AnycastDaemon) FDB() []client.FDBEntry { return nil }
 
 // Close closes the statistics sockets, withdraws the VIPs (at once: a stop

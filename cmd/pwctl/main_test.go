@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pwgate/pwgate/control"
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/controltest"
+	"github.com/pwgate/pwgate/control/statsrv"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
@@ -134,7 +134,7 @@ func TestGPWStatsPersonality(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gpw.sock")
 	d := controltest.Start(t)
 	d.Set(stats.ULRxBPDUs, 42)
-	srv, err := control.ServeGPW(path, "", d)
+	srv, err := statsrv.ServeGPW(path, "", d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pwgate/pwgate/control"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/statsrv"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
@@ -30,7 +30,7 @@ type Daemon struct {
 func Start(t testing.TB) *Daemon {
 	d := &Daemon{Socket: filepath.Join(t.TempDir(), "pwgated.sock"),
 		status: client.Status{Mode: "eth", Peer: "02:00:00:00:00:0b", Ready: true, Started: time.Now(), Version: "test"}}
-	srv, err := control.ServeStats(d.Socket, "", d)
+	srv, err := statsrv.ServeStats(d.Socket, "", d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func (d *Daemon) SetStatus(s client.Status) {
 	d.mu.Unlock()
 }
 
-// Snapshot implements control.Source.
+// Snapshot implements statsrv.Source.
 func (d *Daemon) Snapshot() stats.Snapshot {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -62,10 +62,10 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 	return d.snap
 }
 
-// FDB implements control.Source: the fake is no VTEP.
+// FDB implements statsrv.Source: the fake is no VTEP.
 func (d *Daemon) FDB() []client.FDBEntry { return nil }
 
-// Status implements control.Source.
+// Status implements statsrv.Source.
 func (d *Daemon) Status() client.Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()

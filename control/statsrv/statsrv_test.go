@@ -1,4 +1,4 @@
-package control
+package statsrv
 
 import (
 	"bytes"
@@ -421,4 +421,36 @@ func (s *syncWriter) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.String()
+}
+
+// TestListenRefusesNonSocket: a wrong stats.socket path must not delete a
+// file that happens to be there; a stale socket is replaced.
+func TestListenRefusesNonSocket(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "important")
+	if err := os.WriteFile(path, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ServeStats(path, "", newFake()); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("ServeStats over a file: %v", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
+		t.Fatalf("file after ServeStats: %q %v", b, err)
+	}
+	// A socket nobody answers on (a dead daemon's) is replaced.
+	sock := filepath.Join(dir, "stale.sock")
+	srv, err := ServeStats(sock, "", newFake())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.(*server).ln.(interface{ SetUnlinkOnClose(bool) }).SetUnlinkOnClose(false)
+	srv.Close()
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatal("stale socket not left behind for the test")
+	}
+	srv, err = ServeStats(sock, "", newFake())
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	srv.Close()
 }

@@ -1,4 +1,7 @@
-package control
+// Package statsrv serves what pwgated reports: the statistics socket
+// (pwctl, the plugins), the reference's gpwstats protocol, and Prometheus,
+// all over one Source (the daemon, or a fake in tests).
+package statsrv
 
 import (
 	"bufio"
@@ -21,73 +24,8 @@ import (
 
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
-	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
-
-func (d *Daemon) publishStatus() {
-	p := d.eng.Params()
-	s := &client.Status{Mode: d.cfg.ModeName(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
-		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: dataplane.PollMode(d.cfg.Poll).String(),
-		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, UplinkMTU: p.Encap.MTU}
-	if d.wg != nil {
-		s.WireGuard = d.wg.status(d.cfg)
-		if s.WireGuard.Pseudowire {
-			s.NextHop, s.Via = "", "WireGuard ("+d.wg.conf.Interface+")"
-		}
-	}
-	if d.ports != nil {
-		s.XDPBind = bindName(d.ports.pair)
-		for _, c := range d.ports.nic {
-			s.NICChanges = append(s.NICChanges, c.String())
-		}
-	}
-	if p.Local().IsValid() {
-		s.Local = p.Local().String()
-	}
-	if d.view.Via.IsValid() {
-		s.Via = d.view.Via.String()
-	}
-	d.status.Store(s)
-}
-
-// Status returns the daemon's status with the counters' BPDU times.
-func (d *Daemon) Status() client.Status {
-	st := d.status.Load()
-	if st == nil {
-		return client.Status{Mode: d.cfg.ModeName(), NotReady: "starting", Started: d.started, PID: os.Getpid(), Version: client.Version}
-	}
-	s := *st
-	s.Uptime = time.Since(s.Started).Seconds()
-	var threads []dataplane.Thread
-	if e := d.engine(); e != nil {
-		threads = e.Threads()
-	}
-	s.Runtime = readRuntime(threads)
-	if s.WireGuard != nil {
-		s.WireGuard = d.wg.live(*s.WireGuard)
-	}
-	if vx := d.vx; vx != nil {
-		s.EVPN, s.BGP = vx.status(d.eng.Params())
-	}
-	if d.ac != nil {
-		s.Anycast = d.ac.status()
-		if d.sp != nil {
-			s.BGP = speakerStatus(d.sp, d.spCfg)
-		}
-	}
-	snap := d.Snapshot()
-	for _, b := range []struct {
-		c   stats.Counter
-		dst **time.Time
-	}{{stats.ULLastBPDU, &s.LastBPDU.UL}, {stats.DLLastBPDU, &s.LastBPDU.DL}} {
-		if ns := snap[b.c]; ns != 0 {
-			t := time.Unix(0, int64(ns))
-			*b.dst = &t
-		}
-	}
-	return s
-}
 
 // Source is what the statistics sockets report on: the running Daemon, or
 // a fake in tests. Its methods are called from the sockets' goroutines.
@@ -98,43 +36,11 @@ type Source interface {
 	FDB() []client.FDBEntry
 }
 
-// Anycast implements anycastSource.
-func (d *Daemon) Anycast() *client.Anycast {
-	if d.status.Load() == nil { // starting
-		return nil
-	}
-	return d.ac.status()
-}
-
-// Control implements anycastSource: pwctl anycast drain|resume.
-func (d *Daemon) Control(verb, prefix string) error {
-	if d.status.Load() == nil {
-		return errors.New("starting")
-	}
-	return d.ac.control(verb, prefix)
-}
-
-// FDB implements Source.
-func (d *Daemon) FDB() []client.FDBEntry {
-	if d.status.Load() == nil || d.vx == nil {
-		return nil
-	}
-	return d.vx.ctl.Entries(time.Now())
-}
-
-var _ Source = (*Daemon)(nil)
-
-// serve starts the statistics endpoints of c.
-func (d *Daemon) serve(c *config.Config) (err error) {
-	d.servers, err = serveStats(c, d, d.log)
-	return err
-}
-
-// serveStats starts the statistics endpoints c configures for src: the
+// Serve starts the statistics endpoints c configures for src: the
 // socket, and the reference protocol's socket and Prometheus if set. On
 // error the ones started are closed. Refused control requests are logged
 // to log.
-func serveStats(c *config.Config, src Source, log *slog.Logger) (servers []io.Closer, err error) {
+func Serve(c *config.Config, src Source, log *slog.Logger) (servers []io.Closer, err error) {
 	defer func() {
 		if err != nil {
 			for _, s := range servers {
@@ -227,6 +133,10 @@ func peerCredUID(c net.Conn) (int, error) {
 func mayControl(uid int) bool {
 	return uid == 0 || uid == os.Geteuid()
 }
+
+// logEvery is how often refused control requests are logged at most (as
+// often as the daemon logs the data path's failures).
+const logEvery = 10 * time.Second
 
 // refuse counts a control request refused and logs it, at most once per
 // logEvery: the line says how many were refused since the last one.
@@ -392,8 +302,8 @@ func (s *statsServer) answer(c net.Conn) {
 	}
 }
 
-// anycastSource is a Source that may run anycast.
-type anycastSource interface {
+// AnycastSource is a Source that may run anycast.
+type AnycastSource interface {
 	// Anycast returns the anycast state; nil: no anycast section.
 	Anycast() *client.Anycast
 	Control(verb, prefix string) error
@@ -403,7 +313,7 @@ type anycastSource interface {
 // drain|resume PREFIX" with {} once done, if the peer (uid, or uidErr if
 // its credentials could not be read) may change state.
 func (s *statsServer) answerAnycast(c net.Conn, args []string, uid int, uidErr error) {
-	a, ok := s.src.(anycastSource)
+	a, ok := s.src.(AnycastSource)
 	var st *client.Anycast
 	if ok {
 		st = a.Anycast()

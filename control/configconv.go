@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/pwgate/pwgate/control/anycast"
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/evpn"
@@ -65,36 +64,4 @@ func evpnConfig(c *config.Config, local netip.Addr) evpn.Config {
 		}
 	}
 	return e
-}
-
-// anycastTrust is which neighbors' paths name the forwarder's servers.
-func anycastTrust(c *config.Config) anycast.Trust {
-	var t anycast.Trust
-	if c.Anycast == nil || c.Anycast.Forward == nil {
-		return t
-	}
-	t.AnyNextHop = c.Anycast.Forward.AnyNextHop
-	for _, v := range c.Anycast.Forward.Neighbors {
-		if a, err := netip.ParseAddr(v); err == nil {
-			t.Neighbors = append(t.Neighbors, a)
-		} else {
-			t.Interfaces = append(t.Interfaces, v)
-		}
-	}
-	return t
-}
-
-// AnycastVIPs returns the VIPs the announcer runs.
-func anycastVIPs(c *config.Config) []anycast.VIP {
-	if c.Anycast == nil {
-		return nil
-	}
-	out := make([]anycast.VIP, len(c.Anycast.VIPs))
-	for i, v := range c.Anycast.VIPs {
-		out[i] = anycast.VIP{Prefix: v.Prefix, NextHop: v.NextHop, Check: anycast.NewCheck(v.Check),
-			Interval: v.Interval, Timeout: v.Timeout, Rise: v.Rise, Fall: v.Fall, MED: v.MED, HasMED: v.HasMED,
-			LocalPref: v.LocalPref, Communities: v.Communities, LargeCommunities: v.LargeCommunities,
-			Drain: v.Drain, DrainMED: v.DrainMED}
-	}
-	return out
 }

@@ -40,7 +40,7 @@ func TestParseAnycast(t *testing.T) {
 	if !c.AnycastOnly() {
 		t.Error("not anycast only")
 	}
-	vs := anycastVIPs(c)
+	vs := anycast.VIPsOf(c)
 	if len(vs) != 2 {
 		t.Fatalf("%d VIPs", len(vs))
 	}
@@ -87,7 +87,7 @@ func TestParseAnycastForwardTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr := anycastTrust(c); len(tr.Neighbors) != 0 || len(tr.Interfaces) != 0 || tr.AnyNextHop {
+	if tr := anycast.TrustOf(c); len(tr.Neighbors) != 0 || len(tr.Interfaces) != 0 || tr.AnyNextHop {
 		t.Errorf("default trust %+v: want every neighbor, next hop the neighbor's", tr)
 	}
 	listed := strings.Replace(yaml, "    vips: [192.0.2.80/32]\n", "    vips: [192.0.2.80/32]\n    neighbors: [10.1.0.2, eth9]\n    next_hop: any\n", 1)
@@ -95,7 +95,7 @@ func TestParseAnycastForwardTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := anycastTrust(d)
+	tr := anycast.TrustOf(d)
 	if len(tr.Neighbors) != 1 || tr.Neighbors[0] != netip.MustParseAddr("10.1.0.2") || len(tr.Interfaces) != 1 || tr.Interfaces[0] != "eth9" || !tr.AnyNextHop {
 		t.Errorf("trust %+v", tr)
 	}

@@ -1,7 +1,6 @@
 // Package control is pwgated's slow path: the daemon that starts each
-// part from the configuration (control/config), reload, the uplink's next
-// hop and own address in ip6 mode (from the kernel, over netlink), the
-// counters' sockets, and the main goroutine that ties them together.
+// part from the configuration (control/config), reloads them, and runs
+// the main goroutine that ties them together. See ARCHITECTURE.md.
 package control
 
 import (
@@ -10,81 +9,48 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/pwgate/pwgate/bpf"
+	"github.com/pwgate/pwgate/control/anycast"
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
-	"github.com/pwgate/pwgate/control/evpn"
+	"github.com/pwgate/pwgate/control/feature"
+	"github.com/pwgate/pwgate/control/statsrv"
+	"github.com/pwgate/pwgate/control/uplink"
+	"github.com/pwgate/pwgate/control/wireguard"
 	"github.com/pwgate/pwgate/dataplane"
-	"github.com/pwgate/pwgate/dataplane/frame"
-	"github.com/pwgate/pwgate/dataplane/pseudowire"
-	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/wg"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
-// Daemon is a running pwgated: the ports, the data path and the main
-// goroutine's state. Run is the main goroutine; it alone changes the
-// configuration. Other goroutines (the statistics sockets) read Status and
-// Snapshot.
+// Daemon is a running pwgated: the statistics servers, the data path (nil
+// in a pwgated with only bgp and anycast sections) and the features beside
+// it. Run is the main goroutine; it alone changes the configuration. The
+// servers' goroutines read Status, Snapshot and the rest once Start has
+// published the first status.
 type Daemon struct {
-	log   *slog.Logger
-	cfg   *config.Config
-	load  func() (*config.Config, error) // reads the configuration again, for reload
-	ports *ports
-	eng   dataPath
-	xdp   peerFilter
-	track uplinkTracker // ip6 mode outside WireGuard; nil otherwise
-	wg    *wgRole       // with a wireguard section; nil otherwise
-	vx    *vxlanRole    // mode: vxlan; nil otherwise
-	ac    *anycastRole  // with an anycast section; nil otherwise
-	// sp is the BGP speaker for anycast beside a pseudowire (in vxlan
-	// mode the VTEP's speaker carries anycast too), started with spCfg
-	// (whose ASN and router ID stay until a restart).
-	sp    bgp.Speaker
-	spCfg *config.BGPConfig
+	log     *slog.Logger
+	cfg     *config.Config
+	load    func() (*config.Config, error) // reads the configuration again, for reload
+	started time.Time
+	servers []io.Closer
+	// The features, each nil without its section (path: without a
+	// pseudowire or VXLAN mode); features lists them.
+	path *dataPath
+	up   *uplink.Role
+	wg   *wireguard.Role
+	vx   *vxlanRole
+	sp   *speakerRole // anycast's, unless a VTEP's speaker carries it
+	ac   *anycast.Role
 	// graceful is set when pwgated stops on a signal (not on an error):
 	// BGP then leaves with graceful restart, if configured.
 	graceful bool
-	ulMAC    frame.MAC
-	ulMTU    int // the uplink interface's own MTU
-	started  time.Time
 	status   atomic.Pointer[client.Status]
-	servers  []io.Closer
-	view     uplinkView
-	errLog   errLog
-}
-
-// The parts of the daemon a reload changes, as interfaces so that tests
-// can make each fail.
-type (
-	dataPath interface {
-		Params() *dataplane.Params
-		SetParams(*dataplane.Params) error
-	}
-	peerFilter interface {
-		setPeers([]bpf.PeerKey) error
-	}
-	uplinkTracker interface {
-		view() uplinkView
-		update(*config.Config) error
-		Changed() <-chan struct{}
-		close()
-	}
-)
-
-// engine returns the real data path (nil in tests that fake it).
-func (d *Daemon) engine() *dataplane.Engine {
-	e, _ := d.eng.(*dataplane.Engine)
-	return e
 }
 
 // MinGOMAXPROCS is the fewest Ps pwgated runs with: one for each data
@@ -92,9 +58,14 @@ func (d *Daemon) engine() *dataplane.Engine {
 // goroutine and the rest of the runtime.
 const MinGOMAXPROCS = 3
 
-// Start opens the ports, starts the data path and the statistics sockets.
-// load is called again on every reload. On error nothing is left attached
-// or running.
+// newSpeaker makes anycast's BGP speaker beside a pseudowire or alone (a
+// fake in tests).
+var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
+
+// Start starts what c names: the statistics servers first, then the
+// ports, WireGuard, the uplink's tracking, anycast's forwarder, VXLAN and
+// BGP, anycast's announcer and, last, the data path. load is called again
+// on every reload. On error nothing is left attached or running.
 func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logger) (_ *Daemon, err error) {
 	d := &Daemon{log: log, cfg: c, load: load, started: time.Now()}
 	defer func() {
@@ -102,26 +73,13 @@ func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logg
 			d.Close()
 		}
 	}()
-	ul, err := net.InterfaceByName(c.Uplink)
-	if err != nil {
-		return nil, fmt.Errorf("uplink %s: %w", c.Uplink, err)
-	}
-	if _, err := net.InterfaceByName(c.Downlink); err != nil {
-		return nil, fmt.Errorf("downlink %s: %w", c.Downlink, err)
-	}
-	if c.Anycast != nil && c.Anycast.Forward != nil {
-		for _, n := range c.Anycast.Forward.Interfaces {
-			if _, err := net.InterfaceByName(n); err != nil {
-				return nil, fmt.Errorf("anycast forwarder interface %s: %w", n, err)
-			}
+	var path *dataPath
+	if !c.AnycastOnly() {
+		// What can be checked before anything is attached: the
+		// interfaces and the uplink's MTU.
+		if path, err = checkPath(c, log); err != nil {
+			return nil, err
 		}
-	}
-	if len(ul.HardwareAddr) != 6 {
-		return nil, fmt.Errorf("uplink %s has no Ethernet address", c.Uplink)
-	}
-	d.ulMAC, d.ulMTU = frame.MAC(ul.HardwareAddr), ul.MTU
-	if _, err := d.mtu(c); err != nil {
-		return nil, err
 	}
 	if err := CheckCores(c); err != nil {
 		return nil, err
@@ -131,14 +89,14 @@ func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logg
 	var wgCfg wg.Config
 	var wgWarnings []string
 	if c.WireGuard != nil {
-		if wgCfg, wgWarnings, err = wgDeviceConfig(c); err != nil {
+		if wgCfg, wgWarnings, err = wireguard.DeviceConfig(c); err != nil {
 			return nil, err
 		}
 	}
-	// The statistics endpoints first: a path or address that cannot be
-	// used stops pwgated before anything is attached. Until the data path
-	// runs they answer that pwgated is starting.
-	if err := d.serve(c); err != nil {
+	// The statistics endpoints next: a path or address that cannot be
+	// used stops pwgated before anything is attached. Until the first
+	// status is published they answer that pwgated is starting.
+	if d.servers, err = statsrv.Serve(c, d, log); err != nil {
 		return nil, err
 	}
 	// Set explicitly, GOMAXPROCS stays as it is: otherwise the runtime
@@ -151,105 +109,75 @@ func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logg
 			return nil, err
 		}
 	}
-	if d.ports, err = openPorts(c); err != nil {
-		return nil, err
+	if path != nil {
+		path.params = d.params
+		d.path = path
+		if err := path.open(c); err != nil {
+			return nil, err
+		}
 	}
-	d.xdp = d.ports
-	for _, ch := range d.ports.nic {
-		log.Info("port setting changed until exit", "setting", ch.String())
-	}
-	for _, w := range d.ports.pair.Warnings {
-		log.Warn(w)
-	}
-	var ulPort xsk.Port = d.ports.pair.UL
 	if c.WireGuard != nil {
 		// The Tunnel shares the engine's UMEM when the pseudowire runs
 		// inside it; otherwise it only carries the host's traffic.
 		u := xsk.NewFakeUMEM(8)
 		if c.OverWireGuard() {
-			u = d.ports.pair.UMEM
+			u = path.ports.pair.UMEM
 		}
-		mtu, _ := d.mtu(c)
-		if d.wg, err = startWireGuard(c, wgCfg, wgWarnings, u, mtu, log); err != nil {
+		mtu, _ := path.mtu(c)
+		if d.wg, err = wireguard.Start(c, wgCfg, wgWarnings, u, mtu, log); err != nil {
 			return nil, err
 		}
-		if c.OverWireGuard() {
-			ulPort = d.wg.tunnel
-		}
 	}
-	if (c.Mode == config.ModeIP6 || c.IsVXLAN()) && !c.OverWireGuard() {
-		t, err := newTracker(c.Uplink, c)
-		if err != nil {
+	var tr *uplink.Tracker
+	if path != nil && (c.Mode == config.ModeIP6 || c.IsVXLAN()) && !c.OverWireGuard() {
+		if tr, err = uplink.Open(c.Uplink, c); err != nil {
 			return nil, err
 		}
-		d.track = t
-		d.view = t.view()
+		d.up = uplink.NewRole(tr, d.refresh, d.waiting)
 	}
-	ec := dataplane.Config{UMEM: d.ports.pair.UMEM, DL: d.ports.pair.DL, UL: ulPort, Poll: dataplane.PollMode(c.Poll),
-		EncapCore: c.CoreEncap, DecapCore: c.CoreDecap}
 	// Anycast's forwarder on its own ports, then BGP: one speaker carries
 	// the VTEP's routes and anycast's.
 	var also func([]bgp.Update)
 	if c.Anycast != nil {
-		if d.ac, err = newAnycastRole(c, log); err != nil {
+		if d.ac, err = anycast.NewRole(c, log); err != nil {
 			return nil, err
 		}
-		also = d.ac.received
+		also = d.ac.Received
 	}
 	if c.IsVXLAN() {
-		var u evpn.Underlay = wgUnderlay{func() *config.Config { return d.cfg }}
-		if !c.OverWireGuard() {
-			u = &vtepUnderlay{t: d.track.(*tracker), p: d.ports}
-		}
-		if d.vx, err = startVXLAN(c, u, also, log); err != nil {
+		if d.vx, err = startVXLAN(c, d.underlay(c, tr), also, path.Params, log); err != nil {
 			return nil, err
 		}
-		d.vx.engineConfig(&ec)
 		d.vx.resolve()
 	}
 	if d.ac != nil {
-		var sp bgp.Speaker
+		var s bgp.Speaker
 		if d.vx != nil {
-			sp = d.vx.sp
+			s = d.vx.sp
 		}
-		if sp == nil {
-			sp = newSpeaker(log)
-			if err := sp.Start(speakerConfig(c, false), d.ac.received); err != nil {
-				return nil, fmt.Errorf("bgp: %w", err)
+		if s == nil {
+			if d.sp, err = startSpeaker(c, d.ac.Received, log); err != nil {
+				return nil, err
 			}
-			d.sp, d.spCfg = sp, c.BGP
+			s = d.sp.sp
 		}
-		d.ac.announce(sp, anycastVIPs(c))
+		d.ac.Announce(s, anycast.VIPsOf(c))
 	}
-	p, err := d.params(c)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := dataplane.New(ec, p)
-	if err != nil {
-		return nil, err
-	}
-	if err := eng.Start(); err != nil {
-		return nil, err
-	}
-	d.eng = eng
-	if c.CoreMain != config.NoCore {
-		// Again, but for the data threads: threads the runtime made while
-		// the first pass ran, or from a thread not pinned yet, would
-		// otherwise keep another affinity.
-		var data []int
-		for _, t := range eng.Threads() {
-			data = append(data, t.TID)
-		}
-		if err := dataplane.PinProcess(c.CoreMain, data...); err != nil {
+	if path != nil {
+		if err := path.start(c, d.wg, d.vx); err != nil {
 			return nil, err
 		}
 	}
-	d.publishStatus() // from here on the sockets' goroutines read the daemon
-	log.Info("started", "mode", c.ModeName(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
-		"poll", dataplane.PollMode(c.Poll).String(), "xdp_bind", bindName(d.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
-		"cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
-	d.logReadiness("", p.NotReady)
+	d.publishStatus() // from here on the servers' goroutines read the daemon
+	if path == nil {
+		log.Info("started", "mode", "anycast", "vips", len(c.Anycast.VIPs), "forwarding", c.Anycast.Forward != nil)
+	} else {
+		p := path.Params()
+		log.Info("started", "mode", c.ModeName(), "downlink", c.Downlink, "uplink", c.Uplink, "peer", p.PeerString(),
+			"poll", dataplane.PollMode(c.Poll).String(), "xdp_bind", bindName(path.ports.pair), "gomaxprocs", runtime.GOMAXPROCS(0),
+			"cores", fmt.Sprintf("main=%d encap=%d decap=%d", c.CoreMain, c.CoreEncap, c.CoreDecap))
+		path.logReadiness("", p.NotReady)
+	}
 	// Give back what starting took (the eBPF loader's garbage, mostly);
 	// the first collection also starts the collector's workers, so that
 	// what pwctl status shows from now on is the steady state.
@@ -257,444 +185,149 @@ func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logg
 	return d, nil
 }
 
-func bindName(p *xsk.Pair) string {
-	if p.ZeroCopy() {
-		return "zerocopy"
-	}
-	return "copy"
-}
-
-// mtu returns the uplink MTU in force for c.
-func (d *Daemon) mtu(c *config.Config) (int, error) {
-	if c.UplinkMTU == 0 {
-		return min(d.ulMTU, dataplane.MaxUplinkMTU), nil
-	}
-	if c.UplinkMTU > d.ulMTU {
-		return 0, fmt.Errorf("uplink.mtu %d is larger than %s's MTU %d", c.UplinkMTU, c.Uplink, d.ulMTU)
-	}
-	return c.UplinkMTU, nil
-}
-
-// params builds the data path's configuration from c and what the kernel
-// says about the uplink.
-func (d *Daemon) params(c *config.Config) (*dataplane.Params, error) {
-	mtu, err := d.mtu(c)
-	if err != nil {
-		return nil, err
-	}
-	if c.IsVXLAN() {
-		p := &dataplane.Params{}
-		d.vxlanParams(c, p, mtu)
-		return p, nil
-	}
-	mode := pseudowire.Mode(c.Mode)
-	if c.OverWireGuard() {
-		mode, mtu = pseudowire.ModeIP6Tun, d.wg.mtu
-	}
-	split, err := pseudowire.SplitFor(mode, mtu)
-	if err != nil {
-		return nil, err
-	}
-	maxFrame := min(split.Max, xsk.ChunkSize-xsk.RxHeadroom-mode.Overhead())
-	p := &dataplane.Params{
-		Encap: pseudowire.EncapConfig{Mode: mode, MTU: mtu, Src: d.ulMAC, Dst: c.PeerMAC},
-		Decap: pseudowire.DecapConfig{Mode: mode, PeerMAC: c.PeerMAC, PeerAddr: c.PeerAddr, MaxFrame: maxFrame},
-	}
-	switch {
-	case mode == pseudowire.ModeIP6Tun:
-		p.Encap.SrcAddr, p.Encap.DstAddr = c.WGSource(), c.PeerAddr
-	case mode == pseudowire.ModeIP6:
-		p.Encap.Dst, p.Encap.SrcAddr, p.Encap.DstAddr = d.view.NextHop, d.view.Local, c.PeerAddr
-		p.NotReady = d.view.NotReady
-	}
-	return p, nil
-}
-
-// Timing of the main goroutine.
-const (
-	// proddingEvery: while the next hop is unknown, the kernel is prodded
-	// to resolve it (at most once a second, see tracker.prod).
-	proddingEvery = 100 * time.Millisecond
-	// logEvery: the data path's failed system calls are logged at most
-	// this often.
-	logEvery = 10 * time.Second
-	// rereadEvery: besides the kernel's notifications (nlWatch), the
-	// uplink is read again this often, in case one was missed. Each read
-	// allocates (the netlink package's 64 KiB per request): not often.
-	rereadEvery = time.Minute
-	// stuckAfter: a data goroutine that has not turned for this long is
-	// stuck, and systemd's watchdog is no longer told all is well (an
-	// idle goroutine sleeps at most sleepIdle between turns).
-	stuckAfter = 3 * time.Second
-	// reresolveEvery: how often WireGuard endpoint names of silent peers
-	// are looked up again.
-	reresolveEvery = 30 * time.Second
-	// workEvery: the VTEP controller publishes a new forwarding table at
-	// most this often.
-	workEvery = 10 * time.Millisecond
-)
-
-// Run is the main goroutine: it follows the uplink's next hop, reloads on
-// hup, logs the data path's errors, and returns when ctx is done, after
-// closing everything.
+// Run is the main goroutine: it waits for the features' events, reloads
+// on hup, feeds systemd's watchdog while the data path turns, and returns
+// when ctx is done, after closing everything.
 func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	defer d.Close()
-	slow := time.NewTicker(logEvery)
-	defer slow.Stop()
-	reread := time.NewTicker(rereadEvery)
-	defer reread.Stop()
-	fast := time.NewTicker(proddingEvery)
-	defer fast.Stop()
-	var changed <-chan struct{}
-	if d.track != nil {
-		changed = d.track.Changed()
-	}
-	var reresolve <-chan time.Time
-	if d.wg != nil {
-		t := time.NewTicker(reresolveEvery)
-		defer t.Stop()
-		reresolve = t.C
-	}
-	var learned chan struct{}
-	var aging, anycastTick <-chan time.Time
-	var anycastWake chan struct{}
-	if d.ac != nil {
-		t := time.NewTicker(anycastRefresh)
-		defer t.Stop()
-		anycastTick, anycastWake = t.C, d.ac.wake
-	}
-	// What BGP and the data goroutines report is taken in batches, at
-	// most every workEvery: under churn, every new forwarding table costs
-	// the data goroutines cache misses on the shards it replaces.
-	work := time.NewTimer(time.Hour)
-	work.Stop()
-	defer work.Stop()
-	workArmed, lastWork := false, time.Time{}
-	if d.vx != nil {
-		learned = d.vx.ctl.Wake()
-		t := time.NewTicker(agingEvery)
-		defer t.Stop()
-		aging = t.C
-	}
 	sd := newNotifier()
 	watchdog := sd.ready()
 	defer sd.stop()
-	var beats [2]uint64
-	moved := time.Now() // when both data goroutines were last seen turning
-	if e := d.engine(); e != nil {
-		beats = e.Beats()
+	// The cases: ctx, hup and the watchdog, then one per event.
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(hup)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(watchdog)},
+	}
+	const fixed = 3
+	var evs []feature.Event
+	var tickers []*time.Ticker // per event; nil for a channel's
+	for _, f := range d.features() {
+		for _, e := range f.Events() {
+			var t *time.Ticker
+			ch := reflect.ValueOf(e.C)
+			if e.Every > 0 {
+				t = time.NewTicker(e.Every)
+				defer t.Stop()
+				ch = reflect.ValueOf(t.C)
+			}
+			evs, tickers = append(evs, e), append(tickers, t)
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: ch})
+		}
+	}
+	if d.path != nil {
+		d.path.watchdogStart()
 	}
 	for {
-		if d.eng.Params().NotReady == "" && (d.vx == nil || !d.vx.unresolved) {
-			fast.Stop()
-		} else {
-			fast.Reset(proddingEvery)
+		// A ticker only active at times (prodding the kernel for a next
+		// hop) is stopped while it is not.
+		for i, e := range evs {
+			if e.Active == nil {
+				continue
+			}
+			if e.Active() {
+				tickers[i].Reset(e.Every)
+			} else {
+				tickers[i].Stop()
+			}
 		}
-		select {
-		case <-ctx.Done():
+		i, _, _ := reflect.Select(cases)
+		switch i {
+		case 0:
 			d.log.Info("stopping")
 			d.graceful = true
 			return nil
-		case <-learned:
-			if since := time.Since(lastWork); since >= workEvery {
-				d.vx.ctl.Work(time.Now())
-				lastWork = time.Now()
-			} else if !workArmed {
-				work.Reset(workEvery - since)
-				workArmed = true
-			}
-		case <-work.C:
-			workArmed = false
-			d.vx.ctl.Work(time.Now())
-			lastWork = time.Now()
-		case now := <-aging:
-			d.vx.ctl.Age(now)
-		case <-anycastWake:
-			d.ac.work()
-		case <-anycastTick:
-			d.ac.refresh()
-		case <-hup:
+		case 1:
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload failed; the running configuration stays", "err", err)
 			}
-		case <-changed:
-			d.refresh()
-		case <-fast.C:
-			d.refresh()
-		case <-slow.C:
-			d.logErrors()
-		case <-reread.C:
-			d.refresh()
-		case <-reresolve:
-			d.wg.reresolve(ctx)
-		case <-watchdog:
+		case 2:
 			// Only while both data goroutines turn: systemd restarts a
 			// pwgated whose data path is stuck.
-			if e := d.engine(); e != nil {
-				now := e.Beats()
-				if progressed(beats, now) {
-					beats, moved = now, time.Now()
-				} else if time.Since(moved) > stuckAfter {
-					// A goroutine sleeping in poll(2) or kept off its
-					// core by a loaded machine is not stuck: only one
-					// that has not turned for stuckAfter.
-					d.log.Error("a data goroutine made no progress; not telling systemd's watchdog", "for", time.Since(moved).Round(time.Millisecond), "beats", now)
-					continue
-				}
+			if d.path == nil || d.path.turning() {
+				sd.send("WATCHDOG=1")
 			}
-			sd.send("WATCHDOG=1")
+		default:
+			evs[i-fixed].Do()
 		}
 	}
-}
-
-// refresh re-reads the uplink's state and hands a change to the data path.
-func (d *Daemon) refresh() {
-	if d.track == nil {
-		return
-	}
-	if d.vx != nil {
-		d.vx.resolve()
-	}
-	v := d.track.view()
-	if v == d.view {
-		return
-	}
-	d.view = v
-	if err := d.apply(d.cfg); err != nil {
-		d.log.Error("apply uplink change", "err", err)
-	}
-}
-
-// errLog is the main goroutine's memory of what it last logged about the
-// data path's failed system calls.
-type errLog struct {
-	dl, ul uint64
-}
-
-// logErrors logs failed system calls on the ports since the last call, at
-// most once per logEvery: the counters say how many, the data path
-// keeps the last errno.
-func (d *Daemon) logErrors() {
-	e := d.engine()
-	if e == nil {
-		return
-	}
-	var s stats.Snapshot
-	e.Snapshot(&s)
-	dlErr, ulErr := e.LastErrnos()
-	for _, p := range []struct {
-		name  string
-		last  *uint64
-		now   uint64
-		errno unix.Errno
-	}{{d.cfg.Downlink, &d.errLog.dl, s[stats.DLSyscallErrors], dlErr}, {d.cfg.Uplink, &d.errLog.ul, s[stats.ULSyscallErrors], ulErr}} {
-		if p.now != *p.last {
-			d.log.Warn("data path: system calls failed", "port", p.name, "failures", p.now-*p.last, "last", p.errno.Error())
-			*p.last = p.now
-		}
-	}
-}
-
-// apply hands c, with the current uplink view, to the data path.
-func (d *Daemon) apply(c *config.Config) error {
-	old := d.eng.Params()
-	p, err := d.params(c)
-	if err != nil {
-		return err
-	}
-	if err := d.eng.SetParams(p); err != nil {
-		return err
-	}
-	d.cfg = c
-	d.publishStatus()
-	d.logReadiness(old.NotReady, p.NotReady)
-	if p.NotReady == "" && c.Mode == config.ModeIP6 && (old.NextHop() != p.NextHop() || old.Local() != p.Local()) {
-		d.log.Info("next hop", "via", d.view.Via.String(), "mac", p.NextHop().String(), "local", p.Local().String())
-	}
-	return nil
-}
-
-// logReadiness logs once per change why frames cannot be sent.
-func (d *Daemon) logReadiness(old, now string) {
-	switch {
-	case now != "" && now != old:
-		d.log.Warn("dropping frames from the LAN until ready", "reason", now)
-	case now == "" && old != "":
-		d.log.Info("ready: sending frames from the LAN")
-	}
-}
-
-// step is one change a reload makes, with what undoes it.
-type step struct {
-	name string
-	do   func() error
-	undo func()
-}
-
-// runSteps runs steps in order; when one fails, it undoes those done, in
-// reverse, and returns the failure.
-func runSteps(steps []step) error {
-	for i, s := range steps {
-		if err := s.do(); err != nil {
-			for j := i - 1; j >= 0; j-- {
-				steps[j].undo()
-			}
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-	}
-	return nil
 }
 
 // Reload reads the configuration again. A bad file, or one that changes
 // what only a restart can change, leaves the running configuration as it
 // is; a good one takes effect without stopping the data path. Every check
-// comes first; then the XDP peers and the data path's parameters change,
-// each undone if a later step fails; the uplink's IPv6 token, which the
-// kernel cannot take back without side effects (it deprecates the
-// addresses formed with the old one), changes last.
+// comes first (each feature's reload); then the steps run in the
+// features' order, each undone if a later one fails.
 func (d *Daemon) Reload() error {
 	next, err := d.load()
 	if err != nil {
 		return err
 	}
+	if d.path == nil && !next.AnycastOnly() {
+		return fmt.Errorf("%s: the new file has a mode or ports: restart pwgated to change what it is", next.Source)
+	}
 	if key := d.cfg.Reloadable(next); key != "" {
 		return fmt.Errorf("%s: %s cannot change without a restart", next.Source, key)
 	}
-	p, err := d.params(next)
-	if err != nil {
-		return err
-	}
-	if err := dataplane.Check(p); err != nil {
-		return err
-	}
-	oldCfg, oldParams := d.cfg, d.eng.Params()
-	var steps []step
-	if d.wg != nil {
-		cfg, warnings, err := wgDeviceConfig(next)
+	var steps []feature.Step
+	for _, f := range d.features() {
+		s, err := f.Reload(d.cfg, next)
 		if err != nil {
 			return err
 		}
-		var undo func()
-		steps = append(steps, step{"wireguard", func() (err error) {
-			undo, err = d.wg.reconfigure(next, cfg)
-			if err == nil {
-				for _, w := range warnings {
-					d.log.Warn("wireguard: " + w)
-				}
-			}
-			return err
-		}, func() { undo(); d.wg.setPseudowirePeer(oldCfg) }})
+		steps = append(steps, s...)
 	}
-	switch {
-	case d.vx != nil:
-		steps = append(steps, d.vx.reconfigure(oldCfg, next)...)
-	case !next.OverWireGuard():
-		steps = append(steps, step{"xdp peers", func() error { return d.xdp.setPeers(peerKeys(next)) }, func() { d.xdp.setPeers(peerKeys(oldCfg)) }})
-	}
-	if d.sp != nil {
-		steps = append(steps, step{"bgp", func() error { return d.sp.Reconfigure(speakerConfig(next, false)) },
-			func() { d.sp.Reconfigure(speakerConfig(oldCfg, false)) }})
-	}
-	if d.ac != nil {
-		steps = append(steps, step{"anycast", func() error { d.ac.ann.Set(anycastVIPs(next)); d.ac.setTrust(next); return nil },
-			func() { d.ac.ann.Set(anycastVIPs(oldCfg)); d.ac.setTrust(oldCfg) }})
-	}
-	steps = append(steps, step{"data path", func() error { return d.eng.SetParams(p) }, func() { d.eng.SetParams(oldParams) }})
-	if d.track != nil {
-		steps = append(steps, step{"uplink address", func() error { return d.track.update(next) }, func() {}})
-	}
-	if err := runSteps(steps); err != nil {
+	if err := feature.Run(steps); err != nil {
 		return err
 	}
 	d.cfg = next
-	if d.track != nil {
-		d.view = d.track.view()
-		if err := d.apply(next); err != nil {
-			d.log.Error("apply uplink change", "err", err)
-		}
-	}
-	if d.vx != nil {
-		d.vx.resolve() // WireGuard's allowed IPs may have changed
-	}
+	d.refresh() // the uplink's view, and the VTEPs in WireGuard's allowed IPs
 	d.publishStatus()
-	d.log.Info("reloaded", "config", next.Source, "peer", d.eng.Params().PeerString())
+	if d.path != nil {
+		d.log.Info("reloaded", "config", next.Source, "peer", d.path.Params().PeerString())
+	} else {
+		d.log.Info("reloaded", "config", next.Source)
+	}
 	return nil
 }
 
-// Snapshot returns all counters: the data goroutines', the XDP programs'
-// and the kernel's socket counters. Safe from any goroutine.
-func (d *Daemon) Snapshot() stats.Snapshot {
-	var s stats.Snapshot
-	if d.status.Load() == nil { // starting: the data path is not published yet
-		return s
-	}
-	e := d.engine()
-	if e == nil || d.ports == nil {
-		return s
-	}
-	e.Snapshot(&s)
-	if d.wg != nil {
-		d.wg.dev.Snapshot(&s)
-	}
-	if d.vx != nil {
-		d.vx.ctl.AddCounters(&s)
-	}
-	if c, err := d.ports.objs.Counters(); err == nil {
-		s[stats.ULDropWrongPeer] += c[bpf.ULStranger]
-		s[stats.ULDropNoSocket] += c[bpf.ULNoSocket]
-		s[stats.DLDropNoSocket] += c[bpf.DLNoSocket]
-		s[stats.ULDropExtHeaders] += c[bpf.ULExtHeaders]
-		s[stats.ULXDPToSocket] += c[bpf.ULToSocket]
-		s[stats.ULXDPToKernel] += c[bpf.ULPass]
-		s[stats.DLXDPToSocket] += c[bpf.DLToSocket]
-	}
-	for _, k := range []struct {
-		sock *xsk.Socket
-		c    stats.Counter
-	}{{d.ports.pair.UL, stats.ULDropRxRingFull}, {d.ports.pair.DL, stats.DLDropRxRingFull}} {
-		if k.sock == nil {
-			continue
-		}
-		if ks, err := k.sock.KernelStats(); err == nil {
-			s[k.c] += ks.Rx_dropped + ks.Rx_ring_full
+// features returns the features started, in the order a reload changes
+// them (WireGuard first: VXLAN's VTEPs are resolved in its allowed IPs)
+// and Close closes them in reverse: the data goroutines stop first;
+// anycast's VIPs are withdrawn while its speaker still runs; the speakers
+// stop while the uplink's address, which the tracker may have added, is
+// still there to send their NOTIFICATION from; WireGuard's tunnel goes
+// after the data goroutines that use it.
+func (d *Daemon) features() []feature.Feature {
+	var fs []feature.Feature
+	for _, f := range []struct {
+		on bool
+		f  feature.Feature
+	}{{d.wg != nil, d.wg}, {d.up != nil, d.up}, {d.vx != nil, d.vx}, {d.sp != nil, d.sp}, {d.ac != nil, d.ac}, {d.path != nil, d.path}} {
+		if f.on {
+			fs = append(fs, f.f)
 		}
 	}
-	return s
+	return fs
 }
 
-// Close stops the data path, detaches the XDP programs, restores the NIC
-// settings and removes the sockets. It is safe to call more than once.
+// Close closes the statistics servers (their goroutines read what is torn
+// down next), then the features in reverse order (see features), and last
+// the ports: the XDP programs detached, the NIC settings restored. It is safe to call more than once,
+// and after a Start that failed half-way.
 func (d *Daemon) Close() error {
 	var errs []error
 	for _, s := range d.servers {
 		errs = append(errs, s.Close())
 	}
 	d.servers = nil
-	d.ac.close() // withdraws its VIPs: before the speaker stops
-	d.ac = nil
-	if d.sp != nil {
-		d.sp.Stop(false)
-		d.sp = nil
+	fs := d.features()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i].Close(d.graceful)
 	}
-	if d.vx != nil {
-		d.vx.close(d.cfg.BGP != nil && d.cfg.BGP.GracefulRestart, d.graceful)
-		d.vx = nil
+	if d.path != nil {
+		errs = append(errs, d.path.closePorts())
 	}
-	if e := d.engine(); e != nil {
-		e.Stop()
-	}
-	d.eng = nil
-	if d.wg != nil {
-		d.wg.close()
-		d.wg = nil
-	}
-	if d.ports != nil {
-		errs = append(errs, d.ports.close())
-		d.ports = nil
-	}
-	if d.track != nil {
-		d.track.close()
-		d.track = nil
-	}
+	d.path, d.up, d.wg, d.vx, d.sp, d.ac = nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

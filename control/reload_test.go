@@ -13,6 +13,7 @@ import (
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/uplink"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
@@ -49,10 +50,10 @@ type fakeTracker struct {
 	fail  error
 }
 
-func (f *fakeTracker) view() uplinkView {
-	return uplinkView{Local: netip.MustParseAddr("2001:db8:a::a"), NextHop: frame.MAC{2, 0, 0, 0, 0xf, 0xa}}
+func (f *fakeTracker) View() uplink.View {
+	return uplink.View{Local: netip.MustParseAddr("2001:db8:a::a"), NextHop: frame.MAC{2, 0, 0, 0, 0xf, 0xa}}
 }
-func (f *fakeTracker) update(c *config.Config) error {
+func (f *fakeTracker) Update(c *config.Config) error {
 	if f.fail != nil {
 		return f.fail
 	}
@@ -60,7 +61,7 @@ func (f *fakeTracker) update(c *config.Config) error {
 	return nil
 }
 func (f *fakeTracker) Changed() <-chan struct{} { return nil }
-func (f *fakeTracker) close()                   {}
+func (f *fakeTracker) Close()                   {}
 
 // TestReloadIsTransactional makes each step of a reload fail in turn and
 // checks that the running state is then exactly what it was: the
@@ -85,8 +86,12 @@ func TestReloadIsTransactional(t *testing.T) {
 				t.Fatal(err)
 			}
 			eng, xdp, track := &fakeEngine{}, &fakeXDP{peers: peerKeys(old)}, &fakeTracker{token: old.LocalToken}
-			d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), cfg: old, load: load,
-				eng: eng, xdp: xdp, track: track, ulMTU: 1500, view: track.view()}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			d := &Daemon{log: log, cfg: old, load: load,
+				path: &dataPath{log: log, eng: eng, xdp: xdp, ulMTU: 1500},
+			}
+			d.path.params = d.params
+			d.up = uplink.NewRole(track, d.refresh, d.waiting)
 			if eng.p, err = d.params(old); err != nil {
 				t.Fatal(err)
 			}

@@ -6,39 +6,45 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/control/client"
-	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/feature"
 	"github.com/pwgate/pwgate/control/statsrv"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/stats"
 )
 
+// publishStatus stores what only the main goroutine knows (the
+// configuration, the data path's parameters, the uplink's view) for the
+// servers' goroutines, which add each feature's live state (Status).
 func (d *Daemon) publishStatus() {
-	p := d.eng.Params()
-	s := &client.Status{Mode: d.cfg.ModeName(), Downlink: d.cfg.Downlink, Uplink: d.cfg.Uplink, Peer: p.PeerString(),
-		NextHop: p.NextHop().String(), Ready: p.NotReady == "", NotReady: p.NotReady, Poll: dataplane.PollMode(d.cfg.Poll).String(),
-		Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, UplinkMTU: p.Encap.MTU}
+	s := &client.Status{Mode: "anycast", Ready: true, Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version}
+	if d.path != nil {
+		p := d.path.Params()
+		s.Mode, s.Downlink, s.Uplink, s.Peer, s.NextHop = d.cfg.ModeName(), d.cfg.Downlink, d.cfg.Uplink, p.PeerString(), p.NextHop().String()
+		s.Ready, s.NotReady, s.Poll, s.UplinkMTU = p.NotReady == "", p.NotReady, dataplane.PollMode(d.cfg.Poll).String(), p.Encap.MTU
+		if ports := d.path.ports; ports != nil { // nil in tests
+			s.XDPBind = bindName(ports.pair)
+			for _, c := range ports.nic {
+				s.NICChanges = append(s.NICChanges, c.String())
+			}
+		}
+		if p.Local().IsValid() {
+			s.Local = p.Local().String()
+		}
+	}
+	if d.up != nil && d.up.View().Via.IsValid() {
+		s.Via = d.up.View().Via.String()
+	}
 	if d.wg != nil {
-		s.WireGuard = d.wg.status(d.cfg)
-		if s.WireGuard.Pseudowire {
-			s.NextHop, s.Via = "", "WireGuard ("+d.wg.conf.Interface+")"
+		d.wg.Publish(d.cfg)
+		if d.cfg.OverWireGuard() {
+			s.NextHop, s.Via = "", "WireGuard ("+d.cfg.WireGuard.Interface+")"
 		}
-	}
-	if d.ports != nil {
-		s.XDPBind = bindName(d.ports.pair)
-		for _, c := range d.ports.nic {
-			s.NICChanges = append(s.NICChanges, c.String())
-		}
-	}
-	if p.Local().IsValid() {
-		s.Local = p.Local().String()
-	}
-	if d.view.Via.IsValid() {
-		s.Via = d.view.Via.String()
 	}
 	d.status.Store(s)
 }
 
-// Status returns the daemon's status with the counters' BPDU times.
+// Status implements statsrv.Source: the published status with each
+// feature's live state.
 func (d *Daemon) Status() client.Status {
 	st := d.status.Load()
 	if st == nil {
@@ -46,31 +52,23 @@ func (d *Daemon) Status() client.Status {
 	}
 	s := *st
 	s.Uptime = time.Since(s.Started).Seconds()
-	var threads []dataplane.Thread
-	if e := d.engine(); e != nil {
-		threads = e.Threads()
+	s.Runtime = readRuntime(nil)
+	for _, f := range d.features() {
+		f.Status(&s)
 	}
-	s.Runtime = readRuntime(threads)
-	if s.WireGuard != nil {
-		s.WireGuard = d.wg.live(*s.WireGuard)
+	return s
+}
+
+// Snapshot implements statsrv.Source: the data path's counters and the
+// features'. Safe from any goroutine.
+func (d *Daemon) Snapshot() stats.Snapshot {
+	var s stats.Snapshot
+	if d.status.Load() == nil { // starting
+		return s
 	}
-	if vx := d.vx; vx != nil {
-		s.EVPN, s.BGP = vx.status(d.eng.Params())
-	}
-	if d.ac != nil {
-		s.Anycast = d.ac.status()
-		if d.sp != nil {
-			s.BGP = speakerStatus(d.sp, d.spCfg)
-		}
-	}
-	snap := d.Snapshot()
-	for _, b := range []struct {
-		c   stats.Counter
-		dst **time.Time
-	}{{stats.ULLastBPDU, &s.LastBPDU.UL}, {stats.DLLastBPDU, &s.LastBPDU.DL}} {
-		if ns := snap[b.c]; ns != 0 {
-			t := time.Unix(0, int64(ns))
-			*b.dst = &t
+	for _, f := range d.features() {
+		if c, ok := f.(feature.Counter); ok {
+			c.AddCounters(&s)
 		}
 	}
 	return s
@@ -81,7 +79,7 @@ func (d *Daemon) Anycast() *client.Anycast {
 	if d.status.Load() == nil { // starting
 		return nil
 	}
-	return d.ac.status()
+	return d.ac.State()
 }
 
 // Control implements statsrv.AnycastSource: pwctl anycast drain|resume.
@@ -89,7 +87,7 @@ func (d *Daemon) Control(verb, prefix string) error {
 	if d.status.Load() == nil {
 		return errors.New("starting")
 	}
-	return d.ac.control(verb, prefix)
+	return d.ac.Control(verb, prefix)
 }
 
 // FDB implements statsrv.Source.
@@ -100,10 +98,7 @@ func (d *Daemon) FDB() []client.FDBEntry {
 	return d.vx.ctl.Entries(time.Now())
 }
 
-var _ statsrv.Source = (*Daemon)(nil)
-
-// serve starts the statistics endpoints of c.
-func (d *Daemon) serve(c *config.Config) (err error) {
-	d.servers, err = statsrv.Serve(c, d, d.log)
-	return err
-}
+var (
+	_ statsrv.Source        = (*Daemon)(nil)
+	_ statsrv.AnycastSource = (*Daemon)(nil)
+)

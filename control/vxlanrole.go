@@ -16,8 +16,12 @@ import (
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/evpn"
+	"github.com/pwgate/pwgate/control/feature"
+	"github.com/pwgate/pwgate/control/uplink"
+	"github.com/pwgate/pwgate/control/wireguard"
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/vxlan"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
@@ -31,22 +35,34 @@ type vxlanRole struct {
 	asn        uint32
 	routerID   netip.Addr
 	marker     string // graceful restart marker file
+	gr         bool   // bgp.graceful_restart
 	unresolved bool   // some VTEP's next hop is not known yet
+	params     func() *dataplane.Params
 	log        *slog.Logger
+	// What BGP and the data goroutines report is taken in batches, at
+	// most every workEvery: under churn, every new forwarding table
+	// costs the data goroutines cache misses on the shards it replaces.
+	lastWork time.Time
+	armed    bool          // a timer will send on workNow
+	workNow  chan struct{} // wakes the main goroutine for a deferred Work
 }
+
+// workEvery: the VTEP controller publishes a new forwarding table at most
+// this often.
+const workEvery = 10 * time.Millisecond
 
 // agingEvery is how often learned MACs are checked for age.
 const agingEvery = 5 * time.Second
 
 // vtepUnderlay is the kernel as the controller sees it: next hops by the
-// tracker, the VTEP set in the uplink's XDP program.
+// uplink tracker, the VTEP set in the uplink's XDP program.
 type vtepUnderlay struct {
-	t *tracker
+	t *uplink.Tracker
 	p *ports
 }
 
 func (u *vtepUnderlay) NextHop(a netip.Addr) (frame.MAC, bool) {
-	_, mac, why := u.t.nextHop(a)
+	_, mac, why := u.t.NextHop(a)
 	return mac, why == ""
 }
 
@@ -68,12 +84,14 @@ func restartMarker(c *config.Config) string {
 
 // startVXLAN starts the controller and the speaker; also, if not nil,
 // sees every update the controller sees (anycast's forwarder).
-func startVXLAN(c *config.Config, u evpn.Underlay, also func([]bgp.Update), log *slog.Logger) (_ *vxlanRole, err error) {
-	r := &vxlanRole{log: log}
+// params returns the data path's parameters, for pwctl evpn's largest
+// frames.
+func startVXLAN(c *config.Config, u evpn.Underlay, also func([]bgp.Update), params func() *dataplane.Params, log *slog.Logger) (_ *vxlanRole, err error) {
+	r := &vxlanRole{log: log, params: params, workNow: make(chan struct{}, 1)}
 	var sp *bgp.GoBGP
 	if c.BGP != nil {
 		sp = bgp.NewGoBGP(log)
-		r.sp, r.asn, r.routerID, r.marker = sp, c.BGP.ASN, c.BGP.RouterID, restartMarker(c)
+		r.sp, r.asn, r.routerID, r.marker, r.gr = sp, c.BGP.ASN, c.BGP.RouterID, restartMarker(c), c.BGP.GracefulRestart
 	}
 	if r.ctl, err = evpn.New(evpnConfig(c, c.VTEPAddr()), u, r.sp, log); err != nil {
 		return nil, err
@@ -101,46 +119,71 @@ func startVXLAN(c *config.Config, u evpn.Underlay, also func([]bgp.Update), log 
 	return r, nil
 }
 
-// engineConfig adds the forwarding database to the engine's configuration.
-func (r *vxlanRole) engineConfig(ec *dataplane.Config) {
-	ec.FDB, ec.Learned, ec.LearnedWake = r.ctl.Table(), r.ctl.Learned(), r.ctl.Wake()
+// underlay is the kernel as c's VTEP controller sees it.
+func (d *Daemon) underlay(c *config.Config, tr *uplink.Tracker) evpn.Underlay {
+	if c.OverWireGuard() {
+		return wireguard.Underlay{Config: func() *config.Config { return d.cfg }}
+	}
+	return &vtepUnderlay{t: tr, p: d.path.ports}
 }
 
-// vxlanParams builds the data path's VXLAN parameters.
-func (d *Daemon) vxlanParams(c *config.Config, p *dataplane.Params, mtu int) {
-	x := c.VXLAN
-	l3 := c.OverWireGuard() // inside WireGuard: IP packets, the tunnel's MTU
-	if l3 {
-		mtu = d.wg.mtu
+func (r *vxlanRole) Events() []feature.Event {
+	return []feature.Event{
+		{C: r.ctl.Wake(), Do: r.learned},
+		{C: r.workNow, Do: r.work},
+		{Every: agingEvery, Do: func() { r.ctl.Age(time.Now()) }},
 	}
-	p.VXLAN = &dataplane.VXLANParams{
-		Encap:       vxlan.EncapConfig{Src: d.ulMAC, Local: c.VTEPAddr(), MTU: mtu, ZeroChecksum6: x.ZeroCsum6TX, Split: x.Split, L3: l3},
-		AcceptZero6: x.ZeroCsum6RX, LearnRemote: c.LearnRemote(),
-	}
-	p.NotReady = d.view.NotReady
 }
+
+// learned takes what BGP and the data goroutines reported now, or, within
+// workEvery of the last time, when workEvery has passed.
+func (r *vxlanRole) learned() {
+	since := time.Since(r.lastWork)
+	switch {
+	case since >= workEvery:
+		r.work()
+	case !r.armed:
+		r.armed = true
+		time.AfterFunc(workEvery-since, func() {
+			select {
+			case r.workNow <- struct{}{}:
+			default: // one is pending
+			}
+		})
+	}
+}
+
+func (r *vxlanRole) work() {
+	r.armed = false
+	r.ctl.Work(time.Now())
+	r.lastWork = time.Now()
+}
+
+func (r *vxlanRole) AddCounters(s *stats.Snapshot) { r.ctl.AddCounters(s) }
 
 // resolve looks the VTEPs' next hops up again.
 func (r *vxlanRole) resolve() { r.unresolved = r.ctl.Resolve() }
 
-// reconfigure applies next; undo puts the old configuration back.
-func (r *vxlanRole) reconfigure(old, next *config.Config) []step {
+// reload returns the steps that apply next (the controller's and the
+// speaker's), each undone by putting old back.
+func (r *vxlanRole) Reload(old, next *config.Config) ([]feature.Step, error) {
 	now := time.Now()
-	steps := []step{{"vxlan", func() error { return r.ctl.Reconfigure(evpnConfig(next, next.VTEPAddr()), now) },
-		func() { r.ctl.Reconfigure(evpnConfig(old, old.VTEPAddr()), now) }}}
+	steps := []feature.Step{{Name: "vxlan", Do: func() error { return r.ctl.Reconfigure(evpnConfig(next, next.VTEPAddr()), now) },
+		Undo: func() { r.ctl.Reconfigure(evpnConfig(old, old.VTEPAddr()), now) }}}
 	if r.sp != nil {
-		steps = append(steps, step{"bgp", func() error { return r.sp.Reconfigure(speakerConfig(next, false)) },
-			func() { r.sp.Reconfigure(speakerConfig(old, false)) }})
+		steps = append(steps, feature.Step{Name: "bgp", Do: func() error { return r.sp.Reconfigure(speakerConfig(next, false)) },
+			Undo: func() { r.sp.Reconfigure(speakerConfig(old, false)) }})
 	}
-	return steps
+	return steps, nil
 }
 
 // close stops the speaker: with graceful restart and graceful (SIGTERM),
 // without a NOTIFICATION, leaving the marker for the next start.
-func (r *vxlanRole) close(gr, graceful bool) {
+func (r *vxlanRole) Close(graceful bool) {
 	if r.sp == nil {
 		return
 	}
+	gr := r.gr
 	if gr && graceful {
 		if err := os.WriteFile(r.marker, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			r.log.Warn("bgp: cannot leave the graceful restart marker", "err", err)
@@ -150,10 +193,11 @@ func (r *vxlanRole) close(gr, graceful bool) {
 	r.sp.Stop(gr && graceful)
 }
 
-// status returns "pwctl evpn"'s and "pwctl bgp"'s state.
-func (r *vxlanRole) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
+// status adds "pwctl evpn"'s and "pwctl bgp"'s state.
+func (r *vxlanRole) Status(s *client.Status) {
 	e := r.ctl.Status()
-	if p.VXLAN != nil {
+	s.EVPN = &e
+	if p := r.params(); p.VXLAN != nil {
 		if enc, err := vxlan.NewEncapsulator(p.VXLAN.Encap); err == nil {
 			chunk := xsk.ChunkSize - xsk.RxHeadroom - enc.Overhead()
 			for i := range e.VNIs {
@@ -166,12 +210,10 @@ func (r *vxlanRole) status(p *dataplane.Params) (*client.EVPN, *client.BGP) {
 			}
 		}
 	}
-	if r.sp == nil {
-		return &e, nil
+	if r.sp != nil {
+		s.BGP = bgpStatus(r.sp)
+		s.BGP.ASN, s.BGP.RouterID = r.asn, r.routerID.String()
 	}
-	b := bgpStatus(r.sp)
-	b.ASN, b.RouterID = r.asn, r.routerID.String()
-	return &e, b
 }
 
 // bgpStatus reads the speaker's sessions, by neighbor.

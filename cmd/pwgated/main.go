@@ -162,14 +162,7 @@ func run() int {
 		defer ln.Close()
 		go http.Serve(ln, nil) // net/http/pprof's handlers on the default mux
 	}
-	var d interface {
-		Run(context.Context, <-chan struct{}) error
-	}
-	if c.AnycastOnly() {
-		d, err = control.StartAnycast(c, loadAll, log)
-	} else {
-		d, err = control.Start(c, loadAll, log)
-	}
+	d, err := control.Start(c, loadAll, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 		return 2

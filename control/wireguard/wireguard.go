@@ -1,4 +1,8 @@
-package control
+// Package wireguard is pwgated's WireGuard as a feature: wireguard-go
+// (dataplane/wg) with the keys and endpoints of the configuration's
+// wireguard section, the host's TUN device (pwwg0) with its addresses and
+// routes, and the Tunnel that carries the pseudowire or VXLAN inside it.
+package wireguard
 
 import (
 	"context"
@@ -10,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,7 +23,9 @@ import (
 
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/feature"
 	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/wg"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
@@ -132,10 +139,10 @@ func resolveEndpoint(ctx context.Context, ep string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(addrs[0].Unmap(), uint16(p)), nil
 }
 
-// wgDeviceConfig builds the device's configuration from c: keys read from
+// DeviceConfig builds the device's configuration from c: keys read from
 // their files, endpoints resolved (a name that does not resolve leaves the
 // peer without an endpoint, and says so in the returned warnings).
-func wgDeviceConfig(c *config.Config) (wg.Config, []string, error) {
+func DeviceConfig(c *config.Config) (wg.Config, []string, error) {
 	w := c.WireGuard
 	key, err := readKeyFile(w.PrivateKeyFile)
 	if err != nil {
@@ -175,9 +182,9 @@ func tunnelMTU(uplinkMTU int, ep netip.AddrPort) int {
 	return uplinkMTU - wgOverhead6
 }
 
-// wgRole is the daemon's WireGuard: the device, its Tunnel and the host
+// Role is the daemon's WireGuard: the device, its Tunnel and the host
 // TUN device. The main goroutine owns it.
-type wgRole struct {
+type Role struct {
 	dev    *wg.Device
 	tunnel *wg.Tunnel
 	link   netlink.Link // the host TUN (pwwg0)
@@ -185,17 +192,20 @@ type wgRole struct {
 	conf   *config.WGConfig
 	mtu    int
 	log    *slog.Logger
+	// static is what pwctl shows of the configuration (publish), for the
+	// servers' goroutines.
+	static atomic.Pointer[client.WireGuard]
 }
 
-// startWireGuard brings up the host TUN device with c's overlay addresses
-// and starts wireguard-go with cfg (from wgDeviceConfig) on a Tunnel over u
+// Start brings up the host TUN device with c's overlay addresses
+// and starts wireguard-go with cfg (from DeviceConfig) on a Tunnel over u
 // (the engine's UMEM when the pseudowire runs inside the tunnel). On error
 // nothing is left.
-func startWireGuard(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *wgRole, err error) {
+func Start(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *Role, err error) {
 	for _, w := range warnings {
 		log.Warn("wireguard: " + w)
 	}
-	r := &wgRole{cfg: cfg, conf: c.WireGuard, log: log}
+	r := &Role{cfg: cfg, conf: c.WireGuard, log: log}
 	var ep netip.AddrPort
 	if i := c.WGPeerIndex(); i >= 0 {
 		ep = cfg.Peers[i].Endpoint
@@ -221,7 +231,7 @@ func startWireGuard(c *config.Config, cfg wg.Config, warnings []string, u *xsk.U
 	r.tunnel = wg.NewTunnel(u, r.mtu, host)
 	defer func() {
 		if err != nil {
-			r.close()
+			r.Close(false)
 		}
 	}()
 	if r.link, err = netlink.LinkByName(c.WireGuard.Interface); err != nil {
@@ -248,7 +258,7 @@ func startWireGuard(c *config.Config, cfg wg.Config, warnings []string, u *xsk.U
 
 // setPseudowirePeer tells the Tunnel and the device which peer and address
 // carry the pseudowire, or, for VXLAN inside the tunnel, our VTEP address.
-func (r *wgRole) setPseudowirePeer(c *config.Config) {
+func (r *Role) setPseudowirePeer(c *config.Config) {
 	if c.IsVXLAN() {
 		r.tunnel.SetVXLAN(c.VTEPAddr())
 		return
@@ -267,7 +277,7 @@ func (r *wgRole) setPseudowirePeer(c *config.Config) {
 
 // setAddresses makes next's addresses the host TUN's, removing prev's
 // that are gone.
-func (r *wgRole) setAddresses(prev, next *config.WGConfig) error {
+func (r *Role) setAddresses(prev, next *config.WGConfig) error {
 	want := map[netip.Prefix]bool{}
 	for _, a := range next.Addresses {
 		want[a] = true
@@ -298,7 +308,7 @@ func nlAddr(p netip.Prefix) *netlink.Addr {
 // setRoutes routes the peers' allowed IPs that no overlay address's prefix
 // covers to the host TUN (the kernel routes the covered ones already), as
 // wg-quick does; prev's routes that are gone are removed.
-func (r *wgRole) setRoutes(prev, next *config.WGConfig) error {
+func (r *Role) setRoutes(prev, next *config.WGConfig) error {
 	routes := func(w *config.WGConfig) map[netip.Prefix]bool {
 		m := map[netip.Prefix]bool{}
 		if w == nil {
@@ -331,13 +341,13 @@ func (r *wgRole) setRoutes(prev, next *config.WGConfig) error {
 	return nil
 }
 
-func (r *wgRole) route(p netip.Prefix) *netlink.Route {
+func (r *Role) route(p netip.Prefix) *netlink.Route {
 	return &netlink.Route{LinkIndex: r.link.Attrs().Index, Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 }
 
 // reresolve sets again, from DNS, the endpoints given as names of peers
 // whose last handshake is older than reresolveAfter.
-func (r *wgRole) reresolve(ctx context.Context) {
+func (r *Role) reresolve(ctx context.Context) {
 	peers, err := r.dev.Peers()
 	if err != nil {
 		return
@@ -372,7 +382,7 @@ func (r *wgRole) reresolve(ctx context.Context) {
 // reconfigure applies next's wireguard section: the device (peers, keys,
 // port), the host TUN's addresses and routes, and the pseudowire's peer.
 // It returns what undoes it.
-func (r *wgRole) reconfigure(next *config.Config, cfg wg.Config) (undo func(), err error) {
+func (r *Role) reconfigure(next *config.Config, cfg wg.Config) (undo func(), err error) {
 	prevCfg, prevConf := r.cfg, r.conf
 	cfg.HostIfindex = r.link.Attrs().Index
 	if err := r.dev.Configure(cfg); err != nil {
@@ -399,7 +409,7 @@ func (r *wgRole) reconfigure(next *config.Config, cfg wg.Config) (undo func(), e
 
 // close stops the device (which closes the Tunnel and the host TUN, and
 // with it the TUN device, its addresses and routes).
-func (r *wgRole) close() {
+func (r *Role) Close(bool) {
 	if r.dev != nil {
 		r.dev.Close()
 		r.dev = nil
@@ -410,9 +420,9 @@ func (r *wgRole) close() {
 	}
 }
 
-// status returns what pwctl shows of the WireGuard interface that only
-// the main goroutine changes (the configuration).
-func (r *wgRole) status(c *config.Config) *client.WireGuard {
+// Publish stores what pwctl shows of the configuration c (main
+// goroutine).
+func (r *Role) Publish(c *config.Config) {
 	w := &client.WireGuard{Interface: r.conf.Interface, PublicKey: r.cfg.PrivateKey.PublicKey().String(),
 		ListenPort: r.cfg.ListenPort, MTU: r.mtu, Pseudowire: c.OverWireGuard()}
 	for _, a := range r.conf.Addresses {
@@ -426,13 +436,56 @@ func (r *wgRole) status(c *config.Config) *client.WireGuard {
 		}
 		w.Peers = append(w.Peers, wp)
 	}
-	return w
+	r.static.Store(w)
+}
+
+// status adds the published configuration with what the device says now.
+func (r *Role) Status(s *client.Status) {
+	if w := r.static.Load(); w != nil {
+		s.WireGuard = r.live(*w)
+	}
+}
+
+func (r *Role) AddCounters(s *stats.Snapshot) { r.dev.Snapshot(s) }
+
+func (r *Role) Events() []feature.Event {
+	return []feature.Event{{Every: reresolveEvery, Do: func() { r.reresolve(context.Background()) }}}
+}
+
+// Tunnel is the Tunnel that carries the pseudowire or VXLAN: the data
+// path's uplink inside WireGuard.
+func (r *Role) Tunnel() *wg.Tunnel { return r.tunnel }
+
+// MTU is the tunnel's MTU.
+func (r *Role) MTU() int { return r.mtu }
+
+// reresolveEvery: how often WireGuard endpoint names of silent peers are
+// looked up again.
+const reresolveEvery = 30 * time.Second
+
+// reload reads next's keys and resolves its endpoints; its step
+// configures the device, the host TUN and the pseudowire's peer.
+func (r *Role) Reload(old, next *config.Config) ([]feature.Step, error) {
+	cfg, warnings, err := DeviceConfig(next)
+	if err != nil {
+		return nil, err
+	}
+	var undo func()
+	return []feature.Step{{Name: "wireguard", Do: func() (err error) {
+		undo, err = r.reconfigure(next, cfg)
+		if err == nil {
+			for _, w := range warnings {
+				r.log.Warn("wireguard: " + w)
+			}
+		}
+		return err
+	}, Undo: func() { undo(); r.setPseudowirePeer(old) }}}, nil
 }
 
 // live adds to a copy of w what the device says now: endpoints,
 // handshakes, bytes, failures, whether the pseudowire's session is up.
 // Safe from any goroutine.
-func (r *wgRole) live(w client.WireGuard) *client.WireGuard {
+func (r *Role) live(w client.WireGuard) *client.WireGuard {
 	w.Session = r.tunnel.SessionUp()
 	peers, err := r.dev.Peers()
 	if err != nil {
@@ -457,12 +510,12 @@ func (r *wgRole) live(w client.WireGuard) *client.WireGuard {
 	return &w
 }
 
-// wgUnderlay is the underlay of VXLAN inside WireGuard: a VTEP is reachable
+// Underlay is the underlay of VXLAN inside WireGuard: a VTEP is reachable
 // when a peer's allowed IPs hold it, and there is no XDP program to tell.
-type wgUnderlay struct{ cfg func() *config.Config }
+type Underlay struct{ Config func() *config.Config }
 
-func (u wgUnderlay) NextHop(a netip.Addr) (frame.MAC, bool) {
-	for _, p := range u.cfg().WireGuard.Peers {
+func (u Underlay) NextHop(a netip.Addr) (frame.MAC, bool) {
+	for _, p := range u.Config().WireGuard.Peers {
 		for _, pfx := range p.AllowedIPs {
 			if pfx.Contains(a) {
 				return frame.MAC{}, true
@@ -472,4 +525,9 @@ func (u wgUnderlay) NextHop(a netip.Addr) (frame.MAC, bool) {
 	return frame.MAC{}, false
 }
 
-func (wgUnderlay) SetVTEPs([]netip.Addr) error { return nil }
+func (Underlay) SetVTEPs([]netip.Addr) error { return nil }
+
+var (
+	_ feature.Feature = (*Role)(nil)
+	_ feature.Counter = (*Role)(nil)
+)

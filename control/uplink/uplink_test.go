@@ -1,4 +1,4 @@
-package control
+package uplink
 
 import (
 	"encoding/binary"
@@ -45,11 +45,11 @@ func TestTrackerSkipsDeprecated(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := l.Do("x", func() error {
-		tr, err := newTracker("ul0", &config.Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalToken: netip.MustParseAddr("::a")})
+		tr, err := Open("ul0", &config.Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalToken: netip.MustParseAddr("::a")})
 		if err != nil {
 			return err
 		}
-		defer tr.close()
+		defer tr.Close()
 		if got, why := tr.local(); got.String() != "2001:db8:2::a" {
 			return fmt.Errorf("local address %v (%s), want 2001:db8:2::a", got, why)
 		}
@@ -68,12 +68,12 @@ func TestTrackerFollowsKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := l.Do("x", func() error {
-		tr, err := newTracker("ul0", &config.Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalAddr: netip.MustParsePrefix("2001:db8:a::a/64")})
+		tr, err := Open("ul0", &config.Config{PeerAddr: netip.MustParseAddr("2001:db8:b::b"), LocalAddr: netip.MustParsePrefix("2001:db8:a::a/64")})
 		if err != nil {
 			return err
 		}
-		defer tr.close()
-		if v := tr.view(); v.NotReady == "" {
+		defer tr.Close()
+		if v := tr.View(); v.NotReady == "" {
 			return fmt.Errorf("ready without a neighbour entry: %+v", v)
 		}
 		for len(tr.Changed()) > 0 {
@@ -88,7 +88,7 @@ func TestTrackerFollowsKernel(t *testing.T) {
 		case <-time.After(2 * time.Second):
 			return fmt.Errorf("no notification after the neighbour entry changed")
 		}
-		v := tr.view()
+		v := tr.View()
 		if v.NotReady != "" || v.NextHop.String() != "02:00:00:00:0f:0a" {
 			return fmt.Errorf("after the notification: %+v", v)
 		}

@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pwgate/pwgate/control/anycast"
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/bgp/bgptest"
 	"github.com/pwgate/pwgate/control/config"
 )
 
-// An announcer-only pwgated with a fake speaker: control requests, status
+// An announcer-only pwgated (the same Daemon, without a data path) with a
+// fake speaker: control requests, status
 // and each way a reload can be refused.
 func TestAnycastDaemon(t *testing.T) {
 	fake := bgptest.New()
@@ -28,7 +30,7 @@ func TestAnycastDaemon(t *testing.T) {
 	}
 	next := yaml
 	load := func() (*config.Config, error) { return config.Parse("a.yaml", []byte(next)) }
-	d, err := StartAnycast(c, load, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := Start(c, load, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func TestAnycastDaemon(t *testing.T) {
 	if err := d.Reload(); err != nil {
 		t.Fatalf("a good reload: %v", err)
 	}
-	if anycastVIPs(d.cfg)[0].MED != 200 {
+	if anycast.VIPsOf(d.cfg)[0].MED != 200 {
 		t.Error("the reload did not apply")
 	}
 }

@@ -1,4 +1,9 @@
-package control
+// Package uplink is what pwgated reads from the kernel about its uplink
+// in ip6 and vxlan modes (our address, the next hop to the peer or a
+// VTEP, followed over netlink as the kernel changes them), the next-hop
+// resolution anycast's forwarder shares, and the tracking as a feature of
+// the daemon (Role).
+package uplink
 
 import (
 	"encoding/binary"
@@ -13,50 +18,121 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/feature"
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
-// uplinkView is what the kernel says about the uplink in ip6 mode: our
+// View is what the kernel says about the uplink in ip6 mode: our
 // own address, and the MAC to send to for the peer.
-type uplinkView struct {
+type View struct {
 	Local    netip.Addr
 	Via      netip.Addr // the router, or the peer itself when on-link
 	NextHop  frame.MAC
 	NotReady string // why frames cannot be sent yet; "" when they can
 }
 
-// tracker reads the uplink's state from the kernel. The kernel owns the
+// Role is the tracking of the uplink as a feature of the daemon: its
+// events are the kernel's notifications, a periodic reading and, while the
+// data path waits for the kernel, the prodding; each calls changed, which
+// reads the view again (Read) and hands a change to the data path.
+type Role struct {
+	t       Kernel
+	view    View   // the last read; main goroutine
+	changed func() // the daemon's
+	waiting func() bool
+}
+
+// Kernel is what Role reads: a Tracker, or a fake in tests.
+type Kernel interface {
+	View() View
+	Update(*config.Config) error
+	Changed() <-chan struct{}
+	Close()
+}
+
+// NewRole tracks t's uplink: changed is called on each event, and the
+// kernel is prodded every proddingEvery while waiting reports true.
+func NewRole(t Kernel, changed func(), waiting func() bool) *Role {
+	return &Role{t: t, view: t.View(), changed: changed, waiting: waiting}
+}
+
+// View returns the view last read (main goroutine).
+func (u *Role) View() View { return u.view }
+
+// Timing of the tracking.
+const (
+	// proddingEvery: while the next hop is unknown, the kernel is prodded
+	// to resolve it (at most once a second, see Prober.prod).
+	proddingEvery = 100 * time.Millisecond
+	// rereadEvery: besides the kernel's notifications (nlWatch), the
+	// uplink is read again this often, in case one was missed. Each read
+	// allocates (the netlink package's 64 KiB per request): not often.
+	rereadEvery = time.Minute
+)
+
+// Read reads the view again and reports whether it changed.
+func (u *Role) Read() bool {
+	v := u.t.View()
+	if v == u.view {
+		return false
+	}
+	u.view = v
+	return true
+}
+
+func (u *Role) Events() []feature.Event {
+	return []feature.Event{
+		{C: u.t.Changed(), Do: u.changed},
+		{Every: rereadEvery, Do: u.changed},
+		{Every: proddingEvery, Active: u.waiting, Do: u.changed},
+	}
+}
+
+// Reload points the tracker at next's token or address. It cannot be
+// undone (the kernel deprecates the addresses formed with the old token),
+// so it runs after every step that can.
+func (u *Role) Reload(_, next *config.Config) ([]feature.Step, error) {
+	return []feature.Step{{Name: "uplink address", Do: func() error { return u.t.Update(next) }}}, nil
+}
+
+// status: the view is in the published status (publishStatus).
+func (u *Role) Status(*client.Status) {}
+
+func (u *Role) Close(bool) { u.t.Close() }
+
+// Tracker reads the uplink's state from the kernel. The kernel owns the
 // address (SLAAC, with our token as interface identifier, or the configured
-// address, which tracker adds if it is missing) and resolves the next hop
-// by NDP; tracker only reads, and prods the kernel with an echo request
+// address, which Tracker adds if it is missing) and resolves the next hop
+// by NDP; Tracker only reads, and prods the kernel with an echo request
 // when the next hop is not resolved. It follows the kernel's route,
 // neighbour and address notifications: Changed receives a value (at most
 // one pending) whenever one concerns the uplink, and the main goroutine
 // then reads view again.
-type tracker struct {
+type Tracker struct {
 	link  netlink.Link
 	peer  netip.Addr
 	token netip.Addr   // use the SLAAC address with this identifier, or
 	addr  netip.Prefix // use this address
 	added bool         // addr was added by us and is removed by close
-	prober
+	Prober
 
 	changed chan struct{}
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
 
-func newTracker(ifname string, c *config.Config) (_ *tracker, err error) {
+func Open(ifname string, c *config.Config) (_ *Tracker, err error) {
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", ifname, err)
 	}
-	t := &tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr,
+	t := &Tracker{link: l, peer: c.PeerAddr, token: c.LocalToken, addr: c.LocalAddr,
 		changed: make(chan struct{}, 1), done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			t.close()
+			t.Close()
 		}
 	}()
 	if err := t.subscribe(); err != nil {
@@ -72,9 +148,9 @@ func newTracker(ifname string, c *config.Config) (_ *tracker, err error) {
 
 // Changed receives a value after the kernel changed something about the
 // uplink's routes, neighbours or addresses.
-func (t *tracker) Changed() <-chan struct{} { return t.changed }
+func (t *Tracker) Changed() <-chan struct{} { return t.changed }
 
-func (t *tracker) notify() {
+func (t *Tracker) notify() {
 	select {
 	case t.changed <- struct{}{}:
 	default:
@@ -82,7 +158,7 @@ func (t *tracker) notify() {
 }
 
 // subscribe starts following the kernel's notifications.
-func (t *tracker) subscribe() error {
+func (t *Tracker) subscribe() error {
 	w, err := newNLWatch(t.link.Attrs().Index)
 	if err != nil {
 		return err
@@ -110,8 +186,8 @@ func setToken(ifindex int, token netip.Addr) error {
 	return err
 }
 
-// update points the tracker at a new configuration (reload).
-func (t *tracker) update(c *config.Config) error {
+// Update points the tracker at a new configuration (reload).
+func (t *Tracker) Update(c *config.Config) error {
 	if c.LocalToken != t.token && c.LocalToken.IsValid() {
 		if err := setToken(t.link.Attrs().Index, c.LocalToken); err != nil {
 			return fmt.Errorf("set IPv6 token %s: %w", c.LocalToken, err)
@@ -124,21 +200,21 @@ func (t *tracker) update(c *config.Config) error {
 	return nil
 }
 
-// view reads our address and, with a pseudowire peer, its next hop.
-func (t *tracker) view() uplinkView {
+// View reads our address and, with a pseudowire peer, its next hop.
+func (t *Tracker) View() View {
 	local, why := t.local()
 	if why != "" {
-		return uplinkView{NotReady: why}
+		return View{NotReady: why}
 	}
-	v := uplinkView{Local: local}
+	v := View{Local: local}
 	if t.peer.IsValid() {
-		v.Via, v.NextHop, v.NotReady = t.nextHop(t.peer)
+		v.Via, v.NextHop, v.NotReady = t.NextHop(t.peer)
 	}
 	return v
 }
 
 // local finds our address on the uplink.
-func (t *tracker) local() (netip.Addr, string) {
+func (t *Tracker) local() (netip.Addr, string) {
 	family := netlink.FAMILY_V6
 	if t.addr.Addr().Is4() {
 		family = netlink.FAMILY_V4
@@ -193,16 +269,16 @@ func iid(a netip.Addr) uint64 {
 // enough to send to.
 const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT | netlink.NUD_NOARP
 
-// nextHop asks the kernel's routing table how to reach dst (the peer, or
+// NextHop asks the kernel's routing table how to reach dst (the peer, or
 // a VTEP) and its neighbour table for the MAC of that next hop.
-func (t *tracker) nextHop(dst netip.Addr) (netip.Addr, frame.MAC, string) {
-	h, why := resolveNextHop(dst, t.link, &t.prober)
+func (t *Tracker) NextHop(dst netip.Addr) (netip.Addr, frame.MAC, string) {
+	h, why := ResolveNextHop(dst, t.link, &t.Prober)
 	return h.Via, h.MAC, why
 }
 
 // hop is how the kernel reaches an address: by which interface, through
 // which next hop, and that next hop's MAC.
-type hop struct {
+type Hop struct {
 	Via     netip.Addr
 	MAC     frame.MAC
 	Ifindex int
@@ -210,24 +286,24 @@ type hop struct {
 	SrcMAC  frame.MAC // the interface's own
 }
 
-// resolveNextHop asks the kernel's routing table how to reach dst and its
+// ResolveNextHop asks the kernel's routing table how to reach dst and its
 // neighbour table for the next hop's MAC; with only set, the route must
 // leave by that interface. An unresolved next hop is prodded (p).
-func resolveNextHop(dst netip.Addr, only netlink.Link, p *prober) (hop, string) {
+func ResolveNextHop(dst netip.Addr, only netlink.Link, p *Prober) (Hop, string) {
 	routes, err := netlink.RouteGet(dst.AsSlice())
 	if err != nil || len(routes) == 0 {
-		return hop{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
+		return Hop{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
 	}
 	r := routes[0]
 	l := only
 	if l == nil {
 		if l, err = netlink.LinkByIndex(r.LinkIndex); err != nil {
-			return hop{}, fmt.Sprintf("the route to %s leaves by interface %d: %v", dst, r.LinkIndex, err)
+			return Hop{}, fmt.Sprintf("the route to %s leaves by interface %d: %v", dst, r.LinkIndex, err)
 		}
 	} else if r.LinkIndex != l.Attrs().Index {
-		return hop{}, fmt.Sprintf("the route to %s does not leave by the uplink %s", dst, l.Attrs().Name)
+		return Hop{}, fmt.Sprintf("the route to %s does not leave by the uplink %s", dst, l.Attrs().Name)
 	}
-	h := hop{Via: dst, Ifindex: l.Attrs().Index, Ifname: l.Attrs().Name}
+	h := Hop{Via: dst, Ifindex: l.Attrs().Index, Ifname: l.Attrs().Name}
 	if len(l.Attrs().HardwareAddr) == 6 {
 		h.SrcMAC = frame.MAC(l.Attrs().HardwareAddr)
 	}
@@ -252,8 +328,8 @@ func resolveNextHop(dst netip.Addr, only netlink.Link, p *prober) (hop, string) 
 	return h, fmt.Sprintf("next hop %s not resolved on %s yet", h.Via, h.Ifname)
 }
 
-// prober sends ICMP echo requests so that the kernel resolves next hops.
-type prober struct {
+// Prober sends ICMP echo requests so that the kernel resolves next hops.
+type Prober struct {
 	last map[netip.Addr]time.Time
 	conn [2]*net.IPConn // ICMPv6, ICMP
 	seq  uint16
@@ -262,7 +338,7 @@ type prober struct {
 // prod sends an ICMP echo request to addr, at most once a second per
 // address, so that the kernel resolves it (neighbour discovery, ARP);
 // ifname is the zone of a link-local addr.
-func (p *prober) prod(addr netip.Addr, ifname string) {
+func (p *Prober) prod(addr netip.Addr, ifname string) {
 	if p.last == nil {
 		p.last = map[netip.Addr]time.Time{}
 	}
@@ -293,7 +369,7 @@ func (p *prober) prod(addr netip.Addr, ifname string) {
 	p.conn[i].WriteTo(echo, dst)
 }
 
-func (p *prober) close() {
+func (p *Prober) Close() {
 	for _, c := range p.conn {
 		if c != nil {
 			c.Close()
@@ -303,20 +379,24 @@ func (p *prober) close() {
 
 // nlAddr is the configured address as netlink takes it (with duplicate
 // address detection, unlike the tunnel's).
-func (t *tracker) nlAddr() *netlink.Addr {
+func (t *Tracker) nlAddr() *netlink.Addr {
 	return &netlink.Addr{IPNet: &net.IPNet{IP: t.addr.Addr().AsSlice(), Mask: net.CIDRMask(t.addr.Bits(), t.addr.Addr().BitLen())}}
 }
 
-func (t *tracker) removeAddr() {
+func (t *Tracker) removeAddr() {
 	if t.added {
 		netlink.AddrDel(t.link, t.nlAddr())
 		t.added = false
 	}
 }
 
-func (t *tracker) close() {
+// Close stops following the kernel, removes the address it added and
+// closes the prober.
+func (t *Tracker) Close() {
 	close(t.done)
 	t.wg.Wait()
 	t.removeAddr()
-	t.prober.close()
+	t.Prober.Close()
 }
+
+var _ feature.Feature = (*Role)(nil)

@@ -1,4 +1,4 @@
-package control
+package uplink
 
 import (
 	"encoding/binary"

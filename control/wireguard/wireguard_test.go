@@ -1,4 +1,4 @@
-package control
+package wireguard
 
 import (
 	"net/netip"

@@ -51,8 +51,8 @@ func TestParseAnycast(t *testing.T) {
 		v.LargeCommunities[0] != (config.LargeCommunity{Global: 4200000000, Local1: 1, Local2: 80}) {
 		t.Errorf("VIP %+v", v)
 	}
-	if h, ok := v.Check.(*anycast.HTTPCheck); !ok || h.Status != 204 {
-		t.Errorf("check %v", v.Check)
+	if h, ok := v.Probe.(*anycast.HTTPCheck); !ok || h.Status != 204 {
+		t.Errorf("check %v", v.Probe)
 	}
 	w := vs[1]
 	if w.Prefix.Bits() != 128 || w.Interval != 2*time.Second || w.Timeout != 2*time.Second || w.DrainMED != config.DefaultDrainMED || w.HasMED {

@@ -12,27 +12,14 @@ import (
 
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
 )
 
 // VIP is one anycast address the announcer announces while its check
 // passes.
 type VIP struct {
-	Prefix  netip.Prefix
-	NextHop netip.Addr // unset: this speaker's address on each session
-	Check   Check
-	// Interval between checks, Timeout of one; Rise passing checks in a
-	// row announce the VIP, Fall failing ones withdraw it.
-	Interval, Timeout time.Duration
-	Rise, Fall        int
-	MED               uint32
-	HasMED            bool
-	LocalPref         uint32 // iBGP; 0: the speaker's default (100)
-	Communities       []uint32
-	LargeCommunities  []bgp.LargeCommunity
-	// Drain is how long a drained VIP stays announced with DrainMED and
-	// GRACEFUL_SHUTDOWN before it is withdrawn.
-	Drain    time.Duration
-	DrainMED uint32
+	config.VIP       // as configured; its Check is the check's description
+	Probe      Check // the check that runs (NewCheck of Check, or a test's)
 }
 
 // State is where a VIP is.
@@ -151,10 +138,10 @@ func (a *Announcer) Set(vips []VIP) {
 
 // reconfigure gives r its new configuration v (under a.mu).
 func (a *Announcer) reconfigure(r *vipRun, v VIP) {
-	if v.Check.String() == r.cfg.Check.String() {
-		v.Check = r.cfg.Check // the same check, its kept connection too
+	if v.Probe.String() == r.cfg.Probe.String() {
+		v.Probe = r.cfg.Probe // the same check, its kept connection too
 	} else {
-		r.oldChecks = append(r.oldChecks, r.cfg.Check) // closed by its loop
+		r.oldChecks = append(r.oldChecks, r.cfg.Probe) // closed by its loop
 	}
 	r.cfg = v
 }
@@ -200,7 +187,7 @@ func (a *Announcer) Status() []client.AnycastVIP {
 	defer a.mu.Unlock()
 	var out []client.AnycastVIP
 	for _, r := range a.vip {
-		s := client.AnycastVIP{Prefix: r.cfg.Prefix.String(), Check: r.cfg.Check.String(), State: string(r.state), Healthy: r.healthy,
+		s := client.AnycastVIP{Prefix: r.cfg.Prefix.String(), Check: r.cfg.Probe.String(), State: string(r.state), Healthy: r.healthy,
 			LastCheck: r.last, LastError: r.lastErr, Since: r.since, Announced: r.announced != nil, DrainUntil: r.drainUntil,
 			Checks: r.checks, Failures: r.failures, Transitions: r.changes}
 		if r.announced != nil && r.announced.HasMED {
@@ -245,7 +232,7 @@ func (a *Announcer) Close() {
 
 func (a *Announcer) setState(r *vipRun, s State) {
 	if r.state != s {
-		a.log.Info("anycast: VIP "+string(s), "vip", r.cfg.Prefix, "was", r.state, "check", r.cfg.Check.String(), "last_error", r.lastErr)
+		a.log.Info("anycast: VIP "+string(s), "vip", r.cfg.Prefix, "was", r.state, "check", r.cfg.Probe.String(), "last_error", r.lastErr)
 		r.state, r.since = s, time.Now()
 		r.changes++
 	}
@@ -290,7 +277,7 @@ func (a *Announcer) loop(r *vipRun) {
 				delete(a.leaving, r.cfg.Prefix)
 			}
 			a.withdraw(r)
-			checks := append(r.oldChecks, r.cfg.Check)
+			checks := append(r.oldChecks, r.cfg.Probe)
 			a.mu.Unlock()
 			for _, c := range checks {
 				closeCheck(c)
@@ -298,7 +285,7 @@ func (a *Announcer) loop(r *vipRun) {
 			return
 		case <-tick.C:
 			a.mu.Lock()
-			c, timeout := r.cfg.Check, r.cfg.Timeout
+			c, timeout := r.cfg.Probe, r.cfg.Timeout
 			a.mu.Unlock()
 			err := run(c, timeout)
 			a.mu.Lock()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/control/bgp/bgptest"
+	"github.com/pwgate/pwgate/control/config"
 )
 
 type switchCheck struct{ fail atomic.Bool }
@@ -56,8 +57,8 @@ func TestAnnouncerRiseFallDrain(t *testing.T) {
 	sp := bgptest.New()
 	a := NewAnnouncer(sp, quiet())
 	c := &switchCheck{}
-	cfg := VIP{Prefix: vip, Check: c, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 2, Fall: 3,
-		MED: 10, HasMED: true, Communities: []uint32{65000<<16 | 80}, Drain: 100 * time.Millisecond, DrainMED: 1000}
+	cfg := VIP{VIP: config.VIP{Prefix: vip, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 2, Fall: 3,
+		MED: 10, HasMED: true, Communities: []uint32{65000<<16 | 80}, Drain: 100 * time.Millisecond, DrainMED: 1000}, Probe: c}
 	a.Set([]VIP{cfg})
 	defer a.Close()
 	eventually(t, "announced after rise", func() bool { _, ok := announced(sp); return ok })
@@ -113,7 +114,7 @@ func TestAnnouncerSpeakerFails(t *testing.T) {
 	sp := bgptest.New()
 	sp.Fail = errors.New("no speaker")
 	a := NewAnnouncer(sp, quiet())
-	a.Set([]VIP{{Prefix: vip, Check: &switchCheck{}, Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1}})
+	a.Set([]VIP{{VIP: config.VIP{Prefix: vip, Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1}, Probe: &switchCheck{}}})
 	eventually(t, "up", func() bool { return a.Status()[0].State == string(Up) })
 	if a.Status()[0].Announced {
 		t.Error("announced although the speaker failed")
@@ -258,8 +259,8 @@ func TestAnnouncerReAddedWhileDraining(t *testing.T) {
 	sp := bgptest.New()
 	a := NewAnnouncer(sp, quiet())
 	defer a.Close()
-	cfg := VIP{Prefix: vip, Check: &switchCheck{}, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1,
-		MED: 10, HasMED: true, Drain: 200 * time.Millisecond, DrainMED: 1000}
+	cfg := VIP{VIP: config.VIP{Prefix: vip, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1,
+		MED: 10, HasMED: true, Drain: 200 * time.Millisecond, DrainMED: 1000}, Probe: &switchCheck{}}
 	a.Set([]VIP{cfg})
 	eventually(t, "announced", func() bool { r, ok := announced(sp); return ok && r.MED == 10 })
 	a.Set(nil)
@@ -290,12 +291,12 @@ func TestAnnouncerCloseWithdrawsAtOnce(t *testing.T) {
 	other := netip.MustParsePrefix("192.0.2.81/32")
 	slow := netip.MustParsePrefix("192.0.2.82/32")
 	mk := func(p netip.Prefix) VIP {
-		return VIP{Prefix: p, Check: &switchCheck{}, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1,
-			Drain: 10 * time.Second, DrainMED: 1000}
+		return VIP{VIP: config.VIP{Prefix: p, Interval: 20 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1,
+			Drain: 10 * time.Second, DrainMED: 1000}, Probe: &switchCheck{}}
 	}
 	sc := &slowCheck{}
 	slowVIP := mk(slow)
-	slowVIP.Check, slowVIP.Timeout = sc, 8*time.Second
+	slowVIP.Probe, slowVIP.Timeout = sc, 8*time.Second
 	a.Set([]VIP{mk(vip), mk(other)})
 	id := func(p netip.Prefix) string { return (&bgp.Route{Kind: bgp.Prefix, Prefix: p}).ID() }
 	eventually(t, "both announced", func() bool {

@@ -348,10 +348,7 @@ func VIPsOf(c *config.Config) []VIP {
 	}
 	out := make([]VIP, len(c.Anycast.VIPs))
 	for i, v := range c.Anycast.VIPs {
-		out[i] = VIP{Prefix: v.Prefix, NextHop: v.NextHop, Check: NewCheck(v.Check),
-			Interval: v.Interval, Timeout: v.Timeout, Rise: v.Rise, Fall: v.Fall, MED: v.MED, HasMED: v.HasMED,
-			LocalPref: v.LocalPref, Communities: v.Communities, LargeCommunities: v.LargeCommunities,
-			Drain: v.Drain, DrainMED: v.DrainMED}
+		out[i] = VIP{VIP: v.VIP, Probe: NewCheck(v.Check)}
 	}
 	return out
 }

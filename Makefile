@@ -18,7 +18,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 MODE ?= ip6
 ENCRYPT ?= none
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab soak image-deps image image-test image-check clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab soak man image-deps image image-test image-check clean
 
 all: build
 
@@ -126,7 +126,12 @@ image-deps: root-check
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-image: root-check image-deps build
+# The man pages the image installs (man pwgated.yaml, man pwctl), from
+# the manuals cmd/pwgated/README.md and cmd/pwctl/README.md (hw/man).
+man:
+	$(GO) run ./hw/man/mkman -out $(BIN)/man -version "$$(git describe --always --dirty 2>/dev/null || echo dev)"
+
+image: root-check image-deps build man
 	hw/image/mkimage --bin $(BIN) --out $(IMAGE)
 
 image-test: image

@@ -230,6 +230,11 @@ func run(image string, boot time.Duration) error {
 		}
 		fmt.Printf("pwimagetest: vm %s: %s", v.name, out)
 	}
+	// The manual, as an operator on the box reads it.
+	if out, err := ssh(vms[0], "man -P cat pwgated.yaml 2>&1 | grep -c peer.address; man -P cat pwctl 2>&1 | grep -c check_pwbpdu"); err != nil || strings.Contains(out, "\n0") || strings.HasPrefix(out, "0") {
+		return fmt.Errorf("vm a: man pwgated.yaml and man pwctl: %v\n%s", err, out)
+	}
+	fmt.Println("pwimagetest: vm a: man pwgated.yaml and man pwctl show the manuals")
 	// --profile auto reads the box's DMI strings: qemu's fit no profile.
 	profile, err := ssh(vms[0], "journalctl -b -u pwgated -o cat | grep -m1 'hardware profile'")
 	if err != nil || !strings.Contains(profile, "generic") {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -363,16 +364,24 @@ func (l *Lab) Forget() {
 
 // OnePort returns a lab with namespace "x" holding ul0 and its veth peer
 // ulp, both up: a port for tests of what pwgated reads from or sets in
-// the kernel. The caller closes it.
-func OnePort(prefix string) (*Lab, error) {
-	l := New(prefix)
+// the kernel. It skips t unless run as root and without -short; t's
+// cleanup closes the lab.
+func OnePort(t testing.TB, prefix string) *Lab {
+	t.Helper()
+	if testing.Short() || !IsRoot() {
+		t.Skip("privileged test: needs root for network namespaces, and not -short")
+	}
+	l := New(fmt.Sprintf("%s%d-", prefix, os.Getpid()))
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := l.AddNS("x"); err != nil {
-		l.Close()
-		return nil, err
+		t.Fatal(err)
 	}
 	if err := l.Veth("x", "ul0", "x", "ulp", 0); err != nil {
-		l.Close()
-		return nil, err
+		t.Fatal(err)
 	}
-	return l, nil
+	return l
 }

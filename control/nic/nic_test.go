@@ -2,7 +2,6 @@ package nic
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -14,7 +13,7 @@ import (
 // can be switched: fix turns them off and Restore back on; check
 // refuses, naming the command; ignore leaves them.
 func TestNICPolicies(t *testing.T) {
-	l := onePort(t)
+	l := lab.OnePort(t, "pwn")
 	state := func(name string) bool {
 		t.Helper()
 		var on bool
@@ -69,7 +68,7 @@ func TestNICPolicies(t *testing.T) {
 // promiscuous (a NIC's unicast filter would drop the far site's frames),
 // and both go back as they were; a missing port changes nothing.
 func TestPrepareLinks(t *testing.T) {
-	l := onePort(t)
+	l := lab.OnePort(t, "pwn")
 	if err := l.Script("x", "ip link set ul0 down", "ip link set ulp down", "ip link add dl0 type veth peer name dlp", "ip link set dl0 up"); err != nil {
 		t.Fatal(err)
 	}
@@ -103,22 +102,4 @@ func TestPrepareLinks(t *testing.T) {
 	if strings.Contains(show("dl0"), "PROMISC") || strings.Contains(show("ul0"), ",UP") {
 		t.Errorf("after restoring:\n%s%s", show("dl0"), show("ul0"))
 	}
-}
-
-// onePort is a namespace with ul0 and its veth peer ulp, up.
-func onePort(t *testing.T) *lab.Lab {
-	t.Helper()
-	if testing.Short() || !lab.IsRoot() {
-		t.Skip("privileged test: needs root for network namespaces, and not -short")
-	}
-	l, err := lab.OnePort(fmt.Sprintf("pwn%d-", os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return l
 }

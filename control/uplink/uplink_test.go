@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -15,30 +14,11 @@ import (
 	"github.com/pwgate/pwgate/control/config"
 )
 
-// newNS makes a namespace with ul0 (and its veth peer ulp), up, for tests
-// of what pwgated reads from the kernel.
-func newNS(t *testing.T) *lab.Lab {
-	t.Helper()
-	if testing.Short() || !lab.IsRoot() {
-		t.Skip("privileged test: needs root for network namespaces, and not -short")
-	}
-	l, err := lab.OnePort(fmt.Sprintf("pwc%d-", os.Getpid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return l
-}
-
 // TestTrackerSkipsDeprecated: of two SLAAC-like addresses with our token,
 // the one being renumbered away (deprecated) is not used, even when the
 // kernel lists it first.
 func TestTrackerSkipsDeprecated(t *testing.T) {
-	l := newNS(t)
+	l := lab.OnePort(t, "pwc")
 	if err := l.Script("x",
 		"ip addr add 2001:db8:2::a/64 dev ul0 nodad",
 		"ip addr add 2001:db8:1::a/64 dev ul0 nodad preferred_lft 0"); err != nil {
@@ -63,7 +43,7 @@ func TestTrackerSkipsDeprecated(t *testing.T) {
 // TestTrackerFollowsKernel: a change in the uplink's neighbour table
 // reaches the main goroutine as a notification, without polling.
 func TestTrackerFollowsKernel(t *testing.T) {
-	l := newNS(t)
+	l := lab.OnePort(t, "pwc")
 	if err := l.Script("x", "ip addr add 2001:db8:a::a/64 dev ul0 nodad", "ip -6 route add default via 2001:db8:a::1 dev ul0"); err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,16 @@ type Daemon struct {
 	status   atomic.Pointer[client.Status]
 }
 
+// The features of this package; a Counter whose AddCounters were
+// misspelt would otherwise drop its counters silently.
+var (
+	_ feature.Counter = (*dataPath)(nil)
+	_ feature.Counter = (*vxlanRole)(nil)
+	_ feature.Feature = (*dataPath)(nil)
+	_ feature.Feature = (*vxlanRole)(nil)
+	_ feature.Feature = (*speakerRole)(nil)
+)
+
 // MinGOMAXPROCS is the fewest Ps pwgated runs with: one for each data
 // goroutine, which in busy mode never gives its P up, and one for the main
 // goroutine and the rest of the runtime.

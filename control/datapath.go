@@ -193,7 +193,7 @@ func (d *Daemon) params(c *config.Config) (*dataplane.Params, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxFrame := min(split.Max, xsk.ChunkSize-xsk.RxHeadroom-mode.Overhead())
+	maxFrame := min(split.Max, dataplane.MaxFrame(mode.Overhead()))
 	p := &dataplane.Params{
 		Encap: pseudowire.EncapConfig{Mode: mode, MTU: mtu, Src: d.path.ulMAC, Dst: c.PeerMAC},
 		Decap: pseudowire.DecapConfig{Mode: mode, PeerMAC: c.PeerMAC, PeerAddr: c.PeerAddr, MaxFrame: maxFrame},

@@ -48,7 +48,11 @@ func (d *Daemon) publishStatus() {
 func (d *Daemon) Status() client.Status {
 	st := d.status.Load()
 	if st == nil {
-		return client.Status{Mode: d.cfg.ModeName(), NotReady: "starting", Started: d.started, PID: os.Getpid(), Version: client.Version}
+		mode := d.cfg.ModeName()
+		if d.cfg.AnycastOnly() {
+			mode = "anycast"
+		}
+		return client.Status{Mode: mode, NotReady: "starting", Started: d.started, PID: os.Getpid(), Version: client.Version}
 	}
 	s := *st
 	s.Uptime = time.Since(s.Started).Seconds()

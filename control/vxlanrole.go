@@ -23,7 +23,6 @@ import (
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/vxlan"
-	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
 // vxlanRole is pwgated as a VXLAN tunnel end: the forwarding
@@ -199,7 +198,7 @@ func (r *vxlanRole) Status(s *client.Status) {
 	s.EVPN = &e
 	if p := r.params(); p.VXLAN != nil {
 		if enc, err := vxlan.NewEncapsulator(p.VXLAN.Encap); err == nil {
-			chunk := xsk.ChunkSize - xsk.RxHeadroom - enc.Overhead()
+			chunk := dataplane.MaxFrame(enc.Overhead())
 			for i := range e.VNIs {
 				tag := 0
 				if e.VNIs[i].VLAN != 0 {

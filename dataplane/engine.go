@@ -36,6 +36,11 @@ type PollMode int
 // up to pseudowire.MaxMTU.
 const MaxUplinkMTU = xsk.ChunkSize - xsk.RxHeadroom - frame.EthernetLen
 
+// MaxFrame is the largest frame the data path forwards with overhead
+// bytes of outer headers in front of it: frame and headers must fit one
+// UMEM chunk after the kernel's headroom.
+func MaxFrame(overhead int) int { return xsk.ChunkSize - xsk.RxHeadroom - overhead }
+
 // Poll modes.
 const (
 	// Adaptive spins briefly when the RX ring is empty, then sleeps in

@@ -297,3 +297,14 @@ func TestDropNamesMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestLimits: the largest uplink MTU is the largest frame with only an
+// Ethernet header in front, and both fit a chunk after the headroom.
+func TestLimits(t *testing.T) {
+	if MaxFrame(frame.EthernetLen) != MaxUplinkMTU {
+		t.Errorf("MaxFrame(14) = %d, MaxUplinkMTU = %d", MaxFrame(frame.EthernetLen), MaxUplinkMTU)
+	}
+	if MaxFrame(0)+xsk.RxHeadroom != xsk.ChunkSize {
+		t.Errorf("MaxFrame(0) = %d does not fill a chunk of %d after %d of headroom", MaxFrame(0), xsk.ChunkSize, xsk.RxHeadroom)
+	}
+}

@@ -346,13 +346,20 @@ func (p *dataPath) turning() bool {
 	return false
 }
 
-// status adds the data goroutines' threads and the last BPDUs seen.
+// threads are the data goroutines' threads, for pwctl status's runtime.
+func (p *dataPath) threads() []dataplane.Thread {
+	if e := p.engine(); e != nil {
+		return e.Threads()
+	}
+	return nil
+}
+
+// Status adds the last BPDUs seen each way.
 func (p *dataPath) Status(s *client.Status) {
 	e := p.engine()
 	if e == nil {
 		return
 	}
-	s.Runtime = readRuntime(e.Threads())
 	var snap stats.Snapshot
 	e.Snapshot(&snap)
 	for _, b := range []struct {

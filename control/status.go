@@ -56,7 +56,11 @@ func (d *Daemon) Status() client.Status {
 	}
 	s := *st
 	s.Uptime = time.Since(s.Started).Seconds()
-	s.Runtime = readRuntime(nil)
+	var threads []dataplane.Thread
+	if d.path != nil {
+		threads = d.path.threads()
+	}
+	s.Runtime = readRuntime(threads)
 	for _, f := range d.features() {
 		f.Status(&s)
 	}

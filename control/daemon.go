@@ -41,12 +41,15 @@ type Daemon struct {
 	servers []io.Closer
 	// The features, each nil without its section (path: without a
 	// pseudowire or VXLAN mode); features lists them.
-	path *dataPath
-	up   *uplink.Role
-	wg   *wireguard.Role
-	vx   *vxlanRole
-	sp   *speakerRole // anycast's, unless a VTEP's speaker carries it
-	ac   *anycast.Role
+	cf *configRole // pwctl config; nil for the reference's file
+	// noConfig says why cf is nil.
+	noConfig string
+	path     *dataPath
+	up       *uplink.Role
+	wg       *wireguard.Role
+	vx       *vxlanRole
+	sp       *speakerRole // anycast's, unless a VTEP's speaker carries it
+	ac       *anycast.Role
 	// graceful is set when pwgated stops on a signal (not on an error):
 	// BGP then leaves with graceful restart, if configured.
 	graceful bool
@@ -61,6 +64,7 @@ var (
 	_ feature.Feature = (*dataPath)(nil)
 	_ feature.Feature = (*vxlanRole)(nil)
 	_ feature.Feature = (*speakerRole)(nil)
+	_ feature.Feature = (*configRole)(nil)
 )
 
 // MinGOMAXPROCS is the fewest Ps pwgated runs with: one for each data
@@ -74,10 +78,10 @@ var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
 
 // Start starts what c names: the statistics servers first, then the
 // ports, WireGuard, the uplink's tracking, anycast's forwarder, VXLAN and
-// BGP, anycast's announcer and, last, the data path. load is called again
-// on every reload. On error nothing is left attached or running.
-func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logger) (_ *Daemon, err error) {
-	d := &Daemon{log: log, cfg: c, load: load, started: time.Now()}
+// BGP, anycast's announcer and, last, the data path. src.Load is called
+// again on every reload. On error nothing is left attached or running.
+func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error) {
+	d := &Daemon{log: log, cfg: c, load: src.Load, started: time.Now()}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -101,6 +105,16 @@ func Start(c *config.Config, load func() (*config.Config, error), log *slog.Logg
 	if c.WireGuard != nil {
 		if wgCfg, wgWarnings, err = wireguard.DeviceConfig(c); err != nil {
 			return nil, err
+		}
+	}
+	d.noConfig = "pwgated runs the reference's file (--gpw-config): pwctl config changes only a YAML --config file"
+	if src.File != "" {
+		// Without a place for revisions (a data partition that did not
+		// mount), the box still runs; only pwctl config is off.
+		var cerr error
+		if d.cf, cerr = startConfig(src, d.Reload, log); cerr != nil {
+			d.noConfig = "pwctl config is off: " + cerr.Error()
+			log.Warn(d.noConfig)
 		}
 	}
 	// The statistics endpoints next: a path or address that cannot be
@@ -313,7 +327,7 @@ func (d *Daemon) features() []feature.Feature {
 	for _, f := range []struct {
 		on bool
 		f  feature.Feature
-	}{{d.wg != nil, d.wg}, {d.up != nil, d.up}, {d.vx != nil, d.vx}, {d.sp != nil, d.sp}, {d.ac != nil, d.ac}, {d.path != nil, d.path}} {
+	}{{d.cf != nil, d.cf}, {d.wg != nil, d.wg}, {d.up != nil, d.up}, {d.vx != nil, d.vx}, {d.sp != nil, d.sp}, {d.ac != nil, d.ac}, {d.path != nil, d.path}} {
 		if f.on {
 			fs = append(fs, f.f)
 		}
@@ -338,6 +352,6 @@ func (d *Daemon) Close() error {
 	if d.path != nil {
 		errs = append(errs, d.path.closePorts())
 	}
-	d.path, d.up, d.wg, d.vx, d.sp, d.ac = nil, nil, nil, nil, nil, nil
+	d.cf, d.path, d.up, d.wg, d.vx, d.sp, d.ac = nil, nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -30,7 +30,7 @@ func TestAnycastDaemon(t *testing.T) {
 	}
 	next := yaml
 	load := func() (*config.Config, error) { return config.Parse("a.yaml", []byte(next)) }
-	d, err := Start(c, load, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := Start(c, Source{Load: load}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

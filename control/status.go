@@ -106,7 +106,19 @@ func (d *Daemon) FDB() []client.FDBEntry {
 	return d.vx.ctl.Entries(time.Now())
 }
 
+// Config implements statsrv.ConfigSource: pwctl config.
+func (d *Daemon) Config(req client.ConfigRequest) client.ConfigAnswer {
+	if d.status.Load() == nil {
+		return client.ConfigAnswer{Error: "starting"}
+	}
+	if d.cf == nil {
+		return client.ConfigAnswer{Error: d.noConfig}
+	}
+	return d.cf.call(req)
+}
+
 var (
+	_ statsrv.ConfigSource  = (*Daemon)(nil)
 	_ statsrv.Source        = (*Daemon)(nil)
 	_ statsrv.AnycastSource = (*Daemon)(nil)
 )

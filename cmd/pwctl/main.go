@@ -6,6 +6,7 @@
 //	pwctl [--socket PATH | --config FILE] wg [--json]
 //	pwctl [--socket PATH | --config FILE] fdb|evpn|bgp [--json]
 //	pwctl wg genkey | pwctl wg pubkey
+//	pwctl config apply|confirm|rollback|history|diff|show (see config.go)
 //	pwctl update FILE|- | --status | check-boot (see update.go)
 //
 // Invoked as "gpwstats" (a symlink), it prints the reference's twelve
@@ -50,6 +51,9 @@ func usage(w io.Writer) {
        pwctl [--socket PATH | --config FILE] anycast drain|resume VIP
        pwctl wg genkey          a new WireGuard private key (as wg genkey)
        pwctl wg pubkey          the public key of the private key on stdin (as wg pubkey)
+       pwctl config apply|confirm|rollback|history|diff|show ...
+                                change the configuration, with a rollback
+                                unless confirmed (pwctl config --help)
        pwctl update ...         install an update into the other root slot
                                 (pwctl update --help)
        pwctl --version
@@ -94,8 +98,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	if cmd == "update" {
+	switch cmd {
+	case "update":
 		return updateCmd(rest, *socket, stdin, stdout, stderr)
+	case "config":
+		return configCmd(rest, *socket, stdin, stdout, stderr)
 	}
 	sub := flag.NewFlagSet("pwctl "+cmd, flag.ContinueOnError)
 	sub.SetOutput(stderr)
@@ -262,7 +269,14 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 		bytesIEC(r.HeapBytes), bytesIEC(r.RSSBytes), bytesIEC(r.RSSAnonBytes), bytesIEC(r.RSSFileBytes), bytesIEC(r.GoHeldBytes), r.GCCycles, r.Goroutines, r.OSThreads, r.FDs))
 	row("uptime", (time.Duration(s.Uptime) * time.Second).String())
 	row("last BPDU", fmt.Sprintf("from uplink %s, from LAN %s", age(s.LastBPDU.UL), age(s.LastBPDU.DL)))
-	row("config", s.Config)
+	cfg := s.Config
+	if s.ConfigRevision > 0 {
+		cfg += fmt.Sprintf(" (revision %d)", s.ConfigRevision)
+	}
+	if p := s.ConfigPending; p != nil {
+		cfg += fmt.Sprintf("; UNCONFIRMED: revision %d comes back at %s unless pwctl config confirm", p.Rollback, p.Deadline.Local().Format(time.TimeOnly))
+	}
+	row("config", cfg)
 	row("version", fmt.Sprintf("%s (pid %d)", s.Version, s.PID))
 	return tw.Flush()
 }

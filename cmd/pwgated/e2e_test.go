@@ -141,6 +141,7 @@ func runSuite(t *testing.T, s *lab.Sites) {
 		{"bpdus", testBPDUs},
 		{"stranger", testStranger},
 		{"reload", testReload},
+		{"config apply", testConfigApply},
 		{"sigterm", testSIGTERM},
 	}
 	for _, st := range steps {
@@ -450,6 +451,83 @@ func testReload(t *testing.T, s *lab.Sites) {
 	testPing(t, s)
 	if a.Proc.Cmd.Process.Pid != pid || a.Proc.Exited() {
 		t.Fatal("pwgated restarted during reload")
+	}
+}
+
+// testConfigApply changes site A's configuration as pwctl config does:
+// a change that cuts the pseudowire, applied with a confirmation window
+// and not confirmed, rolls itself back and traffic returns; a confirmed
+// change stays; a file that fails the check never reaches the box.
+func testConfigApply(t *testing.T, s *lab.Sites) {
+	a := s.A
+	good, err := os.ReadFile(a.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(q client.ConfigRequest) (client.ConfigAnswer, error) {
+		q.Who = "e2e test"
+		return client.ConfigDo(a.Socket, q, time.Minute)
+	}
+	other := map[string]string{"eth": "02:70:63:61:70:99", "ip6": "2001:db8:b::99"}[s.Opt.Mode]
+	const window = 3 * time.Second
+	applied := time.Now()
+	ans, err := do(client.ConfigRequest{Verb: "apply", File: s.ConfigFor(a, other), Confirm: window.Seconds(), Message: "cut"})
+	if err != nil || ans.Pending == nil {
+		t.Fatalf("apply: %+v, %v", ans, err)
+	}
+	if st, err := client.FetchStatus(a.Socket, time.Second); err != nil || st.Peer != other || st.ConfigPending == nil {
+		t.Fatalf("status after apply: peer %q, pending %v, %v", st.Peer, st.ConfigPending, err)
+	}
+	if out, err := ping(s, a.Host, "-c", "2", "-i", "0.2", s.B.HostIP); err == nil {
+		t.Fatalf("ping crosses with the peer changed to %s:\n%s", other, out)
+	}
+	// Not confirmed: back within the window and one reload.
+	for {
+		if _, err := ping(s, a.Host, "-c", "1", s.B.HostIP); err == nil {
+			break
+		}
+		if time.Since(applied) > window+10*time.Second {
+			t.Fatalf("traffic did not return %v after an unconfirmed change:\n%s", time.Since(applied), a.Proc.Out.String())
+		}
+	}
+	t.Logf("traffic back %v after a change with a %v window", time.Since(applied).Round(100*time.Millisecond), window)
+	if b, _ := os.ReadFile(a.Config); !bytes.Equal(b, good) {
+		t.Fatalf("the file after the rollback:\n%s", b)
+	}
+	if !strings.Contains(a.Proc.Out.String(), "change rolled back") {
+		t.Errorf("the rollback is not logged:\n%s", a.Proc.Out.String())
+	}
+	// Confirmed: it stays after its window.
+	kept := string(good) + "# confirmed change\n"
+	if ans, err = do(client.ConfigRequest{Verb: "apply", File: kept, Confirm: 1, Message: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := do(client.ConfigRequest{Verb: "confirm"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if b, _ := os.ReadFile(a.Config); string(b) != kept {
+		t.Fatalf("a confirmed change did not stay:\n%s", b)
+	}
+	st, err := client.FetchStatus(a.Socket, time.Second)
+	if err != nil || st.ConfigRevision != ans.Revision || st.ConfigPending != nil {
+		t.Errorf("status: revision %d (want %d), pending %v, %v", st.ConfigRevision, ans.Revision, st.ConfigPending, err)
+	}
+	// A bad file: refused with the check's error, the file untouched.
+	if _, err := do(client.ConfigRequest{Verb: "apply", File: kept + "bogus_key: 1\n"}); err == nil || !strings.Contains(err.Error(), "bogus_key: unknown key") {
+		t.Errorf("a bad file: %v", err)
+	}
+	if b, _ := os.ReadFile(a.Config); string(b) != kept {
+		t.Fatalf("a bad file reached the configuration:\n%s", b)
+	}
+	h, err := do(client.ConfigRequest{Verb: "history"})
+	if err != nil || len(h.History) != 3 || !h.History[0].Running || h.History[0].Message != "kept" || h.History[1].Message != "cut" {
+		t.Errorf("history %+v, %v", h.History, err)
+	}
+	testPing(t, s)
+	// Back to the file the suite started with, for the steps after.
+	if _, err := do(client.ConfigRequest{Verb: "apply", File: string(good)}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -111,6 +111,13 @@ func run() int {
 		}
 		return c, err
 	}
+	// A change made with pwctl config apply --confirm that was not
+	// confirmed before a reboot, or in its window, is rolled back first.
+	if *configFile != "" && !*check {
+		if _, err := control.RecoverConfig(*configFile, false, log); err != nil {
+			log.Error("pwctl config: cannot look for a change to roll back", "err", err)
+		}
+	}
 	c, err := loadAll()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
@@ -162,7 +169,27 @@ func run() int {
 		defer ln.Close()
 		go http.Serve(ln, nil) // net/http/pprof's handlers on the default mux
 	}
-	d, err := control.Start(c, loadAll, log)
+	src := control.Source{Load: loadAll, File: *configFile, Check: func(path string) error {
+		c, err := config.LoadFile(path)
+		if err == nil && prof != nil {
+			err = c.UseProfile(*prof)
+		}
+		if err == nil {
+			err = control.CheckCores(c)
+		}
+		return err
+	}}
+	d, err := control.Start(c, src, log)
+	if err != nil && *configFile != "" {
+		// Not with a change that waits for confirmation: the previous
+		// file, once more.
+		if rolled, rerr := control.RecoverConfig(*configFile, true, log); rolled && rerr == nil {
+			log.Error("could not start; trying the previous configuration", "err", err)
+			if c, err = loadAll(); err == nil {
+				d, err = control.Start(c, src, log)
+			}
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 		return 2

@@ -75,6 +75,11 @@ type Status struct {
 	EVPN       *EVPN      `json:"evpn,omitempty"`
 	BGP        *BGP       `json:"bgp,omitempty"`
 	Anycast    *Anycast   `json:"anycast,omitempty"`
+	// ConfigRevision is the kept revision of the running file (0: none
+	// kept yet); ConfigPending a change that rolls itself back unless
+	// confirmed (pwctl config).
+	ConfigRevision int            `json:"config_revision,omitempty"`
+	ConfigPending  *ConfigPending `json:"config_pending,omitempty"`
 }
 
 // Anycast is the announcer's and the forwarder's state ("pwctl anycast").

@@ -23,6 +23,8 @@ type Daemon struct {
 	// OnSnapshot, if set, is called on every read of the counters (under
 	// the lock), to make counters move between two reads.
 	OnSnapshot func(s *stats.Snapshot)
+	// OnConfig, if set, answers pwctl config's requests.
+	OnConfig func(client.ConfigRequest) client.ConfigAnswer
 }
 
 // Start serves a Daemon on a socket in a temporary directory until the test
@@ -64,6 +66,16 @@ func (d *Daemon) Snapshot() stats.Snapshot {
 
 // FDB implements statsrv.Source: the fake is no VTEP.
 func (d *Daemon) FDB() []client.FDBEntry { return nil }
+
+// Config implements statsrv.ConfigSource.
+func (d *Daemon) Config(req client.ConfigRequest) client.ConfigAnswer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.OnConfig == nil {
+		return client.ConfigAnswer{Error: "the fake takes no config requests"}
+	}
+	return d.OnConfig(req)
+}
 
 // Status implements statsrv.Source.
 func (d *Daemon) Status() client.Status {

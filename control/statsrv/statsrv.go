@@ -276,13 +276,20 @@ func (s *statsServer) answer(c net.Conn) {
 	src := s.src
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	uid, uidErr := s.peerUID(c)
-	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
+	lr := &io.LimitedReader{R: c, N: 256} // a request line
+	br := bufio.NewReader(lr)
+	line, err := br.ReadString('\n')
 	if err != nil && line == "" {
 		return
 	}
 	req := strings.TrimSpace(line)
 	if verb, ok := strings.CutPrefix(req, client.ReqAnycast); ok {
 		s.answerAnycast(c, strings.Fields(verb), uid, uidErr)
+		return
+	}
+	if req == client.ReqConfig {
+		lr.N += maxConfigRequest
+		s.answerConfig(c, br, lr, uid, uidErr)
 		return
 	}
 	switch req {
@@ -300,6 +307,43 @@ func (s *statsServer) answer(c net.Conn) {
 	default:
 		fmt.Fprintf(c, "{\"error\":%q}\n", "unknown request (want stats, status, fdb or anycast)")
 	}
+}
+
+// ConfigSource is a Source whose configuration file pwctl config changes.
+type ConfigSource interface {
+	Config(client.ConfigRequest) client.ConfigAnswer
+}
+
+// maxConfigRequest bounds a config request's JSON: the file, each byte
+// escaped at worst as \u00XX, and the other fields.
+const maxConfigRequest = 6*client.MaxConfigFile + 4096
+
+// answerConfig answers "config" and the JSON request on the next line, for
+// root only: the file is the box's configuration, and a change reloads it.
+func (s *statsServer) answerConfig(c net.Conn, br *bufio.Reader, lr *io.LimitedReader, uid int, uidErr error) {
+	fail := func(why string) { json.NewEncoder(c).Encode(client.ConfigAnswer{Error: why}) }
+	cs, ok := s.src.(ConfigSource)
+	switch {
+	case !ok:
+		fail("this pwgated cannot change its configuration")
+		return
+	case uidErr != nil || !mayControl(uid):
+		s.refuse(client.ReqConfig, uid, uidErr)
+		fail(fmt.Sprintf("uid %d may only read: pwctl config is for root", uid))
+		return
+	}
+	body, err := br.ReadBytes('\n')
+	if err != nil && (lr.N == 0 || !errors.Is(err, io.EOF) || len(body) == 0) {
+		fail(fmt.Sprintf("the request is cut short or larger than %d bytes (the file at most %d)", maxConfigRequest, client.MaxConfigFile))
+		return
+	}
+	var req client.ConfigRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		fail("bad config request: " + err.Error())
+		return
+	}
+	c.SetDeadline(time.Now().Add(time.Minute)) // a reload may take a while
+	json.NewEncoder(c).Encode(cs.Config(req))
 }
 
 // AnycastSource is a Source that may run anycast.

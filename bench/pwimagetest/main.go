@@ -269,6 +269,26 @@ func run(image string, boot time.Duration) error {
 	if out, err := ssh(b, "mv /config/pwgated.yaml.good /config/pwgated.yaml && systemctl restart pwgated && systemctl is-active pwgated"); err != nil {
 		return fmt.Errorf("vm b: the good configuration back: %v\n%s", err, out)
 	}
+	// A change applied with a confirmation window, and a reboot inside
+	// it: the box comes back on the previous file (pwctl config).
+	b.bootID = u.bootID(b)
+	if out, err := ssh(b, "{ cat /config/pwgated.yaml; echo '# unconfirmed'; } | pwctl config apply - --confirm 10m -m 'reboot test' && sync && systemctl reboot"); err != nil && !strings.Contains(out, "closed") {
+		fmt.Printf("pwimagetest: vm b: apply and reboot: %v %s\n", err, out)
+	}
+	rebooted = time.Now()
+	if _, err := u.waitBoot(b); err != nil {
+		return fmt.Errorf("after a reboot inside a confirmation window: %w", err)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(3 * time.Second) {
+		state, _ = ssh(b, "systemctl is-active pwgated; grep -c unconfirmed /config/pwgated.yaml; journalctl -b -u pwgated -o cat | grep 'change rolled back'")
+		if strings.HasPrefix(state, "active\n") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if lines := strings.SplitN(state, "\n", 3); len(lines) < 3 || lines[0] != "active" || lines[1] != "0" || !strings.Contains(lines[2], "restarted before it was confirmed") {
+		return fmt.Errorf("vm b after a reboot inside a confirmation window: want pwgated active on the previous file, the rollback logged; got:\n%s", state)
+	}
+	fmt.Printf("pwimagetest: vm b: pwctl config apply --confirm 10m, then a reboot: back %v later on the previous file:\n    %s\n", time.Since(rebooted).Round(time.Second), strings.TrimSpace(strings.SplitN(state, "\n", 3)[2]))
 	if err := u.run(vms[0], image); err != nil {
 		return err
 	}

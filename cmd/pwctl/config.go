@@ -52,18 +52,9 @@ func configCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 	confirm := fs.Duration("confirm", 0, "roll back unless confirmed within `duration`")
 	message := fs.String("m", "", "a one-line `message` kept with the revision")
 	asJSON := fs.Bool("json", false, "print JSON")
-	// Flags may follow the operands: pwctl config apply new.yaml --confirm 10m.
-	var operands []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		operands = append(operands, fs.Arg(0))
-		rest = fs.Args()[1:]
+	operands, ok := parseInterspersed(fs, args[1:]) // pwctl config apply new.yaml --confirm 10m
+	if !ok {
+		return 2
 	}
 	req := client.ConfigRequest{Verb: verb, Confirm: confirm.Seconds(), Message: *message, Who: who()}
 	nums := func(max int) bool {
@@ -238,4 +229,21 @@ func sshKeyComment(authInfo string, files ...string) string {
 		f.Close()
 	}
 	return ""
+}
+
+// parseInterspersed parses args with fs, flags before, between or after
+// the operands, and returns the operands; false after a bad flag (fs has
+// said why).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, bool) {
+	var operands []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		if fs.NArg() == 0 {
+			return operands, true
+		}
+		operands = append(operands, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

@@ -74,17 +74,9 @@ func updateCmd(args []string, socket string, stdin io.Reader, stdout, stderr io.
 	keyFile := fs.String("key", "", "pack: sign with the private key in `file` (from pwctl update genkey)")
 	out := fs.String("out", "", "pack: write the bundle to `file`")
 	root := fs.String("root", "", "prefix of the appliance's paths (/efi, /dev/disk/by-partlabel, …), for tests")
-	// Flags may follow the operands (pwctl update FILE --no-reboot).
-	var operands []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		operands = append(operands, fs.Arg(0))
-		rest = fs.Args()[1:]
+	operands, ok := parseInterspersed(fs, args) // pwctl update FILE --no-reboot
+	if !ok {
+		return 2
 	}
 	sys := update.Appliance()
 	if *root != "" {

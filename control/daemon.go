@@ -50,6 +50,7 @@ type Daemon struct {
 	vx       *vxlanRole
 	sp       *speakerRole // anycast's, unless a VTEP's speaker carries it
 	ac       *anycast.Role
+	extra    []feature.Feature // a test's, after the others
 	// graceful is set when pwgated stops on a signal (not on an error):
 	// BGP then leaves with graceful restart, if configured.
 	graceful bool
@@ -242,18 +243,27 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	if d.path != nil {
 		d.path.watchdogStart()
 	}
+	running := make([]bool, len(evs)) // a gated ticker runs
+	for i := range running {
+		running[i] = true
+	}
 	for {
 		// A ticker only active at times (prodding the kernel for a next
-		// hop) is stopped while it is not.
+		// hop) is stopped while it is not, and started again when it
+		// becomes active: not reset on every event, or frequent events
+		// would keep it from ever firing.
 		for i, e := range evs {
 			if e.Active == nil {
 				continue
 			}
-			if e.Active() {
+			active := e.Active()
+			switch {
+			case active && !running[i]:
 				tickers[i].Reset(e.Every)
-			} else {
+			case !active && running[i]:
 				tickers[i].Stop()
 			}
+			running[i] = active
 		}
 		i, _, _ := reflect.Select(cases)
 		switch i {
@@ -332,7 +342,7 @@ func (d *Daemon) features() []feature.Feature {
 			fs = append(fs, f.f)
 		}
 	}
-	return fs
+	return append(fs, d.extra...)
 }
 
 // Close closes the statistics servers (their goroutines read what is torn

@@ -124,9 +124,9 @@ func (r *configRole) serve() {
 		if err != nil {
 			a = client.ConfigAnswer{Error: err.Error()}
 		}
+		r.publish() // before the answer: a status read after it shows the change
 		c.reply <- a
 	}
-	r.publish()
 }
 
 func (r *configRole) do(q client.ConfigRequest) (client.ConfigAnswer, error) {

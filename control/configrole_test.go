@@ -181,3 +181,35 @@ func TestRecoverConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigCall: a request from another goroutine is served by the main
+// goroutine's event, and what Status shows has changed by the time the
+// answer arrives.
+func TestConfigCall(t *testing.T) {
+	r, _, _, _ := newConfigRole(t)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the main goroutine's part
+		ev := r.Events()[0]
+		for {
+			select {
+			case <-ev.C:
+				ev.Do()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	a := r.call(client.ConfigRequest{Verb: "apply", File: strings.Replace(cfgA, ":0a", ":0b", 1), Confirm: 60})
+	if a.Error != "" || a.Pending == nil {
+		t.Fatalf("answer %+v", a)
+	}
+	var s client.Status
+	r.Status(&s)
+	if s.ConfigPending == nil || s.ConfigRevision != a.Revision {
+		t.Errorf("status right after the answer: revision %d, pending %v", s.ConfigRevision, s.ConfigPending)
+	}
+	if a := r.call(client.ConfigRequest{Verb: "nonsense"}); !strings.Contains(a.Error, "unknown config request") {
+		t.Errorf("answer %+v", a)
+	}
+}

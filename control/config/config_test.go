@@ -313,3 +313,22 @@ func testYAML(name string) string {
 	}
 	return string(b)
 }
+
+// refusal is a file Parse must refuse, with an error that holds want.
+type refusal struct{ name, yaml, want string }
+
+// testRefused parses each file and checks its error.
+func testRefused(t *testing.T, tests []refusal) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.yaml)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

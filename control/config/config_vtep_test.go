@@ -8,24 +8,7 @@ import (
 // TestVTEPPrefixesOverWireGuard: inside WireGuard the default is the
 // peers' allowed_ips.
 func TestVTEPPrefixesOverWireGuard(t *testing.T) {
-	y := `mode: vxlan
-downlink:
-  interface: dl0
-uplink:
-  interface: ul0
-local:
-  address: 10.99.0.1/24
-wireguard:
-  private_key_file: /etc/pwgate/wg.key
-  addresses: [10.99.0.1/24]
-  peers:
-    - public_key: "` + wgKeyB + `"
-      endpoint: "192.0.2.2:51820"
-      allowed_ips: [10.99.0.2/32, 10.99.1.0/24]
-vxlan:
-  vnis:
-    - vni: 101
-bgp:
+	y := strings.Replace(vxlanInWGYAML, "allowed_ips: [10.99.0.2/32]", "allowed_ips: [10.99.0.2/32, 10.99.1.0/24]", 1) + `bgp:
   asn: 65000
   router_id: 10.99.0.1
   neighbors:
@@ -44,18 +27,11 @@ bgp:
 
 func TestVTEPPrefixesErrors(t *testing.T) {
 	ev := func(old, new string) string { return strings.Replace(evpnYAML, old, new, 1) }
-	for _, tc := range []struct{ name, yaml, want string }{
+	testRefused(t, []refusal{
 		{"not a prefix", ev("  mac_aging: 120\n", "  mac_aging: 120\n  vtep_prefixes: [10.0.0.1]\n"), "not a prefix"},
 		{"host bits", ev("  mac_aging: 120\n", "  mac_aging: 120\n  vtep_prefixes: [10.0.0.1/24]\n"), "not a prefix"},
 		{"other version", ev("  mac_aging: 120\n", "  mac_aging: 120\n  vtep_prefixes: [2001:db8::/32]\n"), "vxlan.vtep_prefixes[0]: 2001:db8::/32 is not of the same IP version"},
 		{"neighbor other version", ev("      hold_time: 30\n", "      hold_time: 30\n      vtep_prefixes: [2001:db8::/32]\n"), "bgp.neighbors[1].vtep_prefixes[0]"},
 		{"neighbor by interface", ev("    - address: 10.0.0.2\n      peer_group: evpn\n", "    - interface: ul0\n      peer_group: evpn\n      vtep_prefixes: [10.0.0.0/24]\n"), "needs the neighbor's address"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("f.yaml", []byte(tc.yaml))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %v, want %q", err, tc.want)
-			}
-		})
-	}
+	})
 }

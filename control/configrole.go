@@ -130,6 +130,7 @@ func (r *configRole) serve() {
 }
 
 func (r *configRole) do(q client.ConfigRequest) (client.ConfigAnswer, error) {
+	q.Who, q.Message = oneLine(q.Who), oneLine(q.Message)
 	switch q.Verb {
 	case "apply":
 		return r.apply([]byte(q.File), q.Confirm, q.Who, q.Message)
@@ -344,3 +345,23 @@ func (r *configRole) Status(s *client.Status) {
 // Close leaves a pending change on disk: the next start rolls it back if
 // its window has passed or the box rebooted.
 func (r *configRole) Close(bool) {}
+
+// maxNote bounds who and why kept with a revision: fifty revisions of
+// them must not fill the data partition, and each is one line of pwctl
+// config history.
+const maxNote = 200
+
+// oneLine is s with control characters as spaces, cut to maxNote bytes
+// (on a character boundary).
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxNote {
+		s = strings.ToValidUTF8(s[:maxNote], "")
+	}
+	return s
+}

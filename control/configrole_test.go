@@ -213,3 +213,20 @@ func TestConfigCall(t *testing.T) {
 		t.Errorf("answer %+v", a)
 	}
 }
+
+// TestConfigNotes: who and why, as a client sends them, are kept as one
+// bounded line.
+func TestConfigNotes(t *testing.T) {
+	r, _, _, _ := newConfigRole(t)
+	long := strings.Repeat("é", maxNote) // two bytes each
+	if _, err := r.do(client.ConfigRequest{Verb: "apply", File: strings.Replace(cfgA, ":0a", ":0b", 1), Who: "eve\nroot", Message: long}); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := r.do(client.ConfigRequest{Verb: "history"})
+	if w := h.History[0].Who; w != "eve root" {
+		t.Errorf("who %q", w)
+	}
+	if m := h.History[0].Message; len(m) > maxNote || !strings.HasPrefix(long, m) || m == "" {
+		t.Errorf("message of %d bytes: %q", len(m), m)
+	}
+}

@@ -312,7 +312,11 @@ func rollBack(path string, store *revision.Store, p *client.ConfigPending, why s
 // rolled back; so is any pending one when force is set (pwgated could not
 // start with it). It reports whether it rolled back.
 func RecoverConfig(path string, force bool, log *slog.Logger) (bool, error) {
-	store, err := revision.Open(revision.DirFor(path))
+	dir := revision.DirFor(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return false, nil // nothing kept yet, so nothing waits
+	}
+	store, err := revision.Open(dir)
 	if err != nil {
 		return false, err
 	}

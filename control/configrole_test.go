@@ -147,6 +147,13 @@ func TestConfigApplyRefused(t *testing.T) {
 func TestRecoverConfig(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfgB := strings.Replace(cfgA, ":0a", ":0b", 1)
+	fresh := filepath.Join(t.TempDir(), "pwgated.yaml")
+	if rolled, err := RecoverConfig(fresh, true, log); rolled || err != nil {
+		t.Fatalf("no revisions kept: rolled %v, %v", rolled, err)
+	}
+	if _, err := os.Stat(revision.DirFor(fresh)); err == nil {
+		t.Error("RecoverConfig made the revisions' directory")
+	}
 	for _, tc := range []struct {
 		name     string
 		boot     string

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -218,26 +218,29 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	sd := newNotifier()
 	watchdog := sd.ready()
 	defer sd.stop()
-	// The cases: ctx, hup and the watchdog, then one per event.
-	cases := []reflect.SelectCase{
-		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
-		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(hup)},
-		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(watchdog)},
-	}
-	const fixed = 3
+	// Each event's channel is forwarded, by a goroutine of its own, as
+	// the event's index on one channel: the main goroutine's select stays
+	// a plain one, with nothing allocated per event (a storm of learned
+	// MACs wakes it thousands of times a second).
+	fired := make(chan int)
+	stop := make(chan struct{})
+	var forwarders sync.WaitGroup
+	defer func() { close(stop); forwarders.Wait() }()
 	var evs []feature.Event
 	var tickers []*time.Ticker // per event; nil for a channel's
 	for _, f := range d.features() {
 		for _, e := range f.Events() {
 			var t *time.Ticker
-			ch := reflect.ValueOf(e.C)
+			i := len(evs)
+			forwarders.Add(1)
 			if e.Every > 0 {
 				t = time.NewTicker(e.Every)
 				defer t.Stop()
-				ch = reflect.ValueOf(t.C)
+				go forward(t.C, i, fired, stop, &forwarders)
+			} else {
+				go forward(e.C, i, fired, stop, &forwarders)
 			}
 			evs, tickers = append(evs, e), append(tickers, t)
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: ch})
 		}
 	}
 	if d.path != nil {
@@ -265,24 +268,40 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			}
 			running[i] = active
 		}
-		i, _, _ := reflect.Select(cases)
-		switch i {
-		case 0:
+		select {
+		case <-ctx.Done():
 			d.log.Info("stopping")
 			d.graceful = true
 			return nil
-		case 1:
+		case <-hup:
 			if err := d.Reload(); err != nil {
 				d.log.Error("reload failed; the running configuration stays", "err", err)
 			}
-		case 2:
+		case <-watchdog:
 			// Only while both data goroutines turn: systemd restarts a
 			// pwgated whose data path is stuck.
 			if d.path == nil || d.path.turning() {
 				sd.send("WATCHDOG=1")
 			}
-		default:
-			evs[i-fixed].Do()
+		case i := <-fired:
+			evs[i].Do()
+		}
+	}
+}
+
+// forward sends i on fired for each value on c, until stop.
+func forward[T any](c <-chan T, i int, fired chan<- int, stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		select {
+		case <-c:
+			select {
+			case fired <- i:
+			case <-stop:
+				return
+			}
+		case <-stop:
+			return
 		}
 	}
 }

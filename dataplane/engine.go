@@ -68,6 +68,9 @@ type Params struct {
 	// a pseudowire (Encap and Decap are then unused); its forwarding
 	// database is Config.FDB.
 	VXLAN *VXLANParams
+	// Keepalive, when its Interval is set, sends keepalives to the peer
+	// (pseudowire modes only).
+	Keepalive KeepaliveParams
 	// NotReady, when not empty, says why frames from the LAN cannot be sent
 	// yet (ip6 mode: no next hop or no own address); they are dropped and
 	// counted as dl_drop_no_next_hop.
@@ -129,6 +132,7 @@ type Engine struct {
 	wg     sync.WaitGroup
 	enc    *encapWorker
 	dec    *decapWorker
+	path   path
 }
 
 // New prepares an engine; Start runs it.

@@ -57,8 +57,10 @@ func (w *worker) init(e *Engine, rx, tx xsk.Port, from, to, core int) {
 }
 
 // loop is the body of a data goroutine: pin, fill, then receive, process
-// and send batches until the engine stops. process handles w.rxd[:n].
-func (w *worker) loop(ready chan<- error, process func(n int)) {
+// and send batches until the engine stops. process handles w.rxd[:n];
+// tick, if not nil, runs every turn and returns the longest the goroutine
+// may sleep.
+func (w *worker) loop(ready chan<- error, process func(n int), tick func() time.Duration) {
 	if err := pin(w.core); err != nil {
 		ready <- err
 		return
@@ -74,6 +76,10 @@ func (w *worker) loop(ready chan<- error, process func(n int)) {
 		if turns++; turns&1023 == 0 {
 			w.beat.Store(turns)
 		}
+		timeout := sleepIdle
+		if tick != nil {
+			timeout = min(timeout, tick())
+		}
 		if n := w.step(process); n > 0 {
 			idle = 0
 			continue
@@ -88,10 +94,9 @@ func (w *worker) loop(ready chan<- error, process func(n int)) {
 		idle = 0
 		w.st.Publish()
 		w.beat.Store(turns) // about to sleep: a turn short of 1024 counts too
-		timeout := sleepIdle
 		if w.txOut > 0 {
 			w.kick() // retry what the kernel left queued
-			timeout = sleepInFlight
+			timeout = min(timeout, sleepInFlight)
 		}
 		w.rxFail(w.rx.Wait(timeout))
 	}
@@ -197,9 +202,12 @@ type encapWorker struct {
 	enc   pseudowire.Encapsulator
 	vx    vxlanEncap
 	ready bool
+	// Keepalives: when the next is due (monotime) and its sequence number.
+	kaNext int64
+	kaSeq  uint32
 }
 
-func (w *encapWorker) run(ready chan<- error) { w.loop(ready, w.process) }
+func (w *encapWorker) run(ready chan<- error) { w.loop(ready, w.process, w.tick) }
 
 // apply takes p into use. p was checked by SetParams.
 func (w *encapWorker) apply(p *Params) error {
@@ -299,9 +307,12 @@ type decapWorker struct {
 	worker
 	dec pseudowire.Decapsulator
 	vx  vxlanDecap
+	// The peer's last keepalive's sequence number, once one came.
+	kaSeq  uint32
+	kaSeen bool
 }
 
-func (w *decapWorker) run(ready chan<- error) { w.loop(ready, w.process) }
+func (w *decapWorker) run(ready chan<- error) { w.loop(ready, w.process, nil) }
 
 // apply takes p into use; a held first half is dropped when the peer
 // changes, since its second half will not come.
@@ -337,6 +348,7 @@ func (w *decapWorker) process(n int) {
 	}
 	size := w.umem.ChunkSize
 	k := 0
+	var now int64 // read once per batch, when the peer is heard
 	for _, d := range w.rxd[:n] {
 		base := d.Addr &^ (size - 1)
 		w.st.Inc(stats.ULRxPackets)
@@ -346,6 +358,12 @@ func (w *decapWorker) process(n int) {
 			continue
 		}
 		out := w.dec.Receive(w.umem.Frame(d.Addr, d.Len), base)
+		if out.FromPeer && now == 0 {
+			now = monotime()
+		}
+		if out.Keepalive != nil {
+			w.keepalive(out.Keepalive, now)
+		}
 		for _, r := range out.Released[:out.NReleased] {
 			w.free = append(w.free, r.Token)
 			if r.Reason != pseudowire.DropNone {
@@ -363,6 +381,9 @@ func (w *decapWorker) process(n int) {
 		}
 		w.txd[k] = xsk.Desc{Addr: w.umem.Addr(out.Frame), Len: uint32(len(out.Frame))}
 		k++
+	}
+	if now != 0 {
+		w.e.path.heard.Store(now)
 	}
 	w.send(k)
 }

@@ -25,11 +25,12 @@ const (
 	DropIDMismatch                // second half whose ID differs from the held first half; both are dropped
 	DropReplaced                  // held first half replaced by a newer first half
 	DropOversize                  // frame longer than the configured maximum
+	DropBadKeepalive              // keepalive control word with a body that is not a keepalive
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{"none", "truncated", "not_pseudowire", "wrong_peer", "bad_length",
-	"bad_control_word", "runt", "lone_second", "id_mismatch", "replaced", "oversize"}
+	"bad_control_word", "runt", "lone_second", "id_mismatch", "replaced", "oversize", "bad_keepalive"}
 
 // String returns the reason's counter name, such as "lone_second".
 func (r DropReason) String() string {
@@ -67,6 +68,12 @@ type Output struct {
 	FrameToken uint64
 	Released   [2]Released
 	NReleased  int
+	// FromPeer says the packet was the peer's: its outer headers were
+	// right, whatever its control word and contents.
+	FromPeer bool
+	// Keepalive, when not nil, is a keepalive the packet carried (its
+	// buffer is released); it is valid until the next Receive.
+	Keepalive *Keepalive
 }
 
 func (o *Output) release(tok uint64, r DropReason) {
@@ -83,6 +90,7 @@ type Decapsulator struct {
 	peerMAC  frame.MAC
 	peerAddr [16]byte
 	r        Reassembler
+	ka       Keepalive
 }
 
 // Reassembler puts split frames back together with the reference's
@@ -194,14 +202,26 @@ func (d *Decapsulator) Unwrap(pkt []byte) (inner []byte, cw ControlWord, r DropR
 
 // Receive handles one packet received on the uplink, held in the caller's
 // buffer tok. pkt's capacity, not only its length, is the buffer that a held
-// first half may grow into.
+// first half may grow into. A keepalive leaves a held first half held.
 func (d *Decapsulator) Receive(pkt []byte, tok uint64) (out Output) {
 	inner, cw, r := d.Unwrap(pkt)
 	if r != DropNone {
 		out.release(tok, r)
 		return out
 	}
-	return d.r.Push(inner, cw, tok)
+	if cw == CWKeepalive {
+		out.FromPeer = true
+		if !ParseKeepalive(inner, &d.ka) {
+			out.release(tok, DropBadKeepalive)
+			return out
+		}
+		out.Keepalive = &d.ka
+		out.release(tok, DropNone)
+		return out
+	}
+	out = d.r.Push(inner, cw, tok)
+	out.FromPeer = true
+	return out
 }
 
 // Push handles one frame or piece, inner, carried with control word cw in

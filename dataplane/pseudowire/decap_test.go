@@ -71,7 +71,13 @@ func decapCases(m Mode) map[string][]step {
 			{pkt: packet(m, 0, whole)[:10], released: []Released{rel(0, DropTruncated)}}},
 		"empty": {{pkt: []byte{}, released: []Released{rel(0, DropTruncated)}}},
 		"reserved control word: second bit alone": {
-			{pkt: packet(m, 0x4001, whole), released: []Released{rel(0, DropBadControlWord)}}},
+			{pkt: packet(m, 0x4002, whole), released: []Released{rel(0, DropBadControlWord)}}},
+		"keepalive control word on a frame": {
+			{pkt: packet(m, CWKeepalive, whole), released: []Released{rel(0, DropBadKeepalive)}}},
+		"keepalive between halves leaves the first held": {
+			{pkt: packet(m, FirstHalf(3), first)},
+			{pkt: packet(m, CWKeepalive, keepaliveBody(7)), released: []Released{rel(1, DropNone)}},
+			{pkt: packet(m, SecondHalf(3), second), deliver: big, fromTok: 0, released: []Released{rel(2, DropNone)}}},
 		"reserved control word: id without fragment bit": {
 			{pkt: packet(m, 0x0001, whole), released: []Released{rel(0, DropBadControlWord)}}},
 		"runt whole frame": {
@@ -210,7 +216,7 @@ func TestDropReasonNames(t *testing.T) {
 			seen[n] = true
 		}
 	}
-	if NumDropReasons.String() != "drop(11)" {
+	if NumDropReasons.String() != "drop(12)" {
 		t.Errorf("out-of-range reason prints %q", NumDropReasons.String())
 	}
 }

@@ -118,7 +118,8 @@ func (c ControlWord) ID() uint16 { return uint16(c & CWIDMask) }
 // Valid reports whether c is one of the forms a sender may write: 0 for a
 // whole frame, or the fragment bit with or without the second-half bit. The
 // second-half bit without the fragment bit, or an ID without the fragment
-// bit, is reserved and refused.
+// bit, is reserved and refused; CWKeepalive, one of the reserved values, is
+// pwgate's keepalive and never carries a frame.
 func (c ControlWord) Valid() bool { return c == 0 || c&CWFragment != 0 }
 
 // IsFragment reports whether c marks a piece of a split frame.

@@ -62,6 +62,10 @@ const (
 	EVPNNotImportedVTEPLimit
 	EVPNNotImportedMACLimit
 	ARPSuppressed
+	PeerKeepalivesTx
+	PeerKeepalivesRx
+	PeerKeepalivesLost
+	DLFollowPeerDowns
 
 	ULDropTruncated
 	ULDropNotPseudowire
@@ -73,6 +77,7 @@ const (
 	ULDropIDMismatch
 	ULDropReplaced
 	ULDropOversize
+	ULDropBadKeepalive
 	ULDropTxRingFull
 	ULDropRxRingFull
 	ULDropNoSocket
@@ -151,6 +156,10 @@ var table = [NumCounters]struct{ name, help string }{
 	{"evpn_routes_not_imported_vtep_limit", "received EVPN routes not taken: they name a new VTEP while as many VTEPs as the XDP program holds (1024) are in use; tried again as VTEPs go"},
 	{"evpn_routes_not_imported_mac_limit", "received EVPN MAC routes not taken: vxlan.mac_limit MACs are known, or the MAC already has 16 routes; tried again as MACs go"},
 	{"arp_suppressed", "ARP requests and IPv6 neighbour solicitations answered on the LAN from EVPN's MAC+IP routes"},
+	{"peer_keepalives_tx", "keepalives sent to the peer (peer.keepalive; also counted in ul_tx_packets)"},
+	{"peer_keepalives_rx", "keepalives received from the peer (also counted in ul_rx_packets)"},
+	{"peer_keepalives_lost", "keepalives from the peer that never came: gaps in their sequence numbers"},
+	{"dl_follow_peer_downs", "times the LAN port was taken down because the peer fell silent (downlink.follow_peer)"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
 	{"ul_drop_wrong_peer", "pseudowire (or VXLAN) packets from someone other than the peer (or a known VTEP); most are dropped in XDP"},
@@ -161,6 +170,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"ul_drop_id_mismatch", "halves with different fragment IDs (both counted)"},
 	{"ul_drop_replaced", "first halves replaced by a newer first half"},
 	{"ul_drop_oversize", "frames longer than the largest frame accepted"},
+	{"ul_drop_bad_keepalive", "packets from the peer with the keepalive control word whose body is not a keepalive"},
 	{"ul_drop_tx_ring_full", "frames for the LAN not sent because its TX ring was full"},
 	{"ul_drop_rx_ring_full", "uplink packets the kernel dropped: RX ring full or no free buffer"},
 	{"ul_drop_no_socket", "peer packets dropped in XDP because no socket served the queue"},

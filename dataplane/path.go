@@ -1,0 +1,163 @@
+package dataplane
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+// KeepaliveParams turn on keepalives to the peer (pseudowire only).
+type KeepaliveParams struct {
+	Interval time.Duration // 0: none are sent
+	// Timeout is how long the peer may be silent (no keepalive, no
+	// frame) before we tell it, in our keepalives, that we do not hear
+	// it.
+	Timeout time.Duration
+}
+
+// epoch is the zero of the data path's monotonic clock.
+var epoch = time.Now()
+
+// monotime returns nanoseconds since epoch, never 0.
+func monotime() int64 { return int64(time.Since(epoch)) + 1 }
+
+// path is what the data goroutines know of the peer: the decap goroutine
+// writes it, the encap goroutine (for its keepalives) and the main
+// goroutine (Engine.Path) read it.
+type path struct {
+	heard     atomic.Int64 // monotime of the last packet from the peer; 0: none yet
+	keepalive atomic.Int64 // monotime of the last keepalive from the peer
+	hearsUs   atomic.Bool  // the peer's last keepalive said it hears us
+	interval  atomic.Int64 // the peer's keepalive interval
+	rtt       atomic.Int64 // last round trip measured, ns; 0: none yet
+	jitter    atomic.Int64 // mean deviation of the round trip, ns (RFC 3550's estimator)
+	// The peer's last keepalive's Sent and when it came, for the echo in
+	// ours: written under a sequence count so that the encap goroutine
+	// never pairs one keepalive's Sent with another's arrival.
+	echoGen        atomic.Uint32
+	echoSent, echo atomic.Int64
+}
+
+// setEcho records the peer's keepalive sent at sent that arrived at now
+// (decap goroutine).
+func (p *path) setEcho(sent, now int64) {
+	p.echoGen.Add(1) // odd: writing
+	p.echoSent.Store(sent)
+	p.echo.Store(now)
+	p.echoGen.Add(1)
+}
+
+// getEcho returns the peer's last Sent and when it arrived; 0, 0 if none.
+func (p *path) getEcho() (sent, at int64) {
+	for {
+		g := p.echoGen.Load()
+		sent, at = p.echoSent.Load(), p.echo.Load()
+		if g&1 == 0 && p.echoGen.Load() == g {
+			return sent, at
+		}
+	}
+}
+
+// Path is the peer as the data path sees it (Engine.Path).
+type Path struct {
+	Keepalives KeepaliveParams // ours
+	// Heard and KeepaliveHeard are how long ago the last packet, and the
+	// last keepalive, came from the peer; -1: never.
+	Heard, KeepaliveHeard time.Duration
+	HearsUs               bool          // the peer's last keepalive said it hears us
+	PeerInterval          time.Duration // the peer's keepalive interval
+	RTT, Jitter           time.Duration // 0 until measured
+}
+
+// Path returns what the data path knows of the peer now.
+func (e *Engine) Path() Path {
+	now := monotime()
+	ago := func(t int64) time.Duration {
+		if t == 0 {
+			return -1
+		}
+		return time.Duration(now - t)
+	}
+	p := &e.path
+	return Path{Keepalives: e.params.Load().Keepalive, Heard: ago(p.heard.Load()), KeepaliveHeard: ago(p.keepalive.Load()),
+		HearsUs: p.hearsUs.Load(), PeerInterval: time.Duration(p.interval.Load()),
+		RTT: time.Duration(p.rtt.Load()), Jitter: time.Duration(p.jitter.Load())}
+}
+
+// maxRTT bounds a believable round trip: an echo that gives more (or
+// less than nothing) is not ours, or from before a restart, and is ignored.
+const maxRTT = int64(10 * time.Second)
+
+// keepalive takes in a keepalive from the peer (decap goroutine).
+func (w *decapWorker) keepalive(k *pseudowire.Keepalive, now int64) {
+	p := &w.e.path
+	w.st.Inc(stats.PeerKeepalivesRx)
+	if gap := k.Seq - w.kaSeq; w.kaSeen && gap > 1 && gap < 1<<16 {
+		// A larger jump (or going back) is the peer restarting.
+		w.st.Add(stats.PeerKeepalivesLost, uint64(gap-1))
+	}
+	w.kaSeq, w.kaSeen = k.Seq, true
+	p.setEcho(k.Sent, now)
+	p.keepalive.Store(now)
+	p.hearsUs.Store(k.Hearing)
+	p.interval.Store(int64(k.Interval))
+	if k.Echo == 0 {
+		return
+	}
+	rtt := now - k.Echo - k.Held
+	if rtt < 0 || rtt > maxRTT {
+		return
+	}
+	if last := p.rtt.Load(); last != 0 {
+		d := rtt - last
+		if d < 0 {
+			d = -d
+		}
+		j := p.jitter.Load()
+		p.jitter.Store(j + (d-j)/16)
+	}
+	p.rtt.Store(rtt)
+}
+
+// tick sends a keepalive when one is due (encap goroutine, every turn of
+// its loop) and returns how long until the next: the longest the
+// goroutine may sleep.
+func (w *encapWorker) tick() time.Duration {
+	if p := w.e.params.Load(); p != w.cur {
+		w.apply(p)
+	}
+	ka := w.cur.Keepalive
+	if ka.Interval == 0 || w.cur.VXLAN != nil || !w.ready {
+		return sleepIdle
+	}
+	now := monotime()
+	if now < w.kaNext {
+		return time.Duration(w.kaNext - now)
+	}
+	w.kaNext = max(w.kaNext+int64(ka.Interval), now+int64(ka.Interval)/2)
+	if len(w.free) == 0 {
+		return ka.Interval // every buffer is in flight: the next turn tries again
+	}
+	p := &w.e.path
+	k := pseudowire.Keepalive{Interval: ka.Interval, Seq: w.kaSeq, Sent: now}
+	heard := p.heard.Load()
+	k.Hearing = heard != 0 && now-heard <= int64(ka.Timeout)
+	if sent, at := p.getEcho(); sent != 0 {
+		k.Echo, k.Held = sent, now-at
+	}
+	s := w.free[len(w.free)-1]
+	n, err := w.enc.Keepalive(w.umem.Mem[s:s+w.umem.ChunkSize], &k)
+	if err != nil { // cannot happen: a chunk holds any keepalive
+		return ka.Interval
+	}
+	w.free = w.free[:len(w.free)-1]
+	w.kaSeq++
+	w.st.Inc(stats.PeerKeepalivesTx)
+	w.txd[0] = xsk.Desc{Addr: s, Len: uint32(n)}
+	w.send(1)
+	w.st.Publish()
+	return time.Duration(w.kaNext - now)
+}

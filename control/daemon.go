@@ -50,6 +50,7 @@ type Daemon struct {
 	vx       *vxlanRole
 	sp       *speakerRole // anycast's, unless a VTEP's speaker carries it
 	ac       *anycast.Role
+	peer     *peerRole         // a pseudowire's peer: keepalives, follow_peer
 	extra    []feature.Feature // a test's, after the others
 	// graceful is set when pwgated stops on a signal (not on an error):
 	// BGP then leaves with graceful restart, if configured.
@@ -62,6 +63,8 @@ type Daemon struct {
 var (
 	_ feature.Counter = (*dataPath)(nil)
 	_ feature.Counter = (*vxlanRole)(nil)
+	_ feature.Counter = (*peerRole)(nil)
+	_ feature.Feature = (*peerRole)(nil)
 	_ feature.Feature = (*dataPath)(nil)
 	_ feature.Feature = (*vxlanRole)(nil)
 	_ feature.Feature = (*speakerRole)(nil)
@@ -191,6 +194,9 @@ func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error
 	if path != nil {
 		if err := path.start(c, d.wg, d.vx); err != nil {
 			return nil, err
+		}
+		if !c.IsVXLAN() {
+			d.peer = newPeerRole(c, path.engine(), netlinkLink(c.Downlink), log)
 		}
 	}
 	d.publishStatus() // from here on the servers' goroutines read the daemon
@@ -350,13 +356,14 @@ func (d *Daemon) Reload() error {
 // anycast's VIPs are withdrawn while its speaker still runs; the speakers
 // stop while the uplink's address, which the tracker may have added, is
 // still there to send their NOTIFICATION from; WireGuard's tunnel goes
-// after the data goroutines that use it.
+// after the data goroutines that use it; the LAN port that follow_peer
+// may have taken down comes up first.
 func (d *Daemon) features() []feature.Feature {
 	var fs []feature.Feature
 	for _, f := range []struct {
 		on bool
 		f  feature.Feature
-	}{{d.cf != nil, d.cf}, {d.wg != nil, d.wg}, {d.up != nil, d.up}, {d.vx != nil, d.vx}, {d.sp != nil, d.sp}, {d.ac != nil, d.ac}, {d.path != nil, d.path}} {
+	}{{d.cf != nil, d.cf}, {d.wg != nil, d.wg}, {d.up != nil, d.up}, {d.vx != nil, d.vx}, {d.sp != nil, d.sp}, {d.ac != nil, d.ac}, {d.path != nil, d.path}, {d.peer != nil, d.peer}} {
 		if f.on {
 			fs = append(fs, f.f)
 		}
@@ -381,6 +388,6 @@ func (d *Daemon) Close() error {
 	if d.path != nil {
 		errs = append(errs, d.path.closePorts())
 	}
-	d.cf, d.path, d.up, d.wg, d.vx, d.sp, d.ac = nil, nil, nil, nil, nil, nil, nil
+	d.cf, d.path, d.up, d.wg, d.vx, d.sp, d.ac, d.peer = nil, nil, nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

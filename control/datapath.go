@@ -198,6 +198,9 @@ func (d *Daemon) params(c *config.Config) (*dataplane.Params, error) {
 		Encap: pseudowire.EncapConfig{Mode: mode, MTU: mtu, Src: d.path.ulMAC, Dst: c.PeerMAC},
 		Decap: pseudowire.DecapConfig{Mode: mode, PeerMAC: c.PeerMAC, PeerAddr: c.PeerAddr, MaxFrame: maxFrame},
 	}
+	if k := c.Keepalive; k != nil {
+		p.Keepalive = dataplane.KeepaliveParams{Interval: k.Interval, Timeout: k.Timeout}
+	}
 	switch {
 	case mode == pseudowire.ModeIP6Tun:
 		p.Encap.SrcAddr, p.Encap.DstAddr = c.WGSource(), c.PeerAddr

@@ -31,6 +31,7 @@ type path struct {
 	heard     atomic.Int64 // monotime of the last packet from the peer; 0: none yet
 	keepalive atomic.Int64 // monotime of the last keepalive from the peer
 	hearsUs   atomic.Bool  // the peer's last keepalive said it hears us
+	deafSince atomic.Int64 // monotime of the first of the peer's keepalives saying it does not hear us, in a row; 0: it hears us
 	interval  atomic.Int64 // the peer's keepalive interval
 	rtt       atomic.Int64 // last round trip measured, ns; 0: none yet
 	jitter    atomic.Int64 // mean deviation of the round trip, ns (RFC 3550's estimator)
@@ -67,9 +68,14 @@ type Path struct {
 	// Heard and KeepaliveHeard are how long ago the last packet, and the
 	// last keepalive, came from the peer; -1: never.
 	Heard, KeepaliveHeard time.Duration
-	HearsUs               bool          // the peer's last keepalive said it hears us
-	PeerInterval          time.Duration // the peer's keepalive interval
-	RTT, Jitter           time.Duration // 0 until measured
+	HearsUs               bool // the peer's last keepalive said it hears us
+	// Deaf is how long the peer's keepalives have said, without a break,
+	// that it does not hear us (0: its last said it does). A peer that
+	// just started says so until it hears us: only a long run of them is
+	// a one-way fault.
+	Deaf         time.Duration
+	PeerInterval time.Duration // the peer's keepalive interval
+	RTT, Jitter  time.Duration // 0 until measured
 }
 
 // Path returns what the data path knows of the peer now.
@@ -82,8 +88,12 @@ func (e *Engine) Path() Path {
 		return time.Duration(now - t)
 	}
 	p := &e.path
+	var deaf time.Duration
+	if t := p.deafSince.Load(); t != 0 {
+		deaf = time.Duration(now - t)
+	}
 	return Path{Keepalives: e.params.Load().Keepalive, Heard: ago(p.heard.Load()), KeepaliveHeard: ago(p.keepalive.Load()),
-		HearsUs: p.hearsUs.Load(), PeerInterval: time.Duration(p.interval.Load()),
+		HearsUs: p.hearsUs.Load(), Deaf: deaf, PeerInterval: time.Duration(p.interval.Load()),
 		RTT: time.Duration(p.rtt.Load()), Jitter: time.Duration(p.jitter.Load())}
 }
 
@@ -103,6 +113,12 @@ func (w *decapWorker) keepalive(k *pseudowire.Keepalive, now int64) {
 	p.setEcho(k.Sent, now)
 	p.keepalive.Store(now)
 	p.hearsUs.Store(k.Hearing)
+	switch {
+	case k.Hearing:
+		p.deafSince.Store(0)
+	case p.deafSince.Load() == 0:
+		p.deafSince.Store(now)
+	}
 	p.interval.Store(int64(k.Interval))
 	if k.Echo == 0 {
 		return

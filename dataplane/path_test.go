@@ -71,9 +71,9 @@ func TestKeepalives(t *testing.T) {
 	}
 	cut.Store(true) // a to b only
 	waitPath(t, b.e, "b no longer hears a", func(p Path) bool { return p.Heard > ka.Timeout })
-	waitPath(t, a.e, "a learns b does not hear it", func(p Path) bool { return !p.HearsUs && p.Heard < ka.Timeout })
+	waitPath(t, a.e, "a learns b does not hear it", func(p Path) bool { return !p.HearsUs && p.Deaf > ka.Timeout && p.Heard < ka.Timeout })
 	cut.Store(false)
-	waitPath(t, a.e, "heard again", func(p Path) bool { return p.HearsUs })
+	waitPath(t, a.e, "heard again", func(p Path) bool { return p.HearsUs && p.Deaf == 0 })
 	if s := snapshot(b.e); s[stats.PeerKeepalivesLost] == 0 {
 		t.Error("keepalives lost while cut were not counted")
 	}

@@ -52,6 +52,10 @@ type SitesOptions struct {
 	// WireGuard (ip6 mode) runs the pseudowire inside WireGuard between the
 	// sites' uplink addresses, which the lab sets itself (::a and ::b).
 	WireGuard bool
+	// Keepalive, if set, is peer.keepalive's interval and timeout;
+	// FollowPeer turns on downlink.follow_peer with this hold.
+	Keepalive  [2]time.Duration
+	FollowPeer *time.Duration
 }
 
 // Site is one end: a host namespace and an appliance namespace.
@@ -136,15 +140,24 @@ func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
 
 // ConfigFor returns site's YAML configuration with the given peer.
 func (s *Sites) ConfigFor(site *Site, peer string) string {
-	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\nuplink:\n  interface: ul0\npoll: adaptive\n", s.Opt.Mode)
-	switch {
-	case s.Opt.Mode == "eth":
+	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\n", s.Opt.Mode)
+	if h := s.Opt.FollowPeer; h != nil {
+		c += fmt.Sprintf("  follow_peer: true\n  follow_peer_hold: %v\n", *h)
+	}
+	c += "uplink:\n  interface: ul0\npoll: adaptive\n"
+	if s.Opt.Mode == "eth" {
 		c += fmt.Sprintf("peer:\n  mac: %q\n", peer)
-	case s.Opt.WireGuard:
+	} else {
 		c += fmt.Sprintf("peer:\n  address: %s\n", peer)
+	}
+	if k := s.Opt.Keepalive; k[0] != 0 {
+		c += fmt.Sprintf("  keepalive:\n    interval: %v\n    timeout: %v\n", k[0], k[1])
+	}
+	switch {
+	case s.Opt.WireGuard:
 		c += s.WireGuardSection(site, s.Other(site).WGKey.PublicKey(), "")
-	default:
-		c += fmt.Sprintf("peer:\n  address: %s\nlocal:\n  token: %q\n", peer, site.Token)
+	case s.Opt.Mode == "ip6":
+		c += fmt.Sprintf("local:\n  token: %q\n", site.Token)
 	}
 	c += fmt.Sprintf("stats:\n  socket: %s\n", filepath.Join(s.Opt.Dir, "pw"+site.Name+".sock"))
 	if s.Opt.Stats != nil {

@@ -155,7 +155,7 @@ func check(image string) error {
 	for _, l := range strings.Split(string(list), "\n") {
 		files[strings.TrimPrefix(l, "/")] = true
 	}
-	for _, p := range []string{"usr/local/sbin/pwgated", "usr/local/bin/pwctl", "usr/lib/nagios/plugins/check_pwbpdu", "usr/lib/nagios/plugins/check_pwbgp",
+	for _, p := range []string{"usr/local/sbin/pwgated", "usr/local/bin/pwctl", "usr/lib/nagios/plugins/check_pwbpdu", "usr/lib/nagios/plugins/check_pwbgp", "usr/lib/nagios/plugins/check_pwpath",
 		"etc/systemd/system/pwgated.service", "etc/systemd/system/pwgate-boot-check.service", "etc/systemd/system/pwgate-machine-id.service",
 		"etc/systemd/system/boot-complete.target.requires/pwgate-boot-check.service", "usr/lib/systemd/systemd-bless-boot", "etc/fstab", "etc/pwgate-release",
 		"usr/bin/man", "usr/share/man/man5/pwgated.yaml.5.gz", "usr/share/man/man1/pwctl.1.gz"} {

@@ -239,6 +239,12 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 	} else {
 		row("ready", "no: "+s.NotReady)
 	}
+	if p := s.Path; p != nil {
+		row("path", pathLine(p))
+		if f := p.FollowPeer; f != nil {
+			row("follow peer", followLine(f))
+		}
+	}
 	if w := s.WireGuard; w != nil {
 		session := ""
 		if w.Pseudowire {
@@ -279,6 +285,52 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 	row("config", cfg)
 	row("version", fmt.Sprintf("%s (pid %d)", s.Version, s.PID))
 	return tw.Flush()
+}
+
+// pathLine says what keepalives tell of the peer: "up, rtt 1.2ms, jitter
+// 0.1ms, loss 0.0% (last 10 s), heard 20ms ago; keepalives every 100ms,
+// down after 300ms".
+func pathLine(p *client.PeerPath) string {
+	secs := func(v float64) string {
+		return (time.Duration(v * float64(time.Second))).Round(10 * time.Microsecond).String()
+	}
+	line := p.State
+	if p.State == "silent" || p.State == "waiting" {
+		line = strings.ToUpper(p.State)
+	}
+	if p.State == "one-way" {
+		line = "ONE-WAY (the peer does not hear us)"
+	}
+	if p.RTT > 0 {
+		line += fmt.Sprintf(", rtt %s, jitter %s", secs(p.RTT), secs(p.Jitter))
+	}
+	line += fmt.Sprintf(", loss %.1f%% (last 10 s)", 100*p.Loss)
+	switch {
+	case p.HeardAgo < 0:
+		line += ", never heard"
+	default:
+		line += ", heard " + secs(p.HeardAgo) + " ago"
+	}
+	if p.KeepaliveAgo < 0 && p.HeardAgo >= 0 {
+		line += " (no keepalives from the peer: configure peer.keepalive there too)"
+	}
+	return line + fmt.Sprintf("; keepalives every %s, down after %s", secs(p.Interval), secs(p.Timeout))
+}
+
+// followLine says what downlink.follow_peer did.
+func followLine(f *client.FollowPeerStatus) string {
+	line := "LAN port up"
+	if f.LANDown {
+		line = "LAN port DOWN (the peer is not heard)"
+	}
+	if !f.Since.IsZero() {
+		line += " since " + f.Since.Local().Format(time.DateTime)
+	}
+	line += fmt.Sprintf(", taken down %d times, hold %s", f.Downs, time.Duration(f.Hold*float64(time.Second)))
+	if f.Error != "" {
+		line += "; cannot change the port: " + f.Error
+	}
+	return line
 }
 
 // cores formats a core list as the kernel does: "0-3,6".

@@ -87,6 +87,32 @@ func TestStatus(t *testing.T) {
 
 // A VTEP's and an anycast pwgated's status show what they have instead
 // of a single next hop.
+func TestStatusPath(t *testing.T) {
+	d := controltest.Start(t)
+	since := time.Date(2026, 12, 5, 10, 0, 0, 0, time.Local)
+	for _, tt := range []struct {
+		path client.PeerPath
+		want []string
+	}{
+		{client.PeerPath{State: "up", RTT: 0.0012, Jitter: 0.0001, Loss: 0.02, HeardAgo: 0.02, KeepaliveAgo: 0.05, Interval: 0.1, Timeout: 0.3},
+			[]string{"path up, rtt 1.2ms, jitter 100µs, loss 2.0% (last 10 s), heard 20ms ago; keepalives every 100ms, down after 300ms"}},
+		{client.PeerPath{State: "silent", Loss: 1, HeardAgo: -1, KeepaliveAgo: -1, Interval: 0.1, Timeout: 0.3,
+			FollowPeer: &client.FollowPeerStatus{LANDown: true, Since: since, Downs: 3, Hold: 2, Error: "no such device"}},
+			[]string{"path SILENT, loss 100.0% (last 10 s), never heard; keepalives every 100ms, down after 300ms",
+				"follow peer LAN port DOWN (the peer is not heard) since 2026-12-05 10:00:00, taken down 3 times, hold 2s; cannot change the port: no such device"}},
+		{client.PeerPath{State: "one-way", HeardAgo: 0.01, KeepaliveAgo: -1, Interval: 1, Timeout: 3},
+			[]string{"path ONE-WAY (the peer does not hear us), loss 0.0% (last 10 s), heard 10ms ago (no keepalives from the peer: configure peer.keepalive there too); keepalives every 1s, down after 3s"}},
+	} {
+		d.SetStatus(client.Status{Mode: "eth", Ready: true, Path: &tt.path})
+		out, _, _ := pwctl("--socket", d.Socket, "status")
+		for _, want := range tt.want {
+			if !regexp.MustCompile(`(?m)^` + strings.Replace(regexp.QuoteMeta(want), " ", " +", 2) + `$`).MatchString(out) {
+				t.Errorf("status lacks %q:\n%s", want, out)
+			}
+		}
+	}
+}
+
 func TestStatusOtherModes(t *testing.T) {
 	d := controltest.Start(t)
 	d.SetStatus(client.Status{Mode: "vxlan", Peer: "vxlan 10.0.0.1", Uplink: "ul0", UplinkMTU: 1500, Ready: true,

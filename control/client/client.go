@@ -80,6 +80,37 @@ type Status struct {
 	// confirmed (pwctl config).
 	ConfigRevision int            `json:"config_revision,omitempty"`
 	ConfigPending  *ConfigPending `json:"config_pending,omitempty"`
+	// Path is the pseudowire's peer as keepalives show it (peer.keepalive).
+	Path *PeerPath `json:"path,omitempty"`
+}
+
+// PeerPath is what keepalives tell of the peer, and link-loss forwarding.
+type PeerPath struct {
+	Interval float64 `json:"interval_seconds"` // our keepalives' interval
+	Timeout  float64 `json:"timeout_seconds"`
+	// State is "up"; "silent": nothing from the peer for the timeout (or
+	// never); "one-way": the peer's keepalives say it does not hear us.
+	State string `json:"state"`
+	// HeardAgo and KeepaliveAgo: seconds since the last packet, and the
+	// last keepalive, from the peer; -1: never.
+	HeardAgo     float64 `json:"heard_ago_seconds"`
+	KeepaliveAgo float64 `json:"keepalive_ago_seconds"`
+	PeerInterval float64 `json:"peer_interval_seconds,omitempty"` // the peer's keepalives' interval
+	RTT          float64 `json:"rtt_seconds"`                     // last round trip; 0 until measured
+	Jitter       float64 `json:"jitter_seconds"`
+	// Loss is the share of the peer's keepalives lost over the last 10 s
+	// (1 while the peer is silent).
+	Loss       float64           `json:"loss"`
+	FollowPeer *FollowPeerStatus `json:"follow_peer,omitempty"`
+}
+
+// FollowPeerStatus is downlink.follow_peer's state.
+type FollowPeerStatus struct {
+	LANDown bool      `json:"lan_down"` // the LAN port is down because of the peer
+	Since   time.Time `json:"since"`    // of the LAN port's current state, as follow_peer set it
+	Downs   uint64    `json:"downs"`    // times taken down
+	Hold    float64   `json:"hold_seconds"`
+	Error   string    `json:"error,omitempty"` // the last failure to change the port
 }
 
 // Anycast is the announcer's and the forwarder's state ("pwctl anycast").

@@ -42,6 +42,11 @@ type Config struct {
 
 	PeerMAC  frame.MAC  // eth mode
 	PeerAddr netip.Addr // ip6 mode
+	// Keepalive is peer.keepalive (pseudowire modes); nil: none sent.
+	Keepalive *Keepalive
+	// FollowPeer takes the LAN port down while the peer is silent
+	// (downlink.follow_peer); nil: off.
+	FollowPeer *FollowPeer
 
 	LocalAddr   netip.Prefix // ip6 mode: own address and prefix length, or
 	LocalToken  netip.Addr   // ip6 mode: interface identifier joined to the SLAAC prefix
@@ -62,7 +67,8 @@ type Config struct {
 	BGP       *BGPConfig     // nil: no bgp section
 	Anycast   *AnycastConfig // nil: no anycast section
 
-	vxlanMode bool // the file says mode: vxlan
+	vxlanMode      bool          // the file says mode: vxlan
+	followPeerHold time.Duration // downlink.follow_peer_hold, until check
 
 	lines map[string]int // keys set in the file, with their lines
 }
@@ -133,6 +139,17 @@ var schema = map[string]any{
 	}),
 	"downlink": map[string]any{
 		"interface": setter(func(c *Config, v string) error { return ifname(&c.Downlink, v) }),
+		"follow_peer": setter(func(c *Config, v string) error {
+			var on bool
+			if err := boolean(&on, v); err != nil || !on {
+				return err
+			}
+			if c.FollowPeer == nil {
+				c.FollowPeer = &FollowPeer{Hold: DefaultFollowPeerHold}
+			}
+			return nil
+		}),
+		"follow_peer_hold": setter(func(c *Config, v string) error { return duration(&c.followPeerHold, v, 0, time.Hour) }),
 	},
 	"uplink": map[string]any{
 		"interface": setter(func(c *Config, v string) error { return ifname(&c.Uplink, v) }),
@@ -150,6 +167,14 @@ var schema = map[string]any{
 			return
 		}),
 		"address": setter(func(c *Config, v string) (err error) { c.PeerAddr, err = unicast6(v); return }),
+		"keepalive": section{begin: func(c *Config) { c.Keepalive = new(Keepalive) }, schema: map[string]any{
+			"interval": setter(func(c *Config, v string) error {
+				return duration(&c.Keepalive.Interval, v, MinKeepalive, MaxKeepalive)
+			}),
+			"timeout": setter(func(c *Config, v string) error {
+				return duration(&c.Keepalive.Timeout, v, 2*MinKeepalive, time.Minute)
+			}),
+		}},
 	},
 	"local": map[string]any{
 		"address": setter(func(c *Config, v string) error {
@@ -459,7 +484,62 @@ func (c *Config) check(lines map[string]int) error {
 			return fail("local.address", "the same as peer.address")
 		}
 	}
+	if err := c.checkKeepalive(lines, fail); err != nil {
+		return err
+	}
 	return c.checkStats(fail)
+}
+
+// Keepalive is peer.keepalive.
+type Keepalive struct {
+	Interval time.Duration // how often one is sent
+	Timeout  time.Duration // silence (no keepalive, no frame) after which the peer is down
+}
+
+// FollowPeer is downlink.follow_peer.
+type FollowPeer struct {
+	// Hold is how long the peer must be heard again before the LAN port
+	// comes back up (against flapping).
+	Hold time.Duration
+}
+
+// Keepalive limits and defaults.
+const (
+	MinKeepalive          = 10 * time.Millisecond
+	MaxKeepalive          = 10 * time.Second
+	DefaultFollowPeerHold = 2 * time.Second
+)
+
+// checkKeepalive checks peer.keepalive and downlink.follow_peer*.
+func (c *Config) checkKeepalive(lines map[string]int, fail func(key, format string, args ...any) error) error {
+	_, hold := lines["downlink.follow_peer_hold"]
+	switch {
+	case hold && c.FollowPeer == nil:
+		return fail("downlink.follow_peer_hold", "only with downlink.follow_peer: true")
+	case hold:
+		c.FollowPeer.Hold = c.followPeerHold
+	}
+	if c.IsVXLAN() {
+		for _, k := range []string{"peer.keepalive", "downlink.follow_peer"} {
+			if _, ok := lines[k]; ok {
+				return fail(k, "only for the pseudowire (eth and ip6 mode): a VTEP's peers are BGP's")
+			}
+		}
+	}
+	if k := c.Keepalive; k != nil {
+		switch {
+		case k.Interval == 0:
+			return fail("peer.keepalive.interval", "missing (such as 100ms)")
+		case k.Timeout == 0:
+			k.Timeout = 3 * k.Interval
+		case k.Timeout < 2*k.Interval:
+			return fail("peer.keepalive.timeout", "%v is less than twice the interval %v: one late keepalive would take the peer for dead", k.Timeout, k.Interval)
+		}
+	}
+	if c.FollowPeer != nil && c.Keepalive == nil {
+		return fail("downlink.follow_peer", "needs peer.keepalive (on both pwgates): an idle LAN sends nothing for seconds, so only keepalives tell a silent peer from a quiet one")
+	}
+	return nil
 }
 
 func (c *Config) checkStats(fail func(key, format string, args ...any) error) error {

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/hw"
@@ -123,6 +124,15 @@ func TestParseErrors(t *testing.T) {
 		{"relative socket", rep(ip6YAML, "/run/pwgate/a.sock", "a.sock"), `stats.socket: "a.sock" is not an absolute path`},
 		{"relative gpw socket", rep(ip6YAML, "/run/gpwstats.socket", "gpw.sock"), "stats.gpwstats_socket"},
 		{"bad prometheus", rep(ip6YAML, "127.0.0.1:9469", "localhost"), `stats.prometheus: "localhost" is not an address:port`},
+		{"keepalive without interval", ethYAML + "  keepalive:\n    timeout: 1s\n", "f.yaml: peer.keepalive.interval: missing"},
+		{"keepalive too often", ethYAML + "  keepalive:\n    interval: 1ms\n", "f.yaml:9: peer.keepalive.interval: 1ms is out of range 10ms..10s"},
+		{"keepalive not a duration", ethYAML + "  keepalive:\n    interval: often\n", `"often" is not a duration`},
+		{"keepalive timeout too short", ethYAML + "  keepalive:\n    interval: 100ms\n    timeout: 150ms\n", "peer.keepalive.timeout: 150ms is less than twice the interval 100ms"},
+		{"keepalive as a value", ethYAML + "  keepalive: 100ms\n", "peer.keepalive: want a mapping of keys"},
+		{"follow_peer without keepalive", rep(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: true"), "downlink.follow_peer: needs peer.keepalive"},
+		{"follow_peer not a bool", rep(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: maybe"), `downlink.follow_peer: "maybe" is not true or false`},
+		{"hold without follow_peer", rep(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer_hold: 5s"), "downlink.follow_peer_hold: only with downlink.follow_peer: true"},
+		{"hold too long", rep(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: true\n  follow_peer_hold: 2h") + "  keepalive:\n    interval: 100ms\n", "downlink.follow_peer_hold: 2h0m0s is out of range 0s..1h0m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +145,26 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("not a ConfigError naming the file: %#v", err)
 			}
 		})
+	}
+}
+
+func TestKeepaliveAndFollowPeer(t *testing.T) {
+	c, err := Parse("f.yaml", []byte(ethYAML+"  keepalive:\n    interval: 100ms\n"))
+	if err != nil || *c.Keepalive != (Keepalive{100 * time.Millisecond, 300 * time.Millisecond}) || c.FollowPeer != nil {
+		t.Fatalf("default timeout: %+v %v", c, err)
+	}
+	y := strings.Replace(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: true\n  follow_peer_hold: 0s", 1)
+	c, err = Parse("f.yaml", []byte(y+"  keepalive:\n    interval: 50ms\n    timeout: 1s\n"))
+	if err != nil || *c.Keepalive != (Keepalive{50 * time.Millisecond, time.Second}) || c.FollowPeer == nil || c.FollowPeer.Hold != 0 {
+		t.Fatalf("follow_peer with hold 0: %+v %v", c, err)
+	}
+	y = strings.Replace(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: yes", 1)
+	if c, err = Parse("f.yaml", []byte(y+"  keepalive:\n    interval: 1s\n")); err != nil || c.FollowPeer.Hold != DefaultFollowPeerHold {
+		t.Fatalf("default hold: %+v %v", c, err)
+	}
+	y = strings.Replace(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: false", 1)
+	if c, err = Parse("f.yaml", []byte(y)); err != nil || c.FollowPeer != nil {
+		t.Fatalf("follow_peer false: %+v %v", c, err)
 	}
 }
 

@@ -30,6 +30,12 @@ type collector struct {
 	wg       wgDescs
 	evpn     evpnDescs
 	anycast  anycastDescs
+	peer     peerDescs
+}
+
+// peerDescs are what keepalives tell of the pseudowire's peer.
+type peerDescs struct {
+	up, rtt, jitter, loss, lanDown *prometheus.Desc
 }
 
 // anycastDescs are the announcer's and the forwarder's metrics.
@@ -51,7 +57,14 @@ var _ prometheus.Collector = (*collector)(nil)
 
 func newCollector(src Source) *collector {
 	c := &collector{
-		src:      src,
+		src: src,
+		peer: peerDescs{
+			up:      prometheus.NewDesc("pwgate_peer_up", "1 while the pseudowire's peer is heard and hears us (peer.keepalive).", nil, nil),
+			rtt:     prometheus.NewDesc("pwgate_peer_rtt_seconds", "Last round trip to the peer measured by keepalives; 0 until measured.", nil, nil),
+			jitter:  prometheus.NewDesc("pwgate_peer_jitter_seconds", "Mean deviation of the round trip to the peer (RFC 3550's estimator).", nil, nil),
+			loss:    prometheus.NewDesc("pwgate_peer_loss_ratio", "Share of the peer's keepalives lost over the last 10 s; 1 while the peer is silent.", nil, nil),
+			lanDown: prometheus.NewDesc("pwgate_follow_peer_lan_down", "1 while downlink.follow_peer holds the LAN port down.", nil, nil),
+		},
 		drops:    prometheus.NewDesc("pwgate_drops_total", "Frames dropped, by the port they came in on (direction) and why.", []string{"direction", "reason"}, nil),
 		refused:  prometheus.NewDesc("pwgate_evpn_routes_not_imported_total", "Received EVPN routes not imported, by why (see pwctl counters for each reason).", []string{"reason"}, nil),
 		lastBPDU: prometheus.NewDesc("pwgate_last_bpdu_timestamp_seconds", "Unix time of the last BPDU received from the port (direction); 0 if none yet.", []string{"direction"}, nil),
@@ -130,7 +143,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.wg.handshake, c.wg.rx, c.wg.tx, c.wg.failures, c.wg.endpoint, c.wg.session,
 		c.evpn.sessionUp, c.evpn.received, c.evpn.advertised, c.evpn.limitResets, c.evpn.macs, c.evpn.vteps, c.evpn.routes,
 		c.anycast.vipUp, c.anycast.checks, c.anycast.failures, c.anycast.vipPackets, c.anycast.vipBytes, c.anycast.noServer,
-		c.anycast.servers, c.anycast.srvPackets, c.anycast.srvBytes, c.anycast.counters, c.anycast.refused} {
+		c.anycast.servers, c.anycast.srvPackets, c.anycast.srvBytes, c.anycast.counters, c.anycast.refused,
+		c.peer.up, c.peer.rtt, c.peer.jitter, c.peer.loss, c.peer.lanDown} {
 		ch <- d
 	}
 }
@@ -215,6 +229,15 @@ func (c *collector) collectStatus(ch chan<- prometheus.Metric, st *client.Status
 	}
 	if a := st.Anycast; a != nil {
 		c.collectAnycast(ch, a)
+	}
+	if p := st.Path; p != nil {
+		ch <- prometheus.MustNewConstMetric(c.peer.up, prometheus.GaugeValue, map[bool]float64{true: 1}[p.State == "up"])
+		ch <- prometheus.MustNewConstMetric(c.peer.rtt, prometheus.GaugeValue, p.RTT)
+		ch <- prometheus.MustNewConstMetric(c.peer.jitter, prometheus.GaugeValue, p.Jitter)
+		ch <- prometheus.MustNewConstMetric(c.peer.loss, prometheus.GaugeValue, p.Loss)
+		if f := p.FollowPeer; f != nil {
+			ch <- prometheus.MustNewConstMetric(c.peer.lanDown, prometheus.GaugeValue, map[bool]float64{true: 1}[f.LANDown])
+		}
 	}
 }
 

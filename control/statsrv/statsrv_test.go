@@ -242,6 +242,7 @@ func TestPrometheus(t *testing.T) {
 		{Neighbor: "10.0.0.3", State: "active", Received: map[string]int{}, PrefixLimitResets: 2}}}
 	f.st.EVPN = &client.EVPN{MACs: client.MACCounts{Local: 4, Remote: 9}, VTEPs: []client.VTEP{{Resolved: true}, {Resolved: false}},
 		RoutesReceived: map[string]int{"macip": 9, "imet": 2}, RoutesAnnounced: map[string]int{"macip": 4, "imet": 1}}
+	f.st.Path = &client.PeerPath{State: "up", RTT: 0.0015, Jitter: 0.0002, Loss: 0.25, FollowPeer: &client.FollowPeerStatus{}}
 	f.mu.Unlock()
 	out = get()
 	for _, want := range []string{
@@ -255,6 +256,12 @@ func TestPrometheus(t *testing.T) {
 		`pwgate_evpn_vteps{resolved="no"} 1`,
 		`pwgate_evpn_routes{direction="announced",type="imet"} 1`,
 		"pwgate_evpn_macs_learned_total",
+		"pwgate_peer_up 1\n",
+		"pwgate_peer_rtt_seconds 0.0015\n",
+		"pwgate_peer_jitter_seconds 0.0002\n",
+		"pwgate_peer_loss_ratio 0.25\n",
+		"pwgate_follow_peer_lan_down 0\n",
+		"pwgate_dl_follow_peer_downs_total ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q", want)

@@ -1,0 +1,168 @@
+// Command check_pwpath is a Nagios / monitoring-plugins plugin for the
+// path to a pwgate pseudowire's peer, as keepalives measure it
+// (peer.keepalive on both pwgates): CRITICAL while the peer is silent or
+// does not hear us, and the round trip and keepalive loss checked against
+// thresholds, in the style of check_ping (-w RTT,LOSS%).
+//
+// Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (pwgated cannot be
+// reached, has no keepalives configured, bad arguments, timeout).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/client/plugin"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout))
+}
+
+const usageText = `Usage:
+  check_pwpath [-w RTT,LOSS%] [-c RTT,LOSS%] [-t SECONDS] [--socket PATH]
+  check_pwpath --help | --version
+
+Checks the path to the pseudowire's peer as pwgate's keepalives measure it
+(peer.keepalive, on both pwgates).
+
+Options:
+  -w, --warning RTT,LOSS%   warning thresholds: round trip in milliseconds and
+                            keepalive loss over the last 10 s in percent (default 50,5%)
+  -c, --critical RTT,LOSS%  critical thresholds (default 200,20%)
+  -t, --timeout SECONDS     give up with UNKNOWN after this long (default 10)
+      --socket PATH         pwgated's statistics socket (default /run/pwgate/pwgated.sock)
+  -h, --help                print this help
+  -V, --version             print the version
+
+A peer that is silent, or whose keepalives say it does not hear us, is
+CRITICAL. Each threshold is a monitoring-plugins range: "50" alerts above
+50 (outside 0..50), "10:50" outside 10..50, "@0:5" inside 0..5.
+`
+
+type options struct {
+	rttW, rttC, lossW, lossC plugin.Range
+	timeout                  time.Duration
+	socket                   string
+	help, vers               bool
+	warnS, critS, timeS      string
+}
+
+// thresholds parses "RTT,LOSS%" into two ranges.
+func thresholds(flag, s string) (rtt, loss plugin.Range, err error) {
+	r, l, ok := strings.Cut(s, ",")
+	if !ok || !strings.HasSuffix(l, "%") {
+		return rtt, loss, fmt.Errorf("%s %q: want RTT,LOSS%% such as 50,5%%", flag, s)
+	}
+	if rtt, err = plugin.ParseRange(r); err != nil {
+		return rtt, loss, fmt.Errorf("%s: %w", flag, err)
+	}
+	if loss, err = plugin.ParseRange(strings.TrimSuffix(l, "%")); err != nil {
+		return rtt, loss, fmt.Errorf("%s: %w", flag, err)
+	}
+	return rtt, loss, nil
+}
+
+func parse(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("check_pwpath", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, n := range []string{"w", "warning"} {
+		fs.StringVar(&o.warnS, n, "50,5%", "")
+	}
+	for _, n := range []string{"c", "critical"} {
+		fs.StringVar(&o.critS, n, "200,20%", "")
+	}
+	for _, n := range []string{"t", "timeout"} {
+		fs.StringVar(&o.timeS, n, "10", "")
+	}
+	fs.StringVar(&o.socket, "socket", client.DefaultStatsSocket, "")
+	for _, n := range []string{"h", "help"} {
+		fs.BoolVar(&o.help, n, false, "")
+	}
+	for _, n := range []string{"V", "version"} {
+		fs.BoolVar(&o.vers, n, false, "")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.help || o.vers {
+		return o, nil
+	}
+	var err error
+	if o.rttW, o.lossW, err = thresholds("-w", o.warnS); err != nil {
+		return nil, err
+	}
+	if o.rttC, o.lossC, err = thresholds("-c", o.critS); err != nil {
+		return nil, err
+	}
+	v, err := strconv.ParseFloat(o.timeS, 64)
+	if err != nil || v <= 0 || v > 3600 {
+		return nil, fmt.Errorf("-t %q: want a number of seconds above 0", o.timeS)
+	}
+	o.timeout = time.Duration(v * float64(time.Second))
+	return o, nil
+}
+
+func run(args []string, stdout io.Writer) int {
+	o, err := parse(args)
+	switch {
+	case err != nil:
+		fmt.Fprintln(stdout, plugin.Result{State: plugin.Unknown, Text: err.Error() + " (see --help)"}.Line("PATH"))
+		return plugin.Unknown
+	case o.help:
+		fmt.Fprint(stdout, usageText)
+		return plugin.OK
+	case o.vers:
+		fmt.Fprintf(stdout, "check_pwpath %s (pwgate)\n", client.Version)
+		return plugin.OK
+	}
+	r := check(o)
+	fmt.Fprintln(stdout, r.Line("PATH"))
+	return r.State
+}
+
+func check(o *options) plugin.Result {
+	s, err := client.FetchStatus(o.socket, o.timeout)
+	if err != nil {
+		return plugin.Result{State: plugin.Unknown, Text: err.Error()}
+	}
+	p := s.Path
+	if p == nil {
+		return plugin.Result{State: plugin.Unknown, Text: fmt.Sprintf("pwgated at %s sends no keepalives (peer.keepalive)", o.socket)}
+	}
+	rtt, loss, jitter := p.RTT*1000, p.Loss*100, p.Jitter*1000
+	r := plugin.Result{State: plugin.OK,
+		Text: fmt.Sprintf("peer %s %s, rtt %.2f ms, jitter %.2f ms, loss %.1f%%", s.Peer, p.State, rtt, jitter, loss),
+		Perf: fmt.Sprintf("rtt=%.3fms;%s;%s;0; loss=%.1f%%;%s;%s;0;100 jitter=%.3fms;;;0;", rtt, o.rttW, o.rttC, loss, o.lossW, o.lossC, jitter)}
+	switch {
+	case p.State == "silent":
+		r.State = plugin.Critical
+		r.Text += fmt.Sprintf("; nothing heard for %s", heard(p.HeardAgo))
+	case p.State == "one-way":
+		r.State = plugin.Critical
+		r.Text += "; the peer does not hear us"
+	case p.State == "waiting": // just started
+	case p.RTT > 0 && o.rttC.Alert(rtt), o.lossC.Alert(loss):
+		r.State = plugin.Critical
+	case p.RTT > 0 && o.rttW.Alert(rtt), o.lossW.Alert(loss):
+		r.State = plugin.Warning
+	}
+	return r
+}
+
+func heard(ago float64) string {
+	if ago < 0 {
+		return "ever"
+	}
+	return (time.Duration(ago * float64(time.Second))).Round(time.Millisecond).String()
+}

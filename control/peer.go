@@ -1,0 +1,233 @@
+package control
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/control/feature"
+	"github.com/pwgate/pwgate/dataplane"
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+// peerRole is the pseudowire's peer as a feature: what keepalives tell of
+// it (pwctl status's path), and link-loss forwarding (downlink.follow_peer):
+// the LAN port taken down while the peer is silent or does not hear us,
+// and brought back up once it has been heard, and heard us, for the hold.
+type peerRole struct {
+	log  *slog.Logger
+	src  peerSource
+	link lanLink
+
+	mu       sync.Mutex // the fields below: Status and AddCounters read them
+	ka       *config.Keepalive
+	follow   *config.FollowPeer
+	started  time.Time // when the peer could first have been heard
+	down     bool      // we took the LAN port down
+	since    time.Time // of down's current value
+	goodFrom time.Time // heard, and heard us, without a break since (zero: not now)
+	downs    uint64
+	err      string // the last failure to change the port
+	loss     [11]lossSample
+	nLoss    int
+}
+
+// lossSample is the keepalive counters at one second.
+type lossSample struct{ rx, lost uint64 }
+
+// peerSource is what the role reads of the data path (the engine; a fake
+// in tests).
+type peerSource interface {
+	Path() dataplane.Path
+	Snapshot(*stats.Snapshot)
+}
+
+// lanLink takes the LAN port down and up (netlink; a fake in tests).
+type lanLink interface {
+	setUp(up bool) error
+}
+
+type netlinkLink string
+
+func (n netlinkLink) setUp(up bool) error {
+	l, err := netlink.LinkByName(string(n))
+	if err != nil {
+		return err
+	}
+	if up {
+		return netlink.LinkSetUp(l)
+	}
+	return netlink.LinkSetDown(l)
+}
+
+// peerTick is how often the main goroutine looks at the peer while
+// keepalives are on: a silent peer is acted on within timeout + peerTick.
+const peerTick = 20 * time.Millisecond
+
+func newPeerRole(c *config.Config, src peerSource, link lanLink, log *slog.Logger) *peerRole {
+	return &peerRole{log: log, src: src, link: link, ka: c.Keepalive, follow: c.FollowPeer, started: time.Now()}
+}
+
+func (p *peerRole) Events() []feature.Event {
+	return []feature.Event{{Every: peerTick, Active: p.active, Do: p.check}}
+}
+
+func (p *peerRole) active() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ka != nil || p.down
+}
+
+// Reload takes the new keepalive and follow_peer settings; turning
+// follow_peer off brings the LAN port back up at the next check.
+func (p *peerRole) Reload(old, next *config.Config) ([]feature.Step, error) {
+	set := func(c *config.Config) func() {
+		return func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.ka == nil && c.Keepalive != nil {
+				p.started, p.nLoss = time.Now(), 0
+			}
+			p.ka, p.follow = c.Keepalive, c.FollowPeer
+		}
+	}
+	return []feature.Step{{Name: "keepalives", Do: func() error { set(next)(); return nil }, Undo: set(old)}}, nil
+}
+
+// check looks at the peer and takes the LAN port down or up (main
+// goroutine, every peerTick while active).
+func (p *peerRole) check() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	path := p.src.Path()
+	p.sampleLoss(now)
+	if p.follow == nil || p.ka == nil {
+		if p.down {
+			p.setDown(false, now, "downlink.follow_peer is off")
+		}
+		return
+	}
+	state := p.state(path, now)
+	if state == "waiting" {
+		return
+	}
+	switch {
+	case !p.down && state != "up":
+		p.setDown(true, now, state)
+	case p.down && state != "up":
+		p.goodFrom = time.Time{}
+	case p.down && p.goodFrom.IsZero():
+		p.goodFrom = now
+	case p.down && now.Sub(p.goodFrom) >= p.follow.Hold:
+		p.setDown(false, now, "peer heard for "+now.Sub(p.goodFrom).Round(time.Millisecond).String())
+	}
+}
+
+// state says whether the peer is "up", "silent", "one-way", or
+// "waiting" (not heard yet, but not for the timeout either).
+func (p *peerRole) state(path dataplane.Path, now time.Time) string {
+	t := p.ka.Timeout
+	switch {
+	case path.Heard < 0 && now.Sub(p.started) <= t:
+		return "waiting"
+	case path.Heard < 0 || path.Heard > t:
+		return "silent"
+	case path.KeepaliveHeard >= 0 && path.KeepaliveHeard <= t && path.Deaf > t:
+		return "one-way"
+	}
+	return "up"
+}
+
+// setDown takes the LAN port down (or brings it up), and says why.
+func (p *peerRole) setDown(down bool, now time.Time, why string) {
+	if err := p.link.setUp(!down); err != nil {
+		if p.err != err.Error() {
+			p.log.Error("follow_peer: cannot change the LAN port", "down", down, "err", err)
+			p.err = err.Error()
+		}
+		return
+	}
+	p.err = ""
+	if down {
+		p.downs++
+		p.log.Warn("follow_peer: LAN port taken down", "peer", why)
+	} else {
+		p.log.Info("follow_peer: LAN port up again", "reason", why, "was down for", now.Sub(p.since).Round(time.Millisecond))
+	}
+	p.down, p.since, p.goodFrom = down, now, time.Time{}
+}
+
+// sampleLoss keeps the keepalive counters once a second.
+func (p *peerRole) sampleLoss(now time.Time) {
+	if p.nLoss > 0 && now.Sub(p.started) < time.Duration(p.nLoss)*time.Second {
+		return
+	}
+	var s stats.Snapshot
+	p.src.Snapshot(&s)
+	copy(p.loss[:], p.loss[1:])
+	p.loss[len(p.loss)-1] = lossSample{s[stats.PeerKeepalivesRx], s[stats.PeerKeepalivesLost]}
+	p.nLoss++
+}
+
+// lossRatio is the share of keepalives lost over the samples kept.
+func (p *peerRole) lossRatio() float64 {
+	n := min(p.nLoss, len(p.loss))
+	if n < 2 {
+		return 0
+	}
+	first, last := p.loss[len(p.loss)-n], p.loss[len(p.loss)-1]
+	rx, lost := last.rx-first.rx, last.lost-first.lost
+	if rx+lost == 0 {
+		return 0
+	}
+	return float64(lost) / float64(rx+lost)
+}
+
+func (p *peerRole) Status(s *client.Status) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ka == nil {
+		return
+	}
+	path := p.src.Path()
+	secs := func(d time.Duration) float64 {
+		if d < 0 {
+			return -1
+		}
+		return d.Seconds()
+	}
+	st := &client.PeerPath{Interval: p.ka.Interval.Seconds(), Timeout: p.ka.Timeout.Seconds(), State: p.state(path, time.Now()),
+		HeardAgo: secs(path.Heard), KeepaliveAgo: secs(path.KeepaliveHeard), PeerInterval: path.PeerInterval.Seconds(),
+		RTT: path.RTT.Seconds(), Jitter: path.Jitter.Seconds(), Loss: p.lossRatio()}
+	if st.State == "silent" {
+		st.Loss = 1
+	}
+	if p.follow != nil || p.down {
+		st.FollowPeer = &client.FollowPeerStatus{LANDown: p.down, Since: p.since, Downs: p.downs, Error: p.err}
+		if p.follow != nil {
+			st.FollowPeer.Hold = p.follow.Hold.Seconds()
+		}
+	}
+	s.Path = st
+}
+
+// AddCounters adds dl_follow_peer_downs.
+func (p *peerRole) AddCounters(s *stats.Snapshot) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s[stats.DLFollowPeerDowns] += p.downs
+}
+
+// Close brings the LAN port back up: pwgated never leaves it down.
+func (p *peerRole) Close(bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down {
+		p.setDown(false, time.Now(), "pwgated stops")
+	}
+}

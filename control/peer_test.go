@@ -1,0 +1,156 @@
+package control
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/pwgate/pwgate/control/client"
+	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/dataplane"
+	"github.com/pwgate/pwgate/dataplane/stats"
+)
+
+type fakePeer struct {
+	path dataplane.Path
+	snap stats.Snapshot
+}
+
+func (f *fakePeer) Path() dataplane.Path       { return f.path }
+func (f *fakePeer) Snapshot(s *stats.Snapshot) { *s = f.snap }
+
+type fakeLink struct {
+	up    bool
+	calls int
+	fail  error
+}
+
+func (l *fakeLink) setUp(up bool) error {
+	l.calls++
+	if l.fail != nil {
+		return l.fail
+	}
+	l.up = up
+	return nil
+}
+
+func followConfig(hold time.Duration) *config.Config {
+	return &config.Config{Keepalive: &config.Keepalive{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond},
+		FollowPeer: &config.FollowPeer{Hold: hold}}
+}
+
+// TestFollowPeer walks link-loss forwarding through its states: waiting
+// at start, down when the peer falls silent or stops hearing us, up only
+// after the hold without a break, up again on Close; and refusals of the
+// kernel are reported once, then retried.
+func TestFollowPeer(t *testing.T) {
+	src, link := &fakePeer{path: dataplane.Path{Heard: -1, KeepaliveHeard: -1}}, &fakeLink{up: true}
+	p := newPeerRole(followConfig(time.Second), src, link, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	status := func() *client.PeerPath {
+		var s client.Status
+		p.Status(&s)
+		return s.Path
+	}
+	p.check()
+	if !link.up || link.calls != 0 || status().State != "waiting" {
+		t.Fatalf("at start: link up %v after %d calls, state %s", link.up, link.calls, status().State)
+	}
+	p.started = time.Now().Add(-time.Second) // the timeout has passed, nothing heard
+	p.check()
+	if link.up || status().State != "silent" || status().Loss != 1 || !status().FollowPeer.LANDown {
+		t.Fatalf("silent peer: link up %v, %+v", link.up, status())
+	}
+	heard := dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: time.Millisecond, HearsUs: true, RTT: 2 * time.Millisecond}
+	src.path = heard
+	p.check()
+	if link.up || status().State != "up" {
+		t.Fatalf("heard again: up before the hold (%+v)", status())
+	}
+	src.path.HearsUs, src.path.Deaf = false, 200*time.Millisecond // a peer that just started: not yet a fault
+	p.check()
+	if status().State != "up" || p.goodFrom.IsZero() {
+		t.Fatalf("peer deaf for less than the timeout: %+v", status())
+	}
+	src.path.Deaf = time.Second // one-way: the hold starts again
+	p.check()
+	if status().State != "one-way" || !p.goodFrom.IsZero() {
+		t.Fatalf("one-way: %+v, good from %v", status(), p.goodFrom)
+	}
+	src.path = heard
+	p.check()
+	p.goodFrom = p.goodFrom.Add(-time.Second) // the hold has passed
+	p.check()
+	if !link.up || status().FollowPeer.LANDown || status().FollowPeer.Downs != 1 {
+		t.Fatalf("after the hold: link up %v, %+v", link.up, status().FollowPeer)
+	}
+	src.path.HearsUs, src.path.Deaf = false, time.Second // a one-way fault takes it down
+	p.check()
+	if link.up {
+		t.Fatal("one-way fault: LAN port still up")
+	}
+	var s stats.Snapshot
+	p.AddCounters(&s)
+	if s[stats.DLFollowPeerDowns] != 2 {
+		t.Errorf("dl_follow_peer_downs = %d, want 2", s[stats.DLFollowPeerDowns])
+	}
+	link.fail = errors.New("operation not permitted")
+	p.Close(false)
+	if link.up || status().FollowPeer.Error != "operation not permitted" {
+		t.Fatalf("failed close: %+v", status().FollowPeer)
+	}
+	link.fail = nil
+	p.Close(false)
+	if !link.up || status().FollowPeer.Error != "" {
+		t.Fatalf("close: link up %v, %+v", link.up, status().FollowPeer)
+	}
+}
+
+// TestFollowPeerReload: turning follow_peer off brings the port up,
+// an undone reload puts the old settings back, and without keepalives the
+// status has no path and the role no tick.
+func TestFollowPeerReload(t *testing.T) {
+	src, link := &fakePeer{path: dataplane.Path{Heard: time.Hour, KeepaliveHeard: -1}}, &fakeLink{up: true}
+	on := followConfig(0)
+	p := newPeerRole(on, src, link, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.check()
+	if link.up {
+		t.Fatal("silent peer: LAN port up")
+	}
+	off := &config.Config{}
+	steps, err := p.Reload(on, off)
+	if err != nil || len(steps) != 1 {
+		t.Fatal(steps, err)
+	}
+	steps[0].Do()
+	if !p.active() {
+		t.Fatal("inactive while the port is down")
+	}
+	p.check()
+	if !link.up || p.active() {
+		t.Fatalf("follow_peer off: link up %v, active %v", link.up, p.active())
+	}
+	var s client.Status
+	if p.Status(&s); s.Path != nil {
+		t.Errorf("status without keepalives: %+v", s.Path)
+	}
+	steps[0].Undo()
+	if p.follow == nil || p.ka == nil {
+		t.Error("undo did not put follow_peer back")
+	}
+}
+
+func TestLossRatio(t *testing.T) {
+	src := &fakePeer{path: dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: time.Millisecond, HearsUs: true}}
+	p := newPeerRole(followConfig(0), src, &fakeLink{up: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range 15 {
+		src.snap[stats.PeerKeepalivesRx] = uint64(i) * 9
+		src.snap[stats.PeerKeepalivesLost] = uint64(i)
+		p.started = time.Now().Add(-time.Duration(i) * time.Second)
+		p.sampleLoss(time.Now())
+	}
+	if r := p.lossRatio(); r != 0.1 {
+		t.Errorf("loss %v, want 0.1", r)
+	}
+}

@@ -13,15 +13,27 @@ import (
 
 // TestFollowPeer runs two pwgates with keepalives (100 ms, down after
 // 300 ms) and link-loss forwarding: each measures the round trip; when
-// the far pwgated is killed, or the access network between them is cut,
+// the far pwgated is killed, or the access network between them drops
+// everything (the uplinks' links staying up),
 // the near one takes its LAN port down (the host sees NO-CARRIER) within
 // the timeout and a few ticks, and brings it back once the peer is heard
 // for the hold; frames cross again after the port was down and up (the
 // AF_XDP socket on it keeps working); and pwgated stopped while the port is
-// down leaves it up.
+// down leaves it up. In eth mode, and in ip6 mode inside WireGuard.
 func TestFollowPeer(t *testing.T) {
+	for _, o := range []lab.SitesOptions{{Mode: "eth"}, {Mode: "ip6", WireGuard: true}} {
+		name := o.Mode
+		if o.WireGuard {
+			name += "+wireguard"
+		}
+		t.Run(name, func(t *testing.T) { testFollowPeer(t, o) })
+	}
+}
+
+func testFollowPeer(t *testing.T, o lab.SitesOptions) {
 	hold := time.Second
-	s := buildSites(t, lab.SitesOptions{Mode: "eth", STP: true, Keepalive: [2]time.Duration{100 * time.Millisecond, 300 * time.Millisecond}, FollowPeer: &hold})
+	o.STP, o.Keepalive, o.FollowPeer = true, [2]time.Duration{100 * time.Millisecond, 300 * time.Millisecond}, &hold
+	s := buildSites(t, o)
 	startSites(t, s)
 	path := func(site *lab.Site) *client.PeerPath {
 		st, err := client.FetchStatus(site.Socket, 2*time.Second)
@@ -58,15 +70,11 @@ func TestFollowPeer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, false},
-		{"access network cut", func() {
-			if err := s.Script("net", "ip link set dev a down"); err != nil {
-				t.Fatal(err)
-			}
-		}, func() {
-			if err := s.Script("net", "ip link set dev a up"); err != nil {
-				t.Fatal(err)
-			}
-		}, true},
+		// The access network stops carrying anything between the
+		// sites while the uplinks' links stay up: a path that dies
+		// beyond the carrier (the hub's port to site a taken out of the
+		// hub; the router's routes to both uplink addresses blackholed).
+		{"access network cut", func() { netScript(t, s, cut[o.Mode]) }, func() { netScript(t, s, mend[o.Mode]) }, true},
 	} {
 		t.Run(fault.name, func(t *testing.T) {
 			before, _ := s.Counters(s.A)
@@ -121,6 +129,19 @@ func TestFollowPeer(t *testing.T) {
 			t.Error("the host sees no carrier after pwgated stopped")
 		}
 	})
+}
+
+var (
+	cut = map[string][]string{"eth": {"ip link set dev a nomaster"},
+		"ip6": {"ip -6 route add blackhole " + lab.AddrA + "/128", "ip -6 route add blackhole " + lab.AddrB + "/128"}}
+	mend = map[string][]string{"eth": {"ip link set dev a master br0"},
+		"ip6": {"ip -6 route del blackhole " + lab.AddrA + "/128", "ip -6 route del blackhole " + lab.AddrB + "/128"}}
+)
+
+func netScript(t *testing.T, s *lab.Sites, cmds []string) {
+	if err := s.Script("net", cmds...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitFor waits until ok; when it times out, the failure says what

@@ -18,7 +18,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 MODE ?= ip6
 ENCRYPT ?= none
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab soak man image-deps image image-test image-check clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab failover soak man image-deps image image-test image-check clean
 
 all: build
 
@@ -106,6 +106,14 @@ bench-ab: root-check deps
 # 30 minutes of iperf3 both ways through the ip6 lab; fails when pwgated's
 # memory, goroutines or open files grow. Results in bench/results/soak-*.
 SOAK ?= 30m
+# Failover with two parallel pseudowires between two LAN bridges, with and
+# without downlink.follow_peer, under RSTP (Open vSwitch) and legacy STP;
+# BRIDGES=rstp for RSTP only. bench/results/failover-*.md.
+BRIDGES ?= rstp,stp
+failover: root-check deps build
+	@$(MAKE) --no-print-directory deps PKGS=openvswitch-switch
+	$(GO) run ./bench/pwfailover --bin $(BIN) --bridges $(BRIDGES)
+
 soak: root-check deps build
 	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK)
 

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -68,8 +69,15 @@ func (n netlinkLink) setUp(up bool) error {
 // keepalives are on: a silent peer is acted on within timeout + peerTick.
 const peerTick = 20 * time.Millisecond
 
+// newPeerRole starts the role; with follow_peer the LAN port is held down
+// from the start until the peer is heard (the ports were opened without
+// bringing it up).
 func newPeerRole(c *config.Config, src peerSource, link lanLink, log *slog.Logger) *peerRole {
-	return &peerRole{log: log, src: src, link: link, ka: c.Keepalive, follow: c.FollowPeer, started: time.Now()}
+	p := &peerRole{log: log, src: src, link: link, ka: c.Keepalive, follow: c.FollowPeer, started: time.Now()}
+	if p.follow != nil && p.ka != nil {
+		p.setDown(true, p.started, stateWhy["waiting"])
+	}
+	return p
 }
 
 func (p *peerRole) Events() []feature.Event {
@@ -113,12 +121,9 @@ func (p *peerRole) check() {
 		return
 	}
 	state := p.state(path, now)
-	if state == "waiting" {
-		return
-	}
 	switch {
 	case !p.down && state != "up":
-		p.setDown(true, now, state)
+		p.setDown(true, now, stateWhy[state])
 	case p.down && state != "up":
 		p.goodFrom = time.Time{}
 	case p.down && p.goodFrom.IsZero():
@@ -127,6 +132,12 @@ func (p *peerRole) check() {
 		p.setDown(false, now, "peer heard for "+now.Sub(p.goodFrom).Round(time.Millisecond).String())
 	}
 }
+
+// stateWhy says why the LAN port is taken down in each state but "up".
+// At start the peer is not heard yet: the port comes up only once it is,
+// as a media converter's copper link comes up only with its fibre, so that
+// a pwgated restarted after a crash gives the LAN a link loss too.
+var stateWhy = map[string]string{"silent": "silent for the timeout", "one-way": "does not hear us", "waiting": "not heard yet"}
 
 // state says whether the peer is "up", "silent", "one-way", or
 // "waiting" (not heard yet, but not for the timeout either).
@@ -230,4 +241,27 @@ func (p *peerRole) Close(bool) {
 	if p.down {
 		p.setDown(false, time.Now(), "pwgated stops")
 	}
+}
+
+// AfterStop is pwgated --stopped, which systemd runs after pwgated has
+// stopped (ExecStopPost, with $SERVICE_RESULT as result): when it did not
+// stop cleanly (it crashed, was killed, or its watchdog fired) and c has
+// downlink.follow_peer, it takes the LAN port down, so that the LAN sees
+// the pseudowire go with the process at once, not when its bridges'
+// timers run out. The pwgated that systemd starts next holds the port
+// down until the peer is heard. A clean stop has brought the port up
+// itself; result "success" does nothing.
+func AfterStop(c *config.Config, result string, log *slog.Logger) error {
+	return afterStop(c, result, netlinkLink(c.Downlink), log)
+}
+
+func afterStop(c *config.Config, result string, link lanLink, log *slog.Logger) error {
+	if c.FollowPeer == nil || result == "success" {
+		return nil
+	}
+	if err := link.setUp(false); err != nil {
+		return fmt.Errorf("follow_peer: taking %s down after pwgated stopped (%s): %w", c.Downlink, result, err)
+	}
+	log.Warn("follow_peer: LAN port taken down: pwgated did not stop cleanly", "port", c.Downlink, "result", result)
+	return nil
 }

@@ -54,13 +54,13 @@ func TestFollowPeer(t *testing.T) {
 		return s.Path
 	}
 	p.check()
-	if !link.up || link.calls != 0 || status().State != "waiting" {
-		t.Fatalf("at start: link up %v after %d calls, state %s", link.up, link.calls, status().State)
+	if link.up || status().State != "waiting" || !status().FollowPeer.LANDown {
+		t.Fatalf("at start: link up %v, state %s: the LAN port must wait for the peer", link.up, status().State)
 	}
 	p.started = time.Now().Add(-time.Second) // the timeout has passed, nothing heard
 	p.check()
-	if link.up || status().State != "silent" || status().Loss != 1 || !status().FollowPeer.LANDown {
-		t.Fatalf("silent peer: link up %v, %+v", link.up, status())
+	if link.up || link.calls != 1 || status().State != "silent" || status().Loss != 1 || !status().FollowPeer.LANDown {
+		t.Fatalf("silent peer: link up %v after %d calls, %+v", link.up, link.calls, status())
 	}
 	heard := dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: time.Millisecond, HearsUs: true, RTT: 2 * time.Millisecond}
 	src.path = heard
@@ -93,7 +93,7 @@ func TestFollowPeer(t *testing.T) {
 	var s stats.Snapshot
 	p.AddCounters(&s)
 	if s[stats.DLFollowPeerDowns] != 2 {
-		t.Errorf("dl_follow_peer_downs = %d, want 2", s[stats.DLFollowPeerDowns])
+		t.Errorf("dl_follow_peer_downs = %d, want 2 (at start, and the one-way fault)", s[stats.DLFollowPeerDowns])
 	}
 	link.fail = errors.New("operation not permitted")
 	p.Close(false)
@@ -152,5 +152,31 @@ func TestLossRatio(t *testing.T) {
 	}
 	if r := p.lossRatio(); r != 0.1 {
 		t.Errorf("loss %v, want 0.1", r)
+	}
+}
+
+func TestAfterStop(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tt := range []struct {
+		c      *config.Config
+		result string
+		down   bool
+	}{
+		{followConfig(0), "signal", true},
+		{followConfig(0), "watchdog", true},
+		{followConfig(0), "", true}, // by hand
+		{followConfig(0), "success", false},
+		{&config.Config{Keepalive: &config.Keepalive{Interval: time.Second, Timeout: 3 * time.Second}}, "signal", false},
+	} {
+		link := &fakeLink{up: true}
+		if err := afterStop(tt.c, tt.result, link, log); err != nil || link.up == tt.down {
+			t.Errorf("follow_peer %v, result %q: err %v, link up %v", tt.c.FollowPeer != nil, tt.result, err, link.up)
+		}
+	}
+	c := followConfig(0)
+	c.Downlink = "dl9"
+	err := afterStop(c, "signal", &fakeLink{fail: errors.New("no such device")}, log)
+	if err == nil || err.Error() != "follow_peer: taking dl9 down after pwgated stopped (signal): no such device" {
+		t.Errorf("failure: %v", err)
 	}
 }

@@ -44,7 +44,7 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	if p.nic, err = nic.Prepare(c.NICOffloads, c.Downlink, uplink); err != nil {
 		return nil, err
 	}
-	links, err := nic.PrepareLinks(c.Downlink, uplink)
+	links, err := nic.PrepareLinks(c.Downlink, uplink, c.FollowPeer != nil)
 	if err != nil {
 		return nil, err
 	}

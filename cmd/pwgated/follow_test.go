@@ -115,6 +115,32 @@ func testFollowPeer(t *testing.T, o lab.SitesOptions) {
 			})
 		})
 	}
+	// What systemd does when pwgated dies: pwgated --stopped
+	// (ExecStopPost) takes its LAN port down at once; the next pwgated
+	// keeps it down until the peer is heard for the hold.
+	t.Run("crashed under systemd", func(t *testing.T) {
+		s.B.Proc.Signal(syscall.SIGKILL)
+		s.B.Proc.Wait(5 * time.Second)
+		if out, err := s.Exec(s.B.PW, pwgatedBin, "--stopped", "--config", s.B.Config); err != nil {
+			t.Fatalf("pwgated --stopped: %v\n%s", err, out)
+		}
+		if carrier(s.B) {
+			t.Fatal("site b's LAN port still up after pwgated --stopped")
+		}
+		if err := s.StartPwgated(s.B); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		time.Sleep(300 * time.Millisecond)
+		if carrier(s.B) {
+			t.Error("the new pwgated brought its LAN port up before the hold")
+		}
+		waitFor(t, "site b's LAN port up", 10*time.Second, func() bool { return carrier(s.B) })
+		t.Logf("site b's LAN port up %v after pwgated started", time.Since(start).Round(time.Millisecond))
+		if err := s.WaitForwarding(15 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("stopped while down", func(t *testing.T) {
 		s.B.Proc.Signal(syscall.SIGKILL)
 		s.B.Proc.Wait(5 * time.Second)

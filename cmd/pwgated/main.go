@@ -51,6 +51,7 @@ func run() int {
 		uplink     = flag.String("uplink", "", "uplink `interface` (with --gpw-config)")
 		profile    = flag.String("profile", "", "hardware `profile`: in-1 or c4 (cores, NIC settings), or auto (from DMI and the CPU model; none on another box)")
 		check      = flag.Bool("check", false, "check the configuration and exit")
+		stopped    = flag.Bool("stopped", false, "run by systemd after pwgated stopped (ExecStopPost): unless it stopped cleanly ($SERVICE_RESULT success), take the LAN port down when the file has downlink.follow_peer")
 		cpuprof    = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
 		debugAddr  = flag.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on `address` (such as 127.0.0.1:6060), for finding what uses CPU or memory")
 		logLevel   = flag.String("log-level", "info", "log `level`: debug (adds the BGP speaker's own detail), info, warn or error")
@@ -113,7 +114,7 @@ func run() int {
 	}
 	// A change made with pwctl config apply --confirm that was not
 	// confirmed before a reboot, or in its window, is rolled back first.
-	if *configFile != "" && !*check {
+	if *configFile != "" && !*check && !*stopped {
 		if _, err := control.RecoverConfig(*configFile, false, log); err != nil {
 			log.Error("pwctl config: cannot look for a change to roll back", "err", err)
 		}
@@ -122,6 +123,13 @@ func run() int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 		return 2
+	}
+	if *stopped {
+		if err := control.AfterStop(c, os.Getenv("SERVICE_RESULT"), log); err != nil {
+			fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if *check {
 		if err := control.CheckCores(c); err != nil {

@@ -50,14 +50,17 @@ func (c Change) String() string {
 // PrepareLinks brings the ports up and makes the downlink promiscuous: it
 // takes the LAN's frames for every MAC, as a bridge port does (a NIC's
 // unicast filter, igb's or virtio-net's, would drop the frames for the far
-// site's hosts; a veth has none, so the lab alone does not show it). It
-// returns what it changed; on error nothing is left changed.
-func PrepareLinks(downlink, uplink string) ([]Change, error) {
+// site's hosts; a veth has none, so the lab alone does not show it). With
+// followPeer the downlink is left as it is: downlink.follow_peer owns its
+// state, and brings it up once the peer is heard. It returns what it
+// changed; on error nothing is left changed.
+func PrepareLinks(downlink, uplink string, followPeer bool) ([]Change, error) {
 	var changes []Change
 	for _, p := range []struct {
 		ifname  string
 		promisc bool
-	}{{downlink, true}, {uplink, false}} {
+		keep    bool // leave it down if it is
+	}{{downlink, true, followPeer}, {uplink, false, false}} {
 		if p.ifname == "" {
 			continue
 		}
@@ -67,7 +70,7 @@ func PrepareLinks(downlink, uplink string) ([]Change, error) {
 				changes = append(changes, Change{p.ifname, "promisc"})
 			}
 		}
-		if err == nil && l.Attrs().Flags&net.FlagUp == 0 {
+		if err == nil && !p.keep && l.Attrs().Flags&net.FlagUp == 0 {
 			if err = netlink.LinkSetUp(l); err == nil {
 				changes = append(changes, Change{p.ifname, "up"})
 			}

@@ -82,10 +82,10 @@ func TestPrepareLinks(t *testing.T) {
 	}
 	var changes []Change
 	if err := l.Do("x", func() (err error) {
-		if c, err := PrepareLinks("dl0", "nosuch0"); err == nil || c != nil {
+		if c, err := PrepareLinks("dl0", "nosuch0", false); err == nil || c != nil {
 			t.Errorf("a missing uplink: %v %v", c, err)
 		}
-		changes, err = PrepareLinks("dl0", "ul0")
+		changes, err = PrepareLinks("dl0", "ul0", false)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -102,4 +102,15 @@ func TestPrepareLinks(t *testing.T) {
 	if strings.Contains(show("dl0"), "PROMISC") || strings.Contains(show("ul0"), ",UP") {
 		t.Errorf("after restoring:\n%s%s", show("dl0"), show("ul0"))
 	}
+	// With follow_peer a downlink that is down stays down.
+	if err := l.Script("x", "ip link set dl0 down"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Do("x", func() (err error) { changes, err = PrepareLinks("dl0", "ul0", true); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(changes) != "[dl0 promisc on ul0 up]" || strings.Contains(show("dl0"), ",UP") {
+		t.Errorf("follow_peer: changes %v\n%s", changes, show("dl0"))
+	}
+	l.Do("x", func() error { return Restore(changes) })
 }

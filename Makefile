@@ -14,11 +14,11 @@ export BPF_CLANG BPF_CFLAGS
 
 # Debian packages the tests, the demo and the benchmarks use.
 PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 radvd \
-	netsniff-ng procps util-linux curl linux-perf wireguard-go wireguard-tools frr python3
+	netsniff-ng procps util-linux curl linux-perf wireguard-go wireguard-tools frr python3 chromium
 MODE ?= ip6
 ENCRYPT ?= none
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab failover soak man image-deps image image-test image-check clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab failover soak web-vendor man image-deps image image-test image-check clean
 
 all: build
 
@@ -113,6 +113,10 @@ BRIDGES ?= rstp,stp
 failover: root-check deps build
 	@$(MAKE) --no-print-directory deps PKGS=openvswitch-switch
 	$(GO) run ./bench/pwfailover --bin $(BIN) --bridges $(BRIDGES)
+
+# The status page's charting library, from npm (control/statsrv/web).
+web-vendor:
+	control/statsrv/web/vendor.sh
 
 soak: root-check deps build
 	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK)

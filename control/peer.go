@@ -45,6 +45,7 @@ type lossSample struct{ rx, lost uint64 }
 type peerSource interface {
 	Path() dataplane.Path
 	Snapshot(*stats.Snapshot)
+	SetLANDown(bool)
 }
 
 // lanLink takes the LAN port down and up (netlink; a fake in tests).
@@ -164,6 +165,7 @@ func (p *peerRole) setDown(down bool, now time.Time, why string) {
 		return
 	}
 	p.err = ""
+	p.src.SetLANDown(down)
 	if down {
 		p.downs++
 		p.log.Warn("follow_peer: LAN port taken down", "peer", why)

@@ -14,9 +14,12 @@ import (
 )
 
 type fakePeer struct {
-	path dataplane.Path
-	snap stats.Snapshot
+	path    dataplane.Path
+	snap    stats.Snapshot
+	lanDown bool
 }
+
+func (f *fakePeer) SetLANDown(down bool) { f.lanDown = down }
 
 func (f *fakePeer) Path() dataplane.Path       { return f.path }
 func (f *fakePeer) Snapshot(s *stats.Snapshot) { *s = f.snap }
@@ -54,7 +57,7 @@ func TestFollowPeer(t *testing.T) {
 		return s.Path
 	}
 	p.check()
-	if link.up || status().State != "waiting" || !status().FollowPeer.LANDown {
+	if link.up || !src.lanDown || status().State != "waiting" || !status().FollowPeer.LANDown {
 		t.Fatalf("at start: link up %v, state %s: the LAN port must wait for the peer", link.up, status().State)
 	}
 	p.started = time.Now().Add(-time.Second) // the timeout has passed, nothing heard
@@ -82,7 +85,7 @@ func TestFollowPeer(t *testing.T) {
 	p.check()
 	p.goodFrom = p.goodFrom.Add(-time.Second) // the hold has passed
 	p.check()
-	if !link.up || status().FollowPeer.LANDown || status().FollowPeer.Downs != 1 {
+	if !link.up || src.lanDown || status().FollowPeer.LANDown || status().FollowPeer.Downs != 1 {
 		t.Fatalf("after the hold: link up %v, %+v", link.up, status().FollowPeer)
 	}
 	src.path.HearsUs, src.path.Deaf = false, time.Second // a one-way fault takes it down

@@ -40,7 +40,15 @@ type path struct {
 	// never pairs one keepalive's Sent with another's arrival.
 	echoGen        atomic.Uint32
 	echoSent, echo atomic.Int64
+	// lanDown is set while downlink.follow_peer holds the LAN port down
+	// (main goroutine): the decap goroutine drops what it would send there.
+	lanDown atomic.Bool
 }
+
+// SetLANDown tells the data path that the LAN port is held down (true) or
+// up again: frames from the peer are dropped, not queued on the downed
+// port to be sent seconds late when it comes up.
+func (e *Engine) SetLANDown(down bool) { e.path.lanDown.Store(down) }
 
 // setEcho records the peer's keepalive sent at sent that arrived at now
 // (decap goroutine).

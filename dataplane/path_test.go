@@ -133,3 +133,39 @@ func encapsulatedKeepalive(t *testing.T, p *Params) [][]byte {
 	}
 	return [][]byte{b[:n]}
 }
+
+// BenchmarkEncapTick is what keepalives add to each turn of the encap
+// goroutine's loop: with them off, and on but not due.
+func BenchmarkEncapTick(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		p := ethParams(refMAC, refMAC)
+		if on {
+			p.Keepalive = KeepaliveParams{Interval: time.Hour, Timeout: 3 * time.Hour}
+		}
+		e := newRig(b, p, false, nil).e
+		e.enc.tick() // sends the first
+		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				e.enc.tick()
+			}
+		})
+	}
+}
+
+// TestLANDownDrops: while follow_peer holds the LAN port down, frames from
+// the peer are dropped and counted, not queued on the port to go out late.
+func TestLANDownDrops(t *testing.T) {
+	macA, macB := frame.MAC{2, 0, 0, 0, 0, 0xa}, frame.MAC{2, 0, 0, 0, 0, 0xb}
+	a, b := newSite(t, ethParams(macA, macB)), newSite(t, ethParams(macB, macA))
+	wire(t, a, b)
+	a.e.SetLANDown(true)
+	inject(t, b.dl, [][]byte{ethFrame(100), ethFrame(1600)})
+	waitCounter(t, a.e, stats.ULDropLANDown, 2)
+	if n := len(a.dl.Sent()); n != 0 {
+		t.Fatalf("%d frames sent to a LAN port held down", n)
+	}
+	a.e.SetLANDown(false)
+	inject(t, b.dl, [][]byte{ethFrame(100)})
+	collect(t, a.dl, 1)
+}

@@ -348,6 +348,7 @@ func (w *decapWorker) process(n int) {
 	}
 	size := w.umem.ChunkSize
 	k := 0
+	lanDown := w.e.path.lanDown.Load()
 	var now int64 // read once per batch, when the peer is heard
 	for _, d := range w.rxd[:n] {
 		base := d.Addr &^ (size - 1)
@@ -378,6 +379,10 @@ func (w *decapWorker) process(n int) {
 		}
 		if frame.ClassifyBPDU(out.Frame) != frame.NotBPDU {
 			w.bpdu(stats.ULRxBPDUs, stats.ULLastBPDU)
+		}
+		if lanDown {
+			w.drop(out.FrameToken, stats.ULDropLANDown)
+			continue
 		}
 		w.txd[k] = xsk.Desc{Addr: w.umem.Addr(out.Frame), Len: uint32(len(out.Frame))}
 		k++

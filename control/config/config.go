@@ -61,6 +61,7 @@ type Config struct {
 	StatsGroup  string // group owning the socket; "" keeps the daemon's
 	GPWSocket   string // reference protocol socket; "" is off
 	Prometheus  string // listen address; "" is off
+	HTTP        string // the status page's listen address; "" is off
 
 	WireGuard *WGConfig      // nil: no wireguard section
 	VXLAN     *VXLANConfig   // mode: vxlan
@@ -240,6 +241,7 @@ var schema = map[string]any{
 		"group":           setter(func(c *Config, v string) error { c.StatsGroup = v; return nil }),
 		"gpwstats_socket": setter(func(c *Config, v string) error { return absPath(&c.GPWSocket, v) }),
 		"prometheus":      setter(func(c *Config, v string) error { c.Prometheus = v; return nil }),
+		"http":            setter(func(c *Config, v string) error { c.HTTP = v; return nil }),
 	},
 }
 
@@ -548,6 +550,11 @@ func (c *Config) checkStats(fail func(key, format string, args ...any) error) er
 			return fail("stats.prometheus", "%q is not an address:port such as 127.0.0.1:9469", c.Prometheus)
 		}
 	}
+	if c.HTTP != "" {
+		if _, err := netip.ParseAddrPort(c.HTTP); err != nil {
+			return fail("stats.http", "%q is not an address:port such as 192.168.88.1:8080 (the management port's address)", c.HTTP)
+		}
+	}
 	return nil
 }
 
@@ -609,7 +616,7 @@ func (c *Config) Reloadable(next *Config) string {
 		return "xdp_bind"
 	case c.NICOffloads != next.NICOffloads:
 		return "nic_offloads"
-	case c.StatsSocket != next.StatsSocket || c.StatsGroup != next.StatsGroup || c.GPWSocket != next.GPWSocket || c.Prometheus != next.Prometheus:
+	case c.StatsSocket != next.StatsSocket || c.StatsGroup != next.StatsGroup || c.GPWSocket != next.GPWSocket || c.Prometheus != next.Prometheus || c.HTTP != next.HTTP:
 		return "stats"
 	case (c.WireGuard == nil) != (next.WireGuard == nil):
 		return "wireguard (adding or removing the section)"

@@ -124,6 +124,7 @@ func TestParseErrors(t *testing.T) {
 		{"relative socket", rep(ip6YAML, "/run/pwgate/a.sock", "a.sock"), `stats.socket: "a.sock" is not an absolute path`},
 		{"relative gpw socket", rep(ip6YAML, "/run/gpwstats.socket", "gpw.sock"), "stats.gpwstats_socket"},
 		{"bad prometheus", rep(ip6YAML, "127.0.0.1:9469", "localhost"), `stats.prometheus: "localhost" is not an address:port`},
+		{"bad http", rep(ip6YAML, "  prometheus: 127.0.0.1:9469", "  http: mgmt:80"), `stats.http: "mgmt:80" is not an address:port`},
 		{"keepalive without interval", ethYAML + "  keepalive:\n    timeout: 1s\n", "f.yaml: peer.keepalive.interval: missing"},
 		{"keepalive too often", ethYAML + "  keepalive:\n    interval: 1ms\n", "f.yaml:9: peer.keepalive.interval: 1ms is out of range 10ms..10s"},
 		{"keepalive not a duration", ethYAML + "  keepalive:\n    interval: often\n", `"often" is not a duration`},

@@ -37,7 +37,8 @@ type Source interface {
 }
 
 // Serve starts the statistics endpoints c configures for src: the
-// socket, and the reference protocol's socket and Prometheus if set. On
+// socket, and the reference protocol's socket, Prometheus and the status
+// page if set. On
 // error the ones started are closed. Refused control requests are logged
 // to log.
 func Serve(c *config.Config, src Source, log *slog.Logger) (servers []io.Closer, err error) {
@@ -65,6 +66,13 @@ func Serve(c *config.Config, src Source, log *slog.Logger) (servers []io.Closer,
 		srv, err := ServePrometheus(c.Prometheus, src)
 		if err != nil {
 			return servers, fmt.Errorf("stats.prometheus: %w", err)
+		}
+		servers = append(servers, srv)
+	}
+	if c.HTTP != "" {
+		srv, err := ServePage(c.HTTP, src)
+		if err != nil {
+			return servers, fmt.Errorf("stats.http: %w", err)
 		}
 		servers = append(servers, srv)
 	}

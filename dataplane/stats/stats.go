@@ -78,6 +78,7 @@ const (
 	ULDropReplaced
 	ULDropOversize
 	ULDropBadKeepalive
+	ULDropLANDown
 	ULDropTxRingFull
 	ULDropRxRingFull
 	ULDropNoSocket
@@ -171,6 +172,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"ul_drop_replaced", "first halves replaced by a newer first half"},
 	{"ul_drop_oversize", "frames longer than the largest frame accepted"},
 	{"ul_drop_bad_keepalive", "packets from the peer with the keepalive control word whose body is not a keepalive"},
+	{"ul_drop_lan_down", "frames from the peer not sent to the LAN while downlink.follow_peer holds the LAN port down (they would be queued and sent late)"},
 	{"ul_drop_tx_ring_full", "frames for the LAN not sent because its TX ring was full"},
 	{"ul_drop_rx_ring_full", "uplink packets the kernel dropped: RX ring full or no free buffer"},
 	{"ul_drop_no_socket", "peer packets dropped in XDP because no socket served the queue"},

@@ -68,7 +68,8 @@ function showCounters(c) {
   const t = document.getElementById("counters");
   t.replaceChildren();
   for (const [k, v] of Object.entries(c)) {
-    if (v !== 0) row(t, k, String(v), "c_" + k);
+    // The times of the last BPDUs are in the status above.
+    if (v !== 0 && !k.endsWith("_last_bpdu")) row(t, k, String(v), "c_" + k);
   }
 }
 
@@ -106,7 +107,10 @@ function showHistory(h) {
   chart("frames", "frames/s", t, { "uplink rx": r.ul_rx_frames, "uplink tx": r.ul_tx_frames, "LAN rx": r.dl_rx_frames, "LAN tx": r.dl_tx_frames });
   chart("bits", "bits/s", t, { "uplink rx": r.ul_rx_bits, "uplink tx": r.ul_tx_bits, "LAN rx": r.dl_rx_bits, "LAN tx": r.dl_tx_bits });
   chart("drops", "drops/s by reason", t, h.drops);
-  chart("bpdu", "age of the last BPDU, s", t, h.bpdu_age_seconds);
+  // -1: none yet, drawn as a gap.
+  const age = {};
+  for (const [k, v] of Object.entries(h.bpdu_age_seconds)) age[k] = v.map(x => (x < 0 ? null : x));
+  chart("bpdu", "age of the last BPDU, s", t, age);
   if (h.rtt_ms) chart("rtt", "round trip to the peer, ms", t, { rtt: h.rtt_ms });
   if (h.loss_percent) chart("loss", "keepalives lost, %", t, { loss: h.loss_percent });
   if (h.bgp_established) chart("bgp", "BGP sessions established", t, { sessions: h.bgp_established });

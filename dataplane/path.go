@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,16 +31,16 @@ func monotime() int64 { return int64(time.Since(epoch)) + 1 }
 type path struct {
 	heard     atomic.Int64 // monotime of the last packet from the peer; 0: none yet
 	keepalive atomic.Int64 // monotime of the last keepalive from the peer
-	hearsUs   atomic.Bool  // the peer's last keepalive said it hears us
 	deafSince atomic.Int64 // monotime of the first of the peer's keepalives saying it does not hear us, in a row; 0: it hears us
 	interval  atomic.Int64 // the peer's keepalive interval
 	rtt       atomic.Int64 // last round trip measured, ns; 0: none yet
 	jitter    atomic.Int64 // mean deviation of the round trip, ns (RFC 3550's estimator)
 	// The peer's last keepalive's Sent and when it came, for the echo in
-	// ours: written under a sequence count so that the encap goroutine
-	// never pairs one keepalive's Sent with another's arrival.
-	echoGen        atomic.Uint32
-	echoSent, echo atomic.Int64
+	// ours: under a mutex, taken once per keepalive each way, so that the
+	// encap goroutine never pairs one keepalive's Sent with another's
+	// arrival.
+	echoMu         sync.Mutex
+	echoSent, echo int64
 	// lanDown is set while downlink.follow_peer holds the LAN port down
 	// (main goroutine): the decap goroutine drops what it would send there.
 	lanDown atomic.Bool
@@ -50,29 +51,39 @@ type path struct {
 // port to be sent seconds late when it comes up.
 func (e *Engine) SetLANDown(down bool) { e.path.lanDown.Store(down) }
 
+// LANDown reports whether the LAN port is held down (SetLANDown).
+func (e *Engine) LANDown() bool { return e.path.lanDown.Load() }
+
 // setEcho records the peer's keepalive sent at sent that arrived at now
 // (decap goroutine).
 func (p *path) setEcho(sent, now int64) {
-	p.echoGen.Add(1) // odd: writing
-	p.echoSent.Store(sent)
-	p.echo.Store(now)
-	p.echoGen.Add(1)
+	p.echoMu.Lock()
+	p.echoSent, p.echo = sent, now
+	p.echoMu.Unlock()
 }
 
 // getEcho returns the peer's last Sent and when it arrived; 0, 0 if none.
 func (p *path) getEcho() (sent, at int64) {
-	for {
-		g := p.echoGen.Load()
-		sent, at = p.echoSent.Load(), p.echo.Load()
-		if g&1 == 0 && p.echoGen.Load() == g {
-			return sent, at
-		}
-	}
+	p.echoMu.Lock()
+	defer p.echoMu.Unlock()
+	return p.echoSent, p.echo
+}
+
+// forget clears what is known of the peer when it changes (decap
+// goroutine, on new parameters naming another peer): the old one's last
+// packet must not keep the new one looking alive.
+func (p *path) forget() {
+	p.heard.Store(0)
+	p.keepalive.Store(0)
+	p.deafSince.Store(0)
+	p.interval.Store(0)
+	p.rtt.Store(0)
+	p.jitter.Store(0)
+	p.setEcho(0, 0)
 }
 
 // Path is the peer as the data path sees it (Engine.Path).
 type Path struct {
-	Keepalives KeepaliveParams // ours
 	// Heard and KeepaliveHeard are how long ago the last packet, and the
 	// last keepalive, came from the peer; -1: never.
 	Heard, KeepaliveHeard time.Duration
@@ -88,20 +99,20 @@ type Path struct {
 
 // Path returns what the data path knows of the peer now.
 func (e *Engine) Path() Path {
-	now := monotime()
+	p := &e.path
+	heard, ka, deafSince := p.heard.Load(), p.keepalive.Load(), p.deafSince.Load()
+	now := monotime() // after the loads: no time read comes out later than now
 	ago := func(t int64) time.Duration {
 		if t == 0 {
 			return -1
 		}
-		return time.Duration(now - t)
+		return time.Duration(max(now-t, 0))
 	}
-	p := &e.path
 	var deaf time.Duration
-	if t := p.deafSince.Load(); t != 0 {
-		deaf = time.Duration(now - t)
+	if deafSince != 0 {
+		deaf = ago(deafSince)
 	}
-	return Path{Keepalives: e.params.Load().Keepalive, Heard: ago(p.heard.Load()), KeepaliveHeard: ago(p.keepalive.Load()),
-		HearsUs: p.hearsUs.Load(), Deaf: deaf, PeerInterval: time.Duration(p.interval.Load()),
+	return Path{Heard: ago(heard), KeepaliveHeard: ago(ka), Deaf: deaf, PeerInterval: time.Duration(p.interval.Load()),
 		RTT: time.Duration(p.rtt.Load()), Jitter: time.Duration(p.jitter.Load())}
 }
 
@@ -120,7 +131,6 @@ func (w *decapWorker) keepalive(k *pseudowire.Keepalive, now int64) {
 	w.kaSeq, w.kaSeen = k.Seq, true
 	p.setEcho(k.Sent, now)
 	p.keepalive.Store(now)
-	p.hearsUs.Store(k.Hearing)
 	switch {
 	case k.Hearing:
 		p.deafSince.Store(0)
@@ -131,8 +141,11 @@ func (w *decapWorker) keepalive(k *pseudowire.Keepalive, now int64) {
 	if k.Echo == 0 {
 		return
 	}
+	if k.Echo > now || k.Held > now-k.Echo { // not ours, or from before a restart
+		return
+	}
 	rtt := now - k.Echo - k.Held
-	if rtt < 0 || rtt > maxRTT {
+	if rtt > maxRTT {
 		return
 	}
 	if last := p.rtt.Load(); last != 0 {
@@ -148,7 +161,7 @@ func (w *decapWorker) keepalive(k *pseudowire.Keepalive, now int64) {
 
 // tick sends a keepalive when one is due (encap goroutine, every turn of
 // its loop) and returns how long until the next: the longest the
-// goroutine may sleep.
+// goroutine may sleep, rounded up to the millisecond poll(2) counts in.
 func (w *encapWorker) tick() time.Duration {
 	if p := w.e.params.Load(); p != w.cur {
 		w.apply(p)
@@ -157,20 +170,25 @@ func (w *encapWorker) tick() time.Duration {
 	if ka.Interval == 0 || w.cur.VXLAN != nil || !w.ready {
 		return sleepIdle
 	}
+	if ka.Interval != w.kaInterval { // a new interval starts now
+		w.kaInterval, w.kaNext = ka.Interval, 0
+	}
 	now := monotime()
 	if now < w.kaNext {
-		return time.Duration(w.kaNext - now)
+		return (time.Duration(w.kaNext-now) + time.Millisecond - 1).Truncate(time.Millisecond)
 	}
 	w.kaNext = max(w.kaNext+int64(ka.Interval), now+int64(ka.Interval)/2)
 	if len(w.free) == 0 {
-		return ka.Interval // every buffer is in flight: the next turn tries again
+		return ka.Interval // every buffer is in flight: this one is skipped
 	}
 	p := &w.e.path
+	sent, at := p.getEcho()
+	now = monotime() // after the echo: Held is never negative
 	k := pseudowire.Keepalive{Interval: ka.Interval, Seq: w.kaSeq, Sent: now}
 	heard := p.heard.Load()
 	k.Hearing = heard != 0 && now-heard <= int64(ka.Timeout)
-	if sent, at := p.getEcho(); sent != 0 {
-		k.Echo, k.Held = sent, now-at
+	if sent != 0 {
+		k.Echo, k.Held = sent, max(now-at, 0)
 	}
 	s := w.free[len(w.free)-1]
 	n, err := w.enc.Keepalive(w.umem.Mem[s:s+w.umem.ChunkSize], &k)
@@ -183,5 +201,5 @@ func (w *encapWorker) tick() time.Duration {
 	w.txd[0] = xsk.Desc{Addr: s, Len: uint32(n)}
 	w.send(1)
 	w.st.Publish()
-	return time.Duration(w.kaNext - now)
+	return (time.Duration(w.kaNext-now) + time.Millisecond - 1).Truncate(time.Millisecond)
 }

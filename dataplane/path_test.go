@@ -56,11 +56,8 @@ func TestKeepalives(t *testing.T) {
 	cut := wire(t, a, b)
 	for _, s := range []*site{a, b} {
 		waitPath(t, s.e, "both hear", func(p Path) bool {
-			return p.HearsUs && p.RTT > 0 && p.Heard >= 0 && p.Heard < time.Second && p.PeerInterval == ka.Interval
+			return p.Deaf == 0 && p.KeepaliveHeard >= 0 && p.RTT > 0 && p.Heard >= 0 && p.Heard < time.Second && p.PeerInterval == ka.Interval
 		})
-	}
-	if got := a.e.Path().Keepalives; got != ka {
-		t.Errorf("Path().Keepalives = %+v", got)
 	}
 	s := snapshot(b.e)
 	if s[stats.PeerKeepalivesRx] == 0 || s[stats.PeerKeepalivesTx] == 0 || s[stats.PeerKeepalivesLost] != 0 || s[stats.ULDropBadKeepalive] != 0 {
@@ -71,11 +68,37 @@ func TestKeepalives(t *testing.T) {
 	}
 	cut.Store(true) // a to b only
 	waitPath(t, b.e, "b no longer hears a", func(p Path) bool { return p.Heard > ka.Timeout })
-	waitPath(t, a.e, "a learns b does not hear it", func(p Path) bool { return !p.HearsUs && p.Deaf > ka.Timeout && p.Heard < ka.Timeout })
+	waitPath(t, a.e, "a learns b does not hear it", func(p Path) bool { return p.Deaf > ka.Timeout && p.Heard < ka.Timeout })
 	cut.Store(false)
-	waitPath(t, a.e, "heard again", func(p Path) bool { return p.HearsUs && p.Deaf == 0 })
+	waitPath(t, a.e, "heard again", func(p Path) bool { return p.Deaf == 0 })
 	if s := snapshot(b.e); s[stats.PeerKeepalivesLost] == 0 {
 		t.Error("keepalives lost while cut were not counted")
+	}
+	// Another peer: what was known of the old one is forgotten.
+	p := ethParams(macB, frame.MAC{2, 0, 0, 0, 0, 0xc})
+	p.Keepalive = ka
+	if err := b.e.SetParams(p); err != nil {
+		t.Fatal(err)
+	}
+	waitPath(t, b.e, "the old peer forgotten", func(p Path) bool { return p.Heard < 0 && p.KeepaliveHeard < 0 && p.RTT == 0 })
+}
+
+// TestForgedEcho: an echo that is not one of our times (later than now,
+// or a hold longer than since it) gives no round trip, whatever overflow
+// it would cause.
+func TestForgedEcho(t *testing.T) {
+	p := ethParams(refMAC, refMAC)
+	r := newRig(t, p, true, nil)
+	now := monotime()
+	for _, k := range []pseudowire.Keepalive{
+		{Seq: 1, Sent: 5, Echo: 1<<63 - 1, Held: 1<<63 - 1 - 5e8},
+		{Seq: 2, Sent: 5, Echo: now + int64(time.Hour)},
+		{Seq: 3, Sent: 5, Echo: now / 2, Held: now},
+	} {
+		r.e.dec.keepalive(&k, monotime())
+	}
+	if rtt := r.e.Path().RTT; rtt != 0 {
+		t.Errorf("forged echoes gave a round trip of %v", rtt)
 	}
 }
 

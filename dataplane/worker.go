@@ -202,9 +202,11 @@ type encapWorker struct {
 	enc   pseudowire.Encapsulator
 	vx    vxlanEncap
 	ready bool
-	// Keepalives: when the next is due (monotime) and its sequence number.
-	kaNext int64
-	kaSeq  uint32
+	// Keepalives: the interval in force, when the next is due (monotime)
+	// and its sequence number.
+	kaInterval time.Duration
+	kaNext     int64
+	kaSeq      uint32
 }
 
 func (w *encapWorker) run(ready chan<- error) { w.loop(ready, w.process, w.tick) }
@@ -334,6 +336,8 @@ func (w *decapWorker) apply(p *Params) error {
 		if tok, ok := w.dec.Flush(); ok {
 			w.drop(tok, stats.ULDropReplaced)
 		}
+		w.e.path.forget()
+		w.kaSeen = false
 	}
 	return nil
 }

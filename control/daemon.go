@@ -195,8 +195,8 @@ func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error
 		if err := path.start(c, d.wg, d.vx); err != nil {
 			return nil, err
 		}
-		if !c.IsVXLAN() {
-			d.peer = newPeerRole(c, path.engine(), netlinkLink(c.Downlink), log)
+		if e := path.engine(); e != nil && !c.IsVXLAN() {
+			d.peer = newPeerRole(c, e, netlinkLink(c.Downlink), log)
 		}
 	}
 	d.publishStatus() // from here on the servers' goroutines read the daemon

@@ -293,7 +293,8 @@ type errLog struct {
 
 // logErrors logs failed system calls on the ports since the last call, at
 // most once per logEvery: the counters say how many, the data path
-// keeps the last errno.
+// keeps the last errno. Those on a LAN port follow_peer holds down are
+// expected and only counted.
 func (p *dataPath) logErrors() {
 	e := p.engine()
 	if e == nil {
@@ -307,7 +308,11 @@ func (p *dataPath) logErrors() {
 		last  *uint64
 		now   uint64
 		errno unix.Errno
-	}{{p.dl, &p.errLog.dl, s[stats.DLSyscallErrors], dlErr}, {p.ul, &p.errLog.ul, s[stats.ULSyscallErrors], ulErr}} {
+		quiet bool // expected: follow_peer holds the port down
+	}{{p.dl, &p.errLog.dl, s[stats.DLSyscallErrors], dlErr, e.LANDown()}, {p.ul, &p.errLog.ul, s[stats.ULSyscallErrors], ulErr, false}} {
+		if k.now != *k.last && k.quiet {
+			*k.last = k.now
+		}
 		if k.now != *k.last {
 			p.log.Warn("data path: system calls failed", "port", k.name, "failures", k.now-*k.last, "last", k.errno.Error())
 			*k.last = k.now

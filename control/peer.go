@@ -33,6 +33,7 @@ type peerRole struct {
 	goodFrom time.Time // heard, and heard us, without a break since (zero: not now)
 	downs    uint64
 	err      string // the last failure to change the port
+	warned   string // the last warning logged
 	loss     [11]lossSample
 	nLoss    int
 }
@@ -76,7 +77,10 @@ const peerTick = 20 * time.Millisecond
 func newPeerRole(c *config.Config, src peerSource, link lanLink, log *slog.Logger) *peerRole {
 	p := &peerRole{log: log, src: src, link: link, ka: c.Keepalive, follow: c.FollowPeer, started: time.Now()}
 	if p.follow != nil && p.ka != nil {
-		p.setDown(true, p.started, stateWhy["waiting"])
+		p.setDown(true, p.started, stateWhy[client.PathWaiting])
+		// Down even if taking it down failed: the port may be down
+		// already (PrepareLinks left it so), and the hold brings it up.
+		p.down, p.since = true, p.started
 	}
 	return p
 }
@@ -94,17 +98,16 @@ func (p *peerRole) active() bool {
 // Reload takes the new keepalive and follow_peer settings; turning
 // follow_peer off brings the LAN port back up at the next check.
 func (p *peerRole) Reload(old, next *config.Config) ([]feature.Step, error) {
-	set := func(c *config.Config) func() {
-		return func() {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.ka == nil && c.Keepalive != nil {
-				p.started, p.nLoss = time.Now(), 0
-			}
-			p.ka, p.follow = c.Keepalive, c.FollowPeer
-		}
+	return []feature.Step{{Name: "keepalives", Do: func() error { p.set(next); return nil }, Undo: func() { p.set(old) }}}, nil
+}
+
+func (p *peerRole) set(c *config.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ka == nil && c.Keepalive != nil {
+		p.started, p.nLoss = time.Now(), 0
 	}
-	return []feature.Step{{Name: "keepalives", Do: func() error { set(next)(); return nil }, Undo: set(old)}}, nil
+	p.ka, p.follow = c.Keepalive, c.FollowPeer
 }
 
 // check looks at the peer and takes the LAN port down or up (main
@@ -121,11 +124,16 @@ func (p *peerRole) check() {
 		}
 		return
 	}
+	p.warn(path)
 	state := p.state(path, now)
+	// Down on a fault that lasted the timeout; back up only after the
+	// peer has been heard, and has heard us (its last keepalive said so),
+	// for the hold without a break.
+	good := state == client.PathUp && path.Deaf == 0
 	switch {
-	case !p.down && state != "up":
+	case !p.down && state != client.PathUp:
 		p.setDown(true, now, stateWhy[state])
-	case p.down && state != "up":
+	case p.down && !good:
 		p.goodFrom = time.Time{}
 	case p.down && p.goodFrom.IsZero():
 		p.goodFrom = now
@@ -134,30 +142,56 @@ func (p *peerRole) check() {
 	}
 }
 
+// warning says what looks misconfigured about the peer's keepalives, or "".
+func (p *peerRole) warning(path dataplane.Path) string {
+	switch {
+	case path.Heard >= 0 && path.KeepaliveHeard < 0 && time.Since(p.started) > p.ka.Timeout:
+		return "the peer sends no keepalives: configure peer.keepalive there too"
+	case path.PeerInterval > p.ka.Timeout/2:
+		return "the peer sends keepalives every " + path.PeerInterval.String() + ", more than half our timeout " + p.ka.Timeout.String() + ": a late one makes it look silent"
+	}
+	return ""
+}
+
+// warn logs a new warning once.
+func (p *peerRole) warn(path dataplane.Path) {
+	w := p.warning(path)
+	if w != "" && w != p.warned {
+		p.log.Warn("keepalives: " + w)
+	}
+	p.warned = w
+}
+
 // stateWhy says why the LAN port is taken down in each state but "up".
 // At start the peer is not heard yet: the port comes up only once it is,
 // as a media converter's copper link comes up only with its fibre, so that
 // a pwgated restarted after a crash gives the LAN a link loss too.
-var stateWhy = map[string]string{"silent": "silent for the timeout", "one-way": "does not hear us", "waiting": "not heard yet"}
+var stateWhy = map[string]string{client.PathSilent: "silent for the timeout", client.PathOneWay: "does not hear us", client.PathWaiting: "not heard yet"}
 
-// state says whether the peer is "up", "silent", "one-way", or
-// "waiting" (not heard yet, but not for the timeout either).
+// state says what the peer is: up, silent, one-way, or waiting (see
+// client.PeerPath).
 func (p *peerRole) state(path dataplane.Path, now time.Time) string {
 	t := p.ka.Timeout
 	switch {
 	case path.Heard < 0 && now.Sub(p.started) <= t:
-		return "waiting"
+		return client.PathWaiting
 	case path.Heard < 0 || path.Heard > t:
-		return "silent"
+		return client.PathSilent
 	case path.KeepaliveHeard >= 0 && path.KeepaliveHeard <= t && path.Deaf > t:
-		return "one-way"
+		return client.PathOneWay
 	}
-	return "up"
+	return client.PathUp
 }
 
-// setDown takes the LAN port down (or brings it up), and says why.
+// setDown takes the LAN port down (or brings it up), and says why. The
+// data path stops sending to the LAN before the port goes down, and starts
+// again only once it is up.
 func (p *peerRole) setDown(down bool, now time.Time, why string) {
+	if down {
+		p.src.SetLANDown(true)
+	}
 	if err := p.link.setUp(!down); err != nil {
+		p.src.SetLANDown(p.down)
 		if p.err != err.Error() {
 			p.log.Error("follow_peer: cannot change the LAN port", "down", down, "err", err)
 			p.err = err.Error()
@@ -214,10 +248,10 @@ func (p *peerRole) Status(s *client.Status) {
 		}
 		return d.Seconds()
 	}
-	st := &client.PeerPath{Interval: p.ka.Interval.Seconds(), Timeout: p.ka.Timeout.Seconds(), State: p.state(path, time.Now()),
+	st := &client.PeerPath{Interval: p.ka.Interval.Seconds(), Timeout: p.ka.Timeout.Seconds(), State: p.state(path, time.Now()), Warning: p.warning(path),
 		HeardAgo: secs(path.Heard), KeepaliveAgo: secs(path.KeepaliveHeard), PeerInterval: path.PeerInterval.Seconds(),
 		RTT: path.RTT.Seconds(), Jitter: path.Jitter.Seconds(), Loss: p.lossRatio()}
-	if st.State == "silent" {
+	if st.State == client.PathSilent {
 		st.Loss = 1
 	}
 	if p.follow != nil || p.down {

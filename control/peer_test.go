@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,18 +66,21 @@ func TestFollowPeer(t *testing.T) {
 	if link.up || link.calls != 1 || status().State != "silent" || status().Loss != 1 || !status().FollowPeer.LANDown {
 		t.Fatalf("silent peer: link up %v after %d calls, %+v", link.up, link.calls, status())
 	}
-	heard := dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: time.Millisecond, HearsUs: true, RTT: 2 * time.Millisecond}
+	heard := dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: time.Millisecond, RTT: 2 * time.Millisecond}
 	src.path = heard
 	p.check()
 	if link.up || status().State != "up" {
 		t.Fatalf("heard again: up before the hold (%+v)", status())
 	}
-	src.path.HearsUs, src.path.Deaf = false, 200*time.Millisecond // a peer that just started: not yet a fault
+	// A peer that says it does not hear us, for less than the timeout, is
+	// no fault (it may have just started), but the hold does not run
+	// either: the port comes up only once the peer hears us.
+	src.path.Deaf = 200 * time.Millisecond
 	p.check()
-	if status().State != "up" || p.goodFrom.IsZero() {
-		t.Fatalf("peer deaf for less than the timeout: %+v", status())
+	if status().State != "up" || !p.goodFrom.IsZero() || link.up {
+		t.Fatalf("peer deaf for less than the timeout: %+v, good from %v", status(), p.goodFrom)
 	}
-	src.path.Deaf = time.Second // one-way: the hold starts again
+	src.path.Deaf = time.Second // one-way
 	p.check()
 	if status().State != "one-way" || !p.goodFrom.IsZero() {
 		t.Fatalf("one-way: %+v, good from %v", status(), p.goodFrom)
@@ -88,7 +92,7 @@ func TestFollowPeer(t *testing.T) {
 	if !link.up || src.lanDown || status().FollowPeer.LANDown || status().FollowPeer.Downs != 1 {
 		t.Fatalf("after the hold: link up %v, %+v", link.up, status().FollowPeer)
 	}
-	src.path.HearsUs, src.path.Deaf = false, time.Second // a one-way fault takes it down
+	src.path.Deaf = time.Second // a one-way fault takes it down
 	p.check()
 	if link.up {
 		t.Fatal("one-way fault: LAN port still up")
@@ -141,6 +145,25 @@ func TestFollowPeerReload(t *testing.T) {
 	steps[0].Undo()
 	if p.follow == nil || p.ka == nil {
 		t.Error("undo did not put follow_peer back")
+	}
+}
+
+func TestPeerWarnings(t *testing.T) {
+	p := newPeerRole(&config.Config{Keepalive: &config.Keepalive{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond}},
+		&fakePeer{}, &fakeLink{up: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.started = time.Now().Add(-time.Second)
+	for _, tt := range []struct {
+		path dataplane.Path
+		want string
+	}{
+		{dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: time.Millisecond, PeerInterval: 100 * time.Millisecond}, ""},
+		{dataplane.Path{Heard: -1, KeepaliveHeard: -1}, ""},
+		{dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: -1}, "the peer sends no keepalives"},
+		{dataplane.Path{Heard: time.Millisecond, KeepaliveHeard: time.Millisecond, PeerInterval: time.Second}, "the peer sends keepalives every 1s, more than half our timeout 300ms"},
+	} {
+		if got := p.warning(tt.path); !strings.HasPrefix(got, tt.want) || (tt.want == "") != (got == "") {
+			t.Errorf("%+v: %q, want %q", tt.path, got, tt.want)
+		}
 	}
 }
 

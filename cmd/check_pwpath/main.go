@@ -42,7 +42,8 @@ Options:
   -V, --version             print the version
 
 A peer that is silent, or whose keepalives say it does not hear us, is
-CRITICAL. Each threshold is a monitoring-plugins range: "50" alerts above
+CRITICAL; one that sends no keepalives (or too seldom for our timeout) is
+a WARNING. Each threshold is a monitoring-plugins range: "50" alerts above
 50 (outside 0..50), "10:50" outside 10..50, "@0:5" inside 0..5.
 `
 
@@ -107,7 +108,7 @@ func parse(args []string) (*options, error) {
 	}
 	v, err := strconv.ParseFloat(o.timeS, 64)
 	if err != nil || v <= 0 || v > 3600 {
-		return nil, fmt.Errorf("-t %q: want a number of seconds above 0", o.timeS)
+		return nil, fmt.Errorf("-t %q: want a number of seconds above 0, at most 3600", o.timeS)
 	}
 	o.timeout = time.Duration(v * float64(time.Second))
 	return o, nil
@@ -145,17 +146,20 @@ func check(o *options) plugin.Result {
 		Text: fmt.Sprintf("peer %s %s, rtt %.2f ms, jitter %.2f ms, loss %.1f%%", s.Peer, p.State, rtt, jitter, loss),
 		Perf: fmt.Sprintf("rtt=%.3fms;%s;%s;0; loss=%.1f%%;%s;%s;0;100 jitter=%.3fms;;;0;", rtt, o.rttW, o.rttC, loss, o.lossW, o.lossC, jitter)}
 	switch {
-	case p.State == "silent":
+	case p.State == client.PathSilent:
 		r.State = plugin.Critical
 		r.Text += fmt.Sprintf("; nothing heard for %s", heard(p.HeardAgo))
-	case p.State == "one-way":
+	case p.State == client.PathOneWay:
 		r.State = plugin.Critical
 		r.Text += "; the peer does not hear us"
-	case p.State == "waiting": // just started
+	case p.State == client.PathWaiting: // just started
 	case p.RTT > 0 && o.rttC.Alert(rtt), o.lossC.Alert(loss):
 		r.State = plugin.Critical
-	case p.RTT > 0 && o.rttW.Alert(rtt), o.lossW.Alert(loss):
+	case p.RTT > 0 && o.rttW.Alert(rtt), o.lossW.Alert(loss), p.Warning != "":
 		r.State = plugin.Warning
+	}
+	if p.Warning != "" {
+		r.Text += "; " + p.Warning
 	}
 	return r
 }

@@ -44,6 +44,7 @@ func TestPath(t *testing.T) {
 		{client.PeerPath{State: "silent", Loss: 1, HeardAgo: -1}, nil, 2, "nothing heard for ever"},
 		{client.PeerPath{State: "one-way", RTT: 0.001}, nil, 2, "the peer does not hear us"},
 		{client.PeerPath{State: "waiting", HeardAgo: -1}, nil, 0, "waiting"},
+		{client.PeerPath{State: "up", Warning: "the peer sends no keepalives: configure peer.keepalive there too"}, nil, 1, "; the peer sends no keepalives"},
 	} {
 		d.SetStatus(client.Status{Mode: "eth", Peer: "02:00:00:00:00:0b", Started: time.Now(), Path: &tt.path})
 		out, code := runCheck(t, append([]string{"--socket", d.Socket}, tt.args...)...)

@@ -295,10 +295,10 @@ func pathLine(p *client.PeerPath) string {
 		return (time.Duration(v * float64(time.Second))).Round(10 * time.Microsecond).String()
 	}
 	line := p.State
-	if p.State == "silent" || p.State == "waiting" {
+	switch p.State {
+	case client.PathSilent, client.PathWaiting:
 		line = strings.ToUpper(p.State)
-	}
-	if p.State == "one-way" {
+	case client.PathOneWay:
 		line = "ONE-WAY (the peer does not hear us)"
 	}
 	if p.RTT > 0 {
@@ -311,17 +311,18 @@ func pathLine(p *client.PeerPath) string {
 	default:
 		line += ", heard " + secs(p.HeardAgo) + " ago"
 	}
-	if p.KeepaliveAgo < 0 && p.HeardAgo >= 0 {
-		line += " (no keepalives from the peer: configure peer.keepalive there too)"
+	line += fmt.Sprintf("; keepalives every %s, down after %s", secs(p.Interval), secs(p.Timeout))
+	if p.Warning != "" {
+		line += "; WARNING: " + p.Warning
 	}
-	return line + fmt.Sprintf("; keepalives every %s, down after %s", secs(p.Interval), secs(p.Timeout))
+	return line
 }
 
 // followLine says what downlink.follow_peer did.
 func followLine(f *client.FollowPeerStatus) string {
 	line := "LAN port up"
 	if f.LANDown {
-		line = "LAN port DOWN (the peer is not heard)"
+		line = "LAN port DOWN (the peer is not heard, or does not hear us)"
 	}
 	if !f.Since.IsZero() {
 		line += " since " + f.Since.Local().Format(time.DateTime)

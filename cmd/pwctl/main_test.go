@@ -99,9 +99,11 @@ func TestStatusPath(t *testing.T) {
 		{client.PeerPath{State: "silent", Loss: 1, HeardAgo: -1, KeepaliveAgo: -1, Interval: 0.1, Timeout: 0.3,
 			FollowPeer: &client.FollowPeerStatus{LANDown: true, Since: since, Downs: 3, Hold: 2, Error: "no such device"}},
 			[]string{"path SILENT, loss 100.0% (last 10 s), never heard; keepalives every 100ms, down after 300ms",
-				"follow peer LAN port DOWN (the peer is not heard) since 2026-12-05 10:00:00, taken down 3 times, hold 2s; cannot change the port: no such device"}},
-		{client.PeerPath{State: "one-way", HeardAgo: 0.01, KeepaliveAgo: -1, Interval: 1, Timeout: 3},
-			[]string{"path ONE-WAY (the peer does not hear us), loss 0.0% (last 10 s), heard 10ms ago (no keepalives from the peer: configure peer.keepalive there too); keepalives every 1s, down after 3s"}},
+				"follow peer LAN port DOWN (the peer is not heard, or does not hear us) since 2026-12-05 10:00:00, taken down 3 times, hold 2s; cannot change the port: no such device"}},
+		{client.PeerPath{State: "one-way", HeardAgo: 0.01, KeepaliveAgo: 0.5, Interval: 1, Timeout: 3},
+			[]string{"path ONE-WAY (the peer does not hear us), loss 0.0% (last 10 s), heard 10ms ago; keepalives every 1s, down after 3s"}},
+		{client.PeerPath{State: "up", HeardAgo: 0.01, KeepaliveAgo: -1, Interval: 1, Timeout: 3, Warning: "the peer sends no keepalives: configure peer.keepalive there too"},
+			[]string{"path up, loss 0.0% (last 10 s), heard 10ms ago; keepalives every 1s, down after 3s; WARNING: the peer sends no keepalives: configure peer.keepalive there too"}},
 	} {
 		d.SetStatus(client.Status{Mode: "eth", Ready: true, Path: &tt.path})
 		out, _, _ := pwctl("--socket", d.Socket, "status")

@@ -84,13 +84,22 @@ type Status struct {
 	Path *PeerPath `json:"path,omitempty"`
 }
 
+// The states of PeerPath.State.
+const (
+	PathUp      = "up"
+	PathSilent  = "silent"  // nothing from the peer for the timeout (or never)
+	PathOneWay  = "one-way" // the peer's keepalives say, for longer than the timeout, that it does not hear us
+	PathWaiting = "waiting" // just started: not heard yet, but not for the timeout either
+)
+
 // PeerPath is what keepalives tell of the peer, and link-loss forwarding.
 type PeerPath struct {
 	Interval float64 `json:"interval_seconds"` // our keepalives' interval
 	Timeout  float64 `json:"timeout_seconds"`
-	// State is "up"; "silent": nothing from the peer for the timeout (or
-	// never); "one-way": the peer's keepalives say it does not hear us.
-	State string `json:"state"`
+	State    string  `json:"state"` // PathUp, PathSilent, PathOneWay or PathWaiting
+	// Warning says what looks misconfigured: the peer sends no
+	// keepalives, or sends them less often than half our timeout.
+	Warning string `json:"warning,omitempty"`
 	// HeardAgo and KeepaliveAgo: seconds since the last packet, and the
 	// last keepalive, from the peer; -1: never.
 	HeardAgo     float64 `json:"heard_ago_seconds"`

@@ -50,17 +50,22 @@ func (c Change) String() string {
 // PrepareLinks brings the ports up and makes the downlink promiscuous: it
 // takes the LAN's frames for every MAC, as a bridge port does (a NIC's
 // unicast filter, igb's or virtio-net's, would drop the frames for the far
-// site's hosts; a veth has none, so the lab alone does not show it). With
-// followPeer the downlink is left as it is: downlink.follow_peer owns its
-// state, and brings it up once the peer is heard. It returns what it
-// changed; on error nothing is left changed.
+// site's hosts; a veth has none, so the lab alone does not show it). It
+// returns what it changed, to be restored; on error nothing is left
+// changed. The downlink brought up is not among the changes: it stays up
+// after pwgated, since a LAN port found down may be follow_peer's doing
+// (pwgated --stopped after a crash), and a LAN port left down would cut
+// the LAN off for good. With followPeer it is left as it is:
+// downlink.follow_peer owns its state, and brings it up once the peer is
+// heard.
 func PrepareLinks(downlink, uplink string, followPeer bool) ([]Change, error) {
 	var changes []Change
 	for _, p := range []struct {
 		ifname  string
 		promisc bool
 		keep    bool // leave it down if it is
-	}{{downlink, true, followPeer}, {uplink, false, false}} {
+		restore bool // put it down again at exit if it was down
+	}{{downlink, true, followPeer, false}, {uplink, false, false, true}} {
 		if p.ifname == "" {
 			continue
 		}
@@ -71,7 +76,7 @@ func PrepareLinks(downlink, uplink string, followPeer bool) ([]Change, error) {
 			}
 		}
 		if err == nil && !p.keep && l.Attrs().Flags&net.FlagUp == 0 {
-			if err = netlink.LinkSetUp(l); err == nil {
+			if err = netlink.LinkSetUp(l); err == nil && p.restore {
 				changes = append(changes, Change{p.ifname, "up"})
 			}
 		}

@@ -102,6 +102,18 @@ func TestPrepareLinks(t *testing.T) {
 	if strings.Contains(show("dl0"), "PROMISC") || strings.Contains(show("ul0"), ",UP") {
 		t.Errorf("after restoring:\n%s%s", show("dl0"), show("ul0"))
 	}
+	// A downlink found down comes up and stays up: it may be down
+	// because of follow_peer, and left down it would cut the LAN off.
+	if err := l.Script("x", "ip link set dl0 down"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Do("x", func() (err error) { changes, err = PrepareLinks("dl0", "", false); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(changes) != "[dl0 promisc on]" || !strings.Contains(show("dl0"), ",UP") {
+		t.Errorf("downlink found down: changes %v\n%s", changes, show("dl0"))
+	}
+	l.Do("x", func() error { return Restore(changes) })
 	// With follow_peer a downlink that is down stays down.
 	if err := l.Script("x", "ip link set dl0 down"); err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"peer_keepalives_tx", "keepalives sent to the peer (peer.keepalive; also counted in ul_tx_packets)"},
 	{"peer_keepalives_rx", "keepalives received from the peer (also counted in ul_rx_packets)"},
 	{"peer_keepalives_lost", "keepalives from the peer that never came: gaps in their sequence numbers"},
-	{"dl_follow_peer_downs", "times the LAN port was taken down because the peer fell silent (downlink.follow_peer)"},
+	{"dl_follow_peer_downs", "times downlink.follow_peer took the LAN port down: at start until the peer is heard, and when it fell silent or stopped hearing us"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
 	{"ul_drop_wrong_peer", "pseudowire (or VXLAN) packets from someone other than the peer (or a known VTEP); most are dropped in XDP"},

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,20 +44,33 @@ type sample struct {
 	bgpUp    int // established sessions; -1: no bgp section
 }
 
-// history is the last hour's samples, oldest first, bounded.
+// history is the last hour's samples, oldest first, bounded, and
+// /history.json made from them once per sample (not per request).
 type history struct {
 	mu      sync.Mutex
 	samples []sample
+	body    []byte
 }
 
 func (h *history) add(s sample) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if len(h.samples) == historyLen {
 		copy(h.samples, h.samples[1:])
 		h.samples = h.samples[:historyLen-1]
 	}
 	h.samples = append(h.samples, s)
+	h.mu.Unlock()
+	body, _ := json.Marshal(h.json())
+	h.mu.Lock()
+	h.body = body
+	h.mu.Unlock()
+}
+
+// served returns /history.json.
+func (h *history) served() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.body
 }
 
 // historyJSON is /history.json: per interval (ending at T[i]), the rates
@@ -83,6 +98,14 @@ func (h *history) json() historyJSON {
 	}{{"ul_rx", stats.ULRxPackets, stats.ULRxBytes}, {"ul_tx", stats.ULTxPackets, stats.ULTxBytes},
 		{"dl_rx", stats.DLRxPackets, stats.DLRxBytes}, {"dl_tx", stats.DLTxPackets, stats.DLTxBytes}}
 	var keepalives, bgp bool
+	dropped := map[stats.Counter]bool{} // reasons that dropped anything in the hour
+	if n := len(h.samples); n > 0 {
+		for c := stats.Counter(0); c < stats.NumCounters; c++ {
+			if _, _, drop := c.Drop(); drop && h.samples[n-1].counters[c] != h.samples[0].counters[c] {
+				dropped[c] = true
+			}
+		}
+	}
 	for i := 1; i < len(h.samples); i++ {
 		prev, s := &h.samples[i-1], &h.samples[i]
 		secs := s.t.Sub(prev.t).Seconds()
@@ -95,10 +118,8 @@ func (h *history) json() historyJSON {
 			out.Rates[r.name+"_frames"] = append(out.Rates[r.name+"_frames"], rate(r.frames))
 			out.Rates[r.name+"_bits"] = append(out.Rates[r.name+"_bits"], 8*rate(r.bytes))
 		}
-		for c := stats.Counter(0); c < stats.NumCounters; c++ {
-			if _, _, drop := c.Drop(); drop && h.samples[len(h.samples)-1].counters[c] != h.samples[0].counters[c] {
-				out.Drops[c.Name()] = append(out.Drops[c.Name()], rate(c))
-			}
+		for c := range dropped {
+			out.Drops[c.Name()] = append(out.Drops[c.Name()], rate(c))
 		}
 		for _, b := range []struct {
 			name string
@@ -168,9 +189,12 @@ func ServePage(addr string, src Source) (io.Closer, error) {
 		s := src.Snapshot()
 		w.Write(client.MarshalCounters(&s))
 	})
-	mux.HandleFunc("GET /history.json", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, p.hist.json()) })
+	mux.HandleFunc("GET /history.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(p.hist.served())
+	})
 	p.srv = &http.Server{Handler: headers(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 8 << 10}
+		WriteTimeout: 10 * time.Second, IdleTimeout: 15 * time.Second, MaxHeaderBytes: 8 << 10}
 	p.hist.add(sampleOf(src, time.Now()))
 	p.done.Add(2)
 	go func() {
@@ -193,9 +217,20 @@ func ServePage(addr string, src Source) (io.Closer, error) {
 	return p, nil
 }
 
-// headers keeps the page to its own files, and read-only.
+// headers keeps the page to its own files, and read-only. A request must
+// name the box by address (Host an IP literal, with or without a port), not
+// by a name: a page elsewhere that rebinds a name of its own to the box's
+// address (DNS rebinding) cannot read it.
 func headers(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err != nil {
+			http.Error(w, "address the status page by IP address", http.StatusMisdirectedRequest)
+			return
+		}
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")

@@ -57,6 +57,16 @@ func TestPage(t *testing.T) {
 	if resp, err := http.Post(base+"/status.json", "text/plain", strings.NewReader("x")); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %v %v", resp.StatusCode, err)
 	}
+	// A name, as a rebinding page elsewhere would send, is refused.
+	req, _ := http.NewRequest("GET", base+"/status.json", nil)
+	req.Host = "pwgate.example:8080"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("Host by name: %v %v", resp.StatusCode, err)
+	}
+	var h historyJSON
+	if _, body := get("/history.json"); json.Unmarshal([]byte(body), &h) != nil || h.Every != 10 {
+		t.Errorf("/history.json: %s", body)
+	}
 }
 
 // TestPageHasNoOutsideReferences: the page and its script load nothing
@@ -86,7 +96,10 @@ func TestHistory(t *testing.T) {
 		s[stats.ULLastBPDU] = uint64(t0.Add(time.Duration(i)*historyEvery - 2*time.Second).UnixNano())
 		h.add(sample{t: t0.Add(time.Duration(i) * historyEvery), counters: s, rtt: -1, bgpUp: 2})
 	}
-	j := h.json()
+	var j historyJSON
+	if err := json.Unmarshal(h.served(), &j); err != nil {
+		t.Fatal(err)
+	}
 	if len(h.samples) != historyLen || len(j.T) != historyLen-1 {
 		t.Fatalf("%d samples, %d points: the history must stay bounded to an hour", len(h.samples), len(j.T))
 	}

@@ -80,7 +80,8 @@ function chart(id, title, t, series) {
   const names = Object.keys(series);
   if (t.length < 2 || names.length === 0) return;
   const data = [t].concat(names.map(n => series[n]));
-  if (charts[id] && charts[id].series.length === names.length + 1) {
+  const key = names.join(",");
+  if (charts[id] && charts[id].key === key) {
     charts[id].setData(data);
     return;
   }
@@ -99,6 +100,7 @@ function chart(id, title, t, series) {
     axes: [{}, { size: 60 }],
   };
   charts[id] = new uPlot(opts, data, box);
+  charts[id].key = key;
 }
 
 function showHistory(h) {
@@ -111,7 +113,7 @@ function showHistory(h) {
   const age = {};
   for (const [k, v] of Object.entries(h.bpdu_age_seconds)) age[k] = v.map(x => (x < 0 ? null : x));
   chart("bpdu", "age of the last BPDU, s", t, age);
-  if (h.rtt_ms) chart("rtt", "round trip to the peer, ms", t, { rtt: h.rtt_ms });
+  if (h.rtt_ms) chart("rtt", "round trip to the peer, ms", t, { rtt: h.rtt_ms.map(x => (x < 0 ? null : x)) });
   if (h.loss_percent) chart("loss", "keepalives lost, %", t, { loss: h.loss_percent });
   if (h.bgp_established) chart("bgp", "BGP sessions established", t, { sessions: h.bgp_established });
 }

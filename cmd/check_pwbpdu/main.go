@@ -145,27 +145,17 @@ type result = plugin.Result
 
 func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parse(args)
-	switch {
-	case err != nil:
-		fmt.Fprintln(stdout, result{State: Unknown, Text: err.Error() + " (see --help)"}.Line("BPDU"))
-		return Unknown
-	case o.help:
-		fmt.Fprint(stdout, usageText)
-		return OK
-	case o.version:
-		fmt.Fprintf(stdout, "check_pwbpdu %s (pwgate)\n", client.Version)
-		return OK
+	if err != nil {
+		o = &options{}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-	defer cancel()
-	var r result
-	if o.maxAge > 0 {
-		r = checkAge(ctx, o)
-	} else {
-		r = checkCount(ctx, o)
-	}
-	fmt.Fprintln(stdout, r.Line("BPDU"))
-	return r.State
+	return plugin.Answer(stdout, "check_pwbpdu", "BPDU", usageText, client.Version, err, o.help, o.version, func() result {
+		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+		defer cancel()
+		if o.maxAge > 0 {
+			return checkAge(ctx, o)
+		}
+		return checkCount(ctx, o)
+	})
 }
 
 func counterName(dir string) string { return dir + "_rx_bpdus" }

@@ -116,20 +116,10 @@ func parse(args []string) (*options, error) {
 
 func run(args []string, stdout io.Writer) int {
 	o, err := parse(args)
-	switch {
-	case err != nil:
-		fmt.Fprintln(stdout, plugin.Result{State: plugin.Unknown, Text: err.Error() + " (see --help)"}.Line("PATH"))
-		return plugin.Unknown
-	case o.help:
-		fmt.Fprint(stdout, usageText)
-		return plugin.OK
-	case o.vers:
-		fmt.Fprintf(stdout, "check_pwpath %s (pwgate)\n", client.Version)
-		return plugin.OK
+	if err != nil {
+		o = &options{}
 	}
-	r := check(o)
-	fmt.Fprintln(stdout, r.Line("PATH"))
-	return r.State
+	return plugin.Answer(stdout, "check_pwpath", "PATH", usageText, client.Version, err, o.help, o.vers, func() plugin.Result { return check(o) })
 }
 
 func check(o *options) plugin.Result {

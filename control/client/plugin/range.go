@@ -6,6 +6,7 @@ package plugin
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -99,4 +100,25 @@ func (r Result) Line(service string) string {
 		s += " | " + r.Perf
 	}
 	return s
+}
+
+// Answer is a plugin's run: an argument error is UNKNOWN (with a pointer to
+// --help), --help prints usage, --version the plugin's name and version;
+// otherwise check's result is printed for service. It returns the exit
+// status.
+func Answer(w io.Writer, name, service, usage, version string, argErr error, help, showVersion bool, check func() Result) int {
+	switch {
+	case argErr != nil:
+		fmt.Fprintln(w, Result{State: Unknown, Text: argErr.Error() + " (see --help)"}.Line(service))
+		return Unknown
+	case help:
+		fmt.Fprint(w, usage)
+		return OK
+	case showVersion:
+		fmt.Fprintf(w, "%s %s (pwgate)\n", name, version)
+		return OK
+	}
+	r := check()
+	fmt.Fprintln(w, r.Line(service))
+	return r.State
 }

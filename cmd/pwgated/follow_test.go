@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -181,6 +184,36 @@ func waitFor(t *testing.T, what string, timeout time.Duration, ok func() bool, s
 				ss = append(ss, f())
 			}
 			t.Fatalf("%s: not after %v %s", what, timeout, strings.Join(ss, "; "))
+		}
+	}
+}
+
+// TestStoppedFlag: pwgated --stopped (systemd's ExecStopPost) says nothing
+// and succeeds for a file it cannot read (pwgated has said why it
+// stopped), and for a clean stop; it fails, saying why, when it cannot take
+// the LAN port down.
+func TestStoppedFlag(t *testing.T) {
+	if pwgatedBin == "" {
+		t.Skip("needs root (pwgated is built by TestMain as root)")
+	}
+	dir := t.TempDir()
+	bad, good := filepath.Join(dir, "bad.yaml"), filepath.Join(dir, "good.yaml")
+	os.WriteFile(bad, []byte("mode: ethernet\n"), 0o644)
+	os.WriteFile(good, []byte("mode: eth\ndownlink:\n  interface: nosuch9\n  follow_peer: true\nuplink:\n  interface: ul0\npeer:\n  mac: 02:00:00:00:00:02\n  keepalive:\n    interval: 100ms\n"), 0o644)
+	for _, tt := range []struct {
+		file, result string
+		code         int
+		want         string
+	}{
+		{bad, "exit-code", 0, ""},
+		{good, "success", 0, ""},
+		{good, "signal", 1, "follow_peer: taking nosuch9 down after pwgated stopped (signal): Link not found"},
+	} {
+		cmd := exec.Command(pwgatedBin, "--stopped", "--config", tt.file)
+		cmd.Env = append(os.Environ(), "SERVICE_RESULT="+tt.result)
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != tt.code || !strings.Contains(string(out), tt.want) || (tt.want == "" && len(out) != 0) {
+			t.Errorf("%s, %s: exit %d: %q", filepath.Base(tt.file), tt.result, cmd.ProcessState.ExitCode(), out)
 		}
 	}
 }

@@ -120,6 +120,11 @@ func run() int {
 		}
 	}
 	c, err := loadAll()
+	if err != nil && *stopped {
+		// A file pwgated cannot read names no follow_peer to honour, and
+		// pwgated has said why it stopped: nothing to add.
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwgated: %v\n", err)
 		return 2

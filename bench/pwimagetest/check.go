@@ -158,7 +158,8 @@ func check(image string) error {
 	for _, p := range []string{"usr/local/sbin/pwgated", "usr/local/bin/pwctl", "usr/lib/nagios/plugins/check_pwbpdu", "usr/lib/nagios/plugins/check_pwbgp", "usr/lib/nagios/plugins/check_pwpath",
 		"etc/systemd/system/pwgated.service", "etc/systemd/system/pwgate-boot-check.service", "etc/systemd/system/pwgate-machine-id.service",
 		"etc/systemd/system/boot-complete.target.requires/pwgate-boot-check.service", "usr/lib/systemd/systemd-bless-boot", "etc/fstab", "etc/pwgate-release",
-		"usr/bin/man", "usr/share/man/man5/pwgated.yaml.5.gz", "usr/share/man/man1/pwctl.1.gz"} {
+		"usr/bin/man", "usr/share/man/man5/pwgated.yaml.5.gz", "usr/share/man/man1/pwctl.1.gz",
+		"usr/lib/systemd/systemd-timesyncd", "etc/systemd/timesyncd.conf.d/pwgate.conf"} {
 		if !files[p] {
 			return fmt.Errorf("the root file system lacks /%s", p)
 		}
@@ -172,7 +173,7 @@ func check(image string) error {
 			return fmt.Errorf("/etc/fstab does not mount %s:\n%s", m, fstab)
 		}
 	}
-	fmt.Printf("pwimagetest: root file system: %d paths, pwgated and its units, man pages, systemd-bless-boot, /var /config /efi in fstab\n", len(files))
+	fmt.Printf("pwimagetest: root file system: %d paths, pwgated and its units, man pages, systemd-bless-boot, systemd-timesyncd, /var /config /efi in fstab\n", len(files))
 	return nil
 }
 

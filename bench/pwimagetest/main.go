@@ -27,9 +27,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,6 +123,9 @@ func run(image string, boot time.Duration) error {
 			// A trial boot of an update has a minute to become healthy.
 			"update.env": "PWGATE_BOOT_CHECK=--deadline 60s\n",
 		}
+		if v.name == "a" { // b keeps the image's default servers
+			files["timesyncd.conf"] = "[Time]\nNTP=10.0.2.2\n" // qemu's user network: the host's 127.0.0.1
+		}
 		if err := writeConfig(v.image, dir, files); err != nil {
 			return fmt.Errorf("vm %s: %w", v.name, err)
 		}
@@ -140,6 +146,11 @@ func run(image string, boot time.Duration) error {
 	if err := l.Script("vms", setup...); err != nil {
 		return err
 	}
+	ntp, err := serveNTP(l)
+	if err != nil {
+		return err
+	}
+	defer ntp.Close()
 	start := time.Now()
 	for i, v := range vms {
 		if err := v.start(l, i); err != nil {
@@ -235,6 +246,24 @@ func run(image string, boot time.Duration) error {
 		return fmt.Errorf("vm a: man pwgated.yaml and man pwctl: %v\n%s", err, out)
 	}
 	fmt.Println("pwimagetest: vm a: man pwgated.yaml and man pwctl show the manuals")
+	// Time: a's servers from its configuration partition (the lab's
+	// SNTP server), b's the image's default ones (unreachable here).
+	var synced string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(3 * time.Second) {
+		synced, err = ssh(vms[0], "timedatectl show -p NTPSynchronized --value; timedatectl show-timesync -p ServerName --value")
+		if strings.HasPrefix(synced, "yes\n") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if synced != "yes\n10.0.2.2\n" {
+		st, _ := ssh(vms[0], "timedatectl timesync-status; journalctl -b -u systemd-timesyncd --no-pager | tail")
+		return fmt.Errorf("vm a: not synchronised to the server in /config/timesyncd.conf: %v %q\n%s", err, synced, st)
+	}
+	fallback, err := ssh(vms[1], "timedatectl show-timesync -p FallbackNTPServers --value")
+	if err != nil || !strings.Contains(fallback, "2.debian.pool.ntp.org") {
+		return fmt.Errorf("vm b: default time servers: %v %q", err, fallback)
+	}
+	fmt.Printf("pwimagetest: vm a: time synchronised to 10.0.2.2 from /config/timesyncd.conf; vm b's default servers: %s", fallback)
 	// --profile auto reads the box's DMI strings: qemu's fit no profile.
 	profile, err := ssh(vms[0], "journalctl -b -u pwgated -o cat | grep -m1 'hardware profile'")
 	if err != nil || !strings.Contains(profile, "generic") {
@@ -303,6 +332,44 @@ func run(image string, boot time.Duration) error {
 
 // sshArgs is the command line of ssh running cmd on v as root, with the
 // run's key, forgetting host keys (each boot of a fresh image makes one).
+// serveNTP answers SNTP requests on 127.0.0.1:123 in the vms namespace,
+// which the VMs reach as 10.0.2.2 (qemu's user network): a stratum-1 server
+// whose clock is this machine's.
+func serveNTP(l *lab.Lab) (io.Closer, error) {
+	var conn net.PacketConn
+	if err := l.Do("vms", func() (err error) { conn, err = net.ListenPacket("udp4", "127.0.0.1:123"); return err }); err != nil {
+		return nil, fmt.Errorf("the lab's NTP server: %w", err)
+	}
+	go func() {
+		req := make([]byte, 512)
+		for {
+			n, addr, err := conn.ReadFrom(req)
+			if err != nil {
+				return
+			}
+			if n < 48 {
+				continue
+			}
+			recv := ntpTime(time.Now())
+			r := make([]byte, 48)
+			r[0] = req[0]&0x38 | 4             // no leap warning, the client's version, mode 4 (server)
+			r[1], r[2], r[3] = 1, req[2], 0xec // stratum 1, the client's poll, precision 2^-20
+			copy(r[12:16], "LOCL")
+			binary.BigEndian.PutUint64(r[16:], recv) // reference time
+			copy(r[24:32], req[40:48])               // originate: the client's transmit time
+			binary.BigEndian.PutUint64(r[32:], recv)
+			binary.BigEndian.PutUint64(r[40:], ntpTime(time.Now()))
+			conn.WriteTo(r, addr)
+		}
+	}()
+	return conn, nil
+}
+
+// ntpTime is t as an NTP timestamp: seconds since 1900 and a fraction.
+func ntpTime(t time.Time) uint64 {
+	return (uint64(t.Unix())+2208988800)<<32 | uint64(t.Nanosecond())<<32/1e9
+}
+
 func sshArgs(key string, v *vm, cmd string) []string {
 	return []string{"ssh", "-i", key, "-p", fmt.Sprint(v.ssh), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd}

@@ -52,61 +52,38 @@ func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(v string) error { *l = append(*l, v); return nil }
 
 type options struct {
-	warn, crit   plugin.Range
-	hasCrit      bool
-	family       string
-	neighbors    list
-	timeout      time.Duration
-	socket       string
-	help, vers   bool
-	warnS, critS string
-	timeS        string
+	plugin.Common
+	warn, crit plugin.Range
+	hasCrit    bool
+	family     string
+	neighbors  list
+	timeout    time.Duration
 }
 
 func parse(args []string) (*options, error) {
-	o := &options{}
+	o := &options{Common: plugin.Common{Warn: "1:", Timeout: "10", Socket: client.DefaultStatsSocket}}
 	fs := flag.NewFlagSet("check_pwbgp", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	for _, n := range []string{"w", "warning"} {
-		fs.StringVar(&o.warnS, n, "1:", "")
-	}
-	for _, n := range []string{"c", "critical"} {
-		fs.StringVar(&o.critS, n, "", "")
-	}
-	for _, n := range []string{"t", "timeout"} {
-		fs.StringVar(&o.timeS, n, "10", "")
-	}
 	fs.StringVar(&o.family, "family", "", "")
 	fs.Var(&o.neighbors, "neighbor", "")
-	fs.StringVar(&o.socket, "socket", client.DefaultStatsSocket, "")
-	for _, n := range []string{"h", "help"} {
-		fs.BoolVar(&o.help, n, false, "")
-	}
-	for _, n := range []string{"V", "version"} {
-		fs.BoolVar(&o.vers, n, false, "")
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := o.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if o.help || o.vers {
+	if o.Help || o.Version {
 		return o, nil
 	}
 	var err error
-	if o.warn, err = plugin.ParseRange(o.warnS); err != nil {
+	if o.warn, err = plugin.ParseRange(o.Warn); err != nil {
 		return nil, fmt.Errorf("-w: %w", err)
 	}
-	if o.critS != "" {
-		if o.crit, err = plugin.ParseRange(o.critS); err != nil {
+	if o.Crit != "" {
+		if o.crit, err = plugin.ParseRange(o.Crit); err != nil {
 			return nil, fmt.Errorf("-c: %w", err)
 		}
 		o.hasCrit = true
 	}
-	v, err := strconv.ParseFloat(o.timeS, 64)
+	v, err := strconv.ParseFloat(o.Timeout, 64)
 	if err != nil || v <= 0 || v > 3600 {
-		return nil, fmt.Errorf("-t %q: want a number of seconds above 0", o.timeS)
+		return nil, fmt.Errorf("-t %q: want a number of seconds above 0", o.Timeout)
 	}
 	o.timeout = time.Duration(v * float64(time.Second))
 	switch o.family {
@@ -122,16 +99,16 @@ func run(args []string, stdout io.Writer) int {
 	if err != nil {
 		o = &options{}
 	}
-	return plugin.Answer(stdout, "check_pwbgp", "BGP", usageText, client.Version, err, o.help, o.vers, func() plugin.Result { return check(o) })
+	return plugin.Answer(stdout, "check_pwbgp", "BGP", usageText, client.Version, err, o.Help, o.Version, func() plugin.Result { return check(o) })
 }
 
 func check(o *options) plugin.Result {
-	s, err := client.FetchStatus(o.socket, o.timeout)
+	s, err := client.FetchStatus(o.Socket, o.timeout)
 	if err != nil {
 		return plugin.Result{State: plugin.Unknown, Text: err.Error()}
 	}
 	if s.BGP == nil {
-		return plugin.Result{State: plugin.Unknown, Text: fmt.Sprintf("pwgated at %s has no bgp section", o.socket)}
+		return plugin.Result{State: plugin.Unknown, Text: fmt.Sprintf("pwgated at %s has no bgp section", o.Socket)}
 	}
 	var checked []client.Neighbor
 	for _, n := range s.BGP.Neighbors {
@@ -163,7 +140,7 @@ func check(o *options) plugin.Result {
 		what = o.family + " routes"
 	}
 	r := plugin.Result{State: plugin.OK, Text: fmt.Sprintf("%d of %d sessions established, %d %s received", up, len(checked), routes, what),
-		Perf: fmt.Sprintf("sessions=%d;;;0;%d routes=%d;%s;%s;0;", up, len(checked), routes, o.warn, o.critS)}
+		Perf: fmt.Sprintf("sessions=%d;;;0;%d routes=%d;%s;%s;0;", up, len(checked), routes, o.warn, o.Crit)}
 	switch {
 	case len(down) > 0:
 		r.State = plugin.Critical

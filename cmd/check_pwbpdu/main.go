@@ -61,63 +61,40 @@ alerts outside 0..10, "~:10" above 10, "@1:3" inside 1..3.
 `
 
 type options struct {
-	warn, crit     plugin.Range
-	interval       time.Duration
-	maxAge         time.Duration
-	timeout        time.Duration
-	direction      string
-	socket         string
-	help, version  bool
-	warnS, critS   string
-	intervalS      string
-	maxAgeS, timeS string
+	plugin.Common
+	warn, crit         plugin.Range
+	interval           time.Duration
+	maxAge             time.Duration
+	timeout            time.Duration
+	direction          string
+	intervalS, maxAgeS string
 }
 
 func parse(args []string) (*options, error) {
-	o := &options{}
+	o := &options{Common: plugin.Common{Warn: "4:", Crit: "1:", Timeout: "10", Socket: client.DefaultStatsSocket}}
 	fs := flag.NewFlagSet("check_pwbpdu", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	for _, n := range []string{"w", "warning"} {
-		fs.StringVar(&o.warnS, n, "4:", "")
-	}
-	for _, n := range []string{"c", "critical"} {
-		fs.StringVar(&o.critS, n, "1:", "")
-	}
 	for _, n := range []string{"i", "interval"} {
 		fs.StringVar(&o.intervalS, n, "5", "")
 	}
-	for _, n := range []string{"t", "timeout"} {
-		fs.StringVar(&o.timeS, n, "10", "")
-	}
 	fs.StringVar(&o.maxAgeS, "max-age", "", "")
 	fs.StringVar(&o.direction, "direction", "ul", "")
-	fs.StringVar(&o.socket, "socket", client.DefaultStatsSocket, "")
-	for _, n := range []string{"h", "help"} {
-		fs.BoolVar(&o.help, n, false, "")
-	}
-	for _, n := range []string{"V", "version"} {
-		fs.BoolVar(&o.version, n, false, "")
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := o.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if o.help || o.version {
+	if o.Help || o.Version {
 		return o, nil
 	}
 	var err error
-	if o.warn, err = plugin.ParseRange(o.warnS); err != nil {
+	if o.warn, err = plugin.ParseRange(o.Warn); err != nil {
 		return nil, fmt.Errorf("-w: %w", err)
 	}
-	if o.crit, err = plugin.ParseRange(o.critS); err != nil {
+	if o.crit, err = plugin.ParseRange(o.Crit); err != nil {
 		return nil, fmt.Errorf("-c: %w", err)
 	}
 	if o.interval, err = seconds("-i", o.intervalS); err != nil {
 		return nil, err
 	}
-	if o.timeout, err = seconds("-t", o.timeS); err != nil {
+	if o.timeout, err = seconds("-t", o.Timeout); err != nil {
 		return nil, err
 	}
 	if o.maxAgeS != "" {
@@ -148,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		o = &options{}
 	}
-	return plugin.Answer(stdout, "check_pwbpdu", "BPDU", usageText, client.Version, err, o.help, o.version, func() result {
+	return plugin.Answer(stdout, "check_pwbpdu", "BPDU", usageText, client.Version, err, o.Help, o.Version, func() result {
 		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 		defer cancel()
 		if o.maxAge > 0 {
@@ -162,7 +139,7 @@ func counterName(dir string) string { return dir + "_rx_bpdus" }
 
 // readBPDUs returns the BPDU counter of the direction.
 func readBPDUs(ctx context.Context, o *options) (uint64, error) {
-	cs, err := client.FetchCounters(o.socket, remaining(ctx))
+	cs, err := client.FetchCounters(o.Socket, remaining(ctx))
 	if err != nil {
 		return 0, err
 	}
@@ -171,7 +148,7 @@ func readBPDUs(ctx context.Context, o *options) (uint64, error) {
 			return c.Value, nil
 		}
 	}
-	return 0, fmt.Errorf("pwgated at %s has no %s counter", o.socket, counterName(o.direction))
+	return 0, fmt.Errorf("pwgated at %s has no %s counter", o.Socket, counterName(o.direction))
 }
 
 func remaining(ctx context.Context) time.Duration {
@@ -223,7 +200,7 @@ func place(dir string) string {
 }
 
 func checkAge(ctx context.Context, o *options) result {
-	s, err := client.FetchStatus(o.socket, remaining(ctx))
+	s, err := client.FetchStatus(o.Socket, remaining(ctx))
 	if err != nil {
 		return unknown(ctx, o, err)
 	}

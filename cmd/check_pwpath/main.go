@@ -48,11 +48,9 @@ a WARNING. Each threshold is a monitoring-plugins range: "50" alerts above
 `
 
 type options struct {
+	plugin.Common
 	rttW, rttC, lossW, lossC plugin.Range
 	timeout                  time.Duration
-	socket                   string
-	help, vers               bool
-	warnS, critS, timeS      string
 }
 
 // thresholds parses "RTT,LOSS%" into two ranges.
@@ -71,44 +69,23 @@ func thresholds(flag, s string) (rtt, loss plugin.Range, err error) {
 }
 
 func parse(args []string) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("check_pwpath", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	for _, n := range []string{"w", "warning"} {
-		fs.StringVar(&o.warnS, n, "50,5%", "")
-	}
-	for _, n := range []string{"c", "critical"} {
-		fs.StringVar(&o.critS, n, "200,20%", "")
-	}
-	for _, n := range []string{"t", "timeout"} {
-		fs.StringVar(&o.timeS, n, "10", "")
-	}
-	fs.StringVar(&o.socket, "socket", client.DefaultStatsSocket, "")
-	for _, n := range []string{"h", "help"} {
-		fs.BoolVar(&o.help, n, false, "")
-	}
-	for _, n := range []string{"V", "version"} {
-		fs.BoolVar(&o.vers, n, false, "")
-	}
-	if err := fs.Parse(args); err != nil {
+	o := &options{Common: plugin.Common{Warn: "50,5%", Crit: "200,20%", Timeout: "10", Socket: client.DefaultStatsSocket}}
+	if err := o.Parse(flag.NewFlagSet("check_pwpath", flag.ContinueOnError), args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if o.help || o.vers {
+	if o.Help || o.Version {
 		return o, nil
 	}
 	var err error
-	if o.rttW, o.lossW, err = thresholds("-w", o.warnS); err != nil {
+	if o.rttW, o.lossW, err = thresholds("-w", o.Warn); err != nil {
 		return nil, err
 	}
-	if o.rttC, o.lossC, err = thresholds("-c", o.critS); err != nil {
+	if o.rttC, o.lossC, err = thresholds("-c", o.Crit); err != nil {
 		return nil, err
 	}
-	v, err := strconv.ParseFloat(o.timeS, 64)
+	v, err := strconv.ParseFloat(o.Timeout, 64)
 	if err != nil || v <= 0 || v > 3600 {
-		return nil, fmt.Errorf("-t %q: want a number of seconds above 0, at most 3600", o.timeS)
+		return nil, fmt.Errorf("-t %q: want a number of seconds above 0, at most 3600", o.Timeout)
 	}
 	o.timeout = time.Duration(v * float64(time.Second))
 	return o, nil
@@ -119,17 +96,17 @@ func run(args []string, stdout io.Writer) int {
 	if err != nil {
 		o = &options{}
 	}
-	return plugin.Answer(stdout, "check_pwpath", "PATH", usageText, client.Version, err, o.help, o.vers, func() plugin.Result { return check(o) })
+	return plugin.Answer(stdout, "check_pwpath", "PATH", usageText, client.Version, err, o.Help, o.Version, func() plugin.Result { return check(o) })
 }
 
 func check(o *options) plugin.Result {
-	s, err := client.FetchStatus(o.socket, o.timeout)
+	s, err := client.FetchStatus(o.Socket, o.timeout)
 	if err != nil {
 		return plugin.Result{State: plugin.Unknown, Text: err.Error()}
 	}
 	p := s.Path
 	if p == nil {
-		return plugin.Result{State: plugin.Unknown, Text: fmt.Sprintf("pwgated at %s sends no keepalives (peer.keepalive)", o.socket)}
+		return plugin.Result{State: plugin.Unknown, Text: fmt.Sprintf("pwgated at %s sends no keepalives (peer.keepalive)", o.Socket)}
 	}
 	rtt, loss, jitter := p.RTT*1000, p.Loss*100, p.Jitter*1000
 	r := plugin.Result{State: plugin.OK,

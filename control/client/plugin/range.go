@@ -5,6 +5,7 @@
 package plugin
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -121,4 +122,38 @@ func Answer(w io.Writer, name, service, usage, version string, argErr error, hel
 	r := check()
 	fmt.Fprintln(w, r.Line(service))
 	return r.State
+}
+
+// Common is the options every pwgate check takes: -w/--warning,
+// -c/--critical, -t/--timeout, --socket, -h/--help and -V/--version.
+type Common struct {
+	Warn, Crit, Timeout, Socket string
+	Help, Version               bool
+}
+
+// Parse registers c's flags on fs with c's values as defaults (more may
+// already be registered), parses args and refuses positional arguments.
+func (c *Common) Parse(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	for _, f := range []struct {
+		dst   *string
+		names []string
+	}{{&c.Warn, []string{"w", "warning"}}, {&c.Crit, []string{"c", "critical"}}, {&c.Timeout, []string{"t", "timeout"}}, {&c.Socket, []string{"socket"}}} {
+		for _, n := range f.names {
+			fs.StringVar(f.dst, n, *f.dst, "")
+		}
+	}
+	for _, n := range []string{"h", "help"} {
+		fs.BoolVar(&c.Help, n, false, "")
+	}
+	for _, n := range []string{"V", "version"} {
+		fs.BoolVar(&c.Version, n, false, "")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
 }

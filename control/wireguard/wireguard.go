@@ -449,7 +449,22 @@ func (r *Role) Status(s *client.Status) {
 func (r *Role) AddCounters(s *stats.Snapshot) { r.dev.Snapshot(s) }
 
 func (r *Role) Events() []feature.Event {
-	return []feature.Event{{Every: reresolveEvery, Do: func() { r.reresolve(context.Background()) }}}
+	return []feature.Event{
+		{Every: reresolveEvery, Do: func() { r.reresolve(context.Background()) }},
+		{Every: retryUnreachableEvery, Active: r.dev.Unreachable, Do: r.retryUnreachable},
+	}
+}
+
+// retryUnreachableEvery: how often, while sends fail for want of a route,
+// peers without a session are made to start a handshake again.
+const retryUnreachableEvery = time.Second
+
+func (r *Role) retryUnreachable() {
+	if n, err := r.dev.RetryUnreachable(); err != nil {
+		r.log.Warn("wireguard: " + err.Error())
+	} else if n > 0 {
+		r.log.Debug("wireguard: peers without a session retried after a send found no route", "peers", n)
+	}
 }
 
 // Tunnel is the Tunnel that carries the pseudowire or VXLAN: the data

@@ -2,8 +2,10 @@ package wg
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -46,6 +48,10 @@ func validMessage(p []byte) bool {
 // once per batch.
 type bindCounters struct {
 	rx, tx, invalid, looped atomic.Uint64
+	// unreachable: a send failed for want of a route or a source address
+	// (the uplink not configured yet), since Device.RetryUnreachable last
+	// looked.
+	unreachable atomic.Bool
 }
 
 // overlay is what a datagram must not come from: an address inside the
@@ -123,8 +129,11 @@ func (b *countingBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 // Send implements conn.Bind.
 func (b *countingBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	err := b.Bind.Send(bufs, ep)
-	if err == nil {
+	switch {
+	case err == nil:
 		b.c.tx.Add(uint64(len(bufs)))
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.EADDRNOTAVAIL):
+		b.c.unreachable.Store(true)
 	}
 	return err
 }

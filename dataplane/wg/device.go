@@ -264,6 +264,49 @@ func parseHexKey(s string) (Key, error) {
 	return k, nil
 }
 
+// Unreachable reports whether a datagram could not be sent for want of a
+// route or source address since RetryUnreachable last ran.
+func (d *Device) Unreachable() bool { return d.bind.unreachable.Load() }
+
+// RetryUnreachable re-adds the peers with an endpoint and no session
+// after a send failed for want of a route, and returns their number.
+// wireguard-go, whose handshake initiation could not be sent, tries again
+// only after its 5-second retransmission timer; a peer added anew sends
+// its initiation with the next packet for it, so a tunnel whose uplink
+// was not configured yet (pwgated started before the router's
+// advertisement) comes up within a second of the route, not up to ten
+// later. Peers with a session are left alone.
+func (d *Device) RetryUnreachable() (int, error) {
+	if !d.bind.unreachable.Swap(false) {
+		return 0, nil
+	}
+	peers, err := d.Peers()
+	if err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var b strings.Builder
+	n := 0
+	for i := range d.cfg.Peers {
+		p := &d.cfg.Peers[i]
+		if !p.Endpoint.IsValid() || i >= len(peers) || peers[i].PublicKey != p.PublicKey ||
+			(!peers[i].LastHandshake.IsZero() && time.Since(peers[i].LastHandshake) < sessionLife) {
+			continue
+		}
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", p.PublicKey.Hex())
+		writePeer(&b, p, false)
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := d.dev.IpcSet(b.String()); err != nil {
+		return 0, fmt.Errorf("re-add unreachable peers: %w", err)
+	}
+	return n, nil
+}
+
 // SetSessionPeer names the peer that carries the pseudowire: its
 // handshakes and keepalives mark the Tunnel's session up. A zero key:
 // none.

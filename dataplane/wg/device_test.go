@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/xsk"
@@ -184,6 +188,81 @@ func TestConfigureKeepsSessions(t *testing.T) {
 		t.Fatalf("peers after removing them all: %+v", peers)
 	}
 }
+
+// TestRetryUnreachable: a handshake initiation that could not be sent
+// makes wireguard-go wait its 5-second retransmission timer; after a send
+// found no route, RetryUnreachable re-adds the peer without a session, and
+// the next packet starts a handshake at once. A peer with a session is
+// left alone.
+func TestRetryUnreachable(t *testing.T) {
+	p := newPair(t)
+	good := p.da.cfg
+	lost := good
+	lost.Peers = []PeerConfig{good.Peers[0]}
+	lost.Peers[0].Endpoint = netip.AddrPortFrom(lost.Peers[0].Endpoint.Addr(), 9) // nobody listens
+	if err := p.da.Configure(lost); err != nil {
+		t.Fatal(err)
+	}
+	transmit(t, p.ta, p.ua, 1, pwPacket(overlayA, overlayB, 100)) // an initiation, lost
+	time.Sleep(200 * time.Millisecond)
+	if err := p.da.Configure(good); err != nil { // updated in place: the timer runs on
+		t.Fatal(err)
+	}
+	if n, err := p.da.RetryUnreachable(); n != 0 || err != nil {
+		t.Fatalf("RetryUnreachable without a failed send: %d, %v", n, err)
+	}
+	p.da.bind.unreachable.Store(true) // what countingBind.Send does on ENETUNREACH
+	if !p.da.Unreachable() {
+		t.Fatal("Unreachable() false")
+	}
+	if n, err := p.da.RetryUnreachable(); n != 1 || err != nil {
+		t.Fatalf("RetryUnreachable: %d peers, %v", n, err)
+	}
+	start := time.Now()
+	transmit(t, p.ta, p.ua, 2, pwPacket(overlayA, overlayB, 100))
+	receive(t, p.tb, p.ub)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the handshake waited %v: the retransmission timer, not the retry", d)
+	}
+	p.da.bind.unreachable.Store(true)
+	if n, err := p.da.RetryUnreachable(); n != 0 || err != nil {
+		t.Errorf("RetryUnreachable with a session: %d peers, %v", n, err)
+	}
+	if p.da.Unreachable() {
+		t.Error("Unreachable() still true after RetryUnreachable")
+	}
+}
+
+// TestSendUnreachable: the kernel's answers that mean "no route yet" mark
+// the bind; others do not.
+func TestSendUnreachable(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "write", Err: os.NewSyscallError("sendmmsg", syscall.ENETUNREACH)}, true},
+		{&net.OpError{Op: "write", Err: os.NewSyscallError("sendmsg", syscall.EADDRNOTAVAIL)}, true},
+		{&net.OpError{Op: "write", Err: os.NewSyscallError("sendmsg", syscall.EHOSTUNREACH)}, true},
+		{&net.OpError{Op: "write", Err: os.NewSyscallError("sendmsg", syscall.EMSGSIZE)}, false},
+		{nil, false},
+	} {
+		var bc bindCounters
+		b := &countingBind{Bind: failingBind{conn.NewStdNetBind(), c.err}, c: &bc}
+		if err := b.Send([][]byte{{1}}, nil); err != c.err {
+			t.Errorf("Send returned %v, want %v", err, c.err)
+		}
+		if bc.unreachable.Load() != c.want {
+			t.Errorf("%v: unreachable %v, want %v", c.err, !c.want, c.want)
+		}
+	}
+}
+
+type failingBind struct {
+	conn.Bind
+	err error
+}
+
+func (f failingBind) Send([][]byte, conn.Endpoint) error { return f.err }
 
 func TestUAPI(t *testing.T) {
 	var k Key

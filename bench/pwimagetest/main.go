@@ -123,8 +123,9 @@ func run(image string, boot time.Duration) error {
 			// A trial boot of an update has a minute to become healthy.
 			"update.env": "PWGATE_BOOT_CHECK=--deadline 60s\n",
 		}
-		if v.name == "a" { // b keeps the image's default servers
+		if v.name == "a" { // b keeps the image's default servers, and sends no syslog
 			files["timesyncd.conf"] = "[Time]\nNTP=10.0.2.2\n" // qemu's user network: the host's 127.0.0.1
+			files["syslog.yaml"] = fmt.Sprintf("servers:\n  - address: 10.0.2.2\n    port: %d\n  - address: 10.0.2.2\n    port: %d\n    protocol: tcp\nhostname: site-a\n", syslogUDPPort, syslogTCPPort)
 		}
 		if err := writeConfig(v.image, dir, files); err != nil {
 			return fmt.Errorf("vm %s: %w", v.name, err)
@@ -151,6 +152,11 @@ func run(image string, boot time.Duration) error {
 		return err
 	}
 	defer ntp.Close()
+	logs, err := serveSyslog(l)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
 	start := time.Now()
 	for i, v := range vms {
 		if err := v.start(l, i); err != nil {
@@ -267,6 +273,12 @@ func run(image string, boot time.Duration) error {
 	}
 	fmt.Printf("pwimagetest: vm a: time synchronised from /config/timesyncd.conf: %s", synced)
 	fmt.Printf("pwimagetest: vm b: no timesyncd.conf, the image's servers: %s", servers)
+	if err := checkSyslog(logs, func(cmd string) (string, error) { return ssh(vms[0], cmd) }); err != nil {
+		return fmt.Errorf("vm a: remote syslog: %w", err)
+	}
+	if out, err := ssh(vms[1], "systemctl is-active pwgate-syslog"); strings.TrimSpace(out) != "inactive" {
+		return fmt.Errorf("vm b, without syslog.yaml: pwgate-syslog is %q (%v), want inactive", strings.TrimSpace(out), err)
+	}
 	// --profile auto reads the box's DMI strings: qemu's fit no profile.
 	profile, err := ssh(vms[0], "journalctl -b -u pwgated -o cat | grep -m1 'hardware profile'")
 	if err != nil || !strings.Contains(profile, "generic") {

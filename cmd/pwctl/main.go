@@ -8,6 +8,7 @@
 //	pwctl wg genkey | pwctl wg pubkey
 //	pwctl config apply|confirm|rollback|history|diff|show (see config.go)
 //	pwctl update FILE|- | --status | check-boot (see update.go)
+//	pwctl syslog check|rsyslog FILE (see syslog.go)
 //
 // Invoked as "gpwstats" (a symlink), it prints the reference's twelve
 // counters in the reference tool's format from the reference protocol
@@ -56,6 +57,9 @@ func usage(w io.Writer) {
                                 unless confirmed (pwctl config --help)
        pwctl update ...         install an update into the other root slot
                                 (pwctl update --help)
+       pwctl syslog check|rsyslog FILE [OUT]
+                                check syslog.yaml, make rsyslogd's
+                                configuration from it (pwctl syslog --help)
        pwctl --version
 
   stats   every counter, one a line (the reference's twelve first)
@@ -103,6 +107,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return updateCmd(rest, *socket, stdin, stdout, stderr)
 	case "config":
 		return configCmd(rest, *socket, stdin, stdout, stderr)
+	case "syslog":
+		return syslogCmd(rest, stdout, stderr)
 	}
 	sub := flag.NewFlagSet("pwctl "+cmd, flag.ContinueOnError)
 	sub.SetOutput(stderr)

@@ -14,7 +14,7 @@ export BPF_CLANG BPF_CFLAGS
 
 # Debian packages the tests, the demo and the benchmarks use.
 PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 radvd \
-	netsniff-ng procps util-linux curl linux-perf wireguard-go wireguard-tools frr python3 chromium
+	netsniff-ng procps util-linux curl linux-perf wireguard-go wireguard-tools frr python3 chromium lldpd
 MODE ?= ip6
 ENCRYPT ?= none
 

@@ -77,8 +77,9 @@ type Objects struct {
 }
 
 // Load loads the programs and maps into the kernel, with the uplink
-// program fixed to mode m.
-func Load(m Mode) (*Objects, error) {
+// program fixed to mode m and, with passLLDP, the downlink program passing
+// LLDP frames to the kernel instead of the socket.
+func Load(m Mode, passLLDP bool) (*Objects, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise memlock limit: %w", err)
 	}
@@ -88,6 +89,11 @@ func Load(m Mode) (*Objects, error) {
 	}
 	if err := spec.Variables["pw_mode"].Set(uint32(m)); err != nil {
 		return nil, fmt.Errorf("set xdp mode: %w", err)
+	}
+	if passLLDP {
+		if err := spec.Variables["dl_lldp"].Set(uint32(1)); err != nil {
+			return nil, fmt.Errorf("set xdp lldp: %w", err)
+		}
 	}
 	o := new(Objects)
 	if err := loadAndAssign(spec, &o.objs, "xdp programs"); err != nil {

@@ -130,7 +130,7 @@ func TestUplinkProgram(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o, err := Load(tt.mode)
+			o, err := Load(tt.mode, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,11 +154,36 @@ func TestUplinkProgram(t *testing.T) {
 	}
 }
 
+// TestDownlinkLLDP: loaded with passLLDP the downlink program passes
+// LLDP to the kernel and nothing else; without, LLDP goes the way of every
+// frame (here, with no socket, dropped and counted).
+func TestDownlinkLLDP(t *testing.T) {
+	needRoot(t)
+	for _, pass := range []bool{false, true} {
+		o, err := Load(ModeEth, pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			pkt  []byte
+			want uint32
+		}{
+			{ethFrame(peerMAC, 0x88cc), map[bool]uint32{false: xdpDrop, true: xdpPass}[pass]},
+			{ethFrame(peerMAC, 0x0800), xdpDrop},
+		} {
+			if got := run(t, o.objs.PwgateDownlink, c.pkt); got != c.want {
+				t.Errorf("passLLDP %v, % x...: verdict %d, want %d", pass, c.pkt[:min(len(c.pkt), 14)], got, c.want)
+			}
+		}
+		o.Close()
+	}
+}
+
 // TestReplacePeers: the new peer is in the map before the old one leaves,
 // and a failed replacement leaves the old set.
 func TestReplacePeers(t *testing.T) {
 	needRoot(t)
-	o, err := Load(ModeIP6)
+	o, err := Load(ModeIP6, false)
 	if err != nil {
 		t.Fatal(err)
 	}

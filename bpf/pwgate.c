@@ -3,7 +3,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 //
 // XDP programs of pwgated. The downlink belongs wholly to the data path:
-// every frame goes to the AF_XDP socket. On the uplink only frames from a
+// every frame goes to the AF_XDP socket, except, with pwgated's LLDP on
+// (dl_lldp), LLDP frames, which stop at pwgate as at any bridge and go to
+// the kernel, where pwgated's LLDP reads them. On the uplink only frames from a
 // configured peer go to the socket: pseudowire from the peer (eth and ip6
 // modes), VXLAN from a known VTEP (vxlan mode); frames that claim to be
 // pseudowire or VXLAN but come from anyone else are dropped and counted;
@@ -36,6 +38,8 @@
 
 // Set by pwgated at load time (bpf.Load).
 volatile const __u32 pw_mode = 0;
+// Set by pwgated at load time: 1 passes the downlink's LLDP to the kernel.
+volatile const __u32 dl_lldp = 0;
 
 // A peer: its IPv6 address (ip6 mode; a VTEP's in vxlan mode, IPv4
 // addresses mapped as ::ffff:a.b.c.d), or its MAC in the first six bytes
@@ -104,6 +108,12 @@ static __always_inline int to_socket(void *sockets, __u32 queue, __u32 ok, __u32
 SEC("xdp")
 int pwgate_downlink(struct xdp_md *ctx)
 {
+	if (dl_lldp) {
+		void *data = (void *)(long)ctx->data;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) <= (void *)(long)ctx->data_end && eth->h_proto == bpf_htons(ETH_P_LLDP))
+			return XDP_PASS;
+	}
 	return to_socket(&dl_sockets, ctx->rx_queue_index, DL_TO_SOCKET, DL_NO_SOCKET);
 }
 

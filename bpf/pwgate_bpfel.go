@@ -28,6 +28,7 @@ const (
 	pwgateMapUlSockets       = "ul_sockets"
 	pwgateProgPwgateDownlink = "pwgate_downlink"
 	pwgateProgPwgateUplink   = "pwgate_uplink"
+	pwgateVarDlLldp          = "dl_lldp"
 	pwgateVarPwMode          = "pw_mode"
 )
 
@@ -91,6 +92,7 @@ type pwgateMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type pwgateVariableSpecs struct {
+	DlLldp *ebpf.VariableSpec `ebpf:"dl_lldp"`
 	PwMode *ebpf.VariableSpec `ebpf:"pw_mode"`
 }
 
@@ -133,6 +135,7 @@ func (m *pwgateMaps) Close() error {
 //
 // It can be passed to loadPwgateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type pwgateVariables struct {
+	DlLldp *ebpf.Variable `ebpf:"dl_lldp"`
 	PwMode *ebpf.Variable `ebpf:"pw_mode"`
 }
 

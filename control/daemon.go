@@ -20,6 +20,7 @@ import (
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/feature"
+	"github.com/pwgate/pwgate/control/lldp"
 	"github.com/pwgate/pwgate/control/statsrv"
 	"github.com/pwgate/pwgate/control/uplink"
 	"github.com/pwgate/pwgate/control/wireguard"
@@ -51,6 +52,7 @@ type Daemon struct {
 	sp       *speakerRole // anycast's, unless a VTEP's speaker carries it
 	ac       *anycast.Role
 	peer     *peerRole         // a pseudowire's peer: keepalives, follow_peer
+	lldp     *lldp.Role        // LLDP on the ports (lldp)
 	extra    []feature.Feature // a test's, after the others
 	// graceful is set when pwgated stops on a signal (not on an error):
 	// BGP then leaves with graceful restart, if configured.
@@ -197,6 +199,9 @@ func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error
 		}
 		if e := path.engine(); e != nil && !c.IsVXLAN() {
 			d.peer = newPeerRole(c, e, netlinkLink(c.Downlink), log)
+		}
+		if c.LLDP != nil {
+			d.lldp = lldp.Start(c, log)
 		}
 	}
 	d.publishStatus() // from here on the servers' goroutines read the daemon
@@ -357,13 +362,14 @@ func (d *Daemon) Reload() error {
 // stop while the uplink's address, which the tracker may have added, is
 // still there to send their NOTIFICATION from; WireGuard's tunnel goes
 // after the data goroutines that use it; the LAN port that follow_peer
-// may have taken down comes up first.
+// may have taken down comes up first, after LLDP has said goodbye on the
+// ports.
 func (d *Daemon) features() []feature.Feature {
 	var fs []feature.Feature
 	for _, f := range []struct {
 		on bool
 		f  feature.Feature
-	}{{d.cf != nil, d.cf}, {d.wg != nil, d.wg}, {d.up != nil, d.up}, {d.vx != nil, d.vx}, {d.sp != nil, d.sp}, {d.ac != nil, d.ac}, {d.path != nil, d.path}, {d.peer != nil, d.peer}} {
+	}{{d.cf != nil, d.cf}, {d.wg != nil, d.wg}, {d.up != nil, d.up}, {d.vx != nil, d.vx}, {d.sp != nil, d.sp}, {d.ac != nil, d.ac}, {d.path != nil, d.path}, {d.peer != nil, d.peer}, {d.lldp != nil, d.lldp}} {
 		if f.on {
 			fs = append(fs, f.f)
 		}
@@ -388,6 +394,6 @@ func (d *Daemon) Close() error {
 	if d.path != nil {
 		errs = append(errs, d.path.closePorts())
 	}
-	d.cf, d.path, d.up, d.wg, d.vx, d.sp, d.ac, d.peer = nil, nil, nil, nil, nil, nil, nil, nil
+	d.cf, d.path, d.up, d.wg, d.vx, d.sp, d.ac, d.peer, d.lldp = nil, nil, nil, nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -49,7 +49,7 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		return nil, err
 	}
 	p.nic = append(p.nic, links...)
-	if p.objs, err = bpf.Load(mode); err != nil {
+	if p.objs, err = bpf.Load(mode, c.LLDP != nil); err != nil {
 		return nil, err
 	}
 	if mode != bpf.ModeNone {

@@ -251,6 +251,11 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 			row("follow peer", followLine(f))
 		}
 	}
+	if l := s.LLDP; l != nil {
+		for _, line := range lldpLines(l) {
+			row("lldp", line)
+		}
+	}
 	if w := s.WireGuard; w != nil {
 		session := ""
 		if w.Pseudowire {
@@ -291,6 +296,44 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 	row("config", cfg)
 	row("version", fmt.Sprintf("%s (pid %d)", s.Version, s.PID))
 	return tw.Flush()
+}
+
+// lldpLines says who is cabled to each LLDP port: "dl0: sw1 port
+// Gi0/3 (uplink to pwgate), chassis 00:11:..., 12s ago", a port's trouble,
+// or that nothing was heard.
+func lldpLines(l *client.LLDP) []string {
+	var out []string
+	for _, p := range l.Ports {
+		heard := 0
+		for _, n := range l.Neighbors {
+			if n.Port != p.Name {
+				continue
+			}
+			heard++
+			who := n.SystemName
+			if who == "" {
+				who = "chassis " + n.ChassisID
+			}
+			line := fmt.Sprintf("%s: %s port %s", p.Name, who, n.PortID)
+			if n.PortDesc != "" && n.PortDesc != n.PortID {
+				line += " (" + n.PortDesc + ")"
+			}
+			if n.SystemName != "" {
+				line += ", chassis " + n.ChassisID
+			}
+			if len(n.Mgmt) > 0 {
+				line += ", address " + strings.Join(n.Mgmt, " ")
+			}
+			out = append(out, line+fmt.Sprintf(", %s ago", (time.Duration(n.Age)*time.Second).String()))
+		}
+		switch {
+		case p.Error != "":
+			out = append(out, fmt.Sprintf("%s: %s", p.Name, p.Error))
+		case heard == 0:
+			out = append(out, fmt.Sprintf("%s: no neighbour heard", p.Name))
+		}
+	}
+	return out
 }
 
 // pathLine says what keepalives tell of the peer: "up, rtt 1.2ms, jitter

@@ -115,6 +115,29 @@ func TestStatusPath(t *testing.T) {
 	}
 }
 
+// TestStatusLLDP: a line per neighbour, a port's trouble, or that nothing
+// was heard on it.
+func TestStatusLLDP(t *testing.T) {
+	d := controltest.Start(t)
+	d.SetStatus(client.Status{Mode: "eth", Ready: true, LLDP: &client.LLDP{Interval: 30,
+		Ports: []client.LLDPPort{{Name: "dl0"}, {Name: "ul0"}, {Name: "enp1s0", Error: "lldp: route ip+net: no such network interface"}},
+		Neighbors: []client.LLDPNeighbor{
+			{Port: "dl0", ChassisID: "00:1b:21:0a:0b:0c", PortID: "Gi0/3", PortDesc: "to pwgate", SystemName: "sw1", Age: 12.4},
+			{Port: "dl0", ChassisID: "02:00:00:00:00:01", PortID: "eth0", Mgmt: []string{"192.0.2.2"}, Age: 1},
+		}}})
+	out, _, _ := pwctl("--socket", d.Socket, "status")
+	for _, want := range []string{
+		"lldp  dl0: sw1 port Gi0/3 (to pwgate), chassis 00:1b:21:0a:0b:0c, 12s ago",
+		"lldp  dl0: chassis 02:00:00:00:00:01 port eth0, address 192.0.2.2, 1s ago",
+		"lldp  ul0: no neighbour heard",
+		"lldp  enp1s0: lldp: route ip+net: no such network interface",
+	} {
+		if !regexp.MustCompile(`(?m)^` + strings.Replace(regexp.QuoteMeta(want), "  ", " +", 1) + `$`).MatchString(out) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestStatusOtherModes(t *testing.T) {
 	d := controltest.Start(t)
 	d.SetStatus(client.Status{Mode: "vxlan", Peer: "vxlan 10.0.0.1", Uplink: "ul0", UplinkMTU: 1500, Ready: true,

@@ -82,6 +82,36 @@ type Status struct {
 	ConfigPending  *ConfigPending `json:"config_pending,omitempty"`
 	// Path is the pseudowire's peer as keepalives show it (peer.keepalive).
 	Path *PeerPath `json:"path,omitempty"`
+	// LLDP is what pwgated's LLDP knows of its ports' neighbours (lldp).
+	LLDP *LLDP `json:"lldp,omitempty"`
+}
+
+// LLDP is the ports LLDP runs on and the neighbours heard on them.
+type LLDP struct {
+	Interval  float64        `json:"interval_seconds"`
+	Ports     []LLDPPort     `json:"ports"`
+	Neighbors []LLDPNeighbor `json:"neighbors"`
+}
+
+// LLDPPort is one of our LLDP ports.
+type LLDPPort struct {
+	Name  string `json:"name"`
+	Error string `json:"error,omitempty"` // the last failure to send on it, or to open it
+}
+
+// LLDPNeighbor is what a neighbour's last LLDPDU said (its strings made
+// printable and cut to 255 bytes).
+type LLDPNeighbor struct {
+	Port       string   `json:"port"` // ours, where it was heard
+	ChassisID  string   `json:"chassis_id"`
+	PortID     string   `json:"port_id"`
+	PortDesc   string   `json:"port_description,omitempty"`
+	SystemName string   `json:"system_name,omitempty"`
+	SystemDesc string   `json:"system_description,omitempty"`
+	Caps       []string `json:"capabilities,omitempty"`
+	Mgmt       []string `json:"management_addresses,omitempty"`
+	TTL        int      `json:"ttl_seconds"`
+	Age        float64  `json:"age_seconds"` // since its last LLDPDU
 }
 
 // The states of PeerPath.State.

@@ -67,6 +67,7 @@ type Config struct {
 	VXLAN     *VXLANConfig   // mode: vxlan
 	BGP       *BGPConfig     // nil: no bgp section
 	Anycast   *AnycastConfig // nil: no anycast section
+	LLDP      *LLDP          // nil: no lldp section (no LLDP)
 
 	vxlanMode      bool          // the file says mode: vxlan
 	followPeerHold time.Duration // downlink.follow_peer_hold, until check
@@ -236,6 +237,26 @@ var schema = map[string]any{
 	"vxlan":        vxlanSchema,
 	"bgp":          bgpSchema,
 	"anycast":      anycastSchema,
+	"lldp": section{begin: func(c *Config) { c.LLDP = &LLDP{Interval: DefaultLLDPInterval} }, schema: map[string]any{
+		"interval": setter(func(c *Config, v string) error { return duration(&c.LLDP.Interval, v, time.Second, time.Hour) }),
+		"system_name": setter(func(c *Config, v string) error {
+			if len(v) > 255 || strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+				return fmt.Errorf("%q: at most 255 printable ASCII characters", v)
+			}
+			c.LLDP.SystemName = v
+			return nil
+		}),
+		"ports": each(func(c *Config, v string) error {
+			if slices.Contains(c.LLDP.Ports, v) {
+				return fmt.Errorf("%s is named twice", v)
+			}
+			if len(c.LLDP.Ports) == MaxLLDPPorts {
+				return fmt.Errorf("more than %d ports", MaxLLDPPorts)
+			}
+			c.LLDP.Ports = append(c.LLDP.Ports, v)
+			return nil
+		}),
+	}},
 	"stats": map[string]any{
 		"socket":          setter(func(c *Config, v string) error { return absPath(&c.StatsSocket, v) }),
 		"group":           setter(func(c *Config, v string) error { c.StatsGroup = v; return nil }),
@@ -489,8 +510,28 @@ func (c *Config) check(lines map[string]int) error {
 	if err := c.checkKeepalive(lines, fail); err != nil {
 		return err
 	}
+	if c.LLDP != nil {
+		for _, p := range c.LLDP.Ports {
+			if p == c.Downlink || p == c.Uplink {
+				return fail("lldp.ports", "%s is a pseudowire port: LLDP runs on both of those anyway; list only others (the management port)", p)
+			}
+		}
+	}
 	return c.checkStats(fail)
 }
+
+// LLDP is the lldp section: LLDP on the downlink, the uplink and Ports.
+type LLDP struct {
+	Interval   time.Duration // between our LLDPDUs; their TTL is 4 × Interval
+	SystemName string        // "": the host name
+	Ports      []string      // more ports (the management port)
+}
+
+// LLDP limits and defaults.
+const (
+	DefaultLLDPInterval = 30 * time.Second
+	MaxLLDPPorts        = 8
+)
 
 // Keepalive is peer.keepalive.
 type Keepalive struct {
@@ -632,6 +673,8 @@ func (c *Config) Reloadable(next *Config) string {
 		return "bgp (adding or removing the section)"
 	case (c.Anycast == nil) != (next.Anycast == nil):
 		return "anycast (adding or removing the section)"
+	case (c.LLDP == nil) != (next.LLDP == nil):
+		return "lldp (adding or removing the section: the LAN port's XDP program passes LLDP only when loaded so)"
 	case c.Anycast != nil && fmt.Sprint(c.Anycast.Forward.restartKeys()) != fmt.Sprint(next.Anycast.Forward.restartKeys()):
 		return "anycast.forward"
 	case c.BGP != nil && (c.BGP.ASN != next.BGP.ASN || c.BGP.RouterID != next.BGP.RouterID):

@@ -130,6 +130,12 @@ func TestParseErrors(t *testing.T) {
 		{"keepalive not a duration", ethYAML + "  keepalive:\n    interval: often\n", `"often" is not a duration`},
 		{"keepalive timeout too short", ethYAML + "  keepalive:\n    interval: 100ms\n    timeout: 150ms\n", "peer.keepalive.timeout: 150ms is less than twice the interval 100ms"},
 		{"keepalive as a value", ethYAML + "  keepalive: 100ms\n", "peer.keepalive: want a mapping of keys"},
+		{"lldp interval too short", ethYAML + "lldp:\n  interval: 100ms\n", "lldp.interval: 100ms is out of range 1s..1h0m0s"},
+		{"lldp name not printable", ethYAML + "lldp:\n  system_name: \"a\\tb\"\n", "lldp.system_name: \"a\\tb\": at most 255 printable ASCII characters"},
+		{"lldp port twice", ethYAML + "lldp:\n  ports: [eth0, eth0]\n", "lldp.ports[1]: eth0 is named twice"},
+		{"lldp on a pseudowire port", ethYAML + "lldp:\n  ports: [ul0]\n", "lldp.ports: ul0 is a pseudowire port"},
+		{"lldp too many ports", ethYAML + "lldp:\n  ports: [a, b, c, d, e, f, g, h, i]\n", "lldp.ports[8]: more than 8 ports"},
+		{"lldp unknown key", ethYAML + "lldp:\n  tx_hold: 4\n", "lldp.tx_hold"},
 		{"follow_peer without keepalive", rep(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: true"), "downlink.follow_peer: needs peer.keepalive"},
 		{"follow_peer not a bool", rep(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer: maybe"), `downlink.follow_peer: "maybe" is not true or false`},
 		{"hold without follow_peer", rep(ethYAML, "  interface: dl0", "  interface: dl0\n  follow_peer_hold: 5s"), "downlink.follow_peer_hold: only with downlink.follow_peer: true"},
@@ -254,6 +260,19 @@ func TestReloadable(t *testing.T) {
 	next, _ := Parse("b", []byte(strings.Replace(strings.Replace(ip6YAML, "2001:db8:b::b", "2001:db8:b::c", 1), "mtu: 1500", "mtu: 1400", 1)))
 	if got := base.Reloadable(next); got != "" {
 		t.Errorf("peer and MTU change needs a restart: %q", got)
+	}
+	// The lldp section: in or out needs a restart (the LAN port's XDP
+	// program), its keys do not.
+	withLLDP, err := Parse("b", []byte(ip6YAML+"lldp:\n  system_name: site-a\n  ports: [eth0]\n"))
+	if err != nil || withLLDP.LLDP == nil || withLLDP.LLDP.Interval != DefaultLLDPInterval || withLLDP.LLDP.SystemName != "site-a" || withLLDP.LLDP.Ports[0] != "eth0" {
+		t.Fatalf("lldp: %+v %v", withLLDP.LLDP, err)
+	}
+	if got := base.Reloadable(withLLDP); !strings.HasPrefix(got, "lldp") {
+		t.Errorf("adding lldp: Reloadable says %q", got)
+	}
+	other, _ := Parse("b", []byte(ip6YAML+"lldp:\n  interval: 5s\n"))
+	if got := withLLDP.Reloadable(other); got != "" {
+		t.Errorf("changing lldp's keys needs a restart: %q", got)
 	}
 }
 

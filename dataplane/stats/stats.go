@@ -66,6 +66,10 @@ const (
 	PeerKeepalivesRx
 	PeerKeepalivesLost
 	DLFollowPeerDowns
+	LLDPTx
+	LLDPRx
+	LLDPRxBad
+	LLDPRxIgnored
 
 	ULDropTruncated
 	ULDropNotPseudowire
@@ -161,6 +165,10 @@ var table = [NumCounters]struct{ name, help string }{
 	{"peer_keepalives_rx", "keepalives received from the peer (also counted in ul_rx_packets)"},
 	{"peer_keepalives_lost", "keepalives from the peer that never came: gaps in their sequence numbers"},
 	{"dl_follow_peer_downs", "times downlink.follow_peer took the LAN port down: at start until the peer is heard, and when it fell silent or stopped hearing us"},
+	{"lldp_tx", "LLDPDUs sent (lldp section), on every LLDP port"},
+	{"lldp_rx", "LLDPDUs received from neighbours and taken"},
+	{"lldp_rx_bad", "LLDP frames received that are not a valid LLDPDU"},
+	{"lldp_rx_ignored", "LLDPDUs received and not taken: more than 50 a second on a port, or a ninth neighbour on a port"},
 	{"ul_drop_truncated", "uplink packets shorter than the outer headers and control word"},
 	{"ul_drop_not_pseudowire", "uplink packets with the wrong EtherType, IP version or next header"},
 	{"ul_drop_wrong_peer", "pseudowire (or VXLAN) packets from someone other than the peer (or a known VTEP); most are dropped in XDP"},

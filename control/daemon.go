@@ -191,7 +191,7 @@ func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error
 			}
 			s = d.sp.sp
 		}
-		d.ac.Announce(s, anycast.VIPsOf(c))
+		d.ac.Announce(s, anycast.VIPsOf(c), c.Anycast.ClockWait)
 	}
 	if path != nil {
 		if err := path.start(c, d.wg, d.vx); err != nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pwgate/pwgate/control/bgp"
@@ -50,6 +51,9 @@ type Announcer struct {
 	closing bool          // Close was called: nothing is announced any more
 	shut    chan struct{} // closed by Close: leaving VIPs withdraw at once
 	wg      sync.WaitGroup
+	// clockReady is false while the checks wait for the system clock
+	// (anycast.clock_wait): each check that falls due is skipped.
+	clockReady atomic.Bool
 }
 
 // closeWait is how long Close waits for the checks that are running to
@@ -81,8 +85,50 @@ type vipRun struct {
 
 // NewAnnouncer returns an announcer that speaks through sp.
 func NewAnnouncer(sp bgp.Speaker, log *slog.Logger) *Announcer {
-	return &Announcer{start: time.Now(), sp: sp, log: log, vip: map[netip.Prefix]*vipRun{}, leaving: map[netip.Prefix]*vipRun{},
+	a := &Announcer{start: time.Now(), sp: sp, log: log, vip: map[netip.Prefix]*vipRun{}, leaving: map[netip.Prefix]*vipRun{},
 		shut: make(chan struct{})}
+	a.clockReady.Store(true)
+	return a
+}
+
+// clockPoll is how often the clock's synchronisation is looked at (a
+// variable for tests).
+var clockPoll = time.Second
+
+// WaitForClock holds the checks until synced says the system clock is
+// synchronised, or for at most max: a box without a battery-backed clock
+// starts in the past, and a check then (a TLS certificate "not yet
+// valid") fails, and is logged, at a wrong time. It returns at once; the
+// wait runs on a goroutine of its own until then or Close.
+func (a *Announcer) WaitForClock(max time.Duration, synced func() bool) {
+	if max <= 0 || synced() {
+		return
+	}
+	a.clockReady.Store(false)
+	a.log.Info("anycast: health checks wait for the system clock to be synchronised", "at most", max)
+	start := time.Now()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer a.clockReady.Store(true)
+		t := time.NewTicker(clockPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.shut:
+				return
+			case <-t.C:
+			}
+			if synced() {
+				a.log.Info("anycast: the system clock is synchronised; health checks start", "waited", time.Since(start).Round(time.Second))
+				return
+			}
+			if time.Since(start) >= max {
+				a.log.Warn("anycast: the system clock is still not synchronised; health checks start anyway", "waited", max)
+				return
+			}
+		}
+	}()
 }
 
 // Set makes vips the announced set: new VIPs start checking (and are
@@ -190,6 +236,9 @@ func (a *Announcer) Status() []client.AnycastVIP {
 		s := client.AnycastVIP{Prefix: r.cfg.Prefix.String(), Check: r.cfg.Probe.String(), State: string(r.state), Healthy: r.healthy,
 			LastCheck: r.last, LastError: r.lastErr, Since: r.since, Announced: r.announced != nil, DrainUntil: r.drainUntil,
 			Checks: r.checks, Failures: r.failures, Transitions: r.changes}
+		if r.checks == 0 && !a.clockReady.Load() {
+			s.LastError = "waiting for the system clock to be synchronised (anycast.clock_wait)"
+		}
 		if r.announced != nil && r.announced.HasMED {
 			med := r.announced.MED
 			s.MED = &med
@@ -287,10 +336,16 @@ func (a *Announcer) loop(r *vipRun) {
 			a.mu.Lock()
 			c, timeout := r.cfg.Probe, r.cfg.Timeout
 			a.mu.Unlock()
-			err := run(c, timeout)
+			skip := !a.clockReady.Load()
+			var err error
+			if !skip {
+				err = run(c, timeout)
+			}
 			a.mu.Lock()
-			a.result(r, err)
-			a.apply(r)
+			if !skip {
+				a.result(r, err)
+				a.apply(r)
+			}
 			for now := time.Now(); !next.After(now); {
 				next = next.Add(r.cfg.Interval)
 			}

@@ -110,6 +110,45 @@ func TestAnnouncerRiseFallDrain(t *testing.T) {
 	eventually(t, "withdrawn on removal", func() bool { _, ok := announced(sp); return !ok })
 }
 
+// TestAnnouncerWaitsForClock: with anycast.clock_wait, no check runs (and
+// the status says why) until the clock is synchronised; then the VIP rises
+// as usual. A clock never synchronised holds the checks for the wait only.
+func TestAnnouncerWaitsForClock(t *testing.T) {
+	defer func(p time.Duration) { clockPoll = p }(clockPoll)
+	clockPoll = 5 * time.Millisecond
+	cfg := VIP{VIP: config.VIP{Prefix: vip, Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond, Rise: 1, Fall: 1}, Probe: &switchCheck{}}
+	var synced atomic.Bool
+	sp := bgptest.New()
+	a := NewAnnouncer(sp, quiet())
+	a.WaitForClock(time.Minute, synced.Load)
+	a.Set([]VIP{cfg})
+	time.Sleep(100 * time.Millisecond)
+	if s := a.Status()[0]; s.Checks != 0 || s.Announced || !strings.Contains(s.LastError, "waiting for the system clock") {
+		t.Fatalf("checked before the clock was synchronised: %+v", s)
+	}
+	synced.Store(true)
+	eventually(t, "announced once the clock is synchronised", func() bool { _, ok := announced(sp); return ok })
+	a.Close()
+
+	sp = bgptest.New()
+	a = NewAnnouncer(sp, quiet())
+	a.WaitForClock(150*time.Millisecond, func() bool { return false })
+	a.Set([]VIP{cfg})
+	if d := eventually(t, "announced after the wait", func() bool { _, ok := announced(sp); return ok }); d < 100*time.Millisecond {
+		t.Errorf("announced %v after the start: the wait was not kept", d)
+	}
+	a.Close()
+
+	// A synchronised clock, or no wait: nothing waits.
+	a = NewAnnouncer(bgptest.New(), quiet())
+	a.WaitForClock(time.Minute, func() bool { return true })
+	a.WaitForClock(0, func() bool { return false })
+	if !a.clockReady.Load() {
+		t.Error("the checks wait although the clock is synchronised or no wait is set")
+	}
+	a.Close()
+}
+
 func TestAnnouncerSpeakerFails(t *testing.T) {
 	sp := bgptest.New()
 	sp.Fail = errors.New("no speaker")

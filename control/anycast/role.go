@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/bgp"
@@ -89,13 +90,24 @@ func NewRole(c *config.Config, log *slog.Logger) (_ *Role, err error) {
 	return r, nil
 }
 
-// Announce starts announcing vips over sp, which runs already.
-func (r *Role) Announce(sp bgp.Speaker, vips []VIP) {
+// Announce starts announcing vips over sp, which runs already; the first
+// checks wait up to clockWait for the system clock (anycast.clock_wait).
+func (r *Role) Announce(sp bgp.Speaker, vips []VIP, clockWait time.Duration) {
 	ann := NewAnnouncer(sp, r.log)
+	ann.WaitForClock(clockWait, ClockSynced)
 	r.mu.Lock()
 	r.ann = ann
 	r.mu.Unlock()
 	ann.Set(vips)
+}
+
+// ClockSynced reports whether the kernel says the system clock is
+// synchronised (an NTP client such as systemd-timesyncd has set it and
+// cleared STA_UNSYNC).
+func ClockSynced() bool {
+	var t unix.Timex
+	state, err := unix.Adjtimex(&t)
+	return err == nil && state != unix.TIME_ERROR && t.Status&unix.STA_UNSYNC == 0
 }
 
 // Received runs on BGP's goroutine: it only queues.

@@ -16,6 +16,9 @@ import (
 type AnycastConfig struct {
 	VIPs    []VIPConfig
 	Forward *ForwardConfig
+	// ClockWait is how long the first health checks wait at most for the
+	// system clock to be synchronised (anycast.clock_wait); 0: not at all.
+	ClockWait time.Duration
 }
 
 // VIP is a VIP the announcer runs (control/anycast's VIP, with the
@@ -161,6 +164,9 @@ func largeCommunity(v string) (LargeCommunity, error) {
 var anycastSchema = section{
 	begin: func(c *Config) { c.Anycast = &AnycastConfig{} },
 	schema: map[string]any{
+		"clock_wait": setter(func(c *Config, v string) error {
+			return duration(&c.Anycast.ClockWait, v, 0, 10*time.Minute)
+		}),
 		"vips": items{
 			begin: func(c *Config) {
 				c.Anycast.VIPs = append(c.Anycast.VIPs, VIPConfig{key: fmt.Sprintf("anycast.vips[%d]", len(c.Anycast.VIPs)),

@@ -81,3 +81,13 @@ func TestParseAnycastBesidePseudowire(t *testing.T) {
 		}
 	}
 }
+
+func TestClockWait(t *testing.T) {
+	c, err := Parse("a", []byte(strings.Replace(announcerYAML, "anycast:\n", "anycast:\n  clock_wait: 2m\n", 1)))
+	if err != nil || c.Anycast.ClockWait != 2*60e9 {
+		t.Fatalf("clock_wait: %v %v", c, err)
+	}
+	if c, _ := Parse("a", []byte(announcerYAML)); c.Anycast.ClockWait != 0 {
+		t.Errorf("default clock_wait %v, want 0", c.Anycast.ClockWait)
+	}
+}

@@ -130,6 +130,7 @@ func TestParseErrors(t *testing.T) {
 		{"keepalive not a duration", ethYAML + "  keepalive:\n    interval: often\n", `"often" is not a duration`},
 		{"keepalive timeout too short", ethYAML + "  keepalive:\n    interval: 100ms\n    timeout: 150ms\n", "peer.keepalive.timeout: 150ms is less than twice the interval 100ms"},
 		{"keepalive as a value", ethYAML + "  keepalive: 100ms\n", "peer.keepalive: want a mapping of keys"},
+		{"clock_wait too long", rep(ethYAML, "mode: eth", "mode: eth\nanycast:\n  clock_wait: 1h"), "anycast.clock_wait: 1h0m0s is out of range 0s..10m0s"},
 		{"lldp interval too short", ethYAML + "lldp:\n  interval: 100ms\n", "lldp.interval: 100ms is out of range 1s..1h0m0s"},
 		{"lldp name not printable", ethYAML + "lldp:\n  system_name: \"a\\tb\"\n", "lldp.system_name: \"a\\tb\": at most 255 printable ASCII characters"},
 		{"lldp port twice", ethYAML + "lldp:\n  ports: [eth0, eth0]\n", "lldp.ports[1]: eth0 is named twice"},

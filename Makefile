@@ -108,11 +108,12 @@ bench-ab: root-check deps
 SOAK ?= 30m
 # Failover with two parallel pseudowires between two LAN bridges, with and
 # without downlink.follow_peer, under RSTP (Open vSwitch) and legacy STP;
-# BRIDGES=rstp for RSTP only. bench/results/failover-*.md.
+# BRIDGES=rstp for RSTP only; ENCRYPT=wireguard for the pseudowires inside
+# WireGuard. bench/results/failover-*.md.
 BRIDGES ?= rstp,stp
 failover: root-check deps build
 	@$(MAKE) --no-print-directory deps PKGS=openvswitch-switch
-	$(GO) run ./bench/pwfailover --bin $(BIN) --bridges $(BRIDGES)
+	$(GO) run ./bench/pwfailover --bin $(BIN) --bridges $(BRIDGES) --encrypt $(ENCRYPT)
 
 # The status page's charting library, from npm (control/statsrv/web).
 web-vendor:

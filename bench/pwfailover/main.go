@@ -4,7 +4,7 @@
 // vSwitch; the kernel bridge has no RSTP and mstpd is not packaged in
 // Debian).
 //
-//	pwfailover [--bridges stp,rstp] [--only FAULT] [--bin bin] [--out bench/results]
+//	pwfailover [--bridges stp,rstp] [--encrypt wireguard] [--only FAULT] [--bin bin] [--out bench/results]
 //
 // The lab: two LAN bridges, brA (the root, priority 4096) and brB, in one
 // namespace; two pseudowires between them, each its own pair of pwgates in
@@ -29,7 +29,10 @@
 // After each fault the path is mended (the pwgated started again, the hub
 // port put back) and the bridges are left to come back to path 1 before the
 // next case. The bridges run the protocols' default timers (hello 2 s, max
-// age 20 s, forward delay 15 s). Results go to bench/results/failover-*.md.
+// age 20 s, forward delay 15 s). With --encrypt wireguard each pseudowire
+// runs in ip6 mode inside WireGuard instead (the uplinks' addresses on the
+// hub, the keepalives inside the tunnel). Results go to
+// bench/results/failover-*.md.
 package main
 
 import (
@@ -44,18 +47,27 @@ import (
 	"time"
 
 	"github.com/pwgate/pwgate/bench/lab"
+	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
 const prefix = "pwfo-"
 
-var only string // --only
+var (
+	only    string // --only
+	encrypt string // --encrypt
+)
 
 func main() {
 	bridges := flag.String("bridges", "rstp,stp", "bridge protocols to measure: rstp, stp or both")
 	bin := flag.String("bin", "bin", "directory holding pwgated")
 	out := flag.String("out", "bench/results", "results directory")
 	flag.StringVar(&only, "only", "", "measure only the faults whose name contains this")
+	flag.StringVar(&encrypt, "encrypt", "none", "none (eth mode) or wireguard (ip6 mode inside WireGuard)")
 	flag.Parse()
+	if encrypt != "none" && encrypt != "wireguard" {
+		fmt.Fprintf(os.Stderr, "pwfailover: --encrypt %q: want none or wireguard\n", encrypt)
+		os.Exit(2)
+	}
 	lab.Teardown(prefix)
 	var rows []row
 	for _, kind := range strings.Split(*bridges, ",") {
@@ -92,6 +104,7 @@ type fo struct {
 	kind, dir, bin string
 	pw             map[string]*lab.Proc // pwa1, pwb1, pwa2, pwb2
 	follow         bool
+	wgKey          map[string]wg.Key // --encrypt wireguard: each pwgated's
 }
 
 var pws = []string{"pwa1", "pwb1", "pwa2", "pwb2"}
@@ -117,7 +130,7 @@ func measure(kind, bin string) ([]row, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	f := &fo{Lab: lab.New(prefix + kind + "-"), kind: kind, dir: dir, bin: filepath.Join(bin, "pwgated"), pw: map[string]*lab.Proc{}}
+	f := &fo{Lab: lab.New(prefix + kind + "-"), kind: kind, dir: dir, bin: filepath.Join(bin, "pwgated"), pw: map[string]*lab.Proc{}, wgKey: map[string]wg.Key{}}
 	defer f.Close()
 	if err := f.build(); err != nil {
 		return nil, err
@@ -159,6 +172,19 @@ func (f *fo) build() error {
 		}
 		if err := f.Script(pw, "ip link set dev ul0 address "+ulMAC(pw)); err != nil {
 			return err
+		}
+		if encrypt == "wireguard" {
+			if err := f.Script(pw, "ip -6 addr add "+ulAddr(pw)+"/64 dev ul0 nodad"); err != nil {
+				return err
+			}
+			k, err := wg.GenerateKey()
+			if err != nil {
+				return err
+			}
+			f.wgKey[pw] = k
+			if err := os.WriteFile(f.keyFile(pw), []byte(k.String()+"\n"), 0o600); err != nil {
+				return err
+			}
 		}
 	}
 	for _, net := range []string{"net1", "net2"} {
@@ -252,13 +278,27 @@ func (f *fo) buildRSTP() error {
 
 // config is pw's configuration.
 func (f *fo) config(pw string) string {
-	c := fmt.Sprintf("mode: eth\ndownlink:\n  interface: dl0\n")
+	mode, peer, wgs := "eth", fmt.Sprintf("mac: %q", ulMAC(peerOf(pw))), ""
+	if encrypt == "wireguard" {
+		o := peerOf(pw)
+		mode, peer = "ip6", "address: "+overlay(o)
+		wgs = fmt.Sprintf("wireguard:\n  private_key_file: %s\n  listen_port: 51820\n  addresses: [%s/64]\n  peers:\n    - public_key: %q\n      endpoint: \"[%s]:51820\"\n      allowed_ips: [%s/128]\n",
+			f.keyFile(pw), overlay(pw), f.wgKey[o].PublicKey(), ulAddr(o), overlay(o))
+	}
+	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\n", mode)
 	if f.follow {
 		c += "  follow_peer: true\n  follow_peer_hold: 1s\n"
 	}
-	return c + fmt.Sprintf("uplink:\n  interface: ul0\npoll: adaptive\npeer:\n  mac: %q\n  keepalive:\n    interval: 100ms\n    timeout: 300ms\nstats:\n  socket: %s\n",
-		ulMAC(peerOf(pw)), f.socket(pw))
+	return c + fmt.Sprintf("uplink:\n  interface: ul0\npoll: adaptive\npeer:\n  %s\n  keepalive:\n    interval: 100ms\n    timeout: 300ms\nstats:\n  socket: %s\n%s",
+		peer, f.socket(pw), wgs)
 }
+
+// ulAddr and overlay are pw's uplink and WireGuard addresses (--encrypt
+// wireguard): fd00:f1::a on pwa1's uplink, fd00:77:1::a inside.
+func ulAddr(pw string) string  { return fmt.Sprintf("fd00:f%c::%c", pw[3], pw[2]) }
+func overlay(pw string) string { return fmt.Sprintf("fd00:77:%c::%c", pw[3], pw[2]) }
+
+func (f *fo) keyFile(pw string) string { return filepath.Join(f.dir, pw+".key") }
 
 func (f *fo) socket(pw string) string { return filepath.Join(f.dir, pw+".sock") }
 func (f *fo) file(pw string) string   { return filepath.Join(f.dir, pw+".yaml") }
@@ -443,7 +483,11 @@ func outage(out string, at time.Time) (gap, from time.Duration, note string) {
 func render(rows []row) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# make failover, %s\n\n", time.Now().UTC().Format(time.RFC3339))
-	b.WriteString("Two parallel eth-mode pseudowires between two LAN bridges (brA the root); keepalives every 100 ms, down after 300 ms, follow_peer hold 1 s; pings every 10 ms. Outage: the longest gap between replies around the fault; began: when that gap began, from the fault.\n\n")
+	what := "eth-mode pseudowires"
+	if encrypt == "wireguard" {
+		what = "ip6-mode pseudowires inside WireGuard"
+	}
+	b.WriteString("Two parallel " + what + " between two LAN bridges (brA the root); keepalives every 100 ms, down after 300 ms, follow_peer hold 1 s; pings every 10 ms. Outage: the longest gap between replies around the fault; began: when that gap began, from the fault.\n\n")
 	b.WriteString("| bridges | fault on the primary path | follow_peer | outage | began |\n|---|---|---|---:|---:|\n")
 	for _, r := range rows {
 		o := r.outage.Round(time.Millisecond).String()

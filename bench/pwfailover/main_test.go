@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pwgate/pwgate/control/config"
+	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
 func pingOutput(times ...float64) string {
@@ -48,5 +52,33 @@ func TestFlowing(t *testing.T) {
 	}
 	if flowing(pingOutput(now-2), time.Second) {
 		t.Error("no recent reply counted as flowing")
+	}
+}
+
+// TestConfigs: what the lab writes for each pwgated is a valid
+// configuration, in eth mode and inside WireGuard, with follow_peer on and
+// off.
+func TestConfigs(t *testing.T) {
+	defer func(e string) { encrypt = e }(encrypt)
+	for _, e := range []string{"none", "wireguard"} {
+		encrypt = e
+		f := &fo{dir: t.TempDir(), wgKey: map[string]wg.Key{}}
+		for _, pw := range pws {
+			k, _ := wg.GenerateKey()
+			f.wgKey[pw] = k
+			os.WriteFile(f.keyFile(pw), []byte(k.String()+"\n"), 0o600)
+		}
+		for _, follow := range []bool{false, true} {
+			f.follow = follow
+			for _, pw := range pws {
+				c, err := config.Parse(pw, []byte(f.config(pw)))
+				if err != nil {
+					t.Fatalf("%s, follow %v, %s: %v\n%s", e, follow, pw, err, f.config(pw))
+				}
+				if (c.FollowPeer != nil) != follow || c.Keepalive == nil || (c.WireGuard != nil) != (e == "wireguard") {
+					t.Errorf("%s, follow %v, %s: %+v", e, follow, pw, c)
+				}
+			}
+		}
 	}
 }

@@ -39,7 +39,7 @@ type peerRole struct {
 }
 
 // lossSample is the keepalive counters at one second.
-type lossSample struct{ rx, lost uint64 }
+type lossSample struct{ rx, lost, late uint64 }
 
 // peerSource is what the role reads of the data path (the engine; a fake
 // in tests).
@@ -217,7 +217,7 @@ func (p *peerRole) sampleLoss(now time.Time) {
 	var s stats.Snapshot
 	p.src.Snapshot(&s)
 	copy(p.loss[:], p.loss[1:])
-	p.loss[len(p.loss)-1] = lossSample{s[stats.PeerKeepalivesRx], s[stats.PeerKeepalivesLost]}
+	p.loss[len(p.loss)-1] = lossSample{s[stats.PeerKeepalivesRx], s[stats.PeerKeepalivesLost], s[stats.PeerKeepalivesLate]}
 	p.nLoss++
 }
 
@@ -228,7 +228,10 @@ func (p *peerRole) lossRatio() float64 {
 		return 0
 	}
 	first, last := p.loss[len(p.loss)-n], p.loss[len(p.loss)-1]
+	// A late keepalive was counted lost at its gap, and received: it
+	// is taken back from the lost (its gap may precede the window).
 	rx, lost := last.rx-first.rx, last.lost-first.lost
+	lost -= min(lost, last.late-first.late)
 	if rx+lost == 0 {
 		return 0
 	}

@@ -179,6 +179,17 @@ func TestLossRatio(t *testing.T) {
 	if r := p.lossRatio(); r != 0.1 {
 		t.Errorf("loss %v, want 0.1", r)
 	}
+	// Every gap a reordering: nothing lost.
+	for i := range 15 {
+		src.snap[stats.PeerKeepalivesRx] = uint64(i) * 10
+		src.snap[stats.PeerKeepalivesLost] = uint64(i)
+		src.snap[stats.PeerKeepalivesLate] = uint64(i)
+		p.started = time.Now().Add(-time.Duration(i+15) * time.Second)
+		p.sampleLoss(time.Now())
+	}
+	if r := p.lossRatio(); r != 0 {
+		t.Errorf("loss %v with every gap filled late, want 0", r)
+	}
 }
 
 func TestAfterStop(t *testing.T) {

@@ -102,6 +102,22 @@ func TestForgedEcho(t *testing.T) {
 	}
 }
 
+// TestKeepaliveOrder: a gap counts as lost; a keepalive that comes after a
+// later one counts as late (and leaves the sequence where it is), a
+// duplicate as neither; a jump back beyond the reorder window is the peer
+// restarting, and no loss.
+func TestKeepaliveOrder(t *testing.T) {
+	r := newRig(t, ethParams(refMAC, refMAC), true, nil)
+	for _, seq := range []uint32{100, 101, 103, 102, 104, 104, 5, 6} {
+		r.e.dec.keepalive(&pseudowire.Keepalive{Seq: seq}, monotime())
+	}
+	r.e.dec.st.Publish()
+	s := snapshot(r.e)
+	if s[stats.PeerKeepalivesRx] != 8 || s[stats.PeerKeepalivesLost] != 1 || s[stats.PeerKeepalivesLate] != 1 {
+		t.Errorf("rx %d lost %d late %d, want 8, 1, 1", s[stats.PeerKeepalivesRx], s[stats.PeerKeepalivesLost], s[stats.PeerKeepalivesLate])
+	}
+}
+
 // TestNoKeepalivesUnlessConfigured: an engine without keepalives sends
 // nothing to an idle uplink (a peer running the reference never sees one).
 func TestNoKeepalivesUnlessConfigured(t *testing.T) {

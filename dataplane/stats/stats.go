@@ -65,6 +65,7 @@ const (
 	PeerKeepalivesTx
 	PeerKeepalivesRx
 	PeerKeepalivesLost
+	PeerKeepalivesLate
 	DLFollowPeerDowns
 	LLDPTx
 	LLDPRx
@@ -164,6 +165,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"peer_keepalives_tx", "keepalives sent to the peer (peer.keepalive; also counted in ul_tx_packets)"},
 	{"peer_keepalives_rx", "keepalives received from the peer (also counted in ul_rx_packets)"},
 	{"peer_keepalives_lost", "keepalives from the peer that never came: gaps in their sequence numbers"},
+	{"peer_keepalives_late", "keepalives from the peer that came after a later one (reordered): counted in peer_keepalives_lost at the gap, taken back from the loss pwctl status shows"},
 	{"dl_follow_peer_downs", "times downlink.follow_peer took the LAN port down: at start until the peer is heard, and when it fell silent or stopped hearing us"},
 	{"lldp_tx", "LLDPDUs sent (lldp section), on every LLDP port"},
 	{"lldp_rx", "LLDPDUs received from neighbours and taken"},

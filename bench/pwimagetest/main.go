@@ -106,7 +106,9 @@ func run(image string, boot time.Duration) error {
 	}
 	vms := []*vm{{name: "a", ssh: 2201}, {name: "b", ssh: 2202}}
 	setup := []string{
-		"ip link add br-ul type bridge ageing_time 0 stp_state 0", "ip link set br-ul up",
+		// group_fwd_mask 0x4000: the uplinks' hub forwards LLDP
+		// (01:80:c2:00:00:0e), so that each appliance hears the other's.
+		"ip link add br-ul type bridge ageing_time 0 stp_state 0 group_fwd_mask 0x4000", "ip link set br-ul up",
 	}
 	for i, v := range vms {
 		v.image, v.vars, v.serial = filepath.Join(dir, v.name+".img"), filepath.Join(dir, v.name+"-vars.fd"), filepath.Join(dir, v.name+"-serial.log")
@@ -117,7 +119,7 @@ func run(image string, boot time.Duration) error {
 			return fmt.Errorf("OVMF: %v: %s", err, out)
 		}
 		files := map[string]string{
-			"pwgated.yaml":    fmt.Sprintf("mode: eth\ndownlink:\n  interface: enp0s4\nuplink:\n  interface: enp0s5\npeer:\n  mac: \"52:54:00:00:0%d:05\"\npoll: adaptive\nstats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\n", 2-i),
+			"pwgated.yaml":    fmt.Sprintf("mode: eth\ndownlink:\n  interface: enp0s4\nuplink:\n  interface: enp0s5\npeer:\n  mac: \"52:54:00:00:0%d:05\"\npoll: adaptive\nstats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\nlldp:\n  interval: 5s\n  system_name: site-%s\n  ports: [enp0s3]\n", 2-i, v.name),
 			"mgmt.network":    "[Match]\nName=enp0s3\n\n[Network]\nDHCP=ipv4\n",
 			"authorized_keys": string(pub),
 			// A trial boot of an update has a minute to become healthy.
@@ -273,6 +275,20 @@ func run(image string, boot time.Duration) error {
 	}
 	fmt.Printf("pwimagetest: vm a: time synchronised from /config/timesyncd.conf: %s", synced)
 	fmt.Printf("pwimagetest: vm b: no timesyncd.conf, the image's servers: %s", servers)
+	// LLDP: each appliance hears the other on its uplink (the LAN bridges
+	// send none); the management port runs it too, without trouble (qemu's
+	// user network has no neighbour to hear).
+	var lldp string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(3 * time.Second) {
+		lldp, err = ssh(vms[0], "pwctl status | grep ^lldp")
+		if strings.Contains(lldp, "enp0s5: site-b port enp0s5") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(lldp, "enp0s5: site-b port enp0s5") || !strings.Contains(lldp, "enp0s3: no neighbour heard") {
+		return fmt.Errorf("vm a: LLDP: want site-b heard on the uplink, the management port open; pwctl status says:\n%s (%v)", lldp, err)
+	}
+	fmt.Printf("pwimagetest: vm a: pwctl status:\n%s", lldp)
 	if err := checkSyslog(logs, func(cmd string) (string, error) { return ssh(vms[0], cmd) }); err != nil {
 		return fmt.Errorf("vm a: remote syslog: %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/dataplane/stats"
@@ -316,4 +318,48 @@ func TestReader(t *testing.T) {
 		}
 	}
 	r.Close(false) // returns only once the readers have
+}
+
+// TestPortGone: a read that says the interface is gone closes the port,
+// and the tick after an interval opens it again (a new socket on the
+// interface as it is now).
+func TestPortGone(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	var mu sync.Mutex
+	opened := map[string]int{}
+	gone := newFakePort()
+	gone.errs <- unix.ENODEV
+	open := func(name string) (portIO, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		opened[name]++
+		if name == "dl0" && opened[name] == 1 {
+			return gone, nil
+		}
+		return newFakePort(), nil
+	}
+	r := start(testConfig(), open, clock.now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer r.Close(false)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var st client.Status
+		r.Status(&st)
+		if st.LLDP.Ports[0].Error == "receive: "+unix.ENODEV.Error() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gone port not closed: %+v", st.LLDP.Ports)
+		}
+	}
+	select {
+	case <-gone.closed:
+	default:
+		t.Error("the dead socket was not closed")
+	}
+	clock.add(30 * time.Second)
+	r.tick()
+	mu.Lock()
+	defer mu.Unlock()
+	if opened["dl0"] != 2 || opened["ul0"] != 1 {
+		t.Errorf("opened %v, want dl0 twice and ul0 once", opened)
+	}
 }

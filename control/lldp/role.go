@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/feature"
@@ -83,9 +85,6 @@ func start(c *config.Config, open func(string) (portIO, error), now func() time.
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.setPorts(c)
-	if r.chassis == nil && len(r.ports) > 0 && r.ports[0].io != nil {
-		r.chassis = r.ports[0].io.hwaddr()
-	}
 	r.sendAll(r.cfg.Interval)
 	return r
 }
@@ -116,7 +115,7 @@ func (r *Role) setPorts(c *config.Config) {
 	}
 	for _, p := range r.ports {
 		if !slices.Contains(next, p) {
-			r.closePort(p, true)
+			r.closePort(p)
 		}
 	}
 	r.ports = next
@@ -138,15 +137,12 @@ func (r *Role) openPort(p *lldpPort) {
 	go r.reader(p, io)
 }
 
-// closePort says goodbye on p (TTL 0) if asked, and closes it. With r.mu
-// held.
-func (r *Role) closePort(p *lldpPort, bye bool) {
+// closePort says goodbye on p (TTL 0) and closes it. With r.mu held.
+func (r *Role) closePort(p *lldpPort) {
 	if p.io == nil {
 		return
 	}
-	if bye {
-		r.send(p, 0)
-	}
+	r.send(p, 0)
 	p.io.close()
 	p.io = nil
 }
@@ -158,6 +154,17 @@ func (r *Role) reader(p *lldpPort, io portIO) {
 		n, err := io.read(buf)
 		switch {
 		case errors.Is(err, os.ErrClosed):
+			return
+		case errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO):
+			// The interface is gone (a NIC unplugged, a port
+			// re-created with a new index): the socket is dead; the
+			// tick opens the port again once it is back.
+			r.mu.Lock()
+			if p.io == io {
+				io.close()
+				p.io, p.err, p.tried = nil, "receive: "+err.Error(), r.now()
+			}
+			r.mu.Unlock()
 			return
 		case err != nil:
 			// The link went down (follow_peer takes the LAN port down):
@@ -293,7 +300,7 @@ func (r *Role) Reload(old, next *config.Config) ([]feature.Step, error) {
 func (r *Role) Close(bool) {
 	r.mu.Lock()
 	for _, p := range r.ports {
-		r.closePort(p, true)
+		r.closePort(p)
 	}
 	r.mu.Unlock()
 	r.wg.Wait()

@@ -220,7 +220,7 @@ func bgpStatus(sp bgp.Speaker) *client.BGP {
 	b := &client.BGP{}
 	for _, ps := range sp.Peers() {
 		n := client.Neighbor{Neighbor: ps.Key, ASN: ps.ASN, Description: ps.Description, State: ps.State, Received: map[string]int{}, Advertised: ps.Advertised,
-			PrefixLimitResets: ps.LimitResets}
+			PrefixLimitResets: ps.LimitResets, RouterAdvertisementsIgnored: ps.RAsIgnored}
 		if ps.Address.IsValid() {
 			n.Address = ps.Address.String()
 		}

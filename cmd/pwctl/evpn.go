@@ -126,6 +126,9 @@ func printBGP(w io.Writer, socket string, asJSON bool) error {
 		if n.PrefixLimitResets > 0 {
 			state += fmt.Sprintf(" (ended %d× for max_prefix)", n.PrefixLimitResets)
 		}
+		if n.RouterAdvertisementsIgnored > 0 {
+			state += fmt.Sprintf(" (%d router advertisements ignored)", n.RouterAdvertisementsIgnored)
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%s\n", name, n.ASN, state, up, dash(strings.Join(rcv, ", ")), n.Advertised, n.Description)
 	}
 	return tw.Flush()

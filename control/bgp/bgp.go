@@ -250,6 +250,10 @@ type PeerState struct {
 	// more routes than its max_prefix.
 	LimitResets int
 	Description string
+	// RAsIgnored counts, for an unnumbered neighbor, the router
+	// advertisements heard on its interface that were refused (RFC 4861's
+	// checks) or not taken (a second router).
+	RAsIgnored uint64
 }
 
 // Speaker is what pwgate needs of a BGP speaker. Its methods may be called

@@ -41,6 +41,17 @@ type GoBGP struct {
 	limit   *prefixLimit
 	// listening are the addresses GoBGP listens on (under mu).
 	listening []netip.Addr
+	// Unnumbered neighbors: nd hears their addresses; applied are the
+	// neighbors in GoBGP (unnumbered ones at their heard addresses), failed
+	// the interfaces whose neighbor GoBGP could not take yet, zones the
+	// interface of each unnumbered neighbor's address (read by the
+	// watcher: GoBGP's paths carry the address without it). All under mu
+	// but zones.
+	nd      *linkNeighbors
+	applied []Neighbor
+	failed  map[string]bool
+	zones   atomic.Pointer[map[netip.Addr]string]
+	stopped bool
 }
 
 // importRules are the import filters by neighbor address; unnumbered
@@ -82,7 +93,7 @@ var _ Speaker = (*GoBGP)(nil)
 
 // NewGoBGP returns a speaker that logs to log.
 func NewGoBGP(log *slog.Logger) *GoBGP {
-	return &GoBGP{log: log, announced: map[string]bool{}, limit: newPrefixLimit()}
+	return &GoBGP{log: log, announced: map[string]bool{}, limit: newPrefixLimit(), failed: map[string]bool{}}
 }
 
 // Start implements Speaker.
@@ -102,7 +113,7 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 	if len(listen) == 0 && port > 0 {
 		listen = g.defaultListen(c.Neighbors)
 		if len(listen) == 0 {
-			g.log.Info("bgp: not listening: every neighbor is unnumbered, and pwgated connects to them (bgp.listen sets where to listen)")
+			g.log.Info("bgp: not listening: no neighbors (bgp.listen sets where to listen)")
 			port = -1
 		}
 	}
@@ -154,14 +165,47 @@ func (g *GoBGP) Reconfigure(c Config) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	old := map[string]Neighbor{}
-	for _, n := range g.cfg.Neighbors {
-		old[n.Key()] = n
+	g.cfg.Neighbors = c.Neighbors
+	return g.apply()
+}
+
+// apply brings GoBGP's neighbors to g.cfg's, with each unnumbered one at
+// the link-local address heard on its interface; one not heard yet waits
+// outside GoBGP (Peers shows it). Called with g.mu held, by Reconfigure
+// and whenever an unnumbered neighbor's address is learned or changes.
+func (g *GoBGP) apply() error {
+	ns, ifs := g.resolve(g.cfg.Neighbors)
+	if len(ifs) > 0 && g.nd == nil {
+		nd, err := newLinkNeighbors(g.log, g.learned, g.established)
+		if err != nil {
+			return fmt.Errorf("unnumbered neighbors: router advertisements: %w", err)
+		}
+		g.nd = nd
 	}
+	if g.nd != nil {
+		g.nd.set(ifs)
+	}
+	// in are the neighbors in GoBGP, kept true as it changes, and made
+	// g.applied whatever happens (in ns's order, then any left over).
+	in := map[string]Neighbor{}
+	for _, n := range g.applied {
+		in[n.Key()] = n
+	}
+	defer func() {
+		var now []Neighbor
+		for _, n := range append(slices.Clone(ns), g.applied...) {
+			if a, ok := in[n.Key()]; ok {
+				now = append(now, a)
+				delete(in, n.Key())
+			}
+		}
+		g.applied = now
+	}()
 	ctx := context.Background()
-	for _, n := range c.Neighbors {
-		o, ok := old[n.Key()]
-		delete(old, n.Key())
+	want := map[string]bool{}
+	for _, n := range ns {
+		want[n.Key()] = true
+		o, ok := in[n.Key()]
 		if ok && equalNeighbor(o, n) {
 			continue
 		}
@@ -169,23 +213,95 @@ func (g *GoBGP) Reconfigure(c Config) error {
 			if err := g.s.DeletePeer(ctx, deletePeer(o)); err != nil {
 				return fmt.Errorf("change neighbor %s: %w", n.Key(), err)
 			}
+			delete(in, n.Key())
 		}
-		if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: g.peer(n, c)}); err != nil {
+		err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: g.peer(n, g.cfg)})
+		switch {
+		case err != nil && n.Interface != "":
+			// Our own link-local address may not be there yet: tried
+			// again with the neighbor's next advertisement.
+			g.log.Warn("bgp: unnumbered neighbor heard, but its session cannot start yet", "interface", n.Interface, "address", n.Address.String(), "err", err)
+			g.failed[n.Interface] = true
+			continue
+		case err != nil:
 			return fmt.Errorf("neighbor %s: %w", n.Key(), err)
+		case n.Interface != "":
+			g.log.Info("bgp: unnumbered neighbor heard", "interface", n.Interface, "address", n.Address.String())
+		}
+		delete(g.failed, n.Interface)
+		in[n.Key()] = n
+	}
+	for k, o := range in {
+		if !want[k] {
+			if err := g.s.DeletePeer(ctx, deletePeer(o)); err != nil {
+				return fmt.Errorf("remove neighbor %s: %w", o.Key(), err)
+			}
+			delete(in, k)
 		}
 	}
-	for _, o := range old {
-		if err := g.s.DeletePeer(ctx, deletePeer(o)); err != nil {
-			return fmt.Errorf("remove neighbor %s: %w", o.Key(), err)
+	ns = slices.DeleteFunc(ns, func(n Neighbor) bool { _, ok := in[n.Key()]; return !ok })
+	zones := map[netip.Addr]string{}
+	for _, n := range ns {
+		if n.Interface != "" {
+			a := n.Address.WithZone("")
+			if z, ok := zones[a]; ok {
+				g.log.Warn("bgp: two unnumbered neighbors have the same link-local address: their routes cannot be told apart", "address", a.String(), "interfaces", z+","+n.Interface)
+			}
+			zones[a] = n.Interface
 		}
 	}
-	g.imports.Store(newImportRules(c.Neighbors))
-	g.limit.configure(c.Neighbors)
-	if err := g.setExportPolicy(ctx, c.Neighbors); err != nil {
+	g.zones.Store(&zones)
+	g.imports.Store(newImportRules(ns))
+	g.limit.configure(ns)
+	if err := g.setExportPolicy(ctx, ns); err != nil {
 		return err
 	}
-	g.cfg.Neighbors = c.Neighbors
-	return g.originateDefaults(c.Neighbors)
+	return g.originateDefaults(g.cfg.Neighbors)
+}
+
+// resolve returns ns with each unnumbered neighbor at the address heard
+// on its interface, leaving out those not heard yet, and the unnumbered
+// neighbors' interfaces.
+func (g *GoBGP) resolve(ns []Neighbor) (out []Neighbor, ifs []string) {
+	for _, n := range ns {
+		if n.Interface != "" {
+			ifs = append(ifs, n.Interface)
+			if g.nd == nil {
+				continue
+			}
+			if n.Address = g.nd.addr(n.Interface); !n.Address.IsValid() {
+				continue
+			}
+			// Ours: which end connects depends on it (passive), and a
+			// change of it makes the session again.
+			n.Source = linkLocal(n.Interface)
+		}
+		out = append(out, n)
+	}
+	return out, ifs
+}
+
+// established reports whether the session with addr is established.
+func (g *GoBGP) established(addr netip.Addr) bool {
+	up := false
+	g.s.ListPeer(context.Background(), &api.ListPeerRequest{Address: addr.String()}, func(p *api.Peer) {
+		up = up || p.State != nil && p.State.SessionState == api.PeerState_ESTABLISHED
+	})
+	return up
+}
+
+// learned takes an unnumbered neighbor's address, heard for the first
+// time or changed (linkNeighbors' goroutine).
+func (g *GoBGP) learned(ifname string, addr netip.Addr) (started bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.s == nil || g.stopped {
+		return false
+	}
+	if err := g.apply(); err != nil {
+		g.log.Error("bgp: unnumbered neighbor", "interface", ifname, "address", addr.String(), "err", err)
+	}
+	return !g.failed[ifname]
 }
 
 // defaultRoutes are the default routes of each family.
@@ -242,7 +358,7 @@ func (g *GoBGP) setExportPolicy(ctx context.Context, ns []Neighbor) error {
 	var dflt []string
 	for _, n := range ns {
 		if n.DefaultOriginate {
-			dflt = append(dflt, netip.PrefixFrom(n.Address, n.Address.BitLen()).String())
+			dflt = append(dflt, hostPrefix(n.Address))
 		}
 	}
 	if len(dflt) > 0 {
@@ -264,7 +380,7 @@ func (g *GoBGP) setExportPolicy(ctx context.Context, ns []Neighbor) error {
 			continue
 		}
 		nb := fmt.Sprintf("pwgate-n%d", ni)
-		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: nb, List: []string{netip.PrefixFrom(n.Address, n.Address.BitLen()).String()}})
+		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: nb, List: []string{hostPrefix(n.Address)}})
 		for ri, r := range n.Export {
 			name := fmt.Sprintf("pwgate-n%d-r%d", ni, ri)
 			cond := &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: nb}}
@@ -314,17 +430,21 @@ func (g *GoBGP) setExportPolicy(ctx context.Context, ns []Neighbor) error {
 		return fmt.Errorf("export filter: %w", err)
 	}
 	for _, n := range ns {
-		if n.Interface == "" {
-			g.s.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Soft: true, Direction: api.ResetPeerRequest_OUT})
-		}
+		g.s.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Soft: true, Direction: api.ResetPeerRequest_OUT})
 	}
 	return nil
 }
 
+// hostPrefix is a neighbor's address as GoBGP's neighbor sets match it
+// (without an unnumbered neighbor's zone).
+func hostPrefix(a netip.Addr) string {
+	a = a.WithZone("")
+	return netip.PrefixFrom(a, a.BitLen()).String()
+}
+
+// deletePeer names a neighbor in GoBGP: by its address, an unnumbered
+// one's with its interface as the zone.
 func deletePeer(n Neighbor) *api.DeletePeerRequest {
-	if n.Interface != "" {
-		return &api.DeletePeerRequest{Interface: n.Interface}
-	}
 	return &api.DeletePeerRequest{Address: n.Address.String()}
 }
 
@@ -370,10 +490,17 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 		// 256 minus the hops (FRR's neighbor ttl-security hops N).
 		p.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: uint32(256 - n.TTLSecurity)}
 	}
+	// An unnumbered neighbor is added at its heard address with the
+	// interface as zone ("fe80::1%s0"): GoBGP's own NeighborInterface
+	// looks the address up once in the kernel's neighbor table, and its
+	// AddPeer refuses it before that (v3.37).
+	p.Conf.NeighborAddress = n.Address.String()
 	if n.Interface != "" {
-		p.Conf.NeighborInterface = n.Interface
-	} else {
-		p.Conf.NeighborAddress = n.Address.String()
+		// Bound to the interface, from "::": GoBGP would take our
+		// zoned link-local address ("fe80::2%s0") for the next hop of
+		// the routes it sends, which net.ParseIP cannot read ("::" went
+		// out); from "::" it takes the session's own local address.
+		p.Transport.LocalAddress, p.Transport.BindInterface = "::", n.Interface
 	}
 	if n.Multihop > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.Multihop)}
@@ -402,8 +529,8 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 // source (or the session is refused anyway). Other speakers (FRR) connect
 // on their own; unnumbered neighbors are always connected to.
 func passive(n Neighbor) bool {
-	src := sessionSource(n) // invalid for unnumbered neighbors
-	return src.IsValid() && src.Compare(n.Address) > 0
+	src := sessionSource(n)
+	return src.IsValid() && src.Compare(n.Address.WithZone("")) > 0
 }
 
 // defaultListen returns the addresses to listen on when the configuration
@@ -419,7 +546,8 @@ func (g *GoBGP) defaultListen(ns []Neighbor) []netip.Addr {
 	any4, any6 := false, false
 	for _, n := range ns {
 		if n.Interface != "" {
-			continue // connected to (see passive)
+			any6 = true // its session comes to a link-local address
+			continue
 		}
 		if a := sessionSource(n); a.IsValid() && bindable(a) {
 			out = append(out, a)
@@ -578,6 +706,16 @@ func (g *GoBGP) updates(paths []*api.Path) []Update {
 		if !ok {
 			continue
 		}
+		if u.Peer.IsLinkLocalUnicast() && u.Peer.Zone() == "" {
+			// An unnumbered neighbor's: its interface, and its link-local
+			// next hop's.
+			if z := g.zones.Load(); z != nil {
+				u.Peer = u.Peer.WithZone((*z)[u.Peer])
+				if u.NextHop.IsLinkLocalUnicast() {
+					u.NextHop = u.NextHop.WithZone(u.Peer.Zone())
+				}
+			}
+		}
 		if !u.Withdraw && ir != nil && !ir.permitted(u.Peer, &u.Route) {
 			u.Withdraw = true
 		}
@@ -642,15 +780,15 @@ func familyOf(af *api.Family) (Family, bool) {
 // neighbor is deleted and added back administratively down: deleting
 // drops the messages GoBGP has read from it but not yet processed (its
 // receive queue has no bound, and a fast neighbor fills it), where
-// disabling would process them first. An unnumbered one is disabled.
+// disabling would process them first.
 func (g *GoBGP) overLimit(ctx context.Context, peer netip.Addr, f Family, routes int) {
 	g.log.Warn("bgp: the neighbor sent more routes than its max_prefix: its session ends, and it may connect again later",
 		"neighbor", peer.String(), "family", f.String(), "routes", routes, "after", LimitHoldOff.String())
 	g.mu.Lock()
-	i := slices.IndexFunc(g.cfg.Neighbors, func(n Neighbor) bool { return n.Address == peer })
+	i := slices.IndexFunc(g.applied, func(n Neighbor) bool { return n.Address == peer })
 	var err error
 	if i >= 0 {
-		n := g.cfg.Neighbors[i]
+		n := g.applied[i]
 		if err = g.s.DeletePeer(ctx, deletePeer(n)); err == nil {
 			p := g.peer(n, g.cfg)
 			p.Conf.AdminDown = true
@@ -725,6 +863,18 @@ func convert(p *api.Path) (Update, bool) {
 		case *bgp.PathAttributeMpReachNLRI:
 			if nh, ok := netip.AddrFromSlice(a.Nexthop); ok && u.Kind != IMET {
 				u.NextHop = nh.Unmap()
+				// RFC 2545's second next hop, the link-local one: the one
+				// to use from a neighbor on the link (as FRR does), and
+				// the only one when the first is "::". GoBGP's API keeps
+				// it for IPv6 routes only: an IPv4 one (RFC 8950) from an
+				// unnumbered neighbor with "::" first is the neighbor's.
+				ll, ok := netip.AddrFromSlice(a.LinkLocalNexthop)
+				switch {
+				case ok && ll.IsLinkLocalUnicast() && (u.Peer.IsLinkLocalUnicast() || u.NextHop.IsUnspecified()):
+					u.NextHop = ll
+				case u.NextHop.IsUnspecified() && u.Peer.IsLinkLocalUnicast():
+					u.NextHop = u.Peer
+				}
 			}
 		case *bgp.PathAttributeNextHop:
 			if nh, ok := netip.AddrFromSlice(a.Value); ok {
@@ -772,8 +922,8 @@ func (g *GoBGP) Peers() []PeerState {
 		if p.Conf != nil {
 			st.ASN, st.Description = p.Conf.PeerAsn, p.Conf.Description
 			st.Key = p.Conf.NeighborAddress
-			if p.Conf.NeighborInterface != "" {
-				st.Key = "if:" + p.Conf.NeighborInterface
+			if a, err := netip.ParseAddr(p.Conf.NeighborAddress); err == nil && a.Zone() != "" {
+				st.Key = "if:" + a.Zone() // unnumbered
 			}
 		}
 		if p.State != nil {
@@ -798,8 +948,35 @@ func (g *GoBGP) Peers() []PeerState {
 		}
 		out = append(out, st)
 	})
+	// Unnumbered neighbors not heard yet are not in GoBGP.
+	g.mu.Lock()
+	for _, n := range g.cfg.Neighbors {
+		if n.Interface != "" && !slices.ContainsFunc(g.applied, func(a Neighbor) bool { return a.Key() == n.Key() }) {
+			st := PeerState{Key: n.Key(), ASN: n.ASN, Description: n.Description, State: StateNotHeard, Received: map[Family]int{}}
+			if g.failed[n.Interface] {
+				st.State = StateNotStarted
+			}
+			out = append(out, st)
+		}
+	}
+	if g.nd != nil {
+		for i := range out {
+			if ifname, ok := strings.CutPrefix(out[i].Key, "if:"); ok {
+				out[i].RAsIgnored = g.nd.ignoredOn(ifname)
+			}
+		}
+	}
+	g.mu.Unlock()
 	return out
 }
+
+// The states of an unnumbered neighbor outside GoBGP: no router
+// advertisement heard on its interface yet, or heard but its session
+// could not start (no link-local address of ours there yet).
+const (
+	StateNotHeard   = "waiting for its router advertisement"
+	StateNotStarted = "heard, session not started"
+)
 
 // Stop implements Speaker.
 func (g *GoBGP) Stop(graceful bool) {
@@ -808,6 +985,13 @@ func (g *GoBGP) Stop(graceful bool) {
 	}
 	if g.cancel != nil {
 		g.cancel()
+	}
+	g.mu.Lock()
+	nd := g.nd
+	g.nd, g.stopped = nil, true
+	g.mu.Unlock()
+	if nd != nil {
+		nd.Close() // not under mu: its goroutine may be waiting for it in learned
 	}
 	if graceful {
 		// Leave without a NOTIFICATION: the sessions end when the process

@@ -522,10 +522,12 @@ func TestGoBGPDefaultOriginate(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the default route withdrawn", func() bool { return !has(2) })
+	// An unnumbered neighbor's applies at the address heard on its
+	// interface (setExportPolicy names it by that address).
 	bad := cc
 	bad.Neighbors = []Neighbor{{Interface: "eth0", ASN: 65002, Families: fams, DefaultOriginate: true}}
-	if err := bad.Validate(); err == nil {
-		t.Error("default_originate on an unnumbered neighbor was taken")
+	if err := bad.Validate(); err != nil {
+		t.Errorf("default_originate on an unnumbered neighbor: %v", err)
 	}
 	bad.Neighbors = []Neighbor{{Address: addr(2), ASN: 65002, Families: []Family{EVPN}, DefaultOriginate: true}}
 	if err := bad.Validate(); err == nil {

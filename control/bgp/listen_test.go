@@ -139,8 +139,8 @@ func TestGoBGPTTLSecurity(t *testing.T) {
 // A session source that is not this host's yet (no route at boot, an
 // address in duplicate address detection) cannot be bound: every address
 // of its version is listened on instead, since two pwgates that only
-// connect never meet (TestEVPNIPv6 found it); unnumbered neighbors add
-// nothing.
+// connect never meet (TestEVPNIPv6 found it); an unnumbered neighbor's
+// session comes to our link-local address, taken by "::".
 func TestDefaultListenFallback(t *testing.T) {
 	g := NewGoBGP(quiet())
 	a := netip.MustParseAddr
@@ -153,7 +153,7 @@ func TestDefaultListenFallback(t *testing.T) {
 			[]netip.Addr{a("0.0.0.0")}},
 		{[]Neighbor{{Address: a("127.0.0.2"), Source: a("127.0.0.1")}, {Address: a("2001:db8::2"), Source: a("2001:db8::1")}},
 			[]netip.Addr{a("127.0.0.1"), a("::")}},
-		{[]Neighbor{{Interface: "lo"}}, nil},
+		{[]Neighbor{{Interface: "lo"}}, []netip.Addr{a("::")}},
 	} {
 		if got := g.defaultListen(tc.ns); !slices.Equal(got, tc.want) {
 			t.Errorf("%+v: listening on %v, want %v", tc.ns, got, tc.want)

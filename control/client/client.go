@@ -294,6 +294,9 @@ type Neighbor struct {
 	// PrefixLimitResets counts the sessions pwgate ended because the
 	// neighbor sent more routes than its max_prefix.
 	PrefixLimitResets int `json:"prefix_limit_resets,omitempty"`
+	// RouterAdvertisementsIgnored counts, for an unnumbered neighbor, the
+	// router advertisements on its interface refused or not taken.
+	RouterAdvertisementsIgnored uint64 `json:"router_advertisements_ignored,omitempty"`
 }
 
 // WireGuard is the embedded WireGuard interface's state ("pwctl wg").

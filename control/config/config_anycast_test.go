@@ -41,8 +41,21 @@ func TestParseAnycastErrors(t *testing.T) {
 		{"table not prime", fw("    vips:", "    table_size: 65536\n    vips:"), "not a prime"},
 		{"table too small", fw("    vips:", "    table_size: 7\n    vips:"), "out of range"},
 		{"default_originate not a boolean", fw("default_originate: true", "default_originate: maybe"), "not true or false"},
-		{"default_originate unnumbered", fw("    - address: 10.1.0.2\n      asn: 65101\n      default_originate: true", "    - interface: eth9\n      asn: 65101\n      default_originate: true"), "default_originate needs the neighbor's address"},
 	})
+}
+
+// An unnumbered neighbor takes what a numbered one does: default_originate
+// and export filters apply at the address learned on its interface.
+func TestUnnumberedNeighbor(t *testing.T) {
+	y := strings.Replace(forwarderYAML, "    - address: 10.1.0.2\n      asn: 65101\n      default_originate: true",
+		"    - interface: eth9\n      asn: 65101\n      default_originate: true\n      export:\n        - action: deny\n          prefix: 10.0.0.0/8", 1)
+	c, err := Parse("f.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.BGP.Neighbors[0]; n.Interface != "eth9" || !n.DefaultOriginate || len(n.Export) != 1 || len(n.Families) != 2 {
+		t.Fatalf("%+v", n)
+	}
 }
 
 // Anycast beside a pseudowire: one file, one BGP section; the forwarder

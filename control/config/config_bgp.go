@@ -328,7 +328,8 @@ func (b *BGPConfig) Resolved() []NeighborConfig {
 }
 
 // bgpDefaults gives neighbors without families their mode's: in vxlan
-// mode, l2vpn-evpn.
+// mode, l2vpn-evpn; with anycast, the unicast family of the neighbor's
+// address, or both for an unnumbered neighbor.
 func (c *Config) bgpDefaults() {
 	if c.BGP == nil || !c.IsVXLAN() && c.Anycast == nil {
 		return
@@ -341,6 +342,10 @@ func (c *Config) bgpDefaults() {
 		switch {
 		case c.IsVXLAN():
 			n.Families = []Family{EVPN}
+		case n.Interface != "":
+			// Unnumbered (anycast): both, the IPv4 routes with IPv6 next
+			// hops, as FRR's "neighbor IFNAME interface" carries them.
+			n.Families = []Family{IPv4Unicast, IPv6Unicast}
 		case n.Address.Is4():
 			n.Families = []Family{IPv4Unicast} // anycast
 		default:
@@ -407,9 +412,6 @@ func (c *Config) checkBGP(fail func(key, format string, args ...any) error) erro
 		case len(n.VTEPPrefixes) > 0 && n.Interface != "":
 			return fail(n.key+".vtep_prefixes", "needs the neighbor's address, not an interface (use vxlan.vtep_prefixes)")
 		}
-		if len(n.Export) > 0 && n.Interface != "" {
-			return fail(n.key+".export", "export filters need the neighbor's address, not an interface")
-		}
 	}
 	if err := ValidateSpeaker(c.BGP.ASN, c.BGP.RouterID, c.BGP.Resolved()); err != nil {
 		return fail("bgp", "%v", err)
@@ -451,10 +453,6 @@ func ValidateSpeaker(asn uint32, routerID netip.Addr, neighbors []NeighborConfig
 			return fmt.Errorf("bgp: neighbor %s: ttl_security %d hops is not 1 to 254", k, n.TTLSecurity)
 		case n.TTLSecurity > 0 && n.Multihop > 0:
 			return fmt.Errorf("bgp: neighbor %s: ttl_security and multihop exclude each other (ttl_security takes a hop count)", k)
-		case len(n.Export) > 0 && n.Interface != "":
-			return fmt.Errorf("bgp: neighbor %s: export filters need the neighbor's address", k)
-		case n.DefaultOriginate && n.Interface != "":
-			return fmt.Errorf("bgp: neighbor %s: default_originate needs the neighbor's address", k)
 		case n.DefaultOriginate && !slices.Contains(n.Families, IPv4Unicast) && !slices.Contains(n.Families, IPv6Unicast):
 			return fmt.Errorf("bgp: neighbor %s: default_originate needs an ipv4-unicast or ipv6-unicast family", k)
 		}

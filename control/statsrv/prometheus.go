@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,7 @@ type anycastDescs struct {
 
 // evpnDescs are the BGP sessions' and the forwarding database's metrics.
 type evpnDescs struct {
-	sessionUp, received, advertised, limitResets, macs, vteps, routes *prometheus.Desc
+	sessionUp, received, advertised, limitResets, rasIgnored, macs, vteps, routes *prometheus.Desc
 }
 
 // wgDescs are the WireGuard peers' metrics, labelled by public key.
@@ -86,6 +87,7 @@ func newCollector(src Source) *collector {
 		received:    prometheus.NewDesc("pwgate_bgp_routes_received", "Routes accepted from the neighbor, by address family.", []string{"neighbor", "family"}, nil),
 		advertised:  prometheus.NewDesc("pwgate_bgp_routes_advertised", "Routes advertised to the neighbor.", []string{"neighbor"}, nil),
 		limitResets: prometheus.NewDesc("pwgate_bgp_prefix_limit_resets_total", "Sessions ended because the neighbor sent more routes than its max_prefix.", []string{"neighbor"}, nil),
+		rasIgnored:  prometheus.NewDesc("pwgate_bgp_router_advertisements_ignored_total", "Router advertisements on an unnumbered neighbor's interface refused (RFC 4861's checks) or not taken (a second router).", []string{"neighbor"}, nil),
 		macs:        prometheus.NewDesc("pwgate_evpn_macs", "MACs in the VXLAN forwarding database: on the LAN (local) or behind a remote VTEP (remote).", []string{"where"}, nil),
 		vteps:       prometheus.NewDesc("pwgate_evpn_vteps", "Remote VTEPs in use, by whether their next hop is resolved.", []string{"resolved"}, nil),
 		routes:      prometheus.NewDesc("pwgate_evpn_routes", "EVPN routes received (imported) and announced, by type (macip: type 2, imet: type 3).", []string{"direction", "type"}, nil),
@@ -141,7 +143,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.start
 	ch <- c.info
 	for _, d := range []*prometheus.Desc{c.wg.handshake, c.wg.rx, c.wg.tx, c.wg.failures, c.wg.endpoint, c.wg.session,
-		c.evpn.sessionUp, c.evpn.received, c.evpn.advertised, c.evpn.limitResets, c.evpn.macs, c.evpn.vteps, c.evpn.routes,
+		c.evpn.sessionUp, c.evpn.received, c.evpn.advertised, c.evpn.limitResets, c.evpn.rasIgnored, c.evpn.macs, c.evpn.vteps, c.evpn.routes,
 		c.anycast.vipUp, c.anycast.checks, c.anycast.failures, c.anycast.vipPackets, c.anycast.vipBytes, c.anycast.noServer,
 		c.anycast.servers, c.anycast.srvPackets, c.anycast.srvBytes, c.anycast.counters, c.anycast.refused,
 		c.peer.up, c.peer.rtt, c.peer.jitter, c.peer.loss, c.peer.lanDown} {
@@ -207,6 +209,9 @@ func (c *collector) collectStatus(ch chan<- prometheus.Metric, st *client.Status
 			ch <- prometheus.MustNewConstMetric(c.evpn.sessionUp, prometheus.GaugeValue, map[bool]float64{true: 1}[n.State == "established"], n.Neighbor)
 			ch <- prometheus.MustNewConstMetric(c.evpn.advertised, prometheus.GaugeValue, float64(n.Advertised), n.Neighbor)
 			ch <- prometheus.MustNewConstMetric(c.evpn.limitResets, prometheus.CounterValue, float64(n.PrefixLimitResets), n.Neighbor)
+			if strings.HasPrefix(n.Neighbor, "if:") {
+				ch <- prometheus.MustNewConstMetric(c.evpn.rasIgnored, prometheus.CounterValue, float64(n.RouterAdvertisementsIgnored), n.Neighbor)
+			}
 			for f, k := range n.Received {
 				ch <- prometheus.MustNewConstMetric(c.evpn.received, prometheus.GaugeValue, float64(k), n.Neighbor, f)
 			}

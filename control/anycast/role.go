@@ -224,7 +224,7 @@ func (r *Role) syncRoutes() {
 			err = netlink.RouteDel(rt)
 		} else {
 			for _, s := range srv {
-				rt.MultiPath = append(rt.MultiPath, &netlink.NexthopInfo{Gw: net.ParseIP(s)})
+				rt.MultiPath = append(rt.MultiPath, vipNextHop(p, s))
 			}
 			err = netlink.RouteReplace(rt)
 		}
@@ -233,6 +233,26 @@ func (r *Role) syncRoutes() {
 		}
 		r.routes[p] = key
 	}
+}
+
+// vipNextHop is server s's next hop in the kernel's route to VIP p: a
+// link-local one (an unnumbered neighbor's, "fe80::1%s1") on its
+// interface, and an IPv6 one of an IPv4 VIP as RFC 8950's "via inet6".
+func vipNextHop(p netip.Prefix, s string) *netlink.NexthopInfo {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return &netlink.NexthopInfo{}
+	}
+	nh := &netlink.NexthopInfo{Gw: a.WithZone("").AsSlice()}
+	if a.Zone() != "" {
+		if l, err := netlink.LinkByName(a.Zone()); err == nil {
+			nh.LinkIndex = l.Attrs().Index
+		}
+	}
+	if p.Addr().Is4() && a.Is6() {
+		nh.Gw, nh.Via = nil, &netlink.Via{AddrFamily: netlink.FAMILY_V6, Addr: a.WithZone("").AsSlice()}
+	}
+	return nh
 }
 
 // vipRoute is the kernel route to p that pwgated owns, without next hops.

@@ -289,13 +289,27 @@ type Hop struct {
 // ResolveNextHop asks the kernel's routing table how to reach dst and its
 // neighbour table for the next hop's MAC; with only set, the route must
 // leave by that interface. An unresolved next hop is prodded (p).
+//
+// A link-local dst with a zone (an unnumbered BGP neighbor's next hop) is
+// on the link of the interface the zone names, whatever the routes say.
 func ResolveNextHop(dst netip.Addr, only netlink.Link, p *Prober) (Hop, string) {
-	routes, err := netlink.RouteGet(dst.AsSlice())
-	if err != nil || len(routes) == 0 {
-		return Hop{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
+	var r netlink.Route
+	if dst.Zone() != "" && dst.IsLinkLocalUnicast() {
+		l, err := netlink.LinkByName(dst.Zone())
+		if err != nil {
+			return Hop{}, fmt.Sprintf("next hop %s: %v", dst, err)
+		}
+		r.LinkIndex = l.Attrs().Index
+		dst = dst.WithZone("")
+	} else {
+		routes, err := netlink.RouteGet(dst.AsSlice())
+		if err != nil || len(routes) == 0 {
+			return Hop{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
+		}
+		r = routes[0]
 	}
-	r := routes[0]
 	l := only
+	var err error
 	if l == nil {
 		if l, err = netlink.LinkByIndex(r.LinkIndex); err != nil {
 			return Hop{}, fmt.Sprintf("the route to %s leaves by interface %d: %v", dst, r.LinkIndex, err)

@@ -48,6 +48,12 @@ type AnycastOptions struct {
 	// MoreNeighbors are more BGP neighbors of the pwgate forwarder
 	// ("ADDRESS ASN"), such as a test's own speaker.
 	MoreNeighbors []string
+	// Unnumbered runs every session between the forwarder and a server
+	// over IPv6 link-local addresses (FRR's "neighbor IFNAME interface",
+	// pwgate's neighbors[].interface), both VIPs' families on it: the
+	// IPv4 VIP with an IPv6 next hop (RFC 8950). The servers keep their
+	// addresses for the traffic itself.
+	Unnumbered bool
 }
 
 // Anycast is the anycast lab: a client, a forwarder and servers, each
@@ -240,9 +246,22 @@ func (a *Anycast) StartAnnouncer(s *AnycastServer) error {
 
 // AnnouncerConfig is server s's pwgated configuration.
 func (a *Anycast) AnnouncerConfig(s *AnycastServer) string {
-	drain := ""
-	if a.Opt.Drain > 0 {
-		drain = fmt.Sprintf("      drain: %s\n      drain_med: 1000\n", a.Opt.Drain)
+	if a.Opt.Unnumbered {
+		return fmt.Sprintf(`bgp:
+  asn: %d
+  router_id: %s
+  neighbors:
+    - interface: eth0
+      asn: %d
+      hold_time: 9
+      families: [ipv4-unicast, ipv6-unicast]
+      export:
+        - action: permit
+          prefix: %s/32
+        - action: permit
+          prefix: %s/128
+        - action: deny
+`, s.ASN, s.Addr, AnycastFwdASN, AnycastVIP, AnycastVIP6) + a.announcerVIPs(s)
 	}
 	return fmt.Sprintf(`bgp:
   asn: %d
@@ -263,7 +282,16 @@ func (a *Anycast) AnnouncerConfig(s *AnycastServer) string {
         - action: permit
           prefix: %s/128
         - action: deny
-anycast:
+`, s.ASN, s.Addr, s.Addr, s.Addr6, s.Gateway, AnycastFwdASN, AnycastVIP, s.Gateway6, AnycastFwdASN, AnycastVIP6) + a.announcerVIPs(s)
+}
+
+// announcerVIPs is the anycast section of server s's configuration.
+func (a *Anycast) announcerVIPs(s *AnycastServer) string {
+	drain := ""
+	if a.Opt.Drain > 0 {
+		drain = fmt.Sprintf("      drain: %s\n      drain_med: 1000\n", a.Opt.Drain)
+	}
+	return fmt.Sprintf(`anycast:
   vips:
     - prefix: %s/32
       check:
@@ -282,8 +310,7 @@ anycast:
       fall: %d
 stats:
   socket: %s
-`, s.ASN, s.Addr, s.Addr, s.Addr6, s.Gateway, AnycastFwdASN, AnycastVIP, s.Gateway6, AnycastFwdASN, AnycastVIP6,
-		AnycastVIP, AnycastHTTPPort, a.Opt.Interval, a.Opt.Interval/2, a.Opt.Rise, a.Opt.Fall, drain,
+`, AnycastVIP, AnycastHTTPPort, a.Opt.Interval, a.Opt.Interval/2, a.Opt.Rise, a.Opt.Fall, drain,
 		AnycastVIP6, AnycastHTTPPort, a.Opt.Interval, a.Opt.Interval/2, a.Opt.Rise, a.Opt.Fall, s.Socket)
 }
 
@@ -296,8 +323,12 @@ func (a *Anycast) ForwarderConfig() string {
 	fmt.Fprintf(&b, "bgp:\n  asn: %d\n  router_id: 10.8.0.1\n  neighbors:\n", AnycastFwdASN)
 	ports := []string{"c0"}
 	for _, s := range a.Servers {
-		for _, addr := range []string{s.Addr, s.Addr6} {
-			fmt.Fprintf(&b, "    - address: %s\n      asn: %d\n      hold_time: 9\n      max_prefix: 10\n", addr, s.ASN)
+		if a.Opt.Unnumbered {
+			fmt.Fprintf(&b, "    - interface: %s\n      asn: %d\n      hold_time: 9\n      max_prefix: 10\n      families: [ipv4-unicast, ipv6-unicast]\n", s.Port, s.ASN)
+		} else {
+			for _, addr := range []string{s.Addr, s.Addr6} {
+				fmt.Fprintf(&b, "    - address: %s\n      asn: %d\n      hold_time: 9\n      max_prefix: 10\n", addr, s.ASN)
+			}
 		}
 		ports = append(ports, s.Port)
 	}
@@ -315,6 +346,21 @@ func (a *Anycast) ForwarderConfig() string {
 func (a *Anycast) FRRConfig() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "frr defaults datacenter\nhostname fwd\n!\nrouter bgp %d\n bgp router-id 10.8.0.1\n no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n", AnycastFwdASN)
+	if a.Opt.Unnumbered {
+		// As the operators run it: the session on the port, its address
+		// learned from the server's router advertisements, IPv4 with
+		// IPv6 next hops (the extended next hop capability comes with
+		// "interface").
+		for _, s := range a.Servers {
+			fmt.Fprintf(&b, " neighbor %s interface remote-as external\n neighbor %s timers 3 9\n", s.Port, s.Port)
+		}
+		b.WriteString(" address-family ipv4 unicast\n  maximum-paths 16\n exit-address-family\n address-family ipv6 unicast\n")
+		for _, s := range a.Servers {
+			fmt.Fprintf(&b, "  neighbor %s activate\n", s.Port)
+		}
+		b.WriteString("  maximum-paths 16\n exit-address-family\n!\n")
+		return b.String()
+	}
 	for _, s := range a.Servers {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers 3 9\n", s.Addr, s.ASN, s.Addr)
 	}

@@ -66,6 +66,11 @@ type EVPNOptions struct {
 	MACLimit int
 	// MaxPrefix is the fabric peer group's max_prefix (0: the default).
 	MaxPrefix int
+	// Unnumbered leaves site B out and runs site A's session with the
+	// FRR site over IPv6 link-local addresses (pwgate's
+	// neighbors[].interface, FRR's "neighbor ul0 interface"): the
+	// segment is their link, the VTEPs keep their IPv4 addresses.
+	Unnumbered bool
 	// WireGuard runs the VTEPs and BGP inside WireGuard (IPv4 overlay
 	// 10.99.0.0/24 over the IPv4 segment): pwgate's embedded one, and
 	// wireguard-go on the FRR site, as the operator's setup does.
@@ -120,10 +125,16 @@ func NewEVPN(l *Lab, o EVPNOptions) (*EVPN, error) {
 	if o.WireGuard && o.Static {
 		return nil, fmt.Errorf("the WireGuard lab runs BGP")
 	}
+	if o.Unnumbered && (!o.FRR || o.IPv6 || o.WireGuard || o.Static) {
+		return nil, fmt.Errorf("the unnumbered lab is sites A and C (FRR) on one IPv4 segment")
+	}
 	e := &EVPN{Lab: l, Opt: o}
 	e.A = &EVPNSite{Name: "a", Host: "hosta", NS: "pwa", HostIP: "10.77.0.1", VTEP: "10.0.0.1", RouterID: "10.0.0.1"}
 	e.B = &EVPNSite{Name: "b", Host: "hostb", NS: "pwb", HostIP: "10.77.0.2", VTEP: "10.0.0.2", RouterID: "10.0.0.2"}
 	e.Sites = []*EVPNSite{e.A, e.B}
+	if o.Unnumbered {
+		e.B, e.Sites = nil, []*EVPNSite{e.A}
+	}
 	if o.IPv6 {
 		e.A.VTEP, e.B.VTEP = AddrA, AddrB
 	}
@@ -262,6 +273,10 @@ func (e *EVPN) ConfigFor(s *EVPNSite) string {
 		}
 		b.WriteString("  neighbors:\n")
 		for _, o := range e.others(s) {
+			if e.Opt.Unnumbered {
+				fmt.Fprintf(&b, "    - interface: ul0\n      peer_group: fabric\n      description: site %s\n", o.Name)
+				continue
+			}
 			fmt.Fprintf(&b, "    - address: %s\n      peer_group: fabric\n      description: site %s\n", o.VTEP, o.Name)
 		}
 		if s == e.A {
@@ -284,6 +299,10 @@ func (e *EVPN) FRRConfig(s *EVPNSite) string {
 	fmt.Fprintf(&b, "frr defaults traditional\nhostname site%s\nlog stdout informational\n!\nrouter bgp %d\n bgp router-id %s\n no bgp default ipv4-unicast\n", s.Name, EVPNASN, s.RouterID)
 	b.WriteString(" neighbor fabric peer-group\n neighbor fabric remote-as " + strconv.Itoa(EVPNASN) + "\n neighbor fabric timers 3 9\n")
 	for _, o := range e.others(s) {
+		if e.Opt.Unnumbered {
+			b.WriteString(" neighbor ul0 interface peer-group fabric\n")
+			break
+		}
 		fmt.Fprintf(&b, " neighbor %s peer-group fabric\n", o.VTEP)
 	}
 	b.WriteString(" !\n address-family l2vpn evpn\n  neighbor fabric activate\n  advertise-all-vni\n  advertise-svi-ip\n exit-address-family\n!\n")

@@ -47,7 +47,13 @@ func newEVPN(t *testing.T, o lab.EVPNOptions) *lab.EVPN {
 			}
 		}
 	})
-	if err := e.StartPwgated(e.A, e.B); err != nil {
+	var pw []*lab.EVPNSite
+	for _, s := range e.Sites {
+		if !s.FRR {
+			pw = append(pw, s)
+		}
+	}
+	if err := e.StartPwgated(pw...); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -74,6 +74,9 @@ type VNI struct {
 	// Flood lists the VTEPs (indexes) that get broadcast, multicast and
 	// unknown-unicast frames (ingress replication).
 	Flood []int32
+	// Suppress answers the LAN's ARP requests and neighbour
+	// solicitations for addresses in Table.Neigh instead of flooding them.
+	Suppress bool
 }
 
 // Table is one immutable state of the forwarding database: the VNIs, the
@@ -91,6 +94,9 @@ type Table struct {
 	// Seen is shared by every Table of one Builder: Local entries' slots,
 	// stamped by the data path (Unix seconds).
 	Seen []atomic.Int64
+	// Neigh is which MAC has an address in a VNI (suppression); shared
+	// between Tables until it changes, never written once published.
+	Neigh map[NeighKey]Neigh
 }
 
 // Lookup returns the entry of mac in the VNI with index vni.
@@ -167,6 +173,7 @@ type Builder struct {
 	vteps   []VTEP
 	vtepGen uint64
 	seen    []atomic.Int64
+	neigh   map[NeighKey]Neigh
 }
 
 // NewBuilder returns an empty database with seen slots for local MACs.
@@ -198,6 +205,10 @@ func (b *Builder) SetVTEPs(v []VTEP) {
 	}
 	b.vteps = v
 }
+
+// SetNeigh replaces the addresses' MACs; the caller does not change m
+// afterwards.
+func (b *Builder) SetNeigh(m map[NeighKey]Neigh) { b.neigh = m }
 
 // Seen returns the slots Local entries are stamped in.
 func (b *Builder) Seen() []atomic.Int64 { return b.seen }
@@ -238,7 +249,7 @@ func (b *Builder) Len() int { return len(b.entries) }
 
 // Publish returns a Table of the current state.
 func (b *Builder) Publish() *Table {
-	t := &Table{VNIs: b.vnis, VTEPs: b.vteps, VTEPGen: b.vtepGen, Seen: b.seen, byVLAN: b.byVLAN}
+	t := &Table{VNIs: b.vnis, VTEPs: b.vteps, VTEPGen: b.vtepGen, Seen: b.seen, byVLAN: b.byVLAN, Neigh: b.neigh}
 	for s := range t.shards {
 		if !b.dirty[s] && b.last != nil {
 			t.shards[s] = b.last.shards[s]

@@ -133,6 +133,17 @@ type Engine struct {
 	enc    *encapWorker
 	dec    *decapWorker
 	path   path
+	// answers carries the ARP replies and neighbour advertisements the
+	// encap goroutine makes (suppression) to the decap goroutine, which
+	// owns the LAN port's TX ring: copied into its own chunks there, so
+	// that no chunk changes owner.
+	answers *spsc.Ring[answer]
+}
+
+// answer is an ARP reply or neighbour advertisement for the LAN.
+type answer struct {
+	n uint8
+	b [vxlan.MaxAnswer]byte
 }
 
 // New prepares an engine; Start runs it.
@@ -154,6 +165,8 @@ func New(c Config, p *Params) (*Engine, error) {
 	e.enc, e.dec = new(encapWorker), new(decapWorker)
 	e.enc.init(e, c.DL, c.UL, 0, half, c.EncapCore)
 	e.dec.init(e, c.UL, c.DL, half, c.UMEM.NumChunks, c.DecapCore)
+	e.answers = spsc.New[answer](answersRing)
+	e.dec.answers = e.answers
 	e.enc.txPackets, e.enc.txBytes, e.enc.txErrors, e.enc.txRingFull = stats.ULTxPackets, stats.ULTxBytes, stats.ULTxErrors, stats.DLDropTxRingFull
 	e.enc.rxSyscallErrors, e.enc.txSyscallErrors = stats.DLSyscallErrors, stats.ULSyscallErrors
 	e.dec.txPackets, e.dec.txBytes, e.dec.txErrors, e.dec.txRingFull = stats.DLTxPackets, stats.DLTxBytes, stats.DLTxErrors, stats.ULDropTxRingFull
@@ -282,6 +295,10 @@ func pin(core int) error {
 // 1.28× and 5–24 % fewer frames; yielding the core on each empty poll
 // (sched_yield) cost 1.7–3.5× in small batches and system calls (an
 // earlier three-round run). Two identical builds: 20261122-170947-ab.md.
+// answersRing is how many answers wait for the decap goroutine at most:
+// four of its batches; more are not made (the asks are flooded).
+const answersRing = 256
+
 const (
 	spinBeforeSleep = 16                     // empty polls before sleeping
 	sleepIdle       = 200 * time.Millisecond // nothing in flight

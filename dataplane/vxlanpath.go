@@ -24,6 +24,9 @@ type vxlanEncap struct {
 	recentAt [256]int64
 	ipSeen   [256]vxlan.Key // the same for MAC+IP reports (key mixed with the address)
 	ipSeenAt [256]int64
+	answered bool // answers pushed this batch: the decap goroutine may need waking
+	ask      vxlan.Ask
+	ans      answer
 }
 
 // vxlanDecap is the decap goroutine's VXLAN state.
@@ -109,11 +112,14 @@ func (w *encapWorker) processVXLAN(n int) {
 		}
 		eth := frame.Ethernet(f)
 		w.learnLocal(tab, vi, eth.Src())
+		dst := eth.Dst()
 		if et := eth.EtherType(); et == frame.EtherTypeARP || et == frame.EtherTypeIPv6 {
 			w.learnIP(vi, eth.Src(), f)
+			if dst.IsMulticast() && tab.VNIs[vi].Suppress && w.suppress(base, f, tab, vi) {
+				continue
+			}
 		}
 		vni := tab.VNIs[vi].ID
-		dst := eth.Dst()
 		if !dst.IsMulticast() {
 			e, ok := tab.Lookup(vi, dst)
 			switch {
@@ -128,6 +134,48 @@ func (w *encapWorker) processVXLAN(n int) {
 		w.flood(base, off, ln, tab, vi, vni)
 	}
 	w.send(w.vx.k)
+	if w.vx.answered {
+		w.vx.answered = false
+		if w.e.dec.sleeping.Load() {
+			w.e.dec.rx.Wake()
+		}
+	}
+}
+
+// suppress handles f, a broadcast or multicast frame from the LAN in VNI
+// index vi (chunk base), if it is an ARP request or neighbour
+// solicitation for an address the table knows: for a remote host's it
+// has the decap goroutine send the answer on the LAN, for a LAN host's it
+// drops it (the host answers), and reports true; the frame is not
+// flooded. Duplicate address probes, gratuitous ARP, unknown addresses
+// and answers that cannot be queued are flooded as before (false).
+func (w *encapWorker) suppress(base uint64, f []byte, tab *vxlan.Table, vi int) bool {
+	a := &w.vx.ask
+	if !vxlan.ParseAsk(f, a) {
+		return false
+	}
+	sup, fl := stats.EVPNARPSuppressed, stats.EVPNARPFlooded
+	if a.IPv6 {
+		sup, fl = stats.EVPNNDSuppressed, stats.EVPNNDFlooded
+	}
+	n, ok := tab.Neigh[a.Key(vi)]
+	switch {
+	case !ok || a.Probe || a.Gratuitous:
+		w.st.Inc(fl)
+		return false
+	case n.Local:
+		w.drop(base, sup)
+		return true
+	}
+	w.vx.ans.n = uint8(vxlan.Answer(w.vx.ans.b[:], a, n.MAC, tab.VNIs[vi].VLAN))
+	if !w.e.answers.Push1(w.vx.ans) {
+		w.st.Inc(stats.EVPNAnswersDropped)
+		w.st.Inc(fl)
+		return false
+	}
+	w.vx.answered = true
+	w.drop(base, sup)
+	return true
 }
 
 // learnLocal stamps a known LAN MAC and reports a new or moved one.

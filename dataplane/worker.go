@@ -8,6 +8,7 @@ import (
 
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
+	"github.com/pwgate/pwgate/dataplane/spsc"
 	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/vxlan"
 	"github.com/pwgate/pwgate/dataplane/xsk"
@@ -44,6 +45,11 @@ type worker struct {
 	// beat counts the loop's turns, stored every 1024: the main
 	// goroutine's watchdog sees the goroutine is not stuck.
 	beat atomic.Uint64
+	// answers, for the decap goroutine, are frames to send on tx that the
+	// other goroutine made (Engine.answers); sleeping is set while the
+	// goroutine waits, so that the other wakes it only then.
+	answers  *spsc.Ring[answer]
+	sleeping atomic.Bool
 }
 
 // init makes w own chunks [from, to) of the UMEM.
@@ -98,7 +104,13 @@ func (w *worker) loop(ready chan<- error, process func(n int), tick func() time.
 			w.kick() // retry what the kernel left queued
 			timeout = min(timeout, sleepInFlight)
 		}
-		w.rxFail(w.rx.Wait(timeout))
+		// Set before looking at answers, looked at by their producer
+		// after pushing: one of the two sees the other.
+		w.sleeping.Store(true)
+		if w.answers == nil || w.answers.Len() == 0 {
+			w.rxFail(w.rx.Wait(timeout))
+		}
+		w.sleeping.Store(false)
 	}
 	w.st.Publish()
 }
@@ -314,7 +326,31 @@ type decapWorker struct {
 	kaSeen bool
 }
 
-func (w *decapWorker) run(ready chan<- error) { w.loop(ready, w.process, nil) }
+func (w *decapWorker) run(ready chan<- error) { w.loop(ready, w.process, w.tick) }
+
+// tick sends the answers the encap goroutine made, each copied into a
+// chunk of ours.
+func (w *decapWorker) tick() time.Duration {
+	if w.answers.Len() == 0 {
+		return sleepIdle
+	}
+	var buf [64]answer
+	n := w.answers.Pop(buf[:min(len(buf), w.batch)])
+	k := 0
+	for i := range buf[:n] {
+		a := &buf[i]
+		s, ok := w.take()
+		if !ok {
+			w.st.Inc(stats.EVPNAnswersDropped)
+			continue
+		}
+		copy(w.umem.Mem[s:], a.b[:a.n])
+		w.txd[k] = xsk.Desc{Addr: s, Len: uint32(a.n)}
+		k++
+	}
+	w.send(k)
+	return sleepIdle
+}
 
 // apply takes p into use; a held first half is dropped when the peer
 // changes, since its second half will not come.

@@ -61,7 +61,11 @@ const (
 	EVPNNotImportedVTEPPrefix
 	EVPNNotImportedVTEPLimit
 	EVPNNotImportedMACLimit
-	ARPSuppressed
+	EVPNARPSuppressed
+	EVPNNDSuppressed
+	EVPNARPFlooded
+	EVPNNDFlooded
+	EVPNAnswersDropped
 	PeerKeepalivesTx
 	PeerKeepalivesRx
 	PeerKeepalivesLost
@@ -161,7 +165,11 @@ var table = [NumCounters]struct{ name, help string }{
 	{"evpn_routes_not_imported_vtep_prefix", "received EVPN routes not taken: their VTEP is outside vxlan.vtep_prefixes (or the neighbor's vtep_prefixes)"},
 	{"evpn_routes_not_imported_vtep_limit", "received EVPN routes not taken: they name a new VTEP while as many VTEPs as the XDP program holds (1024) are in use; tried again as VTEPs go"},
 	{"evpn_routes_not_imported_mac_limit", "received EVPN MAC routes not taken: vxlan.mac_limit MACs are known, or the MAC already has 16 routes; tried again as MACs go"},
-	{"arp_suppressed", "ARP requests and IPv6 neighbour solicitations answered on the LAN from EVPN's MAC+IP routes"},
+	{"evpn_arp_suppressed", "ARP requests from the LAN not flooded (vxlan.vnis[].suppress): answered by pwgated for an address of a MAC+IP route, or kept on the LAN for a LAN host's own"},
+	{"evpn_nd_suppressed", "IPv6 neighbour solicitations from the LAN not flooded, the same way"},
+	{"evpn_arp_flooded", "ARP requests from the LAN flooded to the VTEPs with suppression on: for an unknown address, duplicate address probes and gratuitous ARP"},
+	{"evpn_nd_flooded", "IPv6 neighbour solicitations from the LAN flooded with suppression on: for an unknown address, and duplicate address probes"},
+	{"evpn_answers_dropped", "ARP replies and neighbour advertisements pwgated made but could not send on the LAN port (its queue to the decap goroutine full, or no free buffer)"},
 	{"peer_keepalives_tx", "keepalives sent to the peer (peer.keepalive; also counted in ul_tx_packets)"},
 	{"peer_keepalives_rx", "keepalives received from the peer (also counted in ul_rx_packets)"},
 	{"peer_keepalives_lost", "keepalives from the peer that never came: gaps in their sequence numbers"},

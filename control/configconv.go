@@ -46,10 +46,10 @@ func speakerConfig(c *config.Config, restarting bool) bgp.Config {
 func evpnConfig(c *config.Config, local netip.Addr) evpn.Config {
 	x := c.VXLAN
 	e := evpn.Config{Local: local, Aging: x.MACAging, Limit: x.MACLimit, LearnRemote: c.LearnRemote(), StaticPwgate: x.Split}
-	for _, v := range x.VNIs {
+	for i, v := range x.VNIs {
 		rem := append(slices.Clone(x.Remotes), v.Remotes...)
 		slices.SortFunc(rem, netip.Addr.Compare)
-		e.VNIs = append(e.VNIs, evpn.VNI{ID: v.VNI, VLAN: v.VLAN, Remotes: slices.Compact(rem), RT: v.RT})
+		e.VNIs = append(e.VNIs, evpn.VNI{ID: v.VNI, VLAN: v.VLAN, Remotes: slices.Compact(rem), RT: v.RT, Suppress: c.SuppressARP(i)})
 	}
 	if c.BGP != nil && c.BGP.UsesEVPN() {
 		e.ASN, e.RouterID, e.Pwgate = c.BGP.ASN, c.BGP.RouterID, x.Split

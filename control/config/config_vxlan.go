@@ -30,10 +30,11 @@ type VXLANConfig struct {
 
 // VNIConfig is one entry of vxlan.vnis.
 type VNIConfig struct {
-	VNI     uint32
-	VLAN    uint16 // 0: untagged
-	Remotes []netip.Addr
-	RT      RT // zero: auto
+	VNI      uint32
+	VLAN     uint16 // 0: untagged
+	Remotes  []netip.Addr
+	RT       RT     // zero: auto
+	Suppress string // "on", "off"; "": on with EVPN (Config.SuppressARP)
 }
 
 func (c *Config) vni() *VNIConfig { return &c.VXLAN.VNIs[len(c.VXLAN.VNIs)-1] }
@@ -123,6 +124,13 @@ var vxlanSchema = section{
 				"route_target": setter(func(c *Config, v string) (err error) {
 					c.vni().RT, err = ParseRT(v)
 					return
+				}),
+				"suppress": setter(func(c *Config, v string) error {
+					if v != "on" && v != "off" {
+						return fmt.Errorf("%q is not on or off", v)
+					}
+					c.vni().Suppress = v
+					return nil
 				}),
 			},
 		},
@@ -302,6 +310,19 @@ func (c *Config) VTEPAddr() netip.Addr {
 }
 
 // LearnRemote reports whether the data path learns remote MACs from frames.
+// SuppressARP reports whether VNI index i answers the LAN's ARP requests
+// and neighbour solicitations for known addresses (vxlan.vnis[].suppress:
+// on with EVPN unless off, off without unless on).
+func (c *Config) SuppressARP(i int) bool {
+	switch c.VXLAN.VNIs[i].Suppress {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return c.BGP != nil && c.BGP.UsesEVPN()
+}
+
 func (c *Config) LearnRemote() bool {
 	switch c.VXLAN.Learning {
 	case "on":

@@ -62,6 +62,10 @@ type VNI struct {
 	// RT is the route target imported and exported; zero: auto (ASN:VNI,
 	// and on import any ASN:VNI, as FRR matches auto RTs).
 	RT bgp.RT
+	// Suppress answers the LAN's ARP requests and neighbour solicitations
+	// for addresses known from MAC+IP routes, and keeps those for the
+	// LAN's own hosts on the LAN, instead of flooding them.
+	Suppress bool
 }
 
 // Config configures a Controller.
@@ -161,6 +165,7 @@ type ipKey struct {
 // remoteRoute is an imported EVPN route.
 type remoteRoute struct {
 	kind   bgp.RouteKind
+	order  uint64    // when it was imported (Controller.importN)
 	key    vxlan.Key // MACIP
 	vni    int       // index
 	vtep   netip.Addr
@@ -231,8 +236,14 @@ type Controller struct {
 	byPeer   map[netip.Addr]map[netip.Addr]int
 	counters Counters
 	dirty    bool
-	peerSet  []netip.Addr // what the underlay was last told
-	peerErr  bool         // telling the underlay failed: try again
+	// neighDirty: an address's MAC may have changed (a LAN host's
+	// address, a MAC+IP route): the data path's address table is made
+	// again at the next publish. importN numbers imported routes (the
+	// latest route naming an address wins).
+	neighDirty bool
+	importN    uint64
+	peerSet    []netip.Addr // what the underlay was last told
+	peerErr    bool         // telling the underlay failed: try again
 }
 
 // New returns a controller for cfg; sp may be nil (static remotes only).
@@ -416,7 +427,7 @@ func (c *Controller) Reconfigure(cfg Config, now time.Time) error {
 			c.announce(k, l)
 		}
 	}
-	c.dirty = true
+	c.dirty, c.neighDirty = true, true
 	c.flush()
 	return nil
 }

@@ -547,3 +547,51 @@ func TestMACIPRoutes(t *testing.T) {
 		t.Errorf("%d MAC routes after aging", n)
 	}
 }
+
+// The data path's address table (suppression): MAC+IP routes' addresses
+// with their MACs, the LAN hosts' own marked local and winning; a host
+// whose address moves to another MAC is answered with the new one, and
+// keeps it when the old route goes.
+func TestNeighTable(t *testing.T) {
+	f := newFixture(t, Config{Aging: time.Minute, VNIs: []VNI{{ID: 101, Suppress: true}}}, true)
+	neigh := func(ip string) (vxlan.Neigh, bool) {
+		tab := f.c.Table().Load()
+		n, ok := tab.Neigh[vxlan.NeighKey{VNI: 0, IP: netip.MustParseAddr(ip).As16()}]
+		return n, ok
+	}
+	if !f.c.Table().Load().VNIs[0].Suppress {
+		t.Fatal("the VNI's suppress setting is not in the table")
+	}
+	withIP := func(vtep netip.Addr, m frame.MAC, ip string) bgp.Update {
+		u := macRoute(vtep, m, 0)
+		u.IP = netip.MustParseAddr(ip)
+		return u
+	}
+	f.receive(t0, imet(vtepB, 101, false), imet(vtepC, 101, false), withIP(vtepB, macH1, "10.77.0.2"))
+	if n, ok := neigh("10.77.0.2"); !ok || n.MAC != macH1 || n.Local {
+		t.Fatalf("a MAC+IP route's address: %+v %v", n, ok)
+	}
+	// The address moves to a host behind C.
+	f.receive(t0, withIP(vtepC, macH2, "10.77.0.2"))
+	if n, _ := neigh("10.77.0.2"); n.MAC != macH2 {
+		t.Fatalf("after the move: %+v", n)
+	}
+	old := withIP(vtepB, macH1, "10.77.0.2")
+	old.Withdraw = true
+	f.receive(t0, old)
+	if n, ok := neigh("10.77.0.2"); !ok || n.MAC != macH2 {
+		t.Fatalf("after the old route went: %+v %v", n, ok)
+	}
+	// A LAN host's own address.
+	lanH := frame.MAC{0x02, 0, 0, 0, 0, 0x09}
+	f.c.Learned()[0].Push1(vxlan.Learned{Key: vxlan.MakeKey(0, lanH), VTEP: vxlan.Local, IP: netip.MustParseAddr("10.77.0.9")})
+	f.c.Work(t0)
+	if n, ok := neigh("10.77.0.9"); !ok || n.MAC != lanH || !n.Local {
+		t.Fatalf("a LAN host's address: %+v %v", n, ok)
+	}
+	// Aged: gone.
+	f.c.Age(t0.Add(2 * time.Minute))
+	if _, ok := neigh("10.77.0.9"); ok {
+		t.Fatal("an aged LAN host's address stayed")
+	}
+}

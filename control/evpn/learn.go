@@ -31,6 +31,7 @@ func (c *Controller) learnIP(k vxlan.Key, ip netip.Addr) {
 	}
 	l.ips = append(l.ips, ip)
 	c.ipOwner[ik] = k
+	c.neighDirty, c.dirty = true, true
 	if l.announced && c.sp != nil {
 		r := c.macRoute(k, l)
 		r.IP = ip
@@ -44,6 +45,7 @@ func (c *Controller) dropLocal(k vxlan.Key, l *local) {
 	for _, ip := range l.ips {
 		if ik := (ipKey{k.VNI(), ip}); c.ipOwner[ik] == k {
 			delete(c.ipOwner, ik)
+			c.neighDirty = true
 		}
 	}
 	delete(c.locals, k)

@@ -76,8 +76,12 @@ func (c *Controller) update(u *bgp.Update, now time.Time) {
 		}
 		return
 	}
-	r := &remoteRoute{kind: u.Kind, vni: vi, vtep: u.NextHop, seq: u.Seq, sticky: u.Sticky, ip: u.IP, pwgate: u.Pwgate, peer: u.Peer}
+	c.importN++
+	r := &remoteRoute{kind: u.Kind, order: c.importN, vni: vi, vtep: u.NextHop, seq: u.Seq, sticky: u.Sticky, ip: u.IP, pwgate: u.Pwgate, peer: u.Peer}
 	c.routes[id] = r
+	if r.ip.IsValid() {
+		c.neighDirty, c.dirty = true, true
+	}
 	c.peerRef(r, 1)
 	i := c.ref(r.vtep)
 	if u.Kind == bgp.IMET {
@@ -177,6 +181,9 @@ func (c *Controller) forget(id string, now time.Time) {
 	}
 	delete(c.routes, id)
 	c.peerRef(r, -1)
+	if r.ip.IsValid() {
+		c.neighDirty, c.dirty = true, true
+	}
 	if r.kind == bgp.IMET {
 		delete(c.byVNI[r.vni], id)
 		if i, ok := c.vtepIdx[r.vtep]; ok && r.pwgate {

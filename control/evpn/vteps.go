@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/dataplane/vxlan"
 )
 
@@ -17,6 +18,10 @@ func (c *Controller) flush() {
 	if c.dirty {
 		c.dirty = false
 		c.setVNIs()
+		if c.neighDirty {
+			c.neighDirty = false
+			c.b.SetNeigh(c.neighMap())
+		}
 		c.publish()
 	}
 	set := c.vtepAddrs()
@@ -61,6 +66,29 @@ func (c *Controller) publish() {
 	c.fdb.Store(c.b.Publish())
 }
 
+// neighMap makes the data path's address table: the addresses of the
+// imported MAC+IP routes (of several naming one address, the latest
+// imported), then the LAN hosts' own, which win.
+func (c *Controller) neighMap() map[vxlan.NeighKey]vxlan.Neigh {
+	m := make(map[vxlan.NeighKey]vxlan.Neigh, len(c.ipOwner))
+	order := map[vxlan.NeighKey]uint64{}
+	for _, r := range c.routes {
+		if r.kind != bgp.MACIP || !r.ip.IsValid() {
+			continue
+		}
+		k := vxlan.NeighKey{VNI: int32(r.vni), IP: r.ip.As16()}
+		if o, ok := order[k]; ok && o > r.order {
+			continue
+		}
+		order[k] = r.order
+		m[k] = vxlan.Neigh{MAC: r.key.MAC()}
+	}
+	for ik, k := range c.ipOwner {
+		m[vxlan.NeighKey{VNI: int32(ik.vni), IP: ik.ip.As16()}] = vxlan.Neigh{MAC: k.MAC(), Local: true}
+	}
+	return m
+}
+
 // setVNIs gives the builder the VNIs with their flood lists: the static
 // remotes and the VTEPs that sent flood routes.
 func (c *Controller) setVNIs() {
@@ -80,7 +108,7 @@ func (c *Controller) setVNIs() {
 			flood = append(flood, x)
 		}
 		slices.Sort(flood)
-		vnis[i] = vxlan.VNI{ID: v.ID, VLAN: v.VLAN, Flood: flood}
+		vnis[i] = vxlan.VNI{ID: v.ID, VLAN: v.VLAN, Flood: flood, Suppress: v.Suppress}
 	}
 	c.b.SetVNIs(vnis)
 }

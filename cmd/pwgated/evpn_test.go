@@ -314,6 +314,7 @@ func TestEVPN(t *testing.T) {
 		{"ping", testEVPNPing},
 		{"frr sees pwgate's routes", testEVPNFRRRoutes},
 		{"fdbs", testEVPNFDBs},
+		{"arp and nd suppression", testEVPNSuppress},
 		{"mobility", testEVPNMobility},
 		{"graceful restart", testEVPNGracefulRestart},
 		{"sigterm without graceful restart", testEVPNStop},

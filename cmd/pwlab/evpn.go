@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -58,6 +59,12 @@ func runEVPNDemo(l *lab.Lab, o options, dir string) error {
 		{"pwctl fdb on site A: every MAC, where it is, its MAC mobility sequence", "", pwctl(e.A, "fdb")},
 		{"FRR on site C: the EVPN routes, pwgate's among them", e.C.NS, []string{"vtysh", "-N", e.NS(e.C.NS), "-c", "show bgp l2vpn evpn route"}},
 		{"FRR's kernel: where it sends each MAC", e.C.NS, []string{"bridge", "fdb", "show", "dev", "vxlan101"}},
+		{"host A forgets host B's MAC and asks again: pwgate A answers the ARP request from B's MAC+IP route (vxlan.vnis[].suppress, on with EVPN), and tcpdump on host B's LAN sees no request for B's address",
+			"", []string{"sh", "-c", fmt.Sprintf("f=$(mktemp); ip netns exec %[1]s timeout 3 tcpdump -l -n -e -i eth0 'arp and arp[6:2] = 1 and arp[24:4] = 0x%[4]s' 2>/dev/null >$f & sleep 1; "+
+				"ip netns exec %[2]s ip neigh flush dev eth0 && ip netns exec %[2]s ping -c 1 -W 1 %[3]s >/dev/null && ip netns exec %[2]s ip neigh show %[3]s; wait; "+
+				"echo \"ARP requests for %[3]s that reached host B's LAN: $(grep -c . $f)\"; cat $f; rm -f $f",
+				e.NS(e.B.Host), e.NS(e.A.Host), e.B.HostIP, hexIPv4(e.B.HostIP))}},
+		{"pwctl stats on site A: the ARP requests answered (evpn_arp_suppressed) and flooded", "", []string{"sh", "-c", strings.Join(pwctl(e.A, "stats"), " ") + " | grep -E 'evpn_(arp|nd)_'"}},
 		{"check_pwbgp on site A", "", []string{bin("check_pwbgp"), "--socket", e.A.Socket}},
 	}
 	for _, st := range steps {
@@ -94,4 +101,10 @@ The lab is up (%s). Namespaces: %shosta, %spwa, %shostb, %spwb, %shostc, %sfrrc,
   make lab-down    to remove it
 `, o, prefix, prefix, prefix, prefix, prefix, prefix, prefix, prefix, e.C.HostIP, pwctl, e.A.Socket, pwctl, e.B.Socket, prefix, stateDir)
 	return nil
+}
+
+// hexIPv4 is an IPv4 address as eight hex digits (tcpdump's filters).
+func hexIPv4(a string) string {
+	b := netip.MustParseAddr(a).As4()
+	return fmt.Sprintf("%02x%02x%02x%02x", b[0], b[1], b[2], b[3])
 }

@@ -147,8 +147,9 @@ func (w *encapWorker) processVXLAN(n int) {
 // solicitation for an address the table knows: for a remote host's it
 // has the decap goroutine send the answer on the LAN, for a LAN host's it
 // drops it (the host answers), and reports true; the frame is not
-// flooded. Duplicate address probes, gratuitous ARP, unknown addresses
-// and answers that cannot be queued are flooded as before (false).
+// flooded. Duplicate address probes, gratuitous ARP, solicitations for
+// link-local addresses, unknown addresses and answers that cannot be
+// queued are flooded as before (false).
 func (w *encapWorker) suppress(base uint64, f []byte, tab *vxlan.Table, vi int) bool {
 	a := &w.vx.ask
 	if !vxlan.ParseAsk(f, a) {
@@ -160,7 +161,10 @@ func (w *encapWorker) suppress(base uint64, f []byte, tab *vxlan.Table, vi int) 
 	}
 	n, ok := tab.Neigh[a.Key(vi)]
 	switch {
-	case !ok || a.Probe || a.Gratuitous:
+	case !ok || a.Probe || a.Gratuitous || a.IPv6 && a.Target[0] == 0xfe && a.Target[1]&0xc0 == 0x80:
+		// A link-local target may be a host's default router: an answer
+		// of ours says "not a router" (the route's router flag is not
+		// known), which would make the host drop it (RFC 4861 7.2.5).
 		w.st.Inc(fl)
 		return false
 	case n.Local:

@@ -232,6 +232,7 @@ func TestVXLANSuppress(t *testing.T) {
 		key(0, "::ffff:10.77.0.2"): {MAC: hostY},
 		key(1, "::ffff:10.77.0.2"): {MAC: hostY},
 		key(0, "fd00::2"):          {MAC: hostY},
+		key(0, "fe80::2"):          {MAC: hostY},
 		key(0, "::ffff:10.77.0.3"): {MAC: hostX, Local: true},
 	})
 	a.fdb.Store(a.b.Publish())
@@ -264,17 +265,19 @@ func TestVXLANSuppress(t *testing.T) {
 	inject(t, a.dl, [][]byte{frametest.ARPRequest(hostZ, "10.77.0.1", "10.77.0.3")})
 	waitCounter(t, a.e, stats.EVPNARPSuppressed, 3)
 	// Flooded: an unknown address, a probe, a gratuitous ARP, an unknown
-	// IPv6 address and an IPv6 probe.
+	// IPv6 address, an IPv6 probe, and a link-local address (perhaps a
+	// router's: our answer would say it is not one).
 	inject(t, a.dl, [][]byte{
 		frametest.ARPRequest(hostZ, "10.77.0.1", "10.77.0.9"),
 		frametest.ARPRequest(hostZ, "0.0.0.0", "10.77.0.2"),
 		frametest.ARPRequest(hostZ, "10.77.0.2", "10.77.0.2"),
 		frametest.NeighSolicit(hostZ, "fd00::1", "fd00::9"),
 		frametest.NeighSolicit(hostZ, "::", "fd00::2"),
+		frametest.NeighSolicit(hostZ, "fe80::1", "fe80::2"),
 	})
-	collect(t, a.ul, 5)
+	collect(t, a.ul, 6)
 	waitCounter(t, a.e, stats.EVPNARPFlooded, 3)
-	waitCounter(t, a.e, stats.EVPNNDFlooded, 2)
+	waitCounter(t, a.e, stats.EVPNNDFlooded, 3)
 	if s := a.dl.Sent(); len(s) != 0 {
 		t.Fatalf("%d more frames on the LAN", len(s))
 	}

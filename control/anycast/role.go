@@ -220,12 +220,14 @@ func (r *Role) syncRoutes() {
 		}
 		rt := vipRoute(p)
 		var err error
-		if len(srv) == 0 {
+		for _, s := range srv {
+			if nh := vipNextHop(p, s); nh != nil {
+				rt.MultiPath = append(rt.MultiPath, nh)
+			}
+		}
+		if len(rt.MultiPath) == 0 {
 			err = netlink.RouteDel(rt)
 		} else {
-			for _, s := range srv {
-				rt.MultiPath = append(rt.MultiPath, vipNextHop(p, s))
-			}
 			err = netlink.RouteReplace(rt)
 		}
 		if err != nil && len(srv) > 0 {
@@ -237,17 +239,21 @@ func (r *Role) syncRoutes() {
 
 // vipNextHop is server s's next hop in the kernel's route to VIP p: a
 // link-local one (an unnumbered neighbor's, "fe80::1%s1") on its
-// interface, and an IPv6 one of an IPv4 VIP as RFC 8950's "via inet6".
+// interface, and an IPv6 one of an IPv4 VIP as RFC 8950's "via inet6";
+// nil when it cannot be one (its interface just went), so that it does
+// not make the kernel refuse the others.
 func vipNextHop(p netip.Prefix, s string) *netlink.NexthopInfo {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return &netlink.NexthopInfo{}
+		return nil
 	}
 	nh := &netlink.NexthopInfo{Gw: a.WithZone("").AsSlice()}
 	if a.Zone() != "" {
-		if l, err := netlink.LinkByName(a.Zone()); err == nil {
-			nh.LinkIndex = l.Attrs().Index
+		l, err := netlink.LinkByName(a.Zone())
+		if err != nil {
+			return nil
 		}
+		nh.LinkIndex = l.Attrs().Index
 	}
 	if p.Addr().Is4() && a.Is6() {
 		nh.Gw, nh.Via = nil, &netlink.Via{AddrFamily: netlink.FAMILY_V6, Addr: a.WithZone("").AsSlice()}

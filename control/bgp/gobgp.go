@@ -45,48 +45,49 @@ type GoBGP struct {
 	// neighbors in GoBGP (unnumbered ones at their heard addresses), failed
 	// the interfaces whose neighbor GoBGP could not take yet, zones the
 	// interface of each unnumbered neighbor's address (read by the
-	// watcher: GoBGP's paths carry the address without it). All under mu
-	// but zones.
-	nd      *linkNeighbors
-	applied []Neighbor
-	failed  map[string]bool
-	zones   atomic.Pointer[map[netip.Addr]string]
-	stopped bool
+	// watcher: GoBGP's paths carry the address without it), kept for
+	// zoneGrace after the neighbor went, since its withdrawals reach the
+	// watcher later. exportKey is what the export policy was last made
+	// of. All under mu but zones.
+	nd         *linkNeighbors
+	applied    []Neighbor
+	failed     map[string]bool
+	zones      atomic.Pointer[map[netip.Addr]zone]
+	exportKey  string
+	exportMade bool
+	stopped    bool
 }
 
-// importRules are the import filters by neighbor address; unnumbered
-// neighbors' (link-local, learned) all apply to link-local senders.
+// zone is the interface of an unnumbered neighbor's address, and when the
+// neighbor went (zero: in GoBGP).
+type zone struct {
+	ifname string
+	gone   time.Time
+}
+
+// zoneGrace is how long an unnumbered neighbor's zone is kept once it
+// left GoBGP: its withdrawals, queued in GoBGP's watcher, still need it.
+const zoneGrace = time.Minute
+
+// importRules are the import filters by neighbor address (an unnumbered
+// neighbor's: the address heard, zoned, as updates gives the peer).
 type importRules struct {
-	byAddr     map[netip.Addr][]Rule
-	unnumbered [][]Rule
+	byAddr map[netip.Addr][]Rule
 }
 
+// newImportRules takes the neighbors in GoBGP (each with an address).
 func newImportRules(ns []Neighbor) *importRules {
 	r := &importRules{byAddr: map[netip.Addr][]Rule{}}
 	for _, n := range ns {
-		if n.Interface != "" {
-			r.unnumbered = append(r.unnumbered, n.Import)
-		} else {
-			r.byAddr[n.Address] = n.Import
-		}
+		r.byAddr[n.Address] = n.Import
 	}
 	return r
 }
 
 // permitted reports whether the route from peer passes its neighbor's
-// import filter (for an unnumbered neighbor: every unnumbered neighbor's).
+// import filter.
 func (ir *importRules) permitted(peer netip.Addr, r *Route) bool {
-	if rules, ok := ir.byAddr[peer]; ok {
-		return Permitted(rules, r)
-	}
-	if peer.IsLinkLocalUnicast() {
-		for _, rules := range ir.unnumbered {
-			if !Permitted(rules, r) {
-				return false
-			}
-		}
-	}
-	return true
+	return Permitted(ir.byAddr[peer], r)
 }
 
 var _ Speaker = (*GoBGP)(nil)
@@ -174,6 +175,9 @@ func (g *GoBGP) Reconfigure(c Config) error {
 // outside GoBGP (Peers shows it). Called with g.mu held, by Reconfigure
 // and whenever an unnumbered neighbor's address is learned or changes.
 func (g *GoBGP) apply() error {
+	if g.stopped {
+		return nil
+	}
 	ns, ifs := g.resolve(g.cfg.Neighbors)
 	if len(ifs) > 0 && g.nd == nil {
 		nd, err := newLinkNeighbors(g.log, g.learned, g.established)
@@ -200,6 +204,7 @@ func (g *GoBGP) apply() error {
 			}
 		}
 		g.applied = now
+		g.setZones()
 	}()
 	ctx := context.Background()
 	want := map[string]bool{}
@@ -220,7 +225,9 @@ func (g *GoBGP) apply() error {
 		case err != nil && n.Interface != "":
 			// Our own link-local address may not be there yet: tried
 			// again with the neighbor's next advertisement.
-			g.log.Warn("bgp: unnumbered neighbor heard, but its session cannot start yet", "interface", n.Interface, "address", n.Address.String(), "err", err)
+			if !g.failed[n.Interface] {
+				g.log.Warn("bgp: unnumbered neighbor heard, but its session cannot start yet; trying again", "interface", n.Interface, "address", n.Address.String(), "err", err)
+			}
 			g.failed[n.Interface] = true
 			continue
 		case err != nil:
@@ -240,23 +247,41 @@ func (g *GoBGP) apply() error {
 		}
 	}
 	ns = slices.DeleteFunc(ns, func(n Neighbor) bool { _, ok := in[n.Key()]; return !ok })
-	zones := map[netip.Addr]string{}
-	for _, n := range ns {
-		if n.Interface != "" {
-			a := n.Address.WithZone("")
-			if z, ok := zones[a]; ok {
-				g.log.Warn("bgp: two unnumbered neighbors have the same link-local address: their routes cannot be told apart", "address", a.String(), "interfaces", z+","+n.Interface)
-			}
-			zones[a] = n.Interface
-		}
-	}
-	g.zones.Store(&zones)
 	g.imports.Store(newImportRules(ns))
 	g.limit.configure(ns)
 	if err := g.setExportPolicy(ctx, ns); err != nil {
 		return err
 	}
 	return g.originateDefaults(g.cfg.Neighbors)
+}
+
+// setZones publishes the interface of each unnumbered neighbor's address
+// in GoBGP (g.applied), keeping those of neighbors gone within zoneGrace.
+// Called with g.mu held.
+func (g *GoBGP) setZones() {
+	now := time.Now()
+	zones := map[netip.Addr]zone{}
+	if old := g.zones.Load(); old != nil {
+		for a, z := range *old {
+			if z.gone.IsZero() {
+				z.gone = now
+			}
+			if now.Sub(z.gone) < zoneGrace {
+				zones[a] = z
+			}
+		}
+	}
+	for _, n := range g.applied {
+		if n.Interface == "" {
+			continue
+		}
+		a := n.Address.WithZone("")
+		if z, ok := zones[a]; ok && z.gone.IsZero() && z.ifname != n.Interface {
+			g.log.Warn("bgp: two unnumbered neighbors have the same link-local address: their routes cannot be told apart", "address", a.String(), "interfaces", z.ifname+","+n.Interface)
+		}
+		zones[a] = zone{ifname: n.Interface}
+	}
+	g.zones.Store(&zones)
 }
 
 // resolve returns ns with each unnumbered neighbor at the address heard
@@ -300,6 +325,7 @@ func (g *GoBGP) learned(ifname string, addr netip.Addr) (started bool) {
 	}
 	if err := g.apply(); err != nil {
 		g.log.Error("bgp: unnumbered neighbor", "interface", ifname, "address", addr.String(), "err", err)
+		return false
 	}
 	return !g.failed[ifname]
 }
@@ -345,7 +371,29 @@ const exportPolicy = "pwgate-export"
 // originate are never announced (pwgate is not a transit), then each
 // neighbor's export rules in order; what no rule refuses is announced.
 // Established sessions are refreshed (soft reset out) when it changed.
+//
+// It is made again only when what it is made of changed: replacing it
+// leaves a moment without it, and an unnumbered neighbor heard (or heard
+// anew) changes nothing in it unless it has export rules.
 func (g *GoBGP) setExportPolicy(ctx context.Context, ns []Neighbor) error {
+	var key strings.Builder
+	for i, n := range ns {
+		if n.DefaultOriginate || len(n.Export) > 0 {
+			fmt.Fprintf(&key, "%d %s %v %v;", i, hostPrefix(n.Address), n.DefaultOriginate, n.Export)
+		}
+	}
+	if g.exportMade && key.String() == g.exportKey {
+		return nil
+	}
+	if err := g.makeExportPolicy(ctx, ns); err != nil {
+		g.exportMade = false
+		return err
+	}
+	g.exportMade, g.exportKey = true, key.String()
+	return nil
+}
+
+func (g *GoBGP) makeExportPolicy(ctx context.Context, ns []Neighbor) error {
 	var sets []*api.DefinedSet
 	st := []*api.Statement{
 		{Name: "not-transit-ibgp", Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_INTERNAL},
@@ -710,7 +758,7 @@ func (g *GoBGP) updates(paths []*api.Path) []Update {
 			// An unnumbered neighbor's: its interface, and its link-local
 			// next hop's.
 			if z := g.zones.Load(); z != nil {
-				u.Peer = u.Peer.WithZone((*z)[u.Peer])
+				u.Peer = u.Peer.WithZone((*z)[u.Peer].ifname)
 				if u.NextHop.IsLinkLocalUnicast() {
 					u.NextHop = u.NextHop.WithZone(u.Peer.Zone())
 				}

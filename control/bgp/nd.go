@@ -122,6 +122,9 @@ type linkNeighbors struct {
 
 	mu  sync.Mutex
 	ifs map[string]*linkState
+	// names are the unnumbered interfaces by index, as look last found
+	// them: an advertisement costs no netlink dump.
+	names map[int]string
 }
 
 // newLinkNeighbors opens the ICMPv6 socket (it needs CAP_NET_RAW) and
@@ -170,6 +173,12 @@ func (l *linkNeighbors) set(ifnames []string) {
 			delete(l.ifs, n)
 		}
 	}
+	l.names = map[int]string{}
+	for n := range l.ifs {
+		if ifi, err := net.InterfaceByName(n); err == nil {
+			l.names[ifi.Index] = n
+		}
+	}
 }
 
 // addr returns the neighbor heard on ifname (invalid: none yet).
@@ -216,19 +225,21 @@ func (l *linkNeighbors) read() {
 			continue
 		}
 		from, _ := netip.AddrFromSlice(ip.IP)
-		ifi, err := net.InterfaceByIndex(cm.IfIndex)
-		if err != nil {
-			continue
+		l.mu.Lock()
+		name, ok := l.names[cm.IfIndex]
+		l.mu.Unlock()
+		if ok {
+			l.heard(name, from, parseRA(buf[:n], cm.HopLimit, from))
 		}
-		l.heard(ifi.Name, from, parseRA(buf[:n], cm.HopLimit, from))
 	}
 }
 
 // heard takes an advertisement from from on ifname (bad: why it is
 // refused) and reports a neighbor heard for the first time, or in place
-// of one that is stale or whose session is down. Another router heard
-// while the neighbor's session is up is kept aside (alt): look takes it
-// if that session goes down.
+// of a stale one. Another router heard while the neighbor is fresh is
+// kept aside (alt, counted as ignored): look takes it, within a second,
+// if the neighbor's session is down (looking costs a walk of GoBGP's
+// table, not done per advertisement).
 func (l *linkNeighbors) heard(ifname string, from netip.Addr, bad error) {
 	now := time.Now()
 	l.mu.Lock()
@@ -256,27 +267,19 @@ func (l *linkNeighbors) heard(ifname string, from netip.Addr, bad error) {
 	switch {
 	case cur == from:
 		s.heard = now
-		retry := s.pending
+		retry := s.pending && now.Sub(s.taken) >= raChange
 		l.mu.Unlock()
 		if retry {
 			l.take(ifname, s, from, now)
 		}
 		return
 	case cur.IsValid() && !s.heard.IsZero() && now.Sub(s.heard) < raStale:
+		s.ignored++
+		s.alt, s.altHeard = from, now
 		l.mu.Unlock()
-		if l.up(cur) {
-			l.mu.Lock()
-			s.ignored++
-			s.alt, s.altHeard = from, now
-			l.mu.Unlock()
-			l.log.Debug("bgp: a second router on an unnumbered neighbor's interface: ignored while the first's session is up", "interface", ifname, "neighbor", cur, "ignored", from)
-			return
-		}
-	default:
-		l.mu.Unlock()
-	}
-	l.mu.Lock()
-	if cur.IsValid() && now.Sub(s.taken) < raChange {
+		l.log.Debug("bgp: a second router on an unnumbered neighbor's interface: ignored unless the first's session is down", "interface", ifname, "neighbor", cur, "other", from)
+		return
+	case cur.IsValid() && now.Sub(s.taken) < raChange:
 		s.alt, s.altHeard = from, now // look takes it
 		l.mu.Unlock()
 		return
@@ -361,12 +364,14 @@ func (l *linkNeighbors) look(now time.Time) {
 		names = append(names, n)
 	}
 	l.mu.Unlock()
+	byIndex := map[int]string{}
 	for _, name := range names {
 		link := "gone"
 		up := false
 		if ifi, err := net.InterfaceByName(name); err == nil {
 			up = ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0
 			link = fmt.Sprint(ifi.Index, up, linkLocal(name))
+			byIndex[ifi.Index] = name
 		}
 		l.mu.Lock()
 		s := l.ifs[name]
@@ -376,7 +381,7 @@ func (l *linkNeighbors) look(now time.Time) {
 		}
 		changed := s.link != "" && s.link != link && up
 		s.link = link
-		cur, alt, altHeard := s.addr, s.alt, s.altHeard
+		cur, alt, altHeard, taken := s.addr, s.alt, s.altHeard, s.taken
 		if changed {
 			s.fast, s.next, s.heard = raFast, now, time.Time{}
 		}
@@ -387,21 +392,28 @@ func (l *linkNeighbors) look(now time.Time) {
 			l.take(name, s, cur, time.Time{})
 		case changed:
 			l.log.Info("bgp: an unnumbered neighbor's interface changed: advertising again", "interface", name)
-		case alt.IsValid() && now.Sub(altHeard) < raStale && !l.up(cur):
+		case alt.IsValid() && now.Sub(altHeard) < raStale && now.Sub(taken) >= raChange && !l.up(cur):
 			l.log.Info("bgp: an unnumbered neighbor's session is down: the other router heard on its interface replaces it", "interface", name, "neighbor", cur, "now", alt)
 			l.take(name, s, alt, altHeard)
 		}
 	}
+	l.mu.Lock()
+	l.names = byIndex
+	l.mu.Unlock()
 }
 
 // send sends our advertisement on ifname to all nodes; a failure (the
 // interface is missing or down) is logged when it first happens.
 func (l *linkNeighbors) send(ifname string) {
-	var err error
 	ifi, err := net.InterfaceByName(ifname)
 	if err == nil {
-		_, err = l.pc.WriteTo(buildRA(ifi.HardwareAddr), &ipv6.ControlMessage{IfIndex: ifi.Index},
-			&net.IPAddr{IP: net.IPv6linklocalallnodes, Zone: ifname})
+		// From the link-local address the session uses (the first),
+		// not whichever the kernel picks: the neighbor connects to it.
+		cm := &ipv6.ControlMessage{IfIndex: ifi.Index}
+		if src := linkLocal(ifname); src.IsValid() {
+			cm.Src = src.AsSlice()
+		}
+		_, err = l.pc.WriteTo(buildRA(ifi.HardwareAddr), cm, &net.IPAddr{IP: net.IPv6linklocalallnodes, Zone: ifname})
 	}
 	msg := ""
 	if err != nil {

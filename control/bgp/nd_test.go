@@ -77,6 +77,7 @@ func newFakeLinks(ifs ...string) *fakeLinks {
 func TestLinkNeighbors(t *testing.T) {
 	f := newFakeLinks("s0", "s1")
 	a, b := netip.MustParseAddr("fe80::a"), netip.MustParseAddr("fe80::b")
+	back := func(ifname string) { f.ifs[ifname].taken = time.Now().Add(-raChange) }
 	f.heard("s9", a, nil) // not an unnumbered neighbor's interface
 	f.heard("s0", a, errBad)
 	if len(f.learned) != 0 || f.addr("s0").IsValid() || f.ignoredOn("s0") != 1 {
@@ -92,47 +93,51 @@ func TestLinkNeighbors(t *testing.T) {
 		t.Fatalf("learned %v, want %v", f.learned, want)
 	}
 
-	// A second router while the first's session is up: ignored.
+	// A second router while the first is fresh: kept aside, counted.
 	f.up[a.WithZone("s0")] = true
 	f.heard("s0", b, nil)
+	back("s0")
+	f.look(time.Now())
 	if f.addr("s0") != a.WithZone("s0") || len(f.learned) != 2 || f.ignoredOn("s0") != 2 {
 		t.Fatalf("a second router taken: %v, learned %v, ignored %d", f.addr("s0"), f.learned, f.ignoredOn("s0"))
 	}
-	// Its session down (the router was replaced): the one kept aside is
-	// taken at the next look.
+	// The first's session down (the router was replaced): the one kept
+	// aside is taken at the next look...
 	f.up[a.WithZone("s0")] = false
 	f.look(time.Now())
 	if f.addr("s0") != b.WithZone("s0") || len(f.learned) != 3 {
 		t.Fatalf("the new router not taken: %v, learned %v", f.addr("s0"), f.learned)
 	}
-	// Heard while the session is down: at once, but not twice within
-	// raChange (a flood from ever new sources), when look takes it.
+	// ...but not within raChange of the last change (a flood from ever
+	// new sources).
 	f.heard("s0", a, nil)
-	if f.addr("s0") != b.WithZone("s0") || len(f.learned) != 3 {
-		t.Fatalf("the neighbor changed twice within %v: %v, learned %v", raChange, f.addr("s0"), f.learned)
-	}
-	f.ifs["s0"].taken = time.Now().Add(-raChange)
 	f.look(time.Now())
-	if f.addr("s0") != a.WithZone("s0") || len(f.learned) != 4 {
-		t.Fatalf("the new router not taken: %v, learned %v", f.addr("s0"), f.learned)
-	}
-	f.ifs["s0"].taken = time.Now().Add(-raChange)
-	f.heard("s0", b, nil)
-	// Up, but not heard for raStale: another router is taken.
-	f.up[b.WithZone("s0")] = true
-	f.ifs["s0"].heard = time.Now().Add(-raStale - time.Second)
-	f.ifs["s0"].taken = time.Now().Add(-raChange)
-	f.heard("s0", a, nil)
-	if f.addr("s0") != a.WithZone("s0") {
-		t.Fatalf("a stale neighbor kept: %v", f.addr("s0"))
+	if f.addr("s0") != b.WithZone("s0") || len(f.learned) != 3 {
+		t.Fatalf("changed twice within %v: %v, learned %v", raChange, f.addr("s0"), f.learned)
 	}
 
-	// A session that could not start is tried again when next heard.
+	// Up, but not heard for raStale: another router is taken at once.
+	f.up[b.WithZone("s0")] = true
+	f.ifs["s0"].heard = time.Now().Add(-raStale - time.Second)
+	back("s0")
+	f.heard("s0", a, nil)
+	if f.addr("s0") != a.WithZone("s0") || len(f.learned) != 4 {
+		t.Fatalf("a stale neighbor kept: %v, learned %v", f.addr("s0"), f.learned)
+	}
+
+	// A session that could not start is tried again when next heard,
+	// at most once per raChange.
 	f.start = false
-	f.ifs["s1"].taken = time.Now().Add(-raChange)
+	back("s1")
+	f.ifs["s1"].heard = time.Time{}
 	f.heard("s1", b, nil)
 	n := len(f.learned)
 	f.start = true
+	f.heard("s1", b, nil)
+	if len(f.learned) != n {
+		t.Fatalf("retried within %v: %v", raChange, f.learned)
+	}
+	back("s1")
 	f.heard("s1", b, nil)
 	f.heard("s1", b, nil)
 	if len(f.learned) != n+1 {

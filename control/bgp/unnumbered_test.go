@@ -17,7 +17,7 @@ import (
 // "::" or after a global address (FRR's two next hops, RFC 2545).
 func TestUnnumberedNextHop(t *testing.T) {
 	g := NewGoBGP(quiet())
-	zones := map[netip.Addr]string{netip.MustParseAddr("fe80::1"): "s1"}
+	zones := map[netip.Addr]zone{netip.MustParseAddr("fe80::1"): {ifname: "s1"}}
 	g.zones.Store(&zones)
 	v4, v6 := bgp.NewIPAddrPrefix(32, "192.0.2.80"), bgp.NewIPv6AddrPrefix(128, "2001:db8:80::80")
 	for _, c := range []struct {

@@ -56,6 +56,11 @@ func TestUnnumberedNeighbor(t *testing.T) {
 	if n := c.BGP.Neighbors[0]; n.Interface != "eth9" || !n.DefaultOriginate || len(n.Export) != 1 || len(n.Families) != 2 {
 		t.Fatalf("%+v", n)
 	}
+	// But not TCP-MD5 (GoBGP cannot key a zoned address).
+	y = strings.Replace(y, "      default_originate: true\n", "      default_originate: true\n      password: secret\n", 1)
+	if _, err := Parse("f.yaml", []byte(y)); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("a password on an unnumbered neighbor: %v", err)
+	}
 }
 
 // Anycast beside a pseudowire: one file, one BGP section; the forwarder

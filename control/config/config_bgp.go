@@ -411,6 +411,10 @@ func (c *Config) checkBGP(fail func(key, format string, args ...any) error) erro
 			return fail(n.key+".vtep_prefixes", "only in mode: vxlan (they filter EVPN routes' VTEPs)")
 		case len(n.VTEPPrefixes) > 0 && n.Interface != "":
 			return fail(n.key+".vtep_prefixes", "needs the neighbor's address, not an interface (use vxlan.vtep_prefixes)")
+		case n.Password != "" && n.Interface != "":
+			// GoBGP sets TCP-MD5 keys by net.ParseIP of the neighbor's
+			// address, which a zone ("fe80::1%eth0") defeats.
+			return fail(n.key+".password", "needs the neighbor's address, not an interface: TCP-MD5 on an unnumbered session is not supported")
 		}
 	}
 	if err := ValidateSpeaker(c.BGP.ASN, c.BGP.RouterID, c.BGP.Resolved()); err != nil {

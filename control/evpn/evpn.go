@@ -228,6 +228,7 @@ type Controller struct {
 	vtepIdx  map[netip.Addr]int32
 	imets    map[int]bgp.Route   // our flood routes, by VNI index
 	ipOwner  map[ipKey]vxlan.Key // which LAN MAC has an address
+	ipOrder  map[ipKey]uint64    // when it took it (importN's count)
 	// refused are received routes refused for a limit (vtepLimit,
 	// macLimit), by pathID: tried again by Age when room was made.
 	refused  map[string]bool
@@ -238,9 +239,12 @@ type Controller struct {
 	dirty    bool
 	// neighDirty: an address's MAC may have changed (a LAN host's
 	// address, a MAC+IP route): the data path's address table is made
-	// again at the next publish. importN numbers imported routes (the
-	// latest route naming an address wins).
+	// again at the next publish, at most every neighEvery (neighMade).
+	// importN numbers imported routes and LAN hosts' addresses as they
+	// come (the latest naming an address wins).
 	neighDirty bool
+	neighLater bool // a wake is set for neighEvery's end
+	neighMade  time.Time
 	importN    uint64
 	peerSet    []netip.Addr // what the underlay was last told
 	peerErr    bool         // telling the underlay failed: try again
@@ -256,7 +260,7 @@ func New(cfg Config, u Underlay, sp bgp.Speaker, log *slog.Logger) (*Controller,
 	c := &Controller{log: log, u: u, sp: sp, wake: make(chan struct{}, 1), cfg: cfg,
 		b: vxlan.NewBuilder(cfg.Limit + 1), locals: map[vxlan.Key]*local{}, routes: map[string]*remoteRoute{}, received: map[string]bgp.Update{},
 		byKey: map[vxlan.Key]map[string]bool{}, lremote: map[vxlan.Key]learnedRemote{}, mob: map[vxlan.Key]*mobility{},
-		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}, ipOwner: map[ipKey]vxlan.Key{}, refused: map[string]bool{},
+		vtepIdx: map[netip.Addr]int32{}, imets: map[int]bgp.Route{}, ipOwner: map[ipKey]vxlan.Key{}, ipOrder: map[ipKey]uint64{}, refused: map[string]bool{},
 		byPeer: map[netip.Addr]map[netip.Addr]int{}}
 	for i := range c.learned {
 		c.learned[i] = spsc.New[vxlan.Learned](ringSize)

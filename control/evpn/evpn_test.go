@@ -555,6 +555,8 @@ func TestMACIPRoutes(t *testing.T) {
 func TestNeighTable(t *testing.T) {
 	f := newFixture(t, Config{Aging: time.Minute, VNIs: []VNI{{ID: 101, Suppress: true}}}, true)
 	neigh := func(ip string) (vxlan.Neigh, bool) {
+		time.Sleep(neighEvery + 10*time.Millisecond) // made at most every neighEvery
+		f.c.Work(t0)
 		tab := f.c.Table().Load()
 		n, ok := tab.Neigh[vxlan.NeighKey{VNI: 0, IP: netip.MustParseAddr(ip).As16()}]
 		return n, ok
@@ -589,9 +591,20 @@ func TestNeighTable(t *testing.T) {
 	if n, ok := neigh("10.77.0.9"); !ok || n.MAC != lanH || !n.Local {
 		t.Fatalf("a LAN host's address: %+v %v", n, ok)
 	}
-	// Aged: gone.
+	// The address goes to a host elsewhere (a route imported after it):
+	// the route's MAC.
+	f.receive(t0, withIP(vtepB, macH1, "10.77.0.9"))
+	if n, ok := neigh("10.77.0.9"); !ok || n.Local || n.MAC != macH1 {
+		t.Fatalf("a LAN host's address announced from elsewhere later: %+v %v", n, ok)
+	}
+	// Aged: the LAN host's address goes.
+	f.c.Learned()[0].Push1(vxlan.Learned{Key: vxlan.MakeKey(0, lanH), VTEP: vxlan.Local, IP: netip.MustParseAddr("10.77.0.8")})
+	f.c.Work(t0)
+	if n, ok := neigh("10.77.0.8"); !ok || !n.Local {
+		t.Fatalf("a LAN host's second address: %+v %v", n, ok)
+	}
 	f.c.Age(t0.Add(2 * time.Minute))
-	if _, ok := neigh("10.77.0.9"); ok {
+	if _, ok := neigh("10.77.0.8"); ok {
 		t.Fatal("an aged LAN host's address stayed")
 	}
 }

@@ -31,6 +31,8 @@ func (c *Controller) learnIP(k vxlan.Key, ip netip.Addr) {
 	}
 	l.ips = append(l.ips, ip)
 	c.ipOwner[ik] = k
+	c.importN++
+	c.ipOrder[ik] = c.importN
 	c.neighDirty, c.dirty = true, true
 	if l.announced && c.sp != nil {
 		r := c.macRoute(k, l)
@@ -45,6 +47,7 @@ func (c *Controller) dropLocal(k vxlan.Key, l *local) {
 	for _, ip := range l.ips {
 		if ik := (ipKey{k.VNI(), ip}); c.ipOwner[ik] == k {
 			delete(c.ipOwner, ik)
+			delete(c.ipOrder, ik)
 			c.neighDirty = true
 		}
 	}

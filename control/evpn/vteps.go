@@ -3,6 +3,7 @@ package evpn
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/pwgate/pwgate/control/bgp"
 	"github.com/pwgate/pwgate/dataplane/vxlan"
@@ -12,14 +13,21 @@ import (
 // A failed update of the VTEP set is tried again at the next call (Age
 // calls it every few seconds), not only when something changes.
 func (c *Controller) flush() {
-	if !c.dirty && !c.peerErr {
+	now := time.Now()
+	neigh := c.neighDirty && now.Sub(c.neighMade) >= neighEvery
+	if c.neighDirty && !neigh && !c.neighLater {
+		// Made when neighEvery has passed: the wake runs Work.
+		c.neighLater = true
+		time.AfterFunc(neighEvery, c.notify)
+	}
+	if !c.dirty && !neigh && !c.peerErr {
 		return
 	}
-	if c.dirty {
+	if c.dirty || neigh {
 		c.dirty = false
 		c.setVNIs()
-		if c.neighDirty {
-			c.neighDirty = false
+		if neigh {
+			c.neighDirty, c.neighLater, c.neighMade = false, false, now
 			c.b.SetNeigh(c.neighMap())
 		}
 		c.publish()
@@ -66,25 +74,39 @@ func (c *Controller) publish() {
 	c.fdb.Store(c.b.Publish())
 }
 
-// neighMap makes the data path's address table: the addresses of the
-// imported MAC+IP routes (of several naming one address, the latest
-// imported), then the LAN hosts' own, which win.
+// neighEvery is how often at most the address table is made again: it is
+// made whole, and a neighbor's stream of MAC+IP routes must not make it
+// at every batch. A change within it is made when it has passed.
+const neighEvery = 200 * time.Millisecond
+
+// neighMap makes the data path's address table. Of the imported MAC+IP
+// routes naming one address, the one with the highest MAC mobility
+// sequence, then the latest imported, gives the MAC; a LAN host's own
+// address replaces a route's taken before it (a host that came here), and
+// gives way to one imported after it (the address went to a host
+// elsewhere).
 func (c *Controller) neighMap() map[vxlan.NeighKey]vxlan.Neigh {
 	m := make(map[vxlan.NeighKey]vxlan.Neigh, len(c.ipOwner))
-	order := map[vxlan.NeighKey]uint64{}
+	type rank struct{ seq, order uint64 }
+	best := map[vxlan.NeighKey]rank{}
 	for _, r := range c.routes {
 		if r.kind != bgp.MACIP || !r.ip.IsValid() {
 			continue
 		}
 		k := vxlan.NeighKey{VNI: int32(r.vni), IP: r.ip.As16()}
-		if o, ok := order[k]; ok && o > r.order {
+		rk := rank{uint64(r.seq), r.order}
+		if b, ok := best[k]; ok && (b.seq > rk.seq || b.seq == rk.seq && b.order > rk.order) {
 			continue
 		}
-		order[k] = r.order
+		best[k] = rk
 		m[k] = vxlan.Neigh{MAC: r.key.MAC()}
 	}
 	for ik, k := range c.ipOwner {
-		m[vxlan.NeighKey{VNI: int32(ik.vni), IP: ik.ip.As16()}] = vxlan.Neigh{MAC: k.MAC(), Local: true}
+		nk := vxlan.NeighKey{VNI: int32(ik.vni), IP: ik.ip.As16()}
+		if b, ok := best[nk]; ok && b.order > c.ipOrder[ik] {
+			continue
+		}
+		m[nk] = vxlan.Neigh{MAC: k.MAC(), Local: true}
 	}
 	return m
 }

@@ -574,8 +574,9 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 // (5 s after each failed attempt) and a session never comes back; with
 // one side passive, the other's next attempt always finds it listening.
 // Both sides agree, because each one's neighbor address is the other's
-// source (or the session is refused anyway). Other speakers (FRR) connect
-// on their own; unnumbered neighbors are always connected to.
+// source (or the session is refused anyway); between unnumbered ones, the
+// link-local addresses each hears in the other's router advertisements.
+// Other speakers (FRR) connect on their own.
 func passive(n Neighbor) bool {
 	src := sessionSource(n)
 	return src.IsValid() && src.Compare(n.Address.WithZone("")) > 0

@@ -139,7 +139,30 @@ func testEVPNSuppress(t *testing.T, e *lab.EVPN) {
 	if err := e.Script(e.B.Host, "ip link set eth0 address "+newMAC, "ip neigh flush dev eth0"); err != nil {
 		t.Fatal(err)
 	}
-	defer e.Script(e.B.Host, "ip link set eth0 address "+mb, "ip neigh flush dev eth0")
+	// The steps after this one find the hosts as they were: B's MAC, and
+	// every host's neighbour entries (a later step pings at once after a
+	// restart, when a flood list may still be on its way).
+	defer func() {
+		// B's MAC back: its address moves back with B's next ARP (the
+		// same move again), then the hosts forget the other MAC.
+		if err := e.Script(e.B.Host, "ip link set eth0 address "+mb, "ip neigh flush dev eth0"); err != nil {
+			t.Error(err)
+		}
+		e.Exec(e.B.Host, "ping", "-c", "2", "-W", "1", e.A.HostIP)
+		waitIP(t, e.A, mb, e.B.HostIP, 5*time.Second)
+		for _, s := range e.Sites {
+			if err := e.Script(s.Host, "ip neigh flush dev eth0"); err != nil {
+				t.Error(err)
+			}
+		}
+		for _, from := range e.Sites {
+			for _, to := range e.Sites {
+				if from != to {
+					evpnPing(t, e, from, to.HostIP)
+				}
+			}
+		}
+	}()
 	// B's ARP for A announces the address with the new MAC (the ping
 	// itself may fail: A's host still has the old MAC for B).
 	e.Exec(e.B.Host, "ping", "-c", "2", "-W", "1", e.A.HostIP)

@@ -120,7 +120,7 @@ web-vendor:
 	control/statsrv/web/vendor.sh
 
 soak: root-check deps build
-	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK)
+	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK) --encrypt $(ENCRYPT)
 
 # The appliance's disk image (hw/image): Debian from its mirror, our
 # binaries, A/B root slots; bin/pwgate.img and .zst, and bin/pwgate.update

@@ -2,7 +2,10 @@
 // traffic both ways for a long time and checks that pwgated's memory,
 // goroutines and open files do not grow: an appliance runs for a year.
 //
-//	pwsoak [--duration 30m] [--every 1m] [--mode ip6|eth] [--rate 300M] [--bin bin] [--out bench/results]
+//	pwsoak [--duration 30m] [--every 1m] [--mode ip6|eth] [--encrypt none|wireguard] [--rate 300M] [--bin bin] [--out bench/results]
+//
+// With --encrypt wireguard the pseudowire runs inside the embedded
+// WireGuard (ip6 mode), whose buffer pools are what is watched there.
 //
 // Every interval it samples both daemons (resident memory, Go heap,
 // goroutines, open files, GC cycles, from pwctl status) and at the end
@@ -42,10 +45,15 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 30*time.Minute, "how long the traffic runs")
 	flag.DurationVar(&o.every, "every", time.Minute, "sampling interval")
 	flag.StringVar(&o.mode, "mode", "ip6", "pseudowire mode: ip6 or eth")
+	flag.StringVar(&o.encrypt, "encrypt", "none", "none, or wireguard: the pseudowire (ip6 mode) inside the embedded WireGuard")
 	flag.StringVar(&o.rate, "rate", "300M", "iperf3 rate each way (bits/s)")
 	flag.StringVar(&o.bin, "bin", "bin", "directory holding pwgated")
 	flag.StringVar(&o.out, "out", "bench/results", "results directory")
 	flag.Parse()
+	if o.encrypt != "none" && o.encrypt != "wireguard" || o.encrypt == "wireguard" && o.mode != "ip6" {
+		fmt.Fprintf(os.Stderr, "pwsoak: --encrypt %q with --mode %s: want none, or wireguard in ip6 mode\n", o.encrypt, o.mode)
+		os.Exit(2)
+	}
 	ok, err := run(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pwsoak: %v\n", err)
@@ -58,9 +66,17 @@ func main() {
 }
 
 type options struct {
-	duration, every time.Duration
-	mode, rate, bin string
-	out             string
+	duration, every          time.Duration
+	mode, encrypt, rate, bin string
+	out                      string
+}
+
+// modeName is the mode as the reports say it.
+func (o options) modeName() string {
+	if o.encrypt == "wireguard" {
+		return o.mode + " inside WireGuard"
+	}
+	return o.mode
 }
 
 // sample is one reading of one daemon.
@@ -113,7 +129,7 @@ func run(o options) (bool, error) {
 	defer os.RemoveAll(dir)
 	l := lab.New(prefix)
 	defer l.Close()
-	s, err := lab.NewSites(l, lab.SitesOptions{Mode: o.mode, Pwgated: pwgated, Dir: dir, STP: true})
+	s, err := lab.NewSites(l, lab.SitesOptions{Mode: o.mode, Pwgated: pwgated, Dir: dir, STP: true, WireGuard: o.encrypt == "wireguard"})
 	if err != nil {
 		return false, err
 	}
@@ -130,7 +146,7 @@ func run(o options) (bool, error) {
 	if err := s.WaitForwarding(30 * time.Second); err != nil {
 		return false, err
 	}
-	fmt.Printf("pwsoak: %s mode, iperf3 %sbit/s each way for %v, a sample every %v\n", o.mode, o.rate, o.duration, o.every)
+	fmt.Printf("pwsoak: %s mode, iperf3 %sbit/s each way for %v, a sample every %v\n", o.modeName(), o.rate, o.duration, o.every)
 	if _, err := s.Start(s.B.Host, "iperf3", "-s", "-1", "-B", s.B.HostIP); err != nil {
 		return false, err
 	}
@@ -348,7 +364,7 @@ func report(o options, samples map[string][]sample, verdicts []verdict, changes 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# make soak, %s UTC\n\n", time.Now().UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(&b, "%s mode, iperf3 TCP %sbit/s each way (received: %.0f and %.0f Mbit/s), %v, a sample every %v; trends after the first %d samples.\n\n",
-		o.mode, o.rate, rates[0], rates[1], o.duration, o.every, warmUp)
+		o.modeName(), o.rate, rates[0], rates[1], o.duration, o.every, warmUp)
 	b.WriteString("| site | metric | first | last | slope per hour | verdict |\n|---|---|---:|---:|---:|---|\n")
 	for _, v := range verdicts {
 		res := "ok"
@@ -403,7 +419,7 @@ func report(o options, samples map[string][]sample, verdicts []verdict, changes 
 	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	j, _ := json.MarshalIndent(map[string]any{"mode": o.mode, "rate": o.rate, "duration": o.duration.String(),
+	j, _ := json.MarshalIndent(map[string]any{"mode": o.mode, "encrypt": o.encrypt, "rate": o.rate, "duration": o.duration.String(),
 		"received_mbps": rates, "samples": samples, "verdicts": verdicts, "mapping_changes": changes, "pass": ok}, "", "  ")
 	if err := os.WriteFile(base+".json", j, 0o644); err != nil {
 		return err

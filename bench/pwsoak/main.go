@@ -146,6 +146,16 @@ func run(o options) (bool, error) {
 	if err := s.WaitForwarding(30 * time.Second); err != nil {
 		return false, err
 	}
+	// The bridges forward before the tunnel carries anything (inside
+	// WireGuard, before the first handshake): wait for a ping.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if _, err := s.Exec(s.A.Host, "ping", "-c", "1", "-W", "1", s.B.HostIP); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("host A cannot ping host B after 60 s")
+		}
+	}
 	fmt.Printf("pwsoak: %s mode, iperf3 %sbit/s each way for %v, a sample every %v\n", o.modeName(), o.rate, o.duration, o.every)
 	if _, err := s.Start(s.B.Host, "iperf3", "-s", "-1", "-B", s.B.HostIP); err != nil {
 		return false, err

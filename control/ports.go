@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/config"
@@ -60,7 +59,7 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: uplink, Bind: xsk.BindMode(c.XDPBind)})
 	if errors.Is(err, xsk.ErrNoZeroCopy) {
 		return nil, fmt.Errorf("xdp_bind: zerocopy: %w (drivers: %s %s, %s %s; xdp_bind: auto falls back to copy mode)",
-			err, c.Downlink, driver(c.Downlink), c.Uplink, driver(c.Uplink))
+			err, c.Downlink, nic.Driver(c.Downlink), c.Uplink, nic.Driver(c.Uplink))
 	}
 	if err != nil {
 		return nil, err
@@ -84,20 +83,6 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	}
 	p.links = append(p.links, l)
 	return p, nil
-}
-
-// driver returns the name of ifname's driver, or "?".
-func driver(ifname string) string {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return "?"
-	}
-	defer unix.Close(fd)
-	info, err := unix.IoctlGetEthtoolDrvinfo(fd, ifname)
-	if err != nil {
-		return "?"
-	}
-	return unix.ByteSliceToString(info.Driver[:])
 }
 
 func bpfMode(c *config.Config) bpf.Mode {

@@ -106,26 +106,27 @@ func Prepare(policy config.NICPolicy, downlink, uplink string) ([]Change, error)
 			names  []string
 		}{uplink, ulFeatures})
 	}
-	for _, p := range ports {
+	for i, p := range ports {
 		f, err := readFeatures(p.ifname)
 		if err != nil {
 			Restore(changes)
 			return nil, fmt.Errorf("read %s's offload settings: %w", p.ifname, err)
 		}
+		drv := Driver(p.ifname)
 		var off []string
 		for _, name := range p.names {
 			on, fixed, ok := f.state(name)
-			switch {
-			case !ok || !on:
+			if !ok {
 				continue
-			case fixed:
-				Restore(changes)
-				return nil, fmt.Errorf("%s has %s on and its driver cannot turn it off: frames would not cross unchanged", p.ifname, name)
-			case policy == config.NICCheck:
-				Restore(changes)
-				return nil, fmt.Errorf("%s has %s on, which changes frames before pwgated sees them: run \"ethtool -K %s %s off\" (or set nic_offloads: fix)", p.ifname, name, p.ifname, name)
 			}
-			off = append(off, name)
+			turnOff, err := decide(policy, p.ifname, drv, name, i == 0, on, fixed)
+			if err != nil {
+				Restore(changes)
+				return nil, err
+			}
+			if turnOff {
+				off = append(off, name)
+			}
 		}
 		if len(off) == 0 {
 			continue
@@ -139,6 +140,42 @@ func Prepare(policy config.NICPolicy, downlink, uplink string) ([]Change, error)
 		}
 	}
 	return changes, nil
+}
+
+// promiscNoVLANFilter are the drivers that stop filtering VLANs while the
+// port is promiscuous, though they report rx-vlan-filter on and fixed:
+// igb (the I211's driver) does so in igb_set_rx_mode. PrepareLinks makes
+// the downlink promiscuous.
+var promiscNoVLANFilter = map[string]bool{"igb": true}
+
+// decide says whether Prepare turns the feature name off on ifname (driver
+// drv; the downlink when downlink is set), or why it refuses the port.
+func decide(policy config.NICPolicy, ifname, drv, name string, downlink, on, fixed bool) (bool, error) {
+	switch {
+	case !on:
+		return false, nil
+	case fixed && name == "rx-vlan-filter" && downlink && promiscNoVLANFilter[drv]:
+		return false, nil
+	case fixed:
+		return false, fmt.Errorf("%s has %s on and its driver (%s) cannot turn it off: frames would not cross unchanged", ifname, name, drv)
+	case policy == config.NICCheck:
+		return false, fmt.Errorf("%s has %s on, which changes frames before pwgated sees them: run \"ethtool -K %s %s off\" (or set nic_offloads: fix)", ifname, name, ifname, name)
+	}
+	return true, nil
+}
+
+// Driver returns the name of ifname's driver, or "?".
+func Driver(ifname string) string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "?"
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, ifname)
+	if err != nil {
+		return "?"
+	}
+	return unix.ByteSliceToString(info.Driver[:])
 }
 
 // Restore turns back on what Prepare turned off.

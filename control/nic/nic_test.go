@@ -126,3 +126,31 @@ func TestPrepareLinks(t *testing.T) {
 	}
 	l.Do("x", func() error { return Restore(changes) })
 }
+
+// TestDecide: what Prepare does with each feature state, without a NIC.
+// igb reports rx-vlan-filter on and fixed, and stops filtering VLANs in
+// promiscuous mode (the rehearsal on emulated igb): its LAN port is taken,
+// its uplink and another driver's fixed filter are not.
+func TestDecide(t *testing.T) {
+	for _, c := range []struct {
+		policy            config.NICPolicy
+		drv, name         string
+		downlink, on, fix bool
+		off               bool
+		err               string
+	}{
+		{config.NICFix, "veth", "rx-vlan-hw-parse", true, false, false, false, ""},
+		{config.NICFix, "veth", "rx-vlan-hw-parse", true, true, false, true, ""},
+		{config.NICCheck, "veth", "rx-vlan-hw-parse", true, true, false, false, `run "ethtool -K p0 rx-vlan-hw-parse off"`},
+		{config.NICFix, "igb", "rx-vlan-filter", true, true, true, false, ""},
+		{config.NICCheck, "igb", "rx-vlan-filter", true, true, true, false, ""},
+		{config.NICFix, "igb", "rx-vlan-filter", false, true, true, false, "its driver (igb) cannot turn it off"},
+		{config.NICFix, "virtio_net", "rx-vlan-filter", true, true, true, false, "its driver (virtio_net) cannot turn it off"},
+		{config.NICFix, "igb", "rx-fcs", true, true, true, false, "cannot turn it off"},
+	} {
+		off, err := decide(c.policy, "p0", c.drv, c.name, c.downlink, c.on, c.fix)
+		if off != c.off || (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%+v: got %v, %v", c, off, err)
+		}
+	}
+}

@@ -23,10 +23,15 @@ type ports struct {
 	nic   []nic.Change  // settings changed, restored by close
 }
 
-// openPorts prepares the interfaces for c: NIC settings first, then the
-// XDP programs with c's peer, the sockets (registered in the programs'
-// maps) and, last, the programs attached, so that no frame reaches a
-// program before its socket is there. On error everything is undone.
+// openPorts prepares the interfaces for c: NIC settings and the LAN port's
+// MTU first, then the XDP programs with c's peer, attached, and last the
+// sockets, bound and registered in the programs' maps. The programs go on
+// before the sockets are bound: a zero-copy driver resets its ring when a
+// program is attached, and igb's socket bound before that never received
+// (found on emulated igb); an MTU change with a program attached igb
+// refuses. Frames that come between the attach and the registration are
+// dropped and counted (dl_drop_no_socket, ul_drop_no_socket). On error
+// everything is undone.
 func openPorts(c *config.Config) (_ *ports, err error) {
 	p := &ports{}
 	defer func() {
@@ -48,6 +53,12 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		return nil, err
 	}
 	p.nic = append(p.nic, links...)
+	if c.DownlinkMTU != 0 {
+		if links, err = nic.SetMTU(c.Downlink, c.DownlinkMTU); err != nil {
+			return nil, err
+		}
+		p.nic = append(p.nic, links...)
+	}
 	if p.objs, err = bpf.Load(mode, c.LLDP != nil); err != nil {
 		return nil, err
 	}
@@ -55,6 +66,17 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		if err = p.setPeers(peerKeys(c)); err != nil {
 			return nil, err
 		}
+	}
+	l, err := p.objs.AttachDownlink(c.Downlink, bpf.AttachMode(c.XDPMode))
+	if err != nil {
+		return nil, err
+	}
+	p.links = append(p.links, l)
+	if uplink != "" {
+		if l, err = p.objs.AttachUplink(uplink, bpf.AttachMode(c.XDPMode)); err != nil {
+			return nil, err
+		}
+		p.links = append(p.links, l)
 	}
 	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: uplink, Bind: xsk.BindMode(c.XDPBind)})
 	if errors.Is(err, xsk.ErrNoZeroCopy) {
@@ -67,22 +89,10 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	if err = p.objs.RegisterDownlink(0, p.pair.DL.FD()); err != nil {
 		return nil, err
 	}
-	l, err := p.objs.AttachDownlink(c.Downlink, bpf.AttachMode(c.XDPMode))
-	if err != nil {
-		return nil, err
+	if uplink != "" {
+		err = p.objs.RegisterUplink(0, p.pair.UL.FD())
 	}
-	p.links = append(p.links, l)
-	if uplink == "" {
-		return p, nil
-	}
-	if err = p.objs.RegisterUplink(0, p.pair.UL.FD()); err != nil {
-		return nil, err
-	}
-	if l, err = p.objs.AttachUplink(uplink, bpf.AttachMode(c.XDPMode)); err != nil {
-		return nil, err
-	}
-	p.links = append(p.links, l)
-	return p, nil
+	return p, err
 }
 
 func bpfMode(c *config.Config) bpf.Mode {

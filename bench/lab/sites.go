@@ -140,7 +140,7 @@ func NewSites(l *Lab, o SitesOptions) (*Sites, error) {
 
 // ConfigFor returns site's YAML configuration with the given peer.
 func (s *Sites) ConfigFor(site *Site, peer string) string {
-	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\n", s.Opt.Mode)
+	c := fmt.Sprintf("mode: %s\ndownlink:\n  interface: dl0\n  mtu: %d\n", s.Opt.Mode, HostMTU)
 	if h := s.Opt.FollowPeer; h != nil {
 		c += fmt.Sprintf("  follow_peer: true\n  follow_peer_hold: %v\n", *h)
 	}
@@ -167,7 +167,12 @@ func (s *Sites) ConfigFor(site *Site, peer string) string {
 }
 
 func (s *Sites) buildSite(site *Site) error {
+	// dl0 starts at 1500, as a NIC does: pwgated sets downlink.mtu, without
+	// which the 1614-byte frames of the LAN would not reach XDP.
 	if err := s.Veth(site.Host, site.HostIf, site.PW, "dl0", HostMTU); err != nil {
+		return err
+	}
+	if _, err := s.Exec(site.PW, "ip", "link", "set", "dl0", "mtu", "1500"); err != nil {
 		return err
 	}
 	// XDP sees frames before the sending kernel fills in offloaded

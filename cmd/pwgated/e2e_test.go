@@ -546,8 +546,8 @@ func testSIGTERM(t *testing.T, s *lab.Sites) {
 		if on := offload(t, s, site.PW, "dl0", "rx-vlan-offload"); on != "on" {
 			t.Errorf("%s: dl0 rx-vlan-offload %s after exit, want on again", site.PW, on)
 		}
-		if out, _ := s.Exec(site.PW, "ip", "link", "show", "dl0"); strings.Contains(out, "PROMISC") {
-			t.Errorf("%s: dl0 still promiscuous after exit:\n%s", site.PW, out)
+		if out, _ := s.Exec(site.PW, "ip", "link", "show", "dl0"); strings.Contains(out, "PROMISC") || !strings.Contains(out, "mtu 1500 ") {
+			t.Errorf("%s: dl0 still promiscuous or not back at MTU 1500 after exit:\n%s", site.PW, out)
 		}
 		if _, err := os.Stat(site.Socket); err == nil {
 			t.Errorf("socket %s left behind", site.Socket)
@@ -710,7 +710,8 @@ func testPortSettings(t *testing.T, s *lab.Sites) {
 		if out, _ := s.Exec(site.PW, "ip", "link", "show", "dl0"); !strings.Contains(out, "PROMISC") {
 			t.Errorf("%s: dl0 not promiscuous while pwgated runs:\n%s", site.PW, out)
 		}
-		if !slices.Contains(st.NICChanges, "dl0 rx-vlan-hw-parse off") || !slices.Contains(st.NICChanges, "dl0 promisc on") || st.XDPBind != "copy" {
+		if !slices.Contains(st.NICChanges, "dl0 rx-vlan-hw-parse off") || !slices.Contains(st.NICChanges, "dl0 promisc on") ||
+			!slices.Contains(st.NICChanges, "dl0 mtu 1600 (was 1500)") || st.XDPBind != "copy" {
 			t.Errorf("%s: status says port settings %v, bind %q", site.PW, st.NICChanges, st.XDPBind)
 		}
 		if !strings.Contains(site.Proc.Out.String(), "setting=\"dl0 rx-vlan-hw-parse off\"") {

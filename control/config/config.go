@@ -35,10 +35,11 @@ const (
 type Config struct {
 	Source string // file it came from, for messages
 
-	Mode      Mode
-	Downlink  string
-	Uplink    string
-	UplinkMTU int // 0: the interface's MTU
+	Mode        Mode
+	Downlink    string
+	DownlinkMTU int // 0: the interface's MTU, left as it is
+	Uplink      string
+	UplinkMTU   int // 0: the interface's MTU
 
 	PeerMAC  frame.MAC  // eth mode
 	PeerAddr netip.Addr // ip6 mode
@@ -152,6 +153,10 @@ var schema = map[string]any{
 			return nil
 		}),
 		"follow_peer_hold": setter(func(c *Config, v string) error { return duration(&c.followPeerHold, v, 0, time.Hour) }),
+		"mtu": setter(func(c *Config, v string) (err error) {
+			c.DownlinkMTU, err = intIn(v, MinMTU, MaxUplinkMTU)
+			return
+		}),
 	},
 	"uplink": map[string]any{
 		"interface": setter(func(c *Config, v string) error { return ifname(&c.Uplink, v) }),
@@ -645,6 +650,8 @@ func (c *Config) Reloadable(next *Config) string {
 		return "mode"
 	case c.Downlink != next.Downlink:
 		return "downlink.interface"
+	case c.DownlinkMTU != next.DownlinkMTU:
+		return "downlink.mtu"
 	case c.Uplink != next.Uplink:
 		return "uplink.interface"
 	case c.CoreMain != next.CoreMain || c.CoreEncap != next.CoreEncap || c.CoreDecap != next.CoreDecap:

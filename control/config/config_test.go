@@ -97,6 +97,7 @@ func TestParseErrors(t *testing.T) {
 		{"mtu not a number", rep(ip6YAML, "mtu: 1500", "mtu: big"), `f.yaml:6: uplink.mtu: "big" is not an integer`},
 		{"mtu too small", rep(ip6YAML, "mtu: 1500", "mtu: 1000"), "uplink.mtu: 1000 is out of range 1280..3826"},
 		{"mtu too big", rep(ip6YAML, "mtu: 1500", "mtu: 9000"), "uplink.mtu: 9000 is out of range 1280..3826"},
+		{"lan mtu too big", rep(ip6YAML, "interface: dl0", "interface: dl0\n  mtu: 4000"), "downlink.mtu: 4000 is out of range 1280..3826"},
 		{"bad mac", rep(ethYAML, "02:00:00:00:00:0b", "02:00:00:00:0b"), "f.yaml:7: peer.mac: invalid MAC address"},
 		{"multicast mac", rep(ethYAML, "02:00:00:00:00:0b", "01:80:c2:00:00:00"), "is not a unicast MAC address"},
 		{"zero mac", rep(ethYAML, "02:00:00:00:00:0b", "000000000000"), "is not a unicast MAC address"},
@@ -236,6 +237,7 @@ func TestReloadable(t *testing.T) {
 	for key, edit := range map[string]string{
 		"mode":               "",
 		"downlink.interface": "interface: dl0|interface: dl1",
+		"downlink.mtu":       "interface: dl0|interface: dl0\n  mtu: 1600",
 		"uplink.interface":   "interface: ul0|interface: ul1",
 		"cores":              "decap: 1|decap: 0",
 		"poll":               "poll: busy|poll: adaptive",

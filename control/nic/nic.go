@@ -31,10 +31,11 @@ var (
 )
 
 // Change is one setting pwgated changed, to be restored: the port
-// brought "up", made "promisc", or an offload (any other feature) turned
-// off.
+// brought "up", made "promisc", its "mtu" set (was the MTU before), or an
+// offload (any other feature) turned off.
 type Change struct {
 	ifname, feature string
+	now, was        int // the MTU set, and the one before
 }
 
 func (c Change) String() string {
@@ -43,8 +44,28 @@ func (c Change) String() string {
 		return c.ifname + " up"
 	case "promisc":
 		return c.ifname + " promisc on"
+	case "mtu":
+		return fmt.Sprintf("%s mtu %d (was %d)", c.ifname, c.now, c.was)
 	}
 	return c.ifname + " " + c.feature + " off"
+}
+
+// SetMTU sets ifname's MTU to mtu, unless it has it already, and returns
+// the change to restore. A driver may refuse an MTU while XDP is attached
+// (igb above 1604): openPorts sets it first.
+func SetMTU(ifname string, mtu int) ([]Change, error) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, err
+	}
+	was := l.Attrs().MTU
+	if was == mtu {
+		return nil, nil
+	}
+	if err := netlink.LinkSetMTU(l, mtu); err != nil {
+		return nil, fmt.Errorf("set %s's MTU to %d (downlink.mtu; driver %s): %w", ifname, mtu, Driver(ifname), err)
+	}
+	return []Change{{ifname: ifname, feature: "mtu", now: mtu, was: was}}, nil
 }
 
 // PrepareLinks brings the ports up and makes the downlink promiscuous: it
@@ -72,12 +93,12 @@ func PrepareLinks(downlink, uplink string, followPeer bool) ([]Change, error) {
 		l, err := netlink.LinkByName(p.ifname)
 		if err == nil && p.promisc && l.Attrs().Promisc == 0 {
 			if err = netlink.SetPromiscOn(l); err == nil {
-				changes = append(changes, Change{p.ifname, "promisc"})
+				changes = append(changes, Change{ifname: p.ifname, feature: "promisc"})
 			}
 		}
 		if err == nil && !p.keep && l.Attrs().Flags&net.FlagUp == 0 {
 			if err = netlink.LinkSetUp(l); err == nil && p.restore {
-				changes = append(changes, Change{p.ifname, "up"})
+				changes = append(changes, Change{ifname: p.ifname, feature: "up"})
 			}
 		}
 		if err != nil {
@@ -136,7 +157,7 @@ func Prepare(policy config.NICPolicy, downlink, uplink string) ([]Change, error)
 			return nil, fmt.Errorf("turn off %s on %s: %w", strings.Join(off, ", "), p.ifname, err)
 		}
 		for _, name := range off {
-			changes = append(changes, Change{p.ifname, name})
+			changes = append(changes, Change{ifname: p.ifname, feature: name})
 		}
 	}
 	return changes, nil
@@ -184,12 +205,18 @@ func Restore(changes []Change) error {
 	for _, c := range changes {
 		var err error
 		switch c.feature {
-		case "up", "promisc":
+		case "up", "promisc", "mtu":
 			var l netlink.Link
-			if l, err = netlink.LinkByName(c.ifname); err == nil && c.feature == "up" {
+			if l, err = netlink.LinkByName(c.ifname); err != nil {
+				break
+			}
+			switch c.feature {
+			case "up":
 				err = netlink.LinkSetDown(l)
-			} else if err == nil {
+			case "promisc":
 				err = netlink.SetPromiscOff(l)
+			default:
+				err = netlink.LinkSetMTU(l, c.was)
 			}
 		default:
 			var f *features

@@ -154,3 +154,39 @@ func TestDecide(t *testing.T) {
 		}
 	}
 }
+
+// TestSetMTU: downlink.mtu is set, put back by Restore, left alone when the
+// port has it already; an MTU the driver refuses says which port and key.
+func TestSetMTU(t *testing.T) {
+	l := lab.OnePort(t, "pwn")
+	mtu := func() string {
+		t.Helper()
+		out, err := l.Exec("x", "cat", "/sys/class/net/ul0/mtu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	was := mtu()
+	var changes []Change
+	if err := l.Do("x", func() (err error) { changes, err = SetMTU("ul0", 1600); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(changes) != "[ul0 mtu 1600 (was "+was+")]" || mtu() != "1600" {
+		t.Fatalf("changes %v, mtu %s", changes, mtu())
+	}
+	if err := l.Do("x", func() error {
+		if c, err := SetMTU("ul0", 1600); err != nil || c != nil {
+			t.Errorf("the same MTU again: %v %v", c, err)
+		}
+		if c, err := SetMTU("ul0", 70000); err == nil || c != nil || !strings.Contains(err.Error(), "set ul0's MTU to 70000 (downlink.mtu; driver veth)") {
+			t.Errorf("an MTU veth refuses: %v %v", c, err)
+		}
+		return Restore(changes)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if mtu() != was {
+		t.Errorf("after Restore: mtu %s, want %s", mtu(), was)
+	}
+}

@@ -27,6 +27,9 @@ type Source struct {
 	// Check reads another file as Load reads File (hardware profile
 	// applied) and checks it as pwgated --check does.
 	Check func(path string) error
+	// Profile describes the hardware profile in force ("c4: Partaker
+	// C4 ..."), "" for none; pwctl status shows it.
+	Profile string
 }
 
 // configRole is pwctl config: the file's revisions, a new file checked,

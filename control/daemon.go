@@ -39,6 +39,7 @@ type Daemon struct {
 	cfg     *config.Config
 	load    func() (*config.Config, error) // reads the configuration again, for reload
 	started time.Time
+	profile string // the hardware profile, for pwctl status
 	servers []io.Closer
 	// The features, each nil without its section (path: without a
 	// pseudowire or VXLAN mode); features lists them.
@@ -87,7 +88,7 @@ var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
 // BGP, anycast's announcer and, last, the data path. src.Load is called
 // again on every reload. On error nothing is left attached or running.
 func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error) {
-	d := &Daemon{log: log, cfg: c, load: src.Load, started: time.Now()}
+	d := &Daemon{log: log, cfg: c, load: src.Load, started: time.Now(), profile: src.Profile}
 	defer func() {
 		if err != nil {
 			d.Close()

@@ -16,6 +16,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -263,6 +264,7 @@ func printStatus(w io.Writer, socket string, asJSON bool) error {
 		}
 		row("wireguard", fmt.Sprintf("%s, port %d, MTU %d, %d peers%s (pwctl wg)", w.Interface, w.ListenPort, w.MTU, len(w.Peers), session))
 	}
+	row("profile", cmp.Or(s.Profile, "none (generic)"))
 	if s.Mode != "anycast" {
 		row("poll", s.Poll)
 		row("xdp bind", s.XDPBind)

@@ -192,6 +192,9 @@ func run() int {
 		}
 		return err
 	}}
+	if prof != nil {
+		src.Profile = prof.Name + ": " + prof.Description
+	}
 	d, err := control.Start(c, src, log)
 	if err != nil && *configFile != "" {
 		// Not with a change that waits for confirmation: the previous

@@ -59,7 +59,8 @@ type Status struct {
 	Ready     bool      `json:"ready"`
 	NotReady  string    `json:"not_ready,omitempty"`
 	Poll      string    `json:"poll"`
-	XDPBind   string    `json:"xdp_bind"` // "zerocopy" or "copy": how the sockets were bound
+	XDPBind   string    `json:"xdp_bind"`          // "zerocopy" or "copy": how the sockets were bound
+	Profile   string    `json:"profile,omitempty"` // the hardware profile in force ("c4: Partaker C4, ..."); none: generic
 	Config    string    `json:"config"`
 	Started   time.Time `json:"started"`
 	Uptime    float64   `json:"uptime_seconds"`

@@ -262,6 +262,15 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	for i := range running {
 		running[i] = true
 	}
+	// A port that goes away (its device removed or replaced) leaves its
+	// socket dead: pwgated exits with status 1, and systemd starts it
+	// again on the port that is there then.
+	var portsTick <-chan time.Time
+	if d.path != nil && d.path.ports != nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		portsTick = t.C
+	}
 	for {
 		// A ticker only active at times (prodding the kernel for a next
 		// hop) is stopped while it is not, and started again when it
@@ -297,6 +306,10 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			}
 		case i := <-fired:
 			evs[i].Do()
+		case <-portsTick:
+			if err := d.path.ports.gone(); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package control
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/cilium/ebpf/link"
 
@@ -21,6 +22,31 @@ type ports struct {
 	links []link.Link
 	peers []bpf.PeerKey // what the XDP peer map holds
 	nic   []nic.Change  // settings changed, restored by close
+	bound []boundPort   // the interfaces the sockets are bound to
+}
+
+// boundPort is an interface as the sockets were bound to it.
+type boundPort struct {
+	name  string
+	index int
+}
+
+// gone returns an error naming the first bound port that is no longer
+// there: removed (a device unplugged, its driver unbound) or replaced by
+// another of the same name (a new index). Its socket is dead for good,
+// and the kernel will never hand it another frame: only binding anew
+// helps.
+func (p *ports) gone() error {
+	for _, b := range p.bound {
+		ifi, err := net.InterfaceByName(b.name)
+		switch {
+		case err != nil:
+			return fmt.Errorf("port %s went away (%w): its AF_XDP socket is dead", b.name, err)
+		case ifi.Index != b.index:
+			return fmt.Errorf("port %s was replaced (interface index %d, bound to %d): its AF_XDP socket is dead", b.name, ifi.Index, b.index)
+		}
+	}
+	return nil
 }
 
 // openPorts prepares the interfaces for c: NIC settings and the LAN port's
@@ -90,9 +116,21 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		return nil, err
 	}
 	if uplink != "" {
-		err = p.objs.RegisterUplink(0, p.pair.UL.FD())
+		if err = p.objs.RegisterUplink(0, p.pair.UL.FD()); err != nil {
+			return nil, err
+		}
 	}
-	return p, err
+	for _, name := range []string{c.Downlink, uplink} {
+		if name == "" {
+			continue
+		}
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, err
+		}
+		p.bound = append(p.bound, boundPort{name, ifi.Index})
+	}
+	return p, nil
 }
 
 func bpfMode(c *config.Config) bpf.Mode {

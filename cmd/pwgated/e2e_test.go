@@ -813,3 +813,28 @@ func testNextHopChange(t *testing.T, s *lab.Sites) {
 		testPing(t, s)
 	}
 }
+
+// TestPortGone: a port removed under a running pwgated (a NIC unplugged,
+// its driver unbound; here the veth deleted) leaves its AF_XDP socket dead
+// for good. pwgated exits with status 1 within seconds, saying which port,
+// for systemd to start it again on the port that is there then; it does
+// not go on turning on a dead socket while its watchdog is fed.
+func TestPortGone(t *testing.T) {
+	s := newSites(t, "eth")
+	if _, err := s.Exec(s.A.PW, "ip", "link", "del", "ul0"); err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.A.Proc.Wait(5 * time.Second)
+	if err != nil || code != 1 {
+		t.Fatalf("pwgated a after its uplink went away: exit %d, %v\n%s", code, err, s.A.Proc.Out.String())
+	}
+	if out := s.A.Proc.Out.String(); !strings.Contains(out, "port ul0 went away") {
+		t.Errorf("the log does not say which port went away:\n%s", out)
+	}
+	if out, _ := s.Exec(s.A.PW, "ip", "link", "show"); strings.Contains(out, "xdp") {
+		t.Errorf("XDP program left:\n%s", out)
+	}
+	if out, _ := s.Exec(s.A.PW, "ip", "link", "show", "dl0"); strings.Contains(out, "PROMISC") || !strings.Contains(out, "mtu 1500 ") {
+		t.Errorf("dl0 not put back:\n%s", out)
+	}
+}

@@ -1,9 +1,12 @@
 package control
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"time"
 
 	"github.com/cilium/ebpf/link"
 
@@ -23,6 +26,46 @@ type ports struct {
 	peers []bpf.PeerKey // what the XDP peer map holds
 	nic   []nic.Change  // settings changed, restored by close
 	bound []boundPort   // the interfaces the sockets are bound to
+}
+
+// WaitPorts waits up to wait for c's ports (the pseudowire's, the anycast
+// forwarder's) that are not there yet, and says so in the log. It returns
+// false if ctx ends first. Whether they came is for the start's own check.
+func WaitPorts(ctx context.Context, c *config.Config, wait time.Duration, log *slog.Logger) bool {
+	var names []string
+	if !c.AnycastOnly() {
+		names = append(names, c.Downlink, c.Uplink)
+	}
+	if c.Anycast != nil && c.Anycast.Forward != nil {
+		names = append(names, c.Anycast.Forward.Interfaces...)
+	}
+	deadline := time.Now().Add(wait)
+	for said := ""; ; {
+		missing := ""
+		for _, n := range names {
+			if _, err := net.InterfaceByName(n); err != nil {
+				missing = n
+				break
+			}
+		}
+		switch {
+		case missing == "":
+			if said != "" {
+				log.Info("the ports are there", "waited", time.Since(deadline.Add(-wait)).Round(time.Millisecond))
+			}
+			return true
+		case time.Now().After(deadline):
+			return true
+		case missing != said:
+			log.Warn("waiting for a port that is not there", "port", missing, "up_to", wait)
+			said = missing
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // boundPort is an interface as the sockets were bound to it.

@@ -837,4 +837,30 @@ func TestPortGone(t *testing.T) {
 	if out, _ := s.Exec(s.A.PW, "ip", "link", "show", "dl0"); strings.Contains(out, "PROMISC") || !strings.Contains(out, "mtu 1500 ") {
 		t.Errorf("dl0 not put back:\n%s", out)
 	}
+	// Started again (as systemd does, with the unit's --wait-ports) while
+	// the port is still missing, it waits for it, and takes the new one.
+	p, err := s.Start(s.A.PW, pwgatedBin, "--config", s.A.Config, "--wait-ports", "30s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.A.Proc = p
+	time.Sleep(time.Second)
+	if p.Exited() || !strings.Contains(p.Out.String(), "waiting for a port that is not there") {
+		t.Fatalf("pwgated with --wait-ports and its uplink missing:\n%s", p.Out.String())
+	}
+	if err := s.Veth(s.A.PW, "ul0", "net", "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Script(s.A.PW, "ip link set dev ul0 address "+lab.ULMAC); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Script("net", "ip link set dev a master br0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitPwgated(p, s.A.Socket, true, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitForwarding(15 * time.Second); err != nil {
+		t.Fatalf("after the port came back: %v\n%s", err, p.Out.String())
+	}
 }

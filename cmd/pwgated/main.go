@@ -54,6 +54,7 @@ func run() int {
 		stopped    = flag.Bool("stopped", false, "run by systemd after pwgated stopped (ExecStopPost): unless it stopped cleanly ($SERVICE_RESULT success), take the LAN port down when the file has downlink.follow_peer")
 		cpuprof    = flag.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until exit, for make bench")
 		debugAddr  = flag.String("debug-addr", "", "serve Go's profiles (net/http/pprof) on `address` (such as 127.0.0.1:6060), for finding what uses CPU or memory")
+		waitPorts  = flag.Duration("wait-ports", 0, "at start, wait up to `duration` for configured ports that are not there yet (a NIC probed late, a device re-added after pwgated exited because its port went away); then a missing port is an error as without it")
 		logLevel   = flag.String("log-level", "info", "log `level`: debug (adds the BGP speaker's own detail), info, warn or error")
 		version    = flag.Bool("version", false, "print the version and exit")
 	)
@@ -152,13 +153,16 @@ func run() int {
 		fmt.Printf("%s: ok (%s mode, downlink %s, uplink %s%s)\n", c.Source, c.ModeName(), c.Downlink, c.Uplink, extra)
 		return 0
 	}
-	if prof != nil {
-		control.ApplyNIC(*prof, c, log)
-	}
 	// Signals are caught before anything is attached, so that a stop
 	// request during start-up still detaches everything.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if !control.WaitPorts(ctx, c, *waitPorts, log) {
+		return 0 // stopped while waiting
+	}
+	if prof != nil {
+		control.ApplyNIC(*prof, c, log)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	if *cpuprof != "" {

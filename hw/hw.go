@@ -30,11 +30,13 @@ type Profile struct {
 // The Intel I211 (igb) has two RX queues: pwgated serves one queue per
 // port, so the port is reduced to one combined channel; GRO and LRO would
 // merge frames before XDP sees them (and XDP refuses LRO); flow control
-// pauses would stall the LAN when the uplink is slower.
+// pauses would stall the LAN when the uplink is slower. igb ignores rx and
+// tx off while pause autonegotiation is on, and then pauses as the link
+// partner offers (found on emulated igb): autoneg goes off with them.
 var i211 = [][]string{
 	{"-L", "IF", "combined", "1"},
 	{"-K", "IF", "gro", "off", "lro", "off", "rx-vlan-offload", "off", "tx-vlan-offload", "off"},
-	{"-A", "IF", "rx", "off", "tx", "off"},
+	{"-A", "IF", "autoneg", "off", "rx", "off", "tx", "off"},
 	{"-G", "IF", "rx", "1024", "tx", "1024"},
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -384,4 +385,26 @@ func OnePort(t testing.TB, prefix string) *Lab {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// SendRaw sends frames out of ifname from an AF_PACKET socket (in the
+// calling thread's namespace: call it inside Do), 20 ms apart.
+func SendRaw(ifname string, frames ...[]byte) error {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+	for _, f := range frames {
+		if err := unix.Sendto(fd, f, 0, sa); err != nil {
+			return fmt.Errorf("send %d bytes on %s: %w", len(f), ifname, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
 }

@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pwgate/pwgate/bench/lab"
 	"github.com/pwgate/pwgate/control/client"
 	"github.com/pwgate/pwgate/dataplane/frame/frametest"
@@ -204,7 +202,7 @@ func testVLAN(t *testing.T, s *lab.Sites) {
 			}
 		}
 		stop := capture(t, s, p[1].Host, p[1].HostIf, fmt.Sprintf("ether src %x:%x:%x:%x:%x:%x", src[0], src[1], src[2], src[3], src[4], src[5]))
-		if err := s.Do(p[0].Host, func() error { return sendRaw(p[0].HostIf, frames...) }); err != nil {
+		if err := s.Do(p[0].Host, func() error { return lab.SendRaw(p[0].HostIf, frames...) }); err != nil {
 			t.Fatal(err)
 		}
 		got := stop()
@@ -345,7 +343,7 @@ func testStranger(t *testing.T, s *lab.Sites) {
 	var err error
 	if s.Opt.Mode == "eth" {
 		pkt := append(mustMAC(lab.ULMAC), 0x02, 0x66, 0x66, 0x66, 0x66, 0x66, 0x96, 0xfc, 0, 0)
-		err = s.Do("net", func() error { return sendRaw("b", append(pkt, inner...)) })
+		err = s.Do("net", func() error { return lab.SendRaw("b", append(pkt, inner...)) })
 	} else {
 		err = s.Do("net", func() error {
 			c, err := net.ListenPacket("ip6:252", "")
@@ -377,28 +375,6 @@ func mustMAC(s string) []byte {
 		panic(err)
 	}
 	return m
-}
-
-// sendRaw sends frames out of ifname from an AF_PACKET socket (in the
-// calling thread's namespace).
-func sendRaw(ifname string, frames ...[]byte) error {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return err
-	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
-	for _, f := range frames {
-		if err := unix.Sendto(fd, f, 0, sa); err != nil {
-			return fmt.Errorf("send %d bytes on %s: %w", len(f), ifname, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
 }
 
 // testReload: a bad file on SIGHUP changes nothing; a good one changes the
@@ -659,7 +635,7 @@ func testReferenceFrames(t *testing.T, s *lab.Sites) {
 	}
 	stopDL := capture(t, s, s.B.Host, s.B.HostIf, "ether src 02:aa:00:00:00:01")
 	in := frametest.Reference(t, mode+"-a-dl-in")
-	if err := s.Do(s.A.Host, func() error { return sendRaw(s.A.HostIf, in...) }); err != nil {
+	if err := s.Do(s.A.Host, func() error { return lab.SendRaw(s.A.HostIf, in...) }); err != nil {
 		t.Fatal(err)
 	}
 	sameButID(t, "uplink of A", ours(stopUL(), ov), frametest.Reference(t, mode+"-a-ul-out"), ov)
@@ -760,7 +736,7 @@ func testExtensionHeaders(t *testing.T, s *lab.Sites) {
 	pkt = append(pkt, 252, 0, 1, 4, 0, 0, 0, 0) // next header 252, PadN
 	pkt = append(pkt, 0, 0)
 	pkt = append(pkt, bytes.Repeat([]byte{0x5a}, 60)...)
-	if err := s.Do("net", func() error { return sendRaw("b", pkt) }); err != nil {
+	if err := s.Do("net", func() error { return lab.SendRaw("b", pkt) }); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {

@@ -220,7 +220,7 @@ func testVXLANBadInput(t *testing.T, e *lab.EVPN) {
 		sum = sum&0xffff + sum>>16
 	}
 	binary.BigEndian.PutUint16(tr[14+10:], ^uint16(sum))
-	if err := e.Do("net", func() error { return sendRaw("a", frames...) }); err != nil {
+	if err := e.Do("net", func() error { return lab.SendRaw("a", frames...) }); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{"ul_drop_wrong_peer": 1, "ul_drop_no_vni": 1, "ul_drop_vxlan_truncated": 1}
@@ -265,7 +265,7 @@ func testVXLANVLAN(t *testing.T, e *lab.EVPN) {
 	before := counters(t, e.A)["dl_drop_no_vni"]
 	stopWire := captureNS(t, e.Lab, "net", "b", "udp port 4789")
 	stop := captureNS(t, e.Lab, e.B.Host, "eth0", "ether src 02:cc:00:00:00:20")
-	if err := e.Do(e.A.Host, func() error { return sendRaw("eth0", frames...) }); err != nil {
+	if err := e.Do(e.A.Host, func() error { return lab.SendRaw("eth0", frames...) }); err != nil {
 		t.Fatal(err)
 	}
 	got, wire := stop(), stopWire()

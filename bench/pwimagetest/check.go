@@ -161,7 +161,8 @@ func check(image string) error {
 		"etc/systemd/system/boot-complete.target.requires/pwgate-boot-check.service", "usr/lib/systemd/systemd-bless-boot", "etc/fstab", "etc/pwgate-release",
 		"usr/bin/man", "usr/share/man/man5/pwgated.yaml.5.gz", "usr/share/man/man1/pwctl.1.gz",
 		"usr/lib/systemd/systemd-timesyncd", "etc/systemd/timesyncd.conf.d/pwgate.conf",
-		"usr/sbin/rsyslogd", "etc/systemd/system/pwgate-syslog.service", "etc/systemd/system/multi-user.target.wants/pwgate-syslog.service"} {
+		"usr/sbin/rsyslogd", "etc/systemd/system/pwgate-syslog.service", "etc/systemd/system/multi-user.target.wants/pwgate-syslog.service",
+		"etc/systemd/system.conf.d/pwgate-watchdog.conf", "etc/initramfs-tools/scripts/init-bottom/pwgate-watchdog"} {
 		if !files[p] {
 			return fmt.Errorf("the root file system lacks /%s", p)
 		}
@@ -175,7 +176,7 @@ func check(image string) error {
 			return fmt.Errorf("/etc/fstab does not mount %s:\n%s", m, fstab)
 		}
 	}
-	fmt.Printf("pwimagetest: root file system: %d paths, pwgated and its units, man pages, systemd-bless-boot, systemd-timesyncd, rsyslogd and pwgate-syslog.service, /var /config /efi in fstab\n", len(files))
+	fmt.Printf("pwimagetest: root file system: %d paths, pwgated and its units, man pages, systemd-bless-boot, systemd-timesyncd, rsyslogd and pwgate-syslog.service, the hardware watchdog's settings, /var /config /efi in fstab\n", len(files))
 	return nil
 }
 

@@ -18,7 +18,7 @@ PKGS := clang-14 llvm libbpf-dev iproute2 iputils-ping ethtool tcpdump iperf3 ra
 MODE ?= ip6
 ENCRYPT ?= none
 
-.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab failover soak web-vendor man image-deps image image-test image-check clean
+.PHONY: all build deps generate check-generate test unit integration lint root-check demo lab-up lab-down bench bench-quick bench-ab failover soak web-vendor man image-deps image-deps-igb image image-test image-test-igb image-check clean
 
 all: build
 
@@ -149,6 +149,20 @@ image: root-check image-deps build man
 
 image-test: image
 	$(GO) run ./bench/pwimagetest --image $(IMAGE)
+
+# The image on the boxes' NIC: two appliances with 4 vCPUs, the boxes' DMI
+# strings and CPU, and emulated igb ports (qemu's 82576, run by the I211's
+# driver): both modes, zero-copy, the profile, link resets. Debian 12's
+# qemu (7.2) has no -device igb; bookworm-backports' (10.0) has.
+image-deps-igb: image-deps
+	@qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"' || { \
+		echo "installing qemu-system-x86 from bookworm-backports (for -device igb)"; \
+		printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+			> /etc/apt/sources.list.d/pwgate-backports.sources; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null; }
+
+image-test-igb: image image-deps-igb
+	$(GO) run ./bench/pwimagetest --igb --image $(IMAGE)
 
 # CI's quick look at the image (no qemu): partitions, files, the bundle.
 image-check: image

@@ -1,7 +1,10 @@
 // Command pwimagetest is make image-test: it boots two appliances from
 // the image in qemu (TCG, OVMF) and checks that they carry a pseudowire.
 //
-//	pwimagetest [--image bin/pwgate.img] [--boot 8m] [--check]
+//	pwimagetest [--image bin/pwgate.img] [--boot 8m] [--check | --igb]
+//
+// With --igb (make image-test-igb) it boots the appliances on emulated igb
+// NICs instead (igb.go).
 //
 // With --check (make image-check, run by CI) it boots nothing: the
 // partition table, the ESP's and configuration partition's files, the
@@ -48,7 +51,17 @@ func main() {
 	image := flag.String("image", "bin/pwgate.img", "the image make image built")
 	boot := flag.Duration("boot", 8*time.Minute, "how long a boot may take (TCG is slow)")
 	only := flag.Bool("check", false, "only check the image's partitions and files (no qemu: make image-check)")
+	igb := flag.Bool("igb", false, "boot two appliances with 4 vCPUs and emulated igb NICs, as the boxes (make image-test-igb)")
 	flag.Parse()
+	if *igb {
+		if err := runIGB(*image, *boot); err != nil {
+			fmt.Fprintf(os.Stderr, "pwimagetest igb: FAIL: %v\n", err)
+			lab.Teardown(prefix)
+			os.Exit(1)
+		}
+		fmt.Println("pwimagetest igb: PASS")
+		return
+	}
 	if *only {
 		if err := check(*image); err != nil {
 			fmt.Fprintf(os.Stderr, "pwimagetest: FAIL: %v\n", err)
@@ -90,11 +103,7 @@ func run(image string, boot time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	key := filepath.Join(dir, "id")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
+	key, pub, err := newKey(dir)
 	if err != nil {
 		return err
 	}
@@ -111,13 +120,6 @@ func run(image string, boot time.Duration) error {
 		"ip link add br-ul type bridge ageing_time 0 stp_state 0 group_fwd_mask 0x4000", "ip link set br-ul up",
 	}
 	for i, v := range vms {
-		v.image, v.vars, v.serial = filepath.Join(dir, v.name+".img"), filepath.Join(dir, v.name+"-vars.fd"), filepath.Join(dir, v.name+"-serial.log")
-		if out, err := exec.Command("cp", "--sparse=always", image, v.image).CombinedOutput(); err != nil {
-			return fmt.Errorf("copy the image: %v: %s", err, out)
-		}
-		if out, err := exec.Command("cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", v.vars).CombinedOutput(); err != nil {
-			return fmt.Errorf("OVMF: %v: %s", err, out)
-		}
 		files := map[string]string{
 			"pwgated.yaml":    fmt.Sprintf("mode: eth\ndownlink:\n  interface: enp0s4\nuplink:\n  interface: enp0s5\npeer:\n  mac: \"52:54:00:00:0%d:05\"\npoll: adaptive\nstats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\nlldp:\n  interval: 5s\n  system_name: site-%s\n  ports: [enp0s3]\n", 2-i, v.name),
 			"mgmt.network":    "[Match]\nName=enp0s3\n\n[Network]\nDHCP=ipv4\n",
@@ -129,8 +131,8 @@ func run(image string, boot time.Duration) error {
 			files["timesyncd.conf"] = "[Time]\nNTP=10.0.2.2\n" // qemu's user network: the host's 127.0.0.1
 			files["syslog.yaml"] = fmt.Sprintf("servers:\n  - address: 10.0.2.2\n    port: %d\n  - address: 10.0.2.2\n    port: %d\n    protocol: tcp\nhostname: site-a\n", syslogUDPPort, syslogTCPPort)
 		}
-		if err := writeConfig(v.image, dir, files); err != nil {
-			return fmt.Errorf("vm %s: %w", v.name, err)
+		if err := v.prepare(dir, image, files); err != nil {
+			return err
 		}
 		host := "host" + v.name
 		setup = append(setup,
@@ -406,15 +408,36 @@ func sshArgs(key string, v *vm, cmd string) []string {
 		"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd}
 }
 
-// start boots the VM (the i-th: its MAC addresses) in qemu.
+// newKey makes the run's SSH key in dir: its file, and the public key.
+func newKey(dir string) (string, []byte, error) {
+	key := filepath.Join(dir, "id")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	return key, pub, err
+}
+
+// prepare gives v a copy of the image in dir with files on its
+// configuration partition, and UEFI variables of its own.
+func (v *vm) prepare(dir, image string, files map[string]string) error {
+	v.image, v.vars, v.serial = filepath.Join(dir, v.name+".img"), filepath.Join(dir, v.name+"-vars.fd"), filepath.Join(dir, v.name+"-serial.log")
+	if out, err := exec.Command("cp", "--sparse=always", image, v.image).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy the image: %v: %s", err, out)
+	}
+	if out, err := exec.Command("cp", "/usr/share/OVMF/OVMF_VARS_4M.fd", v.vars).CombinedOutput(); err != nil {
+		return fmt.Errorf("OVMF: %v: %s", err, out)
+	}
+	if err := writeConfig(v.image, dir, files); err != nil {
+		return fmt.Errorf("vm %s: %w", v.name, err)
+	}
+	return nil
+}
+
+// start boots the VM (the i-th: its MAC addresses) in qemu, with
+// virtio-net ports.
 func (v *vm) start(l *lab.Lab, i int) error {
-	p, err := l.Start("vms", "qemu-system-x86_64", "-machine", "q35", "-m", "1024", "-smp", "2",
-		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
-		"-drive", "if=pflash,format=raw,file="+v.vars,
-		"-drive", "file="+v.image+",format=raw,if=virtio",
-		"-display", "none", "-serial", "file:"+v.serial,
-		"-netdev", fmt.Sprintf("user,id=m,hostfwd=tcp:127.0.0.1:%d-:22", v.ssh),
-		"-device", fmt.Sprintf("virtio-net-pci,netdev=m,addr=0x3,mac=52:54:00:00:0%d:03", i+1),
+	return v.boot(l, "2",
 		"-netdev", "tap,id=dl,ifname=dl-"+v.name+",script=no,downscript=no",
 		// ctrl_vlan=off: virtio-net's VLAN filter cannot be turned off
 		// from the guest, and pwgated refuses a port that would drop
@@ -422,6 +445,22 @@ func (v *vm) start(l *lab.Lab, i int) error {
 		"-device", fmt.Sprintf("virtio-net-pci,netdev=dl,addr=0x4,host_mtu=1600,ctrl_vlan=off,mac=52:54:00:00:0%d:04", i+1),
 		"-netdev", "tap,id=ul,ifname=ul-"+v.name+",script=no,downscript=no",
 		"-device", fmt.Sprintf("virtio-net-pci,netdev=ul,addr=0x5,ctrl_vlan=off,mac=52:54:00:00:0%d:05", i+1))
+}
+
+// boot starts qemu with cpus vCPUs, the management port (virtio-net on
+// qemu's user network, SSH forwarded) and more arguments.
+func (v *vm) boot(l *lab.Lab, cpus string, more ...string) error {
+	args := append([]string{"-machine", "q35", "-m", "1024", "-smp", cpus,
+		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+		"-drive", "if=pflash,format=raw,file=" + v.vars,
+		"-drive", "file=" + v.image + ",format=raw,if=virtio",
+		"-display", "none", "-serial", "file:" + v.serial,
+		// The chipset watchdog qemu has (the boxes have iTCO): the
+		// initrd arms it, systemd feeds it.
+		"-device", "i6300esb,addr=0x10",
+		"-netdev", fmt.Sprintf("user,id=m,hostfwd=tcp:127.0.0.1:%d-:22", v.ssh),
+		"-device", fmt.Sprintf("virtio-net-pci,netdev=m,addr=0x3,mac=52:54:00:00:%02x:03", v.ssh-2200)}, more...)
+	p, err := l.Start("vms", append([]string{"qemu-system-x86_64"}, args...)...)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -120,55 +121,108 @@ func (u *updater) run(v *vm, image string) error {
 // bundles makes two updates from the image's own bundle: good (the same
 // files, a new version) and bad (its pwgated never becomes ready).
 func (u *updater) bundles(built string) (good, bad string, err error) {
-	f, err := os.Open(built)
-	if err != nil {
-		return "", "", fmt.Errorf("the image's update bundle: %w (make image writes it)", err)
-	}
-	defer f.Close()
-	b, err := update.Open(f, nil)
+	files, version, serial, err := u.unpack(built)
 	if err != nil {
 		return "", "", err
 	}
-	var files []string
-	for _, name := range update.Files {
-		p := filepath.Join(u.dir, name)
-		out, err := os.Create(p)
-		if err != nil {
-			return "", "", err
-		}
-		_, err = b.Copy(out)
-		out.Close()
-		if err != nil {
-			return "", "", err
-		}
-		files = append(files, p)
-	}
-	version := b.Manifest.Version
-	good, bad = filepath.Join(u.dir, "good.update"), filepath.Join(u.dir, "bad.update")
+	good = filepath.Join(u.dir, "good.update")
 	// The image's serial: the same build again, which a box installs
 	// (an older one it refuses).
-	serial := b.Manifest.Serial
 	if err := pack(good, version+"-good", serial, files); err != nil {
 		return "", "", err
 	}
 	start := time.Now()
-	root := filepath.Join(u.dir, "badroot")
 	never := "#!/bin/sh\n# pwimagetest: a pwgated that never becomes ready\necho 'pwgated: this build never becomes ready (pwimagetest)' >&2\nexec sleep infinity\n"
-	if out, err := exec.Command("unsquashfs", "-q", "-n", "-d", root, files[0]).CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("unsquashfs: %v: %s", err, out)
-	}
-	if err := os.WriteFile(filepath.Join(root, "usr/local/sbin/pwgated"), []byte(never), 0o755); err != nil {
-		return "", "", err
-	}
-	if out, err := exec.Command("mksquashfs", root, filepath.Join(u.dir, "bad.sqfs"), "-quiet", "-no-progress", "-noappend", "-comp", "xz").CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("mksquashfs: %v: %s", err, out)
-	}
-	os.RemoveAll(root)
-	if err := pack(bad, version+"-never-ready", serial, []string{filepath.Join(u.dir, "bad.sqfs"), files[1], files[2]}); err != nil {
+	if bad, err = u.variant(files, "never-ready", version, serial, "usr/local/sbin/pwgated", never); err != nil {
 		return "", "", err
 	}
 	fmt.Printf("pwimagetest: update bundles made (good, and one whose pwgated never becomes ready) in %v\n", time.Since(start).Round(time.Second))
 	return good, bad, nil
+}
+
+// unpack writes the files of the bundle built into u's directory.
+func (u *updater) unpack(built string) (files []string, version string, serial int64, err error) {
+	f, err := os.Open(built)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("the image's update bundle: %w (make image writes it)", err)
+	}
+	defer f.Close()
+	b, err := update.Open(f, nil)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	for _, name := range update.Files {
+		p := filepath.Join(u.dir, name)
+		out, err := os.Create(p)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		_, err = b.Copy(out)
+		out.Close()
+		if err != nil {
+			return nil, "", 0, err
+		}
+		files = append(files, p)
+	}
+	return files, b.Manifest.Version, b.Manifest.Serial, nil
+}
+
+// variant packs a bundle of files (unpack's) whose root file system has
+// the file at path (in the root) replaced by a script.
+func (u *updater) variant(files []string, name, version string, serial int64, path, script string) (string, error) {
+	root := filepath.Join(u.dir, name+"-root")
+	defer os.RemoveAll(root)
+	if out, err := exec.Command("unsquashfs", "-q", "-n", "-d", root, files[0]).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("unsquashfs: %v: %s", err, out)
+	}
+	os.Remove(filepath.Join(root, path)) // a link (init) is replaced, not followed
+	if err := os.WriteFile(filepath.Join(root, path), []byte(script), 0o755); err != nil {
+		return "", err
+	}
+	sq := filepath.Join(u.dir, name+".sqfs")
+	if out, err := exec.Command("mksquashfs", root, sq, "-quiet", "-no-progress", "-noappend", "-comp", "xz").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("mksquashfs: %v: %s", err, out)
+	}
+	bundle := filepath.Join(u.dir, name+".update")
+	return bundle, pack(bundle, version+"-"+name, serial, []string{sq, files[1], files[2]})
+}
+
+// hang installs a bundle whose init never finishes: nothing in it ever
+// runs, so only the hardware watchdog the initrd armed resets the box,
+// and the old slot boots.
+func (u *updater) hang(v *vm, image string) error {
+	files, version, serial, err := u.unpack(strings.TrimSuffix(image, ".img") + ".update")
+	if err != nil {
+		return err
+	}
+	hangs := "#!/bin/sh\n# pwimagetest: an init that never finishes\necho 'pwimagetest: this init never finishes' > /dev/kmsg\nexec sleep infinity\n"
+	bundle, err := u.variant(files, "init-hangs", version, serial, "usr/sbin/init", hangs)
+	if err != nil {
+		return err
+	}
+	from, _ := u.ssh(v, "cat /proc/cmdline")
+	if err := u.install(v, bundle); err != nil {
+		return err
+	}
+	start := time.Now()
+	slot, err := u.waitBoot(v)
+	if err != nil {
+		return fmt.Errorf("after an update whose init hangs: %w", err)
+	}
+	st, _ := u.ssh(v, "pwctl update --status")
+	if !slices.Contains(strings.Fields(from), "pwgate.slot="+slot) || !strings.Contains(st, "rolled back") {
+		return fmt.Errorf("vm %s after an update whose init hangs: booted slot %s (was: %s), want the old one and a rollback:\n%s", v.name, slot, from, st)
+	}
+	serial2, _ := os.ReadFile(v.serial)
+	var seen []string
+	for _, l := range strings.Split(strings.ReplaceAll(string(serial2), "\r", ""), "\n") {
+		if strings.Contains(l, "pwgate: hardware watchdog") || strings.Contains(l, "this init never finishes") || strings.Contains(l, "i6300ESB") {
+			seen = append(seen, l)
+		}
+	}
+	fmt.Printf("pwimagetest: vm %s: an update whose init never finishes: reset by the watchdog, back on slot %s %v after the install by itself; the serial console said:\n%s%s",
+		v.name, slot, time.Since(start).Round(time.Second), indent(strings.Join(seen[max(0, len(seen)-8):], "\n")), indent(st))
+	return nil
 }
 
 func pack(out, version string, serial int64, files []string) error {

@@ -262,9 +262,10 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	for i := range running {
 		running[i] = true
 	}
-	// A port that goes away (its device removed or replaced) leaves its
-	// socket dead: pwgated exits with status 1, and systemd starts it
-	// again on the port that is there then.
+	// Each second the ports' links are looked at (changes logged and
+	// counted). A port that goes away (its device removed or replaced)
+	// leaves its socket dead: pwgated exits with status 1, and systemd
+	// starts it again on the port that is there then.
 	var portsTick <-chan time.Time
 	if d.path != nil && d.path.ports != nil {
 		t := time.NewTicker(time.Second)
@@ -307,7 +308,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 		case i := <-fired:
 			evs[i].Do()
 		case <-portsTick:
-			if err := d.path.ports.gone(); err != nil {
+			if err := d.path.ports.look(d.log); err != nil {
 				return err
 			}
 		}

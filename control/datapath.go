@@ -389,6 +389,9 @@ func (p *dataPath) AddCounters(s *stats.Snapshot) {
 		return
 	}
 	e.Snapshot(s)
+	dl, ul := p.ports.linkDowns()
+	s[stats.DLLinkDowns] += dl
+	s[stats.ULLinkDowns] += ul
 	if c, err := p.ports.objs.Counters(); err == nil {
 		s[stats.ULDropWrongPeer] += c[bpf.ULStranger]
 		s[stats.ULDropNoSocket] += c[bpf.ULNoSocket]

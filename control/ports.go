@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/link"
@@ -25,7 +26,7 @@ type ports struct {
 	links []link.Link
 	peers []bpf.PeerKey // what the XDP peer map holds
 	nic   []nic.Change  // settings changed, restored by close
-	bound []boundPort   // the interfaces the sockets are bound to
+	bound []*boundPort  // the interfaces the sockets are bound to: the LAN port, the uplink
 }
 
 // WaitPorts waits up to wait for c's ports (the pseudowire's, the anycast
@@ -68,18 +69,22 @@ func WaitPorts(ctx context.Context, c *config.Config, wait time.Duration, log *s
 	}
 }
 
-// boundPort is an interface as the sockets were bound to it.
+// boundPort is an interface as the sockets were bound to it, and its link
+// as last seen.
 type boundPort struct {
 	name  string
 	index int
+	down  time.Time     // when its link was seen down; zero while up
+	downs atomic.Uint64 // times seen going down: ul_link_downs, dl_link_downs
 }
 
-// gone returns an error naming the first bound port that is no longer
-// there: removed (a device unplugged, its driver unbound) or replaced by
-// another of the same name (a new index). Its socket is dead for good,
-// and the kernel will never hand it another frame: only binding anew
-// helps.
-func (p *ports) gone() error {
+// look looks at the bound ports (main goroutine, every second): a link
+// that went down or came up is logged and counted. It returns an error
+// naming the first port that is no longer there: removed (a device
+// unplugged, its driver unbound) or replaced by another of the same name
+// (a new index). Its socket is dead for good, and the kernel will never
+// hand it another frame: only binding anew helps.
+func (p *ports) look(log *slog.Logger) error {
 	for _, b := range p.bound {
 		ifi, err := net.InterfaceByName(b.name)
 		switch {
@@ -88,8 +93,31 @@ func (p *ports) gone() error {
 		case ifi.Index != b.index:
 			return fmt.Errorf("port %s was replaced (interface index %d, bound to %d): its AF_XDP socket is dead", b.name, ifi.Index, b.index)
 		}
+		up := ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0
+		switch {
+		case !up && b.down.IsZero():
+			b.down = time.Now()
+			b.downs.Add(1)
+			log.Warn("port link down", "port", b.name)
+		case up && !b.down.IsZero():
+			log.Info("port link up", "port", b.name, "was_down", time.Since(b.down).Round(100*time.Millisecond))
+			b.down = time.Time{}
+		}
 	}
 	return nil
+}
+
+// linkDowns returns how often the LAN port's and the uplink's links went
+// down (any goroutine).
+func (p *ports) linkDowns() (dl, ul uint64) {
+	for i, b := range p.bound {
+		if i == 0 {
+			dl = b.downs.Load()
+		} else {
+			ul = b.downs.Load()
+		}
+	}
+	return dl, ul
 }
 
 // openPorts prepares the interfaces for c: NIC settings and the LAN port's
@@ -171,7 +199,7 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		if err != nil {
 			return nil, err
 		}
-		p.bound = append(p.bound, boundPort{name, ifi.Index})
+		p.bound = append(p.bound, &boundPort{name: name, index: ifi.Index})
 	}
 	return p, nil
 }

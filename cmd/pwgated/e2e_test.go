@@ -790,13 +790,37 @@ func testNextHopChange(t *testing.T, s *lab.Sites) {
 	}
 }
 
-// TestPortGone: a port removed under a running pwgated (a NIC unplugged,
+// TestPortGone: a port's link going down and up is logged and counted. A
+// port removed under a running pwgated (a NIC unplugged,
 // its driver unbound; here the veth deleted) leaves its AF_XDP socket dead
 // for good. pwgated exits with status 1 within seconds, saying which port,
 // for systemd to start it again on the port that is there then; it does
 // not go on turning on a dead socket while its watchdog is fed.
 func TestPortGone(t *testing.T) {
 	s := newSites(t, "eth")
+	// A link that goes down and comes back is logged and counted.
+	if err := s.Script(s.A.PW, "ip link set ul0 down"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := s.Script(s.A.PW, "ip link set ul0 up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitForwarding(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Counters(s.A); err != nil || c["ul_link_downs"] != 1 || c["dl_link_downs"] != 0 {
+		t.Errorf("after the uplink went down once: ul_link_downs %d, dl_link_downs %d (%v)", c["ul_link_downs"], c["dl_link_downs"], err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) { // looked at every second
+		out := s.A.Proc.Out.String()
+		if strings.Contains(out, `msg="port link down" port=ul0`) && strings.Contains(out, `msg="port link up" port=ul0`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the link's changes are not logged:\n%s", out)
+		}
+	}
 	if _, err := s.Exec(s.A.PW, "ip", "link", "del", "ul0"); err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,8 @@ const (
 	DLXDPToSocket
 	ULSyscallErrors
 	DLSyscallErrors
+	ULLinkDowns
+	DLLinkDowns
 	WGRxDatagrams
 	WGTxDatagrams
 	WGRxInvalid
@@ -144,6 +146,8 @@ var table = [NumCounters]struct{ name, help string }{
 	{"dl_xdp_to_socket", "LAN frames the XDP program steered to pwgated"},
 	{"ul_syscall_errors", "failed system calls on the uplink's socket (link down or gone); frames stay queued"},
 	{"dl_syscall_errors", "failed system calls on the LAN port's socket (link down or gone); frames stay queued"},
+	{"ul_link_downs", "times the uplink's link was seen down (looked at every second)"},
+	{"dl_link_downs", "times the LAN port's link was seen down (looked at every second)"},
 	{"wg_rx_datagrams", "UDP datagrams received on the WireGuard port"},
 	{"wg_tx_datagrams", "UDP datagrams sent from the WireGuard port"},
 	{"wg_rx_invalid", "datagrams on the WireGuard port that are not WireGuard messages (unknown type or wrong length), dropped"},

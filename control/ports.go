@@ -40,7 +40,7 @@ func WaitPorts(ctx context.Context, c *config.Config, wait time.Duration, log *s
 	if c.Anycast != nil && c.Anycast.Forward != nil {
 		names = append(names, c.Anycast.Forward.Interfaces...)
 	}
-	deadline := time.Now().Add(wait)
+	start := time.Now()
 	for said := ""; ; {
 		missing := ""
 		for _, n := range names {
@@ -52,10 +52,10 @@ func WaitPorts(ctx context.Context, c *config.Config, wait time.Duration, log *s
 		switch {
 		case missing == "":
 			if said != "" {
-				log.Info("the ports are there", "waited", time.Since(deadline.Add(-wait)).Round(time.Millisecond))
+				log.Info("the ports are there", "waited", time.Since(start).Round(time.Millisecond))
 			}
 			return true
-		case time.Now().After(deadline):
+		case time.Since(start) > wait:
 			return true
 		case missing != said:
 			log.Warn("waiting for a port that is not there", "port", missing, "up_to", wait)
@@ -151,10 +151,11 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	}
 	p.nic = append(p.nic, links...)
 	if c.DownlinkMTU != 0 {
-		if links, err = nic.SetMTU(c.Downlink, c.DownlinkMTU); err != nil {
+		mtu, err := nic.SetMTU(c.Downlink, c.DownlinkMTU)
+		if err != nil {
 			return nil, err
 		}
-		p.nic = append(p.nic, links...)
+		p.nic = append(p.nic, mtu...)
 	}
 	if p.objs, err = bpf.Load(mode, c.LLDP != nil); err != nil {
 		return nil, err

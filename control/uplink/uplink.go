@@ -287,8 +287,12 @@ type Hop struct {
 }
 
 // ResolveNextHop asks the kernel's routing table how to reach dst and its
-// neighbour table for the next hop's MAC; with only set, the route must
-// leave by that interface. An unresolved next hop is prodded (p).
+// neighbour table for the next hop's MAC; with only set, the route is the
+// one that leaves by that interface (ip route get DST oif IF), whatever
+// route the kernel would take for its own traffic: the pseudowire leaves
+// by its uplink even when another port (a management port hearing
+// router advertisements, found on the image) has a default route too. An
+// unresolved next hop is prodded (p).
 //
 // A link-local dst with a zone (an unnumbered BGP neighbor's next hop) is
 // on the link of the interface the zone names, whatever the routes say.
@@ -302,7 +306,11 @@ func ResolveNextHop(dst netip.Addr, only netlink.Link, p *Prober) (Hop, string) 
 		r.LinkIndex = l.Attrs().Index
 		dst = dst.WithZone("")
 	} else {
-		routes, err := netlink.RouteGet(dst.AsSlice())
+		var opt netlink.RouteGetOptions
+		if only != nil {
+			opt.OifIndex = only.Attrs().Index
+		}
+		routes, err := netlink.RouteGetWithOptions(dst.AsSlice(), &opt)
 		if err != nil || len(routes) == 0 {
 			return Hop{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bench/lab"
@@ -32,6 +33,44 @@ func TestTrackerSkipsDeprecated(t *testing.T) {
 		defer tr.Close()
 		if got, why := tr.local(); got.String() != "2001:db8:2::a" {
 			return fmt.Errorf("local address %v (%s), want 2001:db8:2::a", got, why)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNextHopOnTheUplink: with a better default route by another port (a
+// management port that hears router advertisements), the uplink's own
+// route is taken; with none on the uplink, none is.
+func TestNextHopOnTheUplink(t *testing.T) {
+	l := lab.OnePort(t, "pwc")
+	if err := l.Script("x", "ip link add mg0 type veth peer name mgp", "ip link set mg0 up", "ip link set mgp up",
+		"ip addr add 2001:db8:a::a/64 dev ul0 nodad", "ip addr add 2001:db8:f::a/64 dev mg0 nodad",
+		"ip -6 route add default via 2001:db8:f::1 dev mg0 metric 100",
+		"ip -6 neigh replace 2001:db8:f::1 lladdr 02:00:00:00:0f:0f dev mg0 nud permanent",
+		"ip -6 neigh replace 2001:db8:a::1 lladdr 02:00:00:00:0f:0a dev ul0 nud permanent"); err != nil {
+		t.Fatal(err)
+	}
+	peer := netip.MustParseAddr("2001:db8:b::b")
+	err := l.Do("x", func() error {
+		ul, err := netlink.LinkByName("ul0")
+		if err != nil {
+			return err
+		}
+		if h, why := ResolveNextHop(peer, ul, &Prober{}); why == "" {
+			return fmt.Errorf("a next hop with no route by the uplink: %+v", h)
+		}
+		if _, err := l.Exec("x", "ip", "-6", "route", "add", "default", "via", "2001:db8:a::1", "dev", "ul0", "metric", "1024"); err != nil {
+			return err
+		}
+		h, why := ResolveNextHop(peer, ul, &Prober{})
+		if why != "" || h.Ifname != "ul0" || h.Via.String() != "2001:db8:a::1" || h.MAC.String() != "02:00:00:00:0f:0a" {
+			return fmt.Errorf("next hop %+v (%s), want 2001:db8:a::1 on ul0", h, why)
+		}
+		if h, why := ResolveNextHop(peer, nil, &Prober{}); why != "" || h.Ifname != "mg0" {
+			return fmt.Errorf("without an interface: %+v (%s), want the kernel's choice, mg0", h, why)
 		}
 		return nil
 	})

@@ -178,8 +178,8 @@ func runIGB(image string, boot time.Duration) error {
 	// The hardware watchdog: systemd feeds it; an update whose init
 	// never finishes ends in a reset, and the old slot boots.
 	for _, v := range vms {
-		out, err := t.ssh(v.vm, "cd /sys/class/watchdog/watchdog0 && echo $(cat identity) $(cat state), timeout $(cat timeout) s; journalctl -b -k -o cat | grep -m1 'pwgate: hardware watchdog'; journalctl -b -o cat | grep -m1 -i 'hardware watchdog'")
-		if err != nil || !strings.Contains(out, "active") {
+		out, err := t.ssh(v.vm, "cd /sys/class/watchdog/watchdog0 && echo $(cat identity) $(cat state), timeout $(cat timeout) s; journalctl -b -o cat | grep -m1 'armed until the root'; journalctl -b -o cat | grep -m1 'Using hardware watchdog'")
+		if err != nil || !strings.Contains(out, "active") || !strings.Contains(out, "armed until the root") || !strings.Contains(out, "Using hardware watchdog") {
 			return fmt.Errorf("vm %s: the hardware watchdog is not active: %v\n%s", v.name, err, out)
 		}
 		fmt.Printf("pwimagetest igb: vm %s: hardware watchdog:\n%s", v.name, indent(out))

@@ -18,7 +18,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -51,24 +50,12 @@ func runIGB(image string, boot time.Duration) error {
 	if out, err := exec.Command("qemu-system-x86_64", "-device", "help").CombinedOutput(); err != nil || !strings.Contains(string(out), `name "igb"`) {
 		return fmt.Errorf("this qemu has no -device igb (qemu 8.0 or later: make image-deps-igb installs bookworm-backports' qemu): %v", err)
 	}
-	if err := lab.Teardown(prefix); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("/var/tmp", "pwimagetest")
+	e, err := newEnv()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	key, pub, err := newKey(dir)
-	if err != nil {
-		return err
-	}
-	l := lab.New(prefix)
-	l.Log = func(f string, a ...any) { fmt.Printf("  lab: "+f+"\n", a...) }
-	defer l.Close()
-	if err := l.AddNS("vms", "hosta", "hostb"); err != nil {
-		return err
-	}
+	defer e.close()
+	dir, key, pub, l := e.dir, e.key, e.pub, e.l
 	const celeronJ3160 = "Intel(R) Celeron(R) CPU  J3160  @ 1.60GHz"
 	vms := []*igbVM{
 		{vm: &vm{name: "a", ssh: 2201}, profile: "c4", peer: 1, qemu: []string{
@@ -94,20 +81,11 @@ func runIGB(image string, boot time.Duration) error {
 			return err
 		}
 		v.monitor = filepath.Join(dir, v.name+"-monitor.sock")
-		host := "host" + v.name
-		setup = append(setup,
-			"ip tuntap add dl-"+v.name+" mode tap", "ip tuntap add ul-"+v.name+" mode tap",
-			"ip link set dl-"+v.name+" mtu 1600 up", "ip link set ul-"+v.name+" up",
-			fmt.Sprintf("ip link add br-%s mtu 1600 type bridge stp_state 1 forward_delay 400 hello_time 100 priority %d", v.name, 4096+28672*i),
-			"ip link set dl-"+v.name+" master br-"+v.name, "ip link set ul-"+v.name+" master br-ul", "ip link set br-"+v.name+" up")
-		if err := l.Veth("vms", "h"+v.name, host, "eth0", 1600); err != nil {
+		site, err := e.site(v.vm, i)
+		if err != nil {
 			return err
 		}
-		setup = append(setup, "ip link set h"+v.name+" master br-"+v.name)
-		// The hosts send finished checksums, as a real LAN does.
-		if err := l.Script(host, "ethtool -K eth0 tx off", fmt.Sprintf("ip addr add 10.77.0.%d/24 dev eth0", i+1)); err != nil {
-			return err
-		}
+		setup = append(setup, site...)
 	}
 	if err := l.Script("vms", setup...); err != nil {
 		return err
@@ -342,22 +320,7 @@ func (t *igbRun) traffic(mode string) error {
 // tagged sends tagged frames from host a and checks that host b's LAN
 // gets them byte for byte.
 func (t *igbRun) tagged() error {
-	src := []byte{0x02, 0xcc, 0, 0, 0, 0x0a}
-	var frames [][]byte
-	for _, tags := range [][]uint16{{0x8100}, {0x88a8, 0x8100}} {
-		for _, size := range []int{64, 1000, 1600} {
-			f := append([]byte{0x02, 0xdd, 0, 0, 0, 1}, src...)
-			for _, tpid := range tags {
-				f = binary.BigEndian.AppendUint16(f, tpid)
-				f = binary.BigEndian.AppendUint16(f, 100+uint16(len(frames)))
-			}
-			f = binary.BigEndian.AppendUint16(f, 0x88b5) // local experimental EtherType
-			for len(f) < size {
-				f = append(f, byte(len(f)))
-			}
-			frames = append(frames, f)
-		}
-	}
+	frames := frametest.Tagged([]byte{0x02, 0xcc, 0, 0, 0, 0x0a})
 	file := filepath.Join(os.TempDir(), "pwimagetest-igb-tagged.pcap")
 	defer os.Remove(file)
 	p, err := t.l.Start("hostb", "tcpdump", "--immediate-mode", "-i", "eth0", "-U", "-s", "0", "-w", file, "ether src 02:cc:00:00:00:0a")

@@ -95,24 +95,12 @@ func run(image string, boot time.Duration) error {
 			return fmt.Errorf("%s not found (make image-deps)", t)
 		}
 	}
-	if err := lab.Teardown(prefix); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("/var/tmp", "pwimagetest")
+	e, err := newEnv()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	key, pub, err := newKey(dir)
-	if err != nil {
-		return err
-	}
-	l := lab.New(prefix)
-	l.Log = func(f string, a ...any) { fmt.Printf("  lab: "+f+"\n", a...) }
-	defer l.Close()
-	if err := l.AddNS("vms", "hosta", "hostb"); err != nil {
-		return err
-	}
+	defer e.close()
+	dir, key, pub, l := e.dir, e.key, e.pub, e.l
 	vms := []*vm{{name: "a", ssh: 2201}, {name: "b", ssh: 2202}}
 	setup := []string{
 		// group_fwd_mask 0x4000: the uplinks' hub forwards LLDP
@@ -134,19 +122,11 @@ func run(image string, boot time.Duration) error {
 		if err := v.prepare(dir, image, files); err != nil {
 			return err
 		}
-		host := "host" + v.name
-		setup = append(setup,
-			"ip tuntap add dl-"+v.name+" mode tap", "ip tuntap add ul-"+v.name+" mode tap",
-			"ip link set dl-"+v.name+" mtu 1600 up", "ip link set ul-"+v.name+" up",
-			fmt.Sprintf("ip link add br-%s mtu 1600 type bridge stp_state 1 forward_delay 400 hello_time 100 priority %d", v.name, 4096+28672*i),
-			"ip link set dl-"+v.name+" master br-"+v.name, "ip link set ul-"+v.name+" master br-ul", "ip link set br-"+v.name+" up")
-		if err := l.Veth("vms", "h"+v.name, host, "eth0", 1600); err != nil {
+		site, err := e.site(v, i)
+		if err != nil {
 			return err
 		}
-		setup = append(setup, "ip link set h"+v.name+" master br-"+v.name)
-		if err := l.Script(host, fmt.Sprintf("ip addr add 10.77.0.%d/24 dev eth0", i+1)); err != nil {
-			return err
-		}
+		setup = append(setup, site...)
 	}
 	if err := l.Script("vms", setup...); err != nil {
 		return err
@@ -408,14 +388,68 @@ func sshArgs(key string, v *vm, cmd string) []string {
 		"-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "root@127.0.0.1", cmd}
 }
 
-// newKey makes the run's SSH key in dir: its file, and the public key.
-func newKey(dir string) (string, []byte, error) {
-	key := filepath.Join(dir, "id")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		return "", nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+// env is what a run sets up first: a directory for its files, its SSH
+// key (the file and the public key) and the lab's namespaces (vms, where
+// qemu runs, and the hosts hosta and hostb).
+type env struct {
+	dir, key string
+	pub      []byte
+	l        *lab.Lab
+}
+
+func newEnv() (_ *env, err error) {
+	if err := lab.Teardown(prefix); err != nil {
+		return nil, err
 	}
-	pub, err := os.ReadFile(key + ".pub")
-	return key, pub, err
+	dir, err := os.MkdirTemp("/var/tmp", "pwimagetest")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir, key: filepath.Join(dir, "id"), l: lab.New(prefix)}
+	e.l.Log = func(f string, a ...any) { fmt.Printf("  lab: "+f+"\n", a...) }
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", e.key).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	if e.pub, err = os.ReadFile(e.key + ".pub"); err != nil {
+		return nil, err
+	}
+	if err = e.l.AddNS("vms", "hosta", "hostb"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// site makes VM v's (the i-th) LAN: host namespace "host"+v.name, its
+// eth0 at 10.77.0.(i+1) in bridge br-<name> (STP; a's is the root) with
+// v's LAN tap dl-<name>; v's uplink tap ul-<name> goes into br-ul. It
+// returns the commands for the vms namespace.
+func (e *env) site(v *vm, i int) ([]string, error) {
+	host := "host" + v.name
+	if err := e.l.Veth("vms", "h"+v.name, host, "eth0", 1600); err != nil {
+		return nil, err
+	}
+	// The hosts send finished checksums, as a real LAN does (a veth
+	// leaves them to a NIC that is not there).
+	if err := e.l.Script(host, "ethtool -K eth0 tx off", fmt.Sprintf("ip addr add 10.77.0.%d/24 dev eth0", i+1)); err != nil {
+		return nil, err
+	}
+	return []string{
+		"ip tuntap add dl-" + v.name + " mode tap", "ip tuntap add ul-" + v.name + " mode tap",
+		"ip link set dl-" + v.name + " mtu 1600 up", "ip link set ul-" + v.name + " up",
+		fmt.Sprintf("ip link add br-%s mtu 1600 type bridge stp_state 1 forward_delay 400 hello_time 100 priority %d", v.name, 4096+28672*i),
+		"ip link set dl-" + v.name + " master br-" + v.name, "ip link set ul-" + v.name + " master br-ul", "ip link set br-" + v.name + " up",
+		"ip link set h" + v.name + " master br-" + v.name,
+	}, nil
+}
+
+func (e *env) close() {
+	e.l.Close()
+	os.RemoveAll(e.dir)
 }
 
 // prepare gives v a copy of the image in dir with files on its

@@ -186,21 +186,7 @@ func testFragmentedPing(t *testing.T, s *lab.Sites) {
 func testVLAN(t *testing.T, s *lab.Sites) {
 	for _, p := range [][2]*lab.Site{{s.A, s.B}, {s.B, s.A}} {
 		src := []byte{0x02, 0xcc, 0, 0, 0, p[0].Name[0]}
-		var frames [][]byte
-		for _, tags := range [][]uint16{{0x8100}, {0x88a8, 0x8100}} {
-			for _, size := range []int{64, 1000, 1600} {
-				f := append([]byte{0x02, 0xdd, 0, 0, 0, 1}, src...)
-				for _, tpid := range tags {
-					f = binary.BigEndian.AppendUint16(f, tpid)
-					f = binary.BigEndian.AppendUint16(f, 100+uint16(len(frames)))
-				}
-				f = binary.BigEndian.AppendUint16(f, 0x88b5) // local experimental EtherType
-				for len(f) < size {
-					f = append(f, byte(len(f)))
-				}
-				frames = append(frames, f)
-			}
-		}
+		frames := frametest.Tagged(src)
 		stop := capture(t, s, p[1].Host, p[1].HostIf, fmt.Sprintf("ether src %x:%x:%x:%x:%x:%x", src[0], src[1], src[2], src[3], src[4], src[5]))
 		if err := s.Do(p[0].Host, func() error { return lab.SendRaw(p[0].HostIf, frames...) }); err != nil {
 			t.Fatal(err)

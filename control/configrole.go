@@ -15,6 +15,7 @@ import (
 	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/feature"
 	"github.com/pwgate/pwgate/control/revision"
+	"github.com/pwgate/pwgate/hw"
 )
 
 // Source is where pwgated's configuration comes from.
@@ -27,9 +28,9 @@ type Source struct {
 	// Check reads another file as Load reads File (hardware profile
 	// applied) and checks it as pwgated --check does.
 	Check func(path string) error
-	// Profile describes the hardware profile in force ("c4: Partaker
-	// C4 ..."), "" for none; pwctl status shows it.
-	Profile string
+	// Profile is the hardware profile in force, nil for none: pwctl
+	// status shows it, and the ports' interrupts go on its core.
+	Profile *hw.Profile
 }
 
 // configRole is pwctl config: the file's revisions, a new file checked,

@@ -27,6 +27,7 @@ import (
 	"github.com/pwgate/pwgate/dataplane"
 	"github.com/pwgate/pwgate/dataplane/wg"
 	"github.com/pwgate/pwgate/dataplane/xsk"
+	"github.com/pwgate/pwgate/hw"
 )
 
 // Daemon is a running pwgated: the statistics servers, the data path (nil
@@ -39,7 +40,8 @@ type Daemon struct {
 	cfg     *config.Config
 	load    func() (*config.Config, error) // reads the configuration again, for reload
 	started time.Time
-	profile string // the hardware profile, for pwctl status
+	profile *hw.Profile     // the hardware profile; nil: none
+	irqFail map[string]bool // interrupts whose affinity could not be set, logged once
 	servers []io.Closer
 	// The features, each nil without its section (path: without a
 	// pseudowire or VXLAN mode); features lists them.
@@ -88,7 +90,7 @@ var newSpeaker = func(log *slog.Logger) bgp.Speaker { return bgp.NewGoBGP(log) }
 // BGP, anycast's announcer and, last, the data path. src.Load is called
 // again on every reload. On error nothing is left attached or running.
 func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error) {
-	d := &Daemon{log: log, cfg: c, load: src.Load, started: time.Now(), profile: src.Profile}
+	d := &Daemon{log: log, cfg: c, load: src.Load, started: time.Now(), profile: src.Profile, irqFail: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -258,6 +260,7 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	if d.path != nil {
 		d.path.watchdogStart()
 	}
+	d.pinInterrupts()
 	running := make([]bool, len(evs)) // a gated ticker runs
 	for i := range running {
 		running[i] = true
@@ -311,7 +314,15 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 			if err := d.path.ports.look(d.log); err != nil {
 				return err
 			}
+			d.pinInterrupts()
 		}
+	}
+}
+
+// pinInterrupts puts the ports' interrupts on the profile's core.
+func (d *Daemon) pinInterrupts() {
+	if d.profile != nil && d.path != nil && d.path.ports != nil {
+		pinInterrupts("/proc", d.profile.CoreIRQ, []string{d.cfg.Downlink, d.cfg.Uplink}, d.irqFail, d.log)
 	}
 }
 

@@ -16,7 +16,10 @@ import (
 // configuration, the data path's parameters, the uplink's view) for the
 // servers' goroutines, which add each feature's live state (Status).
 func (d *Daemon) publishStatus() {
-	s := &client.Status{Mode: "anycast", Ready: true, Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version, Profile: d.profile}
+	s := &client.Status{Mode: "anycast", Ready: true, Config: d.cfg.Source, Started: d.started, PID: os.Getpid(), Version: client.Version}
+	if p := d.profile; p != nil {
+		s.Profile = p.Name + ": " + p.Description
+	}
 	if d.path != nil {
 		p := d.path.Params()
 		s.Mode, s.Downlink, s.Uplink, s.Peer, s.NextHop = d.cfg.ModeName(), d.cfg.Downlink, d.cfg.Uplink, p.PeerString(), p.NextHop().String()

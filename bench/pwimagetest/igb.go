@@ -218,7 +218,8 @@ func (t *igbRun) checkMode(mode string) error {
 	for _, v := range t.vms {
 		out, err := t.ssh(v.vm, "journalctl -b -u pwgated -o cat | grep -m1 'hardware profile'; pwctl status; "+
 			"for p in enp0s4 enp0s6; do ethtool -i $p | grep ^driver; ethtool -l $p | sed -n '/^Current/,$p' | grep Combined; ethtool -a $p | grep -E '^(RX|TX):'; ethtool -g $p | sed -n '/^Current/,$p' | grep -E '^(RX|TX):'; ip link show $p | grep -o 'xdp[a-z]*' | head -1; done; "+
-			"for t in /proc/$(pidof pwgated)/task/*; do echo \"thread $(cut -d' ' -f39 $t/stat) $(grep Cpus_allowed_list $t/status | cut -f2)\"; done")
+			"for t in /proc/$(pidof pwgated)/task/*; do echo \"thread $(cut -d' ' -f39 $t/stat) $(grep Cpus_allowed_list $t/status | cut -f2)\"; done; "+
+			"for i in $(awk '$NF ~ /^enp0s[46]/ {sub(\":\", \"\", $1); print $1}' /proc/interrupts); do echo \"irq $i $(cat /proc/irq/$i/smp_affinity_list) $(awk -v i=$i: '$1 == i {print $NF}' /proc/interrupts)\"; done")
 		if err != nil {
 			return fmt.Errorf("vm %s: %v\n%s", v.name, err, out)
 		}
@@ -260,6 +261,15 @@ func checkIGB(out, profile string) error {
 		}
 	}
 	want(pinned["0"] && pinned["2"] && pinned["3"], "no threads pinned to cores 0, 2 and 3 that last ran there (have %v)", pinned)
+	// The ports' interrupts on the profile's interrupt core, 1.
+	irqs := regexp.MustCompile(`(?m)^irq \d+ (\S+) `).FindAllStringSubmatch(out, -1)
+	on1 := 0
+	for _, m := range irqs {
+		if m[1] == "1" {
+			on1++
+		}
+	}
+	want(len(irqs) >= 2 && on1 == len(irqs), "the ports' interrupts are not all on core 1")
 	return errors.Join(errs...)
 }
 

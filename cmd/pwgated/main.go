@@ -196,9 +196,7 @@ func run() int {
 		}
 		return err
 	}}
-	if prof != nil {
-		src.Profile = prof.Name + ": " + prof.Description
-	}
+	src.Profile = prof
 	d, err := control.Start(c, src, log)
 	if err != nil && *configFile != "" {
 		// Not with a change that waits for confirmation: the previous

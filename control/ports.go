@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/config"
@@ -86,14 +88,20 @@ type boundPort struct {
 // hand it another frame: only binding anew helps.
 func (p *ports) look(log *slog.Logger) error {
 	for _, b := range p.bound {
-		ifi, err := net.InterfaceByName(b.name)
+		l, err := netlink.LinkByName(b.name)
+		var gone netlink.LinkNotFoundError
 		switch {
-		case err != nil:
+		case errors.As(err, &gone):
 			return fmt.Errorf("port %s went away (%w): its AF_XDP socket is dead", b.name, err)
-		case ifi.Index != b.index:
-			return fmt.Errorf("port %s was replaced (interface index %d, bound to %d): its AF_XDP socket is dead", b.name, ifi.Index, b.index)
+		case err != nil:
+			// Netlink failing (out of buffers, say) is no sign the
+			// port went: look again in a second.
+			log.Warn("cannot look at a port", "port", b.name, "err", err)
+			continue
+		case l.Attrs().Index != b.index:
+			return fmt.Errorf("port %s was replaced (interface index %d, bound to %d): its AF_XDP socket is dead", b.name, l.Attrs().Index, b.index)
 		}
-		up := ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0
+		up := l.Attrs().RawFlags&unix.IFF_UP != 0 && l.Attrs().RawFlags&unix.IFF_RUNNING != 0
 		switch {
 		case !up && b.down.IsZero():
 			b.down = time.Now()

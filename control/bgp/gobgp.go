@@ -56,7 +56,27 @@ type GoBGP struct {
 	exportKey  string
 	exportMade bool
 	stopped    bool
+	// waiting are the neighbors added passive that have not had a
+	// session yet, by key (under mu): see fallBack.
+	waiting map[string]*waitState
 }
+
+// waitState is a passive neighbor's wait for its first session.
+type waitState struct {
+	since      time.Time // added, or last changed sides
+	connecting bool      // connecting itself after PassiveWait without a session
+	told       bool      // the change was logged at Info
+}
+
+// PassiveWait is how long pwgate waits, on the passive side of a session
+// that has not come up yet, for the neighbor to connect before it
+// connects itself, and then how long it connects before it waits again,
+// until the first session. A neighbor that connected too early is not
+// stuck until its own connect-retry timer (FRR's: 120 s): one that heard
+// our router advertisement before we heard its, and was refused (GoBGP
+// knew no such neighbor yet). Another pwgate, on the lower address,
+// connects every 2 to 4 s and so meets the waiting side well before it.
+var PassiveWait = 10 * time.Second
 
 // zone is the interface of an unnumbered neighbor's address, and when the
 // neighbor went (zero: in GoBGP).
@@ -94,7 +114,7 @@ var _ Speaker = (*GoBGP)(nil)
 
 // NewGoBGP returns a speaker that logs to log.
 func NewGoBGP(log *slog.Logger) *GoBGP {
-	return &GoBGP{log: log, announced: map[string]bool{}, limit: newPrefixLimit(), failed: map[string]bool{}}
+	return &GoBGP{log: log, announced: map[string]bool{}, limit: newPrefixLimit(), failed: map[string]bool{}, waiting: map[string]*waitState{}}
 }
 
 // Start implements Speaker.
@@ -151,6 +171,7 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 		return fmt.Errorf("watch bgp routes: %w", err)
 	}
 	go g.watchLimits(ctx)
+	go g.watchPassive(ctx)
 	g.mu.Lock()
 	g.cfg = Config{ASN: c.ASN, RouterID: c.RouterID, ListenAddrs: c.ListenAddrs, ListenPort: c.ListenPort,
 		GracefulRestart: c.GracefulRestart, RestartTime: c.RestartTime, Restarting: c.Restarting}
@@ -205,6 +226,11 @@ func (g *GoBGP) apply() error {
 		}
 		g.applied = now
 		g.setZones()
+		for k := range g.waiting {
+			if !slices.ContainsFunc(now, func(n Neighbor) bool { return n.Key() == k }) {
+				delete(g.waiting, k)
+			}
+		}
 	}()
 	ctx := context.Background()
 	want := map[string]bool{}
@@ -220,7 +246,9 @@ func (g *GoBGP) apply() error {
 			}
 			delete(in, n.Key())
 		}
-		err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: g.peer(n, g.cfg)})
+		delete(g.waiting, n.Key())
+		p := g.peer(n, g.cfg)
+		err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: p})
 		switch {
 		case err != nil && n.Interface != "":
 			// Our own link-local address may not be there yet: tried
@@ -237,6 +265,10 @@ func (g *GoBGP) apply() error {
 		}
 		delete(g.failed, n.Interface)
 		in[n.Key()] = n
+		if p.Transport.PassiveMode {
+			g.log.Info("bgp: waiting for the neighbor to connect (our address is the higher one)", "neighbor", n.Key())
+			g.waiting[n.Key()] = &waitState{since: time.Now()}
+		}
 	}
 	for k, o := range in {
 		if !want[k] {
@@ -524,14 +556,14 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 		p.Transport.LocalAddress = n.Source.String()
 	}
 	p.Transport.PassiveMode = passive(n)
+	if w := g.waiting[n.Key()]; w != nil && w.connecting {
+		p.Transport.PassiveMode = false
+	}
 	if p.Transport.PassiveMode && !listens(g.listening, sessionSource(n)) {
 		// Added after the start with a new source: GoBGP cannot listen
 		// on it until pwgated restarts, so pwgated connects.
 		g.log.Info("bgp: connecting to the neighbor: not listening on the session's address until pwgated restarts", "neighbor", n.Key(), "source", sessionSource(n).String())
 		p.Transport.PassiveMode = false
-	}
-	if p.Transport.PassiveMode {
-		g.log.Info("bgp: waiting for the neighbor to connect (our address is the higher one)", "neighbor", n.Key())
 	}
 	if n.TTLSecurity > 0 {
 		// GTSM (RFC 5082): sent with TTL 255, received only with at least
@@ -576,10 +608,68 @@ func (g *GoBGP) peer(n Neighbor, c Config) *api.Peer {
 // Both sides agree, because each one's neighbor address is the other's
 // source (or the session is refused anyway); between unnumbered ones, the
 // link-local addresses each hears in the other's router advertisements.
-// Other speakers (FRR) connect on their own.
+// Other speakers (FRR) connect on their own; one that does not, within
+// PassiveWait, is connected to (fallBack).
 func passive(n Neighbor) bool {
 	src := sessionSource(n)
 	return src.IsValid() && src.Compare(n.Address.WithZone("")) > 0
+}
+
+// watchPassive calls fallBack every second until ctx ends.
+func (g *GoBGP) watchPassive(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			g.fallBack(now)
+		}
+	}
+}
+
+// fallBack changes sides, every PassiveWait, for the passive neighbors
+// that have had no session since they were added: connecting, then
+// waiting again. Only until the first session: once a session has been
+// up, the neighbor is left as it is (remaking it would end a graceful
+// restart's stale routes early).
+func (g *GoBGP) fallBack(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return
+	}
+	for _, n := range g.applied {
+		w := g.waiting[n.Key()]
+		if w == nil {
+			continue
+		}
+		if g.established(n.Address) {
+			delete(g.waiting, n.Key())
+			continue
+		}
+		if now.Sub(w.since) < PassiveWait {
+			continue
+		}
+		w.connecting, w.since = !w.connecting, now
+		// A change of the transport remakes the neighbor in GoBGP
+		// (UpdatePeer: delete and add); it has had no session, so
+		// nothing it sent is lost.
+		if _, err := g.s.UpdatePeer(context.Background(), &api.UpdatePeerRequest{Peer: g.peer(n, g.cfg)}); err != nil {
+			g.log.Warn("bgp: cannot change which side connects", "neighbor", n.Key(), "err", err)
+			continue
+		}
+		log := g.log.Debug
+		if !w.told {
+			log, w.told = g.log.Info, true
+		}
+		if w.connecting {
+			log("bgp: the neighbor has not connected: connecting to it, and waiting again if that fails", "neighbor", n.Key(), "waited", PassiveWait.String())
+		} else {
+			log("bgp: no session yet: waiting for the neighbor to connect again", "neighbor", n.Key())
+		}
+	}
 }
 
 // defaultListen returns the addresses to listen on when the configuration

@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
 	"github.com/pwgate/pwgate/dataplane/frame"
 )
 
@@ -360,6 +363,46 @@ func TestPassiveSide(t *testing.T) {
 	if passive(Neighbor{Interface: "lo", Source: a2, Address: netip.MustParseAddr("fe80::1%lo")}) {
 		t.Error("passive without a link-local address of ours")
 	}
+}
+
+// A neighbor that does not connect to the passive side (FRR refused
+// before we knew it, and waiting its 120 s connect-retry; here a GoBGP
+// that only listens) is connected to after PassiveWait, and the session
+// comes up.
+func TestPassiveFallsBack(t *testing.T) {
+	defer func(w time.Duration) { PassiveWait = w }(PassiveWait)
+	PassiveWait = time.Second
+	port := freePort(t)
+	a1, a2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	b := server.NewBgpServer(server.LoggerOption(&logger{l: quiet()}))
+	go b.Serve()
+	t.Cleanup(b.Stop)
+	ctx := context.Background()
+	if err := b.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65001, RouterId: a1.String(), ListenPort: int32(port), ListenAddresses: []string{a1.String()}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: a2.String(), PeerAsn: 65002},
+		Transport: &api.Transport{PassiveMode: true, LocalAddress: a1.String(), RemotePort: uint32(port)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	a := NewGoBGP(quiet())
+	if err := a.Start(Config{ASN: 65002, RouterID: a2, ListenAddrs: []netip.Addr{a2}, ListenPort: port,
+		Neighbors: []Neighbor{{Address: a1, ASN: 65001, Port: port, Source: a2, Families: []Family{IPv4Unicast}}}}, func([]Update) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Stop(false) })
+	start := time.Now()
+	waitFor(t, "the session after the passive side connected", func() bool { return established(a) })
+	if took := time.Since(start); took < PassiveWait {
+		t.Errorf("up after %v, before the passive side gave up waiting", took)
+	}
+	waitFor(t, "the neighbor no longer waited for", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.waiting) == 0
+	})
 }
 
 // BenchmarkMove announces a MAC from a new VTEP and withdraws it from the

@@ -12,16 +12,18 @@ import (
 
 // meta says where and when results were taken.
 type meta struct {
-	Date     string  `json:"date"`
-	Commit   string  `json:"commit"`
-	Kernel   string  `json:"kernel"`
-	CPU      string  `json:"cpu"`
-	MHz      float64 `json:"cpu_mhz"`
-	Cores    int     `json:"cores"`
-	Go       string  `json:"go"`
-	Trafgen  string  `json:"trafgen"`
-	Command  string  `json:"command"`
-	Duration string  `json:"case_duration"`
+	Date    string  `json:"date"`
+	Commit  string  `json:"commit"`
+	Kernel  string  `json:"kernel"`
+	CPU     string  `json:"cpu"`
+	MHz     float64 `json:"cpu_mhz"`
+	Cores   int     `json:"cores"`
+	Go      string  `json:"go"`
+	Trafgen string  `json:"trafgen"`
+	// XDPGen says why the XDP generator could not run ("": it ran).
+	XDPGen   string `json:"xdp_generator_unavailable,omitempty"`
+	Command  string `json:"command"`
+	Duration string `json:"case_duration"`
 }
 
 type goal struct {
@@ -571,6 +573,9 @@ func (r *report) markdown() string {
 	m := r.Meta
 	fmt.Fprintf(&b, "# pwgate benchmark, %s\n\n", m.Date)
 	fmt.Fprintf(&b, "`%s` at commit %s; kernel %s; %s at %.0f MHz (%d cores); %s; %s; %s per case.\n\n", m.Command, m.Commit, m.Kernel, m.CPU, m.MHz, m.Cores, m.Go, m.Trafgen, m.Duration)
+	if m.XDPGen != "" {
+		fmt.Fprintf(&b, "**%s.** The tables below that name the XDP generator hold trafgen's figures (socket buffers through a qdisc: more of the DUT core goes to the kernel); compare them with each other, not with a run that had the XDP generator.\n\n", m.XDPGen)
+	}
 	b.WriteString(method)
 	b.WriteString("\n## Summary\n\n")
 	b.WriteString(r.summary())

@@ -68,6 +68,7 @@ type topo struct {
 	lan, wan *sink.Sink
 	pwgated  *lab.Proc
 	socket   string
+	far      *farEnd // WireGuard kinds
 	// varyDst spreads the encap direction's frames over destinations
 	// (macChurn) instead of sources.
 	varyDst bool
@@ -292,6 +293,9 @@ func (t *topo) stopPwgated() string {
 
 func (t *topo) close() {
 	t.stopPwgated()
+	if t.far != nil {
+		t.far.close()
+	}
 	for _, s := range []*sink.Sink{t.lan, t.wan} {
 		if s != nil {
 			s.Close()

@@ -412,6 +412,7 @@ type result struct {
 	Split       cpuSplit `json:"cpu_ns_per_frame_by_owner"`
 	Syscalls    float64  `json:"pwgated_syscalls_per_frame,omitempty"`
 	GCCycles    uint64   `json:"gc_cycles,omitempty"`
+	Perf        string   `json:"perf,omitempty"` // --perf: the DUT core's hottest threads and symbols
 	Error       string   `json:"error,omitempty"`
 }
 
@@ -435,7 +436,7 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 	start := func(dir, ns, ifname string, core int, pkts [][]byte, srcOff int) error {
 		var g source
 		var err error
-		if c.Gen == genXDP {
+		if c.Gen == genXDP && xdpUnavailable == nil {
 			g, err = startXDP(t.l, ns, ifname, core, pkts, srcOff, isAnycast(t.kind))
 		} else {
 			g, err = startTrafgen(t.l, t.dir, ns, ifname, core, pkts)
@@ -464,11 +465,7 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 		if err != nil {
 			return fail(err)
 		}
-		in, err := startInjector(t.l, decCore, pkts)
-		if err != nil {
-			return fail(err)
-		}
-		gens[dirDecap] = in
+		gens[dirDecap] = t.far.start(pkts)
 	} else if c.Direction == dirDecap || c.Direction == dirBoth {
 		pkts, off, err := t.decapPackets(c.Size)
 		if err != nil {
@@ -512,7 +509,7 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 		offered += float64(b.decTx - a.decTx)
 		delivered += float64(b.lanFrames - a.lanFrames)
 	}
-	if c.Gen == genTrafgen && t.pieces(c.Size) == 2 && gens[dirDecap] != nil {
+	if (c.Gen == genTrafgen || xdpUnavailable != nil) && t.pieces(c.Size) == 2 && gens[dirDecap] != nil {
 		// trafgen counts packets; a split frame is two.
 		offered -= float64(b.decTx-a.decTx) / 2
 	}

@@ -3,26 +3,20 @@ package main
 // The WireGuard cases: the pseudowire inside pwgated's embedded WireGuard
 // against the stack users would otherwise build, a bridge and kernel
 // VXLAN over a stock wireguard-go TUN (this kernel has no WireGuard
-// module). The wan side runs a stock wireguard-go as the far end: its sink
-// counts WireGuard transport messages and passes the handshakes to it.
-// For the decap direction a sender in wan injects what the far site would
-// send (pseudowire or VXLAN packets) into the far end's tunnel through a
-// raw socket, and wireguard-go there encrypts it on the generator core.
+// module). The wan side runs the far end (farend.go): its sink counts
+// WireGuard transport messages and passes the handshakes to it. For the
+// decap direction the far end encrypts what the far site would send
+// (pseudowire or VXLAN packets) on the generator core.
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/pwgate/pwgate/bench/lab"
 	"github.com/pwgate/pwgate/dataplane/frame"
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
 	"github.com/pwgate/pwgate/dataplane/wg"
@@ -66,8 +60,8 @@ func (t *topo) buildWG(bin, profile string) error {
 			return err
 		}
 	}
-	// The far end: stock wireguard-go on the generator core.
-	if err := t.wireguardGo("wan", wanKey, dutKey.PublicKey(), overlayWan, overlayDUT, addrUL, genCore); err != nil {
+	// The far end, on the generator core (farend.go).
+	if t.far, err = startFarEnd(t.l, wanKey, dutKey.PublicKey(), addrUL); err != nil {
 		return err
 	}
 	if t.kind == dutStockWG {
@@ -187,61 +181,4 @@ func wgPieces(kind string, n int) int {
 // bytes (the hosts would have to lower their MTU).
 func wgFits(kind string, n int) bool {
 	return kind != dutStockWG || n <= wgTunMTU-vxlanOver+14
-}
-
-// injector sends the far site's packets into the far end's tunnel through
-// a raw IPv6 socket in wan, as fast as it can, on a pinned thread.
-type injector struct {
-	frames atomic.Uint64
-	cancel func()
-	done   chan error
-}
-
-func startInjector(l *lab.Lab, core int, pkts [][]byte) (*injector, error) {
-	in := &injector{done: make(chan error, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	in.cancel = cancel
-	ready := make(chan error, 1)
-	go func() {
-		in.done <- l.Do("wan", func() error {
-			var set unix.CPUSet
-			set.Set(core)
-			if err := unix.SchedSetaffinity(0, &set); err != nil {
-				ready <- err
-				return err
-			}
-			fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-			if err != nil {
-				ready <- err
-				return err
-			}
-			defer unix.Close(fd)
-			ready <- nil
-			sa := &unix.SockaddrInet6{Addr: overlayDUT.As16()}
-			for ctx.Err() == nil {
-				for i := 0; i < 256; i++ {
-					for _, p := range pkts {
-						if err := unix.Sendto(fd, p, 0, sa); err != nil && err != unix.ENOBUFS && err != unix.EAGAIN {
-							return fmt.Errorf("inject: %w", err)
-						}
-					}
-					in.frames.Add(1)
-				}
-			}
-			return nil
-		})
-	}()
-	if err := <-ready; err != nil {
-		cancel()
-		<-in.done
-		return nil, err
-	}
-	return in, nil
-}
-
-func (in *injector) sent(*lab.Lab) (uint64, error) { return in.frames.Load(), nil }
-
-func (in *injector) stop() error {
-	in.cancel()
-	return <-in.done
 }

@@ -40,6 +40,20 @@ const (
 	churnASN    = 65000
 )
 
+// The ARP storm: requests from the lan for arpKnown, which the churn
+// speaker announces in a MAC+IP route (answered by pwgate, not flooded),
+// and for arpUnknown, which no route names (flooded to churnVTEPs VTEPs,
+// as every request was before ARP suppression).
+var (
+	arpSender  = netip.MustParseAddr("10.99.255.1")
+	arpKnown   = netip.MustParseAddr("10.99.0.1")
+	arpUnknown = netip.MustParseAddr("10.99.0.2")
+	arpMAC     = frame.MAC{0x02, 0xbb, 0xff, 0, 0, 1}
+)
+
+// churnVTEPs is how many VTEPs the churn speaker announces (IMET routes).
+const churnVTEPs = 2
+
 // macChurn is the i-th MAC the churn speaker announces.
 func macChurn(i int) frame.MAC { return frame.MAC{0x02, 0xbb, 0, 0, byte(i >> 8), byte(i)} }
 
@@ -67,14 +81,21 @@ type churnResult struct {
 	ControlPerMov float64 `json:"control_plane_us_per_move"`
 	MovesPerSec   float64 `json:"moves_per_second"`
 	GoBGPInstall  float64 `json:"gobgp_10k_install_seconds"`
-	Profile       string  `json:"pprof_top,omitempty"` // pwgated during the runs
+	// The ARP storm (64-byte requests at the generator's rate): for a known
+	// address, answered by pwgate; for an unknown one, flooded. Frames/s
+	// handled, the encap thread's CPU per request, and what each request
+	// became: answers on the lan side, VXLAN copies to the VTEPs.
+	ARPFPS, ARPEncapNS, ARPAnswers, ARPCopies         float64 `json:",omitempty"`
+	FloodFPS, FloodEncapNS, FloodAnswers, FloodCopies float64 `json:",omitempty"`
+	Profile                                           string  `json:"pprof_top,omitempty"` // pwgated during the runs
 }
 
 // startEVPN starts pwgated as a VTEP with a BGP neighbor at addrS0 (in the
-// wan namespace) and no static remotes.
+// wan namespace) and no static remotes; the neighbor's routes are above
+// the default prefix limit, so it has a limit of its own.
 func (t *topo) startEVPN(bin, profile, c string) error {
 	c += fmt.Sprintf("local:\n  address: %s/64\nvxlan:\n  vnis:\n    - vni: 42\n  udp6_zero_checksum_tx: true\n  udp6_zero_checksum_rx: true\n"+
-		"bgp:\n  asn: %d\n  router_id: 10.255.0.1\n  neighbors:\n    - address: %s\n      asn: %d\n", addrUL, churnASN, addrS0, churnASN)
+		"bgp:\n  asn: %d\n  router_id: 10.255.0.1\n  neighbors:\n    - address: %s\n      asn: %d\n      max_prefix: %d\n", addrUL, churnASN, addrS0, churnASN, 2*churnMACs)
 	cmds := []string{"ip -6 addr add " + addrUL.String() + "/64 dev ul0 nodad"}
 	for _, v := range vteps[1:] {
 		cmds = append(cmds, "ip -6 neigh add "+v.String()+" lladdr "+macS0.String()+" dev ul0 nud permanent")
@@ -167,6 +188,10 @@ func churnBench(r *churnResult, bin, dir string, dur time.Duration) error {
 		}
 		return fmt.Errorf("nothing delivered; counters: %s", strings.Join(nz, " "))
 	}
+	r.BaseFPS, r.BaseEncapNS = base.FPS, base.Split.Encap
+	if err := arpStorm(r, t, c, dur); err != nil {
+		return err
+	}
 	before := counter(t.socket, "evpn_macs_moved")
 	if err := os.WriteFile(startFile, nil, 0o644); err != nil {
 		return err
@@ -178,8 +203,7 @@ func churnBench(r *churnResult, bin, dir string, dur time.Duration) error {
 	if churn.Error != "" {
 		return errors.New(churn.Error)
 	}
-	r.BaseFPS, r.ChurnFPS = base.FPS, churn.FPS
-	r.BaseEncapNS, r.ChurnEncapNS = base.Split.Encap, churn.Split.Encap
+	r.ChurnFPS, r.ChurnEncapNS = churn.FPS, churn.Split.Encap
 	if r.MovesPerSec > 0 {
 		// pwgated's other threads (GoBGP, the controller, the runtime),
 		// per second, above the quiet run's.
@@ -187,6 +211,27 @@ func churnBench(r *churnResult, bin, dir string, dur time.Duration) error {
 	}
 	fmt.Printf("evpn churn: %.0f kfps without, %.0f kfps with %.0f moves/s (%.2f×) on one core; encap thread %.0f → %.0f ns/frame; control plane %.0f µs/move; 10k MACs from GoBGP in %.2f s\n",
 		base.FPS/1000, churn.FPS/1000, r.MovesPerSec, churn.FPS/max(1, base.FPS), r.BaseEncapNS, r.ChurnEncapNS, r.ControlPerMov, r.GoBGPInstall)
+	return nil
+}
+
+// arpStorm measures ARP requests for a known address (answered) and an
+// unknown one (flooded) on the churn topology, before the churn.
+func arpStorm(r *churnResult, t *topo, c caseSpec, dur time.Duration) error {
+	defer func() { t.arpFor = netip.Addr{} }()
+	for _, x := range []struct {
+		target                      netip.Addr
+		fps, encap, answers, copies *float64
+	}{{arpKnown, &r.ARPFPS, &r.ARPEncapNS, &r.ARPAnswers, &r.ARPCopies}, {arpUnknown, &r.FloodFPS, &r.FloodEncapNS, &r.FloodAnswers, &r.FloodCopies}} {
+		t.arpFor = x.target
+		a := t.run(c, dur, nil)
+		if a.Error != "" {
+			return fmt.Errorf("arp for %s: %s", x.target, a.Error)
+		}
+		*x.fps, *x.encap, *x.answers, *x.copies = a.FPS, a.Split.Encap, a.AnsweredPerRequest, a.CopiesPerRequest
+	}
+	fmt.Printf("evpn arp storm: for a known address %.0f kfps, %.2f answers and %.2f VXLAN copies a request, encap thread %.0f ns/request; "+
+		"for an unknown one %.0f kfps, %.2f answers and %.2f copies, %.0f ns/request; forwarding a frame %.0f ns\n",
+		r.ARPFPS/1000, r.ARPAnswers, r.ARPCopies, r.ARPEncapNS, r.FloodFPS/1000, r.FloodAnswers, r.FloodCopies, r.FloodEncapNS, r.BaseEncapNS)
 	return nil
 }
 
@@ -268,10 +313,13 @@ func runChurn(args []string) error {
 	defer sp.Stop(false)
 	rt := []bgp.RT{bgp.AutoRT(churnASN, 42)}
 	rd := func(v int) string { return fmt.Sprintf("10.255.0.%d:1", v+2) }
-	for v := range 2 {
+	for v := range churnVTEPs {
 		if err := sp.Announce(bgp.Route{Kind: bgp.IMET, RD: rd(v), VNI: 42, RTs: rt, NextHop: vteps[v]}); err != nil {
 			return err
 		}
+	}
+	if err := sp.Announce(bgp.Route{Kind: bgp.MACIP, RD: rd(0), MAC: arpMAC, IP: arpKnown, VNI: 42, RTs: rt, NextHop: vteps[0]}); err != nil {
+		return err
 	}
 	where := make([]int, churnMACs)
 	seq := make([]uint32, churnMACs)

@@ -174,6 +174,11 @@ func (r *report) vxlanGoals() {
 				c.MovesPerSec, c.ChurnEncapNS, c.BaseEncapNS, onOwnCore, c.ControlPerMov, c.BaseFPS/1000, c.ChurnFPS/1000, c.ChurnFPS/c.BaseFPS)
 			r.Goals = append(r.Goals, goal{"1,000 MAC moves/s cost ≤ 10 % of the data path's frames/s", onOwnCore >= 0.9 && c.MovesPerSec >= 900, d})
 		}
+		if c := e.Churn; c != nil && c.ARPFPS > 0 && c.BaseEncapNS > 0 {
+			r.Goals = append(r.Goals, goal{"ARP suppression: answering an ARP request costs the encap thread no more than forwarding one frame", c.ARPEncapNS <= c.BaseEncapNS,
+				fmt.Sprintf("%.0f ns per answered request (%.2f answers, %.2f VXLAN copies each) against %.0f ns per 64-byte frame forwarded to a known MAC; a request for an unknown address, flooded, %.0f ns and %.2f copies",
+					c.ARPEncapNS, c.ARPAnswers, c.ARPCopies, c.BaseEncapNS, c.FloodEncapNS, c.FloodCopies)})
+		}
 		if e.Error != "" {
 			r.Goals = append(r.Goals, goal{"EVPN control plane measured", false, e.Error})
 		}
@@ -294,6 +299,10 @@ func (r *report) vxlanTable() string {
 		if c := e.Churn; c != nil && c.BaseFPS > 0 {
 			fmt.Fprintf(&b, " %.0f MAC moves/s over BGP while forwarding 64-byte frames to those MACs: the encap thread's CPU per frame %.0f ns against %.0f without; on one shared core %.0f against %.0f kframes/s (the control plane costs %.0f µs per move).",
 				c.MovesPerSec, c.ChurnEncapNS, c.BaseEncapNS, c.ChurnFPS/1000, c.BaseFPS/1000, c.ControlPerMov)
+		}
+		if c := e.Churn; c != nil && c.ARPFPS > 0 {
+			fmt.Fprintf(&b, "\n\nARP storm (64-byte requests from the LAN at the generator's rate, one shared core): for an address a MAC+IP route names, pwgate answers %.0f k requests/s (%.2f answers and %.2f VXLAN copies per request; the encap thread %.0f ns each); for an unknown address it floods them, %.0f k/s with %.2f copies each (%.0f ns); forwarding a 64-byte frame costs %.0f ns.",
+				c.ARPFPS/1000, c.ARPAnswers, c.ARPCopies, c.ARPEncapNS, c.FloodFPS/1000, c.FloodCopies, c.FloodEncapNS, c.BaseEncapNS)
 		}
 		b.WriteString("\n")
 	}

@@ -72,6 +72,9 @@ type topo struct {
 	// varyDst spreads the encap direction's frames over destinations
 	// (macChurn) instead of sources.
 	varyDst bool
+	// arpFor, if valid, makes the encap direction's frames ARP requests
+	// for it, and the delivered frames the answers on the lan side.
+	arpFor netip.Addr
 }
 
 func (t *topo) isPW() bool { return t.kind == dutPWEth || t.kind == dutPWIP6 }

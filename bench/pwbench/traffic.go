@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,6 +59,23 @@ func plain(n int, src, dst frame.MAC) []byte {
 	for i := frame.EthernetLen; i < n; i++ {
 		f[i] = byte(i)
 	}
+	return f
+}
+
+// arpRequest is an n-byte broadcast ARP request from src (at sender)
+// for target.
+func arpRequest(n int, src frame.MAC, sender, target netip.Addr) []byte {
+	f := make([]byte, max(n, 60))
+	e := frame.Ethernet(f)
+	e.SetDst(frame.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	e.SetSrc(src)
+	e.SetEtherType(0x0806)
+	a := f[frame.EthernetLen:]
+	copy(a, []byte{0, 1, 8, 0, 6, 4, 0, 1}) // Ethernet, IPv4, request
+	copy(a[8:], src[:])
+	s4, t4 := sender.As4(), target.As4()
+	copy(a[14:], s4[:])
+	copy(a[24:], t4[:])
 	return f
 }
 
@@ -318,6 +336,7 @@ const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
 type sample struct {
 	at                time.Time
 	lanFrames, wanOut uint64 // delivered frames at each end
+	lanARP            uint64 // ARP replies at the lan end
 	encTx, decTx      uint64 // frames the generators sent
 	busy, total, soft uint64 // DUT core ticks (layoutShared)
 	daemon            uint64 // pwgated ticks, all threads
@@ -338,6 +357,13 @@ func (t *topo) sample(gens map[string]source) (s sample, err error) {
 		return s, err
 	}
 	s.lanFrames, s.wanOut = lan.Frames, wan.Frames
+	if t.arpFor.IsValid() {
+		arp, err := t.lan.Read(sink.ARPReply)
+		if err != nil {
+			return s, err
+		}
+		s.lanARP = arp.Frames
+	}
 	if g := gens[dirEncap]; g != nil {
 		if s.encTx, err = g.sent(t.l); err != nil {
 			return s, err
@@ -413,7 +439,11 @@ type result struct {
 	Syscalls    float64  `json:"pwgated_syscalls_per_frame,omitempty"`
 	GCCycles    uint64   `json:"gc_cycles,omitempty"`
 	Perf        string   `json:"perf,omitempty"` // --perf: the DUT core's hottest threads and symbols
-	Error       string   `json:"error,omitempty"`
+	// ARP cases, per ARP request from the lan: the answers sent back, and
+	// the VXLAN packets sent to the VTEPs.
+	AnsweredPerRequest float64 `json:"arp_answers_per_request,omitempty"`
+	CopiesPerRequest   float64 `json:"vxlan_copies_per_arp_request,omitempty"`
+	Error              string  `json:"error,omitempty"`
 }
 
 // run measures one case for d after a warm-up; during, if set, is called
@@ -452,8 +482,11 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 			dst, vary = macChurn(0), 0 // destinations the churning routes name
 		}
 		pkt := plain(c.Size, macG0, dst)
-		if isAnycast(t.kind) {
+		switch {
+		case isAnycast(t.kind):
 			pkt, vary = vipFrame(c.Size), vipFieldOff
+		case t.arpFor.IsValid():
+			pkt, vary = arpRequest(c.Size, macG0, arpSender, t.arpFor), 6
 		}
 		if err := start(dirEncap, "lan", "g0", encCore, [][]byte{pkt}, vary); err != nil {
 			return fail(err)
@@ -497,7 +530,18 @@ func (t *topo) run(c caseSpec, d time.Duration, during func()) (r result) {
 	}
 	secs := b.at.Sub(a.at).Seconds()
 	offered, delivered := 0.0, 0.0
-	if gens[dirEncap] != nil {
+	if gens[dirEncap] != nil && t.arpFor.IsValid() {
+		// ARP requests: delivered are the requests handled, answered on
+		// the lan side or flooded to the VTEPs (churnVTEPs copies each);
+		// both are also reported apart, per request.
+		req := float64(b.encTx - a.encTx)
+		answered, copies := float64(b.lanARP-a.lanARP), float64(b.wanOut-a.wanOut)
+		offered += req
+		delivered += answered + copies/churnVTEPs
+		if req > 0 {
+			r.AnsweredPerRequest, r.CopiesPerRequest = answered/req, copies/req
+		}
+	} else if gens[dirEncap] != nil {
 		offered += float64(b.encTx - a.encTx)
 		out := float64(b.wanOut-a.wanOut) / float64(copies(t.kind)) // flooded: frames, not copies
 		if isWG(t.kind) {

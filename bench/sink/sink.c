@@ -21,6 +21,7 @@ enum {
 	KIND_VXLAN,  // VXLAN over IPv6, UDP port 4789
 	KIND_WG,     // WireGuard transport messages over IPv6, UDP port 51820 (handshakes pass)
 	KIND_IP4_UDP, // IPv4 UDP to port 9 (discard): the anycast forwarder's test traffic
+	KIND_ARP_REPLY, // ARP replies (EVPN's ARP suppression answering the generator)
 	NUM_KINDS,
 };
 
@@ -60,6 +61,14 @@ int sink(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (eth->h_proto == bpf_htons(0x88b5))
 		return take(KIND_PLAIN, len, 1);
+	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		__u8 *arp = (void *)(eth + 1);
+		if ((void *)(arp + 8) > end)
+			return XDP_PASS;
+		if (arp[6] == 0 && arp[7] == 2) // operation: reply
+			return take(KIND_ARP_REPLY, len, 1);
+		return XDP_PASS;
+	}
 	if (eth->h_proto == bpf_htons(0x96fc)) {
 		__u8 *cw = (void *)(eth + 1);
 		if ((void *)(cw + 2) > end)

@@ -15,12 +15,13 @@ type Kind int
 
 // Kinds the sink tells apart (sink.c's enum).
 const (
-	Plain  Kind = iota // test frames, EtherType 0x88b5
-	PWEth              // pseudowire in Ethernet
-	PWIP6              // pseudowire in IPv6
-	VXLAN              // VXLAN over IPv6
-	WG                 // WireGuard transport messages over IPv6 (handshakes are passed to the kernel)
-	IP4UDP             // IPv4 UDP to port 9 (discard): the anycast forwarder's test traffic
+	Plain    Kind = iota // test frames, EtherType 0x88b5
+	PWEth                // pseudowire in Ethernet
+	PWIP6                // pseudowire in IPv6
+	VXLAN                // VXLAN over IPv6
+	WG                   // WireGuard transport messages over IPv6 (handshakes are passed to the kernel)
+	IP4UDP               // IPv4 UDP to port 9 (discard): the anycast forwarder's test traffic
+	ARPReply             // ARP replies (EVPN's ARP suppression answering the generator)
 	numKinds
 )
 

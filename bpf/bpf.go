@@ -32,6 +32,9 @@ const (
 	// ModeVXLAN: UDP to port 4789 over IPv4 or IPv6 from a VTEP's address
 	// (AddrPeer: IPv4 addresses are stored IPv4-mapped).
 	ModeVXLAN Mode = 3
+	// ModeWireGuard: UDP to WireGuard's port over IPv4 or IPv6, from
+	// anyone (the WireGuard XDP bind's socket).
+	ModeWireGuard Mode = 4
 )
 
 // Counter indexes of pw_counters (pwgate.c's enum).
@@ -77,9 +80,10 @@ type Objects struct {
 }
 
 // Load loads the programs and maps into the kernel, with the uplink
-// program fixed to mode m and, with passLLDP, the downlink program passing
-// LLDP frames to the kernel instead of the socket.
-func Load(m Mode, passLLDP bool) (*Objects, error) {
+// program fixed to mode m (wgPort: WireGuard's UDP port, for
+// ModeWireGuard) and, with passLLDP, the downlink program passing LLDP
+// frames to the kernel instead of the socket.
+func Load(m Mode, passLLDP bool, wgPort uint16) (*Objects, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise memlock limit: %w", err)
 	}
@@ -89,6 +93,9 @@ func Load(m Mode, passLLDP bool) (*Objects, error) {
 	}
 	if err := spec.Variables["pw_mode"].Set(uint32(m)); err != nil {
 		return nil, fmt.Errorf("set xdp mode: %w", err)
+	}
+	if err := spec.Variables["wg_port"].Set(wgPort); err != nil {
+		return nil, fmt.Errorf("set xdp wireguard port: %w", err)
 	}
 	if passLLDP {
 		if err := spec.Variables["dl_lldp"].Set(uint32(1)); err != nil {

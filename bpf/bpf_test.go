@@ -96,6 +96,8 @@ const (
 	xdpPass = 2
 )
 
+const testWGPort = 51820
+
 // TestUplinkProgram checks the uplink program's verdicts and counters in
 // each mode. No socket is registered, so a peer's frame ends as "no
 // socket", which shows it was accepted.
@@ -127,10 +129,17 @@ func TestUplinkProgram(t *testing.T) {
 		{"vxlan: other udp passes", ModeVXLAN, []PeerKey{AddrPeer(peerIP)}, udpPacket(peerIP, 179), xdpPass, ULPass},
 		{"vxlan: ipv4 fragment passes", ModeVXLAN, []PeerKey{AddrPeer(vtep4)}, func() []byte { p := udpPacket(vtep4, 4789); p[14+6] = 0x20; return p }(), xdpPass, ULPass},
 		{"vxlan: pseudowire passes", ModeVXLAN, []PeerKey{AddrPeer(peerIP)}, ip6Packet(peerIP), xdpPass, ULPass},
+		// WireGuard: to its port from anyone (no peers: they roam).
+		{"wg: ipv6", ModeWireGuard, nil, udpPacket(otherIP, testWGPort), xdpDrop, ULNoSocket},
+		{"wg: ipv4", ModeWireGuard, nil, udpPacket(vtep4, testWGPort), xdpDrop, ULNoSocket},
+		{"wg: other udp passes", ModeWireGuard, nil, udpPacket(peerIP, 179), xdpPass, ULPass},
+		{"wg: ipv4 fragment passes", ModeWireGuard, nil, func() []byte { p := udpPacket(vtep4, testWGPort); p[14+6] = 0x20; return p }(), xdpPass, ULPass},
+		{"wg: truncated udp passes", ModeWireGuard, nil, udpPacket(peerIP, testWGPort)[:14+40+4], xdpPass, ULPass},
+		{"wg: pseudowire passes", ModeWireGuard, nil, ip6Packet(peerIP), xdpPass, ULPass},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o, err := Load(tt.mode, false)
+			o, err := Load(tt.mode, false, testWGPort)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,7 +169,7 @@ func TestUplinkProgram(t *testing.T) {
 func TestDownlinkLLDP(t *testing.T) {
 	needRoot(t)
 	for _, pass := range []bool{false, true} {
-		o, err := Load(ModeEth, pass)
+		o, err := Load(ModeEth, pass, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +192,7 @@ func TestDownlinkLLDP(t *testing.T) {
 // and a failed replacement leaves the old set.
 func TestReplacePeers(t *testing.T) {
 	needRoot(t)
-	o, err := Load(ModeIP6, false)
+	o, err := Load(ModeIP6, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

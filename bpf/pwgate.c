@@ -9,7 +9,10 @@
 // configured peer go to the socket: pseudowire from the peer (eth and ip6
 // modes), VXLAN from a known VTEP (vxlan mode); frames that claim to be
 // pseudowire or VXLAN but come from anyone else are dropped and counted;
-// everything else (NDP, SSH, BGP, ...) is passed to the kernel.
+// everything else (NDP, SSH, BGP, ...) is passed to the kernel. In
+// WireGuard mode (the XDP bind) every UDP datagram to WireGuard's port goes
+// to the socket, from anyone: WireGuard's peers roam, and wireguard-go
+// authenticates what it takes.
 //
 // The mode is a constant set when the program is loaded (0: nothing
 // configured, everything passes). The peers are the keys of a hash map:
@@ -31,6 +34,7 @@
 #define MODE_ETH 1
 #define MODE_IP6 2
 #define MODE_VXLAN 3
+#define MODE_WG 4
 #define VXLAN_PORT 4789
 #define MAX_QUEUES 64
 #define MAX_PEERS 1024
@@ -40,6 +44,8 @@
 volatile const __u32 pw_mode = 0;
 // Set by pwgated at load time: 1 passes the downlink's LLDP to the kernel.
 volatile const __u32 dl_lldp = 0;
+// Set by pwgated at load time: WireGuard's UDP port (MODE_WG).
+volatile const __u16 wg_port = 0;
 
 // A peer: its IPv6 address (ip6 mode; a VTEP's in vxlan mode, IPv4
 // addresses mapped as ::ffff:a.b.c.d), or its MAC in the first six bytes
@@ -164,6 +170,26 @@ int pwgate_uplink(struct xdp_md *ctx)
 
 	if (pw_mode == 0 || (void *)(eth + 1) > end)
 		goto pass;
+	if (pw_mode == MODE_WG) {
+		struct udphdr *udp;
+		if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+			struct ipv6hdr *ip6 = (void *)(eth + 1);
+			if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
+				goto pass;
+			udp = (void *)(ip6 + 1);
+		} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+			struct iphdr *ip = (void *)(eth + 1);
+			if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl != 5 ||
+			    (ip->frag_off & bpf_htons(0x3fff)))
+				goto pass;
+			udp = (void *)(ip + 1);
+		} else {
+			goto pass;
+		}
+		if ((void *)(udp + 1) > end || udp->dest != bpf_htons(wg_port))
+			goto pass;
+		return to_socket(&ul_sockets, ctx->rx_queue_index, UL_TO_SOCKET, UL_NO_SOCKET);
+	}
 	if (pw_mode == MODE_VXLAN) {
 		struct udphdr *udp;
 		if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {

@@ -30,6 +30,7 @@ const (
 	pwgateProgPwgateUplink   = "pwgate_uplink"
 	pwgateVarDlLldp          = "dl_lldp"
 	pwgateVarPwMode          = "pw_mode"
+	pwgateVarWgPort          = "wg_port"
 )
 
 // loadPwgate returns the embedded CollectionSpec for pwgate.
@@ -94,6 +95,7 @@ type pwgateMapSpecs struct {
 type pwgateVariableSpecs struct {
 	DlLldp *ebpf.VariableSpec `ebpf:"dl_lldp"`
 	PwMode *ebpf.VariableSpec `ebpf:"pw_mode"`
+	WgPort *ebpf.VariableSpec `ebpf:"wg_port"`
 }
 
 // pwgateObjects contains all objects after they have been loaded into the kernel.
@@ -137,6 +139,7 @@ func (m *pwgateMaps) Close() error {
 type pwgateVariables struct {
 	DlLldp *ebpf.Variable `ebpf:"dl_lldp"`
 	PwMode *ebpf.Variable `ebpf:"pw_mode"`
+	WgPort *ebpf.Variable `ebpf:"wg_port"`
 }
 
 // pwgatePrograms contains all programs after they have been loaded into the kernel.

@@ -157,7 +157,7 @@ func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error
 			u = path.ports.pair.UMEM
 		}
 		mtu, _ := path.mtu(c)
-		if d.wg, err = wireguard.Start(c, wgCfg, wgWarnings, u, mtu, log); err != nil {
+		if d.wg, err = wireguard.Start(c, wgCfg, wgWarnings, u, path.ports.wg, mtu, log); err != nil {
 			return nil, err
 		}
 	}

@@ -92,6 +92,11 @@ func (p *dataPath) open(c *config.Config) (err error) {
 	for _, w := range p.ports.pair.Warnings {
 		p.log.Warn(w)
 	}
+	if p.ports.wg != nil {
+		for _, w := range p.ports.wg.Warnings {
+			p.log.Warn(w)
+		}
+	}
 	return nil
 }
 

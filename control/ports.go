@@ -23,8 +23,12 @@ import (
 // settings, the XDP programs, their peer map, and the AF_XDP sockets the
 // programs steer frames to.
 type ports struct {
-	objs  *bpf.Objects
-	pair  *xsk.Pair
+	objs *bpf.Objects
+	pair *xsk.Pair
+	// wg is WireGuard's socket on the uplink, over a UMEM of its own
+	// (wireguard.bind: xdp; its DL is the uplink): the engine's uplink
+	// is then the tunnel.
+	wg    *xsk.Pair
 	links []link.Link
 	peers []bpf.PeerKey // what the XDP peer map holds
 	nic   []nic.Change  // settings changed, restored by close
@@ -144,11 +148,17 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 			p.close()
 		}
 	}()
-	// Inside WireGuard the uplink is the kernel's: WireGuard's UDP goes
-	// through its socket, and pwgated needs no program or socket there.
-	uplink, mode := c.Uplink, bpfMode(c)
+	// Inside WireGuard the engine's uplink is the tunnel. The uplink is the
+	// kernel's (WireGuard's UDP through its socket: no program, no socket
+	// of ours there) or, with wireguard.bind: xdp, WireGuard's own AF_XDP
+	// socket's, to which the program sends WireGuard's port.
+	uplink, engineUplink, mode := c.Uplink, c.Uplink, bpfMode(c)
+	var wgPort uint16
 	if c.OverWireGuard() {
-		uplink, mode = "", bpf.ModeNone
+		uplink, engineUplink, mode = "", "", bpf.ModeNone
+		if c.WireGuard.BindXDP {
+			uplink, mode, wgPort = c.Uplink, bpf.ModeWireGuard, uint16(c.WireGuard.ListenPort)
+		}
 	}
 	if p.nic, err = nic.Prepare(c.NICOffloads, c.Downlink, uplink); err != nil {
 		return nil, err
@@ -165,10 +175,10 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		}
 		p.nic = append(p.nic, mtu...)
 	}
-	if p.objs, err = bpf.Load(mode, c.LLDP != nil); err != nil {
+	if p.objs, err = bpf.Load(mode, c.LLDP != nil, wgPort); err != nil {
 		return nil, err
 	}
-	if mode != bpf.ModeNone {
+	if mode != bpf.ModeNone && mode != bpf.ModeWireGuard {
 		if err = p.setPeers(peerKeys(c)); err != nil {
 			return nil, err
 		}
@@ -184,7 +194,7 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		}
 		p.links = append(p.links, l)
 	}
-	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: uplink, Bind: xsk.BindMode(c.XDPBind)})
+	p.pair, err = xsk.Open(xsk.Config{Downlink: c.Downlink, Uplink: engineUplink, Bind: xsk.BindMode(c.XDPBind)})
 	if errors.Is(err, xsk.ErrNoZeroCopy) {
 		return nil, fmt.Errorf("xdp_bind: zerocopy: %w (drivers: %s %s, %s %s; xdp_bind: auto falls back to copy mode)",
 			err, c.Downlink, nic.Driver(c.Downlink), c.Uplink, nic.Driver(c.Uplink))
@@ -195,8 +205,22 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	if err = p.objs.RegisterDownlink(0, p.pair.DL.FD()); err != nil {
 		return nil, err
 	}
-	if uplink != "" {
+	if engineUplink != "" {
 		if err = p.objs.RegisterUplink(0, p.pair.UL.FD()); err != nil {
+			return nil, err
+		}
+	}
+	if wgPort != 0 {
+		// Half the chunks for each direction, each half the size of a
+		// ring: the fill ring always takes back what was received.
+		p.wg, err = xsk.Open(xsk.Config{Downlink: c.Uplink, Bind: xsk.BindMode(c.XDPBind), Chunks: 2 * wgRing, RingSize: wgRing})
+		if errors.Is(err, xsk.ErrNoZeroCopy) {
+			return nil, fmt.Errorf("xdp_bind: zerocopy: %w (driver: %s %s; xdp_bind: auto falls back to copy mode)", err, c.Uplink, nic.Driver(c.Uplink))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("wireguard.bind: xdp: %w", err)
+		}
+		if err = p.objs.RegisterUplink(0, p.wg.DL.FD()); err != nil {
 			return nil, err
 		}
 	}
@@ -212,6 +236,9 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	}
 	return p, nil
 }
+
+// wgRing is the ring size of WireGuard's socket (wireguard.bind: xdp).
+const wgRing = 512
 
 func bpfMode(c *config.Config) bpf.Mode {
 	switch {
@@ -255,6 +282,10 @@ func (p *ports) close() error {
 	if p.pair != nil {
 		errs = append(errs, p.pair.Close())
 		p.pair = nil
+	}
+	if p.wg != nil {
+		errs = append(errs, p.wg.Close())
+		p.wg = nil
 	}
 	if p.objs != nil {
 		errs = append(errs, p.objs.Close())

@@ -52,6 +52,9 @@ type SitesOptions struct {
 	// WireGuard (ip6 mode) runs the pseudowire inside WireGuard between the
 	// sites' uplink addresses, which the lab sets itself (::a and ::b).
 	WireGuard bool
+	// WireGuardBind is wireguard.bind ("": the default, the kernel's
+	// socket).
+	WireGuardBind string
 	// Keepalive, if set, is peer.keepalive's interval and timeout;
 	// FollowPeer turns on downlink.follow_peer with this hold.
 	Keepalive  [2]time.Duration
@@ -389,14 +392,18 @@ func (s *Sites) setupWireGuard() error {
 // spaces, list items) after it.
 func (s *Sites) WireGuardSection(site *Site, peerKey wg.Key, morePeers string) string {
 	o := s.Other(site)
+	bind := ""
+	if s.Opt.WireGuardBind != "" {
+		bind = "  bind: " + s.Opt.WireGuardBind + "\n"
+	}
 	return fmt.Sprintf(`wireguard:
   private_key_file: %s
   listen_port: %d
-  addresses: [%s/64, %s/31]
+%s  addresses: [%s/64, %s/31]
   peers:
     - public_key: %q
       endpoint: "[%s]:%d"
       allowed_ips: [%s/128, %s/32]
       persistent_keepalive: 25
-%s`, site.WGKeyFile, WGPort, site.Overlay, site.Overlay4, peerKey, map[*Site]string{s.A: AddrA, s.B: AddrB}[o], WGPort, o.Overlay, o.Overlay4, morePeers)
+%s`, site.WGKeyFile, WGPort, bind, site.Overlay, site.Overlay4, peerKey, map[*Site]string{s.A: AddrA, s.B: AddrB}[o], WGPort, o.Overlay, o.Overlay4, morePeers)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/pwgate/pwgate/dataplane/pseudowire"
@@ -43,6 +44,14 @@ func uplinkRate(m pseudowire.Mode, n int) float64 {
 	return gbeBytesPerSec / float64(s.First+ov+wireExtra+(n-s.First)+ov+wireExtra)
 }
 
+// wgUplinkRate returns the n-byte frames/s the uplink carries inside
+// WireGuard over IPv6 (MTU 1500): each piece with the pseudowire's IPv6
+// header and WireGuard's 80 bytes (IPv6, UDP, its header and tag).
+func wgUplinkRate(n int) float64 {
+	pieces := wgPieces(dutPWWG, n)
+	return gbeBytesPerSec / float64(n+pieces*(pseudowire.IP6TunOverhead+80+wireExtra))
+}
+
 // budget is one row of the budget table.
 type budget struct {
 	Box       string  `json:"box"`
@@ -65,7 +74,7 @@ func budgets(r *report) []budget {
 	}
 	var out []budget
 	for _, box := range boxes {
-		for _, dut := range pseudowires {
+		for _, dut := range append(slices.Clone(pseudowires), dutPWWG, dutPWWGXDP) {
 			m := pseudowire.ModeEth
 			if dut == dutPWIP6 {
 				m = pseudowire.ModeIP6
@@ -84,6 +93,9 @@ func budgets(r *report) []budget {
 					b.FPS = box.GHz * 1e9 / (b.Cycles * ipcFactor)
 					b.FPSNIC = box.GHz * 1e9 / (b.CyclesNIC * ipcFactor)
 					b.Line = min(lineRate(size), uplinkRate(m, size))
+					if isWG(dut) {
+						b.Line = min(lineRate(size), wgUplinkRate(size))
+					}
 					out = append(out, b)
 				}
 			}

@@ -186,7 +186,7 @@ func allSuites(quick bool) []suite {
 		// trafgen, the second generator: the smallest and the split size.
 		{genTrafgen, layoutShared, all, []int{64, 1514}, []string{dirEncap, dirDecap}},
 		{genXDP, layoutBusy, pw, []int{64, 1514}, []string{dirEncap, dirDecap}},
-		{genXDP, layoutShared, []string{dutPWWG, dutStockWG}, wgSizes, []string{dirEncap, dirDecap}},
+		{genXDP, layoutShared, []string{dutPWWG, dutPWWGXDP, dutStockWG}, wgSizes, []string{dirEncap, dirDecap}},
 		{genXDP, layoutShared, []string{dutKernelRes, dutAnycast}, []int{64, 1514}, []string{dirEncap}},
 	}
 }

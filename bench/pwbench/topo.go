@@ -160,7 +160,7 @@ func build(kind, layout, dir, bin string, profile string) (_ *topo, err error) {
 			"ip link set dev vx0 up", "ip link set dev br0 up")
 	case dutPWEth, dutPWIP6, dutPWVXLAN, dutPWVXLAN3, dutPWEVPN:
 		err = t.startPwgated(bin, profile)
-	case dutPWWG, dutStockWG:
+	case dutPWWG, dutPWWGXDP, dutStockWG:
 		err = t.buildWG(bin, profile)
 	case dutAnycast, dutKernelRes:
 		err = t.buildAnycast(bin)

@@ -25,6 +25,7 @@ import (
 // WireGuard DUT kinds.
 const (
 	dutPWWG    = "pwgate-ip6+wg"
+	dutPWWGXDP = "pwgate-ip6+wg-xdp" // wireguard.bind: xdp
 	dutStockWG = "vxlan+wireguard-go"
 )
 
@@ -39,7 +40,7 @@ const (
 	vxlanOver = 40 + 8 + 8 + 14
 )
 
-func isWG(kind string) bool { return kind == dutPWWG || kind == dutStockWG }
+func isWG(kind string) bool { return kind == dutPWWG || kind == dutPWWGXDP || kind == dutStockWG }
 
 // wgSizes are the frame sizes of the WireGuard cases.
 var wgSizes = []int{64, 512, 1400, 1514}
@@ -60,7 +61,11 @@ func (t *topo) buildWG(bin, profile string) error {
 			return err
 		}
 	}
-	// The far end, on the generator core (farend.go).
+	// The far end, on the generator core (farend.go). Its kernel finishes
+	// its UDP checksums, as a NIC would (pwgated's XDP bind checks them).
+	if err := t.l.Script("wan", "ethtool -K s0 tx off"); err != nil {
+		return err
+	}
 	if t.far, err = startFarEnd(t.l, wanKey, dutKey.PublicKey(), addrUL); err != nil {
 		return err
 	}
@@ -94,6 +99,7 @@ cores:
 wireguard:
   private_key_file: %s
   listen_port: %d
+  bind: %s
   addresses: [%s/64]
   peers:
     - public_key: %q
@@ -101,7 +107,7 @@ wireguard:
       allowed_ips: [%s/128]
 stats:
   socket: %s
-`, overlayWan, dutCore, dutCore, dutCore, keyFile, wgPort, overlayDUT, wanKey.PublicKey(), addrS0, wgPort, overlayWan, t.socket)
+`, overlayWan, dutCore, dutCore, dutCore, keyFile, wgPort, map[bool]string{true: "xdp", false: "kernel"}[t.kind == dutPWWGXDP], overlayDUT, wanKey.PublicKey(), addrS0, wgPort, overlayWan, t.socket)
 	return t.runPwgated(bin, profile, c)
 }
 

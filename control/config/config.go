@@ -672,6 +672,10 @@ func (c *Config) Reloadable(next *Config) string {
 		return "peer.address (moving the pseudowire into or out of WireGuard)"
 	case c.WireGuard != nil && c.WireGuard.Interface != next.WireGuard.Interface:
 		return "wireguard.interface"
+	case c.WireGuard != nil && c.WireGuard.BindXDP != next.WireGuard.BindXDP:
+		return "wireguard.bind"
+	case c.WireGuard != nil && c.WireGuard.BindXDP && c.WireGuard.ListenPort != next.WireGuard.ListenPort:
+		return "wireguard.listen_port (with bind: xdp, the uplink's XDP program is loaded for one port)"
 	case c.IsVXLAN() && (c.LocalAddr != next.LocalAddr || c.LocalToken != next.LocalToken):
 		return "local (our VTEP address)"
 	case c.IsVXLAN() && c.VXLAN.MACLimit != next.VXLAN.MACLimit:

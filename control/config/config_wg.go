@@ -20,6 +20,9 @@ type WGConfig struct {
 	Addresses []netip.Prefix
 	Interface string
 	Peers     []WGPeer
+	// BindXDP carries WireGuard's UDP on an AF_XDP socket of the uplink
+	// instead of the kernel's UDP socket (bind: xdp).
+	BindXDP bool
 }
 
 // WGPeer is one peer of the wireguard section.
@@ -56,6 +59,14 @@ var wgSchema = section{
 			return
 		}),
 		"interface": setter(func(c *Config, v string) error { return ifname(&c.WireGuard.Interface, v) }),
+		"bind": setter(func(c *Config, v string) error {
+			switch v {
+			case "kernel", "xdp":
+				c.WireGuard.BindXDP = v == "xdp"
+				return nil
+			}
+			return fmt.Errorf("%q is neither kernel nor xdp", v)
+		}),
 		"addresses": each(func(c *Config, v string) error {
 			p, err := netip.ParsePrefix(v)
 			if err != nil {
@@ -176,6 +187,9 @@ func (c *Config) checkWireGuard(fail func(key, format string, args ...any) error
 				key string
 			}{a, p.key})
 		}
+	}
+	if w.BindXDP && !c.OverWireGuard() {
+		return fail("wireguard.bind", "xdp needs the pseudowire or VXLAN inside WireGuard (the uplink's AF_XDP socket is otherwise the pseudowire's)")
 	}
 	if !c.OverWireGuard() || c.IsVXLAN() {
 		return nil

@@ -40,8 +40,31 @@ func TestParseWireGuard(t *testing.T) {
 	if p.PublicKey.String() != wgKeyB || p.Endpoint != "site-b.example.net:51820" || len(p.AllowedIPs) != 2 || p.PersistentKeepalive != 25 {
 		t.Fatalf("peer %+v", p)
 	}
-	if !c.OverWireGuard() || c.WGSource() != netip.MustParseAddr("fd00:77::1") {
-		t.Fatalf("over wireguard %v, source %v", c.OverWireGuard(), c.WGSource())
+	if !c.OverWireGuard() || c.WGSource() != netip.MustParseAddr("fd00:77::1") || w.BindXDP {
+		t.Fatalf("over wireguard %v, source %v, bind xdp %v", c.OverWireGuard(), c.WGSource(), w.BindXDP)
+	}
+	// bind: xdp; then a change of it, or of the port under it, needs a
+	// restart (the uplink's XDP program), a port change under the
+	// kernel's socket does not.
+	xdp, err := Parse("f.yaml", []byte(strings.Replace(wgYAML, "  listen_port: 51820\n", "  listen_port: 51820\n  bind: xdp\n", 1)))
+	if err != nil || !xdp.WireGuard.BindXDP {
+		t.Fatalf("bind: xdp: %v", err)
+	}
+	if got := c.Reloadable(xdp); got != "wireguard.bind" {
+		t.Errorf("kernel to xdp: Reloadable says %q", got)
+	}
+	port := func(yaml string) *Config {
+		c, err := Parse("f.yaml", []byte(strings.Replace(yaml, "listen_port: 51820", "listen_port: 51821", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if got := xdp.Reloadable(port(strings.Replace(wgYAML, "  listen_port: 51820\n", "  listen_port: 51820\n  bind: xdp\n", 1))); !strings.HasPrefix(got, "wireguard.listen_port") {
+		t.Errorf("port under xdp: Reloadable says %q", got)
+	}
+	if got := c.Reloadable(port(wgYAML)); got != "" {
+		t.Errorf("port under the kernel's socket: Reloadable says %q", got)
 	}
 	// The same peer outside the allowed IPs: WireGuard for the host only,
 	// the pseudowire over plain IPv6 (which needs local.*).
@@ -78,6 +101,9 @@ func TestParseWireGuardErrors(t *testing.T) {
 		{"no ipv6 overlay address", rep("addresses: [fd00:77::1/64, 10.77.255.1/31]", "addresses: [10.77.255.1/31]"), "needs an IPv6 overlay address"},
 		{"local with the pseudowire inside", rep("  address: fd00:77::2\n", "  address: fd00:77::2\nlocal:\n  token: ::a\n"), "local.token: not with the pseudowire inside WireGuard"},
 		{"interface is the uplink", rep("  listen_port: 51820\n", "  listen_port: 51820\n  interface: ul0\n"), "wireguard.interface: ul0 is already the downlink or uplink"},
+		{"bad bind", rep("  listen_port: 51820\n", "  listen_port: 51820\n  bind: dpdk\n"), `wireguard.bind: "dpdk" is neither kernel nor xdp`},
+		{"xdp bind beside a plain pseudowire", strings.Replace(rep("  listen_port: 51820\n", "  listen_port: 51820\n  bind: xdp\n"), "address: fd00:77::2\n", "address: 2001:db8:b::b\nlocal:\n  token: ::a\n", 1),
+			"wireguard.bind: xdp needs the pseudowire or VXLAN inside WireGuard"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

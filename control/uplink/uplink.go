@@ -283,7 +283,8 @@ type Hop struct {
 	MAC     frame.MAC
 	Ifindex int
 	Ifname  string
-	SrcMAC  frame.MAC // the interface's own
+	SrcMAC  frame.MAC  // the interface's own
+	Src     netip.Addr // the route's source address (RTA_PREFSRC); invalid for a zoned dst
 }
 
 // ResolveNextHop asks the kernel's routing table how to reach dst and its
@@ -331,6 +332,9 @@ func ResolveNextHop(dst netip.Addr, only netlink.Link, p *Prober) (Hop, string) 
 	}
 	if gw, ok := netip.AddrFromSlice(r.Gw); ok && r.Gw != nil {
 		h.Via = gw.Unmap()
+	}
+	if src, ok := netip.AddrFromSlice(r.Src); ok && r.Src != nil {
+		h.Src = src.Unmap()
 	}
 	family := netlink.FAMILY_V6
 	if h.Via.Is4() {

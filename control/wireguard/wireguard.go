@@ -192,6 +192,8 @@ type Role struct {
 	conf   *config.WGConfig
 	mtu    int
 	log    *slog.Logger
+	// resolver finds the XDP bind's routes (nil: the kernel's socket).
+	resolver *xdpResolver
 	// static is what pwctl shows of the configuration (publish), for the
 	// servers' goroutines.
 	static atomic.Pointer[client.WireGuard]
@@ -199,9 +201,10 @@ type Role struct {
 
 // Start brings up the host TUN device with c's overlay addresses
 // and starts wireguard-go with cfg (from DeviceConfig) on a Tunnel over u
-// (the engine's UMEM when the pseudowire runs inside the tunnel). On error
-// nothing is left.
-func Start(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, uplinkMTU int, log *slog.Logger) (_ *Role, err error) {
+// (the engine's UMEM when the pseudowire runs inside the tunnel), its UDP
+// on xdp (WireGuard's AF_XDP socket on the uplink, wireguard.bind: xdp) or,
+// if nil, the kernel's socket. On error nothing is left.
+func Start(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, xdp *xsk.Pair, uplinkMTU int, log *slog.Logger) (_ *Role, err error) {
 	for _, w := range warnings {
 		log.Warn("wireguard: " + w)
 	}
@@ -248,6 +251,14 @@ func Start(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, upli
 	}
 	r.setPseudowirePeer(c)
 	cfg.HostIfindex = r.link.Attrs().Index
+	if xdp != nil {
+		ul, err := netlink.LinkByName(c.Uplink)
+		if err != nil {
+			return nil, fmt.Errorf("uplink %s: %w", c.Uplink, err)
+		}
+		r.resolver = &xdpResolver{uplink: ul}
+		cfg.XDP = wg.NewXDPBind(xdp.DL, xdp.UMEM, uint16(c.WireGuard.ListenPort), r.resolver.resolve)
+	}
 	r.cfg = cfg
 	if r.dev, err = wg.NewDevice(r.tunnel, cfg, log); err != nil {
 		return nil, err
@@ -410,6 +421,11 @@ func (r *Role) reconfigure(next *config.Config, cfg wg.Config) (undo func(), err
 // close stops the device (which closes the Tunnel and the host TUN, and
 // with it the TUN device, its addresses and routes).
 func (r *Role) Close(bool) {
+	defer func() {
+		if r.resolver != nil {
+			r.resolver.close()
+		}
+	}()
 	if r.dev != nil {
 		r.dev.Close()
 		r.dev = nil

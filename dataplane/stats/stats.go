@@ -141,7 +141,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"ul_rx_reassembled", "frames put back together from two pieces"},
 	{"ul_last_bpdu", "Unix time of the last BPDU from the uplink, 0 if none yet"},
 	{"dl_last_bpdu", "Unix time of the last BPDU from the LAN, 0 if none yet"},
-	{"ul_xdp_to_socket", "uplink frames the XDP program steered to pwgated (pseudowire from the peer)"},
+	{"ul_xdp_to_socket", "uplink frames the XDP program steered to pwgated (pseudowire from the peer; WireGuard datagrams with wireguard.bind: xdp)"},
 	{"ul_xdp_to_kernel", "uplink frames the XDP program passed to the kernel (everything that is not pseudowire)"},
 	{"dl_xdp_to_socket", "LAN frames the XDP program steered to pwgated"},
 	{"ul_syscall_errors", "failed system calls on the uplink's socket (link down or gone); frames stay queued"},

@@ -29,6 +29,9 @@ type Config struct {
 	// datagram from either is refused (counted as wg_rx_looped).
 	Overlay     []netip.Prefix
 	HostIfindex int
+	// XDP, if set, carries WireGuard's UDP instead of the kernel's socket
+	// (wireguard.bind: xdp); a change of it needs a new Device.
+	XDP *XDPBind
 }
 
 // PeerConfig is one peer.
@@ -62,6 +65,7 @@ type Device struct {
 	tunnel   *Tunnel
 	bind     bindCounters
 	binder   *countingBind
+	xdp      *XDPBind   // nil: the kernel's socket
 	mu       sync.Mutex // cfg: Configure (main goroutine) against Peers (anyone)
 	cfg      Config
 	log      *slog.Logger
@@ -79,7 +83,11 @@ type Device struct {
 func NewDevice(t *Tunnel, cfg Config, log *slog.Logger) (*Device, error) {
 	d := &Device{tunnel: t, log: log, logLast: map[string]time.Time{}}
 	d.setFailureNames(cfg)
-	d.binder = &countingBind{Bind: conn.NewStdNetBind(), c: &d.bind}
+	var udp conn.Bind = conn.NewStdNetBind()
+	if cfg.XDP != nil {
+		udp, d.xdp = cfg.XDP, cfg.XDP
+	}
+	d.binder = &countingBind{Bind: udp, c: &d.bind}
 	d.binder.overlay.Store(&overlay{prefixes: cfg.Overlay, ifindex: int32(cfg.HostIfindex)})
 	d.dev = device.NewDevice(t, d.binder, &device.Logger{Verbosef: d.verbosef, Errorf: d.errorf})
 	if err := d.dev.IpcSet(fullUAPI(cfg)); err != nil {
@@ -328,6 +336,9 @@ func (d *Device) Snapshot(s *stats.Snapshot) {
 	s[stats.WGRxLooped] += d.bind.looped.Load()
 	s[stats.WGInvalidHandshakes] += d.invalidHandshakes.Load()
 	s[stats.WGHandshakeFailures] += d.handshakeFailures.Load()
+	if d.xdp != nil {
+		d.xdp.snapshot(s)
+	}
 }
 
 // Close stops wireguard-go, which closes the Tunnel.

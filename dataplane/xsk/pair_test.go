@@ -79,7 +79,7 @@ func TestPairForwardsInSharedUMEM(t *testing.T) {
 		}
 		// The downlink program steers every frame to the downlink socket;
 		// only the downlink socket is exercised for RX here.
-		o, err := bpf.Load(bpf.ModeNone, false)
+		o, err := bpf.Load(bpf.ModeNone, false, 0)
 		if err != nil {
 			return err
 		}

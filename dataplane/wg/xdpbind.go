@@ -1,0 +1,417 @@
+package wg
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/stats"
+	"github.com/pwgate/pwgate/dataplane/xsk"
+)
+
+// XDPBind is WireGuard's UDP on an AF_XDP socket of the uplink
+// (wireguard.bind: xdp): the uplink's XDP program sends it every datagram
+// to WireGuard's port, and it sends by writing whole frames (Ethernet, IP,
+// UDP) into its UMEM. No kernel UDP socket, no system call per datagram:
+// a batch costs one poll when the socket ran dry and one kick when it
+// sends. The kernel's routing and neighbour tables still decide where a
+// datagram goes (Resolver), looked up once a second per destination.
+//
+// The socket and its UMEM are the caller's (control opens them beside the
+// engine's and closes them after the device); the bind owns the chunks:
+// half for receiving, half for sending.
+type XDPBind struct {
+	port    xsk.Port
+	umem    *xsk.UMEM
+	udpPort uint16
+	resolve Resolver
+
+	mu     sync.Mutex // open, closed: Open and Close against each other
+	open   bool
+	closed chan struct{}
+
+	// Receive side (wireguard-go's one receiving goroutine).
+	rxDescs []xsk.Desc
+	rxBases []uint64
+	eps     map[netip.AddrPort]*xdpEndpoint
+
+	// Send side (several peers' senders).
+	txMu   sync.Mutex
+	free   []uint64 // chunks to send from
+	txDesc []xsk.Desc
+	comp   []uint64
+	routes map[netip.Addr]*cachedRoute
+
+	// Drops, added into the Device's counters.
+	badChecksum, notForUs, txRingFull atomic.Uint64
+}
+
+// Route is how a datagram to a destination leaves the uplink: our source
+// address and the Ethernet addresses.
+type Route struct {
+	Src            netip.Addr
+	SrcMAC, DstMAC frame.MAC
+}
+
+// Resolver returns the route to dst (the kernel's: route and neighbour
+// tables), or why there is none yet.
+type Resolver func(dst netip.Addr) (Route, error)
+
+type cachedRoute struct {
+	r   Route
+	err error
+	at  time.Time
+}
+
+// Route lifetimes in the cache: a resolved route is looked up again after
+// routeFresh (a new router, a changed MAC), a failure after routeRetry.
+const (
+	routeFresh = time.Second
+	routeRetry = 100 * time.Millisecond
+)
+
+// maxEndpoints bounds the endpoints the receive side remembers (one per
+// source address and port heard): datagrams from ever new sources make
+// new ones rather than growing the map.
+const maxEndpoints = 1024
+
+// xdpHeadroom is where a received frame starts in its chunk.
+const xdpHeadroom = xsk.RxHeadroom
+
+var errXDPBindClosed = net.ErrClosed
+
+// NewXDPBind returns a bind over port (an AF_XDP socket on the uplink,
+// over umem, which only it uses) for WireGuard's udpPort.
+func NewXDPBind(port xsk.Port, umem *xsk.UMEM, udpPort uint16, resolve Resolver) *XDPBind {
+	b := &XDPBind{
+		port: port, umem: umem, udpPort: udpPort, resolve: resolve,
+		rxDescs: make([]xsk.Desc, conn.IdealBatchSize), rxBases: make([]uint64, 0, conn.IdealBatchSize),
+		eps:    map[netip.AddrPort]*xdpEndpoint{},
+		txDesc: make([]xsk.Desc, 0, conn.IdealBatchSize), comp: make([]uint64, umem.NumChunks),
+		routes: map[netip.Addr]*cachedRoute{},
+		closed: make(chan struct{}),
+	}
+	half := umem.NumChunks / 2
+	fill := make([]uint64, half)
+	for i := range fill {
+		fill[i] = uint64(i) * umem.ChunkSize
+	}
+	n := 0
+	for n < len(fill) {
+		k := port.Fill(fill[n:])
+		if k == 0 {
+			break // a fill ring smaller than half the chunks: the rest send
+		}
+		n += k
+	}
+	b.free = append(b.free, fill[n:]...)
+	for i := half; i < umem.NumChunks; i++ {
+		b.free = append(b.free, uint64(i)*umem.ChunkSize)
+	}
+	return b
+}
+
+var _ conn.Bind = (*XDPBind)(nil)
+
+// Open implements conn.Bind. The XDP program was loaded for one port: any
+// other is refused (a new listen_port needs pwgated restarted).
+func (b *XDPBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open {
+		return nil, 0, conn.ErrBindAlreadyOpen
+	}
+	if port != 0 && port != b.udpPort {
+		return nil, 0, fmt.Errorf("the XDP bind serves UDP port %d, not %d: a new listen_port needs pwgated restarted", b.udpPort, port)
+	}
+	b.open, b.closed = true, make(chan struct{})
+	closed := b.closed
+	return []conn.ReceiveFunc{func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+		return b.receive(packets, sizes, eps, closed)
+	}}, b.udpPort, nil
+}
+
+// Close implements conn.Bind: the receive function returns net.ErrClosed.
+func (b *XDPBind) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open {
+		close(b.closed)
+		b.open = false
+		b.port.Wake()
+	}
+	return nil
+}
+
+// SetMark implements conn.Bind; marks are for the kernel's routing, which
+// the bind's datagrams do not take.
+func (b *XDPBind) SetMark(uint32) error { return nil }
+
+// BatchSize implements conn.Bind.
+func (b *XDPBind) BatchSize() int { return conn.IdealBatchSize }
+
+// ParseEndpoint implements conn.Bind.
+func (b *XDPBind) ParseEndpoint(s string) (conn.Endpoint, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return nil, err
+	}
+	return &xdpEndpoint{dst: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
+}
+
+// receive waits for datagrams and copies up to len(packets) of their
+// payloads out; frames that are not well-formed UDP to our port are
+// counted and dropped.
+func (b *XDPBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint, closed chan struct{}) (int, error) {
+	for {
+		select {
+		case <-closed:
+			return 0, errXDPBindClosed
+		default:
+		}
+		k := b.port.Receive(b.rxDescs[:min(len(packets), len(b.rxDescs))])
+		if k == 0 {
+			if e := b.port.Wait(100 * time.Millisecond); e != 0 {
+				time.Sleep(10 * time.Millisecond) // a failing poll: do not spin on it
+			}
+			continue
+		}
+		n := 0
+		b.rxBases = b.rxBases[:0]
+		for _, d := range b.rxDescs[:k] {
+			f := b.umem.Frame(d.Addr, d.Len)
+			payload, from, to, why := parseDatagram(f, b.udpPort)
+			switch why {
+			case dgOK:
+				sizes[n] = copy(packets[n], payload)
+				eps[n] = b.endpoint(from, to)
+				n++
+			case dgBadChecksum:
+				b.badChecksum.Add(1)
+			default:
+				b.notForUs.Add(1)
+			}
+			b.rxBases = append(b.rxBases, b.umem.Base(d.Addr))
+		}
+		// The fill ring holds every receive chunk: it always takes them.
+		b.port.Fill(b.rxBases)
+		if b.port.FillNeedsWakeup() {
+			b.port.WakeRx()
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// endpoint returns the endpoint of datagrams from from to our address to,
+// the same one each time (no allocation per datagram).
+func (b *XDPBind) endpoint(from netip.AddrPort, to netip.Addr) *xdpEndpoint {
+	if ep, ok := b.eps[from]; ok && ep.src == to {
+		return ep
+	}
+	if len(b.eps) >= maxEndpoints {
+		clear(b.eps)
+	}
+	ep := &xdpEndpoint{dst: from, src: to}
+	b.eps[from] = ep
+	return ep
+}
+
+// Send implements conn.Bind: each buffer goes out as one datagram to ep.
+func (b *XDPBind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	dst := netip.AddrPortFrom(ep.DstIP().Unmap(), dstPort(ep))
+	b.txMu.Lock()
+	defer b.txMu.Unlock()
+	r, err := b.route(dst.Addr())
+	if err != nil {
+		return err
+	}
+	n := b.port.Complete(b.comp)
+	b.free = append(b.free, b.comp[:n]...)
+	b.txDesc = b.txDesc[:0]
+	for _, p := range bufs {
+		if len(b.free) == 0 {
+			break
+		}
+		base := b.free[len(b.free)-1]
+		l := buildDatagram(b.umem.Chunk(base), &r, b.udpPort, dst, p)
+		if l == 0 {
+			continue // cannot be: wireguard-go's messages fit a chunk
+		}
+		b.free = b.free[:len(b.free)-1]
+		b.txDesc = append(b.txDesc, xsk.Desc{Addr: base, Len: uint32(l)})
+	}
+	q := b.port.Transmit(b.txDesc)
+	for _, d := range b.txDesc[q:] {
+		b.free = append(b.free, d.Addr)
+	}
+	if lost := len(bufs) - q; lost > 0 {
+		b.txRingFull.Add(uint64(lost))
+	}
+	if e := b.port.Kick(); e != 0 {
+		return fmt.Errorf("send on the uplink: %w", e)
+	}
+	if q < len(bufs) {
+		return errTxRingFull
+	}
+	return nil
+}
+
+var errTxRingFull = errors.New("the uplink's transmit ring is full")
+
+// route returns the cached route to dst, looked up again when stale.
+func (b *XDPBind) route(dst netip.Addr) (Route, error) {
+	now := time.Now()
+	c := b.routes[dst]
+	if c != nil && (c.err == nil && now.Sub(c.at) < routeFresh || c.err != nil && now.Sub(c.at) < routeRetry) {
+		return c.r, c.err
+	}
+	if c == nil {
+		if len(b.routes) >= maxEndpoints {
+			clear(b.routes)
+		}
+		c = &cachedRoute{}
+		b.routes[dst] = c
+	}
+	r, err := b.resolve(dst)
+	if err == nil && r.Src.Is4() != dst.Is4() {
+		err = fmt.Errorf("the uplink has no IPv%d source address for %s", map[bool]int{true: 4, false: 6}[dst.Is4()], dst)
+	}
+	if err != nil {
+		// As the kernel's socket would fail: Device.RetryUnreachable
+		// starts handshakes again once there is a route.
+		err = fmt.Errorf("%w: %v", syscall.ENETUNREACH, err)
+	}
+	c.r, c.err, c.at = r, err, now
+	return r, err
+}
+
+// dstPort returns ep's port.
+func dstPort(ep conn.Endpoint) uint16 {
+	if e, ok := ep.(*xdpEndpoint); ok {
+		return e.dst.Port()
+	}
+	ap, _ := netip.ParseAddrPort(ep.DstToString())
+	return ap.Port()
+}
+
+// snapshot adds the bind's drops into s: frames that were not
+// well-formed UDP to our port or had a bad checksum are invalid
+// datagrams; datagrams the transmit ring had no room for are the
+// uplink's.
+func (b *XDPBind) snapshot(s *stats.Snapshot) {
+	s[stats.WGRxInvalid] += b.badChecksum.Load() + b.notForUs.Load()
+	s[stats.ULDropTxRingFull] += b.txRingFull.Load()
+}
+
+// xdpEndpoint is a peer's address and port, and our address it sent to.
+type xdpEndpoint struct {
+	dst netip.AddrPort
+	src netip.Addr
+}
+
+func (e *xdpEndpoint) ClearSrc()           {}
+func (e *xdpEndpoint) SrcToString() string { return e.src.String() }
+func (e *xdpEndpoint) DstToString() string { return e.dst.String() }
+func (e *xdpEndpoint) DstToBytes() []byte  { b, _ := e.dst.MarshalBinary(); return b }
+func (e *xdpEndpoint) DstIP() netip.Addr   { return e.dst.Addr() }
+func (e *xdpEndpoint) SrcIP() netip.Addr   { return e.src }
+
+// Why parseDatagram refused a frame.
+const (
+	dgOK = iota
+	dgNotUDP
+	dgBadChecksum
+)
+
+// parseDatagram returns the UDP payload of f, an Ethernet frame, if it is
+// an IPv6 or IPv4 (no options, not a fragment) datagram to port with
+// consistent lengths and a correct checksum (IPv4's may be zero), with its
+// source and our address.
+func parseDatagram(f []byte, port uint16) (payload []byte, from netip.AddrPort, to netip.Addr, why int) {
+	if len(f) < frame.EthernetLen {
+		return nil, from, to, dgNotUDP
+	}
+	var udp frame.UDP
+	var addrs []byte
+	v6 := false
+	switch binary.BigEndian.Uint16(f[12:14]) {
+	case 0x86dd:
+		ip := frame.IPv6(f[frame.EthernetLen:])
+		if len(ip) < frame.IPv6Len+frame.UDPLen || ip.Version() != 6 || ip.NextHeader() != frame.ProtoUDP ||
+			int(ip.PayloadLength()) > len(ip)-frame.IPv6Len {
+			return nil, from, to, dgNotUDP
+		}
+		udp = frame.UDP(ip[frame.IPv6Len : frame.IPv6Len+int(ip.PayloadLength())])
+		addrs, v6 = ip.Addrs(), true
+		from, to = netip.AddrPortFrom(ip.Src(), 0), ip.Dst()
+	case 0x0800:
+		ip := frame.IPv4(f[frame.EthernetLen:])
+		if len(ip) < frame.IPv4Len+frame.UDPLen || ip[0] != 0x45 || ip.Protocol() != frame.ProtoUDP || ip.IsFragment() ||
+			int(ip.TotalLength()) > len(ip) || int(ip.TotalLength()) < frame.IPv4Len+frame.UDPLen {
+			return nil, from, to, dgNotUDP
+		}
+		udp = frame.UDP(ip[frame.IPv4Len:ip.TotalLength()])
+		addrs = ip.Addrs()
+		from, to = netip.AddrPortFrom(ip.Src(), 0), ip.Dst()
+	default:
+		return nil, from, to, dgNotUDP
+	}
+	if len(udp) < frame.UDPLen || udp.DstPort() != port || int(udp.Length()) != len(udp) {
+		return nil, from, to, dgNotUDP
+	}
+	if sum := udp.Checksum(); sum != 0 || v6 {
+		acc := frame.Checksum(0, addrs) + uint64(len(udp)) + frame.ProtoUDP
+		if sum == 0 || frame.Fold(frame.Checksum(acc, udp)) != 0 {
+			return nil, from, to, dgBadChecksum
+		}
+	}
+	return udp.Payload(), netip.AddrPortFrom(from.Addr(), udp.SrcPort()), to, dgOK
+}
+
+// buildDatagram writes into b an Ethernet frame carrying payload from our
+// port to dst by r, and returns its length (0: it does not fit).
+func buildDatagram(b []byte, r *Route, port uint16, dst netip.AddrPort, payload []byte) int {
+	l3 := frame.IPv6Len
+	if dst.Addr().Is4() {
+		l3 = frame.IPv4Len
+	}
+	n := frame.EthernetLen + l3 + frame.UDPLen + len(payload)
+	if n > len(b) {
+		return 0
+	}
+	e := frame.Ethernet(b)
+	e.SetDst(r.DstMAC)
+	e.SetSrc(r.SrcMAC)
+	udpLen := frame.UDPLen + len(payload)
+	ip := b[frame.EthernetLen:]
+	var addrs []byte
+	if l3 == frame.IPv6Len {
+		e.SetEtherType(0x86dd)
+		frame.IPv6(ip).Encode(uint16(udpLen), frame.ProtoUDP, 64, r.Src, dst.Addr())
+		addrs = frame.IPv6(ip).Addrs()
+	} else {
+		e.SetEtherType(0x0800)
+		frame.IPv4(ip).Encode(uint16(frame.IPv4Len+udpLen), frame.ProtoUDP, 64, r.Src, dst.Addr())
+		addrs = frame.IPv4(ip).Addrs()
+	}
+	udp := frame.UDP(ip[l3 : l3+udpLen])
+	udp.Encode(port, dst.Port(), uint16(udpLen))
+	copy(udp.Payload(), payload)
+	c := frame.Fold(frame.Checksum(frame.Checksum(0, addrs)+uint64(udpLen)+frame.ProtoUDP, udp))
+	if c == 0 {
+		c = 0xffff
+	}
+	udp.SetChecksum(c)
+	return n
+}

@@ -354,6 +354,10 @@ func ResolveNextHop(dst netip.Addr, only netlink.Link, p *Prober) (Hop, string) 
 	return h, fmt.Sprintf("next hop %s not resolved on %s yet", h.Via, h.Ifname)
 }
 
+// maxProbed is how many next hops a Prober remembers before it forgets
+// those it prodded more than a second ago.
+const maxProbed = 256
+
 // Prober sends ICMP echo requests so that the kernel resolves next hops.
 type Prober struct {
 	last map[netip.Addr]time.Time
@@ -370,6 +374,15 @@ func (p *Prober) prod(addr netip.Addr, ifname string) {
 	}
 	if time.Since(p.last[addr]) < time.Second {
 		return
+	}
+	if len(p.last) >= maxProbed {
+		// Many next hops (the XDP bind asked for spoofed sources' routes):
+		// only the last second's are needed.
+		for a, at := range p.last {
+			if time.Since(at) >= time.Second {
+				delete(p.last, a)
+			}
+		}
 	}
 	p.last[addr] = time.Now()
 	i, network, typ := 0, "ip6:ipv6-icmp", byte(128)

@@ -16,7 +16,8 @@ import (
 // take them: the route that leaves by the uplink, its source address and
 // the next hop's MAC from the neighbour table; a next hop not resolved yet
 // is prodded (an ICMP echo request makes the kernel resolve it) and the
-// send fails until it is.
+// send fails until it is. The bind's route goroutine calls it, never a
+// sender.
 type xdpResolver struct {
 	uplink netlink.Link
 	mu     sync.Mutex // the prober: the bind's senders, and close
@@ -26,7 +27,12 @@ type xdpResolver struct {
 func (x *xdpResolver) resolve(dst netip.Addr) (wg.Route, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	h, why := uplink.ResolveNextHop(dst, x.uplink, &x.prober)
+	// The link anew: its MAC may have changed since the start.
+	l, err := netlink.LinkByIndex(x.uplink.Attrs().Index)
+	if err != nil {
+		return wg.Route{}, fmt.Errorf("uplink %s: %w", x.uplink.Attrs().Name, err)
+	}
+	h, why := uplink.ResolveNextHop(dst, l, &x.prober)
 	switch {
 	case why != "":
 		return wg.Route{}, errors.New(why)

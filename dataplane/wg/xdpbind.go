@@ -24,7 +24,12 @@ import (
 // UDP) into its UMEM. No kernel UDP socket, no system call per datagram:
 // a batch costs one poll when the socket ran dry and one kick when it
 // sends. The kernel's routing and neighbour tables still decide where a
-// datagram goes (Resolver), looked up once a second per destination.
+// datagram goes (Resolver): a goroutine of the bind looks each destination
+// up when it is new and again once a second, so that a send never waits
+// for netlink; the first datagrams to a new destination fail as with no
+// route (wireguard-go's handshake retries, and Device.RetryUnreachable,
+// send them again), and a route that fails a refresh is kept for
+// routeGrace while it is tried again.
 //
 // The socket and its UMEM are the caller's (control opens them beside the
 // engine's and closes them after the device); the bind owns the chunks:
@@ -38,21 +43,29 @@ type XDPBind struct {
 	mu     sync.Mutex // open, closed: Open and Close against each other
 	open   bool
 	closed chan struct{}
+	looker sync.WaitGroup // the route goroutine of the open bind
 
 	// Receive side (wireguard-go's one receiving goroutine).
 	rxDescs []xsk.Desc
 	rxBases []uint64
 	eps     map[netip.AddrPort]*xdpEndpoint
+	lastEP  *xdpEndpoint // the last one found: a peer sends runs of datagrams
 
 	// Send side (several peers' senders).
 	txMu   sync.Mutex
 	free   []uint64 // chunks to send from
 	txDesc []xsk.Desc
 	comp   []uint64
+
+	// Routes by destination: read by Send, looked up by the route
+	// goroutine (look), which newDst wakes.
+	rmu    sync.Mutex
 	routes map[netip.Addr]*cachedRoute
+	newDst chan struct{}
+	due    []netip.Addr // look's scratch
 
 	// Drops, added into the Device's counters.
-	badChecksum, notForUs, txRingFull atomic.Uint64
+	badChecksum, notForUs, txRingFull, fillShort atomic.Uint64
 }
 
 // Route is how a datagram to a destination leaves the uplink: our source
@@ -67,17 +80,32 @@ type Route struct {
 type Resolver func(dst netip.Addr) (Route, error)
 
 type cachedRoute struct {
-	r   Route
-	err error
-	at  time.Time
+	r    Route
+	ok   bool      // r is usable
+	err  error     // why not (nil: not looked up yet)
+	at   time.Time // last looked up
+	good time.Time // last found
+	used time.Time // last sent to
 }
 
-// Route lifetimes in the cache: a resolved route is looked up again after
-// routeFresh (a new router, a changed MAC), a failure after routeRetry.
+// Route lifetimes in the cache: a route is looked up again routeFresh
+// after it was found (a new router, a changed MAC), tries are routeRetry
+// apart, a route that fails a refresh is used for routeGrace more (one
+// bad netlink answer, a neighbour entry gone stale: our frames never
+// confirm it to the kernel), and a destination not sent to for routeIdle
+// is forgotten.
 const (
 	routeFresh = time.Second
 	routeRetry = 100 * time.Millisecond
+	routeGrace = 10 * time.Second
+	routeIdle  = time.Minute
+	// lookBatch bounds the lookups of one round (a flood of datagrams
+	// from spoofed sources makes cookie replies to as many destinations).
+	lookBatch = 32
 )
+
+// errRoutePending: a new destination's route is being looked up.
+var errRoutePending = fmt.Errorf("%w: the route is being looked up", syscall.ENETUNREACH)
 
 // maxEndpoints bounds the endpoints the receive side remembers (one per
 // source address and port heard): datagrams from ever new sources make
@@ -97,7 +125,7 @@ func NewXDPBind(port xsk.Port, umem *xsk.UMEM, udpPort uint16, resolve Resolver)
 		rxDescs: make([]xsk.Desc, conn.IdealBatchSize), rxBases: make([]uint64, 0, conn.IdealBatchSize),
 		eps:    map[netip.AddrPort]*xdpEndpoint{},
 		txDesc: make([]xsk.Desc, 0, conn.IdealBatchSize), comp: make([]uint64, umem.NumChunks),
-		routes: map[netip.Addr]*cachedRoute{},
+		routes: map[netip.Addr]*cachedRoute{}, newDst: make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
 	half := umem.NumChunks / 2
@@ -135,6 +163,8 @@ func (b *XDPBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	}
 	b.open, b.closed = true, make(chan struct{})
 	closed := b.closed
+	b.looker.Add(1)
+	go b.look(closed)
 	return []conn.ReceiveFunc{func(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
 		return b.receive(packets, sizes, eps, closed)
 	}}, b.udpPort, nil
@@ -148,6 +178,7 @@ func (b *XDPBind) Close() error {
 		close(b.closed)
 		b.open = false
 		b.port.Wake()
+		b.looker.Wait()
 	}
 	return nil
 }
@@ -190,6 +221,9 @@ func (b *XDPBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint, cl
 		for _, d := range b.rxDescs[:k] {
 			f := b.umem.Frame(d.Addr, d.Len)
 			payload, from, to, why := parseDatagram(f, b.udpPort)
+			if why == dgOK && !validMessage(payload) {
+				why = dgNotUDP // before an endpoint is made for its source
+			}
 			switch why {
 			case dgOK:
 				sizes[n] = copy(packets[n], payload)
@@ -203,7 +237,9 @@ func (b *XDPBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint, cl
 			b.rxBases = append(b.rxBases, b.umem.Base(d.Addr))
 		}
 		// The fill ring holds every receive chunk: it always takes them.
-		b.port.Fill(b.rxBases)
+		if m := b.port.Fill(b.rxBases); m < len(b.rxBases) {
+			b.fillShort.Add(uint64(len(b.rxBases) - m))
+		}
 		if b.port.FillNeedsWakeup() {
 			b.port.WakeRx()
 		}
@@ -216,26 +252,36 @@ func (b *XDPBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint, cl
 // endpoint returns the endpoint of datagrams from from to our address to,
 // the same one each time (no allocation per datagram).
 func (b *XDPBind) endpoint(from netip.AddrPort, to netip.Addr) *xdpEndpoint {
-	if ep, ok := b.eps[from]; ok && ep.src == to {
+	if ep := b.lastEP; ep != nil && ep.dst == from && ep.src == to {
 		return ep
 	}
-	if len(b.eps) >= maxEndpoints {
-		clear(b.eps)
+	ep, ok := b.eps[from]
+	if !ok || ep.src != to {
+		if len(b.eps) >= maxEndpoints {
+			clear(b.eps)
+		}
+		ep = &xdpEndpoint{dst: from, src: to}
+		b.eps[from] = ep
 	}
-	ep := &xdpEndpoint{dst: from, src: to}
-	b.eps[from] = ep
+	b.lastEP = ep
 	return ep
 }
 
 // Send implements conn.Bind: each buffer goes out as one datagram to ep.
 func (b *XDPBind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	b.mu.Lock()
+	open := b.open
+	b.mu.Unlock()
+	if !open {
+		return net.ErrClosed
+	}
 	dst := netip.AddrPortFrom(ep.DstIP().Unmap(), dstPort(ep))
-	b.txMu.Lock()
-	defer b.txMu.Unlock()
 	r, err := b.route(dst.Addr())
 	if err != nil {
 		return err
 	}
+	b.txMu.Lock()
+	defer b.txMu.Unlock()
 	n := b.port.Complete(b.comp)
 	b.free = append(b.free, b.comp[:n]...)
 	b.txDesc = b.txDesc[:0]
@@ -269,31 +315,83 @@ func (b *XDPBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 
 var errTxRingFull = errors.New("the uplink's transmit ring is full")
 
-// route returns the cached route to dst, looked up again when stale.
+// route returns the route to dst from the cache, or why there is none;
+// a new destination is handed to look.
 func (b *XDPBind) route(dst netip.Addr) (Route, error) {
 	now := time.Now()
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
 	c := b.routes[dst]
-	if c != nil && (c.err == nil && now.Sub(c.at) < routeFresh || c.err != nil && now.Sub(c.at) < routeRetry) {
-		return c.r, c.err
-	}
 	if c == nil {
 		if len(b.routes) >= maxEndpoints {
-			clear(b.routes)
+			return Route{}, errTooManyDsts
 		}
 		c = &cachedRoute{}
 		b.routes[dst] = c
+		signal(b.newDst)
 	}
-	r, err := b.resolve(dst)
-	if err == nil && r.Src.Is4() != dst.Is4() {
-		err = fmt.Errorf("the uplink has no IPv%d source address for %s", map[bool]int{true: 4, false: 6}[dst.Is4()], dst)
+	c.used = now
+	switch {
+	case c.ok:
+		return c.r, nil
+	case c.err != nil:
+		return Route{}, c.err
 	}
-	if err != nil {
-		// As the kernel's socket would fail: Device.RetryUnreachable
-		// starts handshakes again once there is a route.
-		err = fmt.Errorf("%w: %v", syscall.ENETUNREACH, err)
+	return Route{}, errRoutePending
+}
+
+var errTooManyDsts = fmt.Errorf("%w: routes to %d destinations are being kept already", syscall.ENETUNREACH, maxEndpoints)
+
+// look is the route goroutine: it looks up new destinations and refreshes
+// known ones, until closed.
+func (b *XDPBind) look(closed chan struct{}) {
+	defer b.looker.Done()
+	t := time.NewTicker(routeRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-closed:
+			return
+		case <-b.newDst:
+		case <-t.C:
+		}
+		b.lookRound(time.Now())
 	}
-	c.r, c.err, c.at = r, err, now
-	return r, err
+}
+
+// lookRound looks up the destinations that are due (at most lookBatch)
+// and forgets the idle ones.
+func (b *XDPBind) lookRound(now time.Time) {
+	b.rmu.Lock()
+	b.due = b.due[:0]
+	for dst, c := range b.routes {
+		switch {
+		case now.Sub(c.used) >= routeIdle:
+			delete(b.routes, dst)
+		case len(b.due) < lookBatch && now.Sub(c.at) >= routeRetry && (!c.ok || now.Sub(c.good) >= routeFresh):
+			b.due = append(b.due, dst)
+		}
+	}
+	b.rmu.Unlock()
+	for _, dst := range b.due {
+		r, err := b.resolve(dst)
+		if err == nil && r.Src.Is4() != dst.Is4() {
+			err = fmt.Errorf("the uplink has no IPv%d source address for %s", map[bool]int{true: 4, false: 6}[dst.Is4()], dst)
+		}
+		b.rmu.Lock()
+		if c := b.routes[dst]; c != nil {
+			c.at = now
+			switch {
+			case err == nil:
+				c.r, c.ok, c.err, c.good = r, true, nil, now
+			case !c.ok || now.Sub(c.good) >= routeGrace:
+				// As the kernel's socket would fail: the device retries
+				// handshakes once there is a route.
+				c.ok, c.err = false, fmt.Errorf("%w: %v", syscall.ENETUNREACH, err)
+			}
+		}
+		b.rmu.Unlock()
+	}
 }
 
 // dstPort returns ep's port.
@@ -312,6 +410,7 @@ func dstPort(ep conn.Endpoint) uint16 {
 func (b *XDPBind) snapshot(s *stats.Snapshot) {
 	s[stats.WGRxInvalid] += b.badChecksum.Load() + b.notForUs.Load()
 	s[stats.ULDropTxRingFull] += b.txRingFull.Load()
+	s[stats.ULDropRxRingFull] += b.fillShort.Load()
 }
 
 // xdpEndpoint is a peer's address and port, and our address it sent to.
@@ -368,6 +467,11 @@ func parseDatagram(f []byte, port uint16) (payload []byte, from netip.AddrPort, 
 		return nil, from, to, dgNotUDP
 	}
 	if len(udp) < frame.UDPLen || udp.DstPort() != port || int(udp.Length()) != len(udp) {
+		return nil, from, to, dgNotUDP
+	}
+	// Unicast between unicast addresses only: the kernel would neither
+	// deliver the rest to a unicast socket nor answer it.
+	if unicast := func(a netip.Addr) bool { return a.IsGlobalUnicast() || a.IsLinkLocalUnicast() }; !unicast(to) || !unicast(from.Addr()) {
 		return nil, from, to, dgNotUDP
 	}
 	if sum := udp.Checksum(); sum != 0 || v6 {

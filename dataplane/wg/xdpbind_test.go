@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,6 +94,26 @@ func FuzzParseDatagram(f *testing.F) {
 	})
 }
 
+// transport returns an n-byte message shaped like a WireGuard transport
+// message (type 4), filled with fill.
+func transport(n int, fill byte) []byte {
+	m := bytes.Repeat([]byte{fill}, n)
+	copy(m, []byte{4, 0, 0, 0})
+	return m
+}
+
+// sendRouted sends once there is a route to ep (the first sends to a new
+// destination fail while it is looked up), or fails after 2 s.
+func sendRouted(t testing.TB, b *XDPBind, msgs [][]byte, ep conn.Endpoint) error {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		err := b.Send(msgs, ep)
+		if !errors.Is(err, syscall.ENETUNREACH) || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
 // newTestBind returns a bind over a fake port with a route to everywhere.
 func newTestBind(t testing.TB, resolve Resolver) (*XDPBind, *xsk.Fake) {
 	u := xsk.NewFakeUMEM(256)
@@ -122,8 +143,11 @@ func TestXDPBindSendReceive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := [][]byte{[]byte("one message"), bytes.Repeat([]byte{7}, 1452)}
-	if err := b.Send(msgs, ep); err != nil {
+	msgs := [][]byte{transport(32, 1), transport(1452, 7)}
+	if err := b.Send(msgs, ep); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("the first send to a new destination: %v", err)
+	}
+	if err := sendRouted(t, b, msgs, ep); err != nil {
 		t.Fatal(err)
 	}
 	sent := port.Sent()
@@ -138,7 +162,8 @@ func TestXDPBindSendReceive(t *testing.T) {
 		}
 	}
 	// From the peer: two datagrams, one to another port, one with a bad
-	// checksum, and a frame that is not IP.
+	// checksum, one that is no WireGuard message, and a frame that is not
+	// IP; then one to a multicast address.
 	in := make([]byte, 2048)
 	peerRoute := Route{Src: xdpPeer6.Addr(), SrcMAC: xdpRoute6.DstMAC, DstMAC: xdpRoute6.SrcMAC}
 	us := netip.AddrPortFrom(xdpRoute6.Src, 51820)
@@ -149,7 +174,9 @@ func TestXDPBindSendReceive(t *testing.T) {
 	other := append([]byte(nil), in[:buildDatagram(in, &peerRoute, xdpPeer6.Port(), netip.AddrPortFrom(us.Addr(), 53), msgs[0])]...)
 	bad := append([]byte(nil), frames[0]...)
 	bad[len(bad)-1] ^= 0xff
-	for _, f := range [][]byte{frames[0], other, bad, make([]byte, 60), frames[1]} {
+	notWG := append([]byte(nil), in[:buildDatagram(in, &peerRoute, xdpPeer6.Port(), us, []byte("not a WireGuard message"))]...)
+	mcast := append([]byte(nil), in[:buildDatagram(in, &peerRoute, xdpPeer6.Port(), netip.MustParseAddrPort("[ff02::1]:51820"), msgs[0])]...)
+	for _, f := range [][]byte{frames[0], other, bad, notWG, make([]byte, 60), mcast, frames[1]} {
 		if !port.Inject(f) {
 			t.Fatal("no chunk filled")
 		}
@@ -170,12 +197,16 @@ func TestXDPBindSendReceive(t *testing.T) {
 	if eps[0] != eps[1] {
 		t.Error("two endpoints for one sender")
 	}
-	if bc, nf := b.badChecksum.Load(), b.notForUs.Load(); bc != 1 || nf != 2 {
-		t.Errorf("bad checksums %d, not for us %d; want 1, 2", bc, nf)
+	if bc, nf := b.badChecksum.Load(), b.notForUs.Load(); bc != 1 || nf != 4 {
+		t.Errorf("bad checksums %d, not for us %d; want 1, 4", bc, nf)
 	}
 	// What was received goes back to the fill ring.
 	if port.Filled() != 128 {
 		t.Errorf("%d chunks filled, want 128", port.Filled())
+	}
+	b.Close()
+	if err := b.Send(msgs, ep); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("send after close: %v", err)
 	}
 }
 
@@ -216,27 +247,56 @@ func TestXDPBindClose(t *testing.T) {
 }
 
 // Without a route the send fails as the kernel's would (ENETUNREACH: the
-// device retries handshakes once there is one), and the resolver is not
-// asked again for every packet.
+// device retries handshakes once there is one), the resolver is asked in
+// the background, a few times a second, never by the sender; a route that
+// then fails to refresh is kept for a while.
 func TestXDPBindNoRoute(t *testing.T) {
-	asked := 0
+	var mu sync.Mutex
+	asked, fail := 0, true
 	b, port := newTestBind(t, func(netip.Addr) (Route, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		asked++
-		return Route{}, errors.New("next hop not resolved yet")
+		if fail {
+			return Route{}, errors.New("next hop not resolved yet")
+		}
+		return xdpRoute6, nil
 	})
+	b.Open(0)
+	defer b.Close()
 	ep, _ := b.ParseEndpoint(xdpPeer6.String())
-	for range 10 {
-		if err := b.Send([][]byte{[]byte("x")}, ep); !errors.Is(err, syscall.ENETUNREACH) {
+	start := time.Now()
+	for time.Since(start) < 300*time.Millisecond {
+		if err := b.Send([][]byte{transport(32, 1)}, ep); !errors.Is(err, syscall.ENETUNREACH) {
 			t.Fatalf("send: %v", err)
 		}
+		time.Sleep(time.Millisecond)
 	}
-	if asked != 1 || len(port.Sent()) != 0 {
-		t.Errorf("resolver asked %d times, %d sent", asked, len(port.Sent()))
+	mu.Lock()
+	n := asked
+	fail = false
+	mu.Unlock()
+	if n < 1 || n > 5 || len(port.Sent()) != 0 {
+		t.Errorf("resolver asked %d times in 300 ms, %d sent", n, len(port.Sent()))
+	}
+	if err := sendRouted(t, b, [][]byte{transport(32, 1)}, ep); err != nil {
+		t.Fatalf("once routed: %v", err)
+	}
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	time.Sleep(routeFresh + 3*routeRetry)
+	if err := b.Send([][]byte{transport(32, 1)}, ep); err != nil {
+		t.Errorf("a route that failed its refresh is dropped at once: %v", err)
 	}
 	// An IPv4 peer with only an IPv6 source address.
 	b2, _ := newTestBind(t, func(netip.Addr) (Route, error) { return xdpRoute6, nil })
+	b2.Open(0)
+	defer b2.Close()
 	ep4, _ := b2.ParseEndpoint(xdpPeer4.String())
-	if err := b2.Send([][]byte{[]byte("x")}, ep4); !errors.Is(err, syscall.ENETUNREACH) {
+	b2.Send([][]byte{transport(32, 1)}, ep4)
+	time.Sleep(3 * routeRetry)
+	if err := b2.Send([][]byte{transport(32, 1)}, ep4); !errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, errRoutePending) {
 		t.Errorf("IPv4 peer from an IPv6 address: %v", err)
 	}
 }
@@ -244,9 +304,12 @@ func TestXDPBindNoRoute(t *testing.T) {
 // A full transmit ring drops what does not fit and counts it.
 func TestXDPBindRingFull(t *testing.T) {
 	b, port := newTestBind(t, nil)
-	port.SetTxRoom(1)
+	b.Open(0)
+	defer b.Close()
 	ep, _ := b.ParseEndpoint(xdpPeer6.String())
-	if err := b.Send([][]byte{[]byte("a"), []byte("b"), []byte("c")}, ep); err == nil {
+	sendRouted(t, b, nil, ep)
+	port.SetTxRoom(1)
+	if err := b.Send([][]byte{transport(32, 1), transport(32, 2), transport(32, 3)}, ep); err == nil {
 		t.Error("no error with a full ring")
 	}
 	if got := b.txRingFull.Load(); got != 2 {
@@ -278,14 +341,12 @@ func (p *ringPort) inject(f []byte) {
 	copy(p.u.Mem[base+xsk.RxHeadroom:], f)
 	p.rx = append(p.rx, xsk.Desc{Addr: base + xsk.RxHeadroom, Len: uint32(len(f))})
 }
-func (p *ringPort) Receive(d []xsk.Desc) int { n := copy(d, p.rx); p.rx = shift(p.rx, n); return n }
-func (p *ringPort) Fill(a []uint64) int      { p.fill = append(p.fill, a...); return len(a) }
-func (p *ringPort) FillNeedsWakeup() bool    { return false }
-func (p *ringPort) WakeRx() unix.Errno       { return 0 }
-func (p *ringPort) Wait(time.Duration) unix.Errno {
-	return 0
-}
-func (p *ringPort) Wake() {}
+func (p *ringPort) Receive(d []xsk.Desc) int      { n := copy(d, p.rx); p.rx = shift(p.rx, n); return n }
+func (p *ringPort) Fill(a []uint64) int           { p.fill = append(p.fill, a...); return len(a) }
+func (p *ringPort) FillNeedsWakeup() bool         { return false }
+func (p *ringPort) WakeRx() unix.Errno            { return 0 }
+func (p *ringPort) Wait(time.Duration) unix.Errno { return 0 }
+func (p *ringPort) Wake()                         {}
 func (p *ringPort) Transmit(d []xsk.Desc) int {
 	for _, x := range d {
 		p.comp = append(p.comp, x.Addr)
@@ -299,8 +360,8 @@ func (p *ringPort) Complete(a []uint64) int {
 	return n
 }
 
-// ringBind is a bind over a ringPort, with one datagram from the peer to
-// inject.
+// ringBind is an open bind over a ringPort with its route looked up, and
+// one datagram from the peer to inject.
 func ringBind(t testing.TB) (*XDPBind, *ringPort, conn.ReceiveFunc, conn.Endpoint, []byte) {
 	u := xsk.NewFakeUMEM(256)
 	port := newRingPort(u)
@@ -312,14 +373,17 @@ func ringBind(t testing.TB) (*XDPBind, *ringPort, conn.ReceiveFunc, conn.Endpoin
 	ep, _ := b.ParseEndpoint(xdpPeer6.String())
 	in := make([]byte, 2048)
 	peerRoute := Route{Src: xdpPeer6.Addr(), SrcMAC: xdpRoute6.DstMAC, DstMAC: xdpRoute6.SrcMAC}
-	f := in[:buildDatagram(in, &peerRoute, xdpPeer6.Port(), netip.AddrPortFrom(xdpRoute6.Src, 51820), bytes.Repeat([]byte{1}, 1452))]
+	f := in[:buildDatagram(in, &peerRoute, xdpPeer6.Port(), netip.AddrPortFrom(xdpRoute6.Src, 51820), transport(1452, 1))]
+	if err := sendRouted(t, b, nil, ep); err != nil {
+		t.Fatal(err)
+	}
 	return b, port, fns[0], ep, f
 }
 
 func TestXDPBindZeroAllocs(t *testing.T) {
 	b, port, recv, ep, f := ringBind(t)
 	defer b.Close()
-	msg := [][]byte{bytes.Repeat([]byte{1}, 1452)}
+	msg := [][]byte{transport(1452, 1)}
 	bufs, sizes, eps := [][]byte{make([]byte, 2048)}, make([]int, 1), make([]conn.Endpoint, 1)
 	port.inject(f)
 	recv(bufs, sizes, eps) // the first makes the endpoint
@@ -338,7 +402,7 @@ func TestXDPBindZeroAllocs(t *testing.T) {
 func BenchmarkXDPBind(b *testing.B) {
 	bind, port, recv, ep, f := ringBind(b)
 	defer bind.Close()
-	msg := [][]byte{bytes.Repeat([]byte{1}, 1452)}
+	msg := [][]byte{transport(1452, 1)}
 	bufs, sizes, eps := [][]byte{make([]byte, 2048)}, make([]int, 1), make([]conn.Endpoint, 1)
 	b.Run("send", func(b *testing.B) {
 		b.ReportAllocs()

@@ -25,11 +25,12 @@ import (
 // a batch costs one poll when the socket ran dry and one kick when it
 // sends. The kernel's routing and neighbour tables still decide where a
 // datagram goes (Resolver): a goroutine of the bind looks each destination
-// up when it is new and again once a second, so that a send never waits
-// for netlink; the first datagrams to a new destination fail as with no
-// route (wireguard-go's handshake retries, and Device.RetryUnreachable,
-// send them again), and a route that fails a refresh is kept for
-// routeGrace while it is tried again.
+// up when it is new (a peer's configured endpoint, when it is parsed) and
+// again once a second, so that a send never waits for netlink. Datagrams
+// to a destination being looked up wait in their chunks (at most
+// maxPending in all, as the kernel queues a few packets for a neighbour
+// being resolved) and leave when the route is found; a route that fails a
+// refresh is kept for routeGrace while it is tried again.
 //
 // The socket and its UMEM are the caller's (control opens them beside the
 // engine's and closes them after the device); the bind owns the chunks:
@@ -52,10 +53,11 @@ type XDPBind struct {
 	lastEP  *xdpEndpoint // the last one found: a peer sends runs of datagrams
 
 	// Send side (several peers' senders).
-	txMu   sync.Mutex
-	free   []uint64 // chunks to send from
-	txDesc []xsk.Desc
-	comp   []uint64
+	txMu    sync.Mutex
+	free    []uint64 // chunks to send from
+	txDesc  []xsk.Desc
+	comp    []uint64
+	pending []pendingTx // waiting for their route (at most maxPending)
 
 	// Routes by destination: read by Send, looked up by the route
 	// goroutine (look), which newDst wakes.
@@ -102,6 +104,22 @@ const (
 	// lookBatch bounds the lookups of one round (a flood of datagrams
 	// from spoofed sources makes cookie replies to as many destinations).
 	lookBatch = 32
+)
+
+// pendingTx is a datagram whose payload waits in its chunk, at its place
+// behind the headers, for its destination's route.
+type pendingTx struct {
+	dst  netip.AddrPort
+	base uint64
+	n    int
+	at   time.Time
+}
+
+// maxPending bounds the datagrams waiting for routes; pendingLife is how
+// long one waits.
+const (
+	maxPending  = 32
+	pendingLife = 3 * time.Second
 )
 
 // errRoutePending: a new destination's route is being looked up.
@@ -196,7 +214,9 @@ func (b *XDPBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &xdpEndpoint{dst: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
+	dst := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	b.route(dst.Addr()) // looked up before the first datagram to it
+	return &xdpEndpoint{dst: dst}, nil
 }
 
 // receive waits for datagrams and copies up to len(packets) of their
@@ -277,13 +297,15 @@ func (b *XDPBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	dst := netip.AddrPortFrom(ep.DstIP().Unmap(), dstPort(ep))
 	r, err := b.route(dst.Addr())
+	if errors.Is(err, errRoutePending) {
+		return b.hold(bufs, dst)
+	}
 	if err != nil {
 		return err
 	}
 	b.txMu.Lock()
 	defer b.txMu.Unlock()
-	n := b.port.Complete(b.comp)
-	b.free = append(b.free, b.comp[:n]...)
+	b.reclaim()
 	b.txDesc = b.txDesc[:0]
 	for _, p := range bufs {
 		if len(b.free) == 0 {
@@ -314,6 +336,87 @@ func (b *XDPBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 }
 
 var errTxRingFull = errors.New("the uplink's transmit ring is full")
+
+// reclaim takes back the chunks the kernel sent. Called with txMu held.
+func (b *XDPBind) reclaim() {
+	n := b.port.Complete(b.comp)
+	b.free = append(b.free, b.comp[:n]...)
+}
+
+// payloadAt is where a datagram to dst carries its payload in its frame.
+func payloadAt(dst netip.Addr) int {
+	if dst.Is4() {
+		return frame.EthernetLen + frame.IPv4Len + frame.UDPLen
+	}
+	return frame.EthernetLen + frame.IPv6Len + frame.UDPLen
+}
+
+// hold keeps bufs, for dst whose route is being looked up, in chunks
+// until flush sends them.
+func (b *XDPBind) hold(bufs [][]byte, dst netip.AddrPort) error {
+	b.txMu.Lock()
+	defer b.txMu.Unlock()
+	b.reclaim()
+	off, now := payloadAt(dst.Addr()), time.Now()
+	for _, p := range bufs {
+		if len(b.pending) >= maxPending || len(b.free) == 0 || off+len(p) > int(b.umem.ChunkSize) {
+			return errRoutePending
+		}
+		base := b.free[len(b.free)-1]
+		b.free = b.free[:len(b.free)-1]
+		copy(b.umem.Chunk(base)[off:], p)
+		b.pending = append(b.pending, pendingTx{dst: dst, base: base, n: len(p), at: now})
+	}
+	return nil
+}
+
+// flush sends the held datagrams whose routes were found, drops those
+// whose routes failed or that waited too long, and keeps the rest.
+func (b *XDPBind) flush(now time.Time) {
+	b.txMu.Lock()
+	defer b.txMu.Unlock()
+	if len(b.pending) == 0 {
+		return
+	}
+	b.txDesc = b.txDesc[:0]
+	keep := b.pending[:0]
+	for _, p := range b.pending {
+		r, err := b.cached(p.dst.Addr())
+		switch {
+		case err == nil:
+			chunk := b.umem.Chunk(p.base)
+			off := payloadAt(p.dst.Addr())
+			l := buildDatagram(chunk, &r, b.udpPort, p.dst, chunk[off:off+p.n])
+			b.txDesc = append(b.txDesc, xsk.Desc{Addr: p.base, Len: uint32(l)})
+		case errors.Is(err, errRoutePending) && now.Sub(p.at) < pendingLife:
+			keep = append(keep, p)
+		default:
+			b.free = append(b.free, p.base)
+		}
+	}
+	b.pending = keep
+	q := b.port.Transmit(b.txDesc)
+	for _, d := range b.txDesc[q:] {
+		b.free = append(b.free, d.Addr)
+	}
+	b.txRingFull.Add(uint64(len(b.txDesc) - q))
+	b.port.Kick()
+}
+
+// cached returns dst's route as the cache has it, without noting a use.
+func (b *XDPBind) cached(dst netip.Addr) (Route, error) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	switch c := b.routes[dst]; {
+	case c == nil:
+		return Route{}, errRoutePending
+	case c.ok:
+		return c.r, nil
+	case c.err != nil:
+		return Route{}, c.err
+	}
+	return Route{}, errRoutePending
+}
 
 // route returns the route to dst from the cache, or why there is none;
 // a new destination is handed to look.
@@ -355,7 +458,9 @@ func (b *XDPBind) look(closed chan struct{}) {
 		case <-b.newDst:
 		case <-t.C:
 		}
-		b.lookRound(time.Now())
+		now := time.Now()
+		b.lookRound(now)
+		b.flush(now)
 	}
 }
 

@@ -154,6 +154,9 @@ func (r *abReport) markdown() string {
 	fmt.Fprintf(&b, "# pwgate A/B benchmark, %s\n\n`%s`; kernel %s; %s at %.0f MHz (%d cores); %s; %s per case, %d rounds each, in the order A B B A ….\n\n",
 		r.Meta.Date, r.Meta.Command, r.Meta.Kernel, r.Meta.CPU, r.Meta.MHz, r.Meta.Cores, r.Meta.Go, r.Meta.Duration, r.Rounds)
 	fmt.Fprintf(&b, "- after (A): %s\n- before (B): %s\n\n", r.After, r.Before)
+	if r.Meta.XDPGen != "" {
+		fmt.Fprintf(&b, "**%s** (what follows says \"the XDP generator\").\n\n", r.Meta.XDPGen)
+	}
 	b.WriteString("The XDP generator at its maximum rate into one shared DUT core (the main tables' layout). Medians over the rounds; " +
 		"pwgated's CPU per frame is its threads' time, split into its own code (user time) and the kernel's (system time: " +
 		"in copy mode the TX kick builds and sends a socket buffer per frame); after/before ratios (below 1: cheaper; for frames/s above 1: faster).\n\n")

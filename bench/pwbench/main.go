@@ -114,7 +114,7 @@ func preflight(bin string) error {
 		// Some kernels refuse it to root without CAP_SYS_RESOURCE (a VM
 		// whose bounding set lacks it): trafgen stands in, and the
 		// report says so.
-		xdpUnavailable = fmt.Errorf("the XDP generator cannot run here (BPF_PROG_RUN with live frames: %w); its cases were sent with trafgen", err)
+		xdpUnavailable = fmt.Errorf("the XDP generator cannot run here (%w); its cases were sent with trafgen", err)
 		fmt.Println(xdpUnavailable)
 	}
 	if _, err := os.Stat(filepath.Join(bin, "pwgated")); err != nil {

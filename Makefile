@@ -106,6 +106,8 @@ bench-ab: root-check deps
 # 30 minutes of iperf3 both ways through the ip6 lab; fails when pwgated's
 # memory, goroutines or open files grow. Results in bench/results/soak-*.
 SOAK ?= 30m
+# WG_BIND=xdp: with ENCRYPT=wireguard, wireguard.bind: xdp.
+WG_BIND ?= kernel
 # Failover with two parallel pseudowires between two LAN bridges, with and
 # without downlink.follow_peer, under RSTP (Open vSwitch) and legacy STP;
 # BRIDGES=rstp for RSTP only; ENCRYPT=wireguard for the pseudowires inside
@@ -120,7 +122,7 @@ web-vendor:
 	control/statsrv/web/vendor.sh
 
 soak: root-check deps build
-	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK) --encrypt $(ENCRYPT)
+	$(GO) run ./bench/pwsoak --bin $(BIN) --duration $(SOAK) --encrypt $(ENCRYPT) --wg-bind $(WG_BIND)
 
 # The appliance's disk image (hw/image): Debian from its mirror, our
 # binaries, A/B root slots; bin/pwgate.img and .zst, and bin/pwgate.update

@@ -2,7 +2,7 @@
 // traffic both ways for a long time and checks that pwgated's memory,
 // goroutines and open files do not grow: an appliance runs for a year.
 //
-//	pwsoak [--duration 30m] [--every 1m] [--mode ip6|eth] [--encrypt none|wireguard] [--rate 300M] [--bin bin] [--out bench/results]
+//	pwsoak [--duration 30m] [--every 1m] [--mode ip6|eth] [--encrypt none|wireguard] [--wg-bind kernel|xdp] [--rate 300M] [--bin bin] [--out bench/results]
 //
 // With --encrypt wireguard the pseudowire runs inside the embedded
 // WireGuard (ip6 mode), whose buffer pools are what is watched there.
@@ -46,12 +46,13 @@ func main() {
 	flag.DurationVar(&o.every, "every", time.Minute, "sampling interval")
 	flag.StringVar(&o.mode, "mode", "ip6", "pseudowire mode: ip6 or eth")
 	flag.StringVar(&o.encrypt, "encrypt", "none", "none, or wireguard: the pseudowire (ip6 mode) inside the embedded WireGuard")
+	flag.StringVar(&o.wgBind, "wg-bind", "kernel", "with --encrypt wireguard: wireguard.bind, kernel or xdp")
 	flag.StringVar(&o.rate, "rate", "300M", "iperf3 rate each way (bits/s)")
 	flag.StringVar(&o.bin, "bin", "bin", "directory holding pwgated")
 	flag.StringVar(&o.out, "out", "bench/results", "results directory")
 	flag.Parse()
-	if o.encrypt != "none" && o.encrypt != "wireguard" || o.encrypt == "wireguard" && o.mode != "ip6" {
-		fmt.Fprintf(os.Stderr, "pwsoak: --encrypt %q with --mode %s: want none, or wireguard in ip6 mode\n", o.encrypt, o.mode)
+	if o.encrypt != "none" && o.encrypt != "wireguard" || o.encrypt == "wireguard" && o.mode != "ip6" || o.wgBind != "kernel" && o.wgBind != "xdp" {
+		fmt.Fprintf(os.Stderr, "pwsoak: --encrypt %q with --mode %s, --wg-bind %q: want none, or wireguard in ip6 mode with kernel or xdp\n", o.encrypt, o.mode, o.wgBind)
 		os.Exit(2)
 	}
 	ok, err := run(o)
@@ -68,13 +69,13 @@ func main() {
 type options struct {
 	duration, every          time.Duration
 	mode, encrypt, rate, bin string
-	out                      string
+	out, wgBind              string
 }
 
 // modeName is the mode as the reports say it.
 func (o options) modeName() string {
 	if o.encrypt == "wireguard" {
-		return o.mode + " inside WireGuard"
+		return o.mode + " inside WireGuard (bind: " + o.wgBind + ")"
 	}
 	return o.mode
 }
@@ -129,7 +130,7 @@ func run(o options) (bool, error) {
 	defer os.RemoveAll(dir)
 	l := lab.New(prefix)
 	defer l.Close()
-	s, err := lab.NewSites(l, lab.SitesOptions{Mode: o.mode, Pwgated: pwgated, Dir: dir, STP: true, WireGuard: o.encrypt == "wireguard"})
+	s, err := lab.NewSites(l, lab.SitesOptions{Mode: o.mode, Pwgated: pwgated, Dir: dir, STP: true, WireGuard: o.encrypt == "wireguard", WireGuardBind: o.wgBind})
 	if err != nil {
 		return false, err
 	}
@@ -429,7 +430,7 @@ func report(o options, samples map[string][]sample, verdicts []verdict, changes 
 	if err := os.WriteFile(base+".md", []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	j, _ := json.MarshalIndent(map[string]any{"mode": o.mode, "encrypt": o.encrypt, "rate": o.rate, "duration": o.duration.String(),
+	j, _ := json.MarshalIndent(map[string]any{"mode": o.mode, "encrypt": o.encrypt, "wireguard_bind": o.wgBind, "rate": o.rate, "duration": o.duration.String(),
 		"received_mbps": rates, "samples": samples, "verdicts": verdicts, "mapping_changes": changes, "pass": ok}, "", "  ")
 	if err := os.WriteFile(base+".json", j, 0o644); err != nil {
 		return err

@@ -160,6 +160,34 @@ static __always_inline int ext_next(__u8 nh, void *p, void *end)
 	return -1;
 }
 
+// udp_to reports whether the frame at eth is a UDP datagram to port
+// (network order) over IPv6, or IPv4 without options and not a fragment,
+// and puts its source address into key (IPv4 mapped).
+static __always_inline int udp_to(struct ethhdr *eth, void *end, __u16 port, struct peer_key *key)
+{
+	struct udphdr *udp;
+
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
+			return 0;
+		udp = (void *)(ip6 + 1);
+		__builtin_memcpy(key->addr, &ip6->saddr, sizeof(key->addr));
+	} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl != 5 ||
+		    (ip->frag_off & bpf_htons(0x3fff)))
+			return 0;
+		udp = (void *)(ip + 1);
+		key->addr[10] = 0xff;
+		key->addr[11] = 0xff;
+		__builtin_memcpy(&key->addr[12], &ip->saddr, 4);
+	} else {
+		return 0;
+	}
+	return (void *)(udp + 1) <= end && udp->dest == port;
+}
+
 SEC("xdp")
 int pwgate_uplink(struct xdp_md *ctx)
 {
@@ -171,46 +199,12 @@ int pwgate_uplink(struct xdp_md *ctx)
 	if (pw_mode == 0 || (void *)(eth + 1) > end)
 		goto pass;
 	if (pw_mode == MODE_WG) {
-		struct udphdr *udp;
-		if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-			struct ipv6hdr *ip6 = (void *)(eth + 1);
-			if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
-				goto pass;
-			udp = (void *)(ip6 + 1);
-		} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-			struct iphdr *ip = (void *)(eth + 1);
-			if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl != 5 ||
-			    (ip->frag_off & bpf_htons(0x3fff)))
-				goto pass;
-			udp = (void *)(ip + 1);
-		} else {
-			goto pass;
-		}
-		if ((void *)(udp + 1) > end || udp->dest != bpf_htons(wg_port))
+		if (!udp_to(eth, end, bpf_htons(wg_port), &key))
 			goto pass;
 		return to_socket(&ul_sockets, ctx->rx_queue_index, UL_TO_SOCKET, UL_NO_SOCKET);
 	}
 	if (pw_mode == MODE_VXLAN) {
-		struct udphdr *udp;
-		if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-			struct ipv6hdr *ip6 = (void *)(eth + 1);
-			if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
-				goto pass;
-			udp = (void *)(ip6 + 1);
-			__builtin_memcpy(key.addr, &ip6->saddr, sizeof(key.addr));
-		} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-			struct iphdr *ip = (void *)(eth + 1);
-			if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl != 5 ||
-			    (ip->frag_off & bpf_htons(0x3fff)))
-				goto pass;
-			udp = (void *)(ip + 1);
-			key.addr[10] = 0xff;
-			key.addr[11] = 0xff;
-			__builtin_memcpy(&key.addr[12], &ip->saddr, 4);
-		} else {
-			goto pass;
-		}
-		if ((void *)(udp + 1) > end || udp->dest != bpf_htons(VXLAN_PORT))
+		if (!udp_to(eth, end, bpf_htons(VXLAN_PORT), &key))
 			goto pass;
 	} else if (pw_mode == MODE_ETH) {
 		if (eth->h_proto != bpf_htons(PW_ETHERTYPE))

@@ -21,17 +21,30 @@ import (
 	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
-func TestWireGuardMode(t *testing.T) {
-	s := buildSites(t, lab.SitesOptions{Mode: "ip6", STP: true, WireGuard: true})
+// wgStep is one step of a WireGuard test, run in order on the same sites.
+type wgStep struct {
+	name string
+	f    func(*testing.T, *lab.Sites)
+}
+
+// runWG starts both sites' pwgated with the pseudowire inside WireGuard
+// (bind: wireguard.bind) and runs steps until one fails.
+func runWG(t *testing.T, bind string, steps []wgStep) {
+	s := buildSites(t, lab.SitesOptions{Mode: "ip6", STP: true, WireGuard: true, WireGuardBind: bind})
 	for _, site := range []*lab.Site{s.A, s.B} {
 		if err := s.StartPwgated(site); err != nil {
 			t.Fatal(err)
 		}
 	}
-	steps := []struct {
-		name string
-		f    func(*testing.T, *lab.Sites)
-	}{
+	for _, st := range steps {
+		if !t.Run(st.name, func(t *testing.T) { st.f(t, s) }) {
+			return
+		}
+	}
+}
+
+func TestWireGuardMode(t *testing.T) {
+	runWG(t, "", []wgStep{
 		{"session", testWGSession},
 		{"ping", testPing},
 		{"full-size frames", testWGFullSize},
@@ -46,12 +59,7 @@ func TestWireGuardMode(t *testing.T) {
 		{"roaming", testWGRoaming},
 		{"key rotation", testWGKeyRotation},
 		{"sigterm", testWGSIGTERM},
-	}
-	for _, st := range steps {
-		if !t.Run(st.name, func(t *testing.T) { st.f(t, s) }) {
-			return
-		}
-	}
+	})
 }
 
 // TestWireGuardXDPBind: both sites with wireguard.bind: xdp, WireGuard's
@@ -60,16 +68,7 @@ func TestWireGuardMode(t *testing.T) {
 // wireguard-go peer (its kernel's socket on the other end), roaming, and
 // nothing attached after SIGTERM.
 func TestWireGuardXDPBind(t *testing.T) {
-	s := buildSites(t, lab.SitesOptions{Mode: "ip6", STP: true, WireGuard: true, WireGuardBind: "xdp"})
-	for _, site := range []*lab.Site{s.A, s.B} {
-		if err := s.StartPwgated(site); err != nil {
-			t.Fatal(err)
-		}
-	}
-	steps := []struct {
-		name string
-		f    func(*testing.T, *lab.Sites)
-	}{
+	runWG(t, "xdp", []wgStep{
 		{"session", testWGXDPSession},
 		{"ping", testPing},
 		{"full-size frames", testWGFullSize},
@@ -79,12 +78,7 @@ func TestWireGuardXDPBind(t *testing.T) {
 		{"stock wireguard-go peer", testWGStockPeer},
 		{"roaming", testWGRoaming},
 		{"sigterm", testWGSIGTERM},
-	}
-	for _, st := range steps {
-		if !t.Run(st.name, func(t *testing.T) { st.f(t, s) }) {
-			return
-		}
-	}
+	})
 }
 
 // testWGXDPSession: the session comes up over the XDP bind, the uplink has

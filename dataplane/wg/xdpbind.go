@@ -130,11 +130,6 @@ var errRoutePending = fmt.Errorf("%w: the route is being looked up", syscall.ENE
 // new ones rather than growing the map.
 const maxEndpoints = 1024
 
-// xdpHeadroom is where a received frame starts in its chunk.
-const xdpHeadroom = xsk.RxHeadroom
-
-var errXDPBindClosed = net.ErrClosed
-
 // NewXDPBind returns a bind over port (an AF_XDP socket on the uplink,
 // over umem, which only it uses) for WireGuard's udpPort.
 func NewXDPBind(port xsk.Port, umem *xsk.UMEM, udpPort uint16, resolve Resolver) *XDPBind {
@@ -226,7 +221,7 @@ func (b *XDPBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint, cl
 	for {
 		select {
 		case <-closed:
-			return 0, errXDPBindClosed
+			return 0, net.ErrClosed
 		default:
 		}
 		k := b.port.Receive(b.rxDescs[:min(len(packets), len(b.rxDescs))])

@@ -41,8 +41,8 @@ type XDPBind struct {
 	udpPort uint16
 	resolve Resolver
 
-	mu     sync.Mutex // open, closed: Open and Close against each other
-	open   bool
+	mu     sync.Mutex  // Open and Close against each other
+	open   atomic.Bool // read by Send without mu
 	closed chan struct{}
 	looker sync.WaitGroup // the route goroutine of the open bind
 
@@ -168,13 +168,14 @@ var _ conn.Bind = (*XDPBind)(nil)
 func (b *XDPBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.open {
+	if b.open.Load() {
 		return nil, 0, conn.ErrBindAlreadyOpen
 	}
 	if port != 0 && port != b.udpPort {
 		return nil, 0, fmt.Errorf("the XDP bind serves UDP port %d, not %d: a new listen_port needs pwgated restarted", b.udpPort, port)
 	}
-	b.open, b.closed = true, make(chan struct{})
+	b.closed = make(chan struct{})
+	b.open.Store(true)
 	closed := b.closed
 	b.looker.Add(1)
 	go b.look(closed)
@@ -187,9 +188,9 @@ func (b *XDPBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 func (b *XDPBind) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.open {
+	if b.open.Load() {
+		b.open.Store(false)
 		close(b.closed)
-		b.open = false
 		b.port.Wake()
 		b.looker.Wait()
 	}
@@ -284,10 +285,7 @@ func (b *XDPBind) endpoint(from netip.AddrPort, to netip.Addr) *xdpEndpoint {
 
 // Send implements conn.Bind: each buffer goes out as one datagram to ep.
 func (b *XDPBind) Send(bufs [][]byte, ep conn.Endpoint) error {
-	b.mu.Lock()
-	open := b.open
-	b.mu.Unlock()
-	if !open {
+	if !b.open.Load() {
 		return net.ErrClosed
 	}
 	dst := netip.AddrPortFrom(ep.DstIP().Unmap(), dstPort(ep))

@@ -298,60 +298,16 @@ type Hop struct {
 // A link-local dst with a zone (an unnumbered BGP neighbor's next hop) is
 // on the link of the interface the zone names, whatever the routes say.
 func ResolveNextHop(dst netip.Addr, only netlink.Link, p *Prober) (Hop, string) {
-	var r netlink.Route
-	if dst.Zone() != "" && dst.IsLinkLocalUnicast() {
-		l, err := netlink.LinkByName(dst.Zone())
-		if err != nil {
-			return Hop{}, fmt.Sprintf("next hop %s: %v", dst, err)
-		}
-		r.LinkIndex = l.Attrs().Index
-		dst = dst.WithZone("")
-	} else {
-		var opt netlink.RouteGetOptions
-		if only != nil {
-			opt.OifIndex = only.Attrs().Index
-		}
-		routes, err := netlink.RouteGetWithOptions(dst.AsSlice(), &opt)
-		if err != nil || len(routes) == 0 {
-			return Hop{}, fmt.Sprintf("no route to %s (no router advertisement yet?)", dst)
-		}
-		r = routes[0]
+	q, err := openQuery()
+	if err != nil {
+		return Hop{}, err.Error()
 	}
-	l := only
-	var err error
-	if l == nil {
-		if l, err = netlink.LinkByIndex(r.LinkIndex); err != nil {
-			return Hop{}, fmt.Sprintf("the route to %s leaves by interface %d: %v", dst, r.LinkIndex, err)
-		}
-	} else if r.LinkIndex != l.Attrs().Index {
-		return Hop{}, fmt.Sprintf("the route to %s does not leave by the uplink %s", dst, l.Attrs().Name)
+	defer q.close()
+	oif := 0
+	if only != nil {
+		oif = only.Attrs().Index
 	}
-	h := Hop{Via: dst, Ifindex: l.Attrs().Index, Ifname: l.Attrs().Name}
-	if len(l.Attrs().HardwareAddr) == 6 {
-		h.SrcMAC = frame.MAC(l.Attrs().HardwareAddr)
-	}
-	if gw, ok := netip.AddrFromSlice(r.Gw); ok && r.Gw != nil {
-		h.Via = gw.Unmap()
-	}
-	if src, ok := netip.AddrFromSlice(r.Src); ok && r.Src != nil {
-		h.Src = src.Unmap()
-	}
-	family := netlink.FAMILY_V6
-	if h.Via.Is4() {
-		family = netlink.FAMILY_V4
-	}
-	neighs, err := netlink.NeighList(h.Ifindex, family)
-	if err == nil {
-		for _, n := range neighs {
-			ip, _ := netip.AddrFromSlice(n.IP)
-			if ip.Unmap() == h.Via && n.State&usableNUD != 0 && len(n.HardwareAddr) == 6 {
-				h.MAC = frame.MAC(n.HardwareAddr)
-				return h, ""
-			}
-		}
-	}
-	p.prod(h.Via, h.Ifname)
-	return h, fmt.Sprintf("next hop %s not resolved on %s yet", h.Via, h.Ifname)
+	return q.nextHop(dst, oif, p)
 }
 
 // maxProbed is how many next hops a Prober remembers before it forgets

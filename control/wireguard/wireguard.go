@@ -256,7 +256,9 @@ func Start(c *config.Config, cfg wg.Config, warnings []string, u *xsk.UMEM, xdp 
 		if err != nil {
 			return nil, fmt.Errorf("uplink %s: %w", c.Uplink, err)
 		}
-		r.resolver = &xdpResolver{uplink: ul}
+		if r.resolver, err = newXDPResolver(ul.Attrs().Index); err != nil {
+			return nil, fmt.Errorf("wireguard.bind xdp: %w", err)
+		}
 		cfg.XDP = wg.NewXDPBind(xdp.DL, xdp.UMEM, uint16(c.WireGuard.ListenPort), r.resolver.resolve)
 	}
 	r.cfg = cfg

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/pwgate/pwgate/control/uplink"
 	"github.com/pwgate/pwgate/dataplane/wg"
 )
@@ -17,22 +15,29 @@ import (
 // the next hop's MAC from the neighbour table; a next hop not resolved yet
 // is prodded (an ICMP echo request makes the kernel resolve it) and the
 // send fails until it is. The bind's route goroutine calls it, never a
-// sender.
+// sender, once a second for each destination in use: the Resolver keeps
+// its netlink socket and allocates nothing for a route found.
 type xdpResolver struct {
-	uplink netlink.Link
-	mu     sync.Mutex // the prober: the bind's senders, and close
-	prober uplink.Prober
+	ifindex int
+	mu      sync.Mutex // the bind's route goroutine, and close
+	r       *uplink.Resolver
+}
+
+func newXDPResolver(ifindex int) (*xdpResolver, error) {
+	r, err := uplink.NewResolver()
+	if err != nil {
+		return nil, err
+	}
+	return &xdpResolver{ifindex: ifindex, r: r}, nil
 }
 
 func (x *xdpResolver) resolve(dst netip.Addr) (wg.Route, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	// The link anew: its MAC may have changed since the start.
-	l, err := netlink.LinkByIndex(x.uplink.Attrs().Index)
-	if err != nil {
-		return wg.Route{}, fmt.Errorf("uplink %s: %w", x.uplink.Attrs().Name, err)
+	if x.r == nil {
+		return wg.Route{}, errors.New("closed")
 	}
-	h, why := uplink.ResolveNextHop(dst, l, &x.prober)
+	h, why := x.r.NextHop(dst, x.ifindex)
 	switch {
 	case why != "":
 		return wg.Route{}, errors.New(why)
@@ -45,5 +50,8 @@ func (x *xdpResolver) resolve(dst netip.Addr) (wg.Route, error) {
 func (x *xdpResolver) close() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.prober.Close()
+	if x.r != nil {
+		x.r.Close()
+		x.r = nil
+	}
 }

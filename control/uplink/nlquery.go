@@ -47,7 +47,12 @@ func openQuery() (*nlQuery, error) {
 	return &nlQuery{fd: fd, buf: make([]byte, 32<<10)}, nil
 }
 
-func (q *nlQuery) close() { unix.Close(q.fd) }
+func (q *nlQuery) close() {
+	if q.fd >= 0 {
+		unix.Close(q.fd)
+		q.fd = -1
+	}
+}
 
 // nextHop is ResolveNextHop's work (see there); oif 0 takes the route the
 // kernel would take for its own traffic.
@@ -79,9 +84,13 @@ func (q *nlQuery) nextHop(dst netip.Addr, oif int, p *Prober) (Hop, string) {
 		return Hop{}, fmt.Sprintf("the route to %s leaves by interface %d: %v", dst, h.Ifindex, err)
 	}
 	h.Ifname, h.SrcMAC = name, mac
-	if m, ok := q.neigh(h.Via, h.Ifindex); ok {
+	m, ok, err := q.neigh(h.Via, h.Ifindex)
+	switch {
+	case ok:
 		h.MAC = m
 		return h, ""
+	case err != nil:
+		return h, fmt.Sprintf("next hop %s on %s: the neighbour table: %v", h.Via, h.Ifname, err)
 	}
 	p.prod(h.Via, h.Ifname)
 	return h, fmt.Sprintf("next hop %s not resolved on %s yet", h.Via, h.Ifname)
@@ -118,6 +127,10 @@ func parseRoute(body []byte) (gw, src netip.Addr, oif int) {
 		switch t {
 		case unix.RTA_GATEWAY:
 			gw = addrFrom(v)
+		case unix.RTA_VIA: // IPv4 by an IPv6 next hop (RFC 8950): family, address
+			if len(v) > 2 {
+				gw = addrFrom(v[2:])
+			}
 		case unix.RTA_PREFSRC:
 			src = addrFrom(v)
 		case unix.RTA_OIF:
@@ -184,8 +197,8 @@ func parseLink(body []byte) (index int, name []byte, mac frame.MAC) {
 }
 
 // neigh asks the neighbour table for addr on the interface: its MAC, if
-// the kernel has one it would send to.
-func (q *nlQuery) neigh(addr netip.Addr, index int) (frame.MAC, bool) {
+// the kernel has one it would send to; no entry is no error.
+func (q *nlQuery) neigh(addr netip.Addr, index int) (frame.MAC, bool, error) {
 	family := byte(unix.AF_INET6)
 	if addr.Is4() {
 		family = unix.AF_INET
@@ -195,10 +208,14 @@ func (q *nlQuery) neigh(addr netip.Addr, index int) (frame.MAC, bool) {
 	binary.NativeEndian.PutUint32(b[4:8], uint32(index))
 	q.attr(unix.NDA_DST, addr.AsSlice())
 	body, err := q.ask(unix.RTM_NEWNEIGH)
-	if err != nil { // ENOENT: no entry
-		return frame.MAC{}, false
+	if errors.Is(err, unix.ENOENT) {
+		return frame.MAC{}, false, nil
 	}
-	return parseNeigh(body)
+	if err != nil {
+		return frame.MAC{}, false, err
+	}
+	m, ok := parseNeigh(body)
+	return m, ok, nil
 }
 
 // parseNeigh reads a neighbour's MAC, if its state is one to send to.
@@ -251,11 +268,17 @@ func (q *nlQuery) attrU32(typ uint16, v uint32) {
 	q.attr(typ, b[:])
 }
 
-var errNoAnswer = errors.New("netlink: no answer")
+var (
+	errNoAnswer  = errors.New("netlink: no answer")
+	errTruncated = errors.New("netlink: the answer is longer than the buffer")
+)
 
 // ask sends the request begun and returns the body of the answer of type
 // want, skipping answers to earlier questions that timed out.
 func (q *nlQuery) ask(want uint16) ([]byte, error) {
+	if q.fd < 0 {
+		return nil, errors.New("netlink: closed")
+	}
 	if _, err := unix.Write(q.fd, q.req[:binary.NativeEndian.Uint32(q.req[0:4])]); err != nil {
 		return nil, err
 	}
@@ -269,6 +292,9 @@ func (q *nlQuery) ask(want uint16) ([]byte, error) {
 				return nil, errNoAnswer
 			}
 			return nil, err
+		}
+		if n >= len(q.buf) { // the rest of the datagram is gone
+			return nil, errTruncated
 		}
 		if body, err, ok := answer(q.buf[:n], q.seq, want); ok {
 			return body, err

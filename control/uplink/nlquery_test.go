@@ -13,7 +13,8 @@ import (
 	"github.com/pwgate/pwgate/bench/lab"
 )
 
-// TestResolver: the Resolver finds IPv6 and IPv4 next hops, their source
+// TestResolver: the Resolver finds IPv6 and IPv4 next hops (and IPv4's
+// by an IPv6 next hop), their source
 // addresses and MACs, by the uplink or on a zoned link-local address;
 // says which next hop is not resolved yet and when there is no route;
 // and finds a resolved one without allocating.
@@ -23,6 +24,7 @@ func TestResolver(t *testing.T) {
 		"ip -6 route add default via 2001:db8:a::1 dev ul0",
 		"ip -6 route add 2001:db8:c::/64 via 2001:db8:a::2 dev ul0",
 		"ip route add 198.51.100.0/24 via 192.0.2.1 dev ul0",
+		"ip route add 100.64.0.0/24 via inet6 fe80::1 dev ul0",
 		"ip -6 neigh replace 2001:db8:a::1 lladdr 02:00:00:00:0f:0a dev ul0 nud permanent",
 		"ip -6 neigh replace fe80::1 lladdr 02:00:00:00:0f:0b dev ul0 nud permanent",
 		"ip neigh replace 192.0.2.1 lladdr 02:00:00:00:0f:0c dev ul0 nud permanent"); err != nil {
@@ -42,6 +44,7 @@ func TestResolver(t *testing.T) {
 		for _, c := range []struct{ dst, via, src, mac, why string }{
 			{"2001:db8:b::b", "2001:db8:a::1", "2001:db8:a::a", "02:00:00:00:0f:0a", ""},
 			{"198.51.100.7", "192.0.2.1", "192.0.2.10", "02:00:00:00:0f:0c", ""},
+			{"100.64.0.9", "fe80::1", "192.0.2.10", "02:00:00:00:0f:0b", ""}, // RFC 8950: RTA_VIA
 			{"fe80::1%ul0", "fe80::1", "invalid IP", "02:00:00:00:0f:0b", ""},
 			{"2001:db8:c::c", "2001:db8:a::2", "2001:db8:a::a", "00:00:00:00:00:00", "next hop 2001:db8:a::2 not resolved on ul0 yet"},
 			{"fe80::1%nosuch0", "invalid IP", "invalid IP", "00:00:00:00:00:00", "next hop fe80::1%nosuch0: interface nosuch0: no such device"},

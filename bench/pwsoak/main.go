@@ -29,8 +29,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pwgate/pwgate/bench/lab"
@@ -130,6 +132,16 @@ func run(o options) (bool, error) {
 	defer os.RemoveAll(dir)
 	l := lab.New(prefix)
 	defer l.Close()
+	// Interrupted (a soak is long): the namespaces and daemons go too.
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-interrupt
+		fmt.Fprintln(os.Stderr, "pwsoak: interrupted: removing the lab")
+		lab.Teardown(prefix)
+		os.RemoveAll(dir)
+		os.Exit(130)
+	}()
 	s, err := lab.NewSites(l, lab.SitesOptions{Mode: o.mode, Pwgated: pwgated, Dir: dir, STP: true, WireGuard: o.encrypt == "wireguard", WireGuardBind: o.wgBind})
 	if err != nil {
 		return false, err

@@ -80,6 +80,15 @@ type Device struct {
 
 // NewDevice starts wireguard-go on t with cfg. log receives wireguard-go's
 // errors (rate-limited). On error nothing is left running, t included.
+//
+// wireguard-go's 64 KiB message buffers are not bounded on Linux (its
+// PreallocatedBuffersPerPool is 0 there). Bounding them from here (its
+// pool replaced before the device's goroutines take a buffer) was tried:
+// the bench's far end then stopped sending for good, all 1,024 buffers
+// out. The likely cycle: with packets staged while a new session is
+// being confirmed, a receiver that got the peer's first packet under the
+// new key waits for a buffer before it hands that packet on, and the
+// buffers are held by the staged packets that wait for it.
 func NewDevice(t *Tunnel, cfg Config, log *slog.Logger) (*Device, error) {
 	d := &Device{tunnel: t, log: log, logLast: map[string]time.Time{}}
 	d.setFailureNames(cfg)

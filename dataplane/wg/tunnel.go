@@ -129,7 +129,6 @@ func NewTunnel(u *xsk.UMEM, mtu int, host HostTUN) *Tunnel {
 		events:   make(chan tun.Event, 1), closed: make(chan struct{}),
 	}
 	t.timer.Stop()
-	t.events <- tun.EventUp
 	if host != nil {
 		for i := 0; i < 2; i++ {
 			b := &hostBatch{bufs: make([][]byte, host.BatchSize()), sizes: make([]int, host.BatchSize())}
@@ -445,7 +444,12 @@ func (t *Tunnel) MTU() (int, error) { return t.mtu, nil }
 // Name implements tun.Device.
 func (t *Tunnel) Name() (string, error) { return "pwgate", nil }
 
-// Events implements tun.Device: the tunnel is up from the start.
+// Events implements tun.Device: there are none. NewDevice brings the
+// device up itself, on its caller's thread: an EventUp brought it up from
+// wireguard-go's event goroutine, on any thread, racing NewDevice's own
+// configuration, and the kernel bind's socket opened in whatever network
+// namespace that thread was in (the bench's far end runs in a namespace
+// of its own).
 func (t *Tunnel) Events() <-chan tun.Event { return t.events }
 
 // BatchSize implements tun.Device.

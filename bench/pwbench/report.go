@@ -312,6 +312,22 @@ func (r *report) vxlanTable() string {
 	return b.String()
 }
 
+// fullCore is the DUT core's utilisation above which a case measured
+// the DUT's speed, not its generator's.
+const fullCore = 0.9
+
+// decapSpeed is decap's speed over encap's: their frames/s when both
+// filled the DUT core; otherwise the generator, not the DUT, set one of
+// them (the WireGuard far end does the same work as the DUT, on one
+// core), and the speed is what a full core would carry, from CPU per
+// frame (which idle polling inflates: the ratio is, if anything, low).
+func decapSpeed(e, d *result) (float64, string) {
+	if e.CoreUse >= fullCore && d.CoreUse >= fullCore || e.CPUPerFrame == 0 || d.CPUPerFrame == 0 {
+		return d.FPS / e.FPS, ""
+	}
+	return e.CPUPerFrame / d.CPUPerFrame, fmt.Sprintf(" by CPU per frame (%.0f against %.0f ns; DUT core %.0f%% and %.0f%% busy)", d.CPUPerFrame, e.CPUPerFrame, 100*d.CoreUse, 100*e.CoreUse)
+}
+
 // wgGoals checks the WireGuard goals.
 func (r *report) wgGoals() {
 	c := func(dut string, size int, dir string) *result {
@@ -353,11 +369,12 @@ func (r *report) wgGoals() {
 			if e == nil || d == nil || e.FPS < 1 {
 				continue
 			}
-			met = met && d.FPS >= 0.8*e.FPS
-			details = append(details, fmt.Sprintf("%d: %.2f×", size, d.FPS/e.FPS))
+			ratio, why := decapSpeed(e, d)
+			met = met && ratio >= 0.8
+			details = append(details, fmt.Sprintf("%d: %.2f×%s", size, ratio, why))
 		}
 		if len(details) > 0 {
-			r.Goals = append(r.Goals, goal{dut + ": decap ≥ 0.8× encap's frames/s at every size", met, strings.Join(details, ", ")})
+			r.Goals = append(r.Goals, goal{dut + ": decap ≥ 0.8× encap's speed at every size (frames/s; by CPU per frame where a direction left the DUT core idle)", met, strings.Join(details, ", ")})
 		}
 	}
 	pair := microMetric(r.Micro, "BenchmarkWireGuardPair/64", "cpu-ns/pkt")

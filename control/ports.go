@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/pwgate/pwgate/bpf"
 	"github.com/pwgate/pwgate/control/config"
 	"github.com/pwgate/pwgate/control/nic"
+	"github.com/pwgate/pwgate/control/uplink"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -30,9 +30,10 @@ type ports struct {
 	// is then the tunnel.
 	wg    *xsk.Pair
 	links []link.Link
-	peers []bpf.PeerKey // what the XDP peer map holds
-	nic   []nic.Change  // settings changed, restored by close
-	bound []*boundPort  // the interfaces the sockets are bound to: the LAN port, the uplink
+	peers []bpf.PeerKey    // what the XDP peer map holds
+	nic   []nic.Change     // settings changed, restored by close
+	bound []*boundPort     // the interfaces the sockets are bound to: the LAN port, the uplink
+	nl    *uplink.Resolver // look's netlink socket
 }
 
 // WaitPorts waits up to wait for c's ports (the pseudowire's, the anycast
@@ -92,26 +93,24 @@ type boundPort struct {
 // hand it another frame: only binding anew helps.
 func (p *ports) look(log *slog.Logger) error {
 	for _, b := range p.bound {
-		l, err := netlink.LinkByName(b.name)
-		var gone netlink.LinkNotFoundError
+		l, err := p.nl.LinkByName(b.name)
 		switch {
-		case errors.As(err, &gone):
+		case errors.Is(err, unix.ENODEV):
 			return fmt.Errorf("port %s went away (%w): its AF_XDP socket is dead", b.name, err)
 		case err != nil:
 			// Netlink failing (out of buffers, say) is no sign the
 			// port went: look again in a second.
 			log.Warn("cannot look at a port", "port", b.name, "err", err)
 			continue
-		case l.Attrs().Index != b.index:
-			return fmt.Errorf("port %s was replaced (interface index %d, bound to %d): its AF_XDP socket is dead", b.name, l.Attrs().Index, b.index)
+		case l.Index != b.index:
+			return fmt.Errorf("port %s was replaced (interface index %d, bound to %d): its AF_XDP socket is dead", b.name, l.Index, b.index)
 		}
-		up := l.Attrs().RawFlags&unix.IFF_UP != 0 && l.Attrs().RawFlags&unix.IFF_RUNNING != 0
 		switch {
-		case !up && b.down.IsZero():
+		case !l.Up && b.down.IsZero():
 			b.down = time.Now()
 			b.downs.Add(1)
 			log.Warn("port link down", "port", b.name)
-		case up && !b.down.IsZero():
+		case l.Up && !b.down.IsZero():
 			log.Info("port link up", "port", b.name, "was_down", time.Since(b.down).Round(100*time.Millisecond))
 			b.down = time.Time{}
 		}
@@ -152,18 +151,18 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 	// kernel's (WireGuard's UDP through its socket: no program, no socket
 	// of ours there) or, with wireguard.bind: xdp, WireGuard's own AF_XDP
 	// socket's, to which the program sends WireGuard's port.
-	uplink, engineUplink, mode := c.Uplink, c.Uplink, bpfMode(c)
+	ul, engineUplink, mode := c.Uplink, c.Uplink, bpfMode(c)
 	var wgPort uint16
 	if c.OverWireGuard() {
-		uplink, engineUplink, mode = "", "", bpf.ModeNone
+		ul, engineUplink, mode = "", "", bpf.ModeNone
 		if c.WireGuard.BindXDP {
-			uplink, mode, wgPort = c.Uplink, bpf.ModeWireGuard, uint16(c.WireGuard.ListenPort)
+			ul, mode, wgPort = c.Uplink, bpf.ModeWireGuard, uint16(c.WireGuard.ListenPort)
 		}
 	}
-	if p.nic, err = nic.Prepare(c.NICOffloads, c.Downlink, uplink); err != nil {
+	if p.nic, err = nic.Prepare(c.NICOffloads, c.Downlink, ul); err != nil {
 		return nil, err
 	}
-	links, err := nic.PrepareLinks(c.Downlink, uplink, c.FollowPeer != nil)
+	links, err := nic.PrepareLinks(c.Downlink, ul, c.FollowPeer != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +187,8 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 		return nil, err
 	}
 	p.links = append(p.links, l)
-	if uplink != "" {
-		if l, err = p.objs.AttachUplink(uplink, bpf.AttachMode(c.XDPMode)); err != nil {
+	if ul != "" {
+		if l, err = p.objs.AttachUplink(ul, bpf.AttachMode(c.XDPMode)); err != nil {
 			return nil, err
 		}
 		p.links = append(p.links, l)
@@ -224,7 +223,7 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 			return nil, err
 		}
 	}
-	for _, name := range []string{c.Downlink, uplink} {
+	for _, name := range []string{c.Downlink, ul} {
 		if name == "" {
 			continue
 		}
@@ -233,6 +232,11 @@ func openPorts(c *config.Config) (_ *ports, err error) {
 			return nil, err
 		}
 		p.bound = append(p.bound, &boundPort{name: name, index: ifi.Index})
+	}
+	// look asks every second, all day: on a socket of its own, without
+	// allocating.
+	if p.nl, err = uplink.NewResolver(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -293,5 +297,9 @@ func (p *ports) close() error {
 	}
 	errs = append(errs, nic.Restore(p.nic))
 	p.nic = nil
+	if p.nl != nil {
+		p.nl.Close()
+		p.nl = nil
+	}
 	return errors.Join(errs...)
 }

@@ -59,7 +59,7 @@ func (q *nlQuery) close() {
 func (q *nlQuery) nextHop(dst netip.Addr, oif int, p *Prober) (Hop, string) {
 	var h Hop
 	if dst.Zone() != "" && dst.IsLinkLocalUnicast() {
-		i, err := q.linkByName(dst.Zone())
+		i, _, err := q.linkByName(dst.Zone())
 		if err != nil {
 			return Hop{}, fmt.Sprintf("next hop %s: %v", dst, err)
 		}
@@ -149,34 +149,35 @@ func (q *nlQuery) link(index int) (string, frame.MAC, error) {
 	if err != nil {
 		return "", frame.MAC{}, err
 	}
-	_, name, mac := parseLink(body)
+	_, _, name, mac := parseLink(body)
 	if string(name) != q.ifname { // compared without a copy
 		q.ifname = string(name)
 	}
 	return q.ifname, mac, nil
 }
 
-// linkByName asks for the index of the interface called name.
-func (q *nlQuery) linkByName(name string) (int, error) {
+// linkByName asks for the interface called name: its index and flags.
+func (q *nlQuery) linkByName(name string) (int, uint32, error) {
 	if len(name) >= unix.IFNAMSIZ {
-		return 0, fmt.Errorf("no interface %q", name)
+		return 0, 0, fmt.Errorf("interface %s: %w", name, unix.ENODEV)
 	}
 	q.begin(unix.RTM_GETLINK, unix.SizeofIfInfomsg)
-	q.attr(unix.IFLA_IFNAME, append([]byte(name), 0))
+	q.attrString(unix.IFLA_IFNAME, name)
 	body, err := q.ask(unix.RTM_NEWLINK)
 	if err != nil {
-		return 0, fmt.Errorf("interface %s: %w", name, err)
+		return 0, 0, fmt.Errorf("interface %s: %w", name, err)
 	}
-	i, _, _ := parseLink(body)
-	return i, nil
+	i, flags, _, _ := parseLink(body)
+	return i, flags, nil
 }
 
-// parseLink reads a link's index, name (without its NUL) and MAC.
-func parseLink(body []byte) (index int, name []byte, mac frame.MAC) {
+// parseLink reads a link's index, flags, name (without its NUL) and MAC.
+func parseLink(body []byte) (index int, flags uint32, name []byte, mac frame.MAC) {
 	if len(body) < unix.SizeofIfInfomsg {
 		return
 	}
 	index = int(int32(binary.NativeEndian.Uint32(body[4:8])))
+	flags = binary.NativeEndian.Uint32(body[8:12])
 	for t, v := range attrs(body[unix.SizeofIfInfomsg:]) {
 		switch t {
 		case unix.IFLA_IFNAME:
@@ -250,16 +251,22 @@ func (q *nlQuery) begin(typ uint16, n int) []byte {
 }
 
 // attr appends an attribute to the request begun.
-func (q *nlQuery) attr(typ uint16, v []byte) {
+func (q *nlQuery) attr(typ uint16, v []byte) { copy(q.attrSpace(typ, len(v)), v) }
+
+// attrString appends a NUL-terminated string attribute.
+func (q *nlQuery) attrString(typ uint16, v string) { copy(q.attrSpace(typ, len(v)+1), v) }
+
+// attrSpace appends an attribute of n zero bytes and returns them.
+func (q *nlQuery) attrSpace(typ uint16, n int) []byte {
 	at := int(binary.NativeEndian.Uint32(q.req[0:4]))
-	l := unix.SizeofRtAttr + len(v)
+	l := unix.SizeofRtAttr + n
 	end := at + (l+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1)
 	a := q.req[at:end]
 	clear(a)
 	binary.NativeEndian.PutUint16(a[0:2], uint16(l))
 	binary.NativeEndian.PutUint16(a[2:4], typ)
-	copy(a[unix.SizeofRtAttr:], v)
 	binary.NativeEndian.PutUint32(q.req[0:4], uint32(end))
+	return a[unix.SizeofRtAttr:l]
 }
 
 func (q *nlQuery) attrU32(typ uint16, v uint32) {
@@ -327,9 +334,9 @@ func answer(b []byte, seq uint32, want uint16) ([]byte, error, bool) {
 	return nil, nil, false
 }
 
-// Resolver is ResolveNextHop for a caller that asks often: it keeps its
-// netlink socket, and a lookup that finds its next hop allocates nothing.
-// It is not safe for concurrent use.
+// Resolver asks the kernel about next hops (ResolveNextHop) and links for
+// a caller that asks often: it keeps its netlink socket, and an answer
+// found allocates nothing. It is not safe for concurrent use.
 type Resolver struct {
 	q *nlQuery
 	p Prober
@@ -348,6 +355,23 @@ func NewResolver() (*Resolver, error) {
 // the kernel's own choice.
 func (r *Resolver) NextHop(dst netip.Addr, oif int) (Hop, string) {
 	return r.q.nextHop(dst, oif, &r.p)
+}
+
+// Link is an interface as the kernel has it now.
+type Link struct {
+	Index int
+	Up    bool // administratively up, and the link running (IFF_UP, IFF_RUNNING)
+}
+
+// LinkByName asks for the interface called name without allocating;
+// errors.Is(err, unix.ENODEV) when there is none.
+func (r *Resolver) LinkByName(name string) (Link, error) {
+	i, flags, err := r.q.linkByName(name)
+	if err != nil {
+		return Link{}, err
+	}
+	const upRunning = unix.IFF_UP | unix.IFF_RUNNING
+	return Link{Index: i, Up: flags&upRunning == upRunning}, nil
 }
 
 // Close closes the socket and the prober.

@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -67,6 +68,22 @@ func TestResolver(t *testing.T) {
 		peer := netip.MustParseAddr("2001:db8:b::b")
 		if n := testing.AllocsPerRun(100, func() { r.NextHop(peer, ul.Attrs().Index) }); n != 0 {
 			return fmt.Errorf("%v allocations per lookup, want 0", n)
+		}
+		// Links by name: index, up and running, gone.
+		if lk, err := r.LinkByName("ul0"); err != nil || lk != (Link{Index: ul.Attrs().Index, Up: true}) {
+			return fmt.Errorf("ul0: %+v %v", lk, err)
+		}
+		if n := testing.AllocsPerRun(100, func() { r.LinkByName("ul0") }); n != 0 {
+			return fmt.Errorf("%v allocations per link, want 0", n)
+		}
+		if _, err := r.LinkByName("nosuch0"); !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("nosuch0: %v, want ENODEV", err)
+		}
+		if _, err := l.Exec("x", "ip", "link", "set", "ulp", "down"); err != nil {
+			return err
+		}
+		if lk, err := r.LinkByName("ul0"); err != nil || lk.Up {
+			return fmt.Errorf("ul0 with its peer down: %+v %v, want not running", lk, err)
 		}
 		return nil
 	})

@@ -6,9 +6,11 @@ package main
 // DMI strings and CPU of the two boxes, so that --profile auto picks their
 // profiles: A reports "Default string" in every DMI field, as these boxes'
 // firmware does, and a Celeron J3160 (the C4's CPU: the profile comes from
-// the CPU model); B reports Skynew IN-1 (from DMI). Both modes are run on
+// the CPU model); B reports Skynew IN-1 (from DMI). The modes are run on
 // one boot of each VM: eth with the uplinks on one segment, then ip6 with
-// the uplinks through a router (this namespace, with radvd):
+// the uplinks through a router (this namespace, with radvd), then ip6
+// inside WireGuard with its UDP on the uplink's zero-copy AF_XDP socket
+// (wireguard.bind: xdp):
 //
 //	hosta ── br-a ── [A: dl enp0s4, ul enp0s6] ── br-ul (eth) ── [B] ── br-b ── hostb
 //	                                          └── br-ula ─ router ─ br-ulb ┘ (ip6)
@@ -32,6 +34,7 @@ import (
 
 	"github.com/pwgate/pwgate/bench/lab"
 	"github.com/pwgate/pwgate/dataplane/frame/frametest"
+	"github.com/pwgate/pwgate/dataplane/wg"
 )
 
 // igbVM is one appliance of the igb run.
@@ -153,6 +156,9 @@ func runIGB(image string, boot time.Duration) error {
 	if err := t.reset("uplink of a (qemu: set_link)", vms[0], "set_link uplink off", "set_link uplink on", 5*time.Second); err != nil {
 		return fmt.Errorf("ip6 mode: %w", err)
 	}
+	if err := t.wireGuard(); err != nil {
+		return fmt.Errorf("ip6 inside WireGuard (bind: xdp): %w", err)
+	}
 	// The hardware watchdog: systemd feeds it; an update whose init
 	// never finishes ends in a reset, and the old slot boots.
 	for _, v := range vms {
@@ -185,6 +191,61 @@ func igbConfig(mode string, v, peer *igbVM) string {
 		c += fmt.Sprintf("peer:\n  address: 2001:db8:%s::%s\nlocal:\n  token: \"::%s\"\n", peer.name, peer.name, v.name)
 	}
 	return c + "stats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\n"
+}
+
+// igbWGConfig is v's pwgated.yaml with the pseudowire (ip6) inside
+// WireGuard, its UDP on the uplink's AF_XDP socket, zero-copy or not at
+// all: the overlay fd00:77::a and ::b, the underlay the uplinks' SLAAC
+// addresses (tokens ::a and ::b).
+func igbWGConfig(v, peer *igbVM, peerKey wg.Key) string {
+	c := fmt.Sprintf("mode: ip6\ndownlink:\n  interface: enp0s4\n  mtu: 1600\nuplink:\n  interface: enp0s6\nxdp_bind: zerocopy\npeer:\n  address: fd00:77::%s\n", peer.name)
+	c += fmt.Sprintf("wireguard:\n  private_key_file: /config/wg.key\n  listen_port: 51820\n  bind: xdp\n  addresses: [fd00:77::%s/64]\n  peers:\n", v.name)
+	c += fmt.Sprintf("    - public_key: %q\n      endpoint: \"[2001:db8:%s::%s]:51820\"\n      allowed_ips: [fd00:77::%s/128]\n      persistent_keepalive: 25\n", peerKey, peer.name, peer.name, peer.name)
+	return c + "stats:\n  socket: /run/pwgate/pwgated.sock\n  group: adm\n"
+}
+
+// wireGuard runs the pseudowire inside WireGuard with wireguard.bind: xdp
+// and xdp_bind: zerocopy: WireGuard's UDP on a zero-copy AF_XDP socket of
+// igb's uplink, the traffic of checkMode through it.
+func (t *igbRun) wireGuard() error {
+	keys := make([]wg.Key, len(t.vms))
+	for i := range keys {
+		k, err := wg.GenerateKey()
+		if err != nil {
+			return err
+		}
+		keys[i] = k
+	}
+	for i, v := range t.vms {
+		conf := igbWGConfig(v, t.vms[v.peer], keys[v.peer].PublicKey())
+		cmd := fmt.Sprintf("(umask 077 && echo %s > /config/wg.key) && ip token set ::%s dev enp0s6 && cat > /config/pwgated.yaml <<'EOF'\n%sEOF\nsystemctl restart pwgated", keys[i], v.name, conf)
+		if out, err := t.ssh(v.vm, cmd); err != nil {
+			return fmt.Errorf("vm %s: %v\n%s", v.name, err, out)
+		}
+	}
+	for _, v := range t.vms {
+		if err := t.waitActive(v, time.Now(), time.Minute); err != nil {
+			return err
+		}
+	}
+	if err := t.checkMode("ip6+wg"); err != nil {
+		return err
+	}
+	for _, v := range t.vms {
+		out, err := t.ssh(v.vm, "pwctl wg")
+		if err != nil {
+			return fmt.Errorf("vm %s: pwctl wg: %v\n%s", v.name, err, out)
+		}
+		steered, err := t.counter(v, "ul_xdp_to_socket")
+		if err != nil {
+			return err
+		}
+		if steered == 0 {
+			return fmt.Errorf("vm %s: no WireGuard datagram reached the AF_XDP socket (ul_xdp_to_socket 0)\n%s", v.name, out)
+		}
+		fmt.Printf("pwimagetest igb: ip6+wg mode: vm %s: %d datagrams by the zero-copy socket; pwctl wg:\n%s", v.name, steered, indent(out))
+	}
+	return nil
 }
 
 type igbRun struct {

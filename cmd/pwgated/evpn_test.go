@@ -114,6 +114,22 @@ func evpnPing(t *testing.T, e *lab.EVPN, from *lab.EVPNSite, to string, args ...
 	}
 }
 
+// evpnPingWithin pings like evpnPing until one succeeds or d passes: the
+// first ping after the sessions come up, while the routes of the far
+// site may still be on their way.
+func evpnPingWithin(t *testing.T, e *lab.EVPN, from *lab.EVPNSite, to string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(200 * time.Millisecond) {
+		out, err := e.Exec(from.Host, "ping", "-q", "-W", "1", "-c", "3", "-i", "0.2", to)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s -> %s: %v\n%s", from.Name, to, err, out)
+		}
+	}
+}
+
 func counters(t *testing.T, s *lab.EVPNSite) map[string]uint64 {
 	t.Helper()
 	cs, err := client.FetchCounters(s.Socket, 5*time.Second)

@@ -163,7 +163,9 @@ func TestEVPNUnnumbered(t *testing.T) {
 	if err := e.WaitFRRFlood(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	evpnPing(t, e, e.A, e.C.HostIP)
+	// pwgate's side of the routes (FRR's MACs and flood list) may still be
+	// arriving: the first ping waits for them.
+	evpnPingWithin(t, e, e.A, e.C.HostIP, 10*time.Second)
 	evpnPing(t, e, e.C, e.A.HostIP)
 	st := evpnStatus(t, e.A)
 	if n := st.BGP.Neighbors; len(n) != 1 || n[0].Neighbor != "if:ul0" || !strings.HasPrefix(n[0].Address, "fe80::") || !strings.HasSuffix(n[0].Address, "%ul0") {

@@ -89,6 +89,14 @@ type countingBind struct {
 	conn.Bind
 	c       *bindCounters
 	overlay atomic.Pointer[overlay]
+	ready   chan struct{} // closed once NewDevice has set up the device's buffers
+}
+
+// BatchSize implements conn.Bind. wireguard-go's TUN reader asks it before
+// it takes its first buffers, so it waits for ready.
+func (b *countingBind) BatchSize() int {
+	<-b.ready
+	return b.Bind.BatchSize()
 }
 
 // Open implements conn.Bind.

@@ -65,6 +65,7 @@ type Device struct {
 	tunnel   *Tunnel
 	bind     bindCounters
 	binder   *countingBind
+	buffers  *recycler
 	xdp      *XDPBind   // nil: the kernel's socket
 	mu       sync.Mutex // cfg: Configure (main goroutine) against Peers (anyone)
 	cfg      Config
@@ -81,24 +82,29 @@ type Device struct {
 // NewDevice starts wireguard-go on t with cfg. log receives wireguard-go's
 // errors (rate-limited). On error nothing is left running, t included.
 //
-// wireguard-go's 64 KiB message buffers are not bounded on Linux (its
-// PreallocatedBuffersPerPool is 0 there). Bounding them from here (its
-// pool replaced before the device's goroutines take a buffer) was tried:
-// the bench's far end then stopped sending for good, all 1,024 buffers
-// out. The likely cycle: with packets staged while a new session is
-// being confirmed, a receiver that got the peer's first packet under the
-// new key waits for a buffer before it hands that packet on, and the
-// buffers are held by the staged packets that wait for it.
+// wireguard-go's 64 KiB message buffers are recycled (recycler), not
+// bounded: on Linux its PreallocatedBuffersPerPool is 0. Bounding them from
+// here was tried: the bench's far end then stopped sending for good, all
+// 1,024 buffers out. The likely cycle: with packets staged while a new
+// session is being confirmed, a receiver that got the peer's first packet
+// under the new key waits for a buffer before it hands that packet on, and
+// the buffers are held by the staged packets that wait for it.
 func NewDevice(t *Tunnel, cfg Config, log *slog.Logger) (*Device, error) {
-	d := &Device{tunnel: t, log: log, logLast: map[string]time.Time{}}
+	d := &Device{tunnel: t, log: log, logLast: map[string]time.Time{}, buffers: newRecycler()}
 	d.setFailureNames(cfg)
 	var udp conn.Bind = conn.NewStdNetBind()
 	if cfg.XDP != nil {
 		udp, d.xdp = cfg.XDP, cfg.XDP
 	}
-	d.binder = &countingBind{Bind: udp, c: &d.bind}
+	d.binder = &countingBind{Bind: udp, c: &d.bind, ready: make(chan struct{})}
 	d.binder.overlay.Store(&overlay{prefixes: cfg.Overlay, ifindex: int32(cfg.HostIfindex)})
 	d.dev = device.NewDevice(t, d.binder, &device.Logger{Verbosef: d.verbosef, Errorf: d.errorf})
+	// The device's TUN reader takes its buffers only after it has asked
+	// the bind's BatchSize, which waits for ready.
+	if !d.buffers.install(d.dev) {
+		log.Warn("wireguard-go's message buffer pool is not where this build expects it: its buffers are not recycled")
+	}
+	close(d.binder.ready)
 	if err := d.dev.IpcSet(fullUAPI(cfg)); err != nil {
 		d.dev.Close()
 		return nil, fmt.Errorf("configure wireguard: %w", err)
@@ -345,6 +351,7 @@ func (d *Device) Snapshot(s *stats.Snapshot) {
 	s[stats.WGRxLooped] += d.bind.looped.Load()
 	s[stats.WGInvalidHandshakes] += d.invalidHandshakes.Load()
 	s[stats.WGHandshakeFailures] += d.handshakeFailures.Load()
+	s[stats.WGBuffersMade] += d.buffers.made.Load()
 	if d.xdp != nil {
 		d.xdp.snapshot(s)
 	}

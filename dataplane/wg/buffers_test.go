@@ -1,0 +1,92 @@
+package wg
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// collect runs the GC until the recycler holds want idle buffers.
+func collect(t *testing.T, r *recycler, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		r.mu.Lock()
+		n := len(r.free)
+		r.mu.Unlock()
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d buffers came back, want %d", n, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRecycler runs buffers through a sync.Pool, as wireguard-go does, and
+// lets the GC empty it: the buffers come back, and no new ones are made.
+func TestRecycler(t *testing.T) {
+	r := newRecycler()
+	pool := &sync.Pool{New: r.get}
+	held := make([]*msgBuffer, 50)
+	for i := range held {
+		held[i] = pool.Get().(*msgBuffer)
+	}
+	for _, b := range held {
+		pool.Put(b)
+	}
+	clear(held)
+	collect(t, r, 50) // the pool let go of them (two GCs), the finalizers ran
+	for i := range held {
+		held[i] = pool.Get().(*msgBuffer)
+	}
+	if got := r.made.Load(); got != 50 {
+		t.Fatalf("made %d buffers, want 50", got)
+	}
+	r.mu.Lock()
+	if len(r.free) != 0 {
+		t.Errorf("%d buffers left idle, want 0", len(r.free))
+	}
+	r.mu.Unlock()
+	// They went round again: a recycled buffer has its finalizer anew.
+	clear(held)
+	collect(t, r, 50)
+	if got := r.made.Load(); got != 50 {
+		t.Fatalf("made %d buffers, want 50", got)
+	}
+}
+
+// TestRecyclerKeepsAtMost: idle buffers beyond keep are left to the GC.
+func TestRecyclerKeepsAtMost(t *testing.T) {
+	r := newRecycler()
+	r.keep = 3
+	for range 5 {
+		r.get()
+	}
+	collect(t, r, 3)
+	for range 5 {
+		r.get()
+	}
+	if got := r.made.Load(); got != 7 {
+		t.Fatalf("made %d buffers, want 7 (3 reused)", got)
+	}
+}
+
+// TestRecyclerInstalled: a Device's message buffers come from its recycler
+// (the TUN reader takes a batch of them at once). This fails when a
+// wireguard-go upgrade moves the pool.
+func TestRecyclerInstalled(t *testing.T) {
+	p := newPair(t)
+	for _, d := range []*Device{p.da, p.db} {
+		deadline := time.Now().Add(5 * time.Second)
+		for d.buffers.made.Load() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("no message buffer came from the recycler")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

@@ -91,8 +91,10 @@ bench-quick: root-check deps build
 
 # Before and after from one run: pwgate's cases with this build and with
 # the pwgated of BASE (a commit), alternately; bench/results/*-ab.md.
+# AB_ONLY: other devices than eth and ip6 (pwgate-ip6+wg,pwgate-ip6+wg-xdp).
 BASE ?= HEAD~1
 ROUNDS ?= 5
+AB_ONLY ?=
 ABDIR := $(or $(TMPDIR),/tmp)/pwgate-bench-ab
 VERSION_FLAG := -X github.com/pwgate/pwgate/control/client.Version
 bench-ab: root-check deps
@@ -100,7 +102,7 @@ bench-ab: root-check deps
 	git archive $(BASE) | tar -x -C $(ABDIR)/src
 	cd $(ABDIR)/src && CGO_ENABLED=0 $(GO) build -ldflags "$(VERSION_FLAG)=$$(git -C $(CURDIR) rev-parse --short $(BASE))" -o $(ABDIR)/before/ ./cmd/pwgated
 	CGO_ENABLED=0 $(GO) build -ldflags "$(VERSION_FLAG)=$$(git describe --always --dirty)" -o $(ABDIR)/after/ ./cmd/pwgated
-	$(GO) run ./bench/pwbench --bin $(ABDIR)/after --against $(ABDIR)/before --rounds $(ROUNDS)
+	$(GO) run ./bench/pwbench --bin $(ABDIR)/after --against $(ABDIR)/before --rounds $(ROUNDS) --only "$(AB_ONLY)"
 	rm -rf $(ABDIR)
 
 # 30 minutes of iperf3 both ways through the ip6 lab; fails when pwgated's

@@ -20,11 +20,30 @@ import (
 // median of each and their ratio. It is how a change to the data path is
 // shown: before and after, from the same run.
 
-// abCases are the cases of an A/B run: pwgate's two modes on one shared
-// core, fed by the XDP generator, at the smallest and the split size.
-func abCases() []caseSpec {
+// abDUTs are the devices of an A/B run: pwgate's two modes, or those
+// only (comma-separated) names; each must run pwgated.
+func abDUTs(only string) ([]string, error) {
+	if only == "" {
+		return pseudowires, nil
+	}
+	ours := append(slices.Clone(pseudowires), dutPWWG, dutPWWGXDP)
+	var duts []string
+	for _, d := range strings.Split(only, ",") {
+		if !slices.Contains(ours, d) {
+			return nil, fmt.Errorf("--only %q: an A/B run measures pwgated's devices: %s", d, strings.Join(ours, ", "))
+		}
+		if !slices.Contains(duts, d) {
+			duts = append(duts, d)
+		}
+	}
+	return duts, nil
+}
+
+// abCases are the cases of an A/B run: the devices on one shared core,
+// fed by the XDP generator, at the smallest and the split size.
+func abCases(duts []string) []caseSpec {
 	var cs []caseSpec
-	for _, dut := range pseudowires {
+	for _, dut := range duts {
 		for _, size := range []int{64, 1514} {
 			for _, d := range []string{dirEncap, dirDecap} {
 				cs = append(cs, caseSpec{DUT: dut, Gen: genXDP, Layout: layoutShared, Size: size, Direction: d})
@@ -49,15 +68,23 @@ type abReport struct {
 	Results []abRow `json:"results"`
 }
 
-func runAB(rounds int, dur time.Duration, out, bin, against string) error {
+func runAB(rounds int, only string, dur time.Duration, out, bin, against string) error {
+	duts, err := abDUTs(only)
+	if err != nil {
+		return err
+	}
 	dir, done, err := prepare(bin, against)
 	if err != nil {
 		return err
 	}
 	defer done()
-	rep := &abReport{Meta: metadata(fmt.Sprintf("pwbench --bin %s --against %s --rounds %d", bin, against, rounds), dur), Rounds: rounds,
+	cmd := fmt.Sprintf("pwbench --bin %s --against %s --rounds %d", bin, against, rounds)
+	if only != "" {
+		cmd += " --only " + only
+	}
+	rep := &abReport{Meta: metadata(cmd, dur), Rounds: rounds,
 		After: version(bin), Before: version(against)}
-	for _, c := range abCases() {
+	for _, c := range abCases(duts) {
 		rep.Results = append(rep.Results, abRow{caseSpec: c})
 	}
 	for i := range 2 * rounds {
@@ -65,7 +92,7 @@ func runAB(rounds int, dur time.Duration, out, bin, against string) error {
 		if i%4 == 1 || i%4 == 2 { // A B B A
 			b, name = against, "before"
 		}
-		for _, dut := range pseudowires {
+		for _, dut := range duts {
 			t, err := build(dut, layoutShared, filepath.Join(dir, fmt.Sprintf("%s-%d", dut, i)), b, "")
 			if err != nil {
 				return fmt.Errorf("%s (%s): %w", dut, b, err)

@@ -47,3 +47,20 @@ func TestABMarkdown(t *testing.T) {
 		}
 	}
 }
+
+func TestABDUTs(t *testing.T) {
+	if d, err := abDUTs(""); err != nil || strings.Join(d, ",") != strings.Join(pseudowires, ",") {
+		t.Errorf(`abDUTs("") = %v, %v; want pwgate's two modes`, d, err)
+	}
+	if d, err := abDUTs(dutPWWGXDP + "," + dutPWWG + "," + dutPWWGXDP); err != nil || strings.Join(d, ",") != dutPWWGXDP+","+dutPWWG {
+		t.Errorf("abDUTs(both WireGuard binds) = %v, %v", d, err)
+	}
+	for _, bad := range []string{dutBridge, dutStockWG, dutPWIP6 + ",", "nonsense"} {
+		if d, err := abDUTs(bad); err == nil {
+			t.Errorf("abDUTs(%q) = %v, want an error", bad, d)
+		}
+	}
+	if n := len(abCases([]string{dutPWWG})); n != 4 {
+		t.Errorf("%d cases for one device, want 4", n)
+	}
+}

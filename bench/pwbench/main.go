@@ -66,7 +66,7 @@ func main() {
 	against := flag.String("against", "", "directory holding another build's pwgated: measure pwgate's cases with both, alternately, and report before (it) and after (--bin) (make bench-ab)")
 	rounds := flag.Int("rounds", 5, "with --against: how many times each build measures each case")
 	flag.BoolVar(&perfCases, "perf", false, "record the DUT core with perf during each case (which then lasts 8 s at least) and print its hottest threads and symbols")
-	only := flag.String("only", "", "comma-separated devices to measure (such as pwgate-vxlan,vxlan; evpn: the EVPN control plane); the results go to a file of their own, not latest nor bench/README.md")
+	only := flag.String("only", "", "comma-separated devices to measure (such as pwgate-vxlan,vxlan; evpn: the EVPN control plane); the results go to a file of their own, not latest nor bench/README.md. With --against: pwgated's devices to compare (default pwgate-eth,pwgate-ip6)")
 	flag.Parse()
 	if *dur == 0 {
 		*dur = 3 * time.Second
@@ -87,7 +87,7 @@ func main() {
 	}
 	var err error
 	if *against != "" {
-		err = runAB(*rounds, *dur, *out, *bin, *against)
+		err = runAB(*rounds, *only, *dur, *out, *bin, *against)
 	} else {
 		err = run(*quick, *only, *dur, *soak, *out, *bin, *readme)
 	}

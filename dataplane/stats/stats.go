@@ -157,7 +157,7 @@ var table = [NumCounters]struct{ name, help string }{
 	{"wg_handshake_failures", "handshakes we started that got no answer within 5 seconds (retried)"},
 	{"wg_host_to_tunnel", "packets from the host's overlay interface (pwwg0) into the tunnel"},
 	{"wg_tunnel_to_host", "packets from the tunnel to the host's overlay interface (pwwg0)"},
-	{"wg_buffers_made", "WireGuard message buffers made (64 KiB each, kept and reused): rises while the load grows, then stays"},
+	{"wg_buffers_made", "WireGuard message buffers made (64 KiB each, kept and reused): 4096 at the start, more only while more are in flight"},
 	{"ul_tx_flood_copies", "VXLAN copies of broadcast, multicast and unknown-unicast frames, one per remote VTEP (ingress replication)"},
 	{"evpn_macs_learned", "MACs learned on the LAN (and, without BGP, from remote VTEPs)"},
 	{"evpn_macs_aged", "learned MACs forgotten after the aging time without a frame"},

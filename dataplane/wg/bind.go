@@ -89,13 +89,15 @@ type countingBind struct {
 	conn.Bind
 	c       *bindCounters
 	overlay atomic.Pointer[overlay]
-	ready   chan struct{} // closed once NewDevice has set up the device's buffers
+	ready   chan struct{} // closed once NewDevice has set up the device's buffers; nil: no wait
 }
 
 // BatchSize implements conn.Bind. wireguard-go's TUN reader asks it before
 // it takes its first buffers, so it waits for ready.
 func (b *countingBind) BatchSize() int {
-	<-b.ready
+	if b.ready != nil {
+		<-b.ready
+	}
 	return b.Bind.BatchSize()
 }
 

@@ -75,18 +75,44 @@ func TestRecyclerKeepsAtMost(t *testing.T) {
 	}
 }
 
-// TestRecyclerInstalled: a Device's message buffers come from its recycler
-// (the TUN reader takes a batch of them at once). This fails when a
-// wireguard-go upgrade moves the pool.
+// TestRecyclerInstalled: a Device's message buffers come from msgBuffers.
+// This fails when a wireguard-go upgrade moves the pool.
 func TestRecyclerInstalled(t *testing.T) {
 	p := newPair(t)
+	served := func() uint64 { // buffers msgBuffers has handed out
+		msgBuffers.mu.Lock()
+		defer msgBuffers.mu.Unlock()
+		return msgBuffers.made.Load() - uint64(len(msgBuffers.free))
+	}
 	for _, d := range []*Device{p.da, p.db} {
-		deadline := time.Now().Add(5 * time.Second)
-		for d.buffers.made.Load() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("no message buffer came from the recycler")
-			}
-			time.Sleep(10 * time.Millisecond)
+		// More than the pool holds idle: some must come from msgBuffers.
+		before := served()
+		held := make([]*msgBuffer, 1000)
+		for i := range held {
+			held[i] = d.dev.GetMessageBuffer()
 		}
+		if served() == before {
+			t.Error("no message buffer came from the recycler")
+		}
+		for _, b := range held {
+			d.dev.PutMessageBuffer(b)
+		}
+	}
+}
+
+// TestRecyclerPrealloc: preallocated buffers serve before any is made.
+func TestRecyclerPrealloc(t *testing.T) {
+	r := newRecycler()
+	r.prealloc(10)
+	pool := &sync.Pool{New: r.get}
+	for range 10 {
+		pool.Get()
+	}
+	if got := r.made.Load(); got != 10 {
+		t.Fatalf("made %d, want the 10 preallocated", got)
+	}
+	pool.Get()
+	if got := r.made.Load(); got != 11 {
+		t.Fatalf("made %d, want 11", got)
 	}
 }

@@ -65,7 +65,6 @@ type Device struct {
 	tunnel   *Tunnel
 	bind     bindCounters
 	binder   *countingBind
-	buffers  *recycler
 	xdp      *XDPBind   // nil: the kernel's socket
 	mu       sync.Mutex // cfg: Configure (main goroutine) against Peers (anyone)
 	cfg      Config
@@ -90,7 +89,7 @@ type Device struct {
 // under the new key waits for a buffer before it hands that packet on, and
 // the buffers are held by the staged packets that wait for it.
 func NewDevice(t *Tunnel, cfg Config, log *slog.Logger) (*Device, error) {
-	d := &Device{tunnel: t, log: log, logLast: map[string]time.Time{}, buffers: newRecycler()}
+	d := &Device{tunnel: t, log: log, logLast: map[string]time.Time{}}
 	d.setFailureNames(cfg)
 	var udp conn.Bind = conn.NewStdNetBind()
 	if cfg.XDP != nil {
@@ -101,7 +100,8 @@ func NewDevice(t *Tunnel, cfg Config, log *slog.Logger) (*Device, error) {
 	d.dev = device.NewDevice(t, d.binder, &device.Logger{Verbosef: d.verbosef, Errorf: d.errorf})
 	// The device's TUN reader takes its buffers only after it has asked
 	// the bind's BatchSize, which waits for ready.
-	if !d.buffers.install(d.dev) {
+	msgBuffersPrealloc.Do(func() { msgBuffers.prealloc(maxFree) })
+	if !msgBuffers.install(d.dev) {
 		log.Warn("wireguard-go's message buffer pool is not where this build expects it: its buffers are not recycled")
 	}
 	close(d.binder.ready)
@@ -351,7 +351,7 @@ func (d *Device) Snapshot(s *stats.Snapshot) {
 	s[stats.WGRxLooped] += d.bind.looped.Load()
 	s[stats.WGInvalidHandshakes] += d.invalidHandshakes.Load()
 	s[stats.WGHandshakeFailures] += d.handshakeFailures.Load()
-	s[stats.WGBuffersMade] += d.buffers.made.Load()
+	s[stats.WGBuffersMade] += msgBuffers.made.Load() // the process's, as pwgated has one Device
 	if d.xdp != nil {
 		d.xdp.snapshot(s)
 	}

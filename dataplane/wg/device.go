@@ -97,10 +97,10 @@ func NewDevice(t *Tunnel, cfg Config, log *slog.Logger) (*Device, error) {
 	}
 	d.binder = &countingBind{Bind: udp, c: &d.bind, ready: make(chan struct{})}
 	d.binder.overlay.Store(&overlay{prefixes: cfg.Overlay, ifindex: int32(cfg.HostIfindex)})
+	msgBuffersPrealloc.Do(func() { msgBuffers.prealloc(maxFree) })
 	d.dev = device.NewDevice(t, d.binder, &device.Logger{Verbosef: d.verbosef, Errorf: d.errorf})
 	// The device's TUN reader takes its buffers only after it has asked
 	// the bind's BatchSize, which waits for ready.
-	msgBuffersPrealloc.Do(func() { msgBuffers.prealloc(maxFree) })
 	if !msgBuffers.install(d.dev) {
 		log.Warn("wireguard-go's message buffer pool is not where this build expects it: its buffers are not recycled")
 	}

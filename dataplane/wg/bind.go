@@ -82,7 +82,7 @@ func (o *overlay) contains(ep conn.Endpoint) bool {
 	return false
 }
 
-// countingBind is the kernel's UDP socket (conn.StdNetBind) with counts;
+// countingBind is WireGuard's UDP (KernelBind or XDPBind) with counts;
 // datagrams that are not WireGuard messages, or that come from inside the
 // overlay, are dropped and counted.
 type countingBind struct {

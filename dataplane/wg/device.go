@@ -91,7 +91,7 @@ type Device struct {
 func NewDevice(t *Tunnel, cfg Config, log *slog.Logger) (*Device, error) {
 	d := &Device{tunnel: t, log: log, logLast: map[string]time.Time{}}
 	d.setFailureNames(cfg)
-	var udp conn.Bind = conn.NewStdNetBind()
+	var udp conn.Bind = NewKernelBind()
 	if cfg.XDP != nil {
 		udp, d.xdp = cfg.XDP, cfg.XDP
 	}

@@ -247,7 +247,7 @@ func TestSendUnreachable(t *testing.T) {
 		{nil, false},
 	} {
 		var bc bindCounters
-		b := &countingBind{Bind: failingBind{conn.NewStdNetBind(), c.err}, c: &bc}
+		b := &countingBind{Bind: failingBind{NewKernelBind(), c.err}, c: &bc}
 		if err := b.Send([][]byte{{1}}, nil); err != c.err {
 			t.Errorf("Send returned %v, want %v", err, c.err)
 		}

@@ -1,0 +1,417 @@
+package wg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/conn"
+)
+
+// KernelBind is WireGuard's UDP on one kernel socket (wireguard.bind:
+// kernel): IPv6, dual-stack, so IPv4 peers arrive as mapped addresses.
+// It replaces wireguard-go's StdNetBind, which allocates an endpoint and
+// an address per datagram received (6 million allocations a minute at
+// full load, a GC every 30 s) and, with UDP GRO, writes coalesced
+// datagrams deep into wireguard-go's 64 KiB buffers. Here a datagram is
+// read straight into its buffer, one per buffer (no GRO, no GSO), and
+// endpoints are remembered (at most maxEndpoints), so neither direction
+// allocates. Replies leave from the address the peer sent to (sticky
+// sockets, as StdNetBind's); when that address is gone, from the one the
+// kernel picks.
+type KernelBind struct {
+	mu      sync.Mutex
+	uc      *net.UDPConn // nil: closed
+	raw     syscall.RawConn
+	senders sync.Pool // *kernelSend
+}
+
+var _ conn.Bind = (*KernelBind)(nil)
+
+// socketBuffer is the size asked for both socket buffers (StdNetBind's).
+const socketBuffer = 7 << 20
+
+// pktinfoSpace is the control message of a source address.
+var pktinfoSpace = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
+
+// mmsghdr is struct mmsghdr (x/sys has none).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+}
+
+// NewKernelBind returns a closed bind.
+func NewKernelBind() *KernelBind {
+	b := &KernelBind{}
+	b.senders.New = func() any { s := &kernelSend{}; s.write = s.writeMsgs; return s }
+	return b
+}
+
+// Open implements conn.Bind.
+func (b *KernelBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.uc != nil {
+		return nil, 0, conn.ErrBindAlreadyOpen
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			s := int(fd)
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer)
+			if err = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+				err = fmt.Errorf("dual-stack: %w", err)
+				return
+			}
+			if err = unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
+				err = fmt.Errorf("IPV6_RECVPKTINFO: %w", err)
+			}
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp6", net.JoinHostPort("::", strconv.Itoa(int(port))))
+	if err != nil {
+		return nil, 0, fmt.Errorf("WireGuard's UDP socket (IPv6, dual-stack): %w", err)
+	}
+	uc := pc.(*net.UDPConn)
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		uc.Close()
+		return nil, 0, err
+	}
+	b.uc, b.raw = uc, raw
+	r := &kernelRecv{raw: raw, eps: map[epKey]*kernelEndpoint{}}
+	r.read = r.readMsgs
+	return []conn.ReceiveFunc{r.receive}, uint16(uc.LocalAddr().(*net.UDPAddr).Port), nil
+}
+
+// Close implements conn.Bind: the receive function returns net.ErrClosed.
+func (b *KernelBind) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.uc == nil {
+		return nil
+	}
+	err := b.uc.Close()
+	b.uc, b.raw = nil, nil
+	return err
+}
+
+// SetMark implements conn.Bind (SO_MARK).
+func (b *KernelBind) SetMark(mark uint32) error {
+	b.mu.Lock()
+	raw := b.raw
+	b.mu.Unlock()
+	if raw == nil {
+		return nil
+	}
+	var err error
+	if cerr := raw.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+	}); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// BatchSize implements conn.Bind.
+func (b *KernelBind) BatchSize() int { return conn.IdealBatchSize }
+
+// ParseEndpoint implements conn.Bind. A link-local address needs its zone
+// (an interface's name or index).
+func (b *KernelBind) ParseEndpoint(s string) (conn.Endpoint, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return nil, err
+	}
+	a := ap.Addr().Unmap()
+	e := &kernelEndpoint{dst: netip.AddrPortFrom(a, ap.Port())}
+	if a.IsLinkLocalUnicast() {
+		zone := a.Zone()
+		if zone == "" {
+			return nil, fmt.Errorf("endpoint %s: a link-local address needs its interface (%%zone)", s)
+		}
+		idx, err := strconv.ParseUint(zone, 10, 32)
+		if err != nil {
+			ifc, ierr := net.InterfaceByName(zone)
+			if ierr != nil {
+				return nil, fmt.Errorf("endpoint %s: %w", s, ierr)
+			}
+			idx = uint64(ifc.Index)
+		}
+		e.scope = uint32(idx)
+	}
+	return e, nil
+}
+
+// Send implements conn.Bind: each buffer goes out as one datagram to ep,
+// from the address ep's datagrams reached; if that address is gone
+// (EINVAL), from the one the kernel picks.
+func (b *KernelBind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	e, ok := ep.(*kernelEndpoint)
+	if !ok {
+		return fmt.Errorf("%w: %T", conn.ErrWrongEndpointType, ep)
+	}
+	b.mu.Lock()
+	raw := b.raw
+	b.mu.Unlock()
+	if raw == nil {
+		return net.ErrClosed
+	}
+	s := b.senders.Get().(*kernelSend)
+	defer b.senders.Put(s)
+	sent, err := s.send(raw, bufs, e, true)
+	if errors.Is(err, unix.EINVAL) && e.src.IsValid() {
+		_, err = s.send(raw, bufs[sent:], e, false)
+	}
+	return err
+}
+
+// epKey is what makes an endpoint: the peer's address and port (and
+// scope), and where its datagram reached us.
+type epKey struct {
+	from    netip.AddrPort
+	scope   uint32
+	to      netip.Addr
+	ifindex int32
+}
+
+// kernelEndpoint is a peer's address and port, and our address (and
+// interface) its datagrams reached. Endpoints are shared and never
+// change: ClearSrc does nothing, and Send falls back by itself.
+type kernelEndpoint struct {
+	dst     netip.AddrPort // unmapped; a link-local one carries its zone
+	scope   uint32         // dst's interface, for a link-local dst
+	src     netip.Addr     // zero: the kernel picks
+	ifindex int32          // the interface the datagram came in on
+}
+
+func (e *kernelEndpoint) ClearSrc()           {}
+func (e *kernelEndpoint) SrcToString() string { return e.src.String() }
+func (e *kernelEndpoint) DstToString() string { return e.dst.String() }
+func (e *kernelEndpoint) DstToBytes() []byte  { b, _ := e.dst.MarshalBinary(); return b }
+func (e *kernelEndpoint) DstIP() netip.Addr   { return e.dst.Addr() }
+func (e *kernelEndpoint) SrcIP() netip.Addr   { return e.src }
+func (e *kernelEndpoint) SrcIfidx() int32     { return e.ifindex }
+
+// kernelRecv is one open socket's receive side; wireguard-go calls its
+// receive from one goroutine.
+type kernelRecv struct {
+	raw   syscall.RawConn
+	read  func(fd uintptr) bool // readMsgs, made once
+	hdrs  [conn.IdealBatchSize]mmsghdr
+	iovs  [conn.IdealBatchSize]unix.Iovec
+	names [conn.IdealBatchSize]unix.RawSockaddrInet6
+	oob   [conn.IdealBatchSize][64]byte
+	batch int // messages asked for
+	got   int // messages read
+	err   error
+
+	eps     map[epKey]*kernelEndpoint
+	last    *kernelEndpoint
+	lastKey epKey
+}
+
+func (r *kernelRecv) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+	r.batch = min(len(bufs), len(r.hdrs))
+	for i := 0; i < r.batch; i++ {
+		r.iovs[i].Base = unsafe.SliceData(bufs[i])
+		r.iovs[i].SetLen(len(bufs[i]))
+		h := &r.hdrs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &r.oob[i][0]
+		h.SetControllen(len(r.oob[i]))
+		h.Flags = 0
+	}
+	err := r.raw.Read(r.read)
+	for i := 0; i < r.batch; i++ {
+		r.iovs[i].Base = nil // the buffers are wireguard-go's again
+	}
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < r.got; i++ {
+		h := &r.hdrs[i]
+		sizes[i] = int(h.n)
+		if h.hdr.Flags&unix.MSG_TRUNC != 0 {
+			sizes[i] = 0 // longer than any WireGuard message: wireguard-go skips it
+		}
+		eps[i] = r.endpoint(endpointKey(&r.names[i], r.oob[i][:h.hdr.Controllen]))
+	}
+	return r.got, nil
+}
+
+// readMsgs is the raw read: false when nothing is there yet.
+func (r *kernelRecv) readMsgs(fd uintptr) bool {
+	for {
+		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.batch), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			r.got, r.err = int(n), nil
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		r.got, r.err = 0, os.NewSyscallError("recvmmsg", errno)
+		return true
+	}
+}
+
+// endpointKey reads a datagram's source and where it arrived (its
+// IPV6_PKTINFO control message, if there is one).
+func endpointKey(name *unix.RawSockaddrInet6, control []byte) epKey {
+	p := (*[2]byte)(unsafe.Pointer(&name.Port))
+	a := netip.AddrFrom16(name.Addr).Unmap()
+	k := epKey{from: netip.AddrPortFrom(a, uint16(p[0])<<8|uint16(p[1]))}
+	if a.IsLinkLocalUnicast() {
+		k.scope = name.Scope_id
+	}
+	k.to, k.ifindex = pktinfo(control)
+	return k
+}
+
+// pktinfo returns the address and interface of the IPV6_PKTINFO message
+// in control; zero if there is none.
+func pktinfo(control []byte) (netip.Addr, int32) {
+	for len(control) >= unix.SizeofCmsghdr {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(control)
+		if err != nil {
+			break
+		}
+		if h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo {
+			info := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			return netip.AddrFrom16(info.Addr).Unmap(), int32(info.Ifindex)
+		}
+		control = rest
+	}
+	return netip.Addr{}, 0
+}
+
+// endpoint returns the endpoint for k, the same one each time (no
+// allocation per datagram); datagrams from ever new sources empty the
+// map rather than grow it.
+func (r *kernelRecv) endpoint(k epKey) *kernelEndpoint {
+	if r.last != nil && r.lastKey == k {
+		return r.last
+	}
+	ep, ok := r.eps[k]
+	if !ok {
+		if len(r.eps) >= maxEndpoints {
+			clear(r.eps)
+		}
+		ep = &kernelEndpoint{dst: k.from, scope: k.scope, src: k.to, ifindex: k.ifindex}
+		if k.scope != 0 {
+			ep.dst = netip.AddrPortFrom(k.from.Addr().WithZone(strconv.Itoa(int(k.scope))), k.from.Port())
+		}
+		r.eps[k] = ep
+	}
+	r.last, r.lastKey = ep, k
+	return ep
+}
+
+// kernelSend is one Send's messages (from a pool: Send is called from
+// several goroutines).
+type kernelSend struct {
+	write func(fd uintptr) bool // writeMsgs, made once
+	hdrs  [conn.IdealBatchSize]mmsghdr
+	iovs  [conn.IdealBatchSize]unix.Iovec
+	name  unix.RawSockaddrInet6
+	oob   [64]byte
+	batch int // messages to send
+	done  int // messages sent
+	err   error
+}
+
+// send sends bufs to e, from e's source if withSrc, and returns how many
+// went.
+func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint, withSrc bool) (int, error) {
+	s.name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: e.dst.Addr().As16(), Scope_id: e.scope}
+	p := (*[2]byte)(unsafe.Pointer(&s.name.Port))
+	p[0], p[1] = byte(e.dst.Port()>>8), byte(e.dst.Port())
+	control := 0
+	if withSrc && e.src.IsValid() {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&s.oob[0]))
+		h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+		h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+		info := (*unix.Inet6Pktinfo)(unsafe.Pointer(&s.oob[unix.CmsgLen(0)]))
+		info.Addr = e.src.As16()
+		info.Ifindex = 0
+		if e.src.IsLinkLocalUnicast() {
+			info.Ifindex = uint32(e.ifindex) // a link-local source is the interface's
+		}
+		control = pktinfoSpace
+	}
+	sent := 0
+	defer func() {
+		for i := range s.iovs {
+			s.iovs[i].Base = nil // nothing of wireguard-go's is kept in the pool
+		}
+	}()
+	for sent < len(bufs) {
+		s.batch = min(len(bufs)-sent, len(s.hdrs))
+		for i := 0; i < s.batch; i++ {
+			buf := bufs[sent+i]
+			s.iovs[i].Base = unsafe.SliceData(buf)
+			s.iovs[i].SetLen(len(buf))
+			h := &s.hdrs[i].hdr
+			h.Name = (*byte)(unsafe.Pointer(&s.name))
+			h.Namelen = unix.SizeofSockaddrInet6
+			h.Iov = &s.iovs[i]
+			h.SetIovlen(1)
+			h.Control = nil
+			if control > 0 {
+				h.Control = &s.oob[0]
+			}
+			h.SetControllen(control)
+		}
+		s.done, s.err = 0, nil
+		err := raw.Write(s.write)
+		sent += s.done
+		if err == nil {
+			err = s.err
+		}
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// writeMsgs is the raw write: false when the socket's buffer is full.
+func (s *kernelSend) writeMsgs(fd uintptr) bool {
+	for s.done < s.batch {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[s.done])), uintptr(s.batch-s.done), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			s.done += int(n)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			s.err = os.NewSyscallError("sendmmsg", errno)
+			return true
+		}
+	}
+	return true
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -22,16 +23,21 @@ import (
 // an address per datagram received (6 million allocations a minute at
 // full load, a GC every 30 s) and, with UDP GRO, writes coalesced
 // datagrams deep into wireguard-go's 64 KiB buffers. Here a datagram is
-// read straight into its buffer, one per buffer (no GRO, no GSO), and
-// endpoints are remembered (at most maxEndpoints), so neither direction
-// allocates. Replies leave from the address the peer sent to (sticky
+// read straight into its buffer, one per buffer (no GRO), and endpoints
+// are remembered (at most maxEndpoints), so neither direction allocates.
+// Runs of datagrams of one length go out as one message (UDP GSO, one
+// iovec per datagram: nothing is copied), unless the way out cannot
+// finish checksums (EIO, before Linux 6.11: then one by one from there
+// on) or the datagrams are longer than the path's MTU (EMSGSIZE: that
+// call one by one). Replies leave from the address the peer sent to (sticky
 // sockets, as StdNetBind's); when that address is gone, from the one the
 // kernel picks.
 type KernelBind struct {
 	mu      sync.Mutex
 	uc      *net.UDPConn // nil: closed
 	raw     syscall.RawConn
-	senders sync.Pool // *kernelSend
+	senders sync.Pool   // *kernelSend
+	noGSO   atomic.Bool // UDP GSO failed (EIO): datagrams go one by one
 }
 
 var _ conn.Bind = (*KernelBind)(nil)
@@ -173,9 +179,23 @@ func (b *KernelBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	s := b.senders.Get().(*kernelSend)
 	defer b.senders.Put(s)
-	sent, err := s.send(raw, bufs, e, true)
+	gso := !b.noGSO.Load()
+	sent, err := s.send(raw, bufs, e, true, gso)
+	if gso && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EMSGSIZE)) {
+		// EIO: the way out cannot finish checksums, which UDP GSO needs
+		// before Linux 6.11; from then on, one by one. EMSGSIZE or EINVAL:
+		// datagrams longer than the path's MTU, which only lone datagrams
+		// may be (the kernel fragments them).
+		if errors.Is(err, unix.EIO) {
+			b.noGSO.Store(true)
+		}
+		gso = false
+		var more int
+		more, err = s.send(raw, bufs[sent:], e, true, false)
+		sent += more
+	}
 	if errors.Is(err, unix.EINVAL) && e.src.IsValid() {
-		_, err = s.send(raw, bufs[sent:], e, false)
+		_, err = s.send(raw, bufs[sent:], e, false, gso)
 	}
 	return err
 }
@@ -335,32 +355,29 @@ func (r *kernelRecv) endpoint(k epKey) *kernelEndpoint {
 type kernelSend struct {
 	write func(fd uintptr) bool // writeMsgs, made once
 	hdrs  [conn.IdealBatchSize]mmsghdr
-	iovs  [conn.IdealBatchSize]unix.Iovec
+	iovs  [conn.IdealBatchSize]unix.Iovec // one per datagram
+	oob   [conn.IdealBatchSize][64]byte
+	ends  [conn.IdealBatchSize]int // the datagrams of messages up to i
 	name  unix.RawSockaddrInet6
-	oob   [64]byte
 	batch int // messages to send
 	done  int // messages sent
 	err   error
 }
 
-// send sends bufs to e, from e's source if withSrc, and returns how many
-// went.
-func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint, withSrc bool) (int, error) {
+// udpSegments is the most datagrams one message carries with UDP GSO
+// (the kernel's limit before 6.9).
+const udpSegments = 64
+
+// send sends bufs to e, from e's source if withSrc, runs of datagrams of
+// one length in one message if gso, and returns how many went.
+func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint, withSrc, gso bool) (int, error) {
 	s.name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: e.dst.Addr().As16(), Scope_id: e.scope}
 	p := (*[2]byte)(unsafe.Pointer(&s.name.Port))
 	p[0], p[1] = byte(e.dst.Port()>>8), byte(e.dst.Port())
-	control := 0
-	if withSrc && e.src.IsValid() {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&s.oob[0]))
-		h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
-		h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
-		info := (*unix.Inet6Pktinfo)(unsafe.Pointer(&s.oob[unix.CmsgLen(0)]))
-		info.Addr = e.src.As16()
-		info.Ifindex = 0
-		if e.src.IsLinkLocalUnicast() {
-			info.Ifindex = uint32(e.ifindex) // a link-local source is the interface's
-		}
-		control = pktinfoSpace
+	src := withSrc && e.src.IsValid()
+	maxPayload := 1<<16 - 1 - 8 // UDP's length field
+	if e.dst.Addr().Is4() {
+		maxPayload -= 20 // IPv4's counts its header
 	}
 	sent := 0
 	defer func() {
@@ -369,25 +386,28 @@ func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint,
 		}
 	}()
 	for sent < len(bufs) {
-		s.batch = min(len(bufs)-sent, len(s.hdrs))
-		for i := 0; i < s.batch; i++ {
-			buf := bufs[sent+i]
-			s.iovs[i].Base = unsafe.SliceData(buf)
-			s.iovs[i].SetLen(len(buf))
-			h := &s.hdrs[i].hdr
-			h.Name = (*byte)(unsafe.Pointer(&s.name))
-			h.Namelen = unix.SizeofSockaddrInet6
-			h.Iov = &s.iovs[i]
-			h.SetIovlen(1)
-			h.Control = nil
-			if control > 0 {
-				h.Control = &s.oob[0]
+		chunk := bufs[sent:min(len(bufs), sent+len(s.iovs))]
+		s.batch = 0
+		for i := 0; i < len(chunk); {
+			size := len(chunk[i])
+			j, total := i+1, size
+			for gso && size > 0 && j < len(chunk) && j-i < udpSegments && len(chunk[j]) <= size && total+len(chunk[j]) <= maxPayload {
+				total += len(chunk[j])
+				j++
+				if len(chunk[j-1]) < size {
+					break // a shorter datagram ends the run
+				}
 			}
-			h.SetControllen(control)
+			s.message(chunk[i:j], i, src, e)
+			s.ends[s.batch] = j
+			s.batch++
+			i = j
 		}
 		s.done, s.err = 0, nil
 		err := raw.Write(s.write)
-		sent += s.done
+		if s.done > 0 {
+			sent += s.ends[s.done-1]
+		}
 		if err == nil {
 			err = s.err
 		}
@@ -398,13 +418,61 @@ func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint,
 	return sent, nil
 }
 
+// message makes message s.batch of the datagrams run, whose first is
+// datagram at of the chunk: one iovec each, the source address if src,
+// and the segment size if there are several.
+func (s *kernelSend) message(run [][]byte, at int, src bool, e *kernelEndpoint) {
+	for k, b := range run {
+		s.iovs[at+k].Base = unsafe.SliceData(b)
+		s.iovs[at+k].SetLen(len(b))
+	}
+	h := &s.hdrs[s.batch].hdr
+	h.Name = (*byte)(unsafe.Pointer(&s.name))
+	h.Namelen = unix.SizeofSockaddrInet6
+	h.Iov = &s.iovs[at]
+	h.SetIovlen(len(run))
+	oob := &s.oob[s.batch]
+	control := 0
+	if src {
+		c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		c.Level, c.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+		c.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+		info := (*unix.Inet6Pktinfo)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+		info.Addr = e.src.As16()
+		info.Ifindex = 0
+		if e.src.IsLinkLocalUnicast() {
+			info.Ifindex = uint32(e.ifindex) // a link-local source is the interface's
+		}
+		control = pktinfoSpace
+	}
+	if len(run) > 1 {
+		c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[control]))
+		c.Level, c.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+		c.SetLen(unix.CmsgLen(2))
+		*(*uint16)(unsafe.Pointer(&oob[control+unix.CmsgLen(0)])) = uint16(len(run[0]))
+		control += unix.CmsgSpace(2)
+	}
+	h.Control = nil
+	if control > 0 {
+		h.Control = &oob[0]
+	}
+	h.SetControllen(control)
+}
+
+// sendmmsg is the system call; a variable, so that a test can fail it as
+// kernels this machine does not run do.
+var sendmmsg = func(fd uintptr, h *mmsghdr, n int) (int, syscall.Errno) {
+	r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(h)), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+	return int(r), errno
+}
+
 // writeMsgs is the raw write: false when the socket's buffer is full.
 func (s *kernelSend) writeMsgs(fd uintptr) bool {
 	for s.done < s.batch {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[s.done])), uintptr(s.batch-s.done), unix.MSG_DONTWAIT, 0, 0)
+		n, errno := sendmmsg(fd, &s.hdrs[s.done], s.batch-s.done)
 		switch errno {
 		case 0:
-			s.done += int(n)
+			s.done += n
 		case unix.EINTR:
 		case unix.EAGAIN:
 			return false

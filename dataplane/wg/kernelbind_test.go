@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -274,6 +275,43 @@ func TestKernelBindZeroAllocs(t *testing.T) {
 	}
 }
 
+// A kernel that refuses UDP GSO for the way out (EIO, before Linux
+// 6.11) turns it off for good; nothing is lost.
+func TestKernelBindGSOFallsBack(t *testing.T) {
+	b, _, _ := openKernel(t)
+	p := peerSocket(t, "[::1]:0")
+	ep, err := b.ParseEndpoint(p.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := sendmmsg
+	t.Cleanup(func() { sendmmsg = real })
+	refused := 0
+	sendmmsg = func(fd uintptr, h *mmsghdr, n int) (int, syscall.Errno) {
+		if h.hdr.Iovlen > 1 {
+			refused++
+			return 0, unix.EIO
+		}
+		return real(fd, h, n)
+	}
+	msgs := [][]byte{transport(100, 1), transport(100, 2), transport(100, 3)}
+	for round := 0; round < 2; round++ {
+		if err := b.Send(msgs, ep); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2048)
+		for i, m := range msgs {
+			n, err := p.Read(buf)
+			if err != nil || !bytes.Equal(buf[:n], m) {
+				t.Fatalf("round %d, datagram %d: %d bytes (%v)", round, i, n, err)
+			}
+		}
+	}
+	if refused != 1 || !b.GSOOff() {
+		t.Errorf("GSO refused %d times, off %v; want once, then off", refused, b.GSOOff())
+	}
+}
+
 func FuzzPktinfo(f *testing.F) {
 	b := make([]byte, pktinfoSpace)
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
@@ -285,3 +323,4 @@ func FuzzPktinfo(f *testing.F) {
 		pktinfo(control)
 	})
 }
+

@@ -323,4 +323,3 @@ func FuzzPktinfo(f *testing.F) {
 		pktinfo(control)
 	})
 }
-

@@ -21,23 +21,28 @@ import (
 // kernel): IPv6, dual-stack, so IPv4 peers arrive as mapped addresses.
 // It replaces wireguard-go's StdNetBind, which allocates an endpoint and
 // an address per datagram received (6 million allocations a minute at
-// full load, a GC every 30 s) and, with UDP GRO, writes coalesced
-// datagrams deep into wireguard-go's 64 KiB buffers. Here a datagram is
-// read straight into its buffer, one per buffer (no GRO), and endpoints
-// are remembered (at most maxEndpoints), so neither direction allocates.
-// Runs of datagrams of one length go out as one message (UDP GSO, one
-// iovec per datagram: nothing is copied), unless the way out cannot
-// finish checksums (EIO, before Linux 6.11: then one by one from there
-// on) or the datagrams are longer than the path's MTU (EMSGSIZE: that
-// call one by one). Replies leave from the address the peer sent to (sticky
-// sockets, as StdNetBind's); when that address is gone, from the one the
-// kernel picks.
+// full load, a GC every 30 s), with UDP GRO writes coalesced datagrams
+// deep into wireguard-go's 64 KiB buffers, and then reads only two
+// messages per system call. Here endpoints are remembered (at most
+// maxEndpoints), so neither direction allocates; received messages,
+// coalesced or not, are read 128 at a time into a slab of the bind's own
+// (8 MiB, resident only as deep as messages reach) and each datagram is
+// copied into its buffer; without UDP GRO they are read straight into
+// wireguard-go's buffers. Runs of datagrams of one length go out as one
+// message (UDP GSO, one iovec per datagram: nothing is copied), unless
+// the way out cannot finish checksums (EIO, before Linux 6.11: then one
+// by one from there on) or the datagrams are longer than the path's MTU
+// (EMSGSIZE: that call one by one). Replies leave from the address the
+// peer sent to (sticky sockets, as StdNetBind's); when that address is
+// gone, from the one the kernel picks.
 type KernelBind struct {
 	mu      sync.Mutex
 	uc      *net.UDPConn // nil: closed
 	raw     syscall.RawConn
 	senders sync.Pool   // *kernelSend
 	noGSO   atomic.Bool // UDP GSO failed (EIO): datagrams go one by one
+	gro     bool        // ask for UDP GRO
+	recv    *kernelRecv // the open socket's receive side
 }
 
 var _ conn.Bind = (*KernelBind)(nil)
@@ -56,7 +61,7 @@ type mmsghdr struct {
 
 // NewKernelBind returns a closed bind.
 func NewKernelBind() *KernelBind {
-	b := &KernelBind{}
+	b := &KernelBind{gro: true}
 	b.senders.New = func() any { s := &kernelSend{}; s.write = s.writeMsgs; return s }
 	return b
 }
@@ -101,6 +106,15 @@ func (b *KernelBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	b.uc, b.raw = uc, raw
 	r := &kernelRecv{raw: raw, eps: map[epKey]*kernelEndpoint{}}
 	r.read = r.readMsgs
+	if b.gro {
+		var err error
+		if cerr := raw.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+		}); cerr == nil && err == nil {
+			r.slab = make([]byte, len(r.hdrs)*groSlot) // resident only as deep as messages reach
+		}
+	}
+	b.recv = r
 	return []conn.ReceiveFunc{r.receive}, uint16(uc.LocalAddr().(*net.UDPAddr).Port), nil
 }
 
@@ -112,7 +126,7 @@ func (b *KernelBind) Close() error {
 		return nil
 	}
 	err := b.uc.Close()
-	b.uc, b.raw = nil, nil
+	b.uc, b.raw, b.recv = nil, nil, nil
 	return err
 }
 
@@ -240,24 +254,30 @@ type kernelRecv struct {
 	got   int // messages read
 	err   error
 
+	// With UDP GRO the messages are read into slab, a slot each, and
+	// handed out a datagram at a time: message next from offset off,
+	// cut every seg bytes, from ep.
+	slab []byte // nil: no GRO, datagrams are read into wireguard-go's buffers
+	next int
+	off  int
+	seg  int
+	ep   *kernelEndpoint
+
 	eps     map[epKey]*kernelEndpoint
 	last    *kernelEndpoint
 	lastKey epKey
 }
 
+// groSlot is a coalesced message's room: the largest UDP payload.
+const groSlot = 1 << 16
+
 func (r *kernelRecv) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+	if r.slab != nil {
+		return r.receiveGRO(bufs, sizes, eps)
+	}
 	r.batch = min(len(bufs), len(r.hdrs))
 	for i := 0; i < r.batch; i++ {
-		r.iovs[i].Base = unsafe.SliceData(bufs[i])
-		r.iovs[i].SetLen(len(bufs[i]))
-		h := &r.hdrs[i].hdr
-		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
-		h.Namelen = unix.SizeofSockaddrInet6
-		h.Iov = &r.iovs[i]
-		h.SetIovlen(1)
-		h.Control = &r.oob[i][0]
-		h.SetControllen(len(r.oob[i]))
-		h.Flags = 0
+		r.prepare(i, bufs[i])
 	}
 	err := r.raw.Read(r.read)
 	for i := 0; i < r.batch; i++ {
@@ -275,9 +295,77 @@ func (r *kernelRecv) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (i
 		if h.hdr.Flags&unix.MSG_TRUNC != 0 {
 			sizes[i] = 0 // longer than any WireGuard message: wireguard-go skips it
 		}
-		eps[i] = r.endpoint(endpointKey(&r.names[i], r.oob[i][:h.hdr.Controllen]))
+		k, _ := endpointKey(&r.names[i], r.oob[i][:h.hdr.Controllen])
+		eps[i] = r.endpoint(k)
 	}
 	return r.got, nil
+}
+
+// receiveGRO hands out what the last read left, or reads: a coalesced
+// message is cut into its datagrams, each copied into a buffer of
+// wireguard-go's (so that its buffers are written only as deep as one
+// datagram).
+func (r *kernelRecv) receiveGRO(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+	if r.next >= r.got {
+		r.batch = len(r.hdrs)
+		for i := 0; i < r.batch; i++ {
+			r.prepare(i, r.slab[i*groSlot:(i+1)*groSlot])
+		}
+		if err := r.raw.Read(r.read); err != nil {
+			return 0, err
+		}
+		if r.err != nil {
+			return 0, r.err
+		}
+		r.next, r.off = 0, 0
+	}
+	n := 0
+	for n < len(bufs) && r.next < r.got {
+		h := &r.hdrs[r.next]
+		size := int(h.n)
+		if r.off == 0 {
+			var k epKey
+			k, r.seg = endpointKey(&r.names[r.next], r.oob[r.next][:h.hdr.Controllen])
+			if r.seg <= 0 || r.seg > size {
+				r.seg = size
+			}
+			r.ep = r.endpoint(k)
+		}
+		if size == 0 || h.hdr.Flags&unix.MSG_TRUNC != 0 {
+			r.next++ // nothing, or cut short: not passed on
+			continue
+		}
+		msg := r.slab[r.next*groSlot : r.next*groSlot+size]
+		for r.off < size && n < len(bufs) {
+			end := min(r.off+r.seg, size)
+			sizes[n] = copy(bufs[n], msg[r.off:end])
+			if sizes[n] < end-r.off {
+				sizes[n] = 0 // longer than the buffer: skipped
+			}
+			eps[n] = r.ep
+			n++
+			r.off = end
+		}
+		if r.off >= size {
+			r.next++
+			r.off = 0
+		}
+	}
+	return n, nil
+}
+
+// prepare makes message i read into b.
+func (r *kernelRecv) prepare(i int, b []byte) {
+	r.iovs[i].Base = unsafe.SliceData(b)
+	r.iovs[i].SetLen(len(b))
+	h := &r.hdrs[i].hdr
+	h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+	h.Namelen = unix.SizeofSockaddrInet6
+	h.Iov = &r.iovs[i]
+	h.SetIovlen(1)
+	h.Control = &r.oob[i][0]
+	h.SetControllen(len(r.oob[i]))
+	h.Flags = 0
 }
 
 // readMsgs is the raw read: false when nothing is there yet.
@@ -299,33 +387,39 @@ func (r *kernelRecv) readMsgs(fd uintptr) bool {
 }
 
 // endpointKey reads a datagram's source and where it arrived (its
-// IPV6_PKTINFO control message, if there is one).
-func endpointKey(name *unix.RawSockaddrInet6, control []byte) epKey {
+// IPV6_PKTINFO control message, if there is one), and the length its
+// datagrams were coalesced at (UDP_GRO; 0: not coalesced).
+func endpointKey(name *unix.RawSockaddrInet6, control []byte) (epKey, int) {
 	p := (*[2]byte)(unsafe.Pointer(&name.Port))
 	a := netip.AddrFrom16(name.Addr).Unmap()
 	k := epKey{from: netip.AddrPortFrom(a, uint16(p[0])<<8|uint16(p[1]))}
 	if a.IsLinkLocalUnicast() {
 		k.scope = name.Scope_id
 	}
-	k.to, k.ifindex = pktinfo(control)
-	return k
+	var seg int
+	k.to, k.ifindex, seg = parseControl(control)
+	return k, seg
 }
 
-// pktinfo returns the address and interface of the IPV6_PKTINFO message
-// in control; zero if there is none.
-func pktinfo(control []byte) (netip.Addr, int32) {
+// parseControl returns the address and interface of the IPV6_PKTINFO
+// message in control and the segment length of the UDP_GRO one; zero for
+// what is not there.
+func parseControl(control []byte) (to netip.Addr, ifindex int32, seg int) {
 	for len(control) >= unix.SizeofCmsghdr {
 		h, data, rest, err := unix.ParseOneSocketControlMessage(control)
 		if err != nil {
 			break
 		}
-		if h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo {
+		switch {
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			info := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
-			return netip.AddrFrom16(info.Addr).Unmap(), int32(info.Ifindex)
+			to, ifindex = netip.AddrFrom16(info.Addr).Unmap(), int32(info.Ifindex)
+		case h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && len(data) >= 4:
+			seg = int(*(*int32)(unsafe.Pointer(&data[0])))
 		}
 		control = rest
 	}
-	return netip.Addr{}, 0
+	return to, ifindex, seg
 }
 
 // endpoint returns the endpoint for k, the same one each time (no

@@ -14,10 +14,12 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 )
 
-// openKernel opens a KernelBind on a port the kernel picks.
-func openKernel(t testing.TB) (*KernelBind, conn.ReceiveFunc, uint16) {
+// openKernel opens a KernelBind on a port the kernel picks, with UDP GRO
+// or without.
+func openKernel(t testing.TB, gro bool) (*KernelBind, conn.ReceiveFunc, uint16) {
 	t.Helper()
 	b := NewKernelBind()
+	b.gro = gro
 	fns, port, err := b.Open(0)
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +67,13 @@ func recvAll(t testing.TB, fn conn.ReceiveFunc, want int) ([][]byte, []conn.Endp
 // address they were sent to; replies go back from that address, even
 // when the kernel would pick another (sticky sockets).
 func TestKernelBind(t *testing.T) {
-	b, recv, port := openKernel(t)
+	for _, gro := range []bool{false, true} {
+		testKernelBind(t, gro)
+	}
+}
+
+func testKernelBind(t *testing.T, gro bool) {
+	b, recv, port := openKernel(t, gro)
 	for _, c := range []struct{ peer, to string }{
 		{"[::1]:0", "::1"},
 		{"127.0.0.1:0", "127.0.0.1"},
@@ -116,7 +124,7 @@ func TestKernelBind(t *testing.T) {
 // from the configuration (no source yet) works; a source address that is
 // gone falls back to the kernel's choice.
 func TestKernelBindSend(t *testing.T) {
-	b, _, _ := openKernel(t)
+	b, _, _ := openKernel(t, true)
 	p := peerSocket(t, "[::1]:0")
 	ep, err := b.ParseEndpoint(p.LocalAddr().String())
 	if err != nil {
@@ -178,7 +186,7 @@ func TestKernelBindParseEndpoint(t *testing.T) {
 
 // A datagram longer than its buffer is not passed on cut short.
 func TestKernelBindTruncated(t *testing.T) {
-	_, recv, port := openKernel(t)
+	_, recv, port := openKernel(t, false)
 	p := peerSocket(t, "[::1]:0")
 	to := netip.AddrPortFrom(netip.IPv6Loopback(), port)
 	p.WriteToUDPAddrPort(transport(3000, 1), to)
@@ -192,7 +200,7 @@ func TestKernelBindTruncated(t *testing.T) {
 // Close unblocks a waiting receive with net.ErrClosed; the bind opens
 // again, and not twice.
 func TestKernelBindClose(t *testing.T) {
-	b, recv, _ := openKernel(t)
+	b, recv, _ := openKernel(t, true)
 	if _, _, err := b.Open(0); !errors.Is(err, conn.ErrBindAlreadyOpen) {
 		t.Errorf("opened twice: %v", err)
 	}
@@ -241,7 +249,13 @@ func TestKernelBindEndpointsBounded(t *testing.T) {
 
 // Neither receiving nor sending allocates.
 func TestKernelBindZeroAllocs(t *testing.T) {
-	b, recv, port := openKernel(t)
+	for _, gro := range []bool{false, true} {
+		testKernelBindZeroAllocs(t, gro)
+	}
+}
+
+func testKernelBindZeroAllocs(t *testing.T, gro bool) {
+	b, recv, port := openKernel(t, gro)
 	p := peerSocket(t, "[::1]:0")
 	to := netip.AddrPortFrom(netip.IPv6Loopback(), port)
 	msg := transport(1400, 7)
@@ -271,14 +285,14 @@ func TestKernelBindZeroAllocs(t *testing.T) {
 	// The test's own socket allocates nothing either (netip.AddrPort
 	// writes), so any allocation is the bind's.
 	if n := testing.AllocsPerRun(100, round); n != 0 {
-		t.Errorf("%.1f allocations per round", n)
+		t.Errorf("GRO %v: %.1f allocations per round", gro, n)
 	}
 }
 
 // A kernel that refuses UDP GSO for the way out (EIO, before Linux
 // 6.11) turns it off for good; nothing is lost.
 func TestKernelBindGSOFallsBack(t *testing.T) {
-	b, _, _ := openKernel(t)
+	b, _, _ := openKernel(t, true)
 	p := peerSocket(t, "[::1]:0")
 	ep, err := b.ParseEndpoint(p.LocalAddr().String())
 	if err != nil {
@@ -312,7 +326,50 @@ func TestKernelBindGSOFallsBack(t *testing.T) {
 	}
 }
 
-func FuzzPktinfo(f *testing.F) {
+// With UDP GRO, a run the far end sent as one message (GSO) arrives as
+// one and is handed out as its datagrams, in order, however few buffers
+// each call brings.
+func TestKernelBindGRO(t *testing.T) {
+	rx, recv, port := openKernel(t, true)
+	tx, _, _ := openKernel(t, true)
+	ep, err := tx.ParseEndpoint(netip.AddrPortFrom(netip.IPv6Loopback(), port).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs [][]byte
+	for i := 0; i < 40; i++ {
+		msgs = append(msgs, transport(1000, byte(i)))
+	}
+	msgs = append(msgs, transport(300, 0xee), transport(200, 0xef))
+	if err := tx.Send(msgs, ep); err != nil {
+		t.Fatal(err)
+	}
+	bufs, sizes := wgBufs(3)
+	eps := make([]conn.Endpoint, len(bufs))
+	var got [][]byte
+	coalesced := false
+	for len(got) < len(msgs) {
+		n, err := recv(bufs, sizes, eps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			got = append(got, append([]byte(nil), bufs[i][:sizes[i]]...))
+		}
+		r := rx.recv
+		coalesced = coalesced || r.seg == 1000 && r.got < len(msgs)
+	}
+	for i := range msgs {
+		if !bytes.Equal(got[i], msgs[i]) {
+			t.Fatalf("datagram %d: %d bytes, want %d", i, len(got[i]), len(msgs[i]))
+		}
+	}
+	if !coalesced {
+		t.Error("the run did not arrive coalesced")
+	}
+}
+
+func FuzzParseControl(f *testing.F) {
 	b := make([]byte, pktinfoSpace)
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
 	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
@@ -320,6 +377,6 @@ func FuzzPktinfo(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, control []byte) {
-		pktinfo(control)
+		parseControl(control)
 	})
 }

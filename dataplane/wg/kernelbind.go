@@ -26,7 +26,7 @@ import (
 // messages per system call. Here endpoints are remembered (at most
 // maxEndpoints), so neither direction allocates; received messages,
 // coalesced or not, are read 128 at a time into a slab of the bind's own
-// (8 MiB, resident only as deep as messages reach) and each datagram is
+// (8 MiB, made resident when the socket opens) and each datagram is
 // copied into its buffer; without UDP GRO they are read straight into
 // wireguard-go's buffers. Runs of datagrams of one length go out as one
 // message (UDP GSO, one iovec per datagram: nothing is copied), unless
@@ -111,7 +111,12 @@ func (b *KernelBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		if cerr := raw.Control(func(fd uintptr) {
 			err = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
 		}); cerr == nil && err == nil {
-			r.slab = make([]byte, len(r.hdrs)*groSlot) // resident only as deep as messages reach
+			r.slab = make([]byte, len(r.hdrs)*groSlot)
+			// Resident from the start: otherwise the slab creeps in as
+			// ever deeper coalesced messages reach its pages.
+			for i := 0; i < len(r.slab); i += os.Getpagesize() {
+				r.slab[i] = 1
+			}
 		}
 	}
 	b.recv = r

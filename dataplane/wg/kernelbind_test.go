@@ -369,12 +369,26 @@ func TestKernelBindGRO(t *testing.T) {
 	}
 }
 
+// The kernel's control messages: a source address and a GRO segment
+// length are found, in either order; anything else is not a crash.
 func FuzzParseControl(f *testing.F) {
-	b := make([]byte, pktinfoSpace)
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	info := make([]byte, pktinfoSpace)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&info[0]))
 	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
 	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
-	f.Add(b)
+	copy(info[unix.CmsgLen(0):], netip.MustParseAddr("2001:db8::1").AsSlice())
+	gro := make([]byte, unix.CmsgSpace(4))
+	h = (*unix.Cmsghdr)(unsafe.Pointer(&gro[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_GRO
+	h.SetLen(unix.CmsgLen(4))
+	gro[unix.CmsgLen(0)] = 200
+	for _, c := range [][]byte{append(append([]byte{}, info...), gro...), append(append([]byte{}, gro...), info...)} {
+		if to, _, seg := parseControl(c); to != netip.MustParseAddr("2001:db8::1") || seg != 200 {
+			f.Fatalf("parsed %v, segments of %d", to, seg)
+		}
+	}
+	f.Add(info)
+	f.Add(gro)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, control []byte) {
 		parseControl(control)

@@ -164,7 +164,7 @@ func (b *KernelBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	}
 	a := ap.Addr().Unmap()
 	e := &kernelEndpoint{dst: netip.AddrPortFrom(a, ap.Port())}
-	if a.IsLinkLocalUnicast() {
+	if a.Is6() && a.IsLinkLocalUnicast() {
 		zone := a.Zone()
 		if zone == "" {
 			return nil, fmt.Errorf("endpoint %s: a link-local address needs its interface (%%zone)", s)
@@ -183,8 +183,8 @@ func (b *KernelBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 }
 
 // Send implements conn.Bind: each buffer goes out as one datagram to ep,
-// from the address ep's datagrams reached; if that address is gone
-// (EINVAL), from the one the kernel picks.
+// from the address ep's datagrams reached (unless wireguard-go cleared
+// it); if that address is gone, from the one the kernel picks.
 func (b *KernelBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	e, ok := ep.(*kernelEndpoint)
 	if !ok {
@@ -213,7 +213,8 @@ func (b *KernelBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		more, err = s.send(raw, bufs[sent:], e, true, false)
 		sent += more
 	}
-	if errors.Is(err, unix.EINVAL) && e.src.IsValid() {
+	if e.src.IsValid() && !e.noSrc.Load() && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EADDRNOTAVAIL)) {
+		// The source is gone (IPv6 says EINVAL, IPv4 ENETUNREACH).
 		_, err = s.send(raw, bufs[sent:], e, false, gso)
 	}
 	return err
@@ -229,16 +230,18 @@ type epKey struct {
 }
 
 // kernelEndpoint is a peer's address and port, and our address (and
-// interface) its datagrams reached. Endpoints are shared and never
-// change: ClearSrc does nothing, and Send falls back by itself.
+// interface) its datagrams reached. Endpoints are shared: only noSrc
+// changes, when wireguard-go clears the source (a handshake unanswered,
+// a new fwmark); the peer's next datagram then makes a new endpoint.
 type kernelEndpoint struct {
 	dst     netip.AddrPort // unmapped; a link-local one carries its zone
 	scope   uint32         // dst's interface, for a link-local dst
 	src     netip.Addr     // zero: the kernel picks
 	ifindex int32          // the interface the datagram came in on
+	noSrc   atomic.Bool    // ClearSrc was called: the kernel picks
 }
 
-func (e *kernelEndpoint) ClearSrc()           {}
+func (e *kernelEndpoint) ClearSrc()           { e.noSrc.Store(true) }
 func (e *kernelEndpoint) SrcToString() string { return e.src.String() }
 func (e *kernelEndpoint) DstToString() string { return e.dst.String() }
 func (e *kernelEndpoint) DstToBytes() []byte  { b, _ := e.dst.MarshalBinary(); return b }
@@ -254,7 +257,8 @@ type kernelRecv struct {
 	hdrs  [conn.IdealBatchSize]mmsghdr
 	iovs  [conn.IdealBatchSize]unix.Iovec
 	names [conn.IdealBatchSize]unix.RawSockaddrInet6
-	oob   [conn.IdealBatchSize][64]byte
+	// pktinfo and GRO take 64 bytes: room for more.
+	oob   [conn.IdealBatchSize][128]byte
 	batch int // messages asked for
 	got   int // messages read
 	err   error
@@ -336,8 +340,8 @@ func (r *kernelRecv) receiveGRO(bufs [][]byte, sizes []int, eps []conn.Endpoint)
 			}
 			r.ep = r.endpoint(k)
 		}
-		if size == 0 || h.hdr.Flags&unix.MSG_TRUNC != 0 {
-			r.next++ // nothing, or cut short: not passed on
+		if size == 0 || h.hdr.Flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+			r.next++ // nothing, cut short, or where it was cut unknown: not passed on
 			continue
 		}
 		msg := r.slab[r.next*groSlot : r.next*groSlot+size]
@@ -431,11 +435,11 @@ func parseControl(control []byte) (to netip.Addr, ifindex int32, seg int) {
 // allocation per datagram); datagrams from ever new sources empty the
 // map rather than grow it.
 func (r *kernelRecv) endpoint(k epKey) *kernelEndpoint {
-	if r.last != nil && r.lastKey == k {
+	if r.last != nil && r.lastKey == k && !r.last.noSrc.Load() {
 		return r.last
 	}
 	ep, ok := r.eps[k]
-	if !ok {
+	if !ok || ep.noSrc.Load() {
 		if len(r.eps) >= maxEndpoints {
 			clear(r.eps)
 		}
@@ -473,7 +477,7 @@ func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint,
 	s.name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: e.dst.Addr().As16(), Scope_id: e.scope}
 	p := (*[2]byte)(unsafe.Pointer(&s.name.Port))
 	p[0], p[1] = byte(e.dst.Port()>>8), byte(e.dst.Port())
-	src := withSrc && e.src.IsValid()
+	src := withSrc && e.src.IsValid() && !e.noSrc.Load()
 	maxPayload := 1<<16 - 1 - 8 // UDP's length field
 	if e.dst.Addr().Is4() {
 		maxPayload -= 20 // IPv4's counts its header

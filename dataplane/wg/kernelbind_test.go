@@ -130,13 +130,14 @@ func TestKernelBindSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale := *ep.(*kernelEndpoint)
-	stale.src = netip.MustParseAddr("2001:db8::99") // not ours
+	stale := &kernelEndpoint{dst: ep.(*kernelEndpoint).dst, src: netip.MustParseAddr("2001:db8::99")} // not ours
 	var msgs [][]byte
 	for i := 0; i < conn.IdealBatchSize+72; i++ {
 		msgs = append(msgs, transport(64+i, byte(i)))
 	}
-	for _, e := range []conn.Endpoint{ep, &stale} {
+	cleared := &kernelEndpoint{dst: stale.dst, src: stale.src}
+	cleared.ClearSrc()
+	for _, e := range []conn.Endpoint{ep, stale, cleared} {
 		if err := b.Send(msgs, e); err != nil {
 			t.Fatalf("to %s from %s: %v", e.DstToString(), e.SrcToString(), err)
 		}
@@ -156,6 +157,44 @@ func TestKernelBindSend(t *testing.T) {
 	}
 }
 
+// An IPv4 source that is gone (the kernel says ENETUNREACH, not EINVAL)
+// falls back to the kernel's choice too.
+func TestKernelBindStaleSource4(t *testing.T) {
+	b, _, _ := openKernel(t, true)
+	p := peerSocket(t, "127.0.0.1:0")
+	ep, err := b.ParseEndpoint(p.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := &kernelEndpoint{dst: ep.(*kernelEndpoint).dst, src: netip.MustParseAddr("192.0.2.99")}
+	msgs := [][]byte{transport(100, 1), transport(100, 2)}
+	if err := b.Send(msgs, stale); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	for i, m := range msgs {
+		n, err := p.Read(buf)
+		if err != nil || !bytes.Equal(buf[:n], m) {
+			t.Fatalf("datagram %d: %d bytes (%v)", i, n, err)
+		}
+	}
+}
+
+// wireguard-go's ClearSrc leaves the shared endpoint's source unused, and
+// the peer's next datagram makes a new endpoint with it.
+func TestKernelBindClearSrc(t *testing.T) {
+	r := &kernelRecv{eps: map[epKey]*kernelEndpoint{}}
+	k := epKey{from: netip.MustParseAddrPort("[2001:db8::2]:51820"), to: netip.MustParseAddr("2001:db8::1")}
+	e := r.endpoint(k)
+	if r.endpoint(k) != e {
+		t.Fatal("a second endpoint for one source")
+	}
+	e.ClearSrc()
+	if f := r.endpoint(k); f == e || f.noSrc.Load() || f.src != k.to {
+		t.Errorf("after ClearSrc: the same endpoint %v, or one without the source", f == e)
+	}
+}
+
 func TestKernelBindParseEndpoint(t *testing.T) {
 	b := NewKernelBind()
 	for s, want := range map[string]string{
@@ -164,6 +203,7 @@ func TestKernelBindParseEndpoint(t *testing.T) {
 		"[2001:db8::1]:51820":      "[2001:db8::1]:51820",
 		"[fe80::1%lo]:51820":       "[fe80::1%lo]:51820",
 		"[fe80::1%1]:51820":        "[fe80::1%1]:51820",
+		"169.254.1.1:51820":        "169.254.1.1:51820",
 	} {
 		ep, err := b.ParseEndpoint(s)
 		if err != nil {
@@ -173,7 +213,7 @@ func TestKernelBindParseEndpoint(t *testing.T) {
 		if ep.DstToString() != want {
 			t.Errorf("%s: %s, want %s", s, ep.DstToString(), want)
 		}
-		if e := ep.(*kernelEndpoint); e.dst.Addr().IsLinkLocalUnicast() && e.scope != 1 {
+		if e := ep.(*kernelEndpoint); e.dst.Addr().Is6() && e.dst.Addr().IsLinkLocalUnicast() && e.scope != 1 {
 			t.Errorf("%s: scope %d, want 1 (lo)", s, e.scope)
 		}
 	}

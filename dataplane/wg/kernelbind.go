@@ -104,7 +104,7 @@ func (b *KernelBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		return nil, 0, err
 	}
 	b.uc, b.raw = uc, raw
-	r := &kernelRecv{raw: raw, eps: map[epKey]*kernelEndpoint{}}
+	r := &kernelRecv{raw: raw}
 	r.read = r.readMsgs
 	if b.gro {
 		var err error
@@ -163,7 +163,7 @@ func (b *KernelBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 		return nil, err
 	}
 	a := ap.Addr().Unmap()
-	e := &kernelEndpoint{dst: netip.AddrPortFrom(a, ap.Port())}
+	e := &endpoint{dst: netip.AddrPortFrom(a, ap.Port())}
 	if a.Is6() && a.IsLinkLocalUnicast() {
 		zone := a.Zone()
 		if zone == "" {
@@ -186,7 +186,7 @@ func (b *KernelBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 // from the address ep's datagrams reached (unless wireguard-go cleared
 // it); if that address is gone, from the one the kernel picks.
 func (b *KernelBind) Send(bufs [][]byte, ep conn.Endpoint) error {
-	e, ok := ep.(*kernelEndpoint)
+	e, ok := ep.(*endpoint)
 	if !ok {
 		return fmt.Errorf("%w: %T", conn.ErrWrongEndpointType, ep)
 	}
@@ -220,35 +220,6 @@ func (b *KernelBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	return err
 }
 
-// epKey is what makes an endpoint: the peer's address and port (and
-// scope), and where its datagram reached us.
-type epKey struct {
-	from    netip.AddrPort
-	scope   uint32
-	to      netip.Addr
-	ifindex int32
-}
-
-// kernelEndpoint is a peer's address and port, and our address (and
-// interface) its datagrams reached. Endpoints are shared: only noSrc
-// changes, when wireguard-go clears the source (a handshake unanswered,
-// a new fwmark); the peer's next datagram then makes a new endpoint.
-type kernelEndpoint struct {
-	dst     netip.AddrPort // unmapped; a link-local one carries its zone
-	scope   uint32         // dst's interface, for a link-local dst
-	src     netip.Addr     // zero: the kernel picks
-	ifindex int32          // the interface the datagram came in on
-	noSrc   atomic.Bool    // ClearSrc was called: the kernel picks
-}
-
-func (e *kernelEndpoint) ClearSrc()           { e.noSrc.Store(true) }
-func (e *kernelEndpoint) SrcToString() string { return e.src.String() }
-func (e *kernelEndpoint) DstToString() string { return e.dst.String() }
-func (e *kernelEndpoint) DstToBytes() []byte  { b, _ := e.dst.MarshalBinary(); return b }
-func (e *kernelEndpoint) DstIP() netip.Addr   { return e.dst.Addr() }
-func (e *kernelEndpoint) SrcIP() netip.Addr   { return e.src }
-func (e *kernelEndpoint) SrcIfidx() int32     { return e.ifindex }
-
 // kernelRecv is one open socket's receive side; wireguard-go calls its
 // receive from one goroutine.
 type kernelRecv struct {
@@ -270,11 +241,9 @@ type kernelRecv struct {
 	next int
 	off  int
 	seg  int
-	ep   *kernelEndpoint
+	ep   *endpoint
 
-	eps     map[epKey]*kernelEndpoint
-	last    *kernelEndpoint
-	lastKey epKey
+	eps endpoints
 }
 
 // groSlot is a coalesced message's room: the largest UDP payload.
@@ -305,7 +274,7 @@ func (r *kernelRecv) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (i
 			sizes[i] = 0 // longer than any WireGuard message: wireguard-go skips it
 		}
 		k, _ := endpointKey(&r.names[i], r.oob[i][:h.hdr.Controllen])
-		eps[i] = r.endpoint(k)
+		eps[i] = r.eps.get(k)
 	}
 	return r.got, nil
 }
@@ -338,7 +307,7 @@ func (r *kernelRecv) receiveGRO(bufs [][]byte, sizes []int, eps []conn.Endpoint)
 			if r.seg <= 0 || r.seg > size {
 				r.seg = size
 			}
-			r.ep = r.endpoint(k)
+			r.ep = r.eps.get(k)
 		}
 		if size == 0 || h.hdr.Flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
 			r.next++ // nothing, cut short, or where it was cut unknown: not passed on
@@ -431,28 +400,6 @@ func parseControl(control []byte) (to netip.Addr, ifindex int32, seg int) {
 	return to, ifindex, seg
 }
 
-// endpoint returns the endpoint for k, the same one each time (no
-// allocation per datagram); datagrams from ever new sources empty the
-// map rather than grow it.
-func (r *kernelRecv) endpoint(k epKey) *kernelEndpoint {
-	if r.last != nil && r.lastKey == k && !r.last.noSrc.Load() {
-		return r.last
-	}
-	ep, ok := r.eps[k]
-	if !ok || ep.noSrc.Load() {
-		if len(r.eps) >= maxEndpoints {
-			clear(r.eps)
-		}
-		ep = &kernelEndpoint{dst: k.from, scope: k.scope, src: k.to, ifindex: k.ifindex}
-		if k.scope != 0 {
-			ep.dst = netip.AddrPortFrom(k.from.Addr().WithZone(strconv.Itoa(int(k.scope))), k.from.Port())
-		}
-		r.eps[k] = ep
-	}
-	r.last, r.lastKey = ep, k
-	return ep
-}
-
 // kernelSend is one Send's messages (from a pool: Send is called from
 // several goroutines).
 type kernelSend struct {
@@ -473,7 +420,7 @@ const udpSegments = 64
 
 // send sends bufs to e, from e's source if withSrc, runs of datagrams of
 // one length in one message if gso, and returns how many went.
-func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint, withSrc, gso bool) (int, error) {
+func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *endpoint, withSrc, gso bool) (int, error) {
 	s.name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: e.dst.Addr().As16(), Scope_id: e.scope}
 	p := (*[2]byte)(unsafe.Pointer(&s.name.Port))
 	p[0], p[1] = byte(e.dst.Port()>>8), byte(e.dst.Port())
@@ -524,7 +471,7 @@ func (s *kernelSend) send(raw syscall.RawConn, bufs [][]byte, e *kernelEndpoint,
 // message makes message s.batch of the datagrams run, whose first is
 // datagram at of the chunk: one iovec each, the source address if src,
 // and the segment size if there are several.
-func (s *kernelSend) message(run [][]byte, at int, src bool, e *kernelEndpoint) {
+func (s *kernelSend) message(run [][]byte, at int, src bool, e *endpoint) {
 	for k, b := range run {
 		s.iovs[at+k].Base = unsafe.SliceData(b)
 		s.iovs[at+k].SetLen(len(b))

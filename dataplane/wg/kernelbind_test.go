@@ -101,7 +101,7 @@ func testKernelBind(t *testing.T, gro bool) {
 		if from[0] != from[1] || from[1] != from[2] {
 			t.Errorf("%s: one peer, several endpoints", c.to)
 		}
-		if e := from[0].(*kernelEndpoint); e.SrcIfidx() == 0 {
+		if e := from[0].(*endpoint); e.SrcIfidx() == 0 {
 			t.Errorf("%s: no interface index", c.to)
 		}
 		if err := b.Send(msgs, from[0]); err != nil {
@@ -130,12 +130,12 @@ func TestKernelBindSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale := &kernelEndpoint{dst: ep.(*kernelEndpoint).dst, src: netip.MustParseAddr("2001:db8::99")} // not ours
+	stale := &endpoint{dst: ep.(*endpoint).dst, src: netip.MustParseAddr("2001:db8::99")} // not ours
 	var msgs [][]byte
 	for i := 0; i < conn.IdealBatchSize+72; i++ {
 		msgs = append(msgs, transport(64+i, byte(i)))
 	}
-	cleared := &kernelEndpoint{dst: stale.dst, src: stale.src}
+	cleared := &endpoint{dst: stale.dst, src: stale.src}
 	cleared.ClearSrc()
 	for _, e := range []conn.Endpoint{ep, stale, cleared} {
 		if err := b.Send(msgs, e); err != nil {
@@ -152,7 +152,7 @@ func TestKernelBindSend(t *testing.T) {
 			}
 		}
 	}
-	if err := b.Send(msgs[:1], &xdpEndpoint{}); !errors.Is(err, conn.ErrWrongEndpointType) {
+	if err := b.Send(msgs[:1], &conn.StdNetEndpoint{}); !errors.Is(err, conn.ErrWrongEndpointType) {
 		t.Errorf("another bind's endpoint: %v", err)
 	}
 }
@@ -166,7 +166,7 @@ func TestKernelBindStaleSource4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale := &kernelEndpoint{dst: ep.(*kernelEndpoint).dst, src: netip.MustParseAddr("192.0.2.99")}
+	stale := &endpoint{dst: ep.(*endpoint).dst, src: netip.MustParseAddr("192.0.2.99")}
 	msgs := [][]byte{transport(100, 1), transport(100, 2)}
 	if err := b.Send(msgs, stale); err != nil {
 		t.Fatal(err)
@@ -177,21 +177,6 @@ func TestKernelBindStaleSource4(t *testing.T) {
 		if err != nil || !bytes.Equal(buf[:n], m) {
 			t.Fatalf("datagram %d: %d bytes (%v)", i, n, err)
 		}
-	}
-}
-
-// wireguard-go's ClearSrc leaves the shared endpoint's source unused, and
-// the peer's next datagram makes a new endpoint with it.
-func TestKernelBindClearSrc(t *testing.T) {
-	r := &kernelRecv{eps: map[epKey]*kernelEndpoint{}}
-	k := epKey{from: netip.MustParseAddrPort("[2001:db8::2]:51820"), to: netip.MustParseAddr("2001:db8::1")}
-	e := r.endpoint(k)
-	if r.endpoint(k) != e {
-		t.Fatal("a second endpoint for one source")
-	}
-	e.ClearSrc()
-	if f := r.endpoint(k); f == e || f.noSrc.Load() || f.src != k.to {
-		t.Errorf("after ClearSrc: the same endpoint %v, or one without the source", f == e)
 	}
 }
 
@@ -213,7 +198,7 @@ func TestKernelBindParseEndpoint(t *testing.T) {
 		if ep.DstToString() != want {
 			t.Errorf("%s: %s, want %s", s, ep.DstToString(), want)
 		}
-		if e := ep.(*kernelEndpoint); e.dst.Addr().Is6() && e.dst.Addr().IsLinkLocalUnicast() && e.scope != 1 {
+		if e := ep.(*endpoint); e.dst.Addr().Is6() && e.dst.Addr().IsLinkLocalUnicast() && e.scope != 1 {
 			t.Errorf("%s: scope %d, want 1 (lo)", s, e.scope)
 		}
 	}
@@ -262,29 +247,13 @@ func TestKernelBindClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("receive still waits after Close")
 	}
-	if err := b.Send([][]byte{{1}}, &kernelEndpoint{}); !errors.Is(err, net.ErrClosed) {
+	if err := b.Send([][]byte{{1}}, &endpoint{}); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Send after Close: %v", err)
 	}
 	if _, _, err := b.Open(0); err != nil {
 		t.Fatalf("open again: %v", err)
 	}
 	b.Close()
-}
-
-// Datagrams from ever new sources do not grow the endpoints beyond
-// maxEndpoints.
-func TestKernelBindEndpointsBounded(t *testing.T) {
-	r := &kernelRecv{eps: map[epKey]*kernelEndpoint{}}
-	to := netip.MustParseAddr("2001:db8::1")
-	for i := 0; i < 3*maxEndpoints; i++ {
-		k := epKey{from: netip.AddrPortFrom(netip.MustParseAddr("2001:db8::2"), uint16(i)), to: to}
-		if e := r.endpoint(k); e.dst != k.from || e.src != to {
-			t.Fatalf("endpoint %v for %v", e.dst, k.from)
-		}
-		if len(r.eps) > maxEndpoints {
-			t.Fatalf("%d endpoints", len(r.eps))
-		}
-	}
 }
 
 // Neither receiving nor sending allocates.

@@ -49,8 +49,7 @@ type XDPBind struct {
 	// Receive side (wireguard-go's one receiving goroutine).
 	rxDescs []xsk.Desc
 	rxBases []uint64
-	eps     map[netip.AddrPort]*xdpEndpoint
-	lastEP  *xdpEndpoint // the last one found: a peer sends runs of datagrams
+	eps     endpoints
 
 	// Send side (several peers' senders).
 	txMu    sync.Mutex
@@ -125,18 +124,12 @@ const (
 // errRoutePending: a new destination's route is being looked up.
 var errRoutePending = fmt.Errorf("%w: the route is being looked up", syscall.ENETUNREACH)
 
-// maxEndpoints bounds the endpoints the receive side remembers (one per
-// source address and port heard): datagrams from ever new sources make
-// new ones rather than growing the map.
-const maxEndpoints = 1024
-
 // NewXDPBind returns a bind over port (an AF_XDP socket on the uplink,
 // over umem, which only it uses) for WireGuard's udpPort.
 func NewXDPBind(port xsk.Port, umem *xsk.UMEM, udpPort uint16, resolve Resolver) *XDPBind {
 	b := &XDPBind{
 		port: port, umem: umem, udpPort: udpPort, resolve: resolve,
 		rxDescs: make([]xsk.Desc, conn.IdealBatchSize), rxBases: make([]uint64, 0, conn.IdealBatchSize),
-		eps:    map[netip.AddrPort]*xdpEndpoint{},
 		txDesc: make([]xsk.Desc, 0, conn.IdealBatchSize), comp: make([]uint64, umem.NumChunks),
 		routes: map[netip.Addr]*cachedRoute{}, newDst: make(chan struct{}, 1),
 		closed: make(chan struct{}),
@@ -212,7 +205,7 @@ func (b *XDPBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	}
 	dst := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	b.route(dst.Addr()) // looked up before the first datagram to it
-	return &xdpEndpoint{dst: dst}, nil
+	return &endpoint{dst: dst}, nil
 }
 
 // receive waits for datagrams and copies up to len(packets) of their
@@ -243,7 +236,7 @@ func (b *XDPBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint, cl
 			switch why {
 			case dgOK:
 				sizes[n] = copy(packets[n], payload)
-				eps[n] = b.endpoint(from, to)
+				eps[n] = b.eps.get(epKey{from: from, to: to})
 				n++
 			case dgBadChecksum:
 				b.badChecksum.Add(1)
@@ -263,24 +256,6 @@ func (b *XDPBind) receive(packets [][]byte, sizes []int, eps []conn.Endpoint, cl
 			return n, nil
 		}
 	}
-}
-
-// endpoint returns the endpoint of datagrams from from to our address to,
-// the same one each time (no allocation per datagram).
-func (b *XDPBind) endpoint(from netip.AddrPort, to netip.Addr) *xdpEndpoint {
-	if ep := b.lastEP; ep != nil && ep.dst == from && ep.src == to {
-		return ep
-	}
-	ep, ok := b.eps[from]
-	if !ok || ep.src != to {
-		if len(b.eps) >= maxEndpoints {
-			clear(b.eps)
-		}
-		ep = &xdpEndpoint{dst: from, src: to}
-		b.eps[from] = ep
-	}
-	b.lastEP = ep
-	return ep
 }
 
 // Send implements conn.Bind: each buffer goes out as one datagram to ep.
@@ -494,7 +469,7 @@ func (b *XDPBind) lookRound(now time.Time) {
 
 // dstPort returns ep's port.
 func dstPort(ep conn.Endpoint) uint16 {
-	if e, ok := ep.(*xdpEndpoint); ok {
+	if e, ok := ep.(*endpoint); ok {
 		return e.dst.Port()
 	}
 	ap, _ := netip.ParseAddrPort(ep.DstToString())
@@ -510,19 +485,6 @@ func (b *XDPBind) snapshot(s *stats.Snapshot) {
 	s[stats.ULDropTxRingFull] += b.txRingFull.Load()
 	s[stats.ULDropRxRingFull] += b.fillShort.Load()
 }
-
-// xdpEndpoint is a peer's address and port, and our address it sent to.
-type xdpEndpoint struct {
-	dst netip.AddrPort
-	src netip.Addr
-}
-
-func (e *xdpEndpoint) ClearSrc()           {}
-func (e *xdpEndpoint) SrcToString() string { return e.src.String() }
-func (e *xdpEndpoint) DstToString() string { return e.dst.String() }
-func (e *xdpEndpoint) DstToBytes() []byte  { b, _ := e.dst.MarshalBinary(); return b }
-func (e *xdpEndpoint) DstIP() netip.Addr   { return e.dst.Addr() }
-func (e *xdpEndpoint) SrcIP() netip.Addr   { return e.src }
 
 // Why parseDatagram refused a frame.
 const (

@@ -353,7 +353,7 @@ func perfTop(dir string) string {
 	}
 	data := filepath.Join(dir, "perf.data")
 	time.Sleep(2 * time.Second)
-	if err := exec.Command("perf", "record", "-q", "-o", data, "-F", "999", "-C", fmt.Sprint(dutCore), "--", "sleep", "5").Run(); err != nil {
+	if err := exec.Command("perf", "record", "-q", "-g", "-o", data, "-F", "999", "-C", fmt.Sprint(dutCore), "--", "sleep", "5").Run(); err != nil {
 		return ""
 	}
 	byThread, err := exec.Command("perf", "report", "-q", "-i", data, "--no-children", "--sort", "comm", "--stdio", "-g", "none").Output()
@@ -364,7 +364,15 @@ func perfTop(dir string) string {
 	if err != nil {
 		return ""
 	}
-	return "by thread:\n" + firstLines(string(byThread), 10) + "\nby symbol:\n" + firstLines(string(bySym), 40)
+	// With callees: what a system call or softirq costs in all (on veth,
+	// the far end's receive runs on the sender's core, in the softirq its
+	// transmit raised: veth_poll and what it calls).
+	inclusive, err := exec.Command("perf", "report", "-q", "-i", data, "--children", "--sort", "sym", "--stdio", "-g", "none", "--percent-limit", "4").Output()
+	if err != nil {
+		return ""
+	}
+	return "by thread:\n" + firstLines(string(byThread), 10) + "\nby symbol:\n" + firstLines(string(bySym), 40) +
+		"\nby symbol with its callees:\n" + firstLines(string(inclusive), 40)
 }
 
 func pprofTop(binary, profile string) string {

@@ -225,17 +225,14 @@ func Start(c *config.Config, src Source, log *slog.Logger) (_ *Daemon, err error
 }
 
 // giveBackEvery is how often the main goroutine gives the kernel back the
-// memory the Go heap holds free. Go keeps free pages up to a tenth of the
-// heap in use, and gives them back only when it holds more; pwgated's
-// heap is mostly WireGuard's 64 KiB message buffers, of which a page
-// each is resident, so that tenth (up to some 25 MiB) is large against the
-// resident memory, and as garbage lands on free pages touched for the
-// first time, resident memory creeps up by a megabyte or two over half
-// an hour (the soak, bench/results/soak-20261206-185557.md) and stays,
-// or drops at a give-back of the runtime's own, in no set rhythm. Given
-// back every few minutes, it stays level. The cost is one collection
-// (the runtime makes one every two minutes anyway) and releasing a few
-// megabytes.
+// Go heap's free pages. Go keeps free pages up to a tenth of the heap in
+// use; pwgated's heap is mostly WireGuard's 64 KiB message buffers with a
+// page each resident, so that tenth is large against resident memory, and
+// garbage landing on free pages touched for the first time made resident
+// memory creep a megabyte or two in half an hour
+// (bench/results/soak-20261206-185557.md), given back only when the
+// runtime chose to. The cost is one collection (the runtime makes one
+// every two minutes anyway) and releasing a few megabytes.
 const giveBackEvery = 5 * time.Minute
 
 // Run is the main goroutine: it waits for the features' events, reloads
@@ -279,12 +276,12 @@ func (d *Daemon) Run(ctx context.Context, hup <-chan struct{}) error {
 	for i := range running {
 		running[i] = true
 	}
+	giveBack := time.NewTicker(giveBackEvery)
+	defer giveBack.Stop()
 	// Each second the ports' links are looked at (changes logged and
 	// counted). A port that goes away (its device removed or replaced)
 	// leaves its socket dead: pwgated exits with status 1, and systemd
 	// starts it again on the port that is there then.
-	giveBack := time.NewTicker(giveBackEvery)
-	defer giveBack.Stop()
 	var portsTick <-chan time.Time
 	if d.path != nil && d.path.ports != nil {
 		t := time.NewTicker(time.Second)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,19 @@ func peerSocket(t testing.TB, addr string) *net.UDPConn {
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	return c
+}
+
+// expectDatagrams reads len(msgs) datagrams from p and fails unless they
+// are msgs, in order; what names the case in the failure.
+func expectDatagrams(t testing.TB, p *net.UDPConn, msgs [][]byte, what string) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	for i, m := range msgs {
+		n, err := p.Read(buf)
+		if err != nil || !bytes.Equal(buf[:n], m) {
+			t.Fatalf("%sdatagram %d: %d bytes, want %d (%v)", what, i, n, len(m), err)
+		}
+	}
 }
 
 // recvAll receives until want datagrams have arrived.
@@ -141,16 +155,7 @@ func TestKernelBindSend(t *testing.T) {
 		if err := b.Send(msgs, e); err != nil {
 			t.Fatalf("to %s from %s: %v", e.DstToString(), e.SrcToString(), err)
 		}
-		buf := make([]byte, 2048)
-		for i, m := range msgs {
-			n, err := p.Read(buf)
-			if err != nil {
-				t.Fatalf("from %s: datagram %d: %v", e.SrcToString(), i, err)
-			}
-			if !bytes.Equal(buf[:n], m) {
-				t.Fatalf("from %s: datagram %d: %d bytes, want %d", e.SrcToString(), i, n, len(m))
-			}
-		}
+		expectDatagrams(t, p, msgs, "from "+e.SrcToString()+": ")
 	}
 	if err := b.Send(msgs[:1], &conn.StdNetEndpoint{}); !errors.Is(err, conn.ErrWrongEndpointType) {
 		t.Errorf("another bind's endpoint: %v", err)
@@ -171,13 +176,7 @@ func TestKernelBindStaleSource4(t *testing.T) {
 	if err := b.Send(msgs, stale); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 2048)
-	for i, m := range msgs {
-		n, err := p.Read(buf)
-		if err != nil || !bytes.Equal(buf[:n], m) {
-			t.Fatalf("datagram %d: %d bytes (%v)", i, n, err)
-		}
-	}
+	expectDatagrams(t, p, msgs, "")
 }
 
 func TestKernelBindParseEndpoint(t *testing.T) {
@@ -322,13 +321,7 @@ func TestKernelBindGSOFallsBack(t *testing.T) {
 		if err := b.Send(msgs, ep); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 2048)
-		for i, m := range msgs {
-			n, err := p.Read(buf)
-			if err != nil || !bytes.Equal(buf[:n], m) {
-				t.Fatalf("round %d, datagram %d: %d bytes (%v)", round, i, n, err)
-			}
-		}
+		expectDatagrams(t, p, msgs, "round "+strconv.Itoa(round)+", ")
 	}
 	if refused != 1 || !b.GSOOff() {
 		t.Errorf("GSO refused %d times, off %v; want once, then off", refused, b.GSOOff())

@@ -37,7 +37,7 @@ type Role struct {
 	fwd *Forwarder
 	xdp *bpf.Anycast
 	lnk []link.Link
-	hop uplink.Prober
+	hop *uplink.Resolver // under mu
 	// anyHop (anycast.forward.next_hop: any) takes a server's next hop
 	// reached through a gateway; by default it must be on-link.
 	anyHop bool
@@ -65,6 +65,9 @@ func NewRole(c *config.Config, log *slog.Logger) (_ *Role, err error) {
 		}
 	}()
 	r.ports, r.vips = f.Interfaces, f.VIPs
+	if r.hop, err = uplink.NewResolver(); err != nil {
+		return nil, fmt.Errorf("anycast forwarder: %w", err)
+	}
 	xdp, err := bpf.LoadAnycast(f.TableSize)
 	if err != nil {
 		return nil, err
@@ -143,7 +146,7 @@ func (r *Role) setTrust(c *config.Config) {
 // gateway would have the forwarder send the VIP's packets to a router
 // that may send them back. It runs under r.mu (the forwarder's methods).
 func (r *Role) resolve(nh netip.Addr) (bpf.Backend, string) {
-	h, why := uplink.ResolveNextHop(nh, nil, &r.hop)
+	h, why := r.hop.NextHop(nh, 0)
 	if why != "" {
 		return bpf.Backend{}, why
 	}
@@ -349,6 +352,10 @@ func (r *Role) Close(bool) {
 		r.fwd.Close()
 		r.fwd = nil
 	}
+	if r.hop != nil {
+		r.hop.Close()
+		r.hop = nil
+	}
 	xdp := r.xdp
 	r.xdp = nil
 	r.mu.Unlock()
@@ -359,7 +366,6 @@ func (r *Role) Close(bool) {
 	if xdp != nil {
 		xdp.Close()
 	}
-	r.hop.Close()
 }
 
 // TrustOf is which neighbors' paths name the forwarder's servers.

@@ -54,9 +54,8 @@ func (q *nlQuery) close() {
 	}
 }
 
-// nextHop is ResolveNextHop's work (see there); oif 0 takes the route the
-// kernel would take for its own traffic.
-func (q *nlQuery) nextHop(dst netip.Addr, oif int, p *Prober) (Hop, string) {
+// nextHop is Resolver.NextHop's work (see there).
+func (q *nlQuery) nextHop(dst netip.Addr, oif int, p *prober) (Hop, string) {
 	var h Hop
 	if dst.Zone() != "" && dst.IsLinkLocalUnicast() {
 		i, _, err := q.linkByName(dst.Zone())
@@ -334,12 +333,12 @@ func answer(b []byte, seq uint32, want uint16) ([]byte, error, bool) {
 	return nil, nil, false
 }
 
-// Resolver asks the kernel about next hops (ResolveNextHop) and links for
-// a caller that asks often: it keeps its netlink socket, and an answer
-// found allocates nothing. It is not safe for concurrent use.
+// Resolver asks the kernel about next hops and links: it keeps its
+// netlink socket, and an answer found allocates nothing. It is not safe
+// for concurrent use.
 type Resolver struct {
 	q *nlQuery
-	p Prober
+	p prober
 }
 
 // NewResolver opens a Resolver's netlink socket.
@@ -351,8 +350,17 @@ func NewResolver() (*Resolver, error) {
 	return &Resolver{q: q}, nil
 }
 
-// NextHop is ResolveNextHop(dst, the link of index oif, …); oif 0 takes
-// the kernel's own choice.
+// NextHop asks the kernel's routing table how to reach dst and its
+// neighbour table for the next hop's MAC. With oif, the route is the one
+// that leaves by that interface (ip route get DST oif IF), whatever route
+// the kernel would take for its own traffic: the pseudowire leaves by its
+// uplink even when another port (a management port hearing router
+// advertisements, found on the image) has a default route too; oif 0
+// takes the kernel's own choice. An unresolved next hop is prodded with
+// an echo request.
+//
+// A link-local dst with a zone (an unnumbered BGP neighbor's next hop) is
+// on the link of the interface the zone names, whatever the routes say.
 func (r *Resolver) NextHop(dst netip.Addr, oif int) (Hop, string) {
 	return r.q.nextHop(dst, oif, &r.p)
 }
@@ -377,5 +385,5 @@ func (r *Resolver) LinkByName(name string) (Link, error) {
 // Close closes the socket and the prober.
 func (r *Resolver) Close() {
 	r.q.close()
-	r.p.Close()
+	r.p.close()
 }

@@ -64,7 +64,7 @@ func (u *Role) View() View { return u.view }
 // Timing of the tracking.
 const (
 	// proddingEvery: while the next hop is unknown, the kernel is prodded
-	// to resolve it (at most once a second, see Prober.prod).
+	// to resolve it (at most once a second, see prober.prod).
 	proddingEvery = 100 * time.Millisecond
 	// rereadEvery: besides the kernel's notifications (nlWatch), the
 	// uplink is read again this often, in case one was missed. Each read
@@ -116,7 +116,7 @@ type Tracker struct {
 	token netip.Addr   // use the SLAAC address with this identifier, or
 	addr  netip.Prefix // use this address
 	added bool         // addr was added by us and is removed by close
-	Prober
+	res   *Resolver    // next hops (main goroutine)
 
 	changed chan struct{}
 	done    chan struct{}
@@ -135,6 +135,9 @@ func Open(ifname string, c *config.Config) (_ *Tracker, err error) {
 			t.Close()
 		}
 	}()
+	if t.res, err = NewResolver(); err != nil {
+		return nil, fmt.Errorf("uplink %s: %w", ifname, err)
+	}
 	if err := t.subscribe(); err != nil {
 		return nil, fmt.Errorf("follow %s's routes, neighbours and addresses: %w", ifname, err)
 	}
@@ -270,9 +273,10 @@ func iid(a netip.Addr) uint64 {
 const usableNUD = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT | netlink.NUD_NOARP
 
 // NextHop asks the kernel's routing table how to reach dst (the peer, or
-// a VTEP) and its neighbour table for the MAC of that next hop.
+// a VTEP) by the uplink and its neighbour table for the MAC of that next
+// hop (Resolver.NextHop). Main goroutine.
 func (t *Tracker) NextHop(dst netip.Addr) (netip.Addr, frame.MAC, string) {
-	h, why := ResolveNextHop(dst, t.link, &t.Prober)
+	h, why := t.res.NextHop(dst, t.link.Attrs().Index)
 	return h.Via, h.MAC, why
 }
 
@@ -287,35 +291,12 @@ type Hop struct {
 	Src     netip.Addr // the route's source address (RTA_PREFSRC); invalid for a zoned dst
 }
 
-// ResolveNextHop asks the kernel's routing table how to reach dst and its
-// neighbour table for the next hop's MAC; with only set, the route is the
-// one that leaves by that interface (ip route get DST oif IF), whatever
-// route the kernel would take for its own traffic: the pseudowire leaves
-// by its uplink even when another port (a management port hearing
-// router advertisements, found on the image) has a default route too. An
-// unresolved next hop is prodded (p).
-//
-// A link-local dst with a zone (an unnumbered BGP neighbor's next hop) is
-// on the link of the interface the zone names, whatever the routes say.
-func ResolveNextHop(dst netip.Addr, only netlink.Link, p *Prober) (Hop, string) {
-	q, err := openQuery()
-	if err != nil {
-		return Hop{}, err.Error()
-	}
-	defer q.close()
-	oif := 0
-	if only != nil {
-		oif = only.Attrs().Index
-	}
-	return q.nextHop(dst, oif, p)
-}
-
-// maxProbed is how many next hops a Prober remembers before it forgets
+// maxProbed is how many next hops a prober remembers before it forgets
 // those it prodded more than a second ago.
 const maxProbed = 256
 
-// Prober sends ICMP echo requests so that the kernel resolves next hops.
-type Prober struct {
+// prober sends ICMP echo requests so that the kernel resolves next hops.
+type prober struct {
 	last map[netip.Addr]time.Time
 	conn [2]*net.IPConn // ICMPv6, ICMP
 	seq  uint16
@@ -324,7 +305,7 @@ type Prober struct {
 // prod sends an ICMP echo request to addr, at most once a second per
 // address, so that the kernel resolves it (neighbour discovery, ARP);
 // ifname is the zone of a link-local addr.
-func (p *Prober) prod(addr netip.Addr, ifname string) {
+func (p *prober) prod(addr netip.Addr, ifname string) {
 	if p.last == nil {
 		p.last = map[netip.Addr]time.Time{}
 	}
@@ -364,7 +345,7 @@ func (p *Prober) prod(addr netip.Addr, ifname string) {
 	p.conn[i].WriteTo(echo, dst)
 }
 
-func (p *Prober) Close() {
+func (p *prober) close() {
 	for _, c := range p.conn {
 		if c != nil {
 			c.Close()
@@ -386,12 +367,14 @@ func (t *Tracker) removeAddr() {
 }
 
 // Close stops following the kernel, removes the address it added and
-// closes the prober.
+// closes its netlink and ICMP sockets.
 func (t *Tracker) Close() {
 	close(t.done)
 	t.wg.Wait()
 	t.removeAddr()
-	t.Prober.Close()
+	if t.res != nil {
+		t.res.Close()
+	}
 }
 
 var _ feature.Feature = (*Role)(nil)

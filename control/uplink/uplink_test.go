@@ -59,17 +59,23 @@ func TestNextHopOnTheUplink(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if h, why := ResolveNextHop(peer, ul, &Prober{}); why == "" {
+		r, err := NewResolver()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		oif := ul.Attrs().Index
+		if h, why := r.NextHop(peer, oif); why == "" {
 			return fmt.Errorf("a next hop with no route by the uplink: %+v", h)
 		}
 		if _, err := l.Exec("x", "ip", "-6", "route", "add", "default", "via", "2001:db8:a::1", "dev", "ul0", "metric", "1024"); err != nil {
 			return err
 		}
-		h, why := ResolveNextHop(peer, ul, &Prober{})
+		h, why := r.NextHop(peer, oif)
 		if why != "" || h.Ifname != "ul0" || h.Via.String() != "2001:db8:a::1" || h.MAC.String() != "02:00:00:00:0f:0a" {
 			return fmt.Errorf("next hop %+v (%s), want 2001:db8:a::1 on ul0", h, why)
 		}
-		if h, why := ResolveNextHop(peer, nil, &Prober{}); why != "" || h.Ifname != "mg0" {
+		if h, why := r.NextHop(peer, 0); why != "" || h.Ifname != "mg0" {
 			return fmt.Errorf("without an interface: %+v (%s), want the kernel's choice, mg0", h, why)
 		}
 		return nil

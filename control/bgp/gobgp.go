@@ -1139,7 +1139,72 @@ func (g *GoBGP) Stop(graceful bool) {
 		// graceful restart).
 		return
 	}
+	g.endSessions()
 	g.s.Stop()
+}
+
+// endWait bounds how long Stop waits for GoBGP to end the sessions it
+// deleted.
+const endWait = 2 * time.Second
+
+// endSessions deletes every neighbor, each with a Cease as GoBGP's Stop
+// would send, and waits (endWait at most) until GoBGP has freed each
+// established session, whose goroutines have then ended. GoBGP v3.37's
+// StopBgp deletes the neighbors and clears its global configuration at
+// once, while a deleted session's receive goroutine may still read that
+// configuration for an UPDATE in flight: a data race (it failed CI's unit
+// step once, in TestGoBGPMultipath's teardown). With no neighbors left,
+// StopBgp only closes the listeners and clears it.
+func (g *GoBGP) endSessions() {
+	ctx, cancel := context.WithTimeout(context.Background(), endWait)
+	defer cancel()
+	var mu sync.Mutex
+	idle := map[netip.Addr]bool{} // sessions GoBGP said went idle, under mu
+	told := make(chan struct{}, 1)
+	// GoBGP tells a freed established session's watchers it went idle.
+	err := g.s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
+		st := r.GetPeer().GetPeer().GetState()
+		a, err := netip.ParseAddr(st.GetNeighborAddress())
+		if err != nil || st.GetSessionState() != api.PeerState_IDLE {
+			return
+		}
+		mu.Lock()
+		idle[a.WithZone("")] = true
+		mu.Unlock()
+		select {
+		case told <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return
+	}
+	var keys []string
+	var up []netip.Addr
+	g.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		keys = append(keys, p.GetConf().GetNeighborAddress())
+		st := p.GetState()
+		if a, err := netip.ParseAddr(st.GetNeighborAddress()); err == nil && st.GetSessionState() == api.PeerState_ESTABLISHED {
+			up = append(up, a.WithZone(""))
+		}
+	})
+	for _, k := range keys {
+		g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: k})
+	}
+	for {
+		mu.Lock()
+		up = slices.DeleteFunc(up, func(a netip.Addr) bool { return idle[a] })
+		mu.Unlock()
+		if len(up) == 0 {
+			return
+		}
+		select {
+		case <-told:
+		case <-ctx.Done():
+			g.log.Warn("bgp: sessions not ended in time at stop", "sessions", len(up))
+			return
+		}
+	}
 }
 
 // resetDisabled resets the session with peer (GoBGP's log key: its

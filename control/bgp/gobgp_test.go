@@ -38,12 +38,15 @@ func freePort(t *testing.T) int {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newPair(t *testing.T, gr bool) *pair {
+func newPair(t *testing.T, gr bool) *pair { t.Helper(); return newPairLogged(t, gr, quiet()) }
+
+// newPairLogged is newPair with a logging to log.
+func newPairLogged(t *testing.T, gr bool, log *slog.Logger) *pair {
 	t.Helper()
 	port := freePort(t)
 	a1, a2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
 	fams := []Family{EVPN, IPv4Unicast, IPv6Unicast}
-	p := &pair{a: NewGoBGP(quiet()), b: NewGoBGP(quiet())}
+	p := &pair{a: NewGoBGP(log), b: NewGoBGP(quiet())}
 	p.ca = Config{ASN: 4200000001, RouterID: a1, ListenAddrs: []netip.Addr{a1}, ListenPort: port, GracefulRestart: gr, RestartTime: 120,
 		Neighbors: []Neighbor{{Address: a2, ASN: 4200000002, Port: port, Source: a1, Families: fams, HoldTime: 9, Description: "b"}}}
 	p.cb = Config{ASN: 4200000002, RouterID: a2, ListenAddrs: []netip.Addr{a2}, ListenPort: port, GracefulRestart: gr, RestartTime: 120,
@@ -579,4 +582,69 @@ func TestGoBGPDefaultOriginate(t *testing.T) {
 	if err := bad.Validate(); err == nil {
 		t.Error("default_originate without a unicast family was taken")
 	}
+}
+
+// TestGoBGPStopWhileReceiving stops a speaker while its neighbor sends
+// updates. GoBGP v3.37's StopBgp clears the global configuration that a
+// session's receive goroutine reads for each UPDATE; Stop ends the
+// sessions first and waits until GoBGP has freed them, which it reports
+// in a warning when it cannot (and the race detector, in CI's unit step,
+// when the two meet).
+func TestGoBGPStopWhileReceiving(t *testing.T) {
+	for round := 0; round < 3; round++ {
+		var warned warnings
+		p := newPairLogged(t, false, slog.New(&warned))
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := byte(0); g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					r := Route{Kind: Prefix, Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, g, byte(i)}), 32), NextHop: netip.IPv4Unspecified()}
+					p.b.Announce(r)
+					if i%2 == 1 {
+						p.b.Withdraw(r)
+					}
+				}
+			}()
+		}
+		waitFor(t, "updates", func() bool { return p.a.Peers()[0].Received[IPv4Unicast] > 0 })
+		start := time.Now()
+		p.a.Stop(false)
+		took := time.Since(start)
+		close(done)
+		wg.Wait()
+		if w := warned.get(); slices.Contains(w, "bgp: sessions not ended in time at stop") || took >= endWait {
+			t.Fatalf("stop took %v, warned %q", took, w)
+		}
+		p.b.Stop(false)
+	}
+}
+
+// warnings is a slog.Handler that keeps the messages of warnings and
+// errors.
+type warnings struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.got = append(w.got, r.Message)
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+func (w *warnings) get() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.got)
 }

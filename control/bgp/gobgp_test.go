@@ -40,7 +40,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func newPair(t *testing.T, gr bool) *pair { t.Helper(); return newPairLogged(t, gr, quiet()) }
 
-// newPairLogged is newPair with a logging to log.
+// newPairLogged is newPair with speaker a logging to log.
 func newPairLogged(t *testing.T, gr bool, log *slog.Logger) *pair {
 	t.Helper()
 	port := freePort(t)

@@ -56,6 +56,9 @@ type GoBGP struct {
 	exportKey  string
 	exportMade bool
 	stopped    bool
+	// freed receives the sessions GoBGP freed while Stop waits for them
+	// (endSessions).
+	freed atomic.Pointer[chan string]
 	// waiting are the neighbors added passive that have not had a
 	// session yet, by key (under mu): see fallBack.
 	waiting map[string]*waitState
@@ -122,7 +125,7 @@ func (g *GoBGP) Start(c Config, watch func([]Update)) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	g.s = server.NewBgpServer(server.LoggerOption(&logger{l: g.log, disabled: g.resetDisabled}))
+	g.s = server.NewBgpServer(server.LoggerOption(&logger{l: g.log, disabled: g.resetDisabled, freed: g.sessionFreed}))
 	go g.s.Serve()
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -1143,66 +1146,57 @@ func (g *GoBGP) Stop(graceful bool) {
 	g.s.Stop()
 }
 
-// endWait bounds how long Stop waits for GoBGP to end the sessions it
-// deleted.
+// endWait bounds how long Stop waits for GoBGP to free the sessions it
+// deleted. (GoBGP's own steps may wait longer: its server waits for a
+// deleted session's NOTIFICATION to be written, up to the hold time.)
 const endWait = 2 * time.Second
 
 // endSessions deletes every neighbor, each with a Cease as GoBGP's Stop
 // would send, and waits (endWait at most) until GoBGP has freed each
-// established session, whose goroutines have then ended. GoBGP v3.37's
-// StopBgp deletes the neighbors and clears its global configuration at
-// once, while a deleted session's receive goroutine may still read that
-// configuration for an UPDATE in flight: a data race (it failed CI's unit
-// step once, in TestGoBGPMultipath's teardown). With no neighbors left,
-// StopBgp only closes the listeners and clears it.
+// session, whose goroutines have then ended. GoBGP v3.37's StopBgp
+// deletes the neighbors and clears its global configuration at once,
+// while a deleted session's goroutines may still read that configuration
+// (for an UPDATE or an OPEN in flight): a data race, which failed CI's
+// unit step once in TestGoBGPMultipath's teardown. With no neighbors
+// left, StopBgp only closes the listeners and clears it.
 func (g *GoBGP) endSessions() {
-	ctx, cancel := context.WithTimeout(context.Background(), endWait)
-	defer cancel()
-	var mu sync.Mutex
-	idle := map[netip.Addr]bool{} // sessions GoBGP said went idle, under mu
-	told := make(chan struct{}, 1)
-	// GoBGP tells a freed established session's watchers it went idle.
-	err := g.s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
-		st := r.GetPeer().GetPeer().GetState()
-		a, err := netip.ParseAddr(st.GetNeighborAddress())
-		if err != nil || st.GetSessionState() != api.PeerState_IDLE {
-			return
-		}
-		mu.Lock()
-		idle[a.WithZone("")] = true
-		mu.Unlock()
-		select {
-		case told <- struct{}{}:
-		default:
-		}
+	var keys []string
+	g.s.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+		keys = append(keys, p.GetConf().GetNeighborAddress())
 	})
-	if err != nil {
+	if len(keys) == 0 {
 		return
 	}
-	var keys []string
-	var up []netip.Addr
-	g.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		keys = append(keys, p.GetConf().GetNeighborAddress())
-		st := p.GetState()
-		if a, err := netip.ParseAddr(st.GetNeighborAddress()); err == nil && st.GetSessionState() == api.PeerState_ESTABLISHED {
-			up = append(up, a.WithZone(""))
-		}
-	})
+	freed := make(chan string, 2*len(keys)) // with room for others GoBGP frees
+	g.freed.Store(&freed)
+	defer g.freed.Store(nil)
+	left := map[string]bool{}
 	for _, k := range keys {
-		g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: k})
+		if g.s.DeletePeer(context.Background(), &api.DeletePeerRequest{Address: k}) == nil {
+			left[k] = true
+		}
 	}
-	for {
-		mu.Lock()
-		up = slices.DeleteFunc(up, func(a netip.Addr) bool { return idle[a] })
-		mu.Unlock()
-		if len(up) == 0 {
+	timeout := time.NewTimer(endWait)
+	defer timeout.Stop()
+	for len(left) > 0 {
+		select {
+		case k := <-freed:
+			delete(left, k)
+		case <-timeout.C:
+			g.log.Warn("bgp: sessions not ended in time at stop", "sessions", len(left))
 			return
 		}
+	}
+}
+
+// sessionFreed is told by GoBGP's log that it freed the session of the
+// neighbor key (its address as configured) once its goroutines ended.
+// GoBGP's goroutine: it must not block.
+func (g *GoBGP) sessionFreed(key string) {
+	if c := g.freed.Load(); c != nil {
 		select {
-		case <-told:
-		case <-ctx.Done():
-			g.log.Warn("bgp: sessions not ended in time at stop", "sessions", len(up))
-			return
+		case *c <- key:
+		default:
 		}
 	}
 }
@@ -1220,10 +1214,12 @@ func (g *GoBGP) resetDisabled(peer string) {
 }
 
 // logger is GoBGP's log.Logger over slog, at GoBGP's levels; disabled is
-// told when GoBGP disables a family on a session.
+// told when GoBGP disables a family on a session, freed when it freed a
+// deleted one.
 type logger struct {
 	l        *slog.Logger
 	disabled func(peer string)
+	freed    func(peer string)
 }
 
 func (l *logger) attrs(f gobgplog.Fields) []any {
@@ -1252,9 +1248,18 @@ func (l *logger) Warn(msg string, f gobgplog.Fields) {
 		}
 	}
 }
-func (l *logger) Info(msg string, f gobgplog.Fields)  { l.l.Info("bgp: "+msg, l.attrs(f)...) }
-func (l *logger) Debug(msg string, f gobgplog.Fields) { l.l.Debug("bgp: "+msg, l.attrs(f)...) }
-func (l *logger) SetLevel(gobgplog.LogLevel)          {}
+func (l *logger) Info(msg string, f gobgplog.Fields) { l.l.Info("bgp: "+msg, l.attrs(f)...) }
+func (l *logger) Debug(msg string, f gobgplog.Fields) {
+	l.l.Debug("bgp: "+msg, l.attrs(f)...)
+	// GoBGP says so, whatever the level, once a deleted session's
+	// goroutines have ended (Serve's handlefsmMsg).
+	if msg == "freed fsm.h" && l.freed != nil {
+		if k, ok := f["Key"].(string); ok {
+			l.freed(k)
+		}
+	}
+}
+func (l *logger) SetLevel(gobgplog.LogLevel) {}
 func (l *logger) GetLevel() gobgplog.LogLevel {
 	if l.l.Enabled(context.Background(), slog.LevelDebug) {
 		return gobgplog.DebugLevel

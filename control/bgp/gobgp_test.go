@@ -627,6 +627,24 @@ func TestGoBGPStopWhileReceiving(t *testing.T) {
 	}
 }
 
+// TestGoBGPStopFreesIdleSessions: Stop waits for neighbors that have no
+// session too (GoBGP frees them as it does established ones), and does
+// not wait long for them.
+func TestGoBGPStopFreesIdleSessions(t *testing.T) {
+	var warned warnings
+	s := NewGoBGP(slog.New(&warned))
+	a := netip.MustParseAddr("127.0.0.1")
+	if err := s.Start(Config{ASN: 65001, RouterID: a, ListenAddrs: []netip.Addr{a}, ListenPort: freePort(t),
+		Neighbors: []Neighbor{{Address: netip.MustParseAddr("127.0.0.9"), ASN: 65009, Port: freePort(t), Source: a, Families: []Family{IPv4Unicast}}}}, func([]Update) {}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s.Stop(false)
+	if took, w := time.Since(start), warned.get(); slices.Contains(w, "bgp: sessions not ended in time at stop") || took >= endWait {
+		t.Fatalf("stop took %v, warned %q", took, w)
+	}
+}
+
 // warnings is a slog.Handler that keeps the messages of warnings and
 // errors.
 type warnings struct {

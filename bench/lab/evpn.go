@@ -345,12 +345,16 @@ func (e *EVPN) frrWireGuard(s *EVPNSite) error {
 	if _, err := e.Start(s.NS, "wireguard-go", "-f", "wg0"); err != nil {
 		return err
 	}
+	// wireguard-go makes the TUN device before its control socket: wait
+	// for the socket (wg show answers), or wg set finds no socket, falls
+	// back to the kernel's WireGuard, which is not there, and fails
+	// ("Protocol not supported"; CI's run of TestEVPNWireGuard).
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := e.Exec(s.NS, "ip", "link", "show", "wg0"); err == nil {
+		if _, err := e.Exec(s.NS, "wg", "show", "wg0"); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("wireguard-go made no wg0")
+			return fmt.Errorf("wireguard-go made no wg0 with its control socket")
 		}
 	}
 	args := []string{"wg", "set", "wg0", "private-key", s.WGKeyFile, "listen-port", fmt.Sprint(WGPort)}

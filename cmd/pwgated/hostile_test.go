@@ -149,9 +149,12 @@ func TestHostilePeer(t *testing.T) {
 	})
 	t.Run("100000 MAC routes", func(t *testing.T) {
 		// The peak is this step's own (what the steps before kept is
-		// bounded by alive, from base): 52-57 MiB measured, most of it
-		// GoBGP's unbounded queue of parsed UPDATEs before the prefix
-		// limit ends the session (before the limit: +694 MiB).
+		// bounded by alive, from base): 54-61 MiB measured (2026-12-07),
+		// most of it the 8,500-9,500 routes GoBGP processed before the
+		// prefix limit ended the session and their withdrawal, through
+		// GoBGP's watcher and the EVPN controller; GoBGP's queue of parsed
+		// UPDATEs not yet processed held about 6,000 when the session
+		// ended (before the limit: +694 MiB).
 		start := rssKiB(t, e.A.Proc)
 		peak := peakRSS(t, e.A.Proc)
 		sp.do(t, "macs 100000 10.0.0.9")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -943,6 +944,15 @@ func (g *GoBGP) overLimit(ctx context.Context, peer netip.Addr, f Family, routes
 	if err != nil {
 		g.log.Error("bgp: end the session of a neighbor over its prefix limit", "neighbor", peer.String(), "err", err)
 	}
+	// What the neighbor sent is garbage now (the messages GoBGP had not
+	// processed, the routes it dropped), and the withdrawal of its routes,
+	// still on its way through the watcher, makes more: collect at once,
+	// so that it reuses that memory rather than growing the heap past it.
+	// In TestHostilePeer's flood of MAC routes resident memory went on
+	// growing by 20-25 MiB for half a second after the session ended; its
+	// peak went from 57-67 MiB (9 runs) to 54-61 MiB (4 runs). Once per
+	// session ended.
+	runtime.GC()
 	time.AfterFunc(LimitHoldOff, func() {
 		if ctx.Err() != nil {
 			return // stopped

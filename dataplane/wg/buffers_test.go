@@ -3,6 +3,7 @@ package wg
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -63,16 +64,29 @@ func TestRecycler(t *testing.T) {
 func TestRecyclerKeepsAtMost(t *testing.T) {
 	r := newRecycler()
 	r.keep = 3
+	var finalized atomic.Int32
+	r.fin = func(b *msgBuffer) { r.recycle(b); finalized.Add(1) }
 	for range 5 {
 		r.get()
 	}
 	collect(t, r, 3)
-	for range 5 {
-		r.get()
+	// Three idle need not be all five finalized: one finalized late would
+	// be recycled while the gets below take the three (CI saw 6 made).
+	for deadline := time.Now().Add(10 * time.Second); finalized.Load() < 5; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 5 buffers finalized", finalized.Load())
+		}
+		runtime.GC()
+	}
+	// Held, so that none of these is finalized and recycled meanwhile.
+	held := make([]any, 5)
+	for i := range held {
+		held[i] = r.get()
 	}
 	if got := r.made.Load(); got != 7 {
 		t.Fatalf("made %d buffers, want 7 (3 reused)", got)
 	}
+	runtime.KeepAlive(held)
 }
 
 // TestRecyclerInstalled: a Device's message buffers come from msgBuffers.

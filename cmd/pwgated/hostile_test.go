@@ -149,13 +149,13 @@ func TestHostilePeer(t *testing.T) {
 	})
 	t.Run("100000 MAC routes", func(t *testing.T) {
 		// The peak is this step's own (what the steps before kept is
-		// bounded by alive, from base): 54-61 MiB measured alone, 66 MiB
-		// in two of three CI runs (2026-12-07): at the bound,
-		// most of it the 8,500-9,500 routes GoBGP processed before the
-		// prefix limit ended the session and their withdrawal, through
-		// GoBGP's watcher and the EVPN controller; GoBGP's queue of parsed
-		// UPDATEs not yet processed held about 6,000 when the session
-		// ended (before the limit: +694 MiB).
+		// bounded by alive, from base): 42-46 MiB measured alone
+		// (2026-12-07), most of it the 8,000-9,200 routes GoBGP processed
+		// before the prefix limit ended the session, GoBGP's queue of
+		// parsed UPDATEs not yet processed (5,000-6,000 when the session
+		// ended), and their withdrawal through GoBGP's watcher and the
+		// EVPN controller, collected eagerly (bgp.eagerPercent); 47-66
+		// MiB before that (before the limit: +694 MiB).
 		start := rssKiB(t, e.A.Proc)
 		peak := peakRSS(t, e.A.Proc)
 		sp.do(t, "macs 100000 10.0.0.9")

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -927,6 +926,7 @@ func familyOf(af *api.Family) (Family, bool) {
 func (g *GoBGP) overLimit(ctx context.Context, peer netip.Addr, f Family, routes int) {
 	g.log.Warn("bgp: the neighbor sent more routes than its max_prefix: its session ends, and it may connect again later",
 		"neighbor", peer.String(), "family", f.String(), "routes", routes, "after", LimitHoldOff.String())
+	collectEagerly.begin()
 	g.mu.Lock()
 	i := slices.IndexFunc(g.applied, func(n Neighbor) bool { return n.Address == peer })
 	var err error
@@ -944,16 +944,7 @@ func (g *GoBGP) overLimit(ctx context.Context, peer netip.Addr, f Family, routes
 	if err != nil {
 		g.log.Error("bgp: end the session of a neighbor over its prefix limit", "neighbor", peer.String(), "err", err)
 	}
-	// What the neighbor sent is garbage now (the messages GoBGP had not
-	// processed, the routes it dropped), and the withdrawal of its routes,
-	// still on its way through the watcher, makes more: collect at once,
-	// so that it reuses that memory rather than growing the heap past it.
-	// In TestHostilePeer's flood of MAC routes resident memory went on
-	// growing by 20-25 MiB for half a second after the session ended; its
-	// peak went from 57-67 MiB (9 runs) to 54-61 MiB (5 runs), though a
-	// CI run still saw 66 MiB. Once per session ended (and a neighbor is
-	// let in again only after LimitHoldOff).
-	runtime.GC()
+	time.AfterFunc(eagerAfter, collectEagerly.end)
 	time.AfterFunc(LimitHoldOff, func() {
 		if ctx.Err() != nil {
 			return // stopped

@@ -3,6 +3,7 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"runtime/debug"
 	"testing"
 
 	"github.com/pwgate/pwgate/dataplane/frame"
@@ -76,5 +77,34 @@ func TestGoBGPPrefixLimit(t *testing.T) {
 	waitFor(t, "its routes withdrawn", func() bool { u, ok := p.last(last.ID()); return ok && u.Withdraw })
 	if ps := p.b.Peers(); ps[0].Received[EVPN] != 0 {
 		t.Errorf("routes kept: %s", fmt.Sprint(ps[0].Received))
+	}
+}
+
+// TestEagerGC: GOGC is eagerPercent between begin and end, nested, and
+// what it was after; a lower one, or GOGC=off, is left alone.
+func TestEagerGC(t *testing.T) {
+	gogc := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	defer debug.SetGCPercent(debug.SetGCPercent(50))
+	var e eagerGC
+	e.begin()
+	e.begin()
+	e.end()
+	if p := gogc(); p != eagerPercent {
+		t.Errorf("GOGC %d while a session still ends, want %d", p, eagerPercent)
+	}
+	e.end()
+	if p := gogc(); p != 50 {
+		t.Errorf("GOGC %d after, want 50 again", p)
+	}
+	for _, was := range []int{eagerPercent / 2, -1} {
+		debug.SetGCPercent(was)
+		e.begin()
+		if p := gogc(); p != was {
+			t.Errorf("GOGC %d: %d between begin and end", was, p)
+		}
+		e.end()
+		if p := gogc(); p != was {
+			t.Errorf("GOGC %d: %d after", was, p)
+		}
 	}
 }

@@ -564,7 +564,9 @@ func (t *topo) buildAnycast(bin string) error {
 	if err := t.l.Script("dut", cmds...); err != nil {
 		return err
 	}
-	var wan []string
+	// The sink on s0 takes ARP replies (the EVPN phase's ARP storm
+	// counts them), so the announcers could not resolve the DUT.
+	wan := []string{"ip neigh replace 10.20.0.1 lladdr " + macUL0.String() + " dev s0 nud permanent"}
 	for _, s := range anycastServers {
 		wan = append(wan, "ip addr add "+s+"/24 dev s0")
 	}

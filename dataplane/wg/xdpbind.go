@@ -478,11 +478,13 @@ func dstPort(ep conn.Endpoint) uint16 {
 
 // snapshot adds the bind's drops into s: frames that were not
 // well-formed UDP to our port or had a bad checksum are invalid
-// datagrams; datagrams the transmit ring had no room for are the
-// uplink's.
+// datagrams; datagrams the uplink's transmit ring had no room for are
+// counted with the packets for the uplink that it had no room for
+// (dl_drop_tx_ring_full: the counters' prefix is where the traffic came
+// from, as the engine's).
 func (b *XDPBind) snapshot(s *stats.Snapshot) {
 	s[stats.WGRxInvalid] += b.badChecksum.Load() + b.notForUs.Load()
-	s[stats.ULDropTxRingFull] += b.txRingFull.Load()
+	s[stats.DLDropTxRingFull] += b.txRingFull.Load()
 	s[stats.ULDropRxRingFull] += b.fillShort.Load()
 }
 

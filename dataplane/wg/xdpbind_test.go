@@ -14,6 +14,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/pwgate/pwgate/dataplane/frame"
+	"github.com/pwgate/pwgate/dataplane/stats"
 	"github.com/pwgate/pwgate/dataplane/xsk"
 )
 
@@ -325,8 +326,13 @@ func TestXDPBindRingFull(t *testing.T) {
 	if err := b.Send([][]byte{transport(32, 1), transport(32, 2), transport(32, 3)}, ep); err == nil {
 		t.Error("no error with a full ring")
 	}
-	if got := b.txRingFull.Load(); got != 2 {
-		t.Errorf("ring full %d, want 2", got)
+	var st stats.Snapshot
+	b.snapshot(&st)
+	if got := st[stats.DLDropTxRingFull]; got != 2 {
+		t.Errorf("dl_drop_tx_ring_full %d, want 2 (the uplink's ring: for the uplink)", got)
+	}
+	if got := st[stats.ULDropTxRingFull]; got != 0 {
+		t.Errorf("ul_drop_tx_ring_full %d: that is the LAN's ring", got)
 	}
 	if len(b.free) != 127 {
 		t.Errorf("%d chunks free, want 127 (the one sent completes later)", len(b.free))

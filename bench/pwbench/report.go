@@ -713,8 +713,8 @@ split in two pieces counts once.
 threads and pwgated (adaptive polling, main/encap/decap all on core 1) run
 there and nothing else does; generators, sinks and this program run on
 core 0, the sinks' NAPI threads at nice -20 so that the generators never
-starve them (they stand for the wire). DUT CPU per frame is core 1's busy time from /proc/stat divided by
-the frames delivered; by owner, from each thread's own CPU time in /proc:
+starve them (they stand for the wire). DUT CPU per frame is core 1's busy
+time from /proc/stat divided by the frames delivered; by owner, from each thread's own CPU time in /proc:
 pwgated's encap and decap threads, its other threads, the DUT ports' NAPI
 threads (veth's receive path: the XDP program and, in copy mode, the copy
 into the UMEM), softirq time on core 1, and the rest; of pwgated's time,

@@ -114,10 +114,9 @@ var collectEagerly eagerGC
 // eagerGC lowers the process's GOGC to eagerPercent between begin and
 // end, nested; one set lower, or off (GOGC=off), is left alone.
 type eagerGC struct {
-	mu    sync.Mutex
-	n     int
-	prev  int
-	lower bool
+	mu   sync.Mutex
+	n    int
+	prev int // GOGC before the first begin
 }
 
 func (e *eagerGC) begin() {
@@ -126,16 +125,15 @@ func (e *eagerGC) begin() {
 	if e.n++; e.n > 1 {
 		return
 	}
-	e.prev = debug.SetGCPercent(eagerPercent)
-	if e.lower = e.prev > eagerPercent; !e.lower {
-		debug.SetGCPercent(e.prev)
+	if e.prev = debug.SetGCPercent(eagerPercent); e.prev <= eagerPercent {
+		debug.SetGCPercent(e.prev) // lower already, or off
 	}
 }
 
 func (e *eagerGC) end() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.n--; e.n == 0 && e.lower {
+	if e.n--; e.n == 0 {
 		debug.SetGCPercent(e.prev)
 	}
 }
